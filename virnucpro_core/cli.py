@@ -1,0 +1,49 @@
+"""The ``virnucpro`` command: parses options and hands each subcommand to the library.
+
+Each subcommand lives in ``virnucpro_core.commands.<name>`` with ``register``
+(adds its parser) and ``run`` (calls the library). Errors meant for people
+(:class:`~virnucpro_core.errors.VirNucProError`) are printed without a
+traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from virnucpro_core import __version__
+from virnucpro_core.errors import VirNucProError
+
+# Subcommands in pipeline order; each name is a module in virnucpro_core.commands.
+COMMANDS = ("preprocess",)
+
+
+def create_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="virnucpro",
+        description="VirNucPro FastESM2 acceptance tools: preprocess, extract, merge, split, train, compare.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"virnucpro_core.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = create_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except VirNucProError as error:
+        print(f"virnucpro {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"virnucpro {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One thin module per ``virnucpro`` subcommand: ``register(subparsers)`` and ``run(args)``."""
