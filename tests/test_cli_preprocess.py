@@ -1,0 +1,73 @@
+"""`virnucpro preprocess` from the command line: outputs, and one clear message per bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from virnucpro_core.cli import main
+
+
+def run_cli(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_preprocess_ok(tmp_path, capsys):
+    fasta = tmp_path / "in.fna"
+    fasta.write_text(">g1\n" + "ATGAAATTTGGGCCC" * 30 + "\n")
+    code, out, err = run_cli(["preprocess", str(fasta), "--chunk-size", "300", "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    assert "1 records -> 2 chunks of 300 bp" in out
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "chunks.fa",
+        "nucleotide.fa",
+        "preprocess.json",
+        "protein.faa",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "chunk_size", "message"),
+    [
+        ("", "300", "no FASTA records"),
+        ("no header here\n", "300", "before the first '>' header"),
+        (">a\nACGT\n>a\nACGT\n", "300", "duplicate id 'a'"),
+        (">a\nACGT*\n", "300", "character(s) '*'"),
+        (">a\nACGT\n", "0", "positive integer"),
+        (">a\nACGT\n", "three", "positive integer"),
+    ],
+    ids=["empty-file", "no-records", "duplicate-ids", "bad-character", "zero-chunk", "text-chunk"],
+)
+def test_bad_input_one_clear_message_nothing_written(tmp_path, capsys, content, chunk_size, message):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(content)
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli(["preprocess", str(fasta), "--chunk-size", chunk_size, "--out", str(out_dir)], capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_missing_file(tmp_path, capsys):
+    code, _, err = run_cli(["preprocess", str(tmp_path / "nope.fa"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "no such file" in err
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\nAC GT\n>a\nACGT\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "virnucpro_core.cli", "preprocess", str(fasta), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "duplicate id 'a'" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,62 @@
+"""``virnucpro preprocess``: chunks and stop-free frames, as the original pipeline makes them."""
+
+from __future__ import annotations
+
+import argparse
+
+from virnucpro_core.sequences import preprocess
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer number of bases (e.g. 300 or 500), got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer number of bases (e.g. 300 or 500), got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "preprocess",
+        help="cut DNA into chunks and keep the stop-free frames (VirNucPro-identical)",
+        description=(
+            "Cut each record of INPUT into overlapping chunks, translate each chunk in six frames and "
+            "keep the frames without a stop codon. Writes OUT/chunks.fa, OUT/nucleotide.fa and "
+            "OUT/protein.faa (records in input order; nucleotide and protein share ids) and "
+            "OUT/preprocess.json."
+        ),
+    )
+    parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
+    parser.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=300,
+        help="chunk length in bases (default: 300). VirNucPro's models exist for 300 and 500; "
+        "other sizes are accepted for experiments.",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+    parser.add_argument(
+        "--reference",
+        action="append",
+        metavar="GBFF",
+        help="training mode: GenBank file(s) with CDS translations of the input records; frames are kept "
+        "only if their protein is part of an annotated CDS, and chunks with ambiguous bases are dropped "
+        "(default: prediction mode, keep every stop-free frame). Repeatable.",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = preprocess(args.input, args.chunk_size, args.out, reference=args.reference)
+    mode = "training mode" if result.training_mode else "prediction mode"
+    print(
+        f"{result.records} records -> {result.chunks} chunks of {result.chunk_size} bp -> "
+        f"{result.frames} stop-free frames ({mode})"
+    )
+    if result.training_mode:
+        print(f"dropped {result.dropped_ambiguous_chunks} chunks with ambiguous bases")
+    for path in (result.paths.chunks, result.paths.nucleotide, result.paths.protein):
+        print(f"wrote {path}")
+    return 0
