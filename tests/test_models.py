@@ -1,0 +1,366 @@
+"""Model registry, offline loaders and stand-ins (CPU, tiny stand-ins)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from virnucpro_core import models
+from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
+from virnucpro_core.models import ESM2_VOCAB, get_spec, load_model, matmul_flops_per_token, write_standin
+
+ESM_NAMES = ["esm2_3b", "fastesm2_650"]
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+IDS = torch.tensor([[0, 20, 15, 11, 5, 19, 4, 7, 2]])  # <cls> M K T A Y L V <eos>
+
+
+def dnabert_available() -> bool:
+    """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
+    try:
+        from virnucpro_core import dnabert
+    except ImportError:
+        return False
+    return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
+
+
+needs_dnabert = pytest.mark.skipif(
+    not dnabert_available(), reason="virnucpro_core.dnabert or its stand-in tokenizer is not there yet"
+)
+ALL_NAMES = ESM_NAMES + [pytest.param("dnabert_s", marks=needs_dnabert)]
+
+
+def hidden(loaded, ids=IDS):
+    with torch.inference_mode():
+        if loaded.spec.family == "esm":
+            return loaded.model(input_ids=ids).last_hidden_state
+        return loaded.model(ids)
+
+
+def dna_ids(loaded):
+    return torch.tensor([loaded.tokenizer("ACGTACGGTTCAAGT")["input_ids"]])
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_names_dims_and_families():
+    assert {name: (spec.dim, spec.family) for name, spec in models.SPECS.items()} == {
+        "esm2_3b": (2560, "esm"),
+        "fastesm2_650": (1280, "esm"),
+        "dnabert_s": (768, "dnabert"),
+    }
+    assert get_spec("fastesm2_650").hub_id == "Synthyra/FastESM2_650"
+    assert get_spec("esm2_3b").hub_id == "facebook/esm2_t36_3B_UR50D"
+    assert "1..min(L, 1024)" in get_spec("esm2_3b").pooling
+    assert "[CLS] and [SEP] included" in get_spec("dnabert_s").pooling
+
+
+def test_unknown_model_lists_allowed_names():
+    with pytest.raises(InputError) as info:
+        get_spec("esm1b")
+    assert "esm2_3b, fastesm2_650, dnabert_s" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(("option", "value"), [("weights", "finetuned"), ("size", "huge"), ("dtype", "float64")])
+def test_unknown_options_list_allowed_values(option, value):
+    with pytest.raises(InputError) as info:
+        load_model("fastesm2_650", **{"weights": "random", option: value}, device="cpu")
+    assert value in str(info.value) and "one of" in str(info.value)
+
+
+def test_dim_for_sizes():
+    spec = get_spec("esm2_3b")
+    assert spec.dim_for("full") == spec.dim_for(None) == 2560
+    assert spec.dim_for("tiny") == 96
+    assert get_spec("fastesm2_650").dim_for("tiny") == 64
+
+
+def test_tiny_esm2_3b_costs_clearly_more_than_tiny_fastesm2():
+    big, small = (models.standin_config(n, "tiny") for n in ESM_NAMES)
+    assert big.num_hidden_layers > small.num_hidden_layers and big.hidden_size > small.hidden_size
+    tiny_ratio = matmul_flops_per_token("esm2_3b", "tiny") / matmul_flops_per_token("fastesm2_650", "tiny")
+    full_ratio = matmul_flops_per_token("esm2_3b", "full") / matmul_flops_per_token("fastesm2_650", "full")
+    assert tiny_ratio >= 3, f"tiny cost ratio {tiny_ratio:.2f} < 3"
+    assert 4.0 < full_ratio < 4.8, f"real-architecture ratio {full_ratio:.2f}, expected ~4.4"
+
+
+def test_full_configs_are_the_published_architectures():
+    c3b, c650 = (models.standin_config(n, "full") for n in ESM_NAMES)
+    assert (c3b.num_hidden_layers, c3b.hidden_size, c3b.num_attention_heads, c3b.intermediate_size) == (
+        36,
+        2560,
+        40,
+        10240,
+    )
+    assert (c650.num_hidden_layers, c650.hidden_size, c650.num_attention_heads, c650.intermediate_size) == (
+        33,
+        1280,
+        20,
+        5120,
+    )
+    assert c3b.position_embedding_type == "rotary" and c3b.vocab_size == 33
+    assert c3b._attn_implementation == "sdpa"
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def test_esm_tokenizer_vocabulary_order():
+    tokenizer = models.esm_tokenizer()
+    vocab = tokenizer.get_vocab()
+    assert [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])][:33] == list(ESM2_VOCAB)
+    assert tokenizer("MKTAYLV")["input_ids"] == IDS[0].tolist()
+
+
+def test_crlf_vocab_file_is_read(tmp_path):
+    # FastESM2_650's vocab.txt is 125 bytes: the 33 tokens with CRLF line ends, no final newline.
+    (tmp_path / "vocab.txt").write_bytes("\r\n".join(ESM2_VOCAB).encode())
+    assert (tmp_path / "vocab.txt").stat().st_size == 125
+    assert models.esm_tokenizer(tmp_path)("MKTAYLV")["input_ids"] == IDS[0].tolist()
+
+
+def test_foreign_vocab_is_rejected(tmp_path):
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "A", "C", "G", "T"]))
+    with pytest.raises(InputError, match="not the ESM-2 vocabulary"):
+        models.esm_tokenizer(tmp_path)
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+
+def test_seeded_standins_are_reproducible():
+    a = load_model("fastesm2_650", weights="random", device="cpu", seed=3)
+    b = load_model("fastesm2_650", weights="random", device="cpu", seed=3)
+    c = load_model("fastesm2_650", weights="random", device="cpu", seed=4)
+    assert torch.equal(hidden(a), hidden(b))
+    assert not torch.allclose(hidden(a), hidden(c))
+    assert a.provenance == {
+        "weights": "random",
+        "size": "tiny",
+        "source": "seeded random init",
+        "revision": None,
+        "seed": 3,
+        "dtype": "float32",
+    }
+    assert not a.model.training
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_standin_round_trip_through_the_real_loader(name, tmp_path):
+    in_memory = load_model(name, weights="random", size="tiny", device="cpu", seed=7)
+    write_standin(name, "tiny", tmp_path, seed=7)
+    from_disk = load_model(name, model_path=tmp_path, device="cpu")
+    ids = IDS if in_memory.spec.family == "esm" else dna_ids(in_memory)
+    assert torch.equal(hidden(in_memory, ids), hidden(from_disk, ids)), "disk round trip changed the outputs"
+    assert from_disk.provenance["weights"] == "random" and from_disk.provenance["seed"] == 7
+    assert from_disk.provenance["size"] == "tiny" and from_disk.provenance["source"] == str(tmp_path)
+    assert from_disk.dim == get_spec(name).dim_for("tiny")
+
+
+@pytest.mark.parametrize(("name", "model_type"), [("esm2_3b", "esm"), ("fastesm2_650", "fast_esm")])
+def test_esm_standin_uses_the_published_layout(name, model_type, tmp_path):
+    write_standin(name, "tiny", tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == model_type
+    assert (tmp_path / "vocab.txt").read_text().split() == list(ESM2_VOCAB)
+    keys = set(load_file(tmp_path / "model.safetensors"))
+    layers = config["num_hidden_layers"]
+    assert all(k.startswith(("esm.", "lm_head.")) for k in keys)
+    assert {f"esm.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq" for i in range(layers)} <= keys
+    assert "esm.rotary_embeddings.inv_freq" not in keys
+    if model_type == "fast_esm":
+        assert config["architectures"] == ["FastEsmForMaskedLM"] and "auto_map" in config
+
+
+def test_transformers_own_loader_agrees_on_the_esm2_standin(tmp_path):
+    """Our stand-in layout is one transformers itself reads as ESM-2 (model_type esm)."""
+    from transformers import EsmModel
+    from transformers.utils import logging as hf_logging
+
+    write_standin("esm2_3b", "tiny", tmp_path, seed=1)
+    ours = load_model("esm2_3b", model_path=tmp_path, device="cpu")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the lm_head keys are reported as unused, as for the real checkpoint
+    try:
+        theirs = EsmModel.from_pretrained(tmp_path, add_pooling_layer=False, attn_implementation="sdpa").eval()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    with torch.inference_mode():
+        assert torch.equal(hidden(ours), theirs(input_ids=IDS).last_hidden_state)
+
+
+def _perturb_inv_freq(directory: Path, factor: float) -> torch.Tensor:
+    path = directory / "model.safetensors"
+    state = load_file(path)
+    perturbed = None
+    for key in state:
+        if key.endswith("rotary_embeddings.inv_freq"):
+            perturbed = state[key] * factor
+            state[key] = perturbed.clone()
+    save_file(state, str(path), metadata={"format": "pt"})
+    return perturbed
+
+
+def test_fastesm_checkpoint_uses_its_stored_rotary_frequencies(tmp_path):
+    write_standin("fastesm2_650", "tiny", tmp_path, seed=2)
+    default = load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+    stored = _perturb_inv_freq(tmp_path, 1.37)
+    loaded = load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+
+    assert torch.equal(loaded.model.rotary_embeddings.inv_freq, stored), "stored inv_freq was not loaded"
+    assert not torch.allclose(stored, default.model.rotary_embeddings.inv_freq)
+    assert not torch.allclose(hidden(loaded), hidden(default)), "the stored frequencies do not reach the output"
+    with torch.no_grad():
+        default.model.rotary_embeddings.inv_freq.copy_(stored)
+    assert torch.equal(hidden(loaded), hidden(default)), "only inv_freq should differ"
+
+
+def test_rotary_table_stays_float32_in_bfloat16(tmp_path):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    stored = _perturb_inv_freq(tmp_path, 0.91)
+    loaded = load_model("fastesm2_650", model_path=tmp_path, device="cpu", dtype="bfloat16")
+    assert loaded.model.embeddings.word_embeddings.weight.dtype == torch.bfloat16
+    assert loaded.model.rotary_embeddings.inv_freq.dtype == torch.float32
+    assert torch.equal(loaded.model.rotary_embeddings.inv_freq, stored)
+    assert loaded.provenance["dtype"] == "bfloat16"
+
+
+def test_checkpoint_problems_are_collected_into_one_error(tmp_path):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    path = tmp_path / "model.safetensors"
+    state = load_file(path)
+    del state["esm.encoder.layer.1.output.dense.weight"]
+    state["esm.encoder.layer.0.attention.self.extra.weight"] = torch.zeros(2)
+    state["esm.encoder.emb_layer_norm_after.weight"] = torch.zeros(3)
+    state["esm.encoder.layer.1.attention.self.rotary_embeddings.inv_freq"] *= 2
+    save_file(state, str(path))
+    with pytest.raises(InputError) as info:
+        load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+    message = str(info.value)
+    for expected in (
+        "1 missing: encoder.layer.1.output.dense.weight",
+        "1 unexpected: encoder.layer.0.attention.self.extra.weight",
+        "encoder.emb_layer_norm_after.weight: checkpoint (3,), model (64,)",
+        "rotary inv_freq differs between layers",
+    ):
+        assert expected in message, message
+
+
+def test_checkpoint_of_another_width_is_a_dimension_error(tmp_path):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    with pytest.raises(DimensionError) as info:
+        load_model("esm2_3b", model_path=tmp_path, device="cpu")
+    assert "hidden size 64" in str(info.value) and "2560" in str(info.value)
+
+
+def test_non_esm_config_is_rejected(tmp_path):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    with pytest.raises(InputError, match="model_type 'bert'"):
+        load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+
+
+# --------------------------------------------------------------------------- Hugging Face cache
+
+
+def _fake_cache(hub: Path, hub_id: str, name: str, *, refs: bool = True) -> Path:
+    repo = hub / ("models--" + hub_id.replace("/", "--"))
+    write_standin(name, "tiny", repo / "snapshots" / REVISION, seed=5)
+    if refs:
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(REVISION)
+    return repo
+
+
+@pytest.fixture
+def clean_hf_env(monkeypatch):
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return monkeypatch
+
+
+def test_pretrained_weights_come_from_hf_hub_cache(tmp_path, clean_hf_env):
+    clean_hf_env.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    _fake_cache(tmp_path / "hub", "Synthyra/FastESM2_650", "fastesm2_650")
+    loaded = load_model("fastesm2_650", device="cpu")
+    assert loaded.provenance["revision"] == REVISION
+    assert loaded.provenance["source"] == "Synthyra/FastESM2_650"
+    assert loaded.provenance["path"].endswith(f"snapshots/{REVISION}")
+    assert torch.equal(hidden(loaded), hidden(load_model("fastesm2_650", weights="random", device="cpu", seed=5)))
+
+
+def test_hf_home_is_respected_and_refs_are_optional(tmp_path, clean_hf_env):
+    clean_hf_env.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    _fake_cache(tmp_path / "hfhome" / "hub", "facebook/esm2_t36_3B_UR50D", "esm2_3b", refs=False)
+    assert models.hf_hub_cache_dir() == tmp_path / "hfhome" / "hub"
+    loaded = load_model("esm2_3b", device="cpu")
+    assert loaded.provenance["revision"] == REVISION
+
+
+def test_model_path_may_name_another_hub_id_in_the_cache(tmp_path, clean_hf_env):
+    clean_hf_env.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    _fake_cache(tmp_path / "hub", "Synthyra/ESM2-650M", "fastesm2_650")
+    loaded = load_model("fastesm2_650", model_path="Synthyra/ESM2-650M", device="cpu")
+    assert loaded.provenance["source"] == "Synthyra/ESM2-650M" and loaded.provenance["revision"] == REVISION
+    with pytest.raises(WeightsNotFoundError, match="hf download Synthyra/NotThere"):
+        load_model("fastesm2_650", model_path="Synthyra/NotThere", device="cpu")
+
+
+def test_model_path_inside_a_cache_snapshot_records_the_revision(tmp_path):
+    repo = _fake_cache(tmp_path, "Synthyra/FastESM2_650", "fastesm2_650")
+    loaded = load_model("fastesm2_650", model_path=repo / "snapshots" / REVISION, device="cpu")
+    assert loaded.provenance["revision"] == REVISION
+
+
+def test_missing_weights_error_says_where_and_how(tmp_path, clean_hf_env):
+    clean_hf_env.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(WeightsNotFoundError) as info:
+        load_model("fastesm2_650", device="cpu")
+    message = str(info.value)
+    for expected in (
+        "FastESM2_650 (Synthyra/FastESM2_650)",
+        str(tmp_path / "empty-hub"),
+        "hf download Synthyra/FastESM2_650",
+        "--model-path",
+        "--weights random",
+    ):
+        assert expected in message, message
+
+
+def test_missing_model_path_is_weights_not_found(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        load_model("esm2_3b", model_path=tmp_path / "nowhere", device="cpu")
+
+
+def test_directory_without_weights_names_the_files(tmp_path):
+    write_standin("esm2_3b", "tiny", tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(WeightsNotFoundError, match="model.safetensors or pytorch_model.bin"):
+        load_model("esm2_3b", model_path=tmp_path, device="cpu")
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def test_device_auto_and_override():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert models.resolve_device("auto").type == expected
+    assert models.resolve_device(None).type == expected
+    assert models.resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_explained():
+    with pytest.raises(InputError, match="CUDA is not available"):
+        models.resolve_device("cuda")
+
+
+def test_unknown_device_lists_allowed_values():
+    with pytest.raises(InputError, match="auto, cpu, cuda or cuda:N"):
+        models.resolve_device("gpu")

@@ -1,0 +1,125 @@
+"""``virnucpro extract``: one pooled embedding per FASTA record, with one language model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
+from virnucpro_core.features import DEFAULT_SHARD_SIZE, extract_to_file, load_features
+from virnucpro_core.models import DTYPES, SPECS, load_model
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    models = ", ".join(f"{s.name} ({s.display_name}, {s.dim}-d)" for s in SPECS.values())
+    parser = subparsers.add_parser(
+        "extract",
+        help="embed every record of a FASTA file with ESM2 3B, FastESM2_650 or DNABERT-S",
+        description=(
+            "Embed each record of INPUT and write OUT: {'ids', 'data' float32 [n, dim], 'lengths', 'meta'}. "
+            "ESM models average residues 1..min(L, 1024) of the last layer; DNABERT-S averages every token. "
+            "Work is written in shards beside OUT, so an interrupted run resumes where it stopped and a "
+            f"rerun with the same input and model reuses the result. Models: {models}."
+        ),
+    )
+    parser.add_argument("input", metavar="INPUT", help="FASTA: protein.faa for ESM models, nucleotide.fa for dnabert_s")
+    parser.add_argument("--out", required=True, metavar="FILE", help="feature file to write (.pt)")
+    parser.add_argument("--model", required=True, choices=list(SPECS), help="language model")
+    parser.add_argument(
+        "--weights",
+        choices=["pretrained", "random"],
+        default="pretrained",
+        help="pretrained: the published weights from --model-path or the Hugging Face cache (never downloaded); "
+        "random: a seeded stand-in of --size, for smoke runs and timing without the weights (default: pretrained)",
+    )
+    parser.add_argument(
+        "--size",
+        choices=["tiny", "full"],
+        default="tiny",
+        help="stand-in size with --weights random: tiny (a few small layers, seconds on a CPU) or full "
+        "(the real architecture, realistic GPU timing, minutes to initialise on a CPU) (default: tiny)",
+    )
+    parser.add_argument(
+        "--model-path",
+        metavar="DIR_OR_ID",
+        help="directory with a copy of the model's hub repository, or another hub id (org/name) to take from "
+        "the Hugging Face cache (default: the model's own hub id, looked up in HF_HUB_CACHE / HF_HOME; "
+        "nothing is ever downloaded)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=list(DTYPES),
+        default="float32",
+        help="compute dtype (default: float32, the reference). float16/bfloat16 halve memory and are faster "
+        "on GPUs, at the cost of small differences in the vectors; pooled output is always float32",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N (default: auto)",
+    )
+    parser.add_argument(
+        "--toks-per-batch",
+        type=_positive_int,
+        metavar="N",
+        help="padded-token budget per batch (default: "
+        + ", ".join(f"{v} for {k} models" for k, v in DEFAULT_TOKS_PER_BATCH.items())
+        + "). Higher values are faster on a GPU but need more memory; lower it after an out-of-memory error",
+    )
+    parser.add_argument(
+        "--shard-size",
+        type=_positive_int,
+        default=DEFAULT_SHARD_SIZE,
+        metavar="N",
+        help=f"records per resumable shard (default: {DEFAULT_SHARD_SIZE}). Smaller loses less work to an "
+        "interruption but writes more files",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="stand-in initialisation seed (default: 0)")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="recompute even if OUT or finished shards exist for the same input and model (default: reuse them)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars (default: shown)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    loaded = load_model(
+        args.model,
+        weights=args.weights,
+        size=args.size,
+        model_path=args.model_path,
+        device=args.device,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
+    out = extract_to_file(
+        loaded,
+        args.input,
+        args.out,
+        shard_size=args.shard_size,
+        toks_per_batch=args.toks_per_batch,
+        rebuild=args.rebuild,
+        progress=not args.no_progress,
+    )
+    emb = load_features(out)
+    meta = emb.meta
+    print(
+        f"{meta['n']} records -> {meta['display_name']} ({meta['weights']} weights, {meta['size']}, {meta['dtype']}, "
+        f"{meta['device']}, {meta['toks_per_batch']} tokens/batch) -> {meta['dim']}-d vectors"
+    )
+    print(f"wrote {out}")
+    return 0

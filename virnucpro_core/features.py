@@ -1,0 +1,555 @@
+"""Feature files: per-model embeddings on disk, and DNA ‖ protein merged features.
+
+Layouts follow VirNucPro's (``torch.save`` of a dict), with provenance added:
+
+* per-model file: ``{'ids': [str], 'data': float32 [n, dim], 'lengths': int64 [n], 'meta': {...}}``
+* merged file: ``{'ids': [str], 'data': float32 [n, dna_dim + protein_dim],
+  'labels': int64 [n] (viral 1, host 0), 'lengths': int64 [n] (protein lengths), 'meta': {...}}``
+
+Files are written atomically and read with ``torch.load(weights_only=True)``;
+every layout problem of a file is collected and reported at once.
+
+:func:`extract_to_file` is the cached, resumable extraction used by the CLI and
+the acceptance fixtures: it embeds a FASTA in shards written beside the output
+and reuses finished shards (or a finished output) when rerun with the same
+input, model and settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro_core.embeddings import (
+    DEFAULT_TOKS_PER_BATCH,
+    Embeddings,
+    as_pairs,
+    embedding_meta,
+    extract_embeddings,
+    records_sha256,
+)
+from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
+from virnucpro_core.models import LoadedModel, get_spec
+
+log = logging.getLogger(__name__)
+
+FEATURE_KEYS = ("ids", "data", "lengths", "meta")
+MERGED_KEYS = ("ids", "data", "labels", "lengths", "meta")
+REQUIRED_META = ("model", "display_name", "weights", "size", "dtype", "pooling", "input_sha256", "dim", "n")
+LABELS = {"viral": 1, "host": 0}
+DEFAULT_SHARD_SIZE = 2000
+# Bump when shard contents or the cache key change meaning, so old shards are not reused.
+_CACHE_FORMAT = 1
+
+
+# --------------------------------------------------------------------------- per-model files
+
+
+def save_features(emb: Embeddings, path: str | os.PathLike) -> Path:
+    """Write ``emb`` to ``path`` atomically in the per-model feature layout."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(emb.to_dict(), tmp)
+    return path
+
+
+def _torch_load(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise InputError(f"{what} file not found: {path}", fix="run `virnucpro extract` first, or fix the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and unpickler errors all mean "not our file"
+        raise InputError(
+            f"{path} is not a readable {what} file",
+            expected="a file written by `virnucpro extract` / `virnucpro merge` (torch.save of a dict)",
+            found=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+            fix="re-create it; files from other tools or older versions cannot be loaded safely",
+        ) from None
+
+
+def _layout_problems(obj: Any, keys: tuple[str, ...]) -> list[str]:
+    """Problems shared by both layouts: keys, ids, data, lengths."""
+    if not isinstance(obj, dict):
+        return [f"top level is {type(obj).__name__}, not a dict"]
+    problems = [f"missing key {k!r}" for k in keys if k not in obj]
+    ids, data, lengths = obj.get("ids"), obj.get("data"), obj.get("lengths")
+    if ids is not None:
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            problems.append("'ids' is not a list of strings")
+        elif len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            dups = [i for i in ids if i in seen or seen.add(i)]
+            problems.append(f"{len(dups)} duplicate id(s): {', '.join(dups[:5])}")
+    if data is not None:
+        if not isinstance(data, torch.Tensor) or data.dim() != 2:
+            problems.append(f"'data' is not a 2-D tensor (found {getattr(data, 'shape', type(data).__name__)})")
+        elif data.dtype != torch.float32:
+            problems.append(f"'data' is {data.dtype}, not torch.float32")
+        elif isinstance(ids, list) and data.shape[0] != len(ids):
+            problems.append(f"'data' has {data.shape[0]} rows for {len(ids)} ids")
+    if lengths is not None:
+        if not isinstance(lengths, torch.Tensor) or lengths.dtype != torch.int64 or lengths.dim() != 1:
+            problems.append("'lengths' is not a 1-D int64 tensor")
+        elif isinstance(ids, list) and lengths.shape[0] != len(ids):
+            problems.append(f"'lengths' has {lengths.shape[0]} entries for {len(ids)} ids")
+    if "meta" in obj and not isinstance(obj["meta"], dict):
+        problems.append("'meta' is not a dict")
+    return problems
+
+
+def _raise_layout(path: Path, what: str, keys: tuple[str, ...], problems: list[str]) -> None:
+    if problems:
+        raise InputError(
+            f"{path} is not a valid {what} file",
+            expected="keys " + ", ".join(repr(k) for k in keys),
+            found="; ".join(problems),
+            fix="re-create it with `virnucpro extract`" if what == "feature" else "re-create it with `virnucpro merge`",
+        )
+
+
+def load_features(path: str | os.PathLike) -> Embeddings:
+    """Read and validate a per-model feature file.
+
+    The result also answers ``emb['ids']``, ``emb['data']``... like the file's dict.
+
+    Raises:
+        InputError: unreadable file or any layout problem (all listed at once).
+    """
+    path = Path(path)
+    obj = _torch_load(path, "feature")
+    problems = _layout_problems(obj, FEATURE_KEYS)
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    if isinstance(meta, dict):
+        problems += [f"meta lacks {k!r}" for k in REQUIRED_META if k not in meta]
+        data = obj.get("data")
+        if isinstance(data, torch.Tensor) and data.dim() == 2 and "dim" in meta and data.shape[1] != meta["dim"]:
+            problems.append(f"'data' is {data.shape[1]} wide but meta says dim {meta['dim']}")
+    _raise_layout(path, "feature", FEATURE_KEYS, problems)
+    return Embeddings(obj["ids"], obj["data"], obj["lengths"], obj["meta"])
+
+
+# --------------------------------------------------------------------------- merged files
+
+
+@dataclass
+class MergedFeatures:
+    """DNA ‖ protein features of one class, in VirNucPro's merged layout.
+
+    Attributes:
+        ids: sample ids (order of the protein file).
+        data: float32 ``[n, dna_dim + protein_dim]``.
+        labels: int64 ``[n]``; viral 1, host 0.
+        lengths: int64 ``[n]`` protein lengths.
+        meta: label, dims, both inputs' paths and provenance.
+    """
+
+    ids: list[str]
+    data: torch.Tensor
+    labels: torch.Tensor
+    lengths: torch.Tensor
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        return int(self.data.shape[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ids": list(self.ids),
+            "data": self.data,
+            "labels": self.labels,
+            "lengths": self.lengths,
+            "meta": dict(self.meta),
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in MERGED_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_merged(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MergedFeatures:
+        return load_merged(path)
+
+
+def save_merged(merged: MergedFeatures, path: str | os.PathLike) -> Path:
+    """Write merged features atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(merged.to_dict(), tmp)
+    return path
+
+
+def load_merged(path: str | os.PathLike) -> MergedFeatures:
+    """Read and validate a merged feature file (all problems reported at once)."""
+    path = Path(path)
+    obj = _torch_load(path, "merged feature")
+    problems = _layout_problems(obj, MERGED_KEYS)
+    labels = obj.get("labels") if isinstance(obj, dict) else None
+    if labels is not None:
+        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
+            problems.append("'labels' is not a 1-D int64 tensor")
+        elif isinstance(obj.get("ids"), list) and labels.shape[0] != len(obj["ids"]):
+            problems.append(f"'labels' has {labels.shape[0]} entries for {len(obj['ids'])} ids")
+        elif not bool(((labels == 0) | (labels == 1)).all()):
+            problems.append("'labels' holds values other than 0 (host) and 1 (viral)")
+    _raise_layout(path, "merged feature", MERGED_KEYS, problems)
+    return MergedFeatures(obj["ids"], obj["data"], obj["labels"], obj["lengths"], obj["meta"])
+
+
+def _label_value(label: str | int) -> tuple[str, int]:
+    if isinstance(label, str) and label in LABELS:
+        return label, LABELS[label]
+    if label in (0, 1) and not isinstance(label, bool):
+        return ("viral" if label == 1 else "host"), int(label)
+    raise InputError(f"unknown label {label!r}", expected="viral (1) or host (0)", found=repr(label))
+
+
+def _expected_dims(dna: Embeddings, protein: Embeddings) -> tuple[int, int, str]:
+    """Widths the two files should have, from the models and sizes they claim."""
+    size = protein.meta["size"]
+    return get_spec(dna.meta["model"]).dim_for(size), get_spec(protein.meta["model"]).dim_for(size), size
+
+
+def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike, label: str | int) -> MergedFeatures:
+    """Concatenate DNABERT-S and ESM features by id (DNA first), in the protein file's order.
+
+    Raises:
+        InputError: wrong model in either file, or ids present in one file only.
+        DimensionError: widths other than DNABERT-S + the protein model's
+            (768 + 1280 = 2048 for FastESM2_650, 768 + 2560 = 3328 for ESM2 3B,
+            the stand-ins' widths for tiny stand-ins).
+    """
+    dna_path, protein_path = Path(dna_path), Path(protein_path)
+    label_name, label_value = _label_value(label)
+    dna, protein = load_features(dna_path), load_features(protein_path)
+
+    if dna.meta["model"] != "dnabert_s":
+        raise InputError(
+            f"{dna_path} is not DNABERT-S features",
+            expected="the DNA file first, extracted with --model dnabert_s",
+            found=f"features of {dna.meta['model']} ({dna.meta['display_name']})",
+            fix="pass DNA.pt (dnabert_s) then PROTEIN.pt (esm2_3b or fastesm2_650)",
+        )
+    protein_spec = get_spec(protein.meta["model"])
+    if protein_spec.family != "esm":
+        raise InputError(
+            f"{protein_path} is not protein-model features",
+            expected="the protein file second, extracted with --model esm2_3b or --model fastesm2_650",
+            found=f"features of {protein.meta['model']} ({protein.meta['display_name']})",
+            fix="pass DNA.pt (dnabert_s) then PROTEIN.pt (esm2_3b or fastesm2_650)",
+        )
+
+    dna_dim, protein_dim, size = _expected_dims(dna, protein)
+    stand_in = " tiny stand-in" if size == "tiny" else ""
+    if dna.dim != dna_dim or protein.dim != protein_dim or dna.meta["size"] != protein.meta["size"]:
+        raise DimensionError(
+            f"cannot merge {dna_path} ({dna.meta['size']}) with {protein_path} ({protein.meta['size']}): "
+            "widths do not fit",
+            expected=f"{dna_dim} (DNABERT-S{stand_in}) + {protein_dim} ({protein_spec.display_name}{stand_in}) "
+            f"= {dna_dim + protein_dim}",
+            found=f"{dna.dim} ({dna_path.name}) + {protein.dim} ({protein_path.name}) = {dna.dim + protein.dim}",
+            fix="extract both files with the same --size (and --weights) settings",
+        )
+
+    dna_index = {rid: i for i, rid in enumerate(dna.ids)}
+    protein_set = set(protein.ids)
+    only_protein = [rid for rid in protein.ids if rid not in dna_index]
+    only_dna = [rid for rid in dna.ids if rid not in protein_set]
+    if only_protein or only_dna:
+        parts = []
+        for name, items, total in (
+            (protein_path.name, only_protein, len(protein)),
+            (dna_path.name, only_dna, len(dna)),
+        ):
+            if items:
+                shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
+                parts.append(f"{len(items)} of {total} ids only in {name}: {shown}")
+        raise InputError(
+            f"{dna_path} and {protein_path} do not hold the same samples",
+            expected="the same ids in both files (nucleotide.fa and protein.faa of one preprocess run)",
+            found="; ".join(parts),
+            fix="extract both files from the same `virnucpro preprocess` output",
+        )
+
+    order = torch.tensor([dna_index[rid] for rid in protein.ids], dtype=torch.long)
+    data = torch.cat([dna.data[order], protein.data], dim=1).contiguous()
+    meta = {
+        "label": label_name,
+        "dim": data.shape[1],
+        "dna_dim": dna.dim,
+        "protein_dim": protein.dim,
+        "n": len(protein),
+        "size": size,
+        "dna_file": str(dna_path),
+        "protein_file": str(protein_path),
+        "dna": dict(dna.meta),
+        "protein": dict(protein.meta),
+    }
+    labels = torch.full((len(protein),), label_value, dtype=torch.long)
+    return MergedFeatures(list(protein.ids), data, labels, protein.lengths.clone(), meta)
+
+
+# --------------------------------------------------------------------------- cached, resumable extraction
+
+
+# Single-character tokens of the ESM-2 vocabulary: what a protein FASTA may contain.
+PROTEIN_ALPHABET = frozenset("LAGVSERTDIPKQNFYMHWCXBUZO.-")
+_NUCLEOTIDE_LETTERS = frozenset("ACGTUN")
+
+
+def read_records(path: str | os.PathLike, family: str) -> list[tuple[str, str]]:
+    """``(id, seq)`` pairs of a nucleotide (``dnabert``) or protein (``esm``) FASTA, validated."""
+    from virnucpro_core import sequences
+
+    if family == "dnabert":
+        return as_pairs(sequences.read_fasta(path))
+    reader = getattr(sequences, "read_protein_fasta", None)
+    pairs = as_pairs(reader(path)) if reader is not None else _read_protein_fasta(Path(path))
+    # A, C, G and T are amino acids too: a nucleotide file would be embedded silently.
+    if all(set(seq) <= _NUCLEOTIDE_LETTERS for _, seq in pairs):
+        raise InputError(
+            f"{path} looks like nucleotide sequences, not proteins",
+            expected="protein sequences for an ESM model (protein.faa of `virnucpro preprocess`)",
+            found=f"{len(pairs)} record(s) made only of A, C, G, T, U and N",
+            fix="pass protein.faa to --model esm2_3b / fastesm2_650 and nucleotide.fa to --model dnabert_s",
+        )
+    return pairs
+
+
+def _read_protein_fasta(path: Path) -> list[tuple[str, str]]:
+    # Stand-in until sequences.py offers a protein reader: sequences.read_fasta
+    # accepts only nucleotide codes. Collects every problem, then raises once.
+    if not path.is_file():
+        raise InputError(f"{path}: no such file", expected="a protein FASTA file (.faa)", fix="check the path")
+    records: list[tuple[str, str]] = []
+    problems: list[str] = []
+    header: str | None = None
+    parts: list[str] = []
+    seen: set[str] = set()
+
+    def finish() -> None:
+        if header is None:
+            return
+        rid = header.split(maxsplit=1)[0] if header.strip() else ""
+        seq = "".join(parts)
+        if not rid:
+            problems.append("a header without an id")
+        elif rid in seen:
+            problems.append(f"duplicate id {rid!r}")
+        elif not seq:
+            problems.append(f"record {rid!r} has no sequence")
+        else:
+            bad = sorted(set(seq) - PROTEIN_ALPHABET)
+            if bad:
+                problems.append(f"record {rid!r}: character(s) {''.join(bad)!r} outside the ESM-2 alphabet")
+        seen.add(rid)
+        records.append((rid, seq))
+
+    with open(path, encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if line.startswith(">"):
+                finish()
+                header, parts = line[1:], []
+            elif line:
+                if header is None:
+                    problems.append(f"line {number}: sequence text before the first '>' header")
+                    break
+                parts.append("".join(line.split()))
+    finish()
+    if not records and not problems:
+        problems.append("no FASTA records")
+    if problems:
+        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
+        raise InputError(
+            f"{path}: not a valid protein FASTA file ({len(problems)} problem(s))",
+            expected="'>id' headers, unique ids, non-empty upper-case sequences of "
+            + "".join(sorted(PROTEIN_ALPHABET)),
+            found="; ".join(shown),
+            fix="pass protein.faa from `virnucpro preprocess` (stop-free frames)",
+        )
+    return records
+
+
+@dataclass(frozen=True)
+class ShardPaths:
+    """Where the shards of one extraction live: ``<out>.shards/<key>/``."""
+
+    out: Path
+    key: str
+
+    @property
+    def parent(self) -> Path:
+        return self.out.with_name(self.out.name + ".shards")
+
+    @property
+    def root(self) -> Path:
+        return self.parent / self.key[:16]
+
+    @property
+    def manifest(self) -> Path:
+        """Parameters, input hash and shard count of the run."""
+        return self.root / "manifest.json"
+
+    def shard(self, index: int) -> Path:
+        return self.root / f"shard_{index:05d}.pt"
+
+
+def cache_key(
+    loaded: LoadedModel, input_sha256: str, *, toks_per_batch: int, shard_size: int
+) -> tuple[str, dict[str, Any]]:
+    """Hash of everything that can change a bit of the result, and the parameters hashed."""
+    prov = loaded.provenance
+    params = {
+        "format": _CACHE_FORMAT,
+        "input_sha256": input_sha256,
+        "model": loaded.spec.name,
+        "weights": prov["weights"],
+        "size": prov["size"],
+        "source": prov.get("source"),
+        "revision": prov.get("revision"),
+        "seed": prov.get("seed"),
+        "dtype": prov["dtype"],
+        "device": loaded.device.type,
+        "toks_per_batch": toks_per_batch,
+        "shard_size": shard_size,
+    }
+    return sha256_text(json.dumps(params, sort_keys=True)), params
+
+
+def _read_shard(path: Path, ids: list[str]) -> dict[str, Any] | None:
+    """A finished shard's tensors, or None when absent or not the expected records."""
+    if not path.is_file():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        log.warning("ignoring unreadable shard %s; it will be recomputed", path)
+        return None
+    if not isinstance(obj, dict) or obj.get("ids") != ids:
+        log.warning("ignoring shard %s: it holds other records; it will be recomputed", path)
+        return None
+    return obj
+
+
+def extract_to_file(
+    loaded: LoadedModel,
+    fasta_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    toks_per_batch: int | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+    on_shard: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Embed a FASTA file into a feature file, in resumable shards.
+
+    Shards of ``shard_size`` records are written atomically to
+    ``<out>.shards/<key>/`` where the key hashes the records, the model's
+    provenance, dtype, device type, token budget and shard size. A rerun with
+    the same key reuses a finished output or finished shards (and logs so); an
+    interrupted run resumes to the identical file. The output is assembled
+    atomically and the shards are then removed.
+
+    Args:
+        loaded: model from :func:`virnucpro_core.models.load_model`.
+        fasta_path: input FASTA.
+        out_path: feature file to write.
+        shard_size: records per shard; smaller loses less work to an interruption.
+        toks_per_batch: token budget per batch (default per model family).
+        rebuild: ignore and replace any cached output or shards.
+        progress: show progress bars.
+        on_shard: called as ``on_shard(index, total)`` after each shard is on disk.
+
+    Returns:
+        ``out_path``.
+    """
+    if shard_size <= 0:
+        raise InputError("shard size must be positive", expected=">= 1", found=str(shard_size))
+    out = Path(out_path)
+    pairs = read_records(fasta_path, loaded.spec.family)
+    input_sha256 = records_sha256(pairs)
+    budget = toks_per_batch or DEFAULT_TOKS_PER_BATCH[loaded.spec.family]
+    if toks_per_batch is None:
+        log.info(
+            "%d records; batches of up to %d padded tokens (default for %s models; change with --toks-per-batch), "
+            "shards of %d records",
+            len(pairs),
+            budget,
+            loaded.spec.family,
+            shard_size,
+        )
+    key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
+    paths = ShardPaths(out, key)
+
+    if rebuild:
+        shutil.rmtree(paths.root, ignore_errors=True)
+    elif out.is_file():
+        try:
+            existing = load_features(out)
+        except InputError:
+            existing = None
+        if existing is not None and existing.meta.get("cache_key") == key:
+            log.info(
+                "reusing %s: same input (sha256 %s) and model settings; delete it or pass --rebuild to recompute",
+                out,
+                input_sha256[:12],
+            )
+            return out
+
+    starts = list(range(0, len(pairs), shard_size))  # read_fasta guarantees >= 1 record
+    total = len(starts)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        paths.manifest,
+        json.dumps({**params, "key": key, "shards": total, "records": len(pairs), "fasta": str(fasta_path)}, indent=2)
+        + "\n",
+    )
+
+    shards: list[dict[str, Any] | None] = [
+        _read_shard(paths.shard(i), [rid for rid, _ in pairs[start : start + shard_size]])
+        for i, start in enumerate(starts)
+    ]
+    reused = sum(s is not None for s in shards)
+    if reused:
+        log.info("reusing %d/%d shards from %s — delete it or pass --rebuild to recompute", reused, total, paths.root)
+    for index, start in enumerate(starts):
+        if shards[index] is None:
+            chunk = pairs[start : start + shard_size]
+            emb = extract_embeddings(
+                loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
+            )
+            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths}
+            with atomic_path(paths.shard(index)) as tmp:
+                torch.save(shard, tmp)
+            shards[index] = shard
+        if on_shard is not None:
+            on_shard(index, total)
+
+    data = torch.cat([s["data"] for s in shards], dim=0)
+    lengths = torch.cat([s["lengths"] for s in shards], dim=0)
+    meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
+    meta.update(cache_key=key, input_file=str(fasta_path), shard_size=shard_size)
+    save_features(Embeddings([rid for rid, _ in pairs], data, lengths, meta), out)
+    shutil.rmtree(paths.root, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        paths.parent.rmdir()  # only when no other run's shards are left in it
+    return out

@@ -1,0 +1,779 @@
+"""The three language models VirNucPro embeds with, and how to load each one offline.
+
+* ``esm2_3b`` — ESM2 3B (``facebook/esm2_t36_3B_UR50D``), the protein model
+  VirNucPro was trained with (2560-d).
+* ``fastesm2_650`` — FastESM2_650 (``Synthyra/FastESM2_650``), the candidate
+  replacement: the ESM2-650M architecture with further-trained weights (1280-d).
+* ``dnabert_s`` — DNABERT-S (``zhihan1996/DNABERT-S``), the DNA model (768-d).
+
+Pretrained weights come from a local directory (``model_path``) or from the
+Hugging Face cache — never from the network. Both ESM models run on
+transformers' own :class:`~transformers.EsmModel` with SDPA attention:
+FastESM2's hub code (``model_type: fast_esm``, ``trust_remote_code``) no longer
+imports on current transformers, and with the same weights ``EsmModel`` gives
+the same outputs, so its checkpoint is read natively here.
+
+Stand-ins (``weights="random"``) are seeded, randomly initialised models of two
+sizes: ``full`` (the real architecture, for GPU timing) and ``tiny`` (a few
+small layers through the same code, for CPU tests and the smoke profile).
+:func:`write_standin` writes one to disk in the model's published layout so the
+real loaders are exercised without the real weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = ("pretrained", "random")
+SIZES = ("tiny", "full")
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+# The ESM-2 alphabet in token-id order (esm.data.Alphabet / the hub's vocab.txt).
+ESM2_VOCAB: tuple[str, ...] = (
+    "<cls>", "<pad>", "<eos>", "<unk>",
+    "L", "A", "G", "V", "S", "E", "R", "T", "D", "I", "P", "K", "Q", "N", "F", "Y", "M", "H", "W", "C",
+    "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>",
+)  # fmt: skip
+
+# VirNucPro averaged ESM residues 1..min(L, 1024) of the full-length output.
+ESM_POOL_MAX_RESIDUES = 1024
+
+# Marker written beside a stand-in checkpoint so that loading it from disk is
+# recorded as random weights, not as the pretrained model it imitates.
+STANDIN_MARKER = "virnucpro_standin.json"
+
+# Architecture fields of the published ESM-2 config.json files.
+_ESM_COMMON: dict[str, Any] = {
+    "attention_probs_dropout_prob": 0.0,
+    "classifier_dropout": None,
+    "emb_layer_norm_before": False,
+    "esmfold_config": None,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.0,
+    "initializer_range": 0.02,
+    "is_folding_model": False,
+    "layer_norm_eps": 1e-05,
+    "mask_token_id": 32,
+    "max_position_embeddings": 1026,
+    "pad_token_id": 1,
+    "position_embedding_type": "rotary",
+    "token_dropout": True,
+    "use_cache": True,
+    "vocab_list": None,
+    "vocab_size": 33,
+}
+
+
+def _shape(layers: int, hidden: int, heads: int, intermediate: int) -> dict[str, int]:
+    return {
+        "num_hidden_layers": layers,
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
+    }
+
+
+_ESM_SHAPES: dict[tuple[str, str], dict[str, int]] = {
+    ("esm2_3b", "full"): _shape(36, 2560, 40, 10240),
+    ("fastesm2_650", "full"): _shape(33, 1280, 20, 5120),
+    # Tiny pair mirrors the real one: ESM2 3B is deeper and wider, ~4.5x the
+    # matmul work per token (real pair: ~4.4x), so timing ratios keep their sign.
+    ("esm2_3b", "tiny"): _shape(4, 96, 6, 384),
+    ("fastesm2_650", "tiny"): _shape(2, 64, 4, 256),
+}
+# What each hub repository's config.json says besides the architecture.
+_ESM_HUB_FIELDS: dict[str, dict[str, Any]] = {
+    "esm2_3b": {"architectures": ["EsmForMaskedLM"], "model_type": "esm", "torch_dtype": "float32"},
+    "fastesm2_650": {
+        "_name_or_path": "Synthyra/FastESM2_650",
+        "architectures": ["FastEsmForMaskedLM"],
+        "auto_map": {
+            "AutoConfig": "modeling_fastesm.FastEsmConfig",
+            "AutoModel": "modeling_fastesm.FastEsmModel",
+            "AutoModelForMaskedLM": "modeling_fastesm.FastEsmForMaskedLM",
+        },
+        "model_type": "fast_esm",
+        "torch_dtype": "float32",
+    },
+}
+# config.json keys that are hub bookkeeping, not EsmConfig fields.
+_CONFIG_BOOKKEEPING = {
+    "architectures",
+    "auto_map",
+    "model_type",
+    "torch_dtype",
+    "dtype",
+    "transformers_version",
+    "_name_or_path",
+}
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the pipeline knows about one language model.
+
+    Attributes:
+        name: registry name (``esm2_3b``, ``fastesm2_650``, ``dnabert_s``).
+        hub_id: Hugging Face repository of the pretrained weights.
+        dim: embedding width of the real model.
+        family: ``esm`` (protein) or ``dnabert`` (DNA); decides tokenizer and pooling.
+        pooling: how a sequence's vector is made from the last hidden state.
+        display_name: name for reports and messages.
+    """
+
+    name: str
+    hub_id: str
+    dim: int
+    family: str
+    pooling: str
+    display_name: str
+
+    def dim_for(self, size: str | None) -> int:
+        """Embedding width of a model of ``size`` (``None`` or ``full``: the real width)."""
+        if size in (None, "full", "pretrained"):
+            return self.dim
+        if size == "tiny":
+            return int(standin_config(self.name, "tiny").hidden_size)
+        raise InputError(f"unknown model size {size!r}", expected=" or ".join(SIZES), found=repr(size))
+
+
+_ESM_POOLING = (
+    f"mean of the last hidden state over residue positions 1..min(L, {ESM_POOL_MAX_RESIDUES}) "
+    "(no <cls>, no <eos>, no padding; the whole sequence goes through the model)"
+)
+_DNABERT_POOLING = "mean of the last hidden state over every non-padding token ([CLS] and [SEP] included)"
+
+SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("esm2_3b", "facebook/esm2_t36_3B_UR50D", 2560, "esm", _ESM_POOLING, "ESM2 3B"),
+        ModelSpec("fastesm2_650", "Synthyra/FastESM2_650", 1280, "esm", _ESM_POOLING, "FastESM2_650"),
+        ModelSpec("dnabert_s", "zhihan1996/DNABERT-S", 768, "dnabert", _DNABERT_POOLING, "DNABERT-S"),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; the error lists the allowed names."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown model {name!r}",
+            expected="one of " + ", ".join(SPECS),
+            found=repr(name),
+            fix="pass --model " + " | ".join(SPECS),
+        ) from None
+
+
+def _check_choice(value: str, allowed, what: str) -> str:
+    if value not in allowed:
+        raise InputError(f"unknown {what} {value!r}", expected="one of " + ", ".join(allowed), found=repr(value))
+    return value
+
+
+# --------------------------------------------------------------------------- stand-in configs
+
+
+def esm_config_dict(name: str, size: str) -> dict[str, Any]:
+    """config.json of an ESM model as its hub repository publishes it (``size`` picks the shape)."""
+    _check_choice(size, SIZES, "model size")
+    if get_spec(name).family != "esm":
+        raise InputError(f"{name} is not an ESM model", expected="esm2_3b or fastesm2_650", found=name)
+    return {**_ESM_HUB_FIELDS[name], **_ESM_COMMON, **_ESM_SHAPES[(name, size)]}
+
+
+def _esm_config(config_dict: dict[str, Any]):
+    from transformers import EsmConfig
+
+    fields = {k: v for k, v in config_dict.items() if k not in _CONFIG_BOOKKEEPING}
+    # Dropout is a training device; extraction must be deterministic.
+    fields.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, is_decoder=False)
+    return EsmConfig(**fields, attn_implementation="sdpa")
+
+
+def standin_config(name: str, size: str):
+    """The architecture config of a stand-in: ``EsmConfig`` or ``DnaBertConfig``."""
+    spec = get_spec(name)
+    _check_choice(size, SIZES, "model size")
+    if spec.family == "esm":
+        return _esm_config(esm_config_dict(name, size))
+    from virnucpro_core import dnabert
+
+    return dnabert.TINY_CONFIG if size == "tiny" else dnabert.FULL_CONFIG
+
+
+def matmul_flops_per_token(name: str, size: str) -> int:
+    """Multiply-add FLOPs per token of the encoder's dense layers (attention scores excluded).
+
+    ``2 * layers * (4 h^2 + 2 h i)``: Q, K, V and output projections plus the
+    two feed-forward matrices. Used to check that stand-ins keep the real
+    models' cost ordering.
+    """
+    config = standin_config(name, size)
+    h, i = int(config.hidden_size), int(config.intermediate_size)
+    return 2 * int(config.num_hidden_layers) * (4 * h * h + 2 * h * i)
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+
+def esm_tokenizer(directory: str | os.PathLike | None = None):
+    """The ESM-2 tokenizer (33 tokens), from ``directory/vocab.txt`` or the built-in vocabulary.
+
+    Raises:
+        InputError: ``vocab.txt`` exists but is not the ESM-2 alphabet.
+    """
+    from transformers import EsmTokenizer
+
+    vocab_file = Path(directory) / "vocab.txt" if directory is not None else None
+    if vocab_file is not None and vocab_file.is_file():
+        tokens = [line.strip() for line in vocab_file.read_text(encoding="utf-8").splitlines()]
+        while tokens and not tokens[-1]:
+            tokens.pop()
+        if tuple(tokens) != ESM2_VOCAB:
+            raise InputError(
+                f"{vocab_file} is not the ESM-2 vocabulary",
+                expected=f"{len(ESM2_VOCAB)} tokens: {' '.join(ESM2_VOCAB)}",
+                found=f"{len(tokens)} tokens: {' '.join(tokens[:40])}",
+                fix="point --model-path at a copy of the model's hub repository",
+            )
+        return EsmTokenizer(vocab_file=str(vocab_file))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "vocab.txt"
+        path.write_text("\n".join(ESM2_VOCAB), encoding="utf-8")
+        return EsmTokenizer(vocab_file=str(path))
+
+
+# --------------------------------------------------------------------------- devices and dtypes
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``auto``: CUDA when available, else CPU; otherwise the device asked for."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(
+            f"unknown device {str(device)!r}", expected="auto, cpu, cuda or cuda:N", found=repr(str(device))
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"device {str(device)!r} was asked for but CUDA is not available here",
+            expected="a machine with a CUDA GPU and a CUDA build of torch",
+            found=f"torch {torch.__version__}, torch.cuda.is_available() = False",
+            fix="pass --device cpu (slow for full-size models) or --device auto",
+        )
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``float32`` / ``float16`` / ``bfloat16`` (name or torch dtype) as a torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        if dtype in DTYPES.values():
+            return dtype
+        dtype = str(dtype).removeprefix("torch.")
+    _check_choice(dtype, tuple(DTYPES), "dtype")
+    return DTYPES[dtype]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in DTYPES.items() if value == dtype)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's RNG for a stand-in's initialisation without disturbing the caller's RNG."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+# --------------------------------------------------------------------------- loaded models
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for extraction.
+
+    Attributes:
+        spec: registry entry.
+        model: the network in eval mode (``EsmModel`` or ``DnaBertModel``).
+        tokenizer: its tokenizer.
+        device: where the model lives.
+        dtype: the model's compute dtype.
+        provenance: what was loaded — ``weights`` (``pretrained``/``random``),
+            ``size``, ``source`` (path or hub id), ``revision`` (snapshot commit
+            when known), ``seed`` (stand-ins), ``dtype``.
+    """
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> str:
+        return self.provenance["size"]
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim_for(self.size)
+
+
+def load_model(
+    name: str,
+    *,
+    weights: str = "pretrained",
+    size: str = "tiny",
+    model_path: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype = "float32",
+    seed: int = 0,
+) -> LoadedModel:
+    """Load a model for extraction, never touching the network.
+
+    Args:
+        name: ``esm2_3b``, ``fastesm2_650`` or ``dnabert_s``.
+        weights: ``pretrained`` (from ``model_path`` or the Hugging Face cache)
+            or ``random`` (a seeded stand-in).
+        size: stand-in size, ``tiny`` or ``full``; ignored for pretrained weights.
+        model_path: directory holding the model in its hub layout, or another hub id
+            (``org/name``) to look up in the cache instead of the spec's.
+        device: ``auto``/``None`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
+        dtype: ``float32``, ``float16`` or ``bfloat16``.
+        seed: stand-in initialisation seed.
+
+    Raises:
+        WeightsNotFoundError: pretrained weights are neither at ``model_path`` nor in the cache.
+        InputError: unknown name/option, or a checkpoint that does not fit the model.
+    """
+    spec = get_spec(name)
+    _check_choice(weights, WEIGHTS, "weights kind")
+    _check_choice(size, SIZES, "model size")
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype)
+    if weights == "random":
+        model, tokenizer = _build_standin(spec, size, seed, torch_device)
+        provenance = {"weights": "random", "size": size, "source": "seeded random init", "revision": None, "seed": seed}
+    else:
+        hub_id = spec.hub_id
+        if model_path is not None and _is_hub_id(model_path):
+            hub_id, model_path = str(model_path), None
+        if model_path is not None:
+            directory, revision = Path(model_path), _revision_from_path(Path(model_path))
+        else:
+            directory, revision = _from_hf_cache(spec, hub_id)
+        model, tokenizer, found_size = _load_directory(spec, directory, torch_device)
+        provenance = {
+            "weights": "pretrained",
+            "size": found_size,
+            "source": str(model_path) if model_path is not None else hub_id,
+            "path": str(directory),
+            "revision": revision,
+            "seed": None,
+        }
+        provenance.update(_standin_marker(directory, spec, found_size))
+    _cast(model, torch_dtype)
+    model.eval()
+    provenance["dtype"] = dtype_name(torch_dtype)
+    loaded = LoadedModel(spec, model, tokenizer, torch_device, torch_dtype, provenance)
+    log.info(
+        "loaded %s (%s weights, %s, %s-d) on %s in %s",
+        spec.display_name, provenance["weights"], provenance["source"], loaded.dim, torch_device, provenance["dtype"],
+    )  # fmt: skip
+    return loaded
+
+
+def _cast(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    rotary = getattr(model, "rotary_embeddings", None)
+    inv_freq = rotary.inv_freq.detach().clone() if rotary is not None else None
+    model.to(dtype)
+    if inv_freq is not None:
+        # .to(dtype) would round the rotary frequencies to 8 (bf16) or 11 (fp16)
+        # mantissa bits, shifting every position's angle; keep the stored fp32 table.
+        rotary.inv_freq = inv_freq.to(rotary.inv_freq.device)
+
+
+def _build_standin(spec: ModelSpec, size: str, seed: int, device: torch.device):
+    """A seeded random stand-in and its tokenizer (same seed, same device type → same weights)."""
+    # Tiny models are built on the CPU so that tests everywhere see the same weights;
+    # full-size ones are built where they run (3B parameters initialise much faster on a GPU).
+    build_device = device if size == "full" else torch.device("cpu")
+    if spec.family == "esm":
+        from transformers import EsmModel
+
+        with _seeded(seed, build_device), build_device:
+            model = EsmModel(standin_config(spec.name, size), add_pooling_layer=False)
+        return model.to(device), esm_tokenizer()
+    from virnucpro_core import dnabert
+
+    model = dnabert.random_dnabert(standin_config(spec.name, size), seed, device=build_device)
+    return model.to(device), dnabert.standin_tokenizer()
+
+
+# --------------------------------------------------------------------------- the Hugging Face cache
+
+
+def hf_hub_cache_dir() -> Path:
+    """The hub cache directory, read from the environment now (not at import time).
+
+    Precedence as in huggingface_hub: ``HF_HUB_CACHE``, ``HUGGINGFACE_HUB_CACHE``,
+    ``HF_HOME/hub``, ``XDG_CACHE_HOME/huggingface/hub``, ``~/.cache/huggingface/hub``.
+    """
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return Path(os.path.expanduser(os.path.expandvars(os.environ[variable])))
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    return Path(os.path.expanduser(os.path.expandvars(home))) / "hub"
+
+
+def _is_hub_id(value: str | os.PathLike) -> bool:
+    """``org/name`` that is not an existing local path."""
+    text = str(value)
+    return not Path(text).expanduser().exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None
+
+
+def _from_hf_cache(spec: ModelSpec, hub_id: str | None = None) -> tuple[Path, str | None]:
+    """Snapshot directory and commit of ``hub_id`` (default ``spec.hub_id``) in the local cache (no network)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    hub_id = hub_id or spec.hub_id
+    cache = hf_hub_cache_dir()
+    try:
+        snapshot = Path(snapshot_download(hub_id, cache_dir=cache, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        # A cache copied without refs/main still has usable snapshots; take one only if unambiguous.
+        snapshots = sorted(
+            p for p in (cache / _repo_folder(hub_id) / "snapshots").glob("*") if (p / "config.json").is_file()
+        )
+        if len(snapshots) != 1:
+            raise _weights_not_found(spec, cache, snapshots, hub_id) from None
+        snapshot = snapshots[0]
+        log.info("no refs/main for %s in %s; using its only snapshot %s", hub_id, cache, snapshot.name)
+    if not (snapshot / "config.json").is_file():
+        raise _weights_not_found(spec, cache, [snapshot], hub_id)
+    return snapshot, snapshot.name
+
+
+def _repo_folder(hub_id: str) -> str:
+    return "models--" + hub_id.replace("/", "--")
+
+
+def _revision_from_path(path: Path) -> str | None:
+    """The snapshot commit when ``path`` is a ``.../snapshots/<commit>`` cache folder."""
+    resolved = path.expanduser().absolute()
+    if resolved.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", resolved.name):
+        return resolved.name
+    return None
+
+
+def _weights_not_found(spec: ModelSpec, cache: Path, snapshots: list[Path], hub_id: str) -> WeightsNotFoundError:
+    found = (
+        f"no usable snapshot under {cache / _repo_folder(hub_id)}"
+        if len(snapshots) <= 1
+        else f"{len(snapshots)} snapshots and no refs/main under {cache / _repo_folder(hub_id)}: "
+        + ", ".join(p.name for p in snapshots)
+    )
+    return WeightsNotFoundError(
+        f"pretrained weights for {spec.display_name} ({hub_id}) are not on this machine",
+        expected=f"the model in the Hugging Face cache at {cache} "
+        f"({_repo_folder(hub_id)}/snapshots/<revision>/ with config.json and the weights; "
+        "set by HF_HUB_CACHE or HF_HOME)",
+        found=found,
+        fix=f"on a machine with network run `hf download {hub_id}` and copy the cache here "
+        f"(or point HF_HOME at it), or pass --model-path DIR with a copy of the repository; "
+        "for an offline smoke run use --weights random",
+    )
+
+
+# --------------------------------------------------------------------------- loading directories
+
+
+def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
+    if not directory.is_dir():
+        raise WeightsNotFoundError(
+            f"model directory for {spec.display_name} does not exist: {directory}",
+            expected=f"a directory with {spec.hub_id}'s files (config.json, model.safetensors or pytorch_model.bin)",
+            found="nothing at that path",
+            fix=f"`hf download {spec.hub_id} --local-dir {directory}` on a machine with network, or fix --model-path",
+        )
+    if spec.family == "esm":
+        model = load_esm_checkpoint(directory, spec=spec, device=device)
+        tokenizer = esm_tokenizer(directory)
+    else:
+        from virnucpro_core import dnabert
+
+        model = dnabert.load_dnabert(directory, device=device)
+        tokenizer = dnabert.load_dnabert_tokenizer(directory)
+    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory)
+
+
+def _check_width(spec: ModelSpec, hidden: int, directory: Path) -> str:
+    """``full`` or ``tiny`` from the checkpoint's width; anything else is not this model."""
+    for size in ("full", "tiny"):
+        if hidden == spec.dim_for(size):
+            return size
+    raise DimensionError(
+        f"the checkpoint in {directory} is not {spec.display_name}: hidden size {hidden}",
+        expected=f"{spec.dim} ({spec.display_name}) or {spec.dim_for('tiny')} (its tiny stand-in)",
+        found=str(hidden),
+        fix=f"point --model-path at a copy of {spec.hub_id}",
+    )
+
+
+def _standin_marker(directory: Path, spec: ModelSpec, found_size: str) -> dict[str, Any]:
+    """Provenance overrides for a stand-in written by :func:`write_standin`."""
+    marker = directory / STANDIN_MARKER
+    if not marker.is_file():
+        return {}
+    info = json.loads(marker.read_text(encoding="utf-8"))
+    if info.get("name") != spec.name or info.get("size") != found_size:
+        raise InputError(
+            f"{directory} holds a stand-in for {info.get('name')!r} ({info.get('size')}), "
+            f"not {spec.name} ({found_size})",
+            expected=f"{spec.name}, size {found_size}",
+            found=f"{info.get('name')}, size {info.get('size')}",
+            fix="point --model-path at the right model's directory",
+        )
+    return {"weights": "random", "seed": info["seed"]}
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"{directory} has no config.json",
+            expected="the model's hub repository layout: config.json + model.safetensors (or pytorch_model.bin)",
+            found=", ".join(sorted(p.name for p in directory.iterdir())) or "an empty directory",
+            fix="download the whole repository (`hf download <hub id> --local-dir DIR`)",
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_state_dict(directory: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Tensors of ``model.safetensors`` (preferred) or ``pytorch_model.bin`` in ``directory``."""
+    safetensors_file = directory / "model.safetensors"
+    if safetensors_file.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(safetensors_file), device=str(device))
+    bin_file = directory / "pytorch_model.bin"
+    if bin_file.is_file():
+        return torch.load(bin_file, map_location=device, weights_only=True)
+    raise WeightsNotFoundError(
+        f"{directory} has no weights file",
+        expected="model.safetensors or pytorch_model.bin",
+        found=", ".join(sorted(p.name for p in directory.iterdir())),
+        fix="download the whole repository (`hf download <hub id> --local-dir DIR`); "
+        "sharded checkpoints are not supported",
+    )
+
+
+_LAYER_INV_FREQ = re.compile(r"encoder\.layer\.(\d+)\.attention\.self\.rotary_embeddings\.inv_freq")
+# Checkpoint entries that are not part of the base encoder we run.
+_IGNORED_PREFIXES = ("lm_head.", "pooler.")
+_IGNORED_KEYS = {"embeddings.position_ids", "embeddings.position_embeddings.weight"}  # rotary models never read them
+
+
+def load_esm_checkpoint(
+    directory: str | os.PathLike, *, spec: ModelSpec | None = None, device: torch.device | str = "cpu"
+):
+    """Build transformers' ``EsmModel`` (SDPA, no pooler) from an ESM-2 or FastESM checkpoint directory.
+
+    Reads ``config.json`` (``model_type`` ``esm`` or ``fast_esm``) into an
+    ``EsmConfig`` and loads the state dict itself: keys may carry the ``esm.``
+    prefix of the masked-LM checkpoints, language-model heads are skipped, and
+    the rotary ``inv_freq`` stored per layer is loaded into the model's shared
+    table — transformers' ``from_pretrained`` recomputes it for non-``esm``
+    model types. Every missing, unexpected or misshapen key is collected and
+    reported in one error.
+
+    Raises:
+        InputError: the checkpoint does not fit the configuration.
+    """
+    from transformers import EsmModel
+
+    directory = Path(directory)
+    config_dict = _read_config(directory)
+    if config_dict.get("model_type") not in ("esm", "fast_esm"):
+        raise InputError(
+            f"{directory / 'config.json'} is not an ESM-2 configuration",
+            expected="model_type 'esm' (facebook/esm2_*) or 'fast_esm' (Synthyra/FastESM2_*)",
+            found=f"model_type {config_dict.get('model_type')!r}",
+            fix="point --model-path at the protein model's directory",
+        )
+    config = _esm_config(config_dict)
+    if spec is not None:
+        _check_width(spec, int(config.hidden_size), directory)
+    state = read_state_dict(directory, device)
+    with torch.device(device):
+        model = EsmModel(config, add_pooling_layer=False)
+    load_esm_state(model, state, source=str(directory))
+    return model
+
+
+def load_esm_state(model, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """Load ``state`` into an ``EsmModel`` strictly, stored rotary frequencies included."""
+    stripped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        key = key.removeprefix("esm.")
+        if key in _IGNORED_KEYS or key.startswith(_IGNORED_PREFIXES):
+            continue
+        stripped[key] = value
+
+    problems: list[str] = []
+    layers = model.config.num_hidden_layers
+    per_layer = {int(m.group(1)): stripped.pop(k) for k in list(stripped) if (m := _LAYER_INV_FREQ.fullmatch(k))}
+    inv_freq = stripped.pop("rotary_embeddings.inv_freq", None)
+    if per_layer:
+        missing_layers = sorted(set(range(layers)) - set(per_layer))
+        if missing_layers:
+            problems.append(f"rotary inv_freq missing for layers {missing_layers}")
+        tables = [per_layer[i] for i in sorted(per_layer)]
+        if any(not torch.equal(t.float(), tables[0].float()) for t in tables):
+            problems.append("rotary inv_freq differs between layers; EsmModel shares one table across layers")
+        inv_freq = tables[0] if inv_freq is None else inv_freq
+    if inv_freq is None:
+        problems.append("no rotary inv_freq (expected encoder.layer.<i>.attention.self.rotary_embeddings.inv_freq)")
+
+    own = model.state_dict()
+    optional = {k for k in own if k.startswith("contact_head.")}  # unused for embeddings
+    own.pop("rotary_embeddings.inv_freq", None)
+    missing = sorted(k for k in own if k not in stripped and k not in optional)
+    unexpected = sorted(k for k in stripped if k not in own)
+    mismatched = [
+        f"{k}: checkpoint {tuple(stripped[k].shape)}, model {tuple(own[k].shape)}"
+        for k in sorted(own)
+        if k in stripped and stripped[k].shape != own[k].shape
+    ]
+    expected_freq_shape = tuple(model.rotary_embeddings.inv_freq.shape)
+    if inv_freq is not None and tuple(inv_freq.shape) != expected_freq_shape:
+        mismatched.append(f"rotary inv_freq: checkpoint {tuple(inv_freq.shape)}, model {expected_freq_shape}")
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+        if items:
+            shown = ", ".join(items[:12]) + (f", ... ({len(items) - 12} more)" if len(items) > 12 else "")
+            problems.append(f"{len(items)} {label}: {shown}")
+    if problems:
+        raise InputError(
+            f"the checkpoint in {source} does not fit its config.json",
+            expected=f"an ESM-2 encoder with {layers} layers of width {model.config.hidden_size}",
+            found="; ".join(problems),
+            fix="re-download the repository; a partial or foreign checkpoint cannot be used",
+        )
+    model.load_state_dict({k: v for k, v in stripped.items() if k in own}, strict=False)
+    with torch.no_grad():
+        model.rotary_embeddings.inv_freq = inv_freq.detach().to(
+            device=model.rotary_embeddings.inv_freq.device, dtype=torch.float32
+        )
+
+
+# --------------------------------------------------------------------------- writing stand-ins
+
+
+def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a seeded stand-in to ``directory`` in the model's published hub layout.
+
+    ESM2 3B: ``config.json`` (``model_type: esm``), ``model.safetensors`` with
+    the masked-LM checkpoint's keys (``esm.`` prefix, per-layer rotary
+    ``inv_freq``, an ``lm_head``) and the tokenizer files. FastESM2_650: the
+    same keys under ``model_type: fast_esm`` with its ``auto_map``. DNABERT-S:
+    :func:`virnucpro_core.dnabert.save_dnabert`. A ``virnucpro_standin.json``
+    marker records name, size and seed so a load from disk is labelled as
+    random weights.
+
+    Returns:
+        ``directory``.
+    """
+    spec = get_spec(name)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cpu = torch.device("cpu")
+    model, tokenizer = _build_standin(spec, size, seed, cpu)
+    if spec.family == "esm":
+        (directory / "config.json").write_text(
+            json.dumps(esm_config_dict(name, size), indent=2) + "\n", encoding="utf-8"
+        )
+        _save_safetensors(esm_checkpoint_state(model, seed=seed), directory / "model.safetensors")
+        tokenizer.save_pretrained(str(directory))
+        special = {
+            "cls_token": "<cls>",
+            "eos_token": "<eos>",
+            "mask_token": "<mask>",
+            "pad_token": "<pad>",
+            "unk_token": "<unk>",
+        }
+        (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
+    else:
+        from virnucpro_core import dnabert
+
+        dnabert.save_dnabert(model, directory, tokenizer=tokenizer)
+    marker = {
+        "name": name,
+        "size": size,
+        "seed": seed,
+        "note": "random stand-in written by virnucpro_core.models.write_standin",
+    }
+    (directory / STANDIN_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def esm_checkpoint_state(model, *, seed: int = 0) -> dict[str, torch.Tensor]:
+    """An ``EsmModel``'s weights under the hub checkpoints' key names.
+
+    ``esm.``-prefixed encoder keys, the rotary table repeated per layer (as the
+    published checkpoints store it) and a seeded masked-LM head, which the
+    loader must skip.
+    """
+    state: dict[str, torch.Tensor] = {}
+    inv_freq = model.rotary_embeddings.inv_freq.detach().float()
+    for key, value in model.state_dict().items():
+        if key == "rotary_embeddings.inv_freq":
+            continue
+        state["esm." + key] = value.detach().float()
+    for layer in range(model.config.num_hidden_layers):
+        state[f"esm.encoder.layer.{layer}.attention.self.rotary_embeddings.inv_freq"] = inv_freq.clone()
+    hidden, vocab = model.config.hidden_size, model.config.vocab_size
+    generator = torch.Generator().manual_seed(seed + 1)
+    state["lm_head.dense.weight"] = torch.randn(hidden, hidden, generator=generator) * 0.02
+    state["lm_head.dense.bias"] = torch.zeros(hidden)
+    state["lm_head.layer_norm.weight"] = torch.ones(hidden)
+    state["lm_head.layer_norm.bias"] = torch.zeros(hidden)
+    state["lm_head.decoder.weight"] = torch.randn(vocab, hidden, generator=generator) * 0.02
+    state["lm_head.bias"] = torch.zeros(vocab)
+    return state
+
+
+def _save_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"format": "pt"})
