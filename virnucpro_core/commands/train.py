@@ -1,0 +1,129 @@
+"""``virnucpro train``: VirNucPro's MLP on the training side of a split, early-stopped on a validation carve-out."""
+
+from __future__ import annotations
+
+import argparse
+
+from virnucpro_core.training import SAVE_CHOICES, TrainingConfig, train_classifier
+
+_DEFAULTS = TrainingConfig.__dataclass_fields__
+
+
+def _default(name: str):
+    return _DEFAULTS[name].default
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.1), got {text!r}")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.1), got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train VirNucPro's MLP on a split (original hyperparameters, fixed early stopping)",
+        description=(
+            "Train VirNucPro's MLP (input -> 512 -> 2; SGD lr 2e-4, momentum 0.9, StepLR 10/0.85, batch 32) on "
+            "DIR/train.pt. A stratified validation set is carved out of the training samples for early stopping; "
+            "DIR/test.pt is not read. Writes the checkpoint to CKPT and the per-epoch history to "
+            "CKPT's name with .history.json."
+        ),
+    )
+    parser.add_argument(
+        "--features", required=True, metavar="DIR", help="split directory (from `virnucpro split`) or its train.pt"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="CKPT", help="checkpoint file to write (e.g. models/fastesm2.pt)"
+    )
+    parser.add_argument(
+        "--patience",
+        metavar="N",
+        type=_positive_int,
+        default=_default("patience"),
+        help=f"stop after this many epochs without a lower validation loss (default: {_default('patience')}, as "
+        "VirNucPro). Higher values train longer and may find a better minimum; lower values stop sooner.",
+    )
+    parser.add_argument(
+        "--save",
+        choices=SAVE_CHOICES,
+        default=_default("save"),
+        help=f"which weights the checkpoint holds (default: {_default('save')}, the weights after the last epoch, "
+        "as VirNucPro effectively shipped). 'best' keeps the epoch with the lowest validation loss, which is "
+        "usually better by a little but chosen on validation data.",
+    )
+    parser.add_argument(
+        "--seed",
+        metavar="N",
+        type=_non_negative_int,
+        default=_default("seed"),
+        help=f"seed of the validation draw, initial weights, shuffling and dropout (default: {_default('seed')}); "
+        "the same seed on the same machine gives the same history",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        metavar="N",
+        type=_positive_int,
+        default=_default("max_epochs"),
+        help=f"upper limit on epochs (default: {_default('max_epochs')}, as VirNucPro); early stopping usually ends "
+        "sooner",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        metavar="F",
+        type=_fraction,
+        default=_default("val_fraction"),
+        help=f"share of each class of the training split used for validation (default: {_default('val_fraction')}). "
+        "Larger values make early stopping steadier but train on fewer samples.",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="DEVICE",
+        default=_default("device"),
+        help="auto, cpu, cuda or cuda:N (default: auto = CUDA when available). GPU runs are deterministic only "
+        "up to floating-point kernel differences from CPU runs.",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the per-epoch batch progress bar (default: shown)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainingConfig(
+        patience=args.patience,
+        save=args.save,
+        seed=args.seed,
+        max_epochs=args.max_epochs,
+        val_fraction=args.val_fraction,
+        device=args.device,
+    )
+    result = train_classifier(args.features, config, progress=not args.no_progress, log=print)
+    paths = result.save(args.out)
+    print(f"wrote {paths.checkpoint} ({result.which} weights, epoch {result.epoch_of(result.which)})")
+    print(f"wrote {paths.history}")
+    return 0
