@@ -16,7 +16,7 @@ from virnucpro_core import __version__
 from virnucpro_core.errors import VirNucProError
 
 # Subcommands in pipeline order; each name is a module in virnucpro_core.commands.
-COMMANDS = ("preprocess", "extract", "merge", "split", "train")
+COMMANDS = ("preprocess", "extract", "merge", "split", "train", "compare")
 
 
 def create_parser() -> argparse.ArgumentParser:

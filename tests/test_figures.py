@@ -1,0 +1,78 @@
+"""Figures: valid PNGs, byte-identical on a rerun whatever the caller's matplotlib style, written atomically."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+
+from virnucpro_core import figures
+from virnucpro_core.metrics import Evaluation, Predictions, evaluate
+
+NAMES = ["FastESM2_650", "ESM2 3B"]
+
+
+def preds(shift: float) -> Predictions:
+    rng = np.random.default_rng(0)
+    y = np.repeat([1, 0], 30)
+    logits = np.column_stack([np.zeros(60), rng.normal(size=60) + shift * (2 * y - 1)])
+    ids = [f"r{i // 3}_chunk_{i}F1" for i in range(60)]
+    return Predictions.from_logits(ids, logits, y, rng.integers(10, 170, 60))
+
+
+@pytest.fixture(scope="module")
+def models():
+    fast, base = preds(1.0), preds(1.5)
+    return fast, base, evaluate(fast, n_bootstrap=0), evaluate(base, n_bootstrap=0)
+
+
+class History:
+    """Stands in for TrainingHistory: the attributes the figures read."""
+
+    train_loss = [0.7, 0.5, 0.4, 0.38]
+    val_loss = [0.72, 0.55, 0.5, 0.52]
+    best_epoch = 3
+
+
+def all_figures(models) -> dict[str, bytes]:
+    fast, base, fast_eval, base_eval = models
+    return {
+        "confusion": figures.confusion_matrices_png(fast_eval, base_eval, NAMES),
+        "confusion_metrics_only": figures.confusion_matrices_png(fast_eval, Evaluation.from_dict({"accuracy": 0.9}),
+                                                                 NAMES),
+        "roc_pr": figures.roc_pr_curves_png(fast, base, NAMES),
+        "roc_pr_fast_only": figures.roc_pr_curves_png(fast, None, NAMES),
+        "loss": figures.loss_curves_png({"FastESM2_650": ([0.7, 0.6, 0.55], [0.8, 0.7, 0.72], 2),
+                                         "ESM2 3B": History()}),
+        "lengths": figures.length_histogram_png(list(range(10, 170)), [15, 60, 99, 120]),
+    }
+
+
+def test_figures_are_png_and_deterministic(models):
+    first = all_figures(models)
+    with matplotlib.rc_context({"lines.linewidth": 6, "font.size": 20, "axes.facecolor": "black"}):
+        second = all_figures(models)  # a caller's style must not leak into the report
+    for name, data in first.items():
+        assert data.startswith(figures.PNG_MAGIC), f"{name} is not a PNG"
+        assert figures.is_png(data)
+        assert b"Software" not in data[:4096], f"{name} carries a Software text chunk"
+        assert second[name] == data, f"{name} changed between two identical calls"
+
+
+def test_path_is_written_atomically(tmp_path, models):
+    fast, base, _, _ = models
+    target = tmp_path / "sub" / "roc.png"
+    data = figures.roc_pr_curves_png(fast, base, NAMES, path=target)
+    assert target.read_bytes() == data
+    assert [p.name for p in target.parent.iterdir()] == ["roc.png"], "no temporary file left behind"
+
+
+def test_write_figures_names_files(tmp_path, models):
+    fast, base, fast_eval, base_eval = models
+    written = figures.write_figures(tmp_path, fast_eval=fast_eval, baseline_eval=base_eval, fast_preds=fast,
+                                    baseline_preds=base, histories={"FastESM2_650": History()},
+                                    train_lengths=[10, 20, 30], test_lengths=[15, 25])
+    assert set(written) == set(figures.FIGURE_FILES)
+    for key, path in written.items():
+        assert path.name == figures.FIGURE_FILES[key]
+        assert figures.is_png(path.read_bytes()), key

@@ -1,0 +1,130 @@
+"""``virnucpro compare``: FastESM2_650 against ESM2 3B on the same test samples, with the accuracy verdict."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from virnucpro_core.comparison import DEFAULT_NAMES, compare
+from virnucpro_core.figures import write_figures
+from virnucpro_core.metrics import Evaluation, Predictions
+from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
+
+DEFAULT_OUT = "comparison"
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.05), got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.05), got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare FastESM2 and ESM2 3B predictions on the same test set and decide the accuracy gate",
+        description=(
+            "Evaluate both models' test-set predictions (accuracy, precision, recall, F1, ROC-AUC, PR-AUC, MCC "
+            "with bootstrap CIs, per-length and per-chunk views), compare them on the identical samples (paired "
+            "bootstrap CI of the accuracy drop, McNemar's exact test) and decide: PASS iff ESM2 3B accuracy − "
+            "FastESM2 accuracy < --max-accuracy-drop. Prints a summary and writes report.md, report.json, "
+            "comparison.json, evaluation_{fast,baseline}.json and figures/ under --out. Exit status: 0 PASS, "
+            "1 FAIL, 2 unusable input. Predictions files (.json or .npz) are written by "
+            "virnucpro_core.metrics.Predictions.save: ids, y_true, p_viral, y_pred, lengths, meta."
+        ),
+    )
+    parser.add_argument("--fast", required=True, metavar="PREDICTIONS",
+                        help="FastESM2_650 predictions on the test set (.json or .npz)")
+    baseline = parser.add_mutually_exclusive_group(required=True)
+    baseline.add_argument("--baseline", metavar="PREDICTIONS",
+                          help="ESM2 3B predictions on the same test ids (.json or .npz): paired comparison")
+    baseline.add_argument(
+        "--baseline-metrics", metavar="JSON",
+        help="ESM2 3B metrics from an earlier run (evaluation_baseline.json of a previous compare, or a JSON "
+        'object with at least "accuracy"), when its features are unavailable: no paired CI and no McNemar test',
+    )
+    parser.add_argument("--max-accuracy-drop", type=_fraction, default=0.05, metavar="FRACTION",
+                        help="the gate: ESM2 3B accuracy − FastESM2 accuracy must be strictly below this "
+                        "(default: 0.05)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"directory for the reports and figures (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--seed", type=int, default=42, help="seed of every bootstrap resampling (default: 42)")
+    parser.add_argument("--n-bootstrap", type=_non_negative_int, default=1000, metavar="N",
+                        help="bootstrap resamples per CI (default: 1000). More gives steadier CI ends but costs "
+                        "about 5 ms per resample per model; 0 skips the CIs")
+    parser.add_argument("--fast-name", default=DEFAULT_NAMES[0], help=f"display name (default: {DEFAULT_NAMES[0]})")
+    parser.add_argument("--baseline-name", default=DEFAULT_NAMES[1],
+                        help=f"display name (default: {DEFAULT_NAMES[1]})")
+    parser.add_argument("--fast-history", metavar="JSON",
+                        help="FastESM2 training history (*.history.json from virnucpro train) for the loss curves "
+                        "(default: none)")
+    parser.add_argument("--baseline-history", metavar="JSON",
+                        help="ESM2 3B training history for the loss curves (default: none)")
+    parser.add_argument("--split-summary", metavar="JSON",
+                        help="the split's distribution.json, for the test-set section (default: none)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    fast = Predictions.load(args.fast)
+    baseline = Predictions.load(args.baseline) if args.baseline else None
+    baseline_metrics = Evaluation.load(args.baseline_metrics) if args.baseline_metrics else None
+    names = (args.fast_name, args.baseline_name)
+    comparison = compare(
+        fast,
+        baseline,
+        baseline_metrics=baseline_metrics,
+        max_accuracy_drop=args.max_accuracy_drop,
+        n_bootstrap=args.n_bootstrap,
+        seed=args.seed,
+        names=names,
+    )
+
+    histories = {}
+    if args.fast_history or args.baseline_history:
+        from virnucpro_core.training import TrainingHistory
+
+        for name, path in zip(names, (args.fast_history, args.baseline_history)):
+            if path:
+                histories[name] = TrainingHistory.load(path)
+    split_summary = None
+    if args.split_summary:
+        from virnucpro_core.split import SplitSummary
+
+        split_summary = SplitSummary.load(args.split_summary)
+
+    paths = CompareReportPaths(Path(args.out))
+    figures = write_figures(
+        paths.figures,
+        fast_eval=comparison.fast,
+        baseline_eval=comparison.baseline,
+        fast_preds=fast,
+        baseline_preds=baseline,
+        names=names,
+        histories=histories or None,
+    )
+    comparison.save(paths.comparison)
+    comparison.fast.save(paths.evaluation("fast"))
+    comparison.baseline.save(paths.evaluation("baseline"))
+    write_markdown(comparison, paths.markdown, split_summary=split_summary, histories=histories or None,
+                   figures_dir=paths.figures)
+    write_json(comparison, paths.json, split_summary=split_summary, histories=histories or None,
+               figures=[p.relative_to(paths.root).as_posix() for p in figures.values()])
+
+    print(format_summary(comparison))
+    print(f"\nwrote {paths.markdown}, {paths.json}, {paths.comparison} and {len(figures)} figure(s) in {paths.figures}")
+    return 0 if comparison.passed else 1
