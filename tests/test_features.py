@@ -351,8 +351,8 @@ def test_extract_command_writes_features(tmp_path, capsys):
     )
     assert args.run(args) == 0
     out = capsys.readouterr().out
-    assert "4 records -> ESM2 3B (random weights, tiny, float32, cpu" in out and "96-d vectors" in out, out
-    assert F.load_features(tmp_path / "p.pt").data.shape == (4, 96)
+    assert "4 records -> ESM2 3B (random weights, tiny, float32, cpu" in out and "128-d vectors" in out, out
+    assert F.load_features(tmp_path / "p.pt").data.shape == (4, 128)
 
 
 @needs_dnabert

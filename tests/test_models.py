@@ -75,7 +75,7 @@ def test_unknown_options_list_allowed_values(option, value):
 def test_dim_for_sizes():
     spec = get_spec("esm2_3b")
     assert spec.dim_for("full") == spec.dim_for(None) == 2560
-    assert spec.dim_for("tiny") == 96
+    assert spec.dim_for("tiny") == 128
     assert get_spec("fastesm2_650").dim_for("tiny") == 64
 
 

@@ -35,3 +35,56 @@ class PreprocessPaths:
     def summary(self) -> Path:
         """Parameters, input hash and counts of the run."""
         return self.root / "preprocess.json"
+
+
+@dataclass(frozen=True)
+class ValidationPaths:
+    """Cached stage outputs of one validation run; ``key`` hashes a stage's inputs and parameters."""
+
+    root: Path
+
+    def preprocess(self, label: str, key: str) -> Path:
+        return self.root / "preprocess" / f"{label}-{key}"
+
+    def features(self, model: str, label: str) -> Path:
+        return self.root / "features" / f"{model}-{label}.pt"
+
+    def merged(self, embedder: str, label: str, key: str) -> Path:
+        return self.root / "merged" / f"{embedder}-{label}-{key}"
+
+    def split(self, embedder: str, key: str) -> Path:
+        return self.root / "split" / f"{embedder}-{key}"
+
+    def train(self, embedder: str, key: str) -> Path:
+        return self.root / "train" / f"{embedder}-{key}"
+
+    @property
+    def stage_log(self) -> Path:
+        return self.root / "stages.json"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """The reports of one acceptance run, side by side."""
+
+    root: Path
+
+    @property
+    def html(self) -> Path:
+        return self.root / "acceptance.html"
+
+    @property
+    def markdown(self) -> Path:
+        return self.root / "acceptance.md"
+
+    @property
+    def json(self) -> Path:
+        return self.root / "acceptance.json"
+
+    @property
+    def benchmark_json(self) -> Path:
+        return self.root / "benchmark.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"

@@ -1,0 +1,1 @@
+"""The VirNucPro FastESM2 acceptance suite (pytest)."""

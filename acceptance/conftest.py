@@ -1,0 +1,180 @@
+"""Session fixtures of the acceptance suite: thin calls into :class:`ValidationRun`.
+
+Every stage is built once per session (and cached on disk across sessions).
+A stage that fails is reported once, with its reason, by the first test that
+needs it; every later test that needs it fails with a one-line pointer
+instead of another traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from virnucpro_core.errors import VirNucProError
+from virnucpro_core.validation import EMBEDDERS, Settings, ValidationRun
+
+from acceptance import report_plugin
+
+ACCEPTANCE_DIR = Path(__file__).parent
+log = logging.getLogger("virnucpro.acceptance")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(report_plugin.AcceptanceReport(config), "virnucpro-acceptance-report")
+
+
+def _settings_from(config: pytest.Config) -> Settings:
+    opt = config.getoption
+    return Settings.resolve(
+        profile=opt("--profile"),
+        viral=opt("--viral"),
+        host=opt("--host"),
+        data_dir=opt("--data-dir"),
+        weights=opt("--weights"),
+        size=opt("--size"),
+        artifacts=opt("--artifacts"),
+        bench_sample=opt("--bench-sample"),
+        fast_model=opt("--fast-model"),
+        baseline_model=opt("--baseline-model"),
+        dna_model=opt("--dna-model"),
+        baseline_metrics=opt("--baseline-metrics"),
+        chunk_size=opt("--chunk-size"),
+        max_accuracy_drop=opt("--max-accuracy-drop"),
+        max_time_ratio=opt("--max-time-ratio"),
+        bench_runs=opt("--bench-runs"),
+        bench_warmup=opt("--bench-warmup"),
+        rebuild=opt("--rebuild"),
+        device=opt("--device"),
+        require_gpu=opt("--require-gpu"),
+        seed=opt("--seed"),
+        max_epochs=opt("--max-epochs"),
+        patience=opt("--patience"),
+    )
+
+
+def _no_gpu_reason() -> str:
+    return (
+        f"no CUDA GPU: torch {torch.__version__} (CUDA build: {torch.version.cuda or 'none'}) reports "
+        "torch.cuda.is_available() == False"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every acceptance test belongs to the GPU gate; without a GPU, `-m gpu` runs nothing (or fails)."""
+    ours = [item for item in items if ACCEPTANCE_DIR in Path(str(item.fspath)).parents]
+    for item in ours:
+        item.add_marker(pytest.mark.gpu)
+    if torch.cuda.is_available():
+        return
+    if config.getoption("--require-gpu"):
+        reason = _no_gpu_reason() + " and --require-gpu was given: this runner must have a GPU"
+        for item in ours:
+            item.add_marker(pytest.mark.usefixtures("_fail_without_gpu"))
+        config.stash[report_plugin.GPU_PROBLEM] = reason
+    elif "gpu" in (config.getoption("markexpr") or ""):
+        reason = _no_gpu_reason() + "; `-m gpu` selects the GPU gate only. Run `pytest acceptance/` without -m " \
+                 "for the CPU smoke profile, or use a GPU runner"
+        for item in ours:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        config.stash[report_plugin.GPU_PROBLEM] = reason
+
+
+@pytest.fixture
+def _fail_without_gpu(pytestconfig):
+    pytest.fail(pytestconfig.stash[report_plugin.GPU_PROBLEM], pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def settings(pytestconfig) -> Settings:
+    try:
+        value = _settings_from(pytestconfig)
+    except VirNucProError as error:
+        pytest.fail(f"acceptance options: {error}", pytrace=False)
+    pytestconfig.stash[report_plugin.SETTINGS] = value
+    return value
+
+
+@pytest.fixture(scope="session")
+def run(settings, pytestconfig) -> ValidationRun:
+    value = ValidationRun(settings)
+    pytestconfig.stash[report_plugin.RUN] = value
+    return value
+
+
+class Stages:
+    """Calls stage methods of the run, turning a failure into one clear report."""
+
+    def __init__(self, run: ValidationRun) -> None:
+        self.run = run
+        self.failed: dict[str, str] = {}
+
+    def __call__(self, name: str, method: str, *args):
+        if name in self.failed:
+            pytest.fail(f"stage '{name}' failed earlier ({self.failed[name]}); see the first failure", pytrace=False)
+        try:
+            return getattr(self.run, method)(*args)
+        except VirNucProError as error:
+            self.failed[name] = str(error).splitlines()[0]
+            pytest.fail(f"stage '{name}' failed:\n{error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stage(run) -> Stages:
+    return Stages(run)
+
+
+@pytest.fixture(scope="session")
+def test_split(stage):
+    """The FastESM2 split (train/test, manifest, distribution summary)."""
+    return stage("split", "split")
+
+
+@pytest.fixture(scope="session")
+def baseline_split(stage):
+    return stage("split[baseline]", "split_for", "baseline")
+
+
+@pytest.fixture(scope="session", params=list(EMBEDDERS), ids=[f"{k}={v}" for k, v in EMBEDDERS.items()])
+def embedder(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def trained(stage):
+    """Both trained MLPs, keyed ``fast`` / ``baseline``."""
+    return {name: stage(f"train[{name}]", "trained", name) for name in EMBEDDERS}
+
+
+@pytest.fixture(scope="session")
+def evaluations(stage, trained):
+    return {name: stage(f"evaluate[{name}]", "evaluation", name) for name in EMBEDDERS}
+
+
+@pytest.fixture(scope="session")
+def comparison(stage, evaluations):
+    return stage("compare", "comparison")
+
+
+@pytest.fixture(scope="session")
+def bench_proteins(stage):
+    return stage("benchmark sample", "benchmark_proteins")
+
+
+@pytest.fixture(scope="session")
+def timings(pytestconfig) -> dict:
+    """Timing results by benchmark name, filled by the speed tests, read by the gate and the report."""
+    store: dict = {}
+    pytestconfig.stash[report_plugin.TIMINGS] = store
+    return store
+
+
+@pytest.fixture
+def requires_meaningful_accuracy(settings):
+    if not settings.accuracy_is_meaningful and settings.profile == "full":
+        pytest.skip("random weights cannot validate accuracy: pass --weights pretrained with real weights "
+                    "(or merged features made from them) to run the accuracy gate")

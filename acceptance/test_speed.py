@@ -1,0 +1,82 @@
+"""The speed gate: FastESM2 embedding time at most 50 % of ESM2 3B's on the same proteins.
+
+Protocol (locked): model loading outside the timed region; ``--bench-warmup``
+untimed rounds, then ``--bench-runs`` timed rounds averaged; each round embeds
+the whole benchmark sample from scratch (tokenisation to pooled float32
+vectors on the host); the clock synchronises CUDA before it is read.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from virnucpro_core.benchmark import PAIRINGS, TimingResult, extraction_settings, synchronized_timer
+from virnucpro_core.embeddings import extract_embeddings
+from virnucpro_core.validation import EMBEDDERS
+
+
+@pytest.fixture
+def timing_device(run, settings):
+    device = run.device()
+    if device.type != "cuda" and settings.profile == "full":
+        pytest.skip(f"the full-profile speed gate times GPU extraction: no CUDA GPU (torch {torch.__version__}, "
+                    f"CUDA build: {torch.version.cuda or 'none'}); run on a GPU runner")
+    return device
+
+
+@pytest.mark.benchmark(timer=synchronized_timer, disable_gc=True)
+@pytest.mark.parametrize("embedder", list(EMBEDDERS), ids=[f"{k}={v}" for k, v in EMBEDDERS.items()])
+@pytest.mark.parametrize("pairing", PAIRINGS)
+def test_embedding_time(benchmark, pairing, embedder, run, settings, bench_proteins, timings, timing_device):
+    options = extraction_settings(pairing, embedder, timing_device.type)
+    loaded = run.model(EMBEDDERS[embedder], dtype=options["dtype"])  # loading is not timed
+    benchmark.group = pairing
+    benchmark.extra_info.update(model=EMBEDDERS[embedder], pairing=pairing, **options,
+                                proteins=len(bench_proteins), weights=settings.weights, size=settings.size)
+    if timing_device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(timing_device)
+    embeddings = benchmark.pedantic(
+        extract_embeddings,
+        args=(loaded, bench_proteins),
+        kwargs={"toks_per_batch": options["toks_per_batch"], "progress": False},
+        rounds=settings.bench_runs,
+        warmup_rounds=settings.bench_warmup,
+        iterations=1,
+    )
+    assert embeddings.data.shape == (len(bench_proteins), loaded.dim), (
+        f"{loaded.spec.display_name} returned {tuple(embeddings.data.shape)}, "
+        f"expected ({len(bench_proteins)}, {loaded.dim})"
+    )
+    assert torch.isfinite(embeddings.data).all(), f"{loaded.spec.display_name} produced NaN/Inf embeddings"
+    if benchmark.stats is None:  # --benchmark-disable: ran once, untimed
+        return
+    timings[(pairing, embedder)] = TimingResult(
+        name=f"{pairing}/{embedder}",
+        model=EMBEDDERS[embedder],
+        settings=options,
+        sequences=len(bench_proteins),
+        residues=sum(len(s) for _, s in bench_proteins),
+        runs_s=list(benchmark.stats.stats.data),
+        warmup_runs=settings.bench_warmup,
+        device=str(timing_device),
+        peak_memory_bytes=torch.cuda.max_memory_allocated(timing_device) if timing_device.type == "cuda" else None,
+    )
+
+
+def test_speed_gate(timings, settings, pytestconfig, timing_device):
+    """As-deployed pair only; the like-for-like pair is shown in the report beside it."""
+    if pytestconfig.getoption("benchmark_disable") or pytestconfig.getoption("benchmark_skip"):
+        pytest.skip("benchmarking is disabled (--benchmark-disable / --benchmark-skip): no timings to judge")
+    pairing = "as-deployed"
+    missing = [embedder for embedder in EMBEDDERS if (pairing, embedder) not in timings]
+    assert not missing, (
+        f"{pairing}: no timing for {', '.join(EMBEDDERS[m] for m in missing)} — its benchmark test failed or "
+        "did not run, so the speed gate cannot pass"
+    )
+    fast, baseline = timings[(pairing, "fast")], timings[(pairing, "baseline")]
+    ratio = fast.mean_s / baseline.mean_s
+    assert ratio <= settings.max_time_ratio, (
+        f"{pairing}: FastESM2 {fast.mean_s:.3f} s vs ESM2 3B {baseline.mean_s:.3f} s for {fast.sequences} proteins "
+        f"(mean of {len(fast.runs_s)} runs) -> time ratio {ratio:.3f} > limit {settings.max_time_ratio}"
+    )

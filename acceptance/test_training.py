@@ -1,0 +1,48 @@
+"""Training: both MLPs converge, early stopping keeps the best epoch, checkpoints fit the pipeline."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from virnucpro_core.features import load_merged
+from virnucpro_core.validation import EMBEDDERS
+
+# Recomputed validation loss of the restored weights vs the logged best (float32 sums).
+LOSS_TOLERANCE = 1e-4
+
+
+def test_validation_loss_fell(trained, embedder):
+    history = trained[embedder].history
+    first, best = history.val_loss[0], min(history.val_loss)
+    assert best < first, (
+        f"{EMBEDDERS[embedder]}: validation loss never fell below epoch 1's {first:.4f} "
+        f"in {len(history.epochs)} epochs (stopped: {history.stop_reason})"
+    )
+
+
+def test_early_stopping_restored_the_best_epoch(trained, embedder):
+    model = trained[embedder]
+    history, best = model.history, model.best
+    assert best.meta.epoch == history.best_epoch, (
+        f"best checkpoint is from epoch {best.meta.epoch}, history says the best epoch was {history.best_epoch}"
+    )
+    features = load_merged(model.train_path)
+    index = {sample: row for row, sample in enumerate(features.ids)}
+    rows = torch.tensor([index[i] for i in model.val_ids])
+    with torch.inference_mode():
+        logits = best.model.eval()(features.data[rows].float())
+        loss = F.cross_entropy(logits, features.labels[rows]).item()
+    assert abs(loss - history.best_val_loss) <= LOSS_TOLERANCE, (
+        f"{EMBEDDERS[embedder]}: restored weights give validation loss {loss:.6f}, but epoch {history.best_epoch} "
+        f"logged {history.best_val_loss:.6f} — the checkpoint does not hold the best epoch's weights"
+    )
+
+
+def test_checkpoint_matches_pipeline_width(trained, embedder, run):
+    meta = trained[embedder].final.meta
+    expected_dim = run.model("dnabert_s").dim + run.model(EMBEDDERS[embedder]).dim
+    assert (meta.protein_model, meta.input_dim) == (EMBEDDERS[embedder], expected_dim), (
+        f"checkpoint was trained on {meta.input_dim}-d {meta.protein_model} features; the {embedder} pipeline "
+        f"feeds {expected_dim}-d {EMBEDDERS[embedder]} features"
+    )

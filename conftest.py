@@ -1,0 +1,76 @@
+"""Options of the acceptance suite, and the HTML report's default location.
+
+Everything here is parsed into :class:`virnucpro_core.acceptance.Settings`
+by ``acceptance/conftest.py``; help texts state each default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DEFAULT_HTML = Path("reports") / "acceptance.html"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("virnucpro", "VirNucPro FastESM2 acceptance suite")
+    add = group.addoption
+    add(
+        "--profile",
+        choices=("smoke", "full"),
+        default=None,
+        help="smoke: bundled synthetic data, tiny random-weight stand-ins, CPU-sized (validates the suite, "
+        "not FastESM2); full: your data and models. Default: smoke when no --viral/--host/--data-dir is given, "
+        "else full.",
+    )
+    add("--viral", action="append", default=[], metavar="PATH",
+        help="viral input: FASTA (preprocessed and embedded by the suite) or merged feature files (.pt). Repeatable.")
+    add("--host", action="append", default=[], metavar="PATH",
+        help="non-viral (host) input, same forms as --viral. Repeatable.")
+    add("--data-dir", default=None, metavar="DIR",
+        help="directory holding viral*.{fa,fasta,fna,pt} and host*.{fa,fasta,fna,pt} (alternative to --viral/--host).")
+    add("--fast-model", default=None, metavar="ID_OR_DIR",
+        help="FastESM2 weights: hub id (from the HF cache) or local directory (default: Synthyra/FastESM2_650).")
+    add("--baseline-model", default=None, metavar="ID_OR_DIR",
+        help="ESM2 3B weights: hub id or local directory (default: facebook/esm2_t36_3B_UR50D).")
+    add("--dna-model", default=None, metavar="ID_OR_DIR",
+        help="DNABERT-S weights: hub id or local directory (default: zhihan1996/DNABERT-S).")
+    add("--weights", choices=("pretrained", "random"), default=None,
+        help="pretrained: real weights (required for the accuracy gate); random: seeded stand-ins of the real "
+        "architectures (speed gate only). Default: random in the smoke profile, pretrained in the full profile.")
+    add("--size", choices=("tiny", "full"), default=None,
+        help="stand-in size with --weights random: tiny (CPU-sized, same code path) or full (real architecture, "
+        "for timing). Default: tiny in the smoke profile, full in the full profile.")
+    add("--chunk-size", type=int, default=300, help="chunk length for FASTA inputs (default: 300).")
+    add("--baseline-metrics", default=None, metavar="JSON",
+        help="ESM2 3B metrics from an earlier run, used when baseline features are unavailable "
+        "(no paired CI or McNemar test then). Default: train the baseline here.")
+    add("--max-accuracy-drop", type=float, default=0.05,
+        help="accuracy gate: ESM2 3B accuracy minus FastESM2 accuracy must be strictly below this (default: 0.05).")
+    add("--max-time-ratio", type=float, default=0.5,
+        help="speed gate: FastESM2 embedding time / ESM2 3B embedding time must be at most this (default: 0.5).")
+    add("--bench-sample", type=int, default=None,
+        help="proteins in the speed benchmark, a seeded sample of the test set with its length distribution "
+        "(default: 1000; 300 in the smoke profile). More is steadier but slower.")
+    add("--bench-runs", type=int, default=3, help="timed runs per embedder, averaged (default: 3).")
+    add("--bench-warmup", type=int, default=1, help="untimed warmup runs before the timed ones (default: 1).")
+    add("--artifacts", default=None, metavar="DIR",
+        help="where stage outputs are cached, keyed by a hash of their inputs (default: artifacts/acceptance/<profile>).")
+    add("--rebuild", action="store_true", help="recompute every stage instead of reusing cached artifacts.")
+    add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto).")
+    add("--require-gpu", action="store_true",
+        help="a missing CUDA GPU fails the run instead of skipping the GPU tests (use on GPU runners).")
+    add("--seed", type=int, default=42, help="one seed for split, initialisation and data order (default: 42).")
+    add("--max-epochs", type=int, default=200, help="MLP training epochs at most (default: 200, as VirNucPro).")
+    add("--patience", type=int, default=5, help="early-stopping patience in epochs (default: 5).")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # `pytest acceptance/` writes its HTML report without being asked; an explicit --html wins.
+    runs_acceptance = any(Path(str(arg).split("::")[0]).resolve().is_relative_to(Path(__file__).parent / "acceptance")
+                          for arg in config.args)
+    if runs_acceptance and not config.getoption("htmlpath", default=None):
+        config.option.htmlpath = str(DEFAULT_HTML)
+        config.option.self_contained_html = True

@@ -1,0 +1,493 @@
+"""A validation run: every stage from input genomes to the FastESM2-vs-ESM2-3B comparison, cached.
+
+The acceptance suite's fixtures are one-liners over :class:`ValidationRun`;
+each stage method calls the same library functions as the ``virnucpro``
+command and caches its output under the artifacts directory, keyed by a hash
+of its inputs and parameters. A rerun reuses what is there and says so;
+``rebuild=True`` recomputes.
+
+Stages: inputs → preprocess (per class) → extract (DNABERT-S, FastESM2,
+ESM2 3B) → merge (per embedder and class) → split (once, applied to both
+embedders) → train (per embedder) → predictions and evaluation → comparison.
+The speed benchmark samples its proteins from the test set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro_core.errors import InputError
+from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
+from virnucpro_core.paths import ValidationPaths
+
+log = logging.getLogger("virnucpro.validation")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SMOKE_DATA = {"viral": PROJECT_ROOT / "fixtures" / "smoke" / "viral.fasta",
+              "host": PROJECT_ROOT / "fixtures" / "smoke" / "host.fasta"}
+CLASSES = ("viral", "host")
+# The two protein embedders under comparison, and the DNA embedder they share.
+EMBEDDERS = {"fast": "fastesm2_650", "baseline": "esm2_3b"}
+DNA_MODEL = "dnabert_s"
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a validation run depends on; built from the suite's options by :meth:`resolve`."""
+
+    profile: str
+    viral: tuple[Path, ...]
+    host: tuple[Path, ...]
+    weights: str
+    size: str
+    artifacts: Path
+    model_sources: dict[str, str | None] = field(default_factory=dict)  # model name -> hub id or directory
+    chunk_size: int = 300
+    baseline_metrics: Path | None = None
+    max_accuracy_drop: float = 0.05
+    max_time_ratio: float = 0.5
+    bench_sample: int = 1000
+    bench_runs: int = 3
+    bench_warmup: int = 1
+    rebuild: bool = False
+    device: str = "auto"
+    require_gpu: bool = False
+    seed: int = 42
+    max_epochs: int = 200
+    patience: int = 5
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        profile: str | None = None,
+        viral: Sequence[str | Path] = (),
+        host: Sequence[str | Path] = (),
+        data_dir: str | Path | None = None,
+        weights: str | None = None,
+        size: str | None = None,
+        artifacts: str | Path | None = None,
+        bench_sample: int | None = None,
+        fast_model: str | None = None,
+        baseline_model: str | None = None,
+        dna_model: str | None = None,
+        baseline_metrics: str | Path | None = None,
+        **rest: Any,
+    ) -> "Settings":
+        """Apply the documented defaults: smoke without data, full with it."""
+        viral, host = [Path(p) for p in viral], [Path(p) for p in host]
+        if data_dir is not None:
+            found_viral, found_host = _scan_data_dir(Path(data_dir))
+            viral, host = viral + found_viral, host + found_host
+        has_data = bool(viral or host)
+        profile = profile or ("full" if has_data else "smoke")
+        if profile == "smoke":
+            if has_data:
+                raise InputError(
+                    "the smoke profile runs on the bundled data only",
+                    found=f"{len(viral)} viral and {len(host)} host inputs",
+                    fix="drop --profile smoke to validate your data (the full profile)",
+                )
+            viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
+            weights = weights or "random"
+            size = size or "tiny"
+        else:
+            if not has_data:
+                log.warning("full profile without --viral/--host/--data-dir: using the bundled synthetic data")
+                viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
+            weights = weights or "pretrained"
+            size = size or "full"
+        if not viral or not host:
+            raise InputError(
+                "both classes are needed",
+                expected="at least one viral and one host input (--viral/--host, or --data-dir with viral* and host* files)",
+                found=f"{len(viral)} viral and {len(host)} host inputs",
+                fix="add the missing class",
+            )
+        for path in [*viral, *host]:
+            if not path.exists():
+                raise InputError(f"{path}: no such input file", fix="check the --viral/--host/--data-dir paths")
+        return cls(
+            profile=profile,
+            viral=tuple(viral),
+            host=tuple(host),
+            weights=weights,
+            size=size,
+            artifacts=Path(artifacts) if artifacts else PROJECT_ROOT / "artifacts" / "acceptance" / profile,
+            bench_sample=bench_sample or (300 if profile == "smoke" else 1000),
+            model_sources={"fastesm2_650": fast_model, "esm2_3b": baseline_model, "dnabert_s": dna_model},
+            baseline_metrics=Path(baseline_metrics) if baseline_metrics else None,
+            **rest,
+        )
+
+    @property
+    def accuracy_is_meaningful(self) -> bool:
+        """Accuracy validates FastESM2 only with pretrained weights."""
+        return self.weights == "pretrained"
+
+    def inputs(self, label: str) -> tuple[Path, ...]:
+        return self.viral if label == "viral" else self.host
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        return json.loads(json.dumps(data, default=str))
+
+
+def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path]]:
+    if not directory.is_dir():
+        raise InputError(f"{directory}: not a directory", expected="a directory with viral* and host* inputs")
+    files = sorted(p for p in directory.iterdir() if p.is_file())
+    pick = lambda prefix: [p for p in files if p.name.lower().startswith(prefix) and _input_kind(p) is not None]
+    return pick("viral"), pick("host")
+
+
+def _input_kind(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(FASTA_SUFFIXES):
+        return "fasta"
+    if name.endswith(".pt"):
+        return "merged"
+    return None
+
+
+@dataclass
+class StageRecord:
+    """One line of the run's stage log: what ran, whether it was reused, how long it took."""
+
+    stage: str
+    reused: bool
+    seconds: float
+    key: str
+    detail: str = ""
+
+
+class StageFailed(Exception):
+    """A stage failed; carries the stage name and the user-facing reason."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        self.stage = stage
+        self.reason = reason
+        super().__init__(f"stage '{stage}' failed: {reason}")
+
+
+class ValidationRun:
+    """The cached chain of stages for one :class:`Settings`."""
+
+    def __init__(self, settings: Settings, *, progress: bool = False) -> None:
+        self.settings = settings
+        self.paths = ValidationPaths(settings.artifacts)
+        self.progress = progress
+        self.stages: list[StageRecord] = []
+        self._memo: dict[str, Any] = {}
+
+    def peek(self, stage: str) -> Any:
+        """A stage's result if it has been built in this session, else ``None`` (never builds)."""
+        return self._memo.get(stage)
+
+    # ------------------------------------------------------------------ caching machinery
+
+    def _cached(self, stage: str, params: dict, directory_of: Callable[[str], Path],
+                build: Callable[[Path], None], load: Callable[[Path], Any]) -> Any:
+        """Build ``stage`` into a directory keyed by ``params`` unless a finished one exists."""
+        if stage in self._memo:
+            return self._memo[stage]
+        key = sha256_text(json.dumps(params, sort_keys=True, default=str))[:16]
+        directory = directory_of(key)
+        done = directory / "stage.json"
+        start = time.perf_counter()
+        reused = done.is_file() and not self.settings.rebuild
+        if reused:
+            log.info("%s: reusing %s (pass --rebuild to recompute)", stage, directory)
+        else:
+            log.info("%s: building into %s", stage, directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            done.unlink(missing_ok=True)
+            build(directory)
+            atomic_write_text(done, json.dumps({"stage": stage, "params": params}, indent=2, default=str) + "\n")
+        value = load(directory)
+        self.stages.append(StageRecord(stage, reused, time.perf_counter() - start, key))
+        self._memo[stage] = value
+        return value
+
+    # ------------------------------------------------------------------ models
+
+    def device(self) -> torch.device:
+        from virnucpro_core.models import resolve_device
+
+        return resolve_device(None if self.settings.device == "auto" else self.settings.device)
+
+    def model(self, name: str, *, dtype: str = "float32"):
+        """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
+        from virnucpro_core.models import get_spec, load_model
+
+        memo = f"model:{name}:{dtype}"
+        if memo not in self._memo:
+            source = self.settings.model_sources.get(name)
+            spec = get_spec(name)
+            model_path = None
+            if source and Path(source).expanduser().is_dir():
+                model_path = Path(source).expanduser()
+            elif source and source != spec.hub_id:
+                raise InputError(
+                    f"unknown weights source {source!r} for {spec.display_name}",
+                    expected=f"a local directory, or the hub id {spec.hub_id} (read from the Hugging Face cache)",
+                    fix=f"download it with `hf download {source} --local-dir DIR` and pass DIR",
+                )
+            self._memo[memo] = load_model(
+                name,
+                weights=self.settings.weights,
+                size=self.settings.size,
+                model_path=model_path,
+                device=self.device(),
+                dtype=dtype,
+                seed=self.settings.seed,
+            )
+        return self._memo[memo]
+
+    def provenance(self) -> dict[str, dict]:
+        """What each of the three models is: weights kind, size, source, revision or stand-in seed."""
+        return {name: dict(self.model(name).provenance, display_name=self.model(name).spec.display_name)
+                for name in (EMBEDDERS["fast"], EMBEDDERS["baseline"], DNA_MODEL)}
+
+    # ------------------------------------------------------------------ data stages
+
+    def input_kind(self, label: str) -> str:
+        kinds = {_input_kind(p) for p in self.settings.inputs(label)}
+        if None in kinds or len(kinds) != 1:
+            raise InputError(
+                f"{label} inputs must be all FASTA or all merged feature files",
+                found=", ".join(str(p) for p in self.settings.inputs(label)),
+                expected="*.fa/*.fasta/*.fna(.gz) genomes, or *.pt files written by `virnucpro merge`",
+            )
+        return kinds.pop()
+
+    def preprocessed(self, label: str):
+        """Chunks and stop-free frames of one class (all its FASTA inputs, concatenated in order)."""
+        from virnucpro_core.paths import PreprocessPaths
+        from virnucpro_core.sequences import preprocess, read_fasta, write_fasta
+
+        inputs = self.settings.inputs(label)
+        params = {"inputs": [sha256_file(p) for p in inputs], "chunk_size": self.settings.chunk_size}
+
+        def build(directory: Path) -> None:
+            if len(inputs) == 1:
+                source = inputs[0]
+            else:
+                source = directory / "input.fasta"
+                write_fasta(((r.id, r.seq) for p in inputs for r in read_fasta(p)), source)
+            preprocess(source, self.settings.chunk_size, directory)
+
+        return self._cached(f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key),
+                            build, PreprocessPaths)
+
+    def features(self, model: str, label: str) -> Path:
+        """Per-model feature file of one class (``extract_to_file`` keeps its own resumable shards)."""
+        from virnucpro_core.features import extract_to_file
+
+        memo = f"extract[{model},{label}]"
+        if memo in self._memo:
+            return self._memo[memo]
+        frames = self.preprocessed(label)
+        fasta = frames.nucleotide if model == DNA_MODEL else frames.protein
+        out = self.paths.features(model, label)
+        before = out.stat().st_mtime_ns if out.exists() else None
+        start = time.perf_counter()
+        extract_to_file(self.model(model), fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
+        reused = before is not None and out.stat().st_mtime_ns == before
+        self.stages.append(StageRecord(memo, reused, time.perf_counter() - start, "", str(out)))
+        self._memo[memo] = out
+        return out
+
+    def merged(self, embedder: str, label: str) -> Path:
+        """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
+        from virnucpro_core.features import merge_features, save_merged
+
+        if self.input_kind(label) == "merged":
+            return self._merged_inputs(embedder, label)
+        protein_model = EMBEDDERS[embedder]
+        memo = f"merged[{embedder},{label}]"
+        if memo in self._memo:
+            return self._memo[memo]
+        dna, protein = self.features(DNA_MODEL, label), self.features(protein_model, label)
+        params = {"dna": sha256_file(dna), "protein": sha256_file(protein), "label": label}
+
+        def build(directory: Path) -> None:
+            save_merged(merge_features(dna, protein, label), directory / "merged.pt")
+
+        return self._cached(memo, params, lambda key: self.paths.merged(embedder, label, key), build,
+                            lambda d: d / "merged.pt")
+
+    def _merged_inputs(self, embedder: str, label: str) -> Path:
+        from virnucpro_core.features import load_merged
+
+        wanted = EMBEDDERS[embedder]
+        for path in self.settings.inputs(label):
+            meta = load_merged(path).meta
+            protein = (meta.get("protein") or {}).get("model") or meta.get("protein_model")
+            if protein == wanted:
+                return path
+        raise InputError(
+            f"no {label} merged feature file from {wanted}",
+            expected=f"one merged file per embedder for each class ({', '.join(EMBEDDERS.values())})",
+            found=", ".join(str(p) for p in self.settings.inputs(label)),
+            fix="pass both embedders' merged files, or FASTA inputs so the suite extracts them",
+        )
+
+    def split(self):
+        """The test set, made once on the FastESM2 features; same ids for both embedders."""
+        from virnucpro_core.split import make_split
+
+        viral, host = self.merged("fast", "viral"), self.merged("fast", "host")
+        params = {"viral": sha256_file(viral), "host": sha256_file(host), "seed": self.settings.seed,
+                  "test_fraction": 0.1}
+        return self._cached(
+            "split[fast]", params, lambda key: self.paths.split("fast", key),
+            lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d, overwrite=True),
+            lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d),
+        )
+
+    def split_for(self, embedder: str):
+        """The split applied to ``embedder``'s features (the FastESM2 split itself for ``fast``)."""
+        from virnucpro_core.split import apply_split
+
+        source = self.split()
+        if embedder == "fast":
+            return source
+        viral, host = self.merged(embedder, "viral"), self.merged(embedder, "host")
+        params = {"manifest": source.manifest.sha256, "viral": sha256_file(viral), "host": sha256_file(host)}
+        return self._cached(
+            f"split[{embedder}]", params, lambda key: self.paths.split(embedder, key),
+            lambda d: apply_split(source.manifest, viral, host, out_dir=d, overwrite=True),
+            lambda d: apply_split(source.manifest, viral, host, out_dir=d),
+        )
+
+    # ------------------------------------------------------------------ training and evaluation
+
+    def training_config(self):
+        from virnucpro_core.training import TrainingConfig
+
+        return TrainingConfig(max_epochs=self.settings.max_epochs, patience=self.settings.patience,
+                              seed=self.settings.seed, device=str(self.device()))
+
+    def trained(self, embedder: str) -> "TrainedModel":
+        """Train the MLP for one embedder (VirNucPro's hyperparameters); keeps final and best weights."""
+        from virnucpro_core.classifier import load_checkpoint
+        from virnucpro_core.training import TrainingHistory, train_classifier
+
+        split = self.split_for(embedder)
+        config = self.training_config()
+        params = {"train": sha256_file(split.paths.train), "config": config.to_dict()}
+
+        def build(directory: Path) -> None:
+            result = train_classifier(split.paths.train, config, progress=self.progress, log=log.info)
+            result.save(directory / "final.pt", "final")
+            result.save(directory / "best.pt", "best")
+            atomic_write_text(directory / "val_ids.json", json.dumps(result.val_ids) + "\n")
+
+        def load(directory: Path) -> TrainedModel:
+            return TrainedModel(
+                embedder=embedder,
+                final=load_checkpoint(directory / "final.pt"),
+                best=load_checkpoint(directory / "best.pt"),
+                history=TrainingHistory.load(directory / "final.history.json"),
+                val_ids=json.loads((directory / "val_ids.json").read_text()),
+                train_path=split.paths.train,
+            )
+
+        return self._cached(f"train[{embedder}]", params, lambda key: self.paths.train(embedder, key), build, load)
+
+    def predictions(self, embedder: str):
+        """The final MLP's predictions on the test set (the only time the test set is read)."""
+        from virnucpro_core.features import load_merged
+        from virnucpro_core.metrics import Predictions
+
+        memo = f"predictions[{embedder}]"
+        if memo not in self._memo:
+            test = load_merged(self.split_for(embedder).paths.test)
+            model = self.trained(embedder).final.model.eval()
+            with torch.inference_mode():
+                logits = model(test.data.float())
+            self._memo[memo] = Predictions.from_logits(test.ids, logits, test.labels, test.lengths)
+        return self._memo[memo]
+
+    def evaluation(self, embedder: str):
+        from virnucpro_core.metrics import evaluate
+
+        memo = f"evaluation[{embedder}]"
+        if memo not in self._memo:
+            self._memo[memo] = evaluate(self.predictions(embedder), seed=self.settings.seed)
+        return self._memo[memo]
+
+    def comparison(self):
+        """FastESM2 against the ESM2 3B baseline on the identical test samples, with the verdict."""
+        from virnucpro_core.comparison import compare
+        from virnucpro_core.metrics import Evaluation
+
+        if "comparison" not in self._memo:
+            if self.settings.baseline_metrics is not None:
+                baseline, baseline_metrics, baseline_evaluation = None, Evaluation.load(self.settings.baseline_metrics), None
+            else:
+                baseline, baseline_metrics = self.predictions("baseline"), None
+                baseline_evaluation = self.evaluation("baseline")
+            self._memo["comparison"] = compare(
+                self.predictions("fast"),
+                baseline,
+                baseline_metrics=baseline_metrics,
+                max_accuracy_drop=self.settings.max_accuracy_drop,
+                seed=self.settings.seed,
+                fast_evaluation=self.evaluation("fast"),
+                baseline_evaluation=baseline_evaluation,
+                baseline_source=str(self.settings.baseline_metrics) if baseline_metrics is not None else None,
+            )
+        return self._memo["comparison"]
+
+    # ------------------------------------------------------------------ speed
+
+    def benchmark_proteins(self) -> list[tuple[str, str]]:
+        """A seeded sample of test-set proteins that follows the test set's length distribution."""
+        from virnucpro_core.benchmark import benchmark_sample
+        from virnucpro_core.sequences import read_fasta  # noqa: F401  (protein FASTA read below)
+
+        if "bench" not in self._memo:
+            if any(self.input_kind(label) == "merged" for label in CLASSES):
+                raise InputError(
+                    "the speed benchmark needs protein sequences, and merged feature inputs carry none",
+                    fix="pass FASTA inputs (--viral/--host genomes) so the benchmark can embed test-set proteins",
+                )
+            from virnucpro_core.features import read_records
+
+            proteins = {}
+            for label in CLASSES:
+                proteins.update(read_records(self.preprocessed(label).protein, "esm"))
+            test_ids = [i for i in self.split().manifest.test.ids]
+            records = [(i, proteins[i]) for i in test_ids]
+            picked = benchmark_sample([len(s) for _, s in records], self.settings.bench_sample, self.settings.seed)
+            self._memo["bench"] = [records[i] for i in picked]
+        return self._memo["bench"]
+
+    # ------------------------------------------------------------------ record
+
+    def write_stage_log(self) -> None:
+        atomic_write_text(self.paths.stage_log,
+                          json.dumps([asdict(s) for s in self.stages], indent=2) + "\n")
+
+
+@dataclass
+class TrainedModel:
+    """The two checkpoints of one training stage, its history and its validation ids."""
+
+    embedder: str
+    final: Any  # classifier.LoadedCheckpoint
+    best: Any
+    history: Any  # training.TrainingHistory
+    val_ids: list[str]
+    train_path: Path
