@@ -19,12 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# Writes reports/acceptance.html (+ .md, .json, benchmark.json); reruns reuse artifacts/acceptance/smoke.
 smoke: install
-	$(BIN)/virnucpro preprocess fixtures/smoke/viral.fasta --chunk-size 300 --out artifacts/smoke/viral
-	$(BIN)/virnucpro preprocess fixtures/smoke/host.fasta --chunk-size 300 --out artifacts/smoke/host
+	$(BIN)/python -m pytest acceptance/
 
 test: install
 	$(BIN)/python -m pytest tests/
+	$(BIN)/python -m pytest acceptance/
 
 clean:
 	rm -rf $(VENV) artifacts reports .pytest_cache

@@ -71,6 +71,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # `pytest acceptance/` writes its HTML report without being asked; an explicit --html wins.
     runs_acceptance = any(Path(str(arg).split("::")[0]).resolve().is_relative_to(Path(__file__).parent / "acceptance")
                           for arg in config.args)
-    if runs_acceptance and not config.getoption("htmlpath", default=None):
+    if not runs_acceptance:
+        return
+    if not config.getoption("htmlpath", default=None):
         config.option.htmlpath = str(DEFAULT_HTML)
         config.option.self_contained_html = True
+    if hasattr(config.option, "benchmark_json") and config.option.benchmark_json is None:
+        # pytest-benchmark's raw timings (every round, machine info) beside the HTML report.
+        config.option.benchmark_json = Path(config.option.htmlpath).parent / "benchmark.json"
+        config.option.benchmark_json.parent.mkdir(parents=True, exist_ok=True)

@@ -73,9 +73,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if config.getoption("--require-gpu"):
         reason = _no_gpu_reason() + " and --require-gpu was given: this runner must have a GPU"
-        for item in ours:
-            item.add_marker(pytest.mark.usefixtures("_fail_without_gpu"))
-        config.stash[report_plugin.GPU_PROBLEM] = reason
+        config.stash[report_plugin.GPU_PROBLEM] = reason  # _require_gpu fails every test with it
     elif "gpu" in (config.getoption("markexpr") or ""):
         reason = _no_gpu_reason() + "; `-m gpu` selects the GPU gate only. Run `pytest acceptance/` without -m " \
                  "for the CPU smoke profile, or use a GPU runner"
@@ -84,19 +82,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[report_plugin.GPU_PROBLEM] = reason
 
 
-@pytest.fixture
-def _fail_without_gpu(pytestconfig):
-    pytest.fail(pytestconfig.stash[report_plugin.GPU_PROBLEM], pytrace=False)
+@pytest.fixture(scope="session", autouse=True)
+def _require_gpu(pytestconfig):
+    """With --require-gpu on a machine without CUDA, every test fails before any stage runs."""
+    if pytestconfig.getoption("--require-gpu") and not torch.cuda.is_available():
+        pytest.fail(pytestconfig.stash[report_plugin.GPU_PROBLEM], pytrace=False)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Resolve the options once, before anything runs: a bad option is one usage error, not 20 test errors."""
+    try:
+        session.config.stash[report_plugin.SETTINGS] = _settings_from(session.config)
+    except VirNucProError as error:
+        raise pytest.UsageError(f"acceptance options: {error}") from None
 
 
 @pytest.fixture(scope="session")
 def settings(pytestconfig) -> Settings:
-    try:
-        value = _settings_from(pytestconfig)
-    except VirNucProError as error:
-        pytest.fail(f"acceptance options: {error}", pytrace=False)
-    pytestconfig.stash[report_plugin.SETTINGS] = value
-    return value
+    return pytestconfig.stash[report_plugin.SETTINGS]
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +122,9 @@ class Stages:
         try:
             return getattr(self.run, method)(*args)
         except VirNucProError as error:
-            self.failed[name] = str(error).splitlines()[0]
-            pytest.fail(f"stage '{name}' failed:\n{error}", pytrace=False)
+            failure = error  # fail outside the except block: no chained traceback
+        self.failed[name] = str(failure).splitlines()[0]
+        pytest.fail(f"stage '{name}' failed:\n{failure}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

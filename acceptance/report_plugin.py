@@ -77,7 +77,10 @@ class AcceptanceReport:
     def pytest_html_report_title(self, report) -> None:
         settings = self.config.stash.get(SETTINGS, None)
         profile = getattr(settings, "profile", "unknown")
-        report.title = f"VirNucPro FastESM2_650 acceptance — {profile} profile"
+        if profile == "smoke":
+            report.title = "SMOKE PROFILE — checks the suite's machinery, does not validate FastESM2_650"
+        else:
+            report.title = f"VirNucPro FastESM2_650 acceptance — {profile} profile"
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
         prefix.extend(render_sections(self.context()))

@@ -25,7 +25,7 @@ def test_metrics_present_and_finite(evaluations, embedder):
 
 
 @pytest.mark.usefixtures("requires_meaningful_accuracy")
-def test_accuracy_gate(comparison, settings):
-    assert comparison.passed, comparison.reason + (
-        "\nnext steps:\n" + "\n".join(f"  - {step}" for step in comparison.next_steps) if comparison.next_steps else ""
-    )
+def test_accuracy_gate(comparison):
+    if not comparison.passed:
+        steps = "".join(f"\n  - {step}" for step in comparison.next_steps)
+        pytest.fail(f"accuracy gate {comparison.reason}" + (f"\nnext steps:{steps}" if steps else ""), pytrace=False)

@@ -113,6 +113,21 @@ class Settings:
                 found=f"{len(viral)} viral and {len(host)} host inputs",
                 fix="add the missing class",
             )
+        problems = []
+        if not 0 <= rest.get("max_accuracy_drop", 0.05) <= 1:
+            problems.append(f"--max-accuracy-drop {rest['max_accuracy_drop']} is not in [0, 1]")
+        if not rest.get("max_time_ratio", 0.5) > 0:
+            problems.append(f"--max-time-ratio {rest['max_time_ratio']} is not positive")
+        for name in ("bench_runs", "chunk_size", "max_epochs", "patience"):
+            if name in rest and rest[name] < 1:
+                problems.append(f"--{name.replace('_', '-')} {rest[name]} is not a positive integer")
+        if bench_sample is not None and bench_sample < 1:
+            problems.append(f"--bench-sample {bench_sample} is not a positive integer")
+        if rest.get("bench_warmup", 1) < 0:
+            problems.append(f"--bench-warmup {rest['bench_warmup']} is negative")
+        if problems:
+            raise InputError("invalid acceptance options: " + "; ".join(problems),
+                             fix="see `pytest acceptance/ --help`, group 'VirNucPro FastESM2 acceptance suite'")
         for path in [*viral, *host]:
             if not path.exists():
                 raise InputError(f"{path}: no such input file", fix="check the --viral/--host/--data-dir paths")
