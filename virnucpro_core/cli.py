@@ -16,13 +16,13 @@ from virnucpro_core import __version__
 from virnucpro_core.errors import VirNucProError
 
 # Subcommands in pipeline order; each name is a module in virnucpro_core.commands.
-COMMANDS = ("preprocess", "extract", "merge", "split", "train", "compare")
+COMMANDS = ("preprocess", "extract", "merge", "split", "train", "evaluate", "predict", "compare")
 
 
 def create_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="virnucpro",
-        description="VirNucPro FastESM2 acceptance tools: preprocess, extract, merge, split, train, compare.",
+        description="VirNucPro FastESM2 acceptance tools: preprocess, extract, merge, split, train, evaluate, predict, compare.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,0 +1,111 @@
+"""``virnucpro predict``: classify the chunks of new DNA sequences with a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from virnucpro_core.models import SIZES, WEIGHTS
+from virnucpro_core.prediction import DEFAULT_CHUNK_SIZE, RANDOM_WEIGHTS_WARNING, predict_fasta
+
+DEFAULT_OUT = "prediction"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer number of bases (e.g. 300 or 500), got {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer number of bases (e.g. 300 or 500), got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify new DNA sequences: preprocess, embed, merge and score with a trained checkpoint",
+        description=(
+            "Cut each record of INPUT into chunks, keep every stop-free frame, embed the nucleotide frames with "
+            "DNABERT-S and the protein frames with the checkpoint's protein model (ESM2 3B or FastESM2_650, read "
+            "from CKPT), and score them with the MLP. Writes OUT/frames.tsv (frame_id, chunk_id, record_id, "
+            "viral_score, host_score, prediction virus/others), OUT/chunks.tsv (chunk_id, record_id, n_frames, "
+            "max_viral_score, max_host_score, verdict: virus iff the highest viral score among the chunk's frames "
+            ">= the highest host score, as VirNucPro) and OUT/summary.json (parameters, model provenance, counts, "
+            "warnings). Embeddings are cached under OUT/features, so a rerun reuses them."
+        ),
+    )
+    parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
+    parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
+    parser.add_argument(
+        "--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_SIZE,
+        help=f"chunk length in bases (default: {DEFAULT_CHUNK_SIZE}); use the size the checkpoint was trained on "
+        "(VirNucPro's models: 300 or 500)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weights", choices=list(WEIGHTS), default="pretrained",
+        help="pretrained: the published DNABERT-S and protein-model weights from the model paths or the Hugging "
+        "Face cache (never downloaded); random: seeded stand-ins of --size, for smoke runs only — their calls are "
+        "meaningless and are flagged as such (default: pretrained)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--size", choices=list(SIZES), default=None,
+        help="stand-in size with --weights random: tiny (seconds on a CPU) or full (the real architecture, slow "
+        "on a CPU) (default: the size recorded in the checkpoint, else tiny). Must give the checkpoint's width",
+    )  # fmt: skip
+    parser.add_argument("--dna-model-path", metavar="DIR_OR_ID",
+                        help="DNABERT-S repository copy or hub id for pretrained weights (default: "
+                        "zhihan1996/DNABERT-S in the Hugging Face cache)")
+    parser.add_argument("--protein-model-path", metavar="DIR_OR_ID",
+                        help="protein-model repository copy or hub id for pretrained weights (default: the "
+                        "checkpoint's model's hub id in the Hugging Face cache)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N for the language models "
+                        "(default: auto)")
+    parser.add_argument("--seed", type=int, default=0, help="stand-in initialisation seed (default: 0)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"output directory, created if missing (default: ./{DEFAULT_OUT})")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="recompute the embeddings even if OUT/features holds them for the same input and models "
+                        "(default: reuse them)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars (default: shown)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    result = predict_fasta(
+        args.input,
+        args.model,
+        args.out,
+        chunk_size=args.chunk_size,
+        weights=args.weights,
+        size=args.size,
+        dna_model_path=args.dna_model_path,
+        protein_model_path=args.protein_model_path,
+        device=args.device,
+        seed=args.seed,
+        progress=not args.no_progress,
+        rebuild=args.rebuild,
+    )
+    counts, models = result.counts, result.models
+    print(
+        f"{counts['records']} records -> {counts['chunks']} chunks -> {counts['frames']} frames, scored with "
+        f"{models['dna']['display_name']} ({models['dna']['weights']}) + {models['protein']['display_name']} "
+        f"({models['protein']['weights']}) and {result.checkpoint['path']}"
+    )
+    print(
+        f"chunks: {counts['viral_chunks']} virus, {counts['other_chunks']} others"
+        + (f", {counts['chunks_without_frames']} without frames" if counts["chunks_without_frames"] else "")
+        + f"; frames: {counts['viral_frames']} of {counts['frames']} virus"
+    )
+    for warning in result.warnings[1 if result.random_weights else 0 :]:
+        print(f"note: {warning}")
+    for path in (result.paths.frames, result.paths.chunks, result.paths.summary):
+        print(f"wrote {path}")
+    if result.random_weights:
+        print(f"WARNING: {RANDOM_WEIGHTS_WARNING} (flagged in {result.paths.summary})")
+    return 0
