@@ -470,7 +470,6 @@ class ValidationRun:
     def benchmark_proteins(self) -> list[tuple[str, str]]:
         """A seeded sample of test-set proteins that follows the test set's length distribution."""
         from virnucpro_core.benchmark import benchmark_sample
-        from virnucpro_core.sequences import read_fasta  # noqa: F401  (protein FASTA read below)
 
         if "bench" not in self._memo:
             if any(self.input_kind(label) == "merged" for label in CLASSES):

@@ -9,28 +9,9 @@ from virnucpro_core.comparison import DEFAULT_NAMES, compare
 from virnucpro_core.figures import write_figures
 from virnucpro_core.metrics import Evaluation, Predictions
 from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
+from virnucpro_core.commands.options import closed_fraction, non_negative_int
 
 DEFAULT_OUT = "comparison"
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.05), got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.05), got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -57,13 +38,13 @@ def register(subparsers) -> None:
         help="ESM2 3B metrics from an earlier run (evaluation_baseline.json of a previous compare, or a JSON "
         'object with at least "accuracy"), when its features are unavailable: no paired CI and no McNemar test',
     )
-    parser.add_argument("--max-accuracy-drop", type=_fraction, default=0.05, metavar="FRACTION",
+    parser.add_argument("--max-accuracy-drop", type=closed_fraction, default=0.05, metavar="FRACTION",
                         help="the gate: ESM2 3B accuracy − FastESM2 accuracy must be strictly below this "
                         "(default: 0.05)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"directory for the reports and figures (default: ./{DEFAULT_OUT})")
     parser.add_argument("--seed", type=int, default=42, help="seed of every bootstrap resampling (default: 42)")
-    parser.add_argument("--n-bootstrap", type=_non_negative_int, default=1000, metavar="N",
+    parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples per CI (default: 1000). More gives steadier CI ends but costs "
                         "about 5 ms per resample per model; 0 skips the CIs")
     parser.add_argument("--fast-name", default=DEFAULT_NAMES[0], help=f"display name (default: {DEFAULT_NAMES[0]})")

@@ -11,18 +11,9 @@ from virnucpro_core.comparison import fmt, fmt_ci, uses_random_weights
 from virnucpro_core.errors import InputError
 from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
 from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
+from virnucpro_core.commands.options import non_negative_int
 
 PREDICTION_SUFFIXES = (".json", ".npz")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -44,7 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--metrics-out", metavar="JSON",
                         help="also write the full evaluation (metrics, CIs, length bins, chunk metrics) as JSON; "
                         "usable as `virnucpro compare --baseline-metrics` (default: not written)")
-    parser.add_argument("--n-bootstrap", type=_non_negative_int, default=1000, metavar="N",
+    parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples for the confidence intervals (default: 1000). More gives steadier "
                         "interval ends at about 5 ms per resample; 0 skips them")
     parser.add_argument("--seed", type=int, default=42, help="seed of the bootstrap resampling (default: 42)")

@@ -8,16 +8,7 @@ import logging
 from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
 from virnucpro_core.features import DEFAULT_SHARD_SIZE, extract_to_file, load_features
 from virnucpro_core.models import DTYPES, SPECS, load_model
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from virnucpro_core.commands.options import positive_int
 
 
 def register(subparsers) -> None:
@@ -70,7 +61,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--toks-per-batch",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="padded-token budget per batch (default: "
         + ", ".join(f"{v} for {k} models" for k, v in DEFAULT_TOKS_PER_BATCH.items())
@@ -78,7 +69,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--shard-size",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_SHARD_SIZE,
         metavar="N",
         help=f"records per resumable shard (default: {DEFAULT_SHARD_SIZE}). Smaller loses less work to an "

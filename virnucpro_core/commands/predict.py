@@ -7,20 +7,9 @@ import logging
 
 from virnucpro_core.models import SIZES, WEIGHTS
 from virnucpro_core.prediction import DEFAULT_CHUNK_SIZE, RANDOM_WEIGHTS_WARNING, predict_fasta
+from virnucpro_core.commands.options import positive_int
 
 DEFAULT_OUT = "prediction"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer number of bases (e.g. 300 or 500), got {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer number of bases (e.g. 300 or 500), got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -40,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
     parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
     parser.add_argument(
-        "--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_SIZE,
+        "--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
         help=f"chunk length in bases (default: {DEFAULT_CHUNK_SIZE}); use the size the checkpoint was trained on "
         "(VirNucPro's models: 300 or 500)",
     )  # fmt: skip

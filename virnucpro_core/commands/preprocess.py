@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 
 from virnucpro_core.sequences import preprocess
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer number of bases (e.g. 300 or 500), got {text!r}")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer number of bases (e.g. 300 or 500), got {value}")
-    return value
+from virnucpro_core.commands.options import positive_int
 
 
 def register(subparsers) -> None:
@@ -31,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
     parser.add_argument(
         "--chunk-size",
-        type=_positive_int,
+        type=positive_int,
         default=300,
         help="chunk length in bases (default: 300). VirNucPro's models exist for 300 and 500; "
         "other sizes are accepted for experiments.",

@@ -6,30 +6,11 @@ import argparse
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.split import GROUP_BY_CHOICES, apply_split, make_split
+from virnucpro_core.commands.options import non_negative_int, open_fraction
 
 DEFAULT_TEST_FRACTION = 0.1
 DEFAULT_SEED = 42
 DEFAULT_GROUP_BY = "sample"
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.1), got {text!r}")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.1), got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed (e.g. 42), got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed (e.g. 42), got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -52,7 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
     parser.add_argument(
         "--test-fraction",
-        type=_fraction,
+        type=open_fraction,
         default=None,
         metavar="F",
         help=f"share of each class held out for testing (default: {DEFAULT_TEST_FRACTION}, VirNucPro's 10 %%). "
@@ -60,7 +41,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=_seed,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help=f"seed of the test draw (default: {DEFAULT_SEED}); the split depends only on the seed and the ids",

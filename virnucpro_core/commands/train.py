@@ -5,42 +5,13 @@ from __future__ import annotations
 import argparse
 
 from virnucpro_core.training import SAVE_CHOICES, TrainingConfig, train_classifier
+from virnucpro_core.commands.options import non_negative_int, open_fraction, positive_int
 
 _DEFAULTS = TrainingConfig.__dataclass_fields__
 
 
 def _default(name: str):
     return _DEFAULTS[name].default
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.1), got {text!r}")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.1), got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -63,7 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--patience",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=_default("patience"),
         help=f"stop after this many epochs without a lower validation loss (default: {_default('patience')}, as "
         "VirNucPro). Higher values train longer and may find a better minimum; lower values stop sooner.",
@@ -79,7 +50,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--seed",
         metavar="N",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=_default("seed"),
         help=f"seed of the validation draw, initial weights, shuffling and dropout (default: {_default('seed')}); "
         "the same seed on the same machine gives the same history",
@@ -87,7 +58,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-epochs",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=_default("max_epochs"),
         help=f"upper limit on epochs (default: {_default('max_epochs')}, as VirNucPro); early stopping usually ends "
         "sooner",
@@ -95,7 +66,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--val-fraction",
         metavar="F",
-        type=_fraction,
+        type=open_fraction,
         default=_default("val_fraction"),
         help=f"share of each class of the training split used for validation (default: {_default('val_fraction')}). "
         "Larger values make early stopping steadier but train on fewer samples.",

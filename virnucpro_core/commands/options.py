@@ -1,0 +1,42 @@
+"""argparse value types shared by the subcommands: each rejects bad values with what it expected."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _number(text: str, kind: type, expected: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "a positive integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int, "a non-negative integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A share strictly between 0 and 1 (a test or validation fraction)."""
+    value = _number(text, float, "a fraction between 0 and 1 (exclusive), e.g. 0.1")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (exclusive), e.g. 0.1, got {value}")
+    return value
+
+
+def closed_fraction(text: str) -> float:
+    """A value in [0, 1] (an accuracy limit)."""
+    value = _number(text, float, "a fraction between 0 and 1, e.g. 0.05")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, e.g. 0.05, got {value}")
+    return value
