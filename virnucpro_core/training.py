@@ -43,6 +43,7 @@ from virnucpro_core.classifier import (
 )
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.models import resolve_device
 from virnucpro_core.split import (
     CLASS_NAMES,
     SplitPaths,
@@ -87,29 +88,6 @@ def seed_worker(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signatur
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``'auto'`` → CUDA when available, else CPU; refuse a CUDA device this machine lacks."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError) as error:
-        raise InputError(
-            f"unknown device {device!r}",
-            expected="auto, cpu, cuda or cuda:N",
-            found=device,
-            fix="pass --device auto",
-        ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"device {device!r} was asked for but CUDA is not available on this machine",
-            expected="a machine with a CUDA GPU and a CUDA build of torch",
-            found=f"torch {torch.__version__}, torch.cuda.is_available() is False",
-            fix="pass --device cpu (or auto)",
-        )
-    return resolved
 
 
 # --------------------------------------------------------------------------- config and results

@@ -238,7 +238,7 @@ class ValidationRun:
     def device(self) -> torch.device:
         from virnucpro_core.models import resolve_device
 
-        return resolve_device(None if self.settings.device == "auto" else self.settings.device)
+        return resolve_device(self.settings.device)
 
     def model(self, name: str, *, dtype: str = "float32"):
         """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
