@@ -229,13 +229,15 @@ def standin_config(name: str, size: str):
 def matmul_flops_per_token(name: str, size: str) -> int:
     """Multiply-add FLOPs per token of the encoder's dense layers (attention scores excluded).
 
-    ``2 * layers * (4 h^2 + 2 h i)``: Q, K, V and output projections plus the
-    two feed-forward matrices. Used to check that stand-ins keep the real
-    models' cost ordering.
+    ``2 * layers * (4 h^2 + k h i)``: Q, K, V and output projections plus the
+    feed-forward matrices — two for ESM (k = 2), three for DNABERT-S, whose
+    GEGLU feed-forward projects to 2i before ``wo`` (k = 3). Used to check that
+    stand-ins keep the real models' cost ordering and for TFLOP/s figures.
     """
     config = standin_config(name, size)
     h, i = int(config.hidden_size), int(config.intermediate_size)
-    return 2 * int(config.num_hidden_layers) * (4 * h * h + 2 * h * i)
+    feed_forward = 3 if get_spec(name).family == "dnabert" else 2
+    return 2 * int(config.num_hidden_layers) * (4 * h * h + feed_forward * h * i)
 
 
 # --------------------------------------------------------------------------- tokenizers

@@ -1,0 +1,545 @@
+"""Extraction throughput: a naive transformers-style loop against our extractor, in one run.
+
+For each model (``fastesm2_650``, ``esm2_3b``, ``dnabert_s``) and each length
+group, this times
+
+* ``naive`` — what a first script does: the Hugging Face tokenizer called on a
+  fixed-size slice of the input (``--naive-batch``, default 16, ``padding=True``),
+  ``model(**inputs)``, masked mean pooling, ``.cpu()`` per batch, in input order;
+* ``ours`` — :func:`virnucpro_core.embeddings.extract_embeddings` with its
+  deployed defaults (bf16 on CUDA, fp32 on CPU; ``DEFAULT_TOKS_PER_BATCH``),
+  plus any ``--dtypes`` x ``--toks-per-batch`` variants.
+
+Protocol: models are loaded outside the timed region; ``--warmup`` untimed
+passes, then ``--runs`` timed passes over the whole sample, each read with
+:func:`virnucpro_core.benchmark.synchronized_timer` (CUDA synchronised before
+the clock); median and mean of the timed passes and every raw duration are
+kept. On CUDA the peak memory of each variant (weights included) is read with
+``torch.cuda.reset_peak_memory_stats`` / ``max_memory_allocated``.
+
+Correctness in the same run: the reference is the naive loop in float32 (its
+first pass when the naive variant is float32, else one extra untimed pass). The
+last pass of every variant is compared with it per sequence (cosine, relative
+L2 error); the table shows the minimum cosine, and any NaN/Inf is counted and
+flagged.
+
+FLOPs: ``2 x (weights of the encoder's Linear layers) x real tokens`` — the
+dense matmuls only; **attention score FLOPs (QK^T and PV, 4·T·h per token per
+layer) are excluded** (~1.3 % extra for FastESM2 at ~100 tokens, ~2 % at ~166),
+and padded positions are not counted (useful work only). For ESM models this
+equals :func:`virnucpro_core.models.matmul_flops_per_token`; DNABERT-S's GEGLU
+has a third feed-forward matrix (``4h^2 + 3hi`` per layer), which the Linear
+count includes. Tokens include the special tokens (``<cls>``/``<eos>``,
+``[CLS]``/``[SEP]``).
+
+Stand-ins (``--size tiny|full``) have random weights: timing does not depend on
+weight values, accuracy is not measured here.
+
+Example (CPU smoke, a few seconds)::
+
+    python benchmarks/extract_throughput.py --size tiny --device cpu --n 64 --json /tmp/xt.json
+
+On a GPU see ``benchmarks/NOTES.md`` for the exact command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import math
+import random
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro_core import benchmark, models
+from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, tokenize
+from virnucpro_core.errors import InputError, VirNucProError
+from virnucpro_core.files import atomic_write_text
+
+log = logging.getLogger("extract_throughput")
+
+# H100 SXM bf16 dense matmul as measured on this workplace's machines (8192^3, random data).
+DEFAULT_CUDA_PEAK_TFLOPS = 790.0
+
+# UniProtKB/Swiss-Prot amino-acid composition (percent), so synthetic proteins
+# tokenise and pad like real ones.
+AMINO_ACID_PERCENT: dict[str, float] = {
+    "A": 8.25, "R": 5.53, "N": 4.06, "D": 5.45, "C": 1.37, "Q": 3.93, "E": 6.75, "G": 7.07, "H": 2.27, "I": 5.96,
+    "L": 9.66, "K": 5.84, "M": 2.42, "F": 3.86, "P": 4.70, "S": 6.56, "T": 5.34, "W": 1.08, "Y": 2.92, "V": 6.87,
+}  # fmt: skip
+LENGTH_JITTER = 0.10
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class SequenceGroup:
+    """The sequences of one table row group: a nominal protein length or a FASTA file."""
+
+    label: str
+    nominal_length: int | None
+    source: str
+    records: list[tuple[str, str]]
+
+    @property
+    def mean_length(self) -> float:
+        return statistics.fmean(len(seq) for _, seq in self.records)
+
+
+def jittered_lengths(length: int, n: int, seed: int) -> list[int]:
+    """``n`` lengths uniform in ``length * (1 ± 10 %)``, seeded per (seed, length)."""
+    rng = random.Random(seed * 1_000_003 + length)
+    lo, hi = round(length * (1 - LENGTH_JITTER)), round(length * (1 + LENGTH_JITTER))
+    return [max(1, rng.randint(lo, hi)) for _ in range(n)]
+
+
+def synthetic_proteins(length: int, n: int, seed: int) -> list[tuple[str, str]]:
+    """``n`` seeded proteins of ~``length`` residues with Swiss-Prot composition."""
+    rng = random.Random(seed * 1_000_003 + length + 1)
+    letters, weights = list(AMINO_ACID_PERCENT), list(AMINO_ACID_PERCENT.values())
+    return [
+        (f"p{length}_{i:05d}", "".join(rng.choices(letters, weights, k=size)))
+        for i, size in enumerate(jittered_lengths(length, n, seed))
+    ]
+
+
+def synthetic_dna(length: int, n: int, seed: int) -> list[tuple[str, str]]:
+    """``n`` seeded DNA fragments of ``3 L + 1`` bases for the same jittered ``L`` as the proteins."""
+    rng = random.Random(seed * 1_000_003 + length + 2)
+    return [
+        (f"d{length}_{i:05d}", "".join(rng.choices("ACGT", k=3 * size + 1)))
+        for i, size in enumerate(jittered_lengths(length, n, seed))
+    ]
+
+
+def sequence_groups(args: argparse.Namespace, family: str) -> list[SequenceGroup]:
+    """The length groups one model is timed on: synthetic per ``--lengths``, or the FASTA file."""
+    fasta = args.dna_fasta if family == "dnabert" else args.fasta
+    if fasta is not None:
+        from virnucpro_core.features import read_records  # needs Biopython: imported only here
+
+        records = read_records(fasta, family)
+        if args.n < len(records):
+            keep = benchmark.benchmark_sample([len(s) for _, s in records], args.n, args.seed)
+            records = [records[i] for i in keep]
+        median = int(statistics.median(len(s) for _, s in records))
+        return [SequenceGroup(f"~{median}", None, str(fasta), records)]
+    if args.fasta is not None and family == "dnabert":
+        raise InputError(
+            "dnabert_s was asked for with --fasta but without nucleotide sequences",
+            expected="--dna-fasta FILE (nucleotide FASTA) for dnabert_s; --fasta holds proteins",
+            found=f"--fasta {args.fasta}, no --dna-fasta",
+            fix="add --dna-fasta FILE, or drop dnabert_s from --models",
+        )
+    make = synthetic_dna if family == "dnabert" else synthetic_proteins
+    return [SequenceGroup(str(length), length, "synthetic", make(length, args.n, args.seed)) for length in args.lengths]
+
+
+# --------------------------------------------------------------------------- variants and results
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of embedding: the naive loop or our extractor with given settings."""
+
+    kind: str  # "naive" or "ours"
+    dtype: str
+    batch: int  # naive: sequences per batch; ours: padded tokens per batch
+    attention: str = "sdpa"
+    default: bool = False
+
+    @property
+    def label(self) -> str:
+        short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[self.dtype]
+        if self.kind == "naive":
+            return f"naive {short} b{self.batch}" + (" eager" if self.attention == "eager" else "")
+        return f"ours {short} t{self.batch}" + ("*" if self.default else "")
+
+
+@dataclass
+class ThroughputRow:
+    """Timed runs and correctness of one variant on one sequence group.
+
+    Rates use the median of the timed runs; ``runs_s`` keeps every duration.
+    """
+
+    model: str
+    variant: str
+    kind: str
+    dtype: str
+    batch: int
+    attention: str
+    default: bool
+    length: str
+    source: str
+    sequences: int
+    residues: int
+    tokens: int
+    flops_per_token: int
+    runs_s: list[float]
+    warmup_runs: int
+    device: str
+    peak_tflops: float | None
+    peak_memory_bytes: int | None = None
+    resident_memory_bytes: int | None = None
+    min_cosine: float = float("nan")
+    max_rel_err: float = float("nan")
+    nonfinite: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.runs_s)
+
+    @property
+    def mean_s(self) -> float:
+        return statistics.fmean(self.runs_s)
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.sequences / self.median_s
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.median_s
+
+    @property
+    def tflops(self) -> float:
+        return self.flops_per_token * self.tokens / self.median_s / 1e12
+
+    @property
+    def percent_of_peak(self) -> float | None:
+        return 100 * self.tflops / self.peak_tflops if self.peak_tflops else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            median_s=self.median_s,
+            mean_s=self.mean_s,
+            sequences_per_s=self.sequences_per_s,
+            tokens_per_s=self.tokens_per_s,
+            tflops=self.tflops,
+            percent_of_peak=self.percent_of_peak,
+        )
+        # JSON has no NaN: a failed comparison is written as null.
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
+
+
+def dense_flops_per_token(loaded: models.LoadedModel) -> int:
+    """``2 x`` the weights of the encoder's Linear layers: dense matmul FLOPs per token."""
+    return 2 * sum(m.weight.numel() for m in loaded.model.encoder.modules() if isinstance(m, torch.nn.Linear))
+
+
+def variants_for(args: argparse.Namespace, family: str, device: torch.device) -> list[Variant]:
+    """Naive loop, our defaults, then every ``--dtypes`` x ``--toks-per-batch`` combination."""
+    default_dtype = benchmark.deployed_fast_settings(device.type)["dtype"]
+    default_budget = DEFAULT_TOKS_PER_BATCH[family]
+    out = [] if args.no_naive else [Variant("naive", args.naive_dtype, args.naive_batch, args.naive_attention)]
+    out.append(Variant("ours", default_dtype, default_budget, default=True))
+    for dtype in args.dtypes or [default_dtype]:
+        for budget in args.toks_per_batch or [default_budget]:
+            if (dtype, budget) != (default_dtype, default_budget):
+                out.append(Variant("ours", dtype, budget))
+    return out
+
+
+# --------------------------------------------------------------------------- the two paths
+
+
+def naive_embed(loaded: models.LoadedModel, seqs: Sequence[str], batch: int) -> torch.Tensor:
+    """The transformers-style loop: tokenizer call per slice, ``model(**inputs)``, masked mean, ``.cpu()``."""
+    device = loaded.device
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(seqs), batch):
+            inputs = loaded.tokenizer(
+                list(seqs[start : start + batch]), padding=True, return_tensors="pt", return_token_type_ids=False
+            )
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            output = loaded.model(**inputs)
+            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output
+            mask = inputs["attention_mask"].clone()
+            if loaded.spec.family == "esm":
+                # VirNucPro's ESM pooling: residues only (drop <cls> and <eos>), at most 1024 of them.
+                ends = inputs["attention_mask"].sum(dim=1) - 1
+                mask[:, 0] = 0
+                mask[torch.arange(mask.shape[0], device=device), ends] = 0
+                mask[:, models.ESM_POOL_MAX_RESIDUES + 1 :] = 0
+            weights = mask.to(torch.float32).unsqueeze(-1)
+            pooled = (hidden.float() * weights).sum(dim=1) / weights.sum(dim=1)
+            out.append(pooled.cpu())
+    return torch.cat(out)
+
+
+def ours_embed(loaded: models.LoadedModel, records: list[tuple[str, str]], budget: int) -> torch.Tensor:
+    return extract_embeddings(loaded, records, toks_per_batch=budget, progress=False).data
+
+
+def run_variant(loaded, variant: Variant, group: SequenceGroup, args) -> tuple[list[float], list[torch.Tensor]]:
+    """Warmup passes, then timed passes; returns durations and the outputs of every pass (warmup first)."""
+    seqs = [seq for _, seq in group.records]
+
+    def once() -> torch.Tensor:
+        if variant.kind == "naive":
+            return naive_embed(loaded, seqs, variant.batch)
+        return ours_embed(loaded, group.records, variant.batch)
+
+    outputs = [once() for _ in range(args.warmup)]
+    runs = []
+    for _ in range(args.runs):
+        start = benchmark.synchronized_timer()
+        outputs.append(once())
+        runs.append(benchmark.synchronized_timer() - start)
+    return runs, outputs
+
+
+def compare(out: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, int]:
+    """Minimum per-sequence cosine, maximum per-sequence relative L2 error, rows holding NaN/Inf."""
+    out, ref = out.double(), ref.double()
+    bad = ~torch.isfinite(out).all(dim=1)
+    if bool(bad.all()):
+        return float("nan"), float("nan"), int(bad.sum())
+    cosine = torch.nn.functional.cosine_similarity(out, ref, dim=1)
+    rel = (out - ref).norm(dim=1) / ref.norm(dim=1).clamp_min(1e-30)
+    # A NaN anywhere makes the minimum NaN: the comparison fails loudly.
+    min_cos = float("nan") if bool(bad.any()) else float(cosine.min())
+    return min_cos, float(rel.max()), int(bad.sum())
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _set_attention(loaded: models.LoadedModel, name: str) -> None:
+    if loaded.spec.family != "esm":
+        return  # DNABERT-S has one attention path (SDPA with the ALiBi bias)
+    setter = getattr(loaded.model, "set_attn_implementation", None)
+    if setter is not None:
+        setter(name)
+    else:
+        loaded.model.config._attn_implementation = name
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak: float | None) -> list[ThroughputRow]:
+    """Every variant of one model on every sequence group, one loaded dtype at a time."""
+    spec = models.get_spec(name)
+    groups = sequence_groups(args, spec.family)
+    variants = variants_for(args, spec.family, device)
+    dtypes = ["float32"] + sorted({v.dtype for v in variants} - {"float32"})
+    rows: list[ThroughputRow] = []
+    references: dict[str, torch.Tensor] = {}
+    for dtype in dtypes:
+        loaded = models.load_model(name, weights="random", size=args.size, device=device, dtype=dtype, seed=args.seed)
+        flops_per_token = dense_flops_per_token(loaded)
+        for group in groups:
+            token_counts = [len(ids) for ids in tokenize(loaded, [seq for _, seq in group.records])]
+            if dtype == "float32" and not any(v.kind == "naive" and v.dtype == "float32" for v in variants):
+                # The reference when no float32 naive variant is timed: one extra untimed pass.
+                references[group.label] = naive_embed(loaded, [s for _, s in group.records], args.naive_batch)
+            for variant in (v for v in variants if v.dtype == dtype):
+                if variant.kind == "naive":
+                    _set_attention(loaded, variant.attention)
+                resident = peak_mem = None
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                    torch.cuda.reset_peak_memory_stats(device)
+                    resident = torch.cuda.memory_allocated(device)
+                try:
+                    runs, outputs = run_variant(loaded, variant, group, args)
+                finally:
+                    if variant.kind == "naive":
+                        _set_attention(loaded, "sdpa")
+                if device.type == "cuda":
+                    peak_mem = torch.cuda.max_memory_allocated(device)
+                if variant.kind == "naive" and variant.dtype == "float32":
+                    references[group.label] = outputs[0]  # its first (untimed when --warmup >= 1) pass
+                min_cos, max_rel, nonfinite = compare(outputs[-1], references[group.label])
+                row = ThroughputRow(
+                    model=name,
+                    variant=variant.label,
+                    kind=variant.kind,
+                    dtype=variant.dtype,
+                    batch=variant.batch,
+                    attention=variant.attention if variant.kind == "naive" else "sdpa",
+                    default=variant.default,
+                    length=group.label,
+                    source=group.source,
+                    sequences=len(group.records),
+                    residues=sum(len(s) for _, s in group.records),
+                    tokens=sum(token_counts),
+                    flops_per_token=flops_per_token,
+                    runs_s=runs,
+                    warmup_runs=args.warmup,
+                    device=str(device),
+                    peak_tflops=peak,
+                    peak_memory_bytes=peak_mem,
+                    resident_memory_bytes=resident,
+                    min_cosine=min_cos,
+                    max_rel_err=max_rel,
+                    nonfinite=nonfinite,
+                )
+                if nonfinite:
+                    row.notes.append(f"{nonfinite} of {row.sequences} pooled vectors hold NaN or Inf")
+                    log.warning("%s %s len %s: %s", name, variant.label, group.label, row.notes[-1])
+                log.info(
+                    "%s %-22s len %-5s %9.1f seq/s  median %.3f s  min cos %.6f",
+                    name, variant.label, group.label, row.sequences_per_s, row.median_s, min_cos,
+                )  # fmt: skip
+                rows.append(row)
+        del loaded
+        _free(device)
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time every requested model and variant; write ``--json`` (after each model) if given; return the report."""
+    device = models.resolve_device(args.device)
+    peak = args.peak_tflops
+    if peak is None and device.type == "cuda":
+        peak = DEFAULT_CUDA_PEAK_TFLOPS
+    threads = torch.get_num_threads()
+    report = {
+        "tool": "benchmarks/extract_throughput.py",
+        "note": "random-weight stand-ins: timings only; min_cosine is against the naive float32 loop",
+        "flops": "2 x encoder Linear weights x real tokens; attention-score FLOPs and padding excluded",
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {**benchmark.machine_info(device), "torch_threads": args.cpu_threads or threads},
+        "rows": [],
+    }
+    rows: list[ThroughputRow] = []
+    if args.cpu_threads is not None:
+        torch.set_num_threads(args.cpu_threads)
+    try:
+        for name in args.models:
+            rows.extend(bench_model(name, args, device, peak))
+            _free(device)
+            report["rows"] = [row.to_dict() for row in rows]
+            if args.json is not None:
+                # Written after every model, so a run stopped at a time limit keeps what it finished.
+                atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+                log.info("wrote %s (%d rows)", args.json, len(rows))
+    finally:
+        torch.set_num_threads(threads)
+    print(format_table(rows))
+    return report
+
+
+def format_table(rows: Sequence[ThroughputRow]) -> str:
+    """The summary table: one line per model, variant and length."""
+    header = ("model", "variant", "len", "seq/s", "tok/s", "TFLOP/s", "% peak", "peak mem", "min cos")
+    lines = []
+    for r in rows:
+        pct = r.percent_of_peak
+        mem = f"{r.peak_memory_bytes / 2**30:.2f} GiB" if r.peak_memory_bytes is not None else "—"
+        cos = "NaN/Inf!" if r.nonfinite else (f"{r.min_cosine:.6f}" if math.isfinite(r.min_cosine) else "nan")
+        lines.append((
+            r.model, r.variant, r.length, f"{r.sequences_per_s:,.1f}", f"{r.tokens_per_s:,.0f}",
+            f"{r.tflops:.3f}", f"{pct:.1f}" if pct is not None else "—", mem, cos,
+        ))  # fmt: skip
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *(fmt(line) for line in lines)])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _choice_list(allowed: Sequence[str]):
+    def parse(text: str) -> list[str]:
+        values = [x.strip() for x in text.split(",") if x.strip()]
+        wrong = [v for v in values if v not in allowed]
+        if wrong or not values:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(wrong) or text!r}; allowed: {', '.join(allowed)}")
+        return values
+
+    return parse
+
+
+def create_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="extract_throughput",
+        description="Time the naive transformers loop against extract_embeddings (and variants), "
+        "with a same-run cosine check against float32.",
+    )
+    add = parser.add_argument
+    add("--models", type=_choice_list(tuple(models.SPECS)), default=["fastesm2_650", "esm2_3b"],
+        help="comma-separated models (default: fastesm2_650,esm2_3b; also dnabert_s).")
+    add("--size", choices=models.SIZES, default="full",
+        help="random-weight stand-in size (default: full, the real architecture; tiny: CPU smoke in seconds).")
+    add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto).")
+    add("--lengths", type=_int_list, default=[100, 166],
+        help="protein lengths of the synthetic groups, ±10 %% jitter (default: 100,166 = 300 and 500 bp chunks); "
+        "DNABERT-S gets 3L+1 bases.")
+    add("--n", type=int, default=1000,
+        help="sequences per length, or a length-stratified sample of the FASTA (default: 1000). "
+        "More is steadier; the fp32 naive ESM2 3B loop runs ~77/s on an H100.")
+    add("--fasta", type=Path, default=None, help="protein FASTA for the ESM models instead of synthetic sequences.")
+    add("--dna-fasta", type=Path, default=None, help="nucleotide FASTA for dnabert_s instead of synthetic DNA.")
+    add("--runs", type=int, default=3, help="timed passes per variant; rates use their median (default: 3).")
+    add("--warmup", type=int, default=1, help="untimed passes before the timed ones (default: 1).")
+    add("--dtypes", type=_choice_list(tuple(models.DTYPES)), default=None,
+        help="extra dtypes for our extractor, e.g. float32,bfloat16 (default: only the deployed one, "
+        "bf16 on CUDA / fp32 on CPU).")
+    add("--toks-per-batch", type=_int_list, default=None,
+        help="extra token budgets for our extractor, e.g. 8192,16384,32768 (default: only "
+        "DEFAULT_TOKS_PER_BATCH). Larger fills the GPU better until memory runs out.")
+    add("--naive-batch", type=int, default=16, help="sequences per batch of the naive loop (default: 16).")
+    add("--naive-dtype", choices=tuple(models.DTYPES), default="float32", help="naive loop dtype (default: float32).")
+    add("--naive-attention", choices=("sdpa", "eager"), default="sdpa",
+        help="attention of the naive loop for ESM models (default: sdpa; eager matches the issue's fp32 baseline).")
+    add("--no-naive", action="store_true",
+        help="skip timing the naive loop (one untimed fp32 reference pass still runs). Saves minutes for ESM2 3B.")
+    add("--peak-tflops", type=float, default=None,
+        help=f"peak for the %% column (default: {DEFAULT_CUDA_PEAK_TFLOPS:g}, H100 bf16 dense as measured, "
+        "on CUDA; none on CPU).")
+    add("--cpu-threads", type=int, default=None,
+        help="torch CPU threads during the run (default: torch's choice). 1 is steadier on a busy shared CPU, "
+        "where several threads contend for the cores.")
+    add("--seed", type=int, default=0, help="seed of the synthetic sequences and stand-in weights (default: 0).")
+    add("--json", type=Path, default=None, help="write rows, settings and machine info here.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = create_parser().parse_args(argv)
+    if min(args.n, args.runs, args.naive_batch, args.cpu_threads or 1) < 1 or args.warmup < 0:
+        print("--n, --runs, --naive-batch and --cpu-threads must be >= 1 and --warmup >= 0", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        run(args)
+    except VirNucProError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

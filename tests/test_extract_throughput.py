@@ -1,0 +1,86 @@
+"""benchmarks/extract_throughput.py end to end on the CPU with tiny stand-ins (no timing assertions)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from virnucpro_core import models
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "extract_throughput.py"
+
+
+@pytest.fixture(scope="module")
+def xt():
+    """The script imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("extract_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def report(xt, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("xt") / "throughput.json"
+    argv = [
+        "--size", "tiny", "--device", "cpu", "--models", "fastesm2_650,dnabert_s", "--lengths", "20,33",
+        "--n", "6", "--runs", "1", "--warmup", "1", "--naive-batch", "4", "--dtypes", "float32,bfloat16",
+        "--toks-per-batch", "64,8192", "--cpu-threads", "1", "--json", str(out),
+    ]  # fmt: skip
+    assert xt.main(argv) == 0, "the script's main() did not exit 0"
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _rows(report: dict, **match) -> list[dict]:
+    return [row for row in report["rows"] if all(row[k] == v for k, v in match.items())]
+
+
+@pytest.mark.parametrize("model", ["fastesm2_650", "dnabert_s"])
+@pytest.mark.parametrize("length", ["20", "33"])
+def test_naive_and_ours_rows_are_finite_and_agree_in_fp32(report, model, length):
+    rows = _rows(report, model=model, length=length)
+    kinds = {row["kind"] for row in rows}
+    assert kinds == {"naive", "ours"}, f"{model} len {length}: expected naive and ours rows, found {sorted(kinds)}"
+    assert len(_rows(report, model=model, length=length, kind="ours", default=True)) == 1, "one default row"
+    for row in rows:
+        for key in ("median_s", "mean_s", "sequences_per_s", "tokens_per_s", "tflops", "min_cosine", "max_rel_err"):
+            assert row[key] is not None and math.isfinite(row[key]), f"{row['variant']}: {key} = {row[key]}"
+        assert row["nonfinite"] == 0, f"{row['variant']}: {row['nonfinite']} vectors hold NaN/Inf"
+        assert row["sequences"] == 6 and len(row["runs_s"]) == 1 and row["warmup_runs"] == 1
+        limit = 0.999 if row["dtype"] == "float32" else 0.99
+        assert row["min_cosine"] >= limit, (
+            f"{model} {row['variant']} len {length}: min cosine vs fp32 naive {row['min_cosine']:.6f} < {limit}"
+        )
+
+
+def test_variants_cover_dtypes_and_budgets(report):
+    ours = {(r["dtype"], r["batch"]) for r in _rows(report, model="fastesm2_650", length="20", kind="ours")}
+    assert ours == {("float32", 8192), ("float32", 64), ("bfloat16", 64), ("bfloat16", 8192)}, ours
+
+
+def test_report_records_machine_settings_and_cpu_peak(report):
+    assert report["machine"]["torch"] and report["machine"]["device"] == "cpu"
+    assert report["settings"]["n"] == 6
+    assert all(row["percent_of_peak"] is None and row["peak_memory_bytes"] is None for row in report["rows"])
+
+
+@pytest.mark.parametrize("model", ["fastesm2_650", "esm2_3b"])
+def test_esm_flops_match_models_matmul_count(xt, model):
+    loaded = models.load_model(model, weights="random", size="tiny", device="cpu")
+    assert xt.dense_flops_per_token(loaded) == models.matmul_flops_per_token(model, "tiny")
+
+
+def test_synthetic_sequences_are_seeded_and_jittered(xt):
+    proteins = xt.synthetic_proteins(100, 200, seed=3)
+    assert proteins == xt.synthetic_proteins(100, 200, seed=3), "same seed, same sequences"
+    assert all(90 <= len(seq) <= 110 for _, seq in proteins)
+    assert set("".join(seq for _, seq in proteins)) == set(xt.AMINO_ACID_PERCENT)
+    dna = xt.synthetic_dna(100, 200, seed=3)
+    assert [len(s) for _, s in dna] == [3 * len(p) + 1 for _, p in proteins]
