@@ -197,7 +197,7 @@ def test_extract_to_file_matches_direct_extraction_and_cleans_up(tmp_path, faste
     emb = F.load_features(out)
     direct = extract_embeddings(fastesm, F.read_records(fasta, "esm"), progress=False)
     assert emb.ids == direct.ids and torch.allclose(emb.data, direct.data, atol=1e-6)
-    assert emb.meta["input_file"] == str(fasta) and len(emb.meta["cache_key"]) == 64
+    assert emb.meta["input_file"] == fasta.name and len(emb.meta["cache_key"]) == 64
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p.pt"], "shards are removed once assembled"
 
 

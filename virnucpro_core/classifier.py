@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import atomic_path
+from virnucpro_core.files import atomic_torch_save
 from virnucpro_core.models import SPECS
 
 CHECKPOINT_FORMAT = "virnucpro-mlp-checkpoint"
@@ -235,9 +235,7 @@ def save_checkpoint(model: MLPClassifier, path: str | Path, metadata: Checkpoint
         "meta": _plain(metadata.to_dict(), "meta"),
     }
     path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch.save(payload, handle)  # through a handle: the zip's inner name does not depend on the temp name
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_checkpoint(

@@ -97,7 +97,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
-from virnucpro_core.files import atomic_path, atomic_write_text
+from virnucpro_core.files import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -594,8 +594,7 @@ def save_dnabert(model: DnaBertModel, directory: str | os.PathLike, *, tokenizer
     config = dataclasses.replace(model.config, torch_dtype=str(dtype).removeprefix("torch."))
     atomic_write_text(directory / CONFIG_NAME, config.to_json_string())
     state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
-    with atomic_path(directory / BIN_NAME) as tmp:
-        torch.save(state, tmp)
+    atomic_torch_save(state, directory / BIN_NAME)
     stale = directory / SAFETENSORS_NAME
     if stale.exists():
         log.info("removed %s: it would shadow the %s just written", stale, BIN_NAME)

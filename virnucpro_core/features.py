@@ -38,7 +38,7 @@ from virnucpro_core.embeddings import (
     records_sha256,
 )
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
+from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
 from virnucpro_core.models import LoadedModel, get_spec
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,7 @@ _CACHE_FORMAT = 1
 def save_features(emb: Embeddings, path: str | os.PathLike) -> Path:
     """Write ``emb`` to ``path`` atomically in the per-model feature layout."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(emb.to_dict(), tmp)
-    return path
+    return atomic_torch_save(emb.to_dict(), path)
 
 
 def _torch_load(path: Path, what: str) -> Any:
@@ -191,8 +189,7 @@ class MergedFeatures:
 def save_merged(merged: MergedFeatures, path: str | os.PathLike) -> Path:
     """Write merged features atomically."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(merged.to_dict(), tmp)
+    atomic_torch_save(merged.to_dict(), path)
     return path
 
 
@@ -538,8 +535,7 @@ def extract_to_file(
                 loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
             )
             shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths}
-            with atomic_path(paths.shard(index)) as tmp:
-                torch.save(shard, tmp)
+            atomic_torch_save(shard, paths.shard(index))
             shards[index] = shard
         if on_shard is not None:
             on_shard(index, total)
@@ -547,7 +543,7 @@ def extract_to_file(
     data = torch.cat([s["data"] for s in shards], dim=0)
     lengths = torch.cat([s["lengths"] for s in shards], dim=0)
     meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
-    meta.update(cache_key=key, input_file=str(fasta_path), shard_size=shard_size)
+    meta.update(cache_key=key, input_file=Path(fasta_path).name, shard_size=shard_size)
     save_features(Embeddings([rid for rid, _ in pairs], data, lengths, meta), out)
     shutil.rmtree(paths.root, ignore_errors=True)
     with contextlib.suppress(OSError):

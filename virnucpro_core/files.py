@@ -54,3 +54,17 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def sha256_text(text: str) -> str:
     """Hex SHA-256 of a string (UTF-8)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` atomically, byte-identical for identical objects.
+
+    Saving through a file handle keeps the zip's inner folder name fixed
+    ("archive"); ``torch.save(obj, tmp_path)`` would name it after the random
+    temporary file, so equal content would give different bytes and hashes.
+    """
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+    return Path(path)

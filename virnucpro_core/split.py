@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import atomic_path, atomic_write_text, sha256_file, sha256_text
+from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_file, sha256_text
 from virnucpro_core.sequences import source_id
 
 MANIFEST_FORMAT = "virnucpro-split"
@@ -309,10 +309,7 @@ def subset_merged(features: Mapping, ids: Sequence[str], meta: Mapping | None = 
 
 
 def _save_merged(features: Mapping, path: Path) -> None:
-    # Saving through a handle keeps the zip's inner folder name fixed ("archive"):
-    # torch.save(obj, tmp_path) would name it after the random temporary file.
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch.save(dict(features), handle)
+    atomic_torch_save(dict(features), path)
 
 
 def feature_info(meta: Mapping) -> dict:
