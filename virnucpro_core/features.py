@@ -294,8 +294,9 @@ def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike,
         "protein_dim": protein.dim,
         "n": len(protein),
         "size": size,
-        "dna_file": str(dna_path),
-        "protein_file": str(protein_path),
+        # Names, not paths: the same features merged in another directory are byte-identical.
+        "dna_file": Path(dna_path).name,
+        "protein_file": Path(protein_path).name,
         "dna": dict(dna.meta),
         "protein": dict(protein.meta),
     }
