@@ -43,7 +43,7 @@ class AcceptanceReport:
     def context(self) -> ReportContext:
         if self._context is None:
             stash = self.config.stash
-            self._context = ReportContext.collect(
+            self._context = ReportContext(
                 settings=stash.get(SETTINGS, None),
                 run=stash.get(RUN, None),
                 timings=stash.get(TIMINGS, {}),
@@ -71,6 +71,10 @@ class AcceptanceReport:
                                yellow=verdict.status == "INCOMPLETE")
             for line in verdict.lines():
                 terminal.write_line(line)
+            if context.run is not None and context.run.stages:
+                reused = sum(s.reused for s in context.run.stages)
+                terminal.write_line(f"stages: {reused} reused, {len(context.run.stages) - reused} built, cached in "
+                                    f"{context.run.paths.root} (--rebuild recomputes them)")
             for path in written:
                 terminal.write_line(f"wrote {path}")
 

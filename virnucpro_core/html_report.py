@@ -68,10 +68,6 @@ class ReportContext:
     outcomes: list[Outcome]
     gpu_problem: str | None = None
 
-    @classmethod
-    def collect(cls, **kwargs: Any) -> "ReportContext":
-        return cls(**kwargs)
-
     def peek(self, stage: str) -> Any:
         return self.run.peek(stage) if self.run is not None else None
 
@@ -154,15 +150,13 @@ def environment(ctx: ReportContext) -> list[tuple[str, str]]:
         if value is not None:
             rows.append((key, str(value)))
     rows.append(("commit", _git_commit()))
-    if ctx.run is not None:
-        for stage, model in sorted(ctx.run._memo.items()):
-            if stage.startswith("model:"):
-                p = model.provenance
-                origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
-                          if p.get("weights") == "pretrained" else f"stand-in seed {p.get('seed')}")
-                rows.append((f"model {model.spec.display_name} ({p.get('dtype')})",
-                             f"{p.get('weights')} weights, size {p.get('size')}, {origin}; "
-                             f"hub id {model.spec.hub_id}; dim {model.dim}"))
+    for model in ctx.run.loaded_models() if ctx.run is not None else []:
+        p = model.provenance
+        origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
+                  if p.get("weights") == "pretrained" else f"stand-in seed {p.get('seed')}")
+        rows.append((f"model {model.spec.display_name} ({p.get('dtype')})",
+                     f"{p.get('weights')} weights, size {p.get('size')}, {origin}; "
+                     f"hub id {model.spec.hub_id}; dim {model.dim}"))
     return rows
 
 
@@ -387,5 +381,5 @@ def write_side_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
 def _provenance(ctx: ReportContext) -> dict:
     if ctx.run is None:
         return {}
-    return {stage.removeprefix("model:"): model.provenance
-            for stage, model in ctx.run._memo.items() if stage.startswith("model:")}
+    return {f"{model.spec.name} ({model.provenance.get('dtype')})": model.provenance
+            for model in ctx.run.loaded_models()}

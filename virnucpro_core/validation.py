@@ -185,15 +185,6 @@ class StageRecord:
     detail: str = ""
 
 
-class StageFailed(Exception):
-    """A stage failed; carries the stage name and the user-facing reason."""
-
-    def __init__(self, stage: str, reason: str) -> None:
-        self.stage = stage
-        self.reason = reason
-        super().__init__(f"stage '{stage}' failed: {reason}")
-
-
 class ValidationRun:
     """The cached chain of stages for one :class:`Settings`."""
 
@@ -268,10 +259,9 @@ class ValidationRun:
             )
         return self._memo[memo]
 
-    def provenance(self) -> dict[str, dict]:
-        """What each of the three models is: weights kind, size, source, revision or stand-in seed."""
-        return {name: dict(self.model(name).provenance, display_name=self.model(name).spec.display_name)
-                for name in (EMBEDDERS["fast"], EMBEDDERS["baseline"], DNA_MODEL)}
+    def loaded_models(self) -> list:
+        """The models loaded so far in this session (one per name and dtype), for the report."""
+        return [value for key, value in sorted(self._memo.items()) if key.startswith("model:")]
 
     # ------------------------------------------------------------------ data stages
 
