@@ -85,33 +85,35 @@ class ReportContext:
 
 def decide_verdict(ctx: ReportContext) -> Verdict:
     """PASS only when every test passed and both gates ran; FAIL on any failure; else INCOMPLETE."""
+    if not ctx.outcomes:
+        return Verdict("INCOMPLETE", ["no acceptance test ran"])
     failed = [o for o in ctx.outcomes if o.outcome in ("failed", "error")]
     comparison = ctx.peek("comparison")
-    if failed:
-        steps: list[str] = []
-        accuracy = ctx.outcome(GATES["accuracy"])
-        if accuracy is not None and accuracy.outcome == "failed" and comparison is not None:
-            steps += list(getattr(comparison, "next_steps", []) or [])
-        speed = ctx.outcome(GATES["speed"])
-        if speed is not None and speed.outcome == "failed":
-            steps += SPEED_NEXT_STEPS
-        if not steps:
-            steps.append("Read the first failure below: it names the stage, the input and what to do.")
-        return Verdict("FAIL", [f"{o.name}: {_first_line(o.message)}" for o in failed], steps)
-    reasons, incomplete = [], False
+    reasons = [f"{o.name}: {_first_line(o.message).removeprefix('Failed: ')}" for o in failed]
+    undecided = False
     for gate, name in GATES.items():
         outcome = ctx.outcome(name)
-        if outcome is None or outcome.outcome not in ("passed",):
-            incomplete = True
+        if outcome is not None and outcome.outcome in ("failed", "error"):
+            continue  # already listed above
+        if outcome is None or outcome.outcome != "passed":
+            undecided = True
             why = outcome.message if outcome is not None and outcome.message else "did not run"
             reasons.append(f"{gate} gate not decided: {_first_line(why)}")
         elif gate == "accuracy" and comparison is not None:
-            reasons.append(f"accuracy gate: {getattr(comparison, 'reason', 'passed')}")
+            reasons.append(f"accuracy gate: {comparison.reason}")
         elif gate == "speed":
             reasons.append(f"speed gate: {_speed_sentence(ctx)}")
-    if not ctx.outcomes:
-        return Verdict("INCOMPLETE", ["no acceptance test ran"], [])
-    return Verdict("INCOMPLETE" if incomplete else "PASS", reasons)
+    if not failed:
+        return Verdict("INCOMPLETE" if undecided else "PASS", reasons)
+    steps: list[str] = []
+    accuracy, speed = ctx.outcome(GATES["accuracy"]), ctx.outcome(GATES["speed"])
+    if accuracy is not None and accuracy.outcome == "failed" and comparison is not None:
+        steps += list(comparison.next_steps)
+    if speed is not None and speed.outcome == "failed":
+        steps += SPEED_NEXT_STEPS
+    if not steps:
+        steps.append("Read the first failure below: it names the stage, the input and what to do.")
+    return Verdict("FAIL", reasons, steps)
 
 
 def _speed_sentence(ctx: ReportContext) -> str:
@@ -220,10 +222,11 @@ def speed_ratios(ctx: ReportContext) -> list[list[str]]:
 # ---------------------------------------------------------------------------- HTML
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+def _table(header: list[str] | None, rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header or [])
+    thead = f"<thead><tr>{head}</tr></thead>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="vnp"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table class="vnp">{thead}<tbody>{body}</tbody></table>'
 
 
 def _fmt(value: Any) -> str:
@@ -266,7 +269,7 @@ def render_sections(ctx: ReportContext) -> list[str]:
         parts.append(f'<p class="vnp-notice">{html.escape(ctx.gpu_problem)}</p>')
 
     pictures = figures(ctx)
-    parts.append('<div class="vnp-section"><h2>Environment</h2>' + _table(["", ""], environment(ctx)) + "</div>")
+    parts.append('<div class="vnp-section"><h2>Environment</h2>' + _table(None, environment(ctx)) + "</div>")
 
     split = ctx.peek("split[fast]")
     if split is not None:

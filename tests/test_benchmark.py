@@ -1,0 +1,39 @@
+"""The speed benchmark's sample and settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from virnucpro_core.benchmark import benchmark_sample, extraction_settings
+
+
+def test_sample_follows_the_length_distribution_and_is_seeded():
+    lengths = [50] * 500 + [100] * 400 + [160] * 100
+    picked = benchmark_sample(lengths, 100, seed=1)
+    assert len(picked) == len(set(picked)) == 100
+    counts = {value: sum(lengths[i] == value for i in picked) for value in (50, 100, 160)}
+    assert counts == {50: 50, 100: 40, 160: 10}  # one pick per stratum of 10 sorted lengths
+    assert picked == benchmark_sample(lengths, 100, seed=1)
+    assert picked != benchmark_sample(lengths, 100, seed=2)
+
+
+def test_sample_larger_than_the_set_takes_everything():
+    assert benchmark_sample([3, 1, 2], 10, seed=0) == [0, 1, 2]
+
+
+def test_sample_size_must_be_positive():
+    with pytest.raises(ValueError, match="must be positive"):
+        benchmark_sample([1, 2], 0, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("pairing", "embedder", "device", "expected"),
+    [
+        ("as-deployed", "baseline", "cuda", {"dtype": "float32", "toks_per_batch": 2048}),
+        ("as-deployed", "fast", "cuda", {"dtype": "bfloat16", "toks_per_batch": 8192}),
+        ("like-for-like", "baseline", "cuda", {"dtype": "bfloat16", "toks_per_batch": 8192}),
+        ("as-deployed", "fast", "cpu", {"dtype": "float32", "toks_per_batch": 8192}),
+    ],
+)
+def test_pairings(pairing, embedder, device, expected):
+    assert extraction_settings(pairing, embedder, device) == expected
