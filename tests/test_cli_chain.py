@@ -1,0 +1,43 @@
+"""The whole `virnucpro` chain (tools/cli_chain.sh) on two genomes per class with tiny stand-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from virnucpro_core.sequences import read_fasta, write_fasta
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_cli_chain_end_to_end(tmp_path):
+    inputs = {}
+    for label in ("viral", "host"):
+        records = read_fasta(ROOT / "fixtures" / "smoke" / f"{label}.fasta")
+        # fam01 and fam02 genomes: two families, enough frames for a 10 % test set of both classes
+        chosen = [r for r in records if "_fam01_" in r.id or "_fam02_" in r.id]
+        inputs[label] = tmp_path / f"{label}.fasta"
+        write_fasta(((r.id, r.seq) for r in chosen), inputs[label])
+    virnucpro = shutil.which("virnucpro", path=str(Path(sys.executable).parent)) or "virnucpro"
+    env = {**os.environ, "VIRNUCPRO": virnucpro}
+    out = tmp_path / "chain"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "tools" / "cli_chain.sh"), str(out), "7", str(inputs["viral"]), str(inputs["host"])],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    # compare exits 1 when the accuracy gate fails; any other failure is a broken chain
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "comparison" / "report.json").read_text())
+    assert report["verdict"] == ("PASS" if proc.returncode == 0 else "FAIL"), report["reason"]
+    assert report["random_weights"] is True
+    fast = json.loads((out / "split" / "fastesm2_650" / "manifest.json").read_text())
+    baseline = json.loads((out / "split" / "esm2_3b" / "manifest.json").read_text())
+    assert fast["test"] == baseline["test"] and fast["seed"] == 7
+    assert sorted(p.name for p in (out / "comparison" / "figures").iterdir())
