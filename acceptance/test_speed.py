@@ -35,7 +35,9 @@ def test_embedding_time(benchmark, pairing, embedder, run, settings, bench_prote
     benchmark.extra_info.update(model=EMBEDDERS[embedder], pairing=pairing, **options,
                                 proteins=len(bench_proteins), weights=settings.weights, size=settings.size)
     if timing_device.type == "cuda":
+        # Other models stay resident between tests: count this model's weights plus what the runs add.
         torch.cuda.reset_peak_memory_stats(timing_device)
+        resident_before = torch.cuda.memory_allocated(timing_device)
     embeddings = benchmark.pedantic(
         extract_embeddings,
         args=(loaded, bench_proteins),
@@ -60,8 +62,15 @@ def test_embedding_time(benchmark, pairing, embedder, run, settings, bench_prote
         runs_s=list(benchmark.stats.stats.data),
         warmup_runs=settings.bench_warmup,
         device=str(timing_device),
-        peak_memory_bytes=torch.cuda.max_memory_allocated(timing_device) if timing_device.type == "cuda" else None,
+        peak_memory_bytes=(
+            _weight_bytes(loaded.model) + torch.cuda.max_memory_allocated(timing_device) - resident_before
+            if timing_device.type == "cuda" else None
+        ),
     )
+
+
+def _weight_bytes(model: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
 def test_speed_gate(timings, settings, pytestconfig, timing_device):

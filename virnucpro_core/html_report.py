@@ -318,7 +318,7 @@ def render_sections(ctx: ReportContext) -> list[str]:
                    "2,048-token batches) against FastESM2 in our extractor's defaults; like-for-like: both with "
                    "FastESM2's settings.</p>",
                    _table(["pairing", "model", "dtype", "tokens/batch", "runs (s)", "mean (s)", "proteins/s",
-                           "peak GPU GiB"], speed_rows(ctx)),
+                           "peak GPU GiB (weights + runs)"], speed_rows(ctx)),
                    _table(["pairing", "FastESM2 / ESM2 3B time", "speed-up", ""], speed_ratios(ctx)),
                    "</div>"]
         parts.append("".join(section))
