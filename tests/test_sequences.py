@@ -70,6 +70,9 @@ def test_chunks_cover_every_base_and_are_full_length(length, size):
         covered.update(range(start, min(start + size, length)))
     assert covered == set(range(length))
     if length >= size:
+        # Every chunk but the last is S long. The last one too, except where the
+        # original's overlaps add up to more than the surplus (L=1000, S=300:
+        # starts 0, 249, 498, 747, last chunk 253 bases) -- kept, see chunk_starts.
         assert all(start + size <= length for start in starts[:-1])
         assert all(min(size, length - start) == size for start in starts[:-1])
     assert starts == sorted(starts) and starts[0] == 0
