@@ -8,7 +8,10 @@ group, this times
   ``model(**inputs)``, masked mean pooling, ``.cpu()`` per batch, in input order;
 * ``ours`` — :func:`virnucpro_core.embeddings.extract_embeddings` with its
   deployed defaults (bf16 on CUDA, fp32 on CPU; ``DEFAULT_TOKS_PER_BATCH``),
-  plus any ``--dtypes`` x ``--toks-per-batch`` variants.
+  plus every combination of ``--dtypes`` x ``--toks-per-batch`` x
+  ``--batching`` (``padded`` batches or ``exact`` equal-length ones, no mask)
+  x ``--compile`` (``none`` or a :func:`torch.compile` mode; compilation falls
+  in the warmup passes).
 
 Protocol: models are loaded outside the timed region; ``--warmup`` untimed
 passes, then ``--runs`` timed passes over the whole sample, each read with
@@ -53,7 +56,7 @@ import random
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,7 @@ AMINO_ACID_PERCENT: dict[str, float] = {
     "L": 9.66, "K": 5.84, "M": 2.42, "F": 3.86, "P": 4.70, "S": 6.56, "T": 5.34, "W": 1.08, "Y": 2.92, "V": 6.87,
 }  # fmt: skip
 LENGTH_JITTER = 0.10
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -156,13 +160,18 @@ class Variant:
     batch: int  # naive: sequences per batch; ours: padded tokens per batch
     attention: str = "sdpa"
     default: bool = False
+    batching: str = "padded"  # ours: "padded" or "exact" (equal token lengths per batch)
+    compile: str = "none"  # ours: "none" or a torch.compile mode
 
     @property
     def label(self) -> str:
         short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[self.dtype]
         if self.kind == "naive":
             return f"naive {short} b{self.batch}" + (" eager" if self.attention == "eager" else "")
-        return f"ours {short} t{self.batch}" + ("*" if self.default else "")
+        extras = (" exact" if self.batching == "exact" else "") + (
+            f" compile:{self.compile}" if self.compile != "none" else ""
+        )
+        return f"ours {short} t{self.batch}{extras}" + ("*" if self.default else "")
 
 
 @dataclass
@@ -179,6 +188,8 @@ class ThroughputRow:
     batch: int
     attention: str
     default: bool
+    batching: str
+    compile: str
     length: str
     source: str
     sequences: int
@@ -240,15 +251,19 @@ def dense_flops_per_token(loaded: models.LoadedModel) -> int:
 
 
 def variants_for(args: argparse.Namespace, family: str, device: torch.device) -> list[Variant]:
-    """Naive loop, our defaults, then every ``--dtypes`` x ``--toks-per-batch`` combination."""
-    default_dtype = benchmark.deployed_fast_settings(device.type)["dtype"]
-    default_budget = DEFAULT_TOKS_PER_BATCH[family]
+    """Naive loop, our defaults, then every ``--dtypes`` x ``--toks-per-batch`` x ``--batching`` x ``--compile``."""
+    default = Variant(
+        "ours", benchmark.deployed_fast_settings(device.type)["dtype"], DEFAULT_TOKS_PER_BATCH[family], default=True
+    )
     out = [] if args.no_naive else [Variant("naive", args.naive_dtype, args.naive_batch, args.naive_attention)]
-    out.append(Variant("ours", default_dtype, default_budget, default=True))
-    for dtype in args.dtypes or [default_dtype]:
-        for budget in args.toks_per_batch or [default_budget]:
-            if (dtype, budget) != (default_dtype, default_budget):
-                out.append(Variant("ours", dtype, budget))
+    out.append(default)
+    for dtype in args.dtypes or [default.dtype]:
+        for budget in args.toks_per_batch or [default.batch]:
+            for batching in args.batching:
+                for mode in args.compile:
+                    variant = Variant("ours", dtype, budget, batching=batching, compile=mode)
+                    if variant != replace(default, default=False):
+                        out.append(variant)
     return out
 
 
@@ -280,8 +295,9 @@ def naive_embed(loaded: models.LoadedModel, seqs: Sequence[str], batch: int) -> 
     return torch.cat(out)
 
 
-def ours_embed(loaded: models.LoadedModel, records: list[tuple[str, str]], budget: int) -> torch.Tensor:
-    return extract_embeddings(loaded, records, toks_per_batch=budget, progress=False).data
+def ours_embed(loaded: models.LoadedModel, records: list[tuple[str, str]], variant: Variant) -> torch.Tensor:
+    exact = variant.batching == "exact"
+    return extract_embeddings(loaded, records, toks_per_batch=variant.batch, exact_lengths=exact, progress=False).data
 
 
 def run_variant(loaded, variant: Variant, group: SequenceGroup, args) -> tuple[list[float], list[torch.Tensor]]:
@@ -291,7 +307,7 @@ def run_variant(loaded, variant: Variant, group: SequenceGroup, args) -> tuple[l
     def once() -> torch.Tensor:
         if variant.kind == "naive":
             return naive_embed(loaded, seqs, variant.batch)
-        return ours_embed(loaded, group.records, variant.batch)
+        return ours_embed(loaded, group.records, variant)
 
     outputs = [once() for _ in range(args.warmup)]
     runs = []
@@ -345,6 +361,11 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak:
     for dtype in dtypes:
         loaded = models.load_model(name, weights="random", size=args.size, device=device, dtype=dtype, seed=args.seed)
         flops_per_token = dense_flops_per_token(loaded)
+        # One compiled wrapper per mode, sharing the weights; it compiles during the warmup passes.
+        runners = {"none": loaded} | {
+            mode: models.compile_model(loaded, mode)
+            for mode in sorted({v.compile for v in variants if v.dtype == dtype} - {"none"})
+        }
         for group in groups:
             token_counts = [len(ids) for ids in tokenize(loaded, [seq for _, seq in group.records])]
             if dtype == "float32" and not any(v.kind == "naive" and v.dtype == "float32" for v in variants):
@@ -359,7 +380,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak:
                     torch.cuda.reset_peak_memory_stats(device)
                     resident = torch.cuda.memory_allocated(device)
                 try:
-                    runs, outputs = run_variant(loaded, variant, group, args)
+                    runs, outputs = run_variant(runners[variant.compile], variant, group, args)
                 finally:
                     if variant.kind == "naive":
                         _set_attention(loaded, "sdpa")
@@ -376,6 +397,8 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak:
                     batch=variant.batch,
                     attention=variant.attention if variant.kind == "naive" else "sdpa",
                     default=variant.default,
+                    batching=variant.batching if variant.kind == "ours" else "padded",
+                    compile=variant.compile,
                     length=group.label,
                     source=group.source,
                     sequences=len(group.records),
@@ -392,6 +415,8 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak:
                     max_rel_err=max_rel,
                     nonfinite=nonfinite,
                 )
+                if variant.compile != "none" and args.warmup < 1:
+                    row.notes.append("compiled without a warmup pass: compilation time is inside the timed runs")
                 if nonfinite:
                     row.notes.append(f"{nonfinite} of {row.sequences} pooled vectors hold NaN or Inf")
                     log.warning("%s %s len %s: %s", name, variant.label, group.label, row.notes[-1])
@@ -400,7 +425,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak:
                     name, variant.label, group.label, row.sequences_per_s, row.median_s, min_cos,
                 )  # fmt: skip
                 rows.append(row)
-        del loaded
+        del loaded, runners
         _free(device)
     return rows
 
@@ -509,6 +534,13 @@ def create_parser() -> argparse.ArgumentParser:
     add("--toks-per-batch", type=_int_list, default=None,
         help="extra token budgets for our extractor, e.g. 8192,16384,32768 (default: only "
         "DEFAULT_TOKS_PER_BATCH). Larger fills the GPU better until memory runs out.")
+    add("--batching", type=_choice_list(("padded", "exact")), default=["padded"],
+        help="batch layouts for our extractor (default: padded). exact: equal token lengths per batch, "
+        "no padding mask, so SDPA may use its flash kernel; smaller batches where lengths vary.")
+    add("--compile", type=_choice_list(COMPILE_MODES), default=["none"],
+        help=f"torch.compile modes for our extractor, e.g. none,default (default: none; allowed: "
+        f"{', '.join(COMPILE_MODES)}). Compilation runs in the warmup passes: keep --warmup >= 1; "
+        "expect a minute or more per mode and length group on a full-size model.")
     add("--naive-batch", type=int, default=16, help="sequences per batch of the naive loop (default: 16).")
     add("--naive-dtype", choices=tuple(models.DTYPES), default="float32", help="naive loop dtype (default: float32).")
     add("--naive-attention", choices=("sdpa", "eager"), default="sdpa",

@@ -88,6 +88,28 @@ def test_plan_batches_properties(lengths, budget):
         assert padded <= budget or len(batch) == 1, f"batch {batch} uses {padded} > {budget} tokens"
 
 
+def test_exact_length_batches_literal():
+    # lengths by index:      0   1   2   3  4   5   6
+    batches = E.plan_batches([10, 30, 10, 5, 40, 30, 30], toks_per_batch=60, exact_lengths=True)
+    assert batches == [[4], [1, 5], [6], [0, 2], [3]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=80), st.integers(min_value=1, max_value=400)
+)
+def test_exact_length_batches_hold_one_length_within_budget(lengths, budget):
+    batches = E.plan_batches(lengths, budget, exact_lengths=True)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths))), "every sequence exactly once"
+    for batch in batches:
+        assert len({lengths[i] for i in batch}) == 1, f"batch {batch} mixes lengths {[lengths[i] for i in batch]}"
+        assert lengths[batch[0]] * len(batch) <= budget or len(batch) == 1
+    # As few batches as the budget allows: one length never spills into more batches than needed.
+    for length in set(lengths):
+        count, per_batch = lengths.count(length), max(1, budget // length)
+        assert sum(lengths[b[0]] == length for b in batches) == -(-count // per_batch)
+
+
 def test_zero_budget_is_rejected():
     with pytest.raises(InputError, match="token budget"):
         E.plan_batches([3], 0)
@@ -155,6 +177,17 @@ def test_batched_equals_one_at_a_time(model, request):
     assert batched.ids == [rid for rid, _ in records], "input order must be restored"
     diff = (batched.data - single.data).abs().max().item()
     assert diff < 1e-5, f"padding leaked into pooled vectors: max |batched - single| = {diff:.2e}"
+
+
+@pytest.mark.parametrize("model", ["fastesm", "dnabert_s"])
+def test_exact_length_batches_give_the_padded_vectors(model, request):
+    loaded = request.getfixturevalue(model)
+    records = proteins(24, seed=4) if loaded.spec.family == "esm" else dnas(24, seed=4)
+    padded = E.extract_embeddings(loaded, records, toks_per_batch=600, progress=False)
+    exact = E.extract_embeddings(loaded, records, toks_per_batch=600, exact_lengths=True, progress=False)
+    assert exact.ids == padded.ids
+    diff = (exact.data - padded.data).abs().max().item()
+    assert diff < 1e-5, f"equal-length batches changed the pooled vectors: max |exact - padded| = {diff:.2e}"
 
 
 def test_result_layout_and_meta(fastesm):

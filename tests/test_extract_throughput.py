@@ -32,7 +32,7 @@ def report(xt, tmp_path_factory) -> dict:
     argv = [
         "--size", "tiny", "--device", "cpu", "--models", "fastesm2_650,dnabert_s", "--lengths", "20,33",
         "--n", "6", "--runs", "1", "--warmup", "1", "--naive-batch", "4", "--dtypes", "float32,bfloat16",
-        "--toks-per-batch", "64,8192", "--cpu-threads", "1", "--json", str(out),
+        "--toks-per-batch", "64,8192", "--batching", "padded,exact", "--cpu-threads", "1", "--json", str(out),
     ]  # fmt: skip
     assert xt.main(argv) == 0, "the script's main() did not exit 0"
     return json.loads(out.read_text(encoding="utf-8"))
@@ -60,9 +60,29 @@ def test_naive_and_ours_rows_are_finite_and_agree_in_fp32(report, model, length)
         )
 
 
-def test_variants_cover_dtypes_and_budgets(report):
-    ours = {(r["dtype"], r["batch"]) for r in _rows(report, model="fastesm2_650", length="20", kind="ours")}
-    assert ours == {("float32", 8192), ("float32", 64), ("bfloat16", 64), ("bfloat16", 8192)}, ours
+def test_variants_cover_dtypes_budgets_and_batching(report):
+    rows = _rows(report, model="fastesm2_650", length="20", kind="ours")
+    ours = [(r["dtype"], r["batch"], r["batching"]) for r in rows]
+    expected = {(d, b, layout) for d in ("float32", "bfloat16") for b in (64, 8192) for layout in ("padded", "exact")}
+    assert sorted(ours) == sorted(expected), "each combination once, the default not repeated"
+    assert all(r["compile"] == "none" for r in rows)
+
+
+@pytest.mark.slow
+def test_compiled_variant_matches_fp32(xt, tmp_path):
+    """torch.compile (inductor, CPU) through the same path a GPU run takes; ~1 min of compilation."""
+    out = tmp_path / "compiled.json"
+    argv = [
+        "--size", "tiny", "--device", "cpu", "--models", "fastesm2_650", "--lengths", "20", "--n", "6",
+        "--runs", "1", "--warmup", "1", "--no-naive", "--compile", "default", "--cpu-threads", "1",
+        "--json", str(out),
+    ]  # fmt: skip
+    assert xt.main(argv) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
+    compiled = [r for r in rows if r["compile"] == "default"]
+    assert len(compiled) == 1 and compiled[0]["variant"] == "ours fp32 t8192 compile:default"
+    assert compiled[0]["min_cosine"] >= 0.999, f"compiled vs fp32 naive: min cosine {compiled[0]['min_cosine']}"
+    assert compiled[0]["notes"] == []
 
 
 def test_report_records_machine_settings_and_cpu_peak(report):

@@ -29,7 +29,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -412,6 +412,17 @@ def load_model(
         spec.display_name, provenance["weights"], provenance["source"], loaded.dim, torch_device, provenance["dtype"],
     )  # fmt: skip
     return loaded
+
+
+def compile_model(loaded: LoadedModel, mode: str = "default") -> LoadedModel:
+    """``loaded`` with its network wrapped in :func:`torch.compile` (``mode`` as torch names it).
+
+    Compilation happens on the first forward pass of each new input shape, so
+    run a warmup pass before timing. The returned model shares its weights with
+    ``loaded``; ``provenance["compile"]`` records the mode.
+    """
+    compiled = torch.compile(loaded.model, mode=None if mode == "default" else mode)
+    return replace(loaded, model=compiled, provenance={**loaded.provenance, "compile": mode})
 
 
 def _cast(model: torch.nn.Module, dtype: torch.dtype) -> None:
