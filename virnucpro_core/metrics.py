@@ -663,10 +663,25 @@ class Evaluation:
                 fix="pass the evaluation.json written by Evaluation.save, or write the baseline's accuracy into a "
                 "JSON object",
             )
+        _check_numbers(data, where)
         accuracy = float(data["accuracy"])
         if not 0.0 <= accuracy <= 1.0:
             raise InputError(f"{where}: accuracy {accuracy} is not a fraction", expected="a value in [0, 1]",
                              found=str(accuracy), fix="write accuracy as a fraction (0.95), not a percentage")
+        try:
+            return cls._from_checked_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            found = f"missing field {error}" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+            raise InputError(
+                f"{where}: a field of the evaluation is malformed",
+                expected='the layout Evaluation.save writes ("confusion_matrix" [[tn, fp], [fn, tp]], "ci" '
+                '{metric: {"low", "high"}}, "length_bins" and "chunks" as saved)',
+                found=found,
+                fix="pass the evaluation.json written by Evaluation.save, or keep only the scalar metrics",
+            ) from None
+
+    @classmethod
+    def _from_checked_dict(cls, data: Mapping[str, Any]) -> Evaluation:
         matrix = data.get("confusion_matrix")
         n = int(data.get("n") or (sum(map(sum, matrix)) if matrix else 0))
         return cls(
@@ -703,6 +718,33 @@ class Evaluation:
         evaluation = cls.from_dict(data, str(path))
         evaluation.loaded_from = str(path)
         return evaluation
+
+
+# Scalar fields of a metrics file and what each must be.
+_COUNT_FIELDS = ("n", "n_viral", "n_host", "n_bootstrap")
+
+
+def _check_numbers(data: Mapping[str, Any], where: str) -> None:
+    """Refuse non-numeric metrics and counts (e.g. ``"accuracy": "abc"``), naming every bad field at once."""
+    problems = []
+    for name in (*METRICS, *_COUNT_FIELDS, "confidence_level"):
+        value = data.get(name)
+        if value is None:
+            continue
+        try:
+            number = float(value)
+            if name in _COUNT_FIELDS and (isinstance(value, bool) or number != int(number) or number < 0):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            problems.append(f"{name} = {value!r}")
+    if problems:
+        raise InputError(
+            f"{where}: {len(problems)} field(s) are not numbers of the right kind",
+            expected="metrics as numbers (accuracy 0.93, or null when unknown); n, n_viral, n_host and "
+            "n_bootstrap as non-negative integers",
+            found=", ".join(problems),
+            fix="write each value as a JSON number, e.g. \"accuracy\": 0.93 (null for an unknown metric)",
+        )
 
 
 def _check_evaluable(predictions: Predictions) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from virnucpro_core.comparison import DEFAULT_NAMES, compare
+from virnucpro_core.errors import InputError
 from virnucpro_core.figures import write_figures
 from virnucpro_core.metrics import Evaluation, Predictions
 from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
@@ -43,7 +47,8 @@ def register(subparsers) -> None:
                         "(default: 0.05)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"directory for the reports and figures (default: ./{DEFAULT_OUT})")
-    parser.add_argument("--seed", type=int, default=42, help="seed of every bootstrap resampling (default: 42)")
+    parser.add_argument("--seed", type=non_negative_int, default=42,
+                        help="seed of every bootstrap resampling, a non-negative integer (default: 42)")
     parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples per CI (default: 1000). More gives steadier CI ends but costs "
                         "about 5 ms per resample per model; 0 skips the CIs")
@@ -60,11 +65,63 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+T = TypeVar("T")
+
+
+def _load_json(path: str, option: str, load: Callable[[str], T], expected: str, fix: str) -> T:
+    """``load(path)``, with a missing, unreadable or malformed file reported as an :class:`InputError`.
+
+    The history and split-summary loaders raise plain Python errors; ``compare``
+    reserves exit status 1 for a failed gate, so bad input must exit 2 instead.
+    """
+    if not Path(path).is_file():
+        raise InputError(f"{option} {path}: no such file", expected=expected,
+                         found="nothing at that path" if not Path(path).exists() else "a directory", fix=fix)
+    try:
+        return load(path)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{option} {path} is not valid JSON", expected=expected, found=str(error), fix=fix) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{option} {path} cannot be read", expected=expected, found=str(error), fix=fix) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        found = f"missing field {error}" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+        raise InputError(f"{option} {path} is not in the expected format", expected=expected, found=found,
+                         fix=fix) from None
+
+
+def _load_history(path: str, option: str):
+    from virnucpro_core.training import TrainingHistory
+
+    return _load_json(
+        path, option, TrainingHistory.load,
+        expected="the *.history.json written beside a checkpoint by `virnucpro train`",
+        fix=f"pass the history of the checkpoint (MODEL.history.json for MODEL.pt), or leave out {option}",
+    )  # fmt: skip
+
+
+def _load_split_summary(path: str):
+    from virnucpro_core.split import SplitSummary
+
+    return _load_json(
+        path, "--split-summary", SplitSummary.load,
+        expected="distribution.json written by `virnucpro split` (split_id, seed, classes, lengths, leakage, "
+        "sources, ...)",
+        fix="pass OUT/distribution.json of the `virnucpro split` run, or leave out --split-summary",
+    )  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     fast = Predictions.load(args.fast)
     baseline = Predictions.load(args.baseline) if args.baseline else None
     baseline_metrics = Evaluation.load(args.baseline_metrics) if args.baseline_metrics else None
     names = (args.fast_name, args.baseline_name)
+    # Every input is read before the bootstrap runs, so a bad file fails in seconds (exit 2).
+    histories = {}
+    for name, path, option in zip(names, (args.fast_history, args.baseline_history),
+                                  ("--fast-history", "--baseline-history")):
+        if path:
+            histories[name] = _load_history(path, option)
+    split_summary = _load_split_summary(args.split_summary) if args.split_summary else None
     comparison = compare(
         fast,
         baseline,
@@ -74,19 +131,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         names=names,
     )
-
-    histories = {}
-    if args.fast_history or args.baseline_history:
-        from virnucpro_core.training import TrainingHistory
-
-        for name, path in zip(names, (args.fast_history, args.baseline_history)):
-            if path:
-                histories[name] = TrainingHistory.load(path)
-    split_summary = None
-    if args.split_summary:
-        from virnucpro_core.split import SplitSummary
-
-        split_summary = SplitSummary.load(args.split_summary)
 
     paths = CompareReportPaths(Path(args.out))
     figures = write_figures(
