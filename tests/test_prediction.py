@@ -193,6 +193,22 @@ def test_evaluate_bad_input_exits_2(pipeline, commands, tmp_path, monkeypatch, c
     assert "Traceback" not in err
 
 
+def test_evaluate_metrics_out_on_one_class_exits_2_and_writes_nothing(pipeline, commands, tmp_path, capsys):
+    root = pipeline["root"]
+    viral_only = merge_features(root / "dna-viral.pt", root / "protein-viral.pt", "viral").save(tmp_path / "v.pt")
+    argv = ["evaluate", "--model", str(pipeline["ckpt"]), "--features", str(viral_only),
+            "--out", str(tmp_path / "p.json"), "--n-bootstrap", "0"]
+    rc = commands([*argv, "--metrics-out", str(tmp_path / "eval.json")])
+    err = capsys.readouterr().err
+    assert rc == 2, "a metrics file cannot be written for one class; silence (exit 0, no file) hid that"
+    assert "--metrics-out" in err and "viral (1)" in err and "both classes" in err, err
+    assert not (tmp_path / "eval.json").exists() and not (tmp_path / "p.json").exists()
+
+    assert commands(argv) == 0, "without --metrics-out the predictions of one class are still useful"
+    assert (tmp_path / "p.json").is_file()
+    assert "every sample is viral" in capsys.readouterr().out
+
+
 def test_unlabeled_features_need_labels(pipeline):
     root = pipeline["root"]
     unlabeled = merge_unlabeled(root / "dna-viral.pt", root / "protein-viral.pt")

@@ -34,11 +34,14 @@ def register(subparsers) -> None:
                         help="predictions file to write; .json (readable) or .npz (compact)")
     parser.add_argument("--metrics-out", metavar="JSON",
                         help="also write the full evaluation (metrics, CIs, length bins, chunk metrics) as JSON; "
-                        "usable as `virnucpro compare --baseline-metrics` (default: not written)")
+                        "usable as `virnucpro compare --baseline-metrics`. Needs test samples of both classes: "
+                        "with one class the command stops with exit status 2 and writes nothing (default: not "
+                        "written)")
     parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples for the confidence intervals (default: 1000). More gives steadier "
                         "interval ends at about 5 ms per resample; 0 skips them")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the bootstrap resampling (default: 42)")
+    parser.add_argument("--seed", type=non_negative_int, default=42,
+                        help="seed of the bootstrap resampling, a non-negative integer (default: 42)")
     parser.set_defaults(run=run)
 
 
@@ -57,6 +60,19 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_out:
         _check_suffix(args.metrics_out, "--metrics-out", (".json",))
     predictions = predict_features(args.model, args.features)
+    classes = set(np.unique(predictions.y_true).tolist())
+    if args.metrics_out and classes != {HOST, VIRAL}:
+        # Checked before anything is written: a metrics file of one class would feed compare's gate a
+        # one-sided accuracy, and a half-done run should leave no output behind.
+        present = "viral (1)" if VIRAL in classes else "host (0)" if classes else "none: the file is empty"
+        raise InputError(
+            f"--metrics-out {args.metrics_out}: the samples of {args.features} are not of both classes, so "
+            "ROC-AUC, PR-AUC and MCC are undefined, accuracy measures one side only, and no evaluation is written",
+            expected="test samples of both classes, viral (1) and host (0)",
+            found=f"{len(predictions)} samples, classes present: {present}",
+            fix="evaluate on a test split of both classes (virnucpro split draws each class separately), or "
+            "leave out --metrics-out to write only the predictions",
+        )
     predictions.save(args.out)
     meta = predictions.meta
     checkpoint = meta["checkpoint"]
@@ -70,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: {RANDOM_WEIGHTS_WARNING}")
     print(f"wrote {args.out}")
 
-    classes = set(np.unique(predictions.y_true).tolist())
     if classes != {HOST, VIRAL}:
         accuracy = float(np.mean(predictions.correct)) if len(predictions) else float("nan")
         which = "viral" if VIRAL in classes else "host"
