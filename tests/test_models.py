@@ -161,6 +161,25 @@ def test_standin_round_trip_through_the_real_loader(name, tmp_path):
     assert from_disk.dim == get_spec(name).dim_for("tiny")
 
 
+@pytest.mark.parametrize("name", ["fastesm2_650", "dnabert_s"])
+def test_standin_marker_is_written_before_the_weights(name, tmp_path, monkeypatch):
+    """An interrupted stand-in write must not leave random weights that load as pretrained."""
+    from virnucpro_core import dnabert
+
+    def interrupted(*args, **kwargs):
+        assert (tmp_path / models.STANDIN_MARKER).is_file(), "the marker must exist before any weight is written"
+        (tmp_path / "model.safetensors").write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "_save_safetensors", interrupted)
+    monkeypatch.setattr(dnabert, "save_dnabert", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_standin(name, "tiny", tmp_path, seed=3)
+    marker = json.loads((tmp_path / models.STANDIN_MARKER).read_text())
+    assert marker["name"] == name and marker["seed"] == 3 and marker["size"] == "tiny"
+    assert not list(tmp_path.glob(".*.part")), "the marker is written atomically"
+
+
 @pytest.mark.parametrize(("name", "model_type"), [("esm2_3b", "esm"), ("fastesm2_650", "fast_esm")])
 def test_esm_standin_uses_the_published_layout(name, model_type, tmp_path):
     write_standin(name, "tiny", tmp_path)
@@ -333,9 +352,35 @@ def test_missing_weights_error_says_where_and_how(tmp_path, clean_hf_env):
         assert expected in message, message
 
 
+def test_missing_weights_hint_names_the_callers_option(tmp_path, clean_hf_env):
+    clean_hf_env.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    with pytest.raises(WeightsNotFoundError) as info:
+        load_model("esm2_3b", device="cpu", path_option="--protein-model-path")
+    assert "pass --protein-model-path DIR" in str(info.value), str(info.value)
+    with pytest.raises(WeightsNotFoundError) as info:
+        load_model("esm2_3b", device="cpu")
+    for option in ("--model-path", "--dna-model-path", "--protein-model-path", "--baseline-model", "--fast-model"):
+        assert option in str(info.value), f"the generic hint lists every entry point's option: {info.value}"
+
+
 def test_missing_model_path_is_weights_not_found(tmp_path):
-    with pytest.raises(WeightsNotFoundError, match="does not exist"):
-        load_model("esm2_3b", model_path=tmp_path / "nowhere", device="cpu")
+    with pytest.raises(WeightsNotFoundError, match="does not exist") as info:
+        load_model("esm2_3b", model_path=tmp_path / "nowhere", device="cpu", path_option="--protein-model-path")
+    assert "--protein-model-path" in str(info.value)
+    assert f"hf download facebook/esm2_t36_3B_UR50D --local-dir {tmp_path / 'nowhere'}" in str(info.value)
+
+
+def test_missing_relative_directory_is_not_taken_for_a_hub_id(tmp_path, clean_hf_env):
+    """``models/esm`` with a ``models`` folder here is a missing directory, not a hub repository to download."""
+    clean_hf_env.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    clean_hf_env.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    with pytest.raises(WeightsNotFoundError, match="does not exist") as info:
+        load_model("esm2_3b", model_path="models/esm", device="cpu")
+    assert "hf download models/esm" not in str(info.value), str(info.value)
+    with pytest.raises(WeightsNotFoundError) as info:  # no such folder: a hub id, or a mistyped directory
+        load_model("esm2_3b", model_path="nowhere/esm", device="cpu")
+    assert "if nowhere/esm is a directory, fix the path" in str(info.value), str(info.value)
 
 
 def test_directory_without_weights_names_the_files(tmp_path):

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
+from virnucpro_core.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ def esm_tokenizer(directory: str | os.PathLike | None = None):
                 f"{vocab_file} is not the ESM-2 vocabulary",
                 expected=f"{len(ESM2_VOCAB)} tokens: {' '.join(ESM2_VOCAB)}",
                 found=f"{len(tokens)} tokens: {' '.join(tokens[:40])}",
-                fix="point --model-path at a copy of the model's hub repository",
+                fix="point the model-path option at a copy of the model's hub repository",
             )
         return EsmTokenizer(vocab_file=str(vocab_file))
     with tempfile.TemporaryDirectory() as tmp:
@@ -359,6 +360,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype = "float32",
     seed: int = 0,
+    path_option: str | None = None,
 ) -> LoadedModel:
     """Load a model for extraction, never touching the network.
 
@@ -372,9 +374,13 @@ def load_model(
         device: ``auto``/``None`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
         dtype: ``float32``, ``float16`` or ``bfloat16``.
         seed: stand-in initialisation seed.
+        path_option: the caller's option that sets ``model_path`` (``--model-path``,
+            ``--protein-model-path``...), named in the fix of a missing-weights error;
+            default: a generic hint that lists the options of each entry point.
 
     Raises:
-        WeightsNotFoundError: pretrained weights are neither at ``model_path`` nor in the cache.
+        WeightsNotFoundError: pretrained weights are neither at ``model_path`` nor in the cache,
+            or ``model_path`` is a directory that does not exist.
         InputError: unknown name/option, or a checkpoint that does not fit the model.
     """
     spec = get_spec(name)
@@ -387,12 +393,16 @@ def load_model(
         provenance = {"weights": "random", "size": size, "source": "seeded random init", "revision": None, "seed": seed}
     else:
         hub_id = spec.hub_id
-        if model_path is not None and _is_hub_id(model_path):
+        # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
+        # a directory that does not exist, and saying so beats suggesting `hf download org/name`.
+        if model_path is not None and _is_hub_id(model_path) and not Path(model_path).expanduser().parent.is_dir():
             hub_id, model_path = str(model_path), None
         if model_path is not None:
-            directory, revision = Path(model_path), _revision_from_path(Path(model_path))
+            directory, revision = Path(model_path).expanduser(), _revision_from_path(Path(model_path))
+            if not directory.is_dir():
+                raise _directory_not_found(spec, directory, path_option)
         else:
-            directory, revision = _from_hf_cache(spec, hub_id)
+            directory, revision = _from_hf_cache(spec, hub_id, path_option, given=hub_id != spec.hub_id)
         model, tokenizer, found_size = _load_directory(spec, directory, torch_device)
         provenance = {
             "weights": "pretrained",
@@ -476,8 +486,14 @@ def _is_hub_id(value: str | os.PathLike) -> bool:
     return not Path(text).expanduser().exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None
 
 
-def _from_hf_cache(spec: ModelSpec, hub_id: str | None = None) -> tuple[Path, str | None]:
-    """Snapshot directory and commit of ``hub_id`` (default ``spec.hub_id``) in the local cache (no network)."""
+def _from_hf_cache(
+    spec: ModelSpec, hub_id: str | None = None, path_option: str | None = None, *, given: bool = False
+) -> tuple[Path, str | None]:
+    """Snapshot directory and commit of ``hub_id`` (default ``spec.hub_id``) in the local cache (no network).
+
+    ``given``: ``hub_id`` came from the user's model path, which may also have
+    been meant as a (missing) relative directory; the error then says both.
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -491,11 +507,11 @@ def _from_hf_cache(spec: ModelSpec, hub_id: str | None = None) -> tuple[Path, st
             p for p in (cache / _repo_folder(hub_id) / "snapshots").glob("*") if (p / "config.json").is_file()
         )
         if len(snapshots) != 1:
-            raise _weights_not_found(spec, cache, snapshots, hub_id) from None
+            raise _weights_not_found(spec, cache, snapshots, hub_id, path_option, given=given) from None
         snapshot = snapshots[0]
         log.info("no refs/main for %s in %s; using its only snapshot %s", hub_id, cache, snapshot.name)
     if not (snapshot / "config.json").is_file():
-        raise _weights_not_found(spec, cache, [snapshot], hub_id)
+        raise _weights_not_found(spec, cache, [snapshot], hub_id, path_option, given=given)
     return snapshot, snapshot.name
 
 
@@ -511,22 +527,59 @@ def _revision_from_path(path: Path) -> str | None:
     return None
 
 
-def _weights_not_found(spec: ModelSpec, cache: Path, snapshots: list[Path], hub_id: str) -> WeightsNotFoundError:
+# Where each entry point takes a model directory, for hints given without the caller's option name.
+MODEL_PATH_OPTIONS = (
+    "`virnucpro extract --model-path`, `virnucpro predict --dna-model-path / --protein-model-path`, "
+    "the acceptance suite's --fast-model / --baseline-model / --dna-model"
+)
+
+
+def _path_hint(path_option: str | None) -> str:
+    """How to hand a local copy over: the caller's option when known, else every entry point's."""
+    if path_option:
+        return f"pass {path_option} DIR with a copy of the repository"
+    return f"pass a directory with a copy of the repository to the command's model-path option ({MODEL_PATH_OPTIONS})"
+
+
+def _weights_not_found(
+    spec: ModelSpec,
+    cache: Path,
+    snapshots: list[Path],
+    hub_id: str,
+    path_option: str | None = None,
+    *,
+    given: bool = False,
+) -> WeightsNotFoundError:
     found = (
         f"no usable snapshot under {cache / _repo_folder(hub_id)}"
         if len(snapshots) <= 1
         else f"{len(snapshots)} snapshots and no refs/main under {cache / _repo_folder(hub_id)}: "
         + ", ".join(p.name for p in snapshots)
     )
+    if given:  # "org/name" that is no local path: a hub id, or a mistyped relative directory
+        found += f"; and no directory {Path(hub_id).expanduser().absolute()}"
     return WeightsNotFoundError(
         f"pretrained weights for {spec.display_name} ({hub_id}) are not on this machine",
         expected=f"the model in the Hugging Face cache at {cache} "
         f"({_repo_folder(hub_id)}/snapshots/<revision>/ with config.json and the weights; "
-        "set by HF_HUB_CACHE or HF_HOME)",
+        "set by HF_HUB_CACHE or HF_HOME)" + (", or a local directory of that name" if given else ""),
         found=found,
-        fix=f"on a machine with network run `hf download {hub_id}` and copy the cache here "
-        f"(or point HF_HOME at it), or pass --model-path DIR with a copy of the repository; "
+        fix=(f"if {hub_id} is a directory, fix the path; if it is a hub id, " if given else "")
+        + f"on a machine with network run `hf download {hub_id}` and copy the cache here "
+        f"(or point HF_HOME at it), or {_path_hint(path_option)}; "
         "for an offline smoke run use --weights random",
+    )
+
+
+def _directory_not_found(spec: ModelSpec, directory: Path, path_option: str | None) -> WeightsNotFoundError:
+    option = path_option or "the model-path option"
+    return WeightsNotFoundError(
+        f"model directory for {spec.display_name} does not exist: {directory}",
+        expected=f"an existing directory with {spec.hub_id}'s files (config.json, model.safetensors or "
+        "pytorch_model.bin)",
+        found=f"nothing at {directory.absolute()}",
+        fix=f"check the path given to {option}; to fill a new directory, run "
+        f"`hf download {spec.hub_id} --local-dir {directory}` on a machine with network and copy it here",
     )
 
 
@@ -535,12 +588,7 @@ def _weights_not_found(spec: ModelSpec, cache: Path, snapshots: list[Path], hub_
 
 def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
     if not directory.is_dir():
-        raise WeightsNotFoundError(
-            f"model directory for {spec.display_name} does not exist: {directory}",
-            expected=f"a directory with {spec.hub_id}'s files (config.json, model.safetensors or pytorch_model.bin)",
-            found="nothing at that path",
-            fix=f"`hf download {spec.hub_id} --local-dir {directory}` on a machine with network, or fix --model-path",
-        )
+        raise _directory_not_found(spec, directory, None)
     if spec.family == "esm":
         model = load_esm_checkpoint(directory, spec=spec, device=device)
         tokenizer = esm_tokenizer(directory)
@@ -561,7 +609,7 @@ def _check_width(spec: ModelSpec, hidden: int, directory: Path) -> str:
         f"the checkpoint in {directory} is not {spec.display_name}: hidden size {hidden}",
         expected=f"{spec.dim} ({spec.display_name}) or {spec.dim_for('tiny')} (its tiny stand-in)",
         found=str(hidden),
-        fix=f"point --model-path at a copy of {spec.hub_id}",
+        fix=f"point the model-path option at a copy of {spec.hub_id}",
     )
 
 
@@ -577,7 +625,7 @@ def _standin_marker(directory: Path, spec: ModelSpec, found_size: str) -> dict[s
             f"not {spec.name} ({found_size})",
             expected=f"{spec.name}, size {found_size}",
             found=f"{info.get('name')}, size {info.get('size')}",
-            fix="point --model-path at the right model's directory",
+            fix="point the model-path option at the right model's directory",
         )
     return {"weights": "random", "seed": info["seed"]}
 
@@ -644,7 +692,7 @@ def load_esm_checkpoint(
             f"{directory / 'config.json'} is not an ESM-2 configuration",
             expected="model_type 'esm' (facebook/esm2_*) or 'fast_esm' (Synthyra/FastESM2_*)",
             found=f"model_type {config_dict.get('model_type')!r}",
-            fix="point --model-path at the protein model's directory",
+            fix="point the model-path option at the protein model's directory",
         )
     config = _esm_config(config_dict)
     if spec is not None:
@@ -723,7 +771,8 @@ def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int 
     same keys under ``model_type: fast_esm`` with its ``auto_map``. DNABERT-S:
     :func:`virnucpro_core.dnabert.save_dnabert`. A ``virnucpro_standin.json``
     marker records name, size and seed so a load from disk is labelled as
-    random weights.
+    random weights; it is written first and atomically, so an interrupted
+    write never leaves random weights that would load as pretrained.
 
     Returns:
         ``directory``.
@@ -731,6 +780,14 @@ def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int 
     spec = get_spec(name)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    marker = {
+        "name": name,
+        "size": size,
+        "seed": seed,
+        "note": "random stand-in written by virnucpro_core.models.write_standin",
+    }
+    # Before any weight file: random weights must never sit in a directory without it.
+    atomic_write_text(directory / STANDIN_MARKER, json.dumps(marker, indent=2) + "\n")
     cpu = torch.device("cpu")
     model, tokenizer = _build_standin(spec, size, seed, cpu)
     if spec.family == "esm":
@@ -751,13 +808,6 @@ def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int 
         from virnucpro_core import dnabert
 
         dnabert.save_dnabert(model, directory, tokenizer=tokenizer)
-    marker = {
-        "name": name,
-        "size": size,
-        "seed": seed,
-        "note": "random stand-in written by virnucpro_core.models.write_standin",
-    }
-    (directory / STANDIN_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return directory
 
 

@@ -571,8 +571,8 @@ def predict_fasta(
     chunk_ids = [record.id for record in read_fasta(prep.paths.chunks)] if prep.chunks else []
 
     options = dict(weights=weights, size=size, device=device, seed=seed)
-    dna = load_model(DNA_MODEL, model_path=dna_model_path, **options)
-    protein = load_model(protein_model, model_path=protein_model_path, **options)
+    dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
+    protein = load_model(protein_model, model_path=protein_model_path, path_option="--protein-model-path", **options)
     check_width(loaded, protein_model, dna.dim, protein.dim, size=protein.size, weights=protein.provenance["weights"])
     models = {
         "dna": _provenance({**dna.provenance, "model": dna.spec.name, "display_name": dna.spec.display_name,

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         seed=args.seed,
+        path_option="--model-path",
     )
     out = extract_to_file(
         loaded,
