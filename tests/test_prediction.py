@@ -331,6 +331,19 @@ def test_predict_bad_fasta_exits_2(pipeline, commands, tmp_path, capsys):
     assert "bad.fa" in err and "Traceback" not in err, err
 
 
+def test_predict_missing_weights_exits_2_before_writing(pipeline, commands, tmp_path, monkeypatch, capsys):
+    """Models are loaded and matched before preprocessing writes OUT/preprocess/*: a failed run leaves no output."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "out"
+    rc = commands(["predict", str(pipeline["fasta"]), "--model", str(pipeline["ckpt"]), "--device", "cpu",
+                   "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "DNABERT-S" in err and "--dna-model-path" in err and "Traceback" not in err, err
+    assert not out.exists(), f"nothing may be written when the models cannot be loaded: {list(out.rglob('*'))}"
+
+
 def test_pretrained_from_standin_directories_is_flagged(pipeline, commands, tmp_path, capsys):
     """Stand-ins written in the hub layout load as 'pretrained' but are recorded, and flagged, as random."""
     from virnucpro_core.models import write_standin

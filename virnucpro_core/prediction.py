@@ -564,16 +564,18 @@ def predict_fasta(
         check_width(loaded, protein_model, get_spec(DNA_MODEL).dim_for(size), get_spec(protein_model).dim_for(size),
                     size=size, weights=weights)  # fmt: skip
 
-    # Preprocessing first: it validates the input in seconds, before minutes of loading full-size models.
-    paths = PredictionPaths(Path(out_dir))
-    prep = preprocess(input_path, chunk_size, paths.preprocess)
-    say(f"{prep.records} records -> {prep.chunks} chunks of {chunk_size} bp -> {prep.frames} stop-free frames")
-    chunk_ids = [record.id for record in read_fasta(prep.paths.chunks)] if prep.chunks else []
-
+    # Nothing is written until every input has been checked: the FASTA is read first (seconds, before
+    # minutes of loading full-size models), then both models are loaded and matched to the checkpoint.
+    read_fasta(input_path)
     options = dict(weights=weights, size=size, device=device, seed=seed)
     dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
     protein = load_model(protein_model, model_path=protein_model_path, path_option="--protein-model-path", **options)
     check_width(loaded, protein_model, dna.dim, protein.dim, size=protein.size, weights=protein.provenance["weights"])
+
+    paths = PredictionPaths(Path(out_dir))
+    prep = preprocess(input_path, chunk_size, paths.preprocess)
+    say(f"{prep.records} records -> {prep.chunks} chunks of {chunk_size} bp -> {prep.frames} stop-free frames")
+    chunk_ids = [record.id for record in read_fasta(prep.paths.chunks)] if prep.chunks else []
     models = {
         "dna": _provenance({**dna.provenance, "model": dna.spec.name, "display_name": dna.spec.display_name,
                             "dim": dna.dim, "device": dna.device.type}),
