@@ -335,7 +335,9 @@ def test_load_casts_to_the_requested_dtype(tiny, tmp_path):
 
 
 def test_standin_tokenizer_special_tokens_and_template(tokenizer):
-    assert D.special_token_ids(tokenizer) == {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4}
+    assert {t: tokenizer.convert_tokens_to_ids(t) for t in D.SPECIAL_TOKENS} == {
+        "[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4,
+    }
     assert (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id) == (3, 1, 2)
     assert len(tokenizer) == 4096
     ids = tokenizer("ACGTACGGTTCAAGTTTGACCA")["input_ids"]

@@ -54,7 +54,6 @@ def test_figures_are_png_and_deterministic(models):
         second = all_figures(models)  # a caller's style must not leak into the report
     for name, data in first.items():
         assert data.startswith(figures.PNG_MAGIC), f"{name} is not a PNG"
-        assert figures.is_png(data)
         assert b"Software" not in data[:4096], f"{name} carries a Software text chunk"
         assert second[name] == data, f"{name} changed between two identical calls"
 
@@ -75,4 +74,4 @@ def test_write_figures_names_files(tmp_path, models):
     assert set(written) == set(figures.FIGURE_FILES)
     for key, path in written.items():
         assert path.name == figures.FIGURE_FILES[key]
-        assert figures.is_png(path.read_bytes()), key
+        assert path.read_bytes().startswith(figures.PNG_MAGIC), key

@@ -423,10 +423,6 @@ class DnaBertModel(nn.Module):
             hidden = hidden * attention_mask.to(dtype=hidden.dtype)[..., None]
         return hidden
 
-    def pooled(self, hidden: Tensor) -> Tensor:
-        """The published pooler output (``[CLS]`` through ``dense`` and tanh), for completeness."""
-        return self.pooler(hidden)
-
 
 def random_dnabert(config: DnaBertConfig, seed: int, *, device: torch.device | str | None = None) -> DnaBertModel:
     """A seeded random DNABERT in eval mode: BERT initialisation (normal(0, 0.02), LayerNorm 1/0).
@@ -737,11 +733,6 @@ def train_standin_tokenizer(seed: int = STANDIN_TOKENIZER_SEED, vocab_size: int 
             fix="enlarge standin_corpus()",
         )
     return tokenizer
-
-
-def special_token_ids(tokenizer: Any) -> dict[str, int]:
-    """``{"[UNK]": 0, ...}`` as the tokenizer maps them (a check, not a constant)."""
-    return {token: int(tokenizer.convert_tokens_to_ids(token)) for token in SPECIAL_TOKENS}
 
 
 __all__: Sequence[str] = (

@@ -181,10 +181,6 @@ class MergedFeatures:
     def save(self, path: str | os.PathLike) -> Path:
         return save_merged(self, path)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> MergedFeatures:
-        return load_merged(path)
-
 
 def save_merged(merged: MergedFeatures, path: str | os.PathLike) -> Path:
     """Write merged features atomically."""
@@ -318,8 +314,7 @@ def read_records(path: str | os.PathLike, family: str) -> list[tuple[str, str]]:
 
     if family == "dnabert":
         return as_pairs(sequences.read_fasta(path))
-    reader = getattr(sequences, "read_protein_fasta", None)
-    pairs = as_pairs(reader(path)) if reader is not None else _read_protein_fasta(Path(path))
+    pairs = _read_protein_fasta(Path(path))
     # A, C, G and T are amino acids too: a nucleotide file would be embedded silently.
     if all(set(seq) <= _NUCLEOTIDE_LETTERS for _, seq in pairs):
         raise InputError(
@@ -332,8 +327,8 @@ def read_records(path: str | os.PathLike, family: str) -> list[tuple[str, str]]:
 
 
 def _read_protein_fasta(path: Path) -> list[tuple[str, str]]:
-    # Stand-in until sequences.py offers a protein reader: sequences.read_fasta
-    # accepts only nucleotide codes. Collects every problem, then raises once.
+    # sequences.read_fasta accepts only nucleotide codes, so proteins have their
+    # own reader. Collects every problem, then raises once.
     if not path.is_file():
         raise InputError(f"{path}: no such file", expected="a protein FASTA file (.faa)", fix="check the path")
     records: list[tuple[str, str]] = []

@@ -236,8 +236,3 @@ def write_figures(
         length_histogram_png(train_lengths, test_lengths, target)
         written["lengths"] = target
     return written
-
-
-def is_png(data: bytes) -> bool:
-    """Whether ``data`` starts with the PNG signature."""
-    return data[:8] == PNG_MAGIC
