@@ -4,18 +4,35 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU build by default: a bare `pip install torch` pulls multi-GB CUDA wheels.
-# On a GPU runner: make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
-TORCH ?= torch==2.13.0
+# Which torch build to install. Default: the one installed last (recorded in $(VENV)/.torch-spec), else
+# torch==2.13.0. Where pip is configured with a local CPU wheel (as on this project's machines) that is the
+# CPU build; on a plain PyPI machine it pulls the multi-GB CUDA wheels on Linux. Force a build with:
+#   CPU:  make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+#   GPU:  make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+# A TORCH that differs from the recorded one reinstalls torch; later `make test` / `make smoke` keep it.
+TORCH_SPEC := $(VENV)/.torch-spec
+ifeq ($(origin TORCH),undefined)
+TORCH := $(or $(shell cat $(TORCH_SPEC) 2>/dev/null),torch==2.13.0)
+endif
 
-.PHONY: install smoke test clean
+.PHONY: install smoke test clean FORCE
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Rewritten only when its content differs from $(TORCH), so its timestamp says when TORCH last changed.
+$(TORCH_SPEC): FORCE
+	@mkdir -p $(VENV)
+	@printf '%s\n' '$(TORCH)' | cmp -s - $@ || printf '%s\n' '$(TORCH)' > $@
+
+# The same torch version of another build (2.13.0+cpu vs +cu128) counts as installed for pip: remove it first.
+$(VENV)/.torch-installed: $(TORCH_SPEC)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip uninstall --quiet --yes torch
 	$(BIN)/python -m pip install --quiet $(TORCH)
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch-installed
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
