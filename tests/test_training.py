@@ -15,6 +15,7 @@ from virnucpro_core.training import (
     TrainingConfig,
     TrainingHistory,
     TrainingPaths,
+    deterministic_training,
     seed_everything,
     train_classifier,
 )
@@ -188,13 +189,21 @@ def test_unavailable_device():
         train_classifier(features(), TrainingConfig(max_epochs=1, device="cuda"), **quiet())
 
 
+def test_training_leaves_the_kernel_flags_as_it_found_them():
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+    train_classifier(features(), TrainingConfig(max_epochs=1), **quiet())
+    assert not torch.are_deterministic_algorithms_enabled(), "deterministic kernels leaked out of training"
+    assert not torch.backends.cudnn.deterministic
+
+
 def test_seed_everything_sets_deterministic_flags():
-    seed_everything(5)
-    a = torch.rand(3)
-    seed_everything(5)
-    assert torch.equal(a, torch.rand(3))
-    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-    assert torch.are_deterministic_algorithms_enabled()
+    with deterministic_training(5):
+        a = torch.rand(3)
+        seed_everything(5)
+        assert torch.equal(a, torch.rand(3))
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
 
 
 def test_train_command(split_dir, tmp_path, capsys):

@@ -7,11 +7,14 @@ batch 32, up to 200 epochs, early stopping on validation loss (patience 5).
 Fixed:
 
 * early stopping keeps a *copy* of the best weights (the original kept
-  ``model.state_dict()``, a live view, so its "best" model was the last one);
+  ``model.state_dict()``, a live view, so its "best" model was the last one).
+  The saved model is still the final one by default, as the people who run
+  VirNucPro decided (``TrainingConfig.save``); ``save="best"`` picks the copy;
 * the validation set is carved out of the training split (stratified, seeded,
   by ids); the original stopped on the test set. The test set is not read here;
 * one seed makes a run reproducible (:func:`seed_everything`, a seeded
-  DataLoader generator and ``worker_init_fn``).
+  DataLoader generator and ``worker_init_fn``); the deterministic-kernel
+  flags hold during training only (:func:`deterministic_training`).
 
 Losses are means over samples (the original averaged batch means; equal when
 every batch is full). If the training set size leaves a last batch of one
@@ -20,12 +23,13 @@ sample, that batch is dropped: BatchNorm cannot train on a single sample.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -81,6 +85,27 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextlib.contextmanager
+def deterministic_training(seed: int) -> Iterator[None]:
+    """:func:`seed_everything` for the duration of a block; the kernel flags are restored afterwards.
+
+    Deterministic kernels are slower on a GPU, so they must not outlive training
+    (an extraction benchmark later in the same process would pay for them).
+    """
+    saved = (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 def seed_worker(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signature
@@ -407,6 +432,18 @@ def train_classifier(
         :class:`TrainingResult`; its ``model`` holds the ``config.save`` weights, in eval mode.
     """
     config = config or TrainingConfig()
+    with deterministic_training(config.seed):
+        return _train(train_features, config, progress=progress, log=log, on_epoch_end=on_epoch_end)
+
+
+def _train(
+    train_features: Mapping | str | Path,
+    config: TrainingConfig,
+    *,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    on_epoch_end: Callable[[EpochRecord, MLPClassifier], None] | None,
+) -> TrainingResult:
     say = log or (lambda _line: None)
     features, where = _load_training_features(train_features)
     meta = features["meta"]
@@ -425,7 +462,6 @@ def train_classifier(
     val_part = subset_merged(features, val_ids)
     device = resolve_device(config.device)
 
-    seed_everything(config.seed)
     model = MLPClassifier(
         input_dim,
         config.hidden_dim,
@@ -558,6 +594,7 @@ __all__ = [
     "TrainingResult",
     "resolve_device",
     "seed_worker",
+    "deterministic_training",
     "seed_everything",
     "train_classifier",
     "write_checkpoint",
