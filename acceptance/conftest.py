@@ -124,7 +124,7 @@ class Stages:
         except VirNucProError as error:
             failure = error  # fail outside the except block: no chained traceback
         self.failed[name] = str(failure).splitlines()[0]
-        pytest.fail(f"stage '{name}' failed:\n{failure}", pytrace=False)
+        pytest.fail(f"stage '{name}' failed: {failure}", pytrace=False)  # the reason stays on the verdict's line
 
 
 @pytest.fixture(scope="session")
@@ -138,8 +138,15 @@ def test_split(stage):
     return stage("split", "split")
 
 
+def _skip_if_baseline_from_metrics(settings: Settings, what: str) -> None:
+    if settings.baseline_from_metrics:
+        pytest.skip(f"the ESM2 3B baseline comes from --baseline-metrics {settings.baseline_metrics}: no baseline "
+                    f"{what} to check (pass FASTA inputs or both embedders' merged features to build it)")
+
+
 @pytest.fixture(scope="session")
-def baseline_split(stage):
+def baseline_split(stage, settings):
+    _skip_if_baseline_from_metrics(settings, "split")
     return stage("split[baseline]", "split_for", "baseline")
 
 
@@ -149,13 +156,23 @@ def embedder(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained(stage):
-    """Both trained MLPs, keyed ``fast`` / ``baseline``."""
-    return {name: stage(f"train[{name}]", "trained", name) for name in EMBEDDERS}
+def trained(stage, settings):
+    """The trained MLPs, keyed ``fast`` / ``baseline`` (no baseline MLP with --baseline-metrics)."""
+    names = ["fast"] if settings.baseline_from_metrics else list(EMBEDDERS)
+    return {name: stage(f"train[{name}]", "trained", name) for name in names}
+
+
+@pytest.fixture
+def trained_model(trained, embedder, settings):
+    """The trained MLP of the parametrised ``embedder``."""
+    if embedder not in trained:
+        _skip_if_baseline_from_metrics(settings, "MLP")
+    return trained[embedder]
 
 
 @pytest.fixture(scope="session")
 def evaluations(stage, trained):
+    """Test-set metrics of both MLPs (the baseline's from --baseline-metrics when given)."""
     return {name: stage(f"evaluate[{name}]", "evaluation", name) for name in EMBEDDERS}
 
 
@@ -164,8 +181,14 @@ def comparison(stage, evaluations):
     return stage("compare", "comparison")
 
 
+MERGED_INPUTS_NO_SPEED = ("merged feature inputs carry no protein sequences to time: pass the FASTA genomes "
+                          "(--viral/--host) to run the speed gate")
+
+
 @pytest.fixture(scope="session")
-def bench_proteins(stage):
+def bench_proteins(stage, run):
+    if run.has_merged_inputs():
+        pytest.skip(MERGED_INPUTS_NO_SPEED)
     return stage("benchmark sample", "benchmark_proteins")
 
 
@@ -178,7 +201,9 @@ def timings(pytestconfig) -> dict:
 
 
 @pytest.fixture
-def requires_meaningful_accuracy(settings):
-    if not settings.accuracy_is_meaningful and settings.profile == "full":
-        pytest.skip("random weights cannot validate accuracy: pass --weights pretrained with real weights "
-                    "(or merged features made from them) to run the accuracy gate")
+def requires_meaningful_accuracy(settings, run):
+    """The full profile's accuracy gate needs pretrained weights; the smoke profile runs it on stand-ins by design."""
+    reason = run.random_weights_reason() if settings.profile == "full" else None
+    if reason:
+        pytest.skip(f"random weights cannot validate accuracy ({reason}): pass --weights pretrained with real "
+                    "weights (or merged features made from them) to run the accuracy gate")

@@ -15,9 +15,13 @@ from virnucpro_core.benchmark import PAIRINGS, TimingResult, extraction_settings
 from virnucpro_core.embeddings import extract_embeddings
 from virnucpro_core.validation import EMBEDDERS
 
+from acceptance.conftest import MERGED_INPUTS_NO_SPEED
+
 
 @pytest.fixture
 def timing_device(run, settings):
+    if run.has_merged_inputs():
+        pytest.skip(MERGED_INPUTS_NO_SPEED)
     device = run.device()
     if device.type != "cuda" and settings.profile == "full":
         pytest.skip(f"the full-profile speed gate times GPU extraction: no CUDA GPU (torch {torch.__version__}, "

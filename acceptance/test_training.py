@@ -12,8 +12,8 @@ from virnucpro_core.validation import EMBEDDERS
 LOSS_TOLERANCE = 1e-4
 
 
-def test_validation_loss_fell(trained, embedder):
-    history = trained[embedder].history
+def test_validation_loss_fell(trained_model, embedder):
+    history = trained_model.history
     first, best = history.val_loss[0], min(history.val_loss)
     assert best < first, (
         f"{EMBEDDERS[embedder]}: validation loss never fell below epoch 1's {first:.4f} "
@@ -21,8 +21,9 @@ def test_validation_loss_fell(trained, embedder):
     )
 
 
-def test_early_stopping_restored_the_best_epoch(trained, embedder):
-    model = trained[embedder]
+def test_early_stopping_restored_the_best_epoch(trained_model, embedder):
+    """The best-validation checkpoint holds the best epoch's weights (the original kept a live reference)."""
+    model = trained_model
     history, best = model.history, model.best
     assert best.meta.epoch == history.best_epoch, (
         f"best checkpoint is from epoch {best.meta.epoch}, history says the best epoch was {history.best_epoch}"
@@ -39,9 +40,9 @@ def test_early_stopping_restored_the_best_epoch(trained, embedder):
     )
 
 
-def test_checkpoint_matches_pipeline_width(trained, embedder, run):
-    meta = trained[embedder].final.meta
-    expected_dim = run.model("dnabert_s").dim + run.model(EMBEDDERS[embedder]).dim
+def test_checkpoint_matches_pipeline_width(trained_model, embedder, run):
+    meta = trained_model.final.meta
+    expected_dim = run.pipeline_dim(embedder)
     assert (meta.protein_model, meta.input_dim) == (EMBEDDERS[embedder], expected_dim), (
         f"checkpoint was trained on {meta.input_dim}-d {meta.protein_model} features; the {embedder} pipeline "
         f"feeds {expected_dim}-d {EMBEDDERS[embedder]} features"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.validation import SMOKE_DATA, Settings
+from virnucpro_core.models import get_spec
+from virnucpro_core.validation import SMOKE_DATA, Settings, ValidationRun
 
 
 def test_no_data_means_smoke_profile_with_tiny_random_stand_ins():
     settings = Settings.resolve()
     assert (settings.profile, settings.weights, settings.size, settings.bench_sample) == ("smoke", "random", "tiny", 300)
     assert settings.viral == (SMOKE_DATA["viral"],) and settings.host == (SMOKE_DATA["host"],)
-    assert not settings.accuracy_is_meaningful
 
 
 def test_data_means_full_profile_with_pretrained_weights(tmp_path):
@@ -21,7 +22,7 @@ def test_data_means_full_profile_with_pretrained_weights(tmp_path):
     host.write_text(">h\nACGT\n")
     settings = Settings.resolve(viral=[viral], host=[host])
     assert (settings.profile, settings.weights, settings.size, settings.bench_sample) == ("full", "pretrained", "full", 1000)
-    assert settings.accuracy_is_meaningful
+    assert ValidationRun(settings).random_weights_reason() is None
 
 
 def test_data_dir_picks_viral_and_host_files(tmp_path):
@@ -43,3 +44,64 @@ def test_bad_limits_are_reported_together():
         Settings.resolve(max_accuracy_drop=1.5, max_time_ratio=0, bench_runs=0)
     message = str(error.value)
     assert "--max-accuracy-drop 1.5" in message and "--max-time-ratio 0" in message and "--bench-runs 0" in message
+
+
+def test_data_dir_without_both_classes_is_refused(tmp_path):
+    (tmp_path / "virus.fa").write_text(">v\nACGT\n")
+    (tmp_path / "host.fa").write_text(">h\nACGT\n")
+    with pytest.raises(InputError, match="0 viral and 1 host") as error:
+        Settings.resolve(data_dir=tmp_path)
+    assert "virus.fa" in str(error.value), "the message lists what the directory holds"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="an empty directory"):
+        Settings.resolve(profile="full", data_dir=empty)
+
+
+def test_full_profile_never_validates_pretrained_weights_on_the_bundled_data():
+    with pytest.raises(InputError, match="validates your data, and none was given"):
+        Settings.resolve(profile="full")
+    speed_only = Settings.resolve(profile="full", weights="random")
+    assert speed_only.viral == (SMOKE_DATA["viral"],) and speed_only.size == "full"
+
+
+def _merged_file(path, protein_model: str, weights: str, size: str = "tiny") -> None:
+    dims = {name: get_spec(name).dim_for(size) for name in ("dnabert_s", "fastesm2_650", "esm2_3b")}
+    provenance = lambda model: {"model": model, "weights": weights, "size": size, "dim": dims[model]}  # noqa: E731
+    torch.save(
+        {
+            "ids": ["a_chunk_1F1", "a_chunk_2F1"],
+            "data": torch.zeros(2, dims["dnabert_s"] + dims[protein_model]),
+            "labels": torch.ones(2, dtype=torch.long),
+            "lengths": torch.tensor([100, 100]),
+            "meta": {"dna": provenance("dnabert_s"), "protein": provenance(protein_model), "label": "viral",
+                     "protein_model": protein_model, "dna_model": "dnabert_s"},
+        },
+        path,
+    )
+
+
+@pytest.mark.parametrize("weights", ["random", "pretrained"])
+def test_merged_inputs_made_by_stand_ins_cannot_validate_accuracy(tmp_path, weights):
+    for label in ("viral", "host"):
+        for model in ("fastesm2_650", "esm2_3b"):
+            _merged_file(tmp_path / f"{label}_{model}.pt", model, weights)
+    run = ValidationRun(Settings.resolve(data_dir=tmp_path, artifacts=tmp_path / "artifacts"))
+    assert run.has_merged_inputs() and run.settings.weights == "pretrained"
+    reason = run.random_weights_reason()
+    if weights == "random":
+        assert reason and "merged features made with random-weight stand-ins" in reason and "viral_esm2_3b.pt" in reason
+    else:
+        assert reason is None
+    tiny = {name: get_spec(name).dim_for("tiny") for name in ("dnabert_s", "fastesm2_650", "esm2_3b")}
+    assert run.pipeline_dim("fast") == tiny["dnabert_s"] + tiny["fastesm2_650"]
+    assert run.pipeline_dim("baseline") == tiny["dnabert_s"] + tiny["esm2_3b"]
+
+
+def test_random_weights_setting_is_the_reason_for_fasta_inputs():
+    assert ValidationRun(Settings.resolve()).random_weights_reason() == "--weights random"
+
+
+def test_fast_features_are_extracted_as_deployed():
+    run = ValidationRun(Settings.resolve(device="cpu"))
+    assert [run.extraction_dtype(m) for m in ("fastesm2_650", "esm2_3b", "dnabert_s")] == ["float32"] * 3

@@ -137,7 +137,13 @@ PAIRINGS = ("as-deployed", "like-for-like")
 
 
 def deployed_fast_settings(device_type: str) -> dict:
-    """Our extractor's defaults for FastESM2: bf16 on CUDA (tensor cores), fp32 on CPU (bf16 is slow there)."""
+    """The settings FastESM2 ships with in the suite: bf16 on CUDA (tensor cores), fp32 on CPU (bf16 is slow there).
+
+    The acceptance run extracts FastESM2's accuracy features with these too
+    (``ValidationRun.extraction_dtype``), so the speed gate times what the
+    accuracy gate validated. ``virnucpro extract`` defaults to fp32 everywhere;
+    pass ``--dtype bfloat16`` there for the same features.
+    """
     from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
 
     return {"dtype": "bfloat16" if device_type == "cuda" else "float32", "toks_per_batch": DEFAULT_TOKS_PER_BATCH["esm"]}

@@ -13,10 +13,12 @@ import html
 import json
 import math
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from virnucpro_core.errors import VirNucProError
 from virnucpro_core.files import atomic_write_text
 
 GATES = {"accuracy": "test_accuracy.py::test_accuracy_gate", "speed": "test_speed.py::test_speed_gate"}
@@ -79,6 +81,16 @@ class ReportContext:
     def profile(self) -> str:
         return getattr(self.settings, "profile", "unknown")
 
+    @property
+    def random_weights(self) -> str | None:
+        """Why this run's accuracy cannot validate FastESM2 (random weights in the options or the inputs), or None."""
+        if self.run is not None:
+            try:
+                return self.run.random_weights_reason()
+            except VirNucProError:
+                return None  # unreadable inputs: the tests that read them report it
+        return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
+
 
 # ---------------------------------------------------------------------------- verdict
 
@@ -125,6 +137,20 @@ def _speed_sentence(ctx: ReportContext) -> str:
             f"{fast.mean_s / baseline.mean_s:.3f} ≤ limit {limit} (as-deployed, {fast.sequences} proteins)")
 
 
+def _weights_row(ctx: ReportContext) -> str:
+    settings = ctx.settings
+    if ctx.run is not None and _safe(ctx.run.has_merged_inputs):
+        return f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
+    return f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random" else settings.weights
+
+
+def _safe(check: Callable[[], bool]) -> bool:
+    try:
+        return check()
+    except VirNucProError:
+        return False
+
+
 def _first_line(text: str) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
@@ -140,8 +166,7 @@ def environment(ctx: ReportContext) -> list[tuple[str, str]]:
     if settings is not None:
         rows += [
             ("profile", settings.profile),
-            ("weights", f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random"
-             else settings.weights),
+            ("weights", _weights_row(ctx)),
             ("seed", str(settings.seed)),
             ("viral inputs", ", ".join(str(p) for p in settings.viral)),
             ("host inputs", ", ".join(str(p) for p in settings.host)),
@@ -258,7 +283,7 @@ def render_sections(ctx: ReportContext) -> list[str]:
     parts = [_STYLE]
     if ctx.profile == "smoke":
         parts.append(f'<p class="vnp-notice">{html.escape(SMOKE_NOTICE)}</p>')
-    elif getattr(ctx.settings, "weights", None) == "random":
+    elif ctx.random_weights:
         parts.append(f'<p class="vnp-notice">{html.escape(RANDOM_NOTICE)}</p>')
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in verdict.reasons)
     parts.append(f'<div class="vnp-banner vnp-{verdict.status}"><b>Verdict: {verdict.status}</b><ul>{reasons}</ul></div>')
@@ -315,7 +340,8 @@ def render_sections(ctx: ReportContext) -> list[str]:
                    f"<p>{len(next(iter(ctx.timings.values())).runs_s)} timed runs after "
                    f"{next(iter(ctx.timings.values())).warmup_runs} warmup run(s), CUDA-synchronised clock, "
                    "tokenisation to pooled vectors on the host. As-deployed: ESM2 3B as VirNucPro ran it (fp32, "
-                   "2,048-token batches) against FastESM2 in our extractor's defaults; like-for-like: both with "
+                   "2,048-token batches) against FastESM2 in the settings it ships with here (bf16 on a GPU, fp32 on "
+                   "the CPU; the accuracy features were extracted the same way); like-for-like: both with "
                    "FastESM2's settings.</p>",
                    _table(["pairing", "model", "dtype", "tokens/batch", "runs (s)", "mean (s)", "proteins/s",
                            "peak GPU GiB (weights + runs)"], speed_rows(ctx)),
@@ -335,7 +361,7 @@ def render_sections(ctx: ReportContext) -> list[str]:
 
 
 def write_side_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
-    """Write acceptance.md, acceptance.json and timings.json beside the HTML report."""
+    """Write acceptance.md, acceptance.json and comparison.md beside the HTML report."""
     from virnucpro_core.paths import ReportPaths
 
     paths = ReportPaths(Path(out_dir))
@@ -344,7 +370,7 @@ def write_side_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
     lines = [f"# VirNucPro FastESM2_650 acceptance — {verdict.status}", ""]
     if ctx.profile == "smoke":
         lines += [f"**{SMOKE_NOTICE}**", ""]
-    elif getattr(ctx.settings, "weights", None) == "random":
+    elif ctx.random_weights:
         lines += [f"**{RANDOM_NOTICE}**", ""]
     lines += [f"- {r}" for r in verdict.reasons] + [""]
     if verdict.next_steps:

@@ -101,11 +101,19 @@ class Settings:
             weights = weights or "random"
             size = size or "tiny"
         else:
-            if not has_data:
-                log.warning("full profile without --viral/--host/--data-dir: using the bundled synthetic data")
-                viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
             weights = weights or "pretrained"
             size = size or "full"
+            if not has_data:
+                if weights == "pretrained":
+                    # The real gate must never pass on the bundled synthetic genomes.
+                    raise InputError(
+                        "the full profile with pretrained weights validates your data, and none was given",
+                        expected="--viral/--host FASTA or merged feature files, or --data-dir with viral* and host* files",
+                        found="no data options",
+                        fix="pass your data; for a speed-only run of the real architectures add --weights random",
+                    )
+                log.warning("full profile with random weights and no data: timing on the bundled synthetic proteins")
+                viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
         if not viral or not host:
             raise InputError(
                 "both classes are needed",
@@ -145,9 +153,9 @@ class Settings:
         )
 
     @property
-    def accuracy_is_meaningful(self) -> bool:
-        """Accuracy validates FastESM2 only with pretrained weights."""
-        return self.weights == "pretrained"
+    def baseline_from_metrics(self) -> bool:
+        """The baseline is an earlier evaluation (``--baseline-metrics``): no ESM2 3B features, no baseline MLP."""
+        return self.baseline_metrics is not None
 
     def inputs(self, label: str) -> tuple[Path, ...]:
         return self.viral if label == "viral" else self.host
@@ -158,11 +166,21 @@ class Settings:
 
 
 def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path]]:
+    expected = "viral* and host* files: FASTA (.fa/.fasta/.fna, optionally .gz) or merged feature files (.pt)"
     if not directory.is_dir():
-        raise InputError(f"{directory}: not a directory", expected="a directory with viral* and host* inputs")
+        raise InputError(f"--data-dir {directory}: not a directory", expected=expected)
     files = sorted(p for p in directory.iterdir() if p.is_file())
     pick = lambda prefix: [p for p in files if p.name.lower().startswith(prefix) and _input_kind(p) is not None]
-    return pick("viral"), pick("host")
+    viral, host = pick("viral"), pick("host")
+    if not viral or not host:
+        names = ", ".join(p.name for p in files[:8]) + (" ..." if len(files) > 8 else "")
+        raise InputError(
+            f"--data-dir {directory}: {len(viral)} viral and {len(host)} host inputs",
+            expected=expected,
+            found=names or "an empty directory",
+            fix="rename the files (e.g. viral_genomes.fasta, host_genomes.fasta) or pass them with --viral/--host",
+        )
+    return viral, host
 
 
 def _input_kind(path: Path) -> str | None:
@@ -294,6 +312,20 @@ class ValidationRun:
         return self._cached(f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key),
                             build, PreprocessPaths)
 
+    def extraction_dtype(self, model: str) -> str:
+        """The dtype each model's accuracy features are extracted in: the as-deployed settings the speed gate times.
+
+        FastESM2 as we ship it (bf16 on CUDA, fp32 on CPU), ESM2 3B as VirNucPro
+        ran it (fp32), DNABERT-S in fp32 as VirNucPro ran it — so the accuracy gate
+        validates the configuration whose speed is gated.
+        """
+        from virnucpro_core.benchmark import extraction_settings
+
+        if model == DNA_MODEL:
+            return "float32"
+        embedder = next(key for key, name in EMBEDDERS.items() if name == model)
+        return extraction_settings("as-deployed", embedder, self.device().type)["dtype"]
+
     def features(self, model: str, label: str) -> Path:
         """Per-model feature file of one class (``extract_to_file`` keeps its own resumable shards)."""
         from virnucpro_core.features import extract_to_file
@@ -306,7 +338,8 @@ class ValidationRun:
         out = self.paths.features(model, label)
         before = out.stat().st_mtime_ns if out.exists() else None
         start = time.perf_counter()
-        extract_to_file(self.model(model), fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
+        loaded = self.model(model, dtype=self.extraction_dtype(model))
+        extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
         reused = before is not None and out.stat().st_mtime_ns == before
         self.stages.append(StageRecord(memo, reused, time.perf_counter() - start, "", str(out)))
         self._memo[memo] = out
@@ -331,12 +364,46 @@ class ValidationRun:
         return self._cached(memo, params, lambda key: self.paths.merged(embedder, label, key), build,
                             lambda d: d / "merged.pt")
 
-    def _merged_inputs(self, embedder: str, label: str) -> Path:
+    def has_merged_inputs(self) -> bool:
+        return any(self.input_kind(label) == "merged" for label in CLASSES)
+
+    def merged_meta(self, path: Path) -> dict:
+        """The ``meta`` of a merged feature input (read once)."""
         from virnucpro_core.features import load_merged
 
+        memo = f"merged meta:{path}"
+        if memo not in self._memo:
+            self._memo[memo] = dict(load_merged(path).meta)
+        return self._memo[memo]
+
+    def random_weights_reason(self) -> str | None:
+        """Why accuracy here cannot validate FastESM2, or ``None``: random weights, in the settings or in the inputs."""
+        from virnucpro_core.comparison import uses_random_weights
+
+        if not self.has_merged_inputs():
+            return None if self.settings.weights == "pretrained" else "--weights random"
+        made_by_standins = [
+            path.name for label in CLASSES for path in self.settings.inputs(label)
+            if uses_random_weights(self.merged_meta(path))
+        ]  # fmt: skip
+        if made_by_standins:
+            return "merged features made with random-weight stand-ins: " + ", ".join(made_by_standins)
+        return None
+
+    def pipeline_dim(self, embedder: str) -> int:
+        """Width the ``embedder`` pipeline feeds its MLP: DNABERT-S plus the protein model, at the run's size."""
+        from virnucpro_core.models import get_spec
+
+        sizes = {DNA_MODEL: self.settings.size, EMBEDDERS[embedder]: self.settings.size}
+        if self.input_kind("viral") == "merged":
+            meta = self.merged_meta(self.merged(embedder, "viral"))
+            sizes = {DNA_MODEL: meta["dna"]["size"], EMBEDDERS[embedder]: meta["protein"]["size"]}
+        return sum(get_spec(name).dim_for(size) for name, size in sizes.items())
+
+    def _merged_inputs(self, embedder: str, label: str) -> Path:
         wanted = EMBEDDERS[embedder]
         for path in self.settings.inputs(label):
-            meta = load_merged(path).meta
+            meta = self.merged_meta(path)
             protein = (meta.get("protein") or {}).get("model") or meta.get("protein_model")
             if protein == wanted:
                 return path
@@ -411,35 +478,37 @@ class ValidationRun:
         return self._cached(f"train[{embedder}]", params, lambda key: self.paths.train(embedder, key), build, load)
 
     def predictions(self, embedder: str):
-        """The final MLP's predictions on the test set (the only time the test set is read)."""
-        from virnucpro_core.features import load_merged
-        from virnucpro_core.metrics import Predictions
+        """The final MLP's predictions on the test set (the only time the test set is read).
+
+        Their ``meta`` carries the checkpoint and both embedders' provenance, so
+        the comparison knows whether random-weight stand-ins made the features.
+        """
+        from virnucpro_core.prediction import predict_features
 
         memo = f"predictions[{embedder}]"
         if memo not in self._memo:
-            test = load_merged(self.split_for(embedder).paths.test)
-            model = self.trained(embedder).final.model.eval()
-            with torch.inference_mode():
-                logits = model(test.data.float())
-            self._memo[memo] = Predictions.from_logits(test.ids, logits, test.labels, test.lengths)
+            self._memo[memo] = predict_features(self.trained(embedder).final, self.split_for(embedder).paths.test)
         return self._memo[memo]
 
     def evaluation(self, embedder: str):
-        from virnucpro_core.metrics import evaluate
+        """Metrics of one embedder's MLP on the test set; the baseline's come from ``--baseline-metrics`` when given."""
+        from virnucpro_core.metrics import Evaluation, evaluate
 
         memo = f"evaluation[{embedder}]"
         if memo not in self._memo:
-            self._memo[memo] = evaluate(self.predictions(embedder), seed=self.settings.seed)
+            if embedder == "baseline" and self.settings.baseline_from_metrics:
+                self._memo[memo] = Evaluation.load(self.settings.baseline_metrics)
+            else:
+                self._memo[memo] = evaluate(self.predictions(embedder), seed=self.settings.seed)
         return self._memo[memo]
 
     def comparison(self):
         """FastESM2 against the ESM2 3B baseline on the identical test samples, with the verdict."""
         from virnucpro_core.comparison import compare
-        from virnucpro_core.metrics import Evaluation
 
         if "comparison" not in self._memo:
-            if self.settings.baseline_metrics is not None:
-                baseline, baseline_metrics, baseline_evaluation = None, Evaluation.load(self.settings.baseline_metrics), None
+            if self.settings.baseline_from_metrics:
+                baseline, baseline_metrics, baseline_evaluation = None, self.evaluation("baseline"), None
             else:
                 baseline, baseline_metrics = self.predictions("baseline"), None
                 baseline_evaluation = self.evaluation("baseline")
@@ -462,7 +531,7 @@ class ValidationRun:
         from virnucpro_core.benchmark import benchmark_sample
 
         if "bench" not in self._memo:
-            if any(self.input_kind(label) == "merged" for label in CLASSES):
+            if self.has_merged_inputs():
                 raise InputError(
                     "the speed benchmark needs protein sequences, and merged feature inputs carry none",
                     fix="pass FASTA inputs (--viral/--host genomes) so the benchmark can embed test-set proteins",
