@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from virnucpro_core.cli import main
 from virnucpro_core.metrics import Predictions
 
 # Eight hand-labelled frames of two viral and two host records (as in test_metrics).
@@ -18,14 +17,6 @@ Y_TRUE = [1, 1, 1, 1, 0, 0, 0, 0]
 P_VIRAL = [0.9, 0.4, 0.8, 0.7, 0.6, 0.2, 0.3, 0.1]
 LENGTHS = [10, 30, 30, 60, 10, 120, 400, 60]
 
-
-def run_cli(args, capsys):
-    try:
-        code = main(args)
-    except SystemExit as exit_:  # argparse errors
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
@@ -40,9 +31,9 @@ def _compare(fast, tmp_path, *extra: str) -> list[str]:
             "--n-bootstrap", "0", "--out", str(tmp_path / "out"), *extra]  # fmt: skip
 
 
-def test_compare_with_good_input_decides_the_gate(fast, tmp_path, capsys):
+def test_compare_with_good_input_decides_the_gate(fast, tmp_path, run_cli):
     (tmp_path / "baseline.json").write_text(json.dumps({"accuracy": 0.76}))
-    code, out, err = run_cli(_compare(fast, tmp_path), capsys)
+    code, out, err = run_cli(_compare(fast, tmp_path))
     assert code == 0, err
     assert (tmp_path / "out" / "report.json").is_file()
 
@@ -63,12 +54,12 @@ def test_compare_with_good_input_decides_the_gate(fast, tmp_path, capsys):
     ids=["missing-history", "bad-json-history", "malformed-split-summary", "text-accuracy", "text-count",
          "short-confusion-matrix"],
 )  # fmt: skip
-def test_compare_bad_input_exits_2(fast, tmp_path, monkeypatch, capsys, baseline, extra, files, words):
+def test_compare_bad_input_exits_2(fast, tmp_path, monkeypatch, run_cli, baseline, extra, files, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "baseline.json").write_text(json.dumps(baseline))
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    code, out, err = run_cli(_compare(fast, tmp_path, *extra), capsys)
+    code, out, err = run_cli(_compare(fast, tmp_path, *extra))
     assert code == 2, f"bad input must exit 2, not {code} (1 means gate FAIL)\n{err}"
     assert "Traceback" not in err
     assert all(word in err for word in words), err
@@ -76,11 +67,11 @@ def test_compare_bad_input_exits_2(fast, tmp_path, monkeypatch, capsys, baseline
 
 
 @pytest.mark.parametrize("command", ["compare", "evaluate"])
-def test_negative_seed_is_refused_by_the_parser(fast, tmp_path, capsys, command):
+def test_negative_seed_is_refused_by_the_parser(fast, tmp_path, run_cli, command):
     if command == "compare":
         argv = _compare(fast, tmp_path, "--seed", "-1")
     else:
         argv = ["evaluate", "--model", "m.pt", "--features", "t.pt", "--out", "p.json", "--seed", "-1"]
-    code, out, err = run_cli(argv, capsys)
+    code, out, err = run_cli(argv)
     assert code == 2
     assert "--seed" in err and "non-negative integer" in err, err

@@ -7,22 +7,13 @@ import sys
 
 import pytest
 
-from virnucpro_core.cli import main
 
 
-def run_cli(args, capsys):
-    try:
-        code = main(args)
-    except SystemExit as exit_:  # argparse errors
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
-
-def test_preprocess_ok(tmp_path, capsys):
+def test_preprocess_ok(tmp_path, run_cli):
     fasta = tmp_path / "in.fna"
     fasta.write_text(">g1\n" + "ATGAAATTTGGGCCC" * 30 + "\n")
-    code, out, err = run_cli(["preprocess", str(fasta), "--chunk-size", "300", "--out", str(tmp_path / "o")], capsys)
+    code, out, err = run_cli(["preprocess", str(fasta), "--chunk-size", "300", "--out", str(tmp_path / "o")])
     assert code == 0, err
     assert "1 records -> 2 chunks of 300 bp" in out
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
@@ -45,19 +36,19 @@ def test_preprocess_ok(tmp_path, capsys):
     ],
     ids=["empty-file", "no-records", "duplicate-ids", "bad-character", "zero-chunk", "text-chunk"],
 )
-def test_bad_input_one_clear_message_nothing_written(tmp_path, capsys, content, chunk_size, message):
+def test_bad_input_one_clear_message_nothing_written(tmp_path, run_cli, content, chunk_size, message):
     fasta = tmp_path / "in.fa"
     fasta.write_text(content)
     out_dir = tmp_path / "out"
-    code, _, err = run_cli(["preprocess", str(fasta), "--chunk-size", chunk_size, "--out", str(out_dir)], capsys)
+    code, _, err = run_cli(["preprocess", str(fasta), "--chunk-size", chunk_size, "--out", str(out_dir)])
     assert code == 2
     assert message in err
     assert "Traceback" not in err
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
 
-def test_missing_file(tmp_path, capsys):
-    code, _, err = run_cli(["preprocess", str(tmp_path / "nope.fa"), "--out", str(tmp_path / "o")], capsys)
+def test_missing_file(tmp_path, run_cli):
+    code, _, err = run_cli(["preprocess", str(tmp_path / "nope.fa"), "--out", str(tmp_path / "o")])
     assert code == 2 and "no such file" in err
 
 
