@@ -105,3 +105,16 @@ def test_random_weights_setting_is_the_reason_for_fasta_inputs():
 def test_fast_features_are_extracted_as_deployed():
     run = ValidationRun(Settings.resolve(device="cpu"))
     assert [run.extraction_dtype(m) for m in ("fastesm2_650", "esm2_3b", "dnabert_s")] == ["float32"] * 3
+
+
+def test_a_missing_model_directory_names_the_suite_option(tmp_path, monkeypatch):
+    from virnucpro_core.errors import WeightsNotFoundError
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for name in ("viral.fa", "host.fa"):
+        (tmp_path / name).write_text(">a\nACGT\n")
+    missing = tmp_path / "models" / "FastESM2_650"
+    run = ValidationRun(Settings.resolve(data_dir=tmp_path, fast_model=str(missing), device="cpu"))
+    with pytest.raises(WeightsNotFoundError, match="does not exist") as error:
+        run.model("fastesm2_650")
+    assert "--fast-model" in str(error.value) and str(missing) in str(error.value)

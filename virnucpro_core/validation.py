@@ -37,6 +37,8 @@ CLASSES = ("viral", "host")
 # The two protein embedders under comparison, and the DNA embedder they share.
 EMBEDDERS = {"fast": "fastesm2_650", "baseline": "esm2_3b"}
 DNA_MODEL = "dnabert_s"
+# The suite's option that names each model's weights (a local directory or a hub id).
+MODEL_OPTIONS = {"fastesm2_650": "--fast-model", "esm2_3b": "--baseline-model", "dnabert_s": "--dna-model"}
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 
 
@@ -251,29 +253,20 @@ class ValidationRun:
 
     def model(self, name: str, *, dtype: str = "float32"):
         """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
-        from virnucpro_core.models import get_spec, load_model
+        from virnucpro_core.models import load_model
 
         memo = f"model:{name}:{dtype}"
         if memo not in self._memo:
-            source = self.settings.model_sources.get(name)
-            spec = get_spec(name)
-            model_path = None
-            if source and Path(source).expanduser().is_dir():
-                model_path = Path(source).expanduser()
-            elif source and source != spec.hub_id:
-                raise InputError(
-                    f"unknown weights source {source!r} for {spec.display_name}",
-                    expected=f"a local directory, or the hub id {spec.hub_id} (read from the Hugging Face cache)",
-                    fix=f"download it with `hf download {source} --local-dir DIR` and pass DIR",
-                )
+            # A local directory or a hub id read from the cache; load_model tells a missing directory apart.
             self._memo[memo] = load_model(
                 name,
                 weights=self.settings.weights,
                 size=self.settings.size,
-                model_path=model_path,
+                model_path=self.settings.model_sources.get(name) or None,
                 device=self.device(),
                 dtype=dtype,
                 seed=self.settings.seed,
+                path_option=MODEL_OPTIONS[name],
             )
         return self._memo[memo]
 
