@@ -66,12 +66,19 @@ def test_compare_bad_input_exits_2(fast, tmp_path, monkeypatch, run_cli, baselin
     assert not (tmp_path / "out").exists(), "inputs are checked before any output is written"
 
 
-@pytest.mark.parametrize("command", ["compare", "evaluate"])
+OTHER_COMMANDS = {
+    "evaluate": ["evaluate", "--model", "m.pt", "--features", "t.pt", "--out", "p.json"],
+    "extract": ["extract", "--model", "fastesm2_650", "p.faa", "--out", "f.pt"],
+    "predict": ["predict", "x.fa", "--model", "m.pt", "--out", "calls"],
+}
+
+
+@pytest.mark.parametrize("command", ["compare", *OTHER_COMMANDS])
 def test_negative_seed_is_refused_by_the_parser(fast, tmp_path, run_cli, command):
     if command == "compare":
         argv = _compare(fast, tmp_path, "--seed", "-1")
     else:
-        argv = ["evaluate", "--model", "m.pt", "--features", "t.pt", "--out", "p.json", "--seed", "-1"]
+        argv = [*OTHER_COMMANDS[command], "--seed", "-1"]
     code, out, err = run_cli(argv)
     assert code == 2
     assert "--seed" in err and "non-negative integer" in err, err

@@ -41,9 +41,10 @@ def test_one_class_only_is_refused(tmp_path):
 
 def test_bad_limits_are_reported_together():
     with pytest.raises(InputError) as error:
-        Settings.resolve(max_accuracy_drop=1.5, max_time_ratio=0, bench_runs=0)
+        Settings.resolve(max_accuracy_drop=1.5, max_time_ratio=0, bench_runs=0, seed=-3)
     message = str(error.value)
     assert "--max-accuracy-drop 1.5" in message and "--max-time-ratio 0" in message and "--bench-runs 0" in message
+    assert "--seed -3" in message
 
 
 def test_data_dir_without_both_classes_is_refused(tmp_path):

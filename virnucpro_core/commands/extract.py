@@ -8,7 +8,7 @@ import logging
 from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
 from virnucpro_core.features import DEFAULT_SHARD_SIZE, extract_to_file, load_features
 from virnucpro_core.models import DTYPES, SPECS, load_model
-from virnucpro_core.commands.options import positive_int
+from virnucpro_core.commands.options import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -75,7 +75,7 @@ def register(subparsers) -> None:
         help=f"records per resumable shard (default: {DEFAULT_SHARD_SIZE}). Smaller loses less work to an "
         "interruption but writes more files",
     )
-    parser.add_argument("--seed", type=int, default=0, help="stand-in initialisation seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="stand-in initialisation seed (default: 0)")
     parser.add_argument(
         "--rebuild",
         action="store_true",

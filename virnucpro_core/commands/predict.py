@@ -7,7 +7,7 @@ import logging
 
 from virnucpro_core.models import SIZES, WEIGHTS
 from virnucpro_core.prediction import DEFAULT_CHUNK_SIZE, RANDOM_WEIGHTS_WARNING, predict_fasta
-from virnucpro_core.commands.options import positive_int
+from virnucpro_core.commands.options import non_negative_int, positive_int
 
 DEFAULT_OUT = "prediction"
 
@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N for the language models "
                         "(default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="stand-in initialisation seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="stand-in initialisation seed (default: 0)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory, created if missing (default: ./{DEFAULT_OUT})")
     parser.add_argument("--rebuild", action="store_true",
