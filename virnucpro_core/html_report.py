@@ -225,7 +225,7 @@ def figures(ctx: ReportContext) -> dict[str, bytes]:
 
 def speed_rows(ctx: ReportContext) -> list[list[str]]:
     rows = []
-    for (pairing, embedder), t in sorted(ctx.timings.items()):
+    for (pairing, _embedder), t in sorted(ctx.timings.items()):
         rows.append([
             pairing, t.model, t.settings.get("dtype", ""), str(t.settings.get("toks_per_batch", "")),
             ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", f"{t.sequences_per_s:,.1f}",
