@@ -171,7 +171,20 @@ def trained_model(trained, embedder, settings):
 
 
 @pytest.fixture(scope="session")
-def evaluations(stage, trained):
+def meaningful_accuracy(settings, run) -> None:
+    """The full profile's accuracy gate needs pretrained weights; the smoke profile runs it on stand-ins by design.
+
+    Session-scoped and required by ``evaluations``, so with random weights no
+    test-set metrics are computed at all and none reach the report.
+    """
+    reason = run.random_weights_reason() if settings.profile == "full" else None
+    if reason:
+        pytest.skip(f"random weights cannot validate accuracy ({reason}): pass --weights pretrained with real "
+                    "weights (or merged features made from them) to run the accuracy gate")
+
+
+@pytest.fixture(scope="session")
+def evaluations(meaningful_accuracy, stage, trained):
     """Test-set metrics of both MLPs (the baseline's from --baseline-metrics when given)."""
     return {name: stage(f"evaluate[{name}]", "evaluation", name) for name in EMBEDDERS}
 
@@ -199,11 +212,3 @@ def timings(pytestconfig) -> dict:
     pytestconfig.stash[report_plugin.TIMINGS] = store
     return store
 
-
-@pytest.fixture
-def requires_meaningful_accuracy(settings, run):
-    """The full profile's accuracy gate needs pretrained weights; the smoke profile runs it on stand-ins by design."""
-    reason = run.random_weights_reason() if settings.profile == "full" else None
-    if reason:
-        pytest.skip(f"random weights cannot validate accuracy ({reason}): pass --weights pretrained with real "
-                    "weights (or merged features made from them) to run the accuracy gate")
