@@ -85,10 +85,7 @@ class ReportContext:
     def random_weights(self) -> str | None:
         """Why this run's accuracy cannot validate FastESM2 (random weights in the options or the inputs), or None."""
         if self.run is not None:
-            try:
-                return self.run.random_weights_reason()
-            except VirNucProError:
-                return None  # unreadable inputs: the tests that read them report it
+            return _unless_unreadable(self.run.random_weights_reason, None)
         return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
 
 
@@ -139,16 +136,17 @@ def _speed_sentence(ctx: ReportContext) -> str:
 
 def _weights_row(ctx: ReportContext) -> str:
     settings = ctx.settings
-    if ctx.run is not None and _safe(ctx.run.has_merged_inputs):
+    if ctx.run is not None and _unless_unreadable(ctx.run.has_merged_inputs, False):
         return f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
     return f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random" else settings.weights
 
 
-def _safe(check: Callable[[], bool]) -> bool:
+def _unless_unreadable(call: Callable[[], Any], default: Any) -> Any:
+    """``call()``, or ``default`` when the inputs cannot be read (the tests that read them report it)."""
     try:
-        return check()
+        return call()
     except VirNucProError:
-        return False
+        return default
 
 
 def _first_line(text: str) -> str:

@@ -587,8 +587,7 @@ def _directory_not_found(spec: ModelSpec, directory: Path, path_option: str | No
 
 
 def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
-    if not directory.is_dir():
-        raise _directory_not_found(spec, directory, None)
+    # load_model has checked that ``directory`` exists (a given path) or found it in the cache.
     if spec.family == "esm":
         model = load_esm_checkpoint(directory, spec=spec, device=device)
         tokenizer = esm_tokenizer(directory)
