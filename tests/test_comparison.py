@@ -171,3 +171,16 @@ def test_comparison_round_trip(tmp_path):
     loaded = Comparison.load(path)
     assert loaded.to_dict() == c.to_dict()
     assert loaded.reason == c.reason and loaded.mcnemar == c.mcnemar and loaded.passed == c.passed
+
+
+@pytest.mark.parametrize(("fast_vocab", "base_vocab"), [("a" * 64, "b" * 64), (None, "b" * 64)],
+                         ids=["different", "one-unrecorded"])
+def test_predictions_from_different_protein_vocabularies_are_not_compared(fast_vocab, base_vocab):
+    def meta(vocab):
+        return {"protein": {"model": "x", "vocab_sha256": vocab} if vocab else {"model": "x"}, "dna": {}}
+
+    fast, base = make(wrong_at(10), meta=meta(fast_vocab)), make(wrong_at(10), meta=meta(base_vocab))
+    with pytest.raises(InputError, match="tokenised with different vocabularies") as info:
+        compare(fast, base, n_bootstrap=0)
+    assert "protein-model vocabulary fingerprints differ" in str(info.value), str(info.value)
+    assert compare(fast, make(wrong_at(10), meta=meta(fast_vocab)), n_bootstrap=0).passed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import random
@@ -221,6 +222,19 @@ def test_other_model_settings_do_not_reuse(tmp_path, fastesm, caplog):
         F.extract_to_file(other, fasta, out, progress=False)
     assert "reusing" not in caplog.text
     assert F.load_features(out).meta["seed"] == 1
+
+
+def test_feature_files_carry_the_vocabulary_fingerprint_and_it_keys_the_cache(tmp_path, fastesm, caplog):
+    from virnucpro_core.models import vocab_sha256
+
+    fasta = write_proteins(tmp_path / "p.faa", 5)
+    out = F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", progress=False)
+    meta = F.load_features(out).meta
+    assert meta["vocab_sha256"] == vocab_sha256(fastesm.tokenizer) and meta["vocab"] == fastesm.provenance["vocab"]
+    other_vocab = dataclasses.replace(fastesm, provenance={**fastesm.provenance, "vocab_sha256": "0" * 64})
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
+        F.extract_to_file(other_vocab, fasta, out, progress=False)
+    assert "reusing" not in caplog.text, "features of another vocabulary must not be reused"
 
 
 class Interrupt(Exception):

@@ -399,3 +399,31 @@ def test_split_command(inputs, tmp_path, capsys):
     )
     with pytest.raises(InputError, match="--seed cannot be combined with --manifest"):
         args.run(args)
+
+
+def _with_vocab(features: dict, protein_vocab: str | None) -> dict:
+    """Merged-file meta as `virnucpro merge` writes it, with the protein model's vocabulary fingerprint."""
+    protein = {"model": "fastesm2_650", "weights": "pretrained"}
+    if protein_vocab is not None:
+        protein["vocab_sha256"] = protein_vocab
+    features["meta"]["protein"] = protein
+    return features
+
+
+@pytest.mark.parametrize(("viral_vocab", "host_vocab"), [("a" * 64, "b" * 64), ("a" * 64, None)],
+                         ids=["different", "one-unrecorded"])
+def test_features_of_different_protein_vocabularies_are_not_split_together(tmp_path, viral_vocab, host_vocab):
+    torch.save(_with_vocab(merged(VIRAL_SOURCES, 1), viral_vocab), tmp_path / "v.pt")
+    torch.save(_with_vocab(merged(HOST_SOURCES, 0), host_vocab), tmp_path / "h.pt")
+    with pytest.raises(InputError, match="protein-model vocabulary fingerprints differ") as info:
+        make_split(tmp_path / "v.pt", tmp_path / "h.pt", out_dir=tmp_path / "s")
+    assert f"v.pt: {'a' * 12}" in str(info.value), str(info.value)
+    assert not (tmp_path / "s").exists(), "nothing is written"
+
+
+def test_features_of_one_vocabulary_split_together(tmp_path):
+    torch.save(_with_vocab(merged(VIRAL_SOURCES, 1), "a" * 64), tmp_path / "v.pt")
+    torch.save(_with_vocab(merged(HOST_SOURCES, 0), "a" * 64), tmp_path / "h.pt")
+    make_split(tmp_path / "v.pt", tmp_path / "h.pt", out_dir=tmp_path / "s")
+    test_meta = torch.load(tmp_path / "s" / "test.pt", weights_only=True)["meta"]
+    assert test_meta["protein"]["vocab_sha256"] == "a" * 64, "the fingerprint travels with the split"

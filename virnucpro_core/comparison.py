@@ -31,6 +31,7 @@ from scipy import stats
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.metrics import METRICS, Evaluation, Interval, Predictions, evaluate
+from virnucpro_core.split import feature_info, vocabulary_problems
 
 COMPARISON_FORMAT = "virnucpro-comparison"
 FORMAT_VERSION = 1
@@ -475,6 +476,16 @@ def compare(
     provenance = {"fast": dict(fast.meta)}
 
     if baseline is not None:
+        mixed = vocabulary_problems([feature_info(fast.meta), feature_info(baseline.meta)], names)
+        if mixed:
+            raise InputError(
+                f"{fast_name} and {baseline_name} predictions come from features tokenised with different vocabularies",
+                expected="both arms embedded with ESM-2's alphabet and the same DNABERT-S tokenizer "
+                "(their fingerprints are in each feature file's meta: vocab_sha256)",
+                found="; ".join(mixed),
+                fix="re-extract the features of the arm without a fingerprint, or made with a foreign vocab.txt, "
+                "with this version (`virnucpro extract`), then merge, split, train and evaluate again",
+            )
         baseline = _align(fast, baseline)
         base_eval = baseline_evaluation or evaluate(baseline, n_bootstrap=n_bootstrap, seed=seed,
                                                     confidence_level=confidence_level)

@@ -51,7 +51,8 @@ class Embeddings:
         data: float32 CPU tensor ``[n, dim]``.
         lengths: int64 tensor ``[n]`` of input sequence lengths (residues or bases).
         meta: provenance: model, display_name, weights, size, source, revision,
-            seed, dtype, pooling, input_sha256, dim, n, device, toks_per_batch.
+            seed, dtype, pooling, vocab, vocab_sha256 (the tokenizer's fingerprint),
+            input_sha256, dim, n, device, toks_per_batch.
     """
 
     ids: list[str]
@@ -219,6 +220,8 @@ def embedding_meta(loaded: LoadedModel, *, input_sha256: str, n: int, toks_per_b
         "seed": prov.get("seed"),
         "dtype": prov["dtype"],
         "pooling": loaded.spec.pooling,
+        "vocab": prov.get("vocab"),
+        "vocab_sha256": prov.get("vocab_sha256"),
         "input_sha256": input_sha256,
         "dim": loaded.dim,
         "n": n,

@@ -49,7 +49,7 @@ REQUIRED_META = ("model", "display_name", "weights", "size", "dtype", "pooling",
 LABELS = {"viral": 1, "host": 0}
 DEFAULT_SHARD_SIZE = 2000
 # Bump when shard contents or the cache key change meaning, so old shards are not reused.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: ESM-2 token ids fixed (I = 12, D = 13); vocabulary fingerprint in the key
 
 
 # --------------------------------------------------------------------------- per-model files
@@ -420,6 +420,7 @@ def cache_key(
         "revision": prov.get("revision"),
         "seed": prov.get("seed"),
         "dtype": prov["dtype"],
+        "vocab_sha256": prov.get("vocab_sha256"),
         "device": loaded.device.type,
         "toks_per_batch": toks_per_batch,
         "shard_size": shard_size,

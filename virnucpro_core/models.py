@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
-from virnucpro_core.files import atomic_write_text
+from virnucpro_core.files import atomic_write_text, sha256_text
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,12 @@ DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
 }
 
-# The ESM-2 alphabet in token-id order (esm.data.Alphabet / the hub's vocab.txt).
+# The ESM-2 alphabet in token-id order: fair-esm's esm.data.Alphabet.from_architecture("ESM-1b")
+# (esm/constants.py), the order of facebook/esm2_*'s vocab.txt. tests/test_reference_esm.py pins it
+# to fair-esm itself: an earlier version had D and I swapped, and every self-written test passed.
 ESM2_VOCAB: tuple[str, ...] = (
     "<cls>", "<pad>", "<eos>", "<unk>",
-    "L", "A", "G", "V", "S", "E", "R", "T", "D", "I", "P", "K", "Q", "N", "F", "Y", "M", "H", "W", "C",
+    "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K", "Q", "N", "F", "Y", "M", "H", "W", "C",
     "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>",
 )  # fmt: skip
 
@@ -207,9 +209,71 @@ def esm_config_dict(name: str, size: str) -> dict[str, Any]:
     return {**_ESM_HUB_FIELDS[name], **_ESM_COMMON, **_ESM_SHAPES[(name, size)]}
 
 
-def _esm_config(config_dict: dict[str, Any]):
+# config.json keys the encoder depends on, and what ESM-2's published configs set them to. A missing
+# one is an error, not a default: transformers' EsmConfig and FastPLMs' FastEsmConfig would each fill
+# in another value (EsmConfig: token_dropout False, layer_norm_eps 1e-12), and each changes every vector.
+_ESM_REQUIRED_CONFIG: dict[str, Any] = {
+    "hidden_size": None,  # None: the architecture itself, nothing to assume
+    "num_hidden_layers": None,
+    "num_attention_heads": None,
+    "intermediate_size": None,
+    "vocab_size": 33,
+    "pad_token_id": 1,
+    "mask_token_id": 32,
+    "position_embedding_type": "rotary",
+    "token_dropout": True,
+    "layer_norm_eps": 1e-05,
+}
+
+
+def _config_problems(config_dict: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Missing keys (with the value ESM-2 publishes) and contradictory values of an ESM config.json."""
+    missing = [
+        f"{key!r} (ESM-2 publishes {json.dumps(value)})" if value is not None else f"{key!r} (no default: the architecture)"
+        for key, value in _ESM_REQUIRED_CONFIG.items()
+        if key not in config_dict
+    ]
+    contradictory = []
+    kind = config_dict.get("position_embedding_type", "rotary")
+    if kind != "rotary":
+        contradictory.append(
+            f"position_embedding_type {kind!r}: ESM-2 and FastESM2 use rotary embeddings (ESM-1b's learned "
+            "absolute positions are not loaded)"
+        )
+    if not isinstance(config_dict.get("token_dropout", True), bool):
+        contradictory.append(f"token_dropout {config_dict['token_dropout']!r} is not true or false")
+    act = config_dict.get("hidden_act", "gelu")
+    if act != "gelu":
+        contradictory.append(f"hidden_act {act!r}: ESM-2 uses the exact (erf) gelu")
+    hidden, heads = config_dict.get("hidden_size"), config_dict.get("num_attention_heads")
+    if isinstance(hidden, int) and isinstance(heads, int) and (heads <= 0 or hidden % heads):
+        contradictory.append(f"hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+    return missing, contradictory
+
+
+def _esm_config(config_dict: dict[str, Any], source: Path | None = None):
+    """transformers' ``EsmConfig`` of a config.json; ``source`` (a file read from disk) is checked first.
+
+    Raises:
+        InputError: a key the encoder needs is missing, or values contradict ESM-2
+            (all problems of the file at once, each missing key with the value we would assume).
+    """
     from transformers import EsmConfig
 
+    if source is not None:
+        missing, contradictory = _config_problems(config_dict)
+        if missing or contradictory:
+            raise InputError(
+                f"{source} cannot be read as an ESM-2 configuration",
+                expected="the model's published config.json: "
+                + ", ".join(f"{k} {json.dumps(v)}" for k, v in _ESM_REQUIRED_CONFIG.items() if v is not None)
+                + ", and its hidden_size, num_hidden_layers, num_attention_heads, intermediate_size",
+                found="; ".join(
+                    ([f"missing {', '.join(missing)}"] if missing else []) + contradictory
+                ),
+                fix="re-download the repository's config.json; if the model really was trained with the value "
+                "shown, add that key to config.json",
+            )
     fields = {k: v for k, v in config_dict.items() if k not in _CONFIG_BOOKKEEPING}
     # Dropout is a training device; extraction must be deterministic.
     fields.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, is_decoder=False)
@@ -243,32 +307,73 @@ def matmul_flops_per_token(name: str, size: str) -> int:
 
 # --------------------------------------------------------------------------- tokenizers
 
+# Tokens an ESM vocabulary must hold for the pipeline: the specials it uses and the
+# twenty standard amino acids every translated frame is made of.
+_ESM_REQUIRED_TOKENS = ("<cls>", "<pad>", "<eos>", "<unk>", "<mask>", *"ACDEFGHIKLMNPQRSTVWY")
+BUILTIN_VOCAB_SOURCE = "built-in ESM-2 alphabet (fair-esm's Alphabet 'ESM-1b' order)"
+
+
+def _read_vocab_file(vocab_file: Path) -> list[str]:
+    tokens = [line.strip() for line in vocab_file.read_text(encoding="utf-8").splitlines()]
+    while tokens and not tokens[-1]:
+        tokens.pop()
+    return tokens
+
 
 def esm_tokenizer(directory: str | os.PathLike | None = None):
-    """The ESM-2 tokenizer (33 tokens), from ``directory/vocab.txt`` or the built-in vocabulary.
+    """The ESM tokenizer: from ``directory/vocab.txt`` when there is one, else the built-in ESM-2 alphabet.
+
+    A model directory's own ``vocab.txt`` is the source of truth for its token
+    ids; the built-in :data:`ESM2_VOCAB` serves stand-ins and directories
+    without one (FastPLMs' code, for one, tokenises with facebook/esm2's
+    tokenizer rather than a file of its own). A file in another order than
+    ESM-2's is used as it is, with a warning.
 
     Raises:
-        InputError: ``vocab.txt`` exists but is not the ESM-2 alphabet.
+        InputError: ``vocab.txt`` lacks tokens every ESM vocabulary has, or repeats one.
     """
     from transformers import EsmTokenizer
 
     vocab_file = Path(directory) / "vocab.txt" if directory is not None else None
     if vocab_file is not None and vocab_file.is_file():
-        tokens = [line.strip() for line in vocab_file.read_text(encoding="utf-8").splitlines()]
-        while tokens and not tokens[-1]:
-            tokens.pop()
-        if tuple(tokens) != ESM2_VOCAB:
+        tokens = _read_vocab_file(vocab_file)
+        missing = [t for t in _ESM_REQUIRED_TOKENS if t not in tokens]
+        repeated = sorted({t for t in tokens if tokens.count(t) > 1})
+        if missing or repeated:
             raise InputError(
-                f"{vocab_file} is not the ESM-2 vocabulary",
-                expected=f"{len(ESM2_VOCAB)} tokens: {' '.join(ESM2_VOCAB)}",
-                found=f"{len(tokens)} tokens: {' '.join(tokens[:40])}",
+                f"{vocab_file} is not an ESM protein vocabulary",
+                expected=f"one token per line, each once, including {' '.join(_ESM_REQUIRED_TOKENS)} "
+                f"(ESM-2: {len(ESM2_VOCAB)} tokens: {' '.join(ESM2_VOCAB)})",
+                found=f"{len(tokens)} tokens: {' '.join(tokens[:40])}"
+                + (f"; missing {' '.join(missing)}" if missing else "")
+                + (f"; repeated {' '.join(repeated)}" if repeated else ""),
                 fix="point the model-path option at a copy of the model's hub repository",
+            )
+        if tuple(tokens) != ESM2_VOCAB:
+            log.warning(
+                "%s is not in ESM-2's token order; its own ids are used (the model must have been trained with them)",
+                vocab_file,
             )
         return EsmTokenizer(vocab_file=str(vocab_file))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "vocab.txt"
         path.write_text("\n".join(ESM2_VOCAB), encoding="utf-8")
         return EsmTokenizer(vocab_file=str(path))
+
+
+def vocab_tokens(tokenizer) -> list[str]:
+    """A tokenizer's tokens in id order (ESM's ``EsmTokenizer`` or DNABERT-S's fast tokenizer)."""
+    vocab = tokenizer.get_vocab()
+    return [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
+
+
+def vocab_sha256(tokenizer) -> str:
+    """Fingerprint of a vocabulary: SHA-256 of its tokens in id order, one per line.
+
+    Recorded in every feature file: features of one model made with two
+    different vocabularies are different features, however alike they look.
+    """
+    return sha256_text("\n".join(vocab_tokens(tokenizer)))
 
 
 # --------------------------------------------------------------------------- devices and dtypes
@@ -332,7 +437,8 @@ class LoadedModel:
         dtype: the model's compute dtype.
         provenance: what was loaded — ``weights`` (``pretrained``/``random``),
             ``size``, ``source`` (path or hub id), ``revision`` (snapshot commit
-            when known), ``seed`` (stand-ins), ``dtype``.
+            when known), ``seed`` (stand-ins), ``dtype``, ``vocab`` (the file or
+            built-in alphabet the token ids come from) and ``vocab_sha256``.
     """
 
     spec: ModelSpec
@@ -390,7 +496,15 @@ def load_model(
     torch_dtype = resolve_dtype(dtype)
     if weights == "random":
         model, tokenizer = _build_standin(spec, size, seed, torch_device)
-        provenance = {"weights": "random", "size": size, "source": "seeded random init", "revision": None, "seed": seed}
+        vocab = BUILTIN_VOCAB_SOURCE if spec.family == "esm" else "stand-in DNABERT-S tokenizer (virnucpro_core/data)"
+        provenance = {
+            "weights": "random",
+            "size": size,
+            "source": "seeded random init",
+            "revision": None,
+            "seed": seed,
+            "vocab": vocab,
+        }
     else:
         hub_id = spec.hub_id
         # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
@@ -403,7 +517,7 @@ def load_model(
                 raise _directory_not_found(spec, directory, path_option)
         else:
             directory, revision = _from_hf_cache(spec, hub_id, path_option, given=hub_id != spec.hub_id)
-        model, tokenizer, found_size = _load_directory(spec, directory, torch_device)
+        model, tokenizer, found_size, vocab = _load_directory(spec, directory, torch_device)
         provenance = {
             "weights": "pretrained",
             "size": found_size,
@@ -411,11 +525,13 @@ def load_model(
             "path": str(directory),
             "revision": revision,
             "seed": None,
+            "vocab": vocab,
         }
         provenance.update(_standin_marker(directory, spec, found_size))
     _cast(model, torch_dtype)
     model.eval()
     provenance["dtype"] = dtype_name(torch_dtype)
+    provenance["vocab_sha256"] = vocab_sha256(tokenizer)
     loaded = LoadedModel(spec, model, tokenizer, torch_device, torch_dtype, provenance)
     log.info(
         "loaded %s (%s weights, %s, %s-d) on %s in %s",
@@ -587,16 +703,38 @@ def _directory_not_found(spec: ModelSpec, directory: Path, path_option: str | No
 
 
 def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
+    """Model, tokenizer, size (``full``/``tiny``) and where the vocabulary came from."""
     # load_model has checked that ``directory`` exists (a given path) or found it in the cache.
     if spec.family == "esm":
         model = load_esm_checkpoint(directory, spec=spec, device=device)
         tokenizer = esm_tokenizer(directory)
+        vocab = str(directory / "vocab.txt") if (directory / "vocab.txt").is_file() else BUILTIN_VOCAB_SOURCE
+        _check_vocab_fits(model.config, tokenizer, directory, vocab)
     else:
         from virnucpro_core import dnabert
 
         model = dnabert.load_dnabert(directory, device=device)
         tokenizer = dnabert.load_dnabert_tokenizer(directory)
-    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory)
+        vocab = str(directory / "tokenizer.json")
+    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory), vocab
+
+
+def _check_vocab_fits(config, tokenizer, directory: Path, vocab: str) -> None:
+    """The vocabulary and config.json agree on its size and on the padding and mask ids."""
+    tokens = vocab_tokens(tokenizer)
+    problems = []
+    if len(tokens) != config.vocab_size:
+        problems.append(f"{len(tokens)} tokens in the vocabulary, vocab_size {config.vocab_size} in config.json")
+    for key, token in (("pad_token_id", "<pad>"), ("mask_token_id", "<mask>")):
+        if getattr(config, key) != tokens.index(token):
+            problems.append(f"{key} {getattr(config, key)} in config.json, but {token} is id {tokens.index(token)}")
+    if problems:
+        raise InputError(
+            f"the vocabulary and config.json in {directory} do not belong together",
+            expected=f"config.json's vocab_size, pad_token_id and mask_token_id as in the vocabulary ({vocab})",
+            found="; ".join(problems),
+            fix="re-download the whole repository; do not mix files of two models",
+        )
 
 
 def _check_width(spec: ModelSpec, hidden: int, directory: Path) -> str:
@@ -638,7 +776,18 @@ def _read_config(directory: Path) -> dict[str, Any]:
             found=", ".join(sorted(p.name for p in directory.iterdir())) or "an empty directory",
             fix="download the whole repository (`hf download <hub id> --local-dir DIR`)",
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        config = error
+    if not isinstance(config, dict):
+        raise InputError(
+            f"{path} is not a JSON object",
+            expected="the model's config.json (a JSON object of its settings)",
+            found=f"{type(config).__name__}: {config}" if isinstance(config, Exception) else type(config).__name__,
+            fix="re-download the repository's config.json",
+        )
+    return config
 
 
 def read_state_dict(directory: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
@@ -693,7 +842,7 @@ def load_esm_checkpoint(
             found=f"model_type {config_dict.get('model_type')!r}",
             fix="point the model-path option at the protein model's directory",
         )
-    config = _esm_config(config_dict)
+    config = _esm_config(config_dict, directory / "config.json")
     if spec is not None:
         _check_width(spec, int(config.hidden_size), directory)
     state = read_state_dict(directory, device)

@@ -60,7 +60,9 @@ RANDOM_WEIGHTS_WARNING = (
     "nothing about the sequences. Use --weights pretrained with the published checkpoints for real predictions."
 )
 # Provenance fields of an embedding worth carrying into predictions (the rest is bookkeeping).
-_PROVENANCE_KEYS = ("model", "display_name", "weights", "size", "source", "revision", "seed", "dtype", "dim")
+_PROVENANCE_KEYS = (
+    "model", "display_name", "weights", "size", "source", "revision", "seed", "dtype", "dim", "vocab_sha256",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- where outputs live

@@ -313,10 +313,11 @@ def _save_merged(features: Mapping, path: Path) -> None:
 
 
 def feature_info(meta: Mapping) -> dict:
-    """Which embedders made a merged file: model keys, size and weights kind (None where unknown).
+    """Which embedders made a merged file: model keys, size, weights kind, vocabulary fingerprints (None where unknown).
 
     Reads the top-level ``protein_model`` / ``dna_model`` keys if present, else the
-    ``meta['protein']`` / ``meta['dna']`` provenance that ``virnucpro merge`` writes.
+    ``meta['protein']`` / ``meta['dna']`` provenance that ``virnucpro merge`` writes
+    (predictions carry the same two entries).
     """
     protein = meta.get("protein") if isinstance(meta.get("protein"), Mapping) else {}
     dna = meta.get("dna") if isinstance(meta.get("dna"), Mapping) else {}
@@ -326,7 +327,27 @@ def feature_info(meta: Mapping) -> dict:
         "size": meta.get("size") or protein.get("size"),
         "protein_weights": protein.get("weights"),
         "dna_weights": dna.get("weights"),
+        "protein_vocab": protein.get("vocab_sha256"),
+        "dna_vocab": dna.get("vocab_sha256"),
     }
+
+
+VOCAB_KEYS = {"protein_vocab": "protein-model vocabulary", "dna_vocab": "DNA-model vocabulary"}
+
+
+def vocabulary_problems(infos: Sequence[Mapping], names: Sequence[str]) -> list[str]:
+    """Where :func:`feature_info` of several inputs shows token ids from different vocabularies.
+
+    A fingerprint on some inputs but not on others is a problem too: those were
+    made by a version before fingerprints, when ESM token ids could be wrong.
+    """
+    problems = []
+    for key, what in VOCAB_KEYS.items():
+        values = [info.get(key) for info in infos]
+        if len({str(v) for v in values}) > 1:
+            shown = ", ".join(f"{name}: {v[:12] if v else 'none recorded'}" for name, v in zip(names, values, strict=True))
+            problems.append(f"{what} fingerprints differ ({shown})")
+    return problems
 
 
 # --------------------------------------------------------------------------- typed records
@@ -719,6 +740,7 @@ def _load_inputs(viral_paths, host_paths) -> tuple[dict, list[InputFile]]:
         names = {str(info[key]) for info in infos if info[key] is not None}
         if len(names) > 1:
             problems.append(f"{key} differs between files: {', '.join(sorted(names))}")
+    problems += vocabulary_problems(infos, [i.name for i in inputs])
     seen: Counter[str] = Counter()
     for features in pooled:
         seen.update(features["ids"])
