@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from virnucpro_core import dnabert as D
-from virnucpro_core.errors import DimensionError, VirNucProError, WeightsNotFoundError
+from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,6 +137,19 @@ def test_config_keeps_unknown_entries_and_defaults_missing_ones(tmp_path):
     assert (config.num_hidden_layers, config.pad_token_id) == (2, 0)
     assert config.extra["problem_type"] == "single_label_classification"
     assert config.to_dict()["architectures"] == ["BertForMaskedLM"]
+
+
+def test_missing_or_malformed_architecture_keys_are_one_input_error(tmp_path):
+    values = json.loads(PUBLISHED_CONFIG_JSON)
+    del values["vocab_size"]
+    values.update(hidden_size="768", layer_norm_eps=0)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(InputError) as info:
+        D.DnaBertConfig.from_json_file(path)
+    message = str(info.value)
+    assert str(path) in message and "missing 'vocab_size' (DNABERT-S publishes 4096)" in message, message
+    assert "hidden_size '768' is not a positive integer" in message and "layer_norm_eps 0" in message, message
 
 
 def test_heads_must_divide_hidden_size():

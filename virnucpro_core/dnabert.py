@@ -154,6 +154,34 @@ _PREFIX = "bert."
 
 # --------------------------------------------------------------------------- configuration
 
+# config.json keys that shape the network. A missing one is an error rather than our default: the
+# reference code's BertConfig would fill in BERT's values (vocab_size 30522), not DNABERT-S's.
+_ARCHITECTURE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+
+
+def _check_architecture(values: Mapping[str, Any], path: Path) -> None:
+    """Every architecture key present as a positive integer, and ``layer_norm_eps`` a positive number."""
+    defaults = DnaBertConfig()
+    problems = [
+        f"missing {key!r} (DNABERT-S publishes {getattr(defaults, key)})" for key in _ARCHITECTURE_KEYS if key not in values
+    ]
+    problems += [
+        f"{key} {values[key]!r} is not a positive integer"
+        for key in _ARCHITECTURE_KEYS
+        if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool) or values[key] <= 0)
+    ]
+    eps = values.get("layer_norm_eps", defaults.layer_norm_eps)
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or eps <= 0:
+        problems.append(f"layer_norm_eps {eps!r} is not a positive number")
+    if problems:
+        raise InputError(
+            f"{path} cannot be read as a DNABERT-S configuration",
+            expected="zhihan1996/DNABERT-S's config.json: " + ", ".join(f"{k} {getattr(defaults, k)}" for k in _ARCHITECTURE_KEYS),
+            found="; ".join(problems),
+            fix="re-download the repository's config.json; if the model really has the value shown, add that key",
+        )
+
+
 
 @dataclass(frozen=True)
 class DnaBertConfig:
@@ -213,6 +241,7 @@ class DnaBertConfig:
             ) from error
         if not isinstance(values, dict):
             raise InputError(f"the DNABERT-S config {path} is not a JSON object", found=type(values).__name__)
+        _check_architecture(values, path)
         config = cls.from_dict(values)
         if config.extra:
             log.debug("%s: entries kept as bookkeeping, not architecture: %s", path, ", ".join(sorted(config.extra)))

@@ -181,7 +181,8 @@ def environment(ctx: ReportContext) -> list[tuple[str, str]]:
                   if p.get("weights") == "pretrained" else f"stand-in seed {p.get('seed')}")
         rows.append((f"model {model.spec.display_name} ({p.get('dtype')})",
                      f"{p.get('weights')} weights, size {p.get('size')}, {origin}; "
-                     f"hub id {model.spec.hub_id}; dim {model.dim}"))
+                     f"hub id {model.spec.hub_id}; dim {model.dim}; "
+                     f"vocabulary {p.get('vocab')} (sha256 {str(p.get('vocab_sha256'))[:12]})"))
     return rows
 
 
