@@ -1,7 +1,9 @@
 """The ``virnucpro`` command: parses options and hands each subcommand to the library.
 
 Each subcommand lives in ``virnucpro_core.commands.<name>`` with ``register``
-(adds its parser) and ``run`` (calls the library). Errors meant for people
+(adds its parser) and ``run`` (calls the library). Only ``run`` imports the
+library: it loads torch and transformers (seconds), and ``virnucpro --help``
+or a mistyped option should answer at once. Errors meant for people
 (:class:`~virnucpro_core.errors.VirNucProError`) are printed without a
 traceback and exit with status 2.
 """

@@ -8,12 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from virnucpro_core.comparison import DEFAULT_NAMES, compare
-from virnucpro_core.errors import InputError
-from virnucpro_core.figures import write_figures
-from virnucpro_core.metrics import Evaluation, Predictions
-from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
+from virnucpro_core.commands.defaults import COMPARE_NAMES, SEED
 from virnucpro_core.commands.options import closed_fraction, non_negative_int
+from virnucpro_core.errors import InputError
 
 DEFAULT_OUT = "comparison"
 
@@ -47,14 +44,14 @@ def register(subparsers) -> None:
                         "(default: 0.05)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"directory for the reports and figures (default: ./{DEFAULT_OUT})")
-    parser.add_argument("--seed", type=non_negative_int, default=42,
-                        help="seed of every bootstrap resampling, a non-negative integer (default: 42)")
+    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+                        help=f"seed of every bootstrap resampling, a non-negative integer (default: {SEED})")
     parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples per CI (default: 1000). More gives steadier CI ends but costs "
                         "about 5 ms per resample per model; 0 skips the CIs")
-    parser.add_argument("--fast-name", default=DEFAULT_NAMES[0], help=f"display name (default: {DEFAULT_NAMES[0]})")
-    parser.add_argument("--baseline-name", default=DEFAULT_NAMES[1],
-                        help=f"display name (default: {DEFAULT_NAMES[1]})")
+    parser.add_argument("--fast-name", default=COMPARE_NAMES[0], help=f"display name (default: {COMPARE_NAMES[0]})")
+    parser.add_argument("--baseline-name", default=COMPARE_NAMES[1],
+                        help=f"display name (default: {COMPARE_NAMES[1]})")
     parser.add_argument("--fast-history", metavar="JSON",
                         help="FastESM2 training history (*.history.json from virnucpro train) for the loss curves "
                         "(default: none)")
@@ -111,6 +108,12 @@ def _load_split_summary(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: they pull in scipy, pandas and matplotlib, which `--help` does not need.
+    from virnucpro_core.comparison import compare
+    from virnucpro_core.figures import write_figures
+    from virnucpro_core.metrics import Evaluation, Predictions
+    from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
+
     fast = Predictions.load(args.fast)
     baseline = Predictions.load(args.baseline) if args.baseline else None
     baseline_metrics = Evaluation.load(args.baseline_metrics) if args.baseline_metrics else None

@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from virnucpro_core.comparison import fmt, fmt_ci, uses_random_weights
-from virnucpro_core.errors import InputError
-from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
-from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
+from virnucpro_core.commands.defaults import SEED
 from virnucpro_core.commands.options import non_negative_int
+from virnucpro_core.errors import InputError
 
 PREDICTION_SUFFIXES = (".json", ".npz")
 
@@ -40,8 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples for the confidence intervals (default: 1000). More gives steadier "
                         "interval ends at about 5 ms per resample; 0 skips them")
-    parser.add_argument("--seed", type=non_negative_int, default=42,
-                        help="seed of the bootstrap resampling, a non-negative integer (default: 42)")
+    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+                        help=f"seed of the bootstrap resampling, a non-negative integer (default: {SEED})")
     parser.set_defaults(run=run)
 
 
@@ -56,6 +52,13 @@ def _check_suffix(path: str, option: str, suffixes: tuple[str, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: they pull in torch, scipy and scikit-learn, which `--help` does not need.
+    import numpy as np
+
+    from virnucpro_core.comparison import fmt, fmt_ci, uses_random_weights
+    from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
+    from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
+
     _check_suffix(args.out, "--out", PREDICTION_SUFFIXES)
     if args.metrics_out:
         _check_suffix(args.metrics_out, "--metrics-out", (".json",))

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
-from virnucpro_core.features import DEFAULT_SHARD_SIZE, extract_to_file, load_features
-from virnucpro_core.models import DTYPES, SPECS, load_model
+from virnucpro_core.commands.defaults import DTYPES, MODELS, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS
 from virnucpro_core.commands.options import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
-    models = ", ".join(f"{s.name} ({s.display_name}, {s.dim}-d)" for s in SPECS.values())
+    models = ", ".join(f"{name} ({display_name}, {dim}-d)" for name, display_name, dim in MODELS)
     parser = subparsers.add_parser(
         "extract",
         help="embed every record of a FASTA file with ESM2 3B, FastESM2_650 or DNABERT-S",
@@ -25,17 +23,17 @@ def register(subparsers) -> None:
     )
     parser.add_argument("input", metavar="INPUT", help="FASTA: protein.faa for ESM models, nucleotide.fa for dnabert_s")
     parser.add_argument("--out", required=True, metavar="FILE", help="feature file to write (.pt)")
-    parser.add_argument("--model", required=True, choices=list(SPECS), help="language model")
+    parser.add_argument("--model", required=True, choices=[name for name, _, _ in MODELS], help="language model")
     parser.add_argument(
         "--weights",
-        choices=["pretrained", "random"],
+        choices=list(WEIGHTS),
         default="pretrained",
         help="pretrained: the published weights from --model-path or the Hugging Face cache (never downloaded); "
         "random: a seeded stand-in of --size, for smoke runs and timing without the weights (default: pretrained)",
     )
     parser.add_argument(
         "--size",
-        choices=["tiny", "full"],
+        choices=list(SIZES),
         default="tiny",
         help="stand-in size with --weights random: tiny (a few small layers, seconds on a CPU) or full "
         "(the real architecture, realistic GPU timing, minutes to initialise on a CPU) (default: tiny)",
@@ -64,18 +62,19 @@ def register(subparsers) -> None:
         type=positive_int,
         metavar="N",
         help="padded-token budget per batch (default: "
-        + ", ".join(f"{v} for {k} models" for k, v in DEFAULT_TOKS_PER_BATCH.items())
+        + ", ".join(f"{v} for {k} models" for k, v in TOKS_PER_BATCH.items())
         + "). Higher values are faster on a GPU but need more memory; lower it after an out-of-memory error",
     )
     parser.add_argument(
         "--shard-size",
         type=positive_int,
-        default=DEFAULT_SHARD_SIZE,
+        default=SHARD_SIZE,
         metavar="N",
-        help=f"records per resumable shard (default: {DEFAULT_SHARD_SIZE}). Smaller loses less work to an "
+        help=f"records per resumable shard (default: {SHARD_SIZE}). Smaller loses less work to an "
         "interruption but writes more files",
     )
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="stand-in initialisation seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+                        help=f"stand-in initialisation seed (default: {SEED})")
     parser.add_argument(
         "--rebuild",
         action="store_true",
@@ -86,6 +85,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
+    from virnucpro_core.features import extract_to_file, load_features
+    from virnucpro_core.models import load_model
+
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     loaded = load_model(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from virnucpro_core.features import LABELS, merge_features, save_merged
+from virnucpro_core.commands.defaults import LABELS
 
 
 def register(subparsers) -> None:
@@ -30,6 +30,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: it pulls in torch, which `--help` does not need.
+    from virnucpro_core.features import merge_features, save_merged
+
     merged = merge_features(args.dna, args.protein, args.label)
     out = save_merged(merged, args.out)
     meta = merged.meta

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from virnucpro_core.models import SIZES, WEIGHTS
-from virnucpro_core.prediction import DEFAULT_CHUNK_SIZE, RANDOM_WEIGHTS_WARNING, predict_fasta
+from virnucpro_core.commands.defaults import CHUNK_SIZE, SEED, SIZES, WEIGHTS
 from virnucpro_core.commands.options import non_negative_int, positive_int
 
 DEFAULT_OUT = "prediction"
@@ -29,8 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
     parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
     parser.add_argument(
-        "--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
-        help=f"chunk length in bases (default: {DEFAULT_CHUNK_SIZE}); use the size the checkpoint was trained on "
+        "--chunk-size", type=positive_int, default=CHUNK_SIZE,
+        help=f"chunk length in bases (default: {CHUNK_SIZE}); use the size the checkpoint was trained on "
         "(VirNucPro's models: 300 or 500)",
     )  # fmt: skip
     parser.add_argument(
@@ -53,7 +52,8 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N for the language models "
                         "(default: auto)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="stand-in initialisation seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+                        help=f"stand-in initialisation seed (default: {SEED})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory, created if missing (default: ./{DEFAULT_OUT})")
     parser.add_argument("--rebuild", action="store_true",
@@ -64,6 +64,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: it pulls in torch and transformers, which `--help` does not need.
+    from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_fasta
+
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = predict_fasta(

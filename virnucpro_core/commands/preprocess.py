@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from virnucpro_core.sequences import preprocess
 from virnucpro_core.commands.options import positive_int
 
 
@@ -40,6 +39,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: it pulls in Biopython, which `--help` does not need.
+    from virnucpro_core.sequences import preprocess
+
     result = preprocess(args.input, args.chunk_size, args.out, reference=args.reference)
     mode = "training mode" if result.training_mode else "prediction mode"
     print(

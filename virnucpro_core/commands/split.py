@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from virnucpro_core.errors import InputError
-from virnucpro_core.split import GROUP_BY_CHOICES, apply_split, make_split
+from virnucpro_core.commands.defaults import GROUP_BY_CHOICES, SEED
 from virnucpro_core.commands.options import non_negative_int, open_fraction
+from virnucpro_core.errors import InputError
 
 DEFAULT_TEST_FRACTION = 0.1
-DEFAULT_SEED = 42
+DEFAULT_SEED = SEED
 DEFAULT_GROUP_BY = "sample"
 
 
@@ -71,6 +71,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: it pulls in torch, which `--help` does not need.
+    from virnucpro_core.split import apply_split, make_split
+
     if args.manifest:
         given = [
             option

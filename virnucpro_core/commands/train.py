@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from virnucpro_core.training import SAVE_CHOICES, TrainingConfig, train_classifier
+from virnucpro_core.commands.defaults import SAVE_CHOICES, SEED, TRAINING
 from virnucpro_core.commands.options import non_negative_int, open_fraction, positive_int
-
-_DEFAULTS = TrainingConfig.__dataclass_fields__
 
 
 def _default(name: str):
-    return _DEFAULTS[name].default
+    return SEED if name == "seed" else TRAINING[name]
 
 
 def register(subparsers) -> None:
@@ -85,6 +83,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: it pulls in torch, which `--help` does not need.
+    from virnucpro_core.training import TrainingConfig, train_classifier
+
     config = TrainingConfig(
         patience=args.patience,
         save=args.save,
