@@ -158,7 +158,7 @@ def test_precomputed_evaluations_are_reused():
 def test_side_by_side_rows_and_length_breakdown():
     c = compare(make(wrong_at(20, 0)), make(wrong_at(20)), n_bootstrap=0)
     rows = {r.name: r for r in c.metric_rows()}
-    assert rows["accuracy"].difference == pytest.approx(-0.05)
+    assert rows["accuracy"].drop == pytest.approx(0.05), "drop = baseline − FastESM2: positive when FastESM2 is worse"
     assert {r.name for r in c.metric_rows("chunk")} == set(rows)
     by_length = c.length_rows()
     assert sum(r.n for r in by_length) == 20

@@ -38,7 +38,7 @@ def test_summary_has_table_verdict_and_next_steps(failing):
     lines = text.splitlines()
     assert lines[1].split()[:3] == ["metric", "ESM2", "3B"], text
     accuracy = next(line for line in lines if line.startswith("accuracy"))
-    assert accuracy.split() == ["accuracy", "1.0000", "0.8500", "−0.1500"]
+    assert accuracy.split() == ["accuracy", "1.0000", "0.8500", "0.1500"], "drop = baseline − FastESM2: positive, FastESM2 is worse"
     assert "verdict: accuracy drop 0.1500" in text and "≥ limit 0.05: FAIL" in text
     assert "next steps:" in text and "  1. " in text
     assert "RANDOM" not in text

@@ -97,7 +97,7 @@ class McNemar:
 
 @dataclass
 class MetricRow:
-    """One metric of both models side by side; ``difference`` is FastESM2 − baseline."""
+    """One metric of both models side by side; ``drop`` is baseline − FastESM2 (positive: FastESM2 is worse)."""
 
     name: str
     label: str
@@ -108,8 +108,8 @@ class MetricRow:
     fast_ci: Interval | None = None
 
     @property
-    def difference(self) -> float:
-        return self.fast - self.baseline
+    def drop(self) -> float:
+        return self.baseline - self.fast
 
 
 @dataclass
@@ -221,7 +221,7 @@ class Comparison:
         def row_dict(row: MetricRow) -> dict[str, Any]:
             return {
                 "name": row.name, "label": row.label, "level": row.level, "baseline": row.baseline,
-                "fast": row.fast, "difference": row.difference,
+                "fast": row.fast, "drop": row.drop,
                 "baseline_ci": row.baseline_ci.to_dict() if row.baseline_ci else None,
                 "fast_ci": row.fast_ci.to_dict() if row.fast_ci else None,
             }

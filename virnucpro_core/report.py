@@ -76,7 +76,7 @@ def _pct(value: float) -> str:
 
 
 def metrics_table(comparison: Comparison, level: str = "frame", *, with_ci: bool = True) -> Table:
-    """Every metric of both models; Δ is FastESM2 − baseline (negative: FastESM2 lower).
+    """Every metric of both models and its drop: baseline − FastESM2 (positive: FastESM2 is worse).
 
     Args:
         level: ``"frame"`` (per sample, the gated level) or ``"chunk"`` (VirNucPro's per-chunk call).
@@ -87,16 +87,16 @@ def metrics_table(comparison: Comparison, level: str = "frame", *, with_ci: bool
     show_ci = with_ci and level == "frame"
     level_text = f"{comparison.confidence_level:.0%}".replace("%", " %")
     if show_ci:
-        header = ["metric", base, f"{base} {level_text} CI", fast, f"{fast} {level_text} CI", f"Δ ({fast} − {base})"]
+        header = ["metric", base, f"{base} {level_text} CI", fast, f"{fast} {level_text} CI", f"drop ({base} − {fast})"]
     else:
-        header = ["metric", base, fast, f"Δ ({fast} − {base})"]
+        header = ["metric", base, fast, f"drop ({base} − {fast})"]
     rows = []
     for row in rows_in:
         if show_ci:
             rows.append([row.label, fmt(row.baseline), fmt_ci(row.baseline_ci), fmt(row.fast), fmt_ci(row.fast_ci),
-                         fmt(row.difference)])
+                         fmt(row.drop)])
         else:
-            rows.append([row.label, fmt(row.baseline), fmt(row.fast), fmt(row.difference)])
+            rows.append([row.label, fmt(row.baseline), fmt(row.fast), fmt(row.drop)])
     return header, rows
 
 
@@ -162,27 +162,52 @@ def mcnemar_table(comparison: Comparison) -> Table:
     ]
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_describe(v)}" for k, v in value.items() if v not in (None, "", {}))
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_describe(v) for v in value)
-    return str(value)
+def describe_model(meta: Mapping[str, Any] | None) -> str:
+    """One embedder's provenance in a line: weights, size, source, revision, dtype, vocabulary."""
+    if not isinstance(meta, Mapping) or not meta:
+        return "not recorded"
+    parts = [f"{meta.get('weights', 'unknown')} weights"]
+    if meta.get("weights") == "random":
+        parts.append(f"stand-in seed {meta.get('seed')}")
+    if meta.get("size"):
+        parts.append(f"size {meta['size']}")
+    if meta.get("source"):
+        parts.append(f"from {meta['source']}")
+    if meta.get("revision"):
+        parts.append(f"revision {str(meta['revision'])[:12]}")
+    if meta.get("dtype"):
+        parts.append(str(meta["dtype"]))
+    if meta.get("vocab_sha256"):
+        parts.append(f"vocabulary sha256 {str(meta['vocab_sha256'])[:12]}")
+    return ", ".join(parts)
+
+
+def _describe_checkpoint(meta: Mapping[str, Any]) -> str:
+    checkpoint = meta.get("checkpoint") if isinstance(meta.get("checkpoint"), Mapping) else {}
+    if not checkpoint:
+        return "not recorded"
+    name = Path(str(checkpoint.get("path", "?"))).name
+    return (f"{name} ({checkpoint.get('which')} weights, epoch {checkpoint.get('epoch')}, "
+            f"{checkpoint.get('input_dim')} inputs, sha256 {str(checkpoint.get('sha256'))[:12]}), "
+            f"split {str(checkpoint.get('split_id'))[:12]}")
 
 
 def provenance_table(comparison: Comparison, provenance: Mapping[str, Any] | None = None) -> Table:
-    """What produced the numbers: each model's weights, source and revision, and the baseline's origin."""
+    """What produced the numbers, one line per piece: each arm's embedders and classifier, the models loaded,
+    the baseline's origin, the pairing and the bootstrap."""
     rows = []
     for key, name in (("fast", comparison.fast_name), ("baseline", comparison.baseline_name)):
         meta = comparison.provenance.get(key)
         if meta:
-            rows.append([f"{name} predictions", _describe(meta)])
+            rows.append([f"{name}: protein embedder", describe_model(meta.get("protein"))])
+            rows.append([f"{name}: DNA embedder", describe_model(meta.get("dna"))])
+            rows.append([f"{name}: classifier", _describe_checkpoint(meta)])
     for key, value in (provenance or {}).items():
-        rows.append([str(key), _describe(value)])
+        rows.append([f"loaded {key}", describe_model(value) if isinstance(value, Mapping) else str(value)])
     rows.append(["baseline from", comparison.baseline_source])
     rows.append(["pairing", comparison.paired_note])
     rows.append(["bootstrap", f"{comparison.n_bootstrap} resamples, seed {comparison.seed}"])
-    return ["", ""], rows
+    return ["item", "value"], rows
 
 
 def random_weight_sources(comparison: Comparison, provenance: Mapping[str, Any] | None = None) -> list[str]:
@@ -269,7 +294,7 @@ def text_table(table: Table) -> list[str]:
 
 
 def format_summary(comparison: Comparison, provenance: Mapping[str, Any] | None = None) -> str:
-    """A compact terminal summary: metric | baseline | FastESM2 | Δ, the verdict line, next steps on FAIL."""
+    """A compact terminal summary: metric | baseline | FastESM2 | drop, the verdict line, next steps on FAIL."""
     lines = []
     random_sources = random_weight_sources(comparison, provenance)
     if random_sources:
@@ -281,7 +306,7 @@ def format_summary(comparison: Comparison, provenance: Mapping[str, Any] | None 
     if chunk:
         acc = next(r for r in chunk if r.name == "accuracy")
         lines.append(f"per-chunk accuracy: {comparison.baseline_name} {fmt(acc.baseline)}, "
-                     f"{comparison.fast_name} {fmt(acc.fast)} (Δ {fmt(acc.difference)})")
+                     f"{comparison.fast_name} {fmt(acc.fast)} (drop {fmt(acc.drop)})")
     if comparison.mcnemar is not None:
         lines.append(f"McNemar exact p = {comparison.mcnemar.p_value:.4g} "
                      f"({comparison.mcnemar.discordant} discordant pairs)")
@@ -312,14 +337,18 @@ def markdown_lines(
     figures_dir: str | Path | None = None,
     provenance: Mapping[str, Any] | None = None,
     relative_to: str | Path = ".",
+    run: str | None = None,
 ) -> list[str]:
     """The markdown report's lines (see :func:`write_markdown`)."""
     fast, base = comparison.fast_name, comparison.baseline_name
     lines = [f"# {fast} vs {base}: accuracy gate — {comparison.verdict}", ""]
+    if run:
+        lines += [run, ""]
     random_sources = random_weight_sources(comparison, provenance)
     if random_sources:
         lines += [f"> **⚠ {RANDOM_WARNING}** (random weights: {', '.join(random_sources)})", ""]
-    lines += [f"**{comparison.reason}**", ""]
+    lines += [f"**{comparison.reason}**", "", "Sign convention: drop = baseline − FastESM2 for every metric; a positive "
+              "drop means FastESM2 is worse.", ""]
     for note in comparison.notes:
         lines += [f"> Note: {note}", ""]
     if comparison.next_steps:
@@ -387,6 +416,7 @@ def write_markdown(
     histories: Mapping[str, Any] | None = None,
     figures_dir: str | Path | None = None,
     provenance: Mapping[str, Any] | None = None,
+    run: str | None = None,
 ) -> Path:
     """The detailed markdown report: verdict, provenance (random weights stated loudly), metrics with CIs,
     confusion matrices, per-length and per-chunk breakdowns, McNemar, next steps and figure links.
@@ -399,10 +429,11 @@ def write_markdown(
         figures_dir: directory holding the PNGs of :data:`~virnucpro_core.figures.FIGURE_FILES`; the ones
             present are linked relative to ``path``.
         provenance: extra provenance, e.g. model name → ``{"weights": "pretrained", "revision": ...}``.
+        run: a line naming the run that wrote the file (the acceptance suite's run id and time).
     """
     path = Path(path)
     lines = markdown_lines(comparison, split_summary=split_summary, histories=histories, figures_dir=figures_dir,
-                           provenance=provenance, relative_to=path.parent)
+                           provenance=provenance, relative_to=path.parent, run=run)
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path
 
