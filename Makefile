@@ -38,11 +38,11 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch-installed
 
 # Writes reports/acceptance.html (+ .md, .json, benchmark.json); reruns reuse artifacts/acceptance/smoke.
 smoke: install
-	$(BIN)/python -m pytest acceptance/
+	$(BIN)/python -m pytest acceptance/ --allow-incomplete
 
 test: install
 	$(BIN)/python -m pytest tests/
-	$(BIN)/python -m pytest acceptance/
+	$(BIN)/python -m pytest acceptance/ --allow-incomplete
 
 clean:
 	rm -rf $(VENV) artifacts reports .pytest_cache

@@ -8,7 +8,10 @@ instead of another traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,37 +59,33 @@ def _settings_from(config: pytest.Config) -> Settings:
     )
 
 
-def _no_gpu_reason() -> str:
-    return (
-        f"no CUDA GPU: torch {torch.__version__} (CUDA build: {torch.version.cuda or 'none'}) reports "
-        "torch.cuda.is_available() == False"
-    )
+def _torch_sees() -> str:
+    """What torch sees of CUDA, in words: the build and the device count."""
+    build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+    return f"torch {torch.__version__} is {build} and sees {torch.cuda.device_count()} CUDA device(s)"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every acceptance test belongs to the GPU gate; without a GPU, `-m gpu` runs nothing (or fails)."""
+    """Every acceptance test belongs to the GPU gate. Without a GPU, `-m gpu` or --require-gpu runs none of them:
+    the verdict says why once (INCOMPLETE, or ERROR with --require-gpu) instead of once per test."""
     ours = [item for item in items if ACCEPTANCE_DIR in Path(str(item.fspath)).parents]
     for item in ours:
         item.add_marker(pytest.mark.gpu)
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or not ours:
         return
     if config.getoption("--require-gpu"):
-        reason = _no_gpu_reason() + " and --require-gpu was given: this runner must have a GPU"
-        config.stash[report_plugin.GPU_PROBLEM] = reason  # _require_gpu fails every test with it
+        config.stash[report_plugin.ENVIRONMENT_ERROR] = (
+            f"--require-gpu was given and this runner has no usable CUDA GPU: {_torch_sees()}; nothing was measured"
+        )
     elif "gpu" in (config.getoption("markexpr") or ""):
-        reason = _no_gpu_reason() + "; `-m gpu` selects the GPU gate only. Run `pytest acceptance/` without -m " \
-                 "for the CPU smoke profile, or use a GPU runner"
-        for item in ours:
-            item.add_marker(pytest.mark.skip(reason=reason))
-        config.stash[report_plugin.GPU_PROBLEM] = reason
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _require_gpu(pytestconfig):
-    """With --require-gpu on a machine without CUDA, every test fails before any stage runs."""
-    if pytestconfig.getoption("--require-gpu") and not torch.cuda.is_available():
-        pytest.fail(pytestconfig.stash[report_plugin.GPU_PROBLEM], pytrace=False)
+        config.stash[report_plugin.NOT_RUN] = (
+            f"`-m gpu` selects the GPU gate and this machine has no CUDA GPU ({_torch_sees()}): nothing was measured"
+        )
+    else:
+        return
+    config.hook.pytest_deselected(items=ours)
+    items[:] = [item for item in items if item not in ours]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -102,9 +101,48 @@ def settings(pytestconfig) -> Settings:
     return pytestconfig.stash[report_plugin.SETTINGS]
 
 
+class Terminal:
+    """Stage lines and progress bars on the terminal while pytest captures test output."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.capture = config.pluginmanager.get_plugin("capturemanager")
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.start = time.perf_counter()
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def uncaptured(self):
+        """Capture off inside; nested uses keep it off until the outermost ends."""
+        if self._depth or self.capture is None:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with self.capture.global_and_fixture_disabled():
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+
+    def line(self, text: str) -> None:
+        if self.reporter is None:
+            return
+        with self.uncaptured():
+            self.reporter.write_line(f"[{time.perf_counter() - self.start:6.1f} s] {text}")
+
+
 @pytest.fixture(scope="session")
-def run(settings, pytestconfig) -> ValidationRun:
-    value = ValidationRun(settings)
+def terminal(pytestconfig) -> Terminal:
+    return Terminal(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def run(settings, pytestconfig, terminal) -> ValidationRun:
+    # Bars only on an interactive terminal: in CI logs, tqdm's redraws are noise; the stage lines stay.
+    value = ValidationRun(settings, progress=sys.stderr.isatty(), announce=terminal.line)
     pytestconfig.stash[report_plugin.RUN] = value
     return value
 
@@ -112,24 +150,27 @@ def run(settings, pytestconfig) -> ValidationRun:
 class Stages:
     """Calls stage methods of the run, turning a failure into one clear report."""
 
-    def __init__(self, run: ValidationRun) -> None:
+    def __init__(self, run: ValidationRun, terminal: Terminal) -> None:
         self.run = run
+        self.terminal = terminal
         self.failed: dict[str, str] = {}
 
     def __call__(self, name: str, method: str, *args):
         if name in self.failed:
             pytest.fail(f"stage '{name}' failed earlier ({self.failed[name]}); see the first failure", pytrace=False)
         try:
-            return getattr(self.run, method)(*args)
+            with self.terminal.uncaptured():  # progress bars reach the terminal
+                return getattr(self.run, method)(*args)
         except VirNucProError as error:
             failure = error  # fail outside the except block: no chained traceback
         self.failed[name] = str(failure).splitlines()[0]
+        self.terminal.line(f"{name}: FAILED — {self.failed[name]}")
         pytest.fail(f"stage '{name}' failed: {failure}", pytrace=False)  # the reason stays on the verdict's line
 
 
 @pytest.fixture(scope="session")
-def stage(run) -> Stages:
-    return Stages(run)
+def stage(run, terminal) -> Stages:
+    return Stages(run, terminal)
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,32 @@
-"""pytest glue for the validation report: collects outcomes, then hands everything to the library.
+"""pytest glue for the verdict and the reports: collects outcomes, then hands everything to the library.
 
-The HTML sections are rendered by :mod:`virnucpro_core.html_report` and put
-at the top of pytest-html's report; the markdown and JSON reports and the
-timings are written beside the HTML file.
+At the end of the session the verdict (:mod:`virnucpro_core.verdict`) decides
+the exit status, the markdown and JSON reports are written, and once
+pytest-html has written its file, :func:`~virnucpro_core.html_report.finish_html`
+turns it into the validation report.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from virnucpro_core.html_report import Outcome, ReportContext, decide_verdict, render_sections, write_side_reports
+from virnucpro_core.acceptance_report import write_side_reports
+from virnucpro_core.html_report import finish_html, page_title, render_sections
+from virnucpro_core.paths import ReportPaths
+from virnucpro_core.verdict import EXIT_CODES, Outcome, ReportContext, decide_verdict
 
 SETTINGS = pytest.StashKey["object"]()
 RUN = pytest.StashKey["object"]()
 TIMINGS = pytest.StashKey[dict]()
-GPU_PROBLEM = pytest.StashKey[str]()
+ENVIRONMENT_ERROR = pytest.StashKey[str]()  # the run cannot start here: ERROR
+NOT_RUN = pytest.StashKey[str]()  # no acceptance test was run: INCOMPLETE
+RUN_ID = pytest.StashKey[tuple]()  # (run id, start time), set by the root conftest
+
+# pytest's own statuses that say the session itself did not finish: kept as they are.
+_PYTEST_ABORTS = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
 
 
 class AcceptanceReport:
@@ -26,6 +36,8 @@ class AcceptanceReport:
         self.config = config
         self.outcomes: dict[str, Outcome] = {}
         self._context: ReportContext | None = None
+        self._sections: str | None = None
+        self._title = ""
 
     # ------------------------------------------------------------------ collecting
 
@@ -35,59 +47,75 @@ class AcceptanceReport:
         previous = self.outcomes.get(name)
         if report.when == "call" or report.outcome != "passed":
             outcome = "error" if report.when != "call" and report.outcome == "failed" else report.outcome
-            message = _message(report)
-            self.outcomes[name] = Outcome(name, outcome, message)
+            self.outcomes[name] = Outcome(name, outcome, _message(report))
         elif previous is None:
             self.outcomes[name] = Outcome(name, "pending", "")
 
     def context(self) -> ReportContext:
         if self._context is None:
             stash = self.config.stash
+            run_id, started = stash.get(RUN_ID, ("", ""))
             self._context = ReportContext(
                 settings=stash.get(SETTINGS, None),
                 run=stash.get(RUN, None),
                 timings=stash.get(TIMINGS, {}),
                 outcomes=list(self.outcomes.values()),
-                gpu_problem=stash.get(GPU_PROBLEM, None),
+                environment_error=stash.get(ENVIRONMENT_ERROR, None),
+                not_run=stash.get(NOT_RUN, None),
+                run_id=run_id,
+                started=started,
             )
         return self._context
 
-    # ------------------------------------------------------------------ writing
+    # ------------------------------------------------------------------ deciding and writing
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._context = None  # every outcome is in now
-        html_path = self.config.getoption("htmlpath", default=None)
-        out_dir = Path(html_path).parent if html_path else Path("reports")
         context = self.context()
-        written = write_side_reports(context, out_dir)
+        verdict = decide_verdict(context)
+        allow = bool(self.config.getoption("--allow-incomplete"))
+        code = verdict.exit_code(allow)
+        if session.exitstatus not in _PYTEST_ABORTS:
+            session.exitstatus = code
+        html_path = self.config.getoption("htmlpath", default=None)
+        paths = ReportPaths(Path(html_path).parent if html_path else Path("reports"))
+        finished = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished)
+        if html_path:
+            # pytest-html writes its file after this hook; pytest_unconfigure finishes it.
+            self._sections = render_sections(context, verdict, exit_code=code)
+            self._title = page_title(context, verdict)
+            written.insert(0, Path(html_path))
         if context.run is not None:
             context.run.write_stage_log()
+
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None:
-            verdict = decide_verdict(context)
-            terminal.write_sep("=", f"acceptance verdict: {verdict.status}", bold=True,
-                               red=verdict.status == "FAIL", green=verdict.status == "PASS",
-                               yellow=verdict.status == "INCOMPLETE")
-            for line in verdict.lines():
-                terminal.write_line(line)
-            if context.run is not None and context.run.stages:
-                reused = sum(s.reused for s in context.run.stages)
-                terminal.write_line(f"stages: {reused} reused, {len(context.run.stages) - reused} built, cached in "
-                                    f"{context.run.paths.root} (--rebuild recomputes them)")
-            for path in written:
-                terminal.write_line(f"wrote {path}")
+        if terminal is None:
+            return
+        colour = {"PASS": "green", "FAIL": "red", "ERROR": "red", "INCOMPLETE": "yellow"}[verdict.status]
+        terminal.write_sep("=", f"acceptance verdict: {verdict.title} — exit status {code}", bold=True,
+                           **{colour: True})
+        for line in verdict.lines():
+            terminal.write_line(line)
+        if verdict.status == "INCOMPLETE":
+            terminal.write_line(f"  (INCOMPLETE exits {EXIT_CODES['INCOMPLETE']}; "
+                                + ("--allow-incomplete made it 0)" if allow else "pass --allow-incomplete to exit 0)"))
+        if context.run is not None and context.run.stages:
+            reused = sum(s.reused for s in context.run.stages)
+            terminal.write_line(f"stages: {reused} reused, {len(context.run.stages) - reused} built, cached in "
+                                f"{context.run.paths.root} (--rebuild recomputes them)")
+        for path in written:
+            terminal.write_line(f"wrote {path}")
 
-    def pytest_html_report_title(self, report) -> None:
-        settings = self.config.stash.get(SETTINGS, None)
-        profile = getattr(settings, "profile", "unknown")
-        if profile == "smoke":
-            report.title = "SMOKE PROFILE — checks the suite's machinery, does not validate FastESM2_650"
-        else:
-            report.title = f"VirNucPro FastESM2_650 acceptance — {profile} profile"
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        html_path = config.getoption("htmlpath", default=None)
+        if self._sections is not None and html_path and Path(html_path).is_file():
+            finish_html(html_path, self._sections, title=self._title)
 
-    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
-        prefix.extend(render_sections(self.context()))
+    def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
+        run_id, started = config.stash.get(RUN_ID, ("", ""))
+        output_json["virnucpro_run"] = {"id": run_id, "started": started}
 
 
 def _message(report: pytest.TestReport) -> str:

@@ -1,4 +1,8 @@
-"""The acceptance suite end to end in the full profile with random weights: nothing may read as a validation."""
+"""The acceptance suite end to end, in a subprocess as CI runs it: verdicts, exit status and the report files.
+
+The runs share one artifacts directory, so only the first builds the stages
+(about 1.5 min on 2 cores); the others reuse them.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,109 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from bs4 import BeautifulSoup
+
+from html_checks import report_problems
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA reports")
 
 
-@pytest.mark.slow
-def test_full_profile_with_random_weights_decides_no_accuracy(tmp_path):
-    """Accuracy is skipped with its reason, never computed, and the verdict is INCOMPLETE (~1.5 min on 2 cores)."""
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "acceptance/", "-q", "-p", "no:cacheprovider", "--profile", "full",
-         "--weights", "random", "--size", "tiny", "--device", "cpu", "--artifacts", str(tmp_path / "artifacts"),
-         "--html", str(tmp_path / "acceptance.html"), "--benchmark-json", str(tmp_path / "benchmark.json")],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("acceptance-artifacts")
+
+
+def acceptance(*options: str, reports: Path, artifacts: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "acceptance/", "-q", "-p", "no:cacheprovider", "--artifacts", str(artifacts),
+         "--html", str(reports / "acceptance.html"), *options],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
-    assert run.returncode == 0, f"skips are not failures; pytest exited {run.returncode}\n{run.stdout[-3000:]}"
-    report = json.loads((tmp_path / "acceptance.json").read_text(encoding="utf-8"))
+
+
+def read(reports: Path) -> tuple[dict, str, BeautifulSoup]:
+    report = json.loads((reports / "acceptance.json").read_text(encoding="utf-8"))
+    page = (reports / "acceptance.html").read_text(encoding="utf-8")
+    return report, page, BeautifulSoup(page, "html.parser")
+
+
+def test_forced_speed_failure_is_fail_with_next_steps_and_a_complete_report(tmp_path, artifacts):
+    reports = tmp_path / "reports"
+    run = acceptance("--max-time-ratio", "0.01", "--allow-incomplete", reports=reports, artifacts=artifacts)
+    assert run.returncode == 10, f"FAIL exits 10 even with --allow-incomplete, got {run.returncode}\n{run.stdout[-3000:]}"
+    assert run.stdout.count("acceptance verdict: FAIL (smoke profile)") == 1, run.stdout[-3000:]
+    report, page, soup = read(reports)
+    verdict = report["verdict"]
+    assert (verdict["status"], verdict["exit_code"], verdict["smoke"]) == ("FAIL", 10, True)
+    assert verdict["gates"]["speed"]["state"] == "failed" and verdict["gates"]["accuracy"]["state"] == "passed"
+    assert any("like-for-like" in step for step in verdict["next_steps"])
+
+    assert report_problems(page, smoke=True) == []
+    headings = [h.get_text() for h in soup.find_all("h2")]
+    for section in ("Next steps", "Accuracy", "Speed", "Test set", "Training", "Environment", "Stages", "Tests"):
+        assert section in headings, (section, headings)
+    accuracy = soup.find(id="vnp-accuracy").get_text(" ")
+    assert "McNemar exact p" in accuracy and "95 % CI of the drop" in accuracy and "positive drop means" in accuracy
+    speed = soup.find(id="vnp-speed")
+    ratio_header = [th.get_text() for th in speed.find("table").find_all("th")]
+    assert ratio_header[-2:] == ["limit", "result"] and "FAIL" in speed.find("table").get_text()
+    assert "CUDA" not in speed.p.get_text() or torch.cuda.is_available(), "a CPU run must not claim a CUDA clock"
+    assert soup.find(id="vnp-test-set").find(class_="vnp-warning"), "leakage is shown as a warning box"
+
+    markdown = (reports / "acceptance.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# VirNucPro FastESM2_650 acceptance — FAIL (smoke profile)")
+    for section in ("## Test set", "## Training", "## Accuracy", "## Speed", "> **Warning.** Leakage"):
+        assert section in markdown, section
+    assert report["test_set"]["leakage"]["test_samples"] == 439 and set(report["training"]) == {"FastESM2_650",
+                                                                                                "ESM2 3B"}
+    run_id = report["run"]["id"]
+    assert run_id in markdown and run_id in soup.get_text() and run_id in (reports / "comparison.md").read_text()
+    assert json.loads((reports / "benchmark.json").read_text())["virnucpro_run"]["id"] == run_id
+
+
+@CPU_ONLY
+def test_gpu_marker_on_cpu_is_incomplete_once_and_replaces_an_earlier_runs_reports(tmp_path, artifacts):
+    reports = tmp_path / "reports"
+    (reports / "assets").mkdir(parents=True)
+    for name in ("comparison.md", "benchmark.json", "acceptance.md", "assets/style.css"):
+        (reports / name).write_text("from an earlier run\n")
+    run = acceptance("-m", "gpu", reports=reports, artifacts=artifacts)
+    assert run.returncode == 11, f"INCOMPLETE exits 11 without --allow-incomplete\n{run.stdout[-3000:]}"
+    report, page, _ = read(reports)
+    assert report["verdict"]["status"] == "INCOMPLETE" and len(report["verdict"]["reasons"]) == 1
+    assert "no CUDA GPU" in report["verdict"]["reasons"][0] and "CPU-only build" in report["verdict"]["reasons"][0]
+    assert sorted(p.name for p in reports.iterdir()) == ["acceptance.html", "acceptance.json", "acceptance.md"], (
+        "files of the earlier run must be gone")
+    assert "earlier run" not in (reports / "acceptance.md").read_text()
+    assert report_problems(page, smoke=True) == []
+
+
+@CPU_ONLY
+def test_require_gpu_without_a_gpu_is_one_error_not_a_failure(tmp_path, artifacts):
+    reports = tmp_path / "reports"
+    run = acceptance("-m", "gpu", "--require-gpu", reports=reports, artifacts=artifacts)
+    assert run.returncode == 12, f"ERROR exits 12\n{run.stdout[-3000:]}"
+    report, page, _ = read(reports)
+    assert report["verdict"]["status"] == "ERROR" and len(report["verdict"]["reasons"]) == 1
+    reason = report["verdict"]["reasons"][0]
+    assert "--require-gpu" in reason and "CPU-only build" in reason and "0 CUDA device(s)" in reason, reason
+    assert report["verdict"]["next_steps"], "what to do"
+    assert run.stdout.count("--require-gpu was given") == 1, "said once, not once per test"
+    assert report_problems(page, smoke=True) == []
+
+
+def test_full_profile_with_random_weights_decides_no_accuracy(tmp_path, artifacts):
+    """Accuracy is skipped with its reason, never computed; INCOMPLETE exits 11 unless allowed."""
+    reports = tmp_path / "reports"
+    run = acceptance("--profile", "full", "--weights", "random", "--size", "tiny", "--device", "cpu",
+                     reports=reports, artifacts=artifacts)
+    assert run.returncode == 11, f"INCOMPLETE exits 11\n{run.stdout[-3000:]}"
+    report, page, soup = read(reports)
     assert report["verdict"]["status"] == "INCOMPLETE", report["verdict"]
     assert any("random weights cannot validate accuracy" in r for r in report["verdict"]["reasons"])
     assert report["comparison"] is None, "no comparison may be computed from random weights in the full profile"
-    html = (tmp_path / "acceptance.html").read_text(encoding="utf-8")
-    assert "<h2>Accuracy</h2>" not in html and "Random-weight stand-ins" in html
+    assert soup.find(id="vnp-accuracy") is None and "Random-weight stand-ins" in page
+    assert report_problems(page, smoke=False) == []

@@ -1,60 +1,127 @@
-"""The acceptance verdict and the report's HTML, from hand-made outcomes."""
+"""The validation report's HTML as a reader sees it: one file, verdict first, one environment, readable colours."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
-from virnucpro_core.benchmark import TimingResult
-from virnucpro_core.html_report import Outcome, ReportContext, decide_verdict, render_sections
+import pytest
+from bs4 import BeautifulSoup
 
-ACCURACY = "test_accuracy.py::test_accuracy_gate"
-SPEED = "test_speed.py::test_speed_gate"
+from html_checks import report_problems, visible_text
+from virnucpro_core import acceptance_report
+from virnucpro_core.html_report import PALETTE, _prose, contrast_ratio, render_sections
+from virnucpro_core.split import Leakage, SplitSummary
+from virnucpro_core.verdict import GATES, Outcome, ReportContext, decide_verdict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def timing(embedder: str, seconds: float) -> TimingResult:
-    return TimingResult(f"as-deployed/{embedder}", embedder, {"dtype": "float32", "toks_per_batch": 2048}, 10, 1000,
-                        [seconds] * 3, 1, "cpu")
-
-
-def context(outcomes, profile="smoke", weights="random", timings=None) -> ReportContext:
+def context(outcomes, profile="smoke", weights="random") -> ReportContext:
     settings = SimpleNamespace(profile=profile, weights=weights, size="tiny", seed=42, viral=(), host=(),
                                max_accuracy_drop=0.05, max_time_ratio=0.5)
-    return ReportContext(settings=settings, run=None, timings=timings or {}, outcomes=outcomes)
+    return ReportContext(settings=settings, run=None, timings={}, outcomes=outcomes, run_id="20261202T000000Z-abc123",
+                         started="2026-12-02T00:00:00+00:00")
 
 
-def test_pass_needs_every_test_passed_and_both_gates():
-    timings = {("as-deployed", "fast"): timing("fastesm2_650", 1.0), ("as-deployed", "baseline"): timing("esm2_3b", 4.0)}
-    verdict = decide_verdict(context([Outcome(ACCURACY, "passed"), Outcome(SPEED, "passed")], timings=timings))
-    assert verdict.status == "PASS"
-    assert any("1.000 s / ESM2 3B 4.000 s = 0.250 ≤ limit 0.5" in r for r in verdict.reasons), verdict.reasons
+def sections(ctx: ReportContext) -> BeautifulSoup:
+    return BeautifulSoup(render_sections(ctx, decide_verdict(ctx), exit_code=11), "html.parser")
 
 
-def test_a_skipped_gate_makes_the_run_incomplete_and_says_why():
-    why = "random weights cannot validate accuracy"
-    verdict = decide_verdict(context([Outcome(ACCURACY, "skipped", why), Outcome(SPEED, "passed")]))
-    assert verdict.status == "INCOMPLETE"
-    assert f"accuracy gate not decided: {why}" in verdict.reasons
+# --------------------------------------------------------------------------- colours
 
 
-def test_any_failure_fails_with_next_steps():
-    outcomes = [Outcome(ACCURACY, "passed"), Outcome(SPEED, "failed", "Failed: speed gate FAIL: ratio 0.7 > 0.5"),
-                Outcome("test_training.py::test_validation_loss_fell[fast]", "passed")]
-    verdict = decide_verdict(context(outcomes))
-    assert verdict.status == "FAIL"
-    assert verdict.reasons[0] == f"{SPEED}: speed gate FAIL: ratio 0.7 > 0.5"
-    assert verdict.next_steps
+@pytest.mark.parametrize("name", list(PALETTE))
+def test_every_colour_pair_reaches_4_5_to_1(name):
+    text, background = PALETTE[name]
+    assert contrast_ratio(text, background) >= 4.5, f"{name}: {text} on {background} is {contrast_ratio(text, background):.2f}:1"
 
 
-def test_no_outcomes_is_incomplete():
-    assert decide_verdict(context([])).status == "INCOMPLETE"
+def test_contrast_ratio_matches_wcag_examples():
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21)
+    assert contrast_ratio("#999999", "#ffffff") == pytest.approx(2.85, abs=0.01), "pytest-html's grey fails 4.5:1"
 
 
-def test_html_opens_with_the_smoke_notice_then_the_verdict():
-    html = "".join(render_sections(context([Outcome(ACCURACY, "passed"), Outcome(SPEED, "failed", "x")])))
-    notice, banner = html.index("does not validate FastESM2_650"), html.index("Verdict: FAIL")
-    assert notice < banner
+# --------------------------------------------------------------------------- our sections
+
+
+def test_verdict_comes_first_then_the_smoke_notice():
+    soup = sections(context([Outcome(GATES["accuracy"], "skipped", "no weights"),
+                             Outcome(GATES["speed"], "skipped", "no GPU")]))
+    first = soup.find("section")
+    assert first["id"] == "vnp-verdict" and first.h2.get_text() == "Verdict: INCOMPLETE (smoke profile)"
+    assert "20261202T000000Z-abc123" in first.get_text() and "exit status 11" in first.get_text()
+    notice = soup.find(class_="vnp-notice")
+    assert "does not validate FastESM2_650" in notice.get_text()
 
 
 def test_random_weights_in_the_full_profile_are_flagged():
-    html = "".join(render_sections(context([], profile="full", weights="random")))
-    assert "Random-weight stand-ins" in html
+    text = sections(context([], profile="full", weights="random")).get_text()
+    assert "Random-weight stand-ins" in text
+
+
+def test_leakage_is_a_warning_that_says_what_it_means():
+    leakage = Leakage(test_samples=10, leaked_samples=10, fraction=1.0, leaked_sources=3, chunk_leaked_samples=4,
+                      chunk_fraction=0.4)
+    summary = SplitSummary("abcdef0123456789", 42, "sample", 0.1, "round half up", {}, [], {}, leakage, [])
+    split = SimpleNamespace(summary=summary)
+    ctx = ReportContext(settings=None, run=SimpleNamespace(peek={"split[fast]": split}.get), timings={}, outcomes=[])
+    warning = acceptance_report.split_report(ctx).leakage_warning
+    assert "10 of 10 test samples (100.0%)" in warning and "4 (40.0%) share a chunk" in warning
+    assert "optimistic" in warning, "the warning says what leakage means for the accuracy figures"
+    box = BeautifulSoup(_prose(warning), "html.parser")
+    assert box.code.get_text() == "virnucpro split --group-by source" and "`" not in str(box)
+
+
+# --------------------------------------------------------------------------- the finished page, end to end
+
+
+PLUGIN_CONFTEST = '''
+from acceptance import report_plugin
+from virnucpro_core.acceptance_report import new_run_id
+
+
+def pytest_addoption(parser):
+    parser.addoption("--allow-incomplete", action="store_true")
+
+
+def pytest_configure(config):
+    config.stash[report_plugin.RUN_ID] = new_run_id()
+    config.pluginmanager.register(report_plugin.AcceptanceReport(config), "virnucpro-acceptance-report")
+'''
+
+
+def test_a_real_pytest_html_page_becomes_one_readable_file(tmp_path):
+    """pytest-html writes the page and our plugin finishes it; the parsed result has what a reviewer needs."""
+    (tmp_path / "conftest.py").write_text(PLUGIN_CONFTEST)
+    (tmp_path / "test_sample.py").write_text("def test_one():\n    pass\n")
+    html = tmp_path / "reports" / "acceptance.html"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_sample.py", "-q", "-p", "no:cacheprovider", "--html", str(html),
+         "--self-contained-html"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert run.returncode == 11, f"no gate ran: INCOMPLETE exits 11, got {run.returncode}\n{run.stdout[-2000:]}"
+    page = html.read_text(encoding="utf-8")
+    assert report_problems(page, smoke=False) == []
+    assert sorted(p.name for p in html.parent.iterdir()) == ["acceptance.html", "acceptance.json", "acceptance.md"]
+    report = json.loads((html.parent / "acceptance.json").read_text())
+    assert report["verdict"]["status"] == "INCOMPLETE" and report["verdict"]["exit_code"] == 11
+    assert report["run"]["id"] and report["run"]["id"] in visible_text(BeautifulSoup(page, "html.parser"))
+    assert report["run"]["id"] in (html.parent / "acceptance.md").read_text()
+
+
+def test_the_checks_catch_a_bad_page():
+    """The checker can fail: pytest-html's page as it comes has two flaws it must name."""
+    page = ('<html><head><link href="assets/style.css" rel="stylesheet"/></head><body><h1 id="title">t</h1>'
+            "<h2>Environment</h2><h2>Environment</h2><p>use `x`</p>"
+            "<table><tr><td>a</td><td>b</td></tr></table></body></html>")
+    problems = report_problems(page, smoke=True)
+    for expected in ("external stylesheet", "2 Environment sections", "literal backtick", "has headers []",
+                     "verdict banner is not the first", "SMOKE PROFILE in the title"):
+        assert any(expected in p for p in problems), (expected, problems)

@@ -82,9 +82,21 @@ class ReportPaths:
         return self.root / "acceptance.json"
 
     @property
+    def comparison_markdown(self) -> Path:
+        """The detailed accuracy comparison (written only when accuracy was compared)."""
+        return self.root / "comparison.md"
+
+    @property
     def benchmark_json(self) -> Path:
+        """pytest-benchmark's raw timings."""
         return self.root / "benchmark.json"
 
     @property
-    def figures(self) -> Path:
-        return self.root / "figures"
+    def html_stylesheet(self) -> Path:
+        """pytest-html's stylesheet beside a report that is not self-contained (older runs wrote one)."""
+        return self.root / "assets" / "style.css"
+
+    def owned(self) -> list[Path]:
+        """Every file a run writes here: removed before a run, so none is left from an earlier one."""
+        return [self.html, self.markdown, self.json, self.comparison_markdown, self.benchmark_json,
+                self.html_stylesheet]

@@ -210,12 +210,20 @@ class StageRecord:
 class ValidationRun:
     """The cached chain of stages for one :class:`Settings`."""
 
-    def __init__(self, settings: Settings, *, progress: bool = False) -> None:
+    def __init__(self, settings: Settings, *, progress: bool = False,
+                 announce: Callable[[str], None] | None = None) -> None:
+        """``progress``: tqdm bars on long loops; ``announce``: called with one line as each stage starts and ends."""
         self.settings = settings
         self.paths = ValidationPaths(settings.artifacts)
         self.progress = progress
+        self.announce = announce or (lambda line: None)
         self.stages: list[StageRecord] = []
         self._memo: dict[str, Any] = {}
+
+    def _record(self, stage: str, reused: bool, start: float, key: str, items: str = "", detail: str = "") -> None:
+        seconds = time.perf_counter() - start
+        self.stages.append(StageRecord(stage, reused, seconds, key, detail))
+        self.announce(f"{stage}: {'reused' if reused else 'built'} in {seconds:.1f} s" + (f" ({items})" if items else ""))
 
     def peek(self, stage: str) -> Any:
         """A stage's result if it has been built in this session, else ``None`` (never builds)."""
@@ -224,8 +232,12 @@ class ValidationRun:
     # ------------------------------------------------------------------ caching machinery
 
     def _cached(self, stage: str, params: dict, directory_of: Callable[[str], Path],
-                build: Callable[[Path], None], load: Callable[[Path], Any]) -> Any:
-        """Build ``stage`` into a directory keyed by ``params`` unless a finished one exists."""
+                build: Callable[[Path], None], load: Callable[[Path], Any],
+                count: Callable[[Any], str] | None = None) -> Any:
+        """Build ``stage`` into a directory keyed by ``params`` unless a finished one exists.
+
+        ``count`` describes the result's size for the progress line (``"2,182 frames"``).
+        """
         if stage in self._memo:
             return self._memo[stage]
         key = sha256_text(json.dumps(params, sort_keys=True, default=str))[:16]
@@ -237,12 +249,13 @@ class ValidationRun:
             log.info("%s: reusing %s (pass --rebuild to recompute)", stage, directory)
         else:
             log.info("%s: building into %s", stage, directory)
+            self.announce(f"{stage}: building ...")
             directory.mkdir(parents=True, exist_ok=True)
             done.unlink(missing_ok=True)
             build(directory)
             atomic_write_text(done, json.dumps({"stage": stage, "params": params}, indent=2, default=str) + "\n")
         value = load(directory)
-        self.stages.append(StageRecord(stage, reused, time.perf_counter() - start, key))
+        self._record(stage, reused, start, key, count(value) if count else "")
         self._memo[stage] = value
         return value
 
@@ -304,8 +317,12 @@ class ValidationRun:
                 write_fasta(((r.id, r.seq) for p in inputs for r in read_fasta(p)), source)
             preprocess(source, self.settings.chunk_size, directory)
 
+        def frames(paths: PreprocessPaths) -> str:
+            summary = json.loads(paths.summary.read_text(encoding="utf-8"))
+            return f"{summary['records']:,} records, {summary['chunks']:,} chunks, {summary['frames']:,} frames"
+
         return self._cached(f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key),
-                            build, PreprocessPaths)
+                            build, PreprocessPaths, frames)
 
     def extraction_dtype(self, model: str) -> str:
         """The dtype each model's accuracy features are extracted in: the as-deployed settings the speed gate times.
@@ -334,9 +351,11 @@ class ValidationRun:
         before = out.stat().st_mtime_ns if out.exists() else None
         start = time.perf_counter()
         loaded = self.model(model, dtype=self.extraction_dtype(model))
+        self.announce(f"{memo}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
+                      f"{loaded.device}) ...")
         extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
         reused = before is not None and out.stat().st_mtime_ns == before
-        self.stages.append(StageRecord(memo, reused, time.perf_counter() - start, "", str(out)))
+        self._record(memo, reused, start, "", detail=str(out))
         self._memo[memo] = out
         return out
 
@@ -420,6 +439,7 @@ class ValidationRun:
             "split[fast]", params, lambda key: self.paths.split("fast", key),
             lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d, overwrite=True),
             lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d),
+            _split_count,
         )
 
     def split_for(self, embedder: str):
@@ -435,6 +455,7 @@ class ValidationRun:
             f"split[{embedder}]", params, lambda key: self.paths.split(embedder, key),
             lambda d: apply_split(source.manifest, viral, host, out_dir=d, overwrite=True),
             lambda d: apply_split(source.manifest, viral, host, out_dir=d),
+            _split_count,
         )
 
     # ------------------------------------------------------------------ training and evaluation
@@ -470,7 +491,12 @@ class ValidationRun:
                 train_path=split.paths.train,
             )
 
-        return self._cached(f"train[{embedder}]", params, lambda key: self.paths.train(embedder, key), build, load)
+        def epochs(trained: TrainedModel) -> str:
+            history = trained.history
+            return f"{len(history.epochs)} epochs, best {history.best_epoch}, stopped by {history.stop_reason}"
+
+        return self._cached(f"train[{embedder}]", params, lambda key: self.paths.train(embedder, key), build, load,
+                            epochs)
 
     def predictions(self, embedder: str):
         """The final MLP's predictions on the test set (the only time the test set is read).
@@ -547,6 +573,11 @@ class ValidationRun:
     def write_stage_log(self) -> None:
         atomic_write_text(self.paths.stage_log,
                           json.dumps([asdict(s) for s in self.stages], indent=2) + "\n")
+
+
+def _split_count(split) -> str:
+    manifest = split.manifest
+    return f"{len(manifest.train.ids):,} training and {len(manifest.test.ids):,} test samples"
 
 
 @dataclass

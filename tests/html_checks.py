@@ -1,0 +1,69 @@
+"""What a reviewer needs of the validation report's HTML, checked with a real HTML parser.
+
+:func:`report_problems` lists every way a page falls short; tests assert the
+list is empty, so one failure names all problems at once.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bs4 import BeautifulSoup
+
+
+def visible_text(soup: BeautifulSoup) -> str:
+    copy = BeautifulSoup(str(soup), "html.parser")
+    for hidden in copy(["script", "style", "template"]):
+        hidden.decompose()
+    return copy.get_text(" ")
+
+
+def report_problems(page: str, *, smoke: bool) -> list[str]:
+    soup = BeautifulSoup(page, "html.parser")
+    problems = []
+
+    # One file: every resource inline (links to other pages are fine, loading from them is not).
+    for tag in soup.find_all("link"):
+        problems.append(f"external stylesheet or link tag: {tag}")
+    for tag in soup.find_all(["script", "img", "video", "source", "iframe"]):
+        src = tag.get("src")
+        if src and not src.startswith("data:"):
+            problems.append(f"<{tag.name}> loads {src}")
+    for style in soup.find_all("style"):
+        for url in re.findall(r"url\(([^)]*)\)", style.get_text()):
+            if not url.strip("'\" ").startswith("data:"):
+                problems.append(f"stylesheet loads {url}")
+
+    headings = [h.get_text(" ", strip=True) for h in soup.find_all(["h2"])]
+    if headings.count("Environment") != 1:
+        problems.append(f"{headings.count('Environment')} Environment sections, expected 1 (headings: {headings})")
+
+    text = visible_text(soup)
+    if "`" in text:
+        at = text.index("`")
+        problems.append(f"literal backtick in the text: ...{text[max(0, at - 40):at + 40]}...")
+
+    for table in soup.find_all("table"):
+        rows = table.find_all("tr")
+        if not rows or not any(row.find("td") for row in rows):
+            continue  # an empty table (pytest-html's environment placeholder) has no columns to head
+        header = table.find("thead")
+        heads = [th.get_text(strip=True) for th in header.find_all("th")] if header else []
+        widest = max(len(row.find_all(["td", "th"])) for row in rows if row.find("td"))
+        if len(heads) < widest or not all(heads):
+            problems.append(f"table with {widest} columns has headers {heads}: {str(table)[:120]}")
+
+    title = soup.find("h1")
+    first = title.find_next_sibling() if title else None
+    banner = first.find("section") if first is not None else None
+    if banner is None or banner.get("id") != "vnp-verdict":
+        problems.append(f"the verdict banner is not the first thing after the title: {str(first)[:160]}")
+    elif not banner.find("h2") or not banner.find("h2").get_text().startswith("Verdict: "):
+        problems.append(f"the banner has no verdict heading: {str(banner)[:160]}")
+    elif smoke and "smoke profile" not in banner.find("h2").get_text():
+        problems.append("smoke run without 'smoke profile' in the verdict heading")
+    if smoke and (title is None or "SMOKE PROFILE" not in title.get_text()):
+        problems.append("smoke run without SMOKE PROFILE in the title")
+    if smoke and "SMOKE PROFILE" not in (soup.title.get_text() if soup.title else ""):
+        problems.append("smoke run without SMOKE PROFILE in the page's <title>")
+    return problems

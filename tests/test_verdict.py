@@ -1,0 +1,144 @@
+"""The verdict and exit status, from hand-made outcomes: each of the four verdicts means one thing."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from virnucpro_core.benchmark import TimingResult
+from virnucpro_core.verdict import EXIT_CODES, GATES, Outcome, ReportContext, decide_verdict
+
+ACCURACY, SPEED = GATES["accuracy"], GATES["speed"]
+
+
+def timing(embedder: str, seconds: float, device: str = "cuda:0") -> TimingResult:
+    return TimingResult(f"as-deployed/{embedder}", embedder, {"dtype": "float32", "toks_per_batch": 2048}, 10, 1000,
+                        [seconds] * 3, 1, device)
+
+
+def comparison(passed: bool):
+    reason = "accuracy drop 0.01 < limit 0.05: PASS" if passed else "accuracy drop 0.09 ≥ limit 0.05: FAIL"
+    return SimpleNamespace(passed=passed, reason=reason, next_steps=["Check the FastESM2_650 weights."])
+
+
+class Run:
+    """The part of ValidationRun the verdict reads."""
+
+    def __init__(self, **stages) -> None:
+        self.stages = stages
+
+    def peek(self, stage):
+        return self.stages.get(stage)
+
+    def random_weights_reason(self):
+        return None
+
+
+def context(outcomes, *, profile="full", ratio=0.25, compared=True, passed=True, **extra) -> ReportContext:
+    settings = SimpleNamespace(profile=profile, weights="pretrained", size="full", max_accuracy_drop=0.05,
+                               max_time_ratio=0.5)
+    timings = {} if ratio is None else {("as-deployed", "fast"): timing("fastesm2_650", ratio),
+                                        ("as-deployed", "baseline"): timing("esm2_3b", 1.0)}
+    run = Run(comparison=comparison(passed)) if compared else Run()
+    return ReportContext(settings=settings, run=run, timings=timings, outcomes=outcomes, **extra)
+
+
+def both(accuracy="passed", speed="passed", accuracy_message="", speed_message=""):
+    return [Outcome(ACCURACY, accuracy, accuracy_message), Outcome(SPEED, speed, speed_message)]
+
+
+def test_pass_needs_both_gates_measured_within_their_limits():
+    verdict = decide_verdict(context(both()))
+    assert verdict.status == "PASS" and verdict.exit_code() == 0 and not verdict.next_steps
+    assert any("time ratio 0.250 ≤ limit 0.5: PASS" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_a_measured_speed_failure_is_fail_with_next_steps():
+    verdict = decide_verdict(context(both(speed="failed", speed_message="speed gate FAIL"), ratio=0.7))
+    assert verdict.status == "FAIL" and verdict.exit_code() == EXIT_CODES["FAIL"] == 10
+    assert any("time ratio 0.700 > limit 0.5: FAIL" in r for r in verdict.reasons), verdict.reasons
+    assert any("like-for-like" in s for s in verdict.next_steps)
+
+
+def test_a_measured_accuracy_failure_is_fail_with_the_comparisons_next_steps():
+    verdict = decide_verdict(context(both(accuracy="failed"), passed=False))
+    assert verdict.status == "FAIL"
+    assert verdict.next_steps == ["Check the FastESM2_650 weights."]
+
+
+def test_a_gate_whose_stage_broke_is_error_not_fail():
+    """A failed stage is no measurement: the model must not be blamed for it."""
+    outcomes = both(accuracy="error", accuracy_message="Failed: stage 'train[fast]' failed: no such file x.pt")
+    verdict = decide_verdict(context(outcomes, compared=False))
+    assert verdict.status == "ERROR" and verdict.exit_code() == 12
+    assert any("stage 'train[fast]' failed: no such file x.pt" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_speed_gate_failing_without_timings_is_error():
+    verdict = decide_verdict(context(both(speed="failed", speed_message="no timing for ESM2 3B"), ratio=None))
+    assert verdict.status == "ERROR"
+
+
+def test_a_failed_precondition_check_is_error():
+    outcomes = [*both(), Outcome("test_test_set.py::test_each_class_is_ten_percent", "failed", "viral: 3 of 40")]
+    verdict = decide_verdict(context(outcomes))
+    assert verdict.status == "ERROR"
+    assert verdict.reasons[0] == "test_test_set.py::test_each_class_is_ten_percent: viral: 3 of 40"
+
+
+def test_a_measured_failure_outranks_a_broken_check_and_both_are_said():
+    outcomes = [*both(speed="failed"), Outcome("test_training.py::test_validation_loss_fell[fast]", "failed", "x")]
+    verdict = decide_verdict(context(outcomes, ratio=0.9))
+    assert verdict.status == "FAIL"
+    assert any(r.startswith("also broken: test_training.py") for r in verdict.reasons), verdict.reasons
+
+
+def test_a_skipped_gate_is_incomplete_and_says_why_once():
+    why = "random weights cannot validate accuracy (--weights random): pass --weights pretrained"
+    verdict = decide_verdict(context(both(accuracy="skipped", accuracy_message=why), compared=False))
+    assert verdict.status == "INCOMPLETE" and verdict.exit_code() == 11
+    assert verdict.exit_code(allow_incomplete=True) == 0
+    assert f"accuracy gate not run: {why}" in verdict.reasons
+    assert sum(why in r for r in verdict.reasons) == 1
+
+
+def test_the_smoke_profile_never_passes():
+    verdict = decide_verdict(context(both(), profile="smoke"))
+    assert verdict.status == "INCOMPLETE" and verdict.smoke and verdict.title == "INCOMPLETE (smoke profile)"
+    assert "checks the suite, not FastESM2_650" in verdict.reasons[0]
+    assert verdict.to_dict()["smoke"] is True and verdict.to_dict()["exit_code"] == 11
+
+
+def test_a_forced_failure_in_the_smoke_profile_is_still_fail():
+    forced = decide_verdict(context(both(speed="failed"), profile="smoke", ratio=0.9))
+    assert forced.status == "FAIL" and forced.smoke and forced.exit_code(allow_incomplete=True) == 10
+
+
+def test_a_gate_test_that_contradicts_its_measurement_is_error():
+    """The speed test failed although the ratio is within the limit: something else broke; no FAIL, no PASS."""
+    verdict = decide_verdict(context(both(speed="failed", speed_message="assert shape"), ratio=0.2))
+    assert verdict.status == "ERROR"
+
+
+def test_require_gpu_without_one_is_one_error_naming_what_torch_sees():
+    problem = "--require-gpu was given and this runner has no usable CUDA GPU: torch 2.13.0+cpu is a CPU-only build"
+    verdict = decide_verdict(context([], environment_error=problem))
+    assert verdict.status == "ERROR" and verdict.reasons == [problem]
+    assert "cu128" in verdict.next_steps[0]
+
+
+def test_gpu_marker_without_a_gpu_is_one_incomplete_reason():
+    why = "`-m gpu` selects the GPU gate and this machine has no CUDA GPU"
+    verdict = decide_verdict(context([], not_run=why))
+    assert verdict.status == "INCOMPLETE" and verdict.reasons == [why]
+
+
+def test_no_test_run_is_incomplete():
+    assert decide_verdict(context([])).status == "INCOMPLETE"
+
+
+@pytest.mark.parametrize("status", ["PASS", "FAIL", "INCOMPLETE", "ERROR"])
+def test_exit_codes_are_distinct_and_clear_of_pytests_own(status):
+    assert len(set(EXIT_CODES.values())) == 4
+    assert EXIT_CODES[status] == 0 or EXIT_CODES[status] > 5, "0-5 are pytest's (failed, interrupted, usage...)"

@@ -1,0 +1,330 @@
+"""The acceptance run's reports as data, and the markdown and JSON files.
+
+Every table here is ``(header, rows)`` of display strings, read from finished
+results; the HTML report (:mod:`virnucpro_core.html_report`), ``acceptance.md``
+and ``acceptance.json`` lay out the same tables, so the three files always carry
+the same numbers. Each file names the run (:func:`new_run_id`), and a run first
+removes the report files an earlier run left where it writes
+(:func:`remove_previous_reports`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from virnucpro_core.files import atomic_write_text
+from virnucpro_core.paths import ReportPaths
+from virnucpro_core.report import Table, drop_table, length_table, markdown_table, metrics_table, split_table
+from virnucpro_core.verdict import EXIT_CODES, ReportContext, Verdict
+
+SMOKE_NOTICE = (
+    "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
+    "random-weight stand-in models. It does not validate FastESM2_650."
+)
+RANDOM_NOTICE = (
+    "Random-weight stand-ins: accuracy figures below (if any) say nothing about FastESM2_650; only the "
+    "timings of the real architectures are meaningful."
+)
+DROP_DEFINITION = (
+    "Sign convention: drop = ESM2 3B − FastESM2_650, for accuracy and every other metric; a positive drop means "
+    "FastESM2_650 is worse. The gate passes when the accuracy drop is below the limit."
+)
+EMBEDDER_NAMES = {"fast": "FastESM2_650", "baseline": "ESM2 3B"}
+
+
+def new_run_id(now: datetime | None = None) -> tuple[str, str]:
+    """``(run id, start time)``: ``20261202T031500Z-3fa2c1`` and ``2026-12-02T03:15:00+00:00``."""
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", now.isoformat()
+
+
+def remove_previous_reports(paths: ReportPaths, html: Path | None = None) -> list[Path]:
+    """Delete the report files a run writes from ``paths.root`` (and the ``html`` report); return them.
+
+    Files of an earlier run must never sit beside this run's, looking current.
+    Only our own file names are touched; pytest-html's ``assets/`` folder goes
+    only when its stylesheet was all it held.
+    """
+    removed = []
+    for path in {*paths.owned(), *([html] if html is not None else [])}:
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    assets = paths.html_stylesheet.parent
+    if assets.is_dir() and not any(assets.iterdir()):
+        assets.rmdir()
+    return sorted(removed)
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
+    """Run, settings, machine, commit and every loaded model with its weights and vocabulary."""
+    from virnucpro_core.benchmark import machine_info
+
+    rows = [("run id", ctx.run_id), ("started (UTC)", ctx.started)]
+    settings = ctx.settings
+    if settings is not None:
+        rows += [
+            ("profile", settings.profile),
+            ("weights", _weights_row(ctx)),
+            ("seed", str(settings.seed)),
+            ("viral inputs", ", ".join(str(p) for p in settings.viral)),
+            ("host inputs", ", ".join(str(p) for p in settings.host)),
+            ("limits", f"accuracy drop < {settings.max_accuracy_drop}; time ratio ≤ {settings.max_time_ratio}"),
+        ]
+    device = _quiet(ctx.run.device, None) if ctx.run is not None else None
+    rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
+    rows.append(("commit", _git_commit()))
+    for model in ctx.run.loaded_models() if ctx.run is not None else []:
+        p = model.provenance
+        origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
+                  if p.get("weights") == "pretrained" else f"stand-in seed {p.get('seed')}")
+        rows.append((f"model {model.spec.display_name} ({p.get('dtype')})",
+                     f"{p.get('weights')} weights, size {p.get('size')}, {origin}; hub id {model.spec.hub_id}; "
+                     f"dim {model.dim}; vocabulary {p.get('vocab')} (sha256 {str(p.get('vocab_sha256'))[:12]})"))
+    return rows
+
+
+def _weights_row(ctx: ReportContext) -> str:
+    settings = ctx.settings
+    if ctx.run is not None and _quiet(ctx.run.has_merged_inputs, False):
+        return f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
+    return f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random" else settings.weights
+
+
+def _quiet(call, default):
+    """``call()``, or ``default`` when the inputs cannot be read (the tests that read them report it)."""
+    from virnucpro_core.errors import VirNucProError
+
+    try:
+        return call()
+    except VirNucProError:
+        return default
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class SplitReport:
+    """The split the gates were measured on."""
+
+    description: str
+    classes: Table
+    lengths: Table
+    leakage: dict
+    leakage_warning: str | None
+
+
+def split_report(ctx: ReportContext) -> SplitReport | None:
+    split = ctx.peek("split[fast]")
+    if split is None:
+        return None
+    summary = split.summary
+    leak = summary.leakage
+    warning = None
+    if leak.leaked_samples:
+        warning = (
+            f"Leakage: {leak.leaked_samples} of {leak.test_samples} test samples ({leak.fraction:.1%}) come from "
+            f"genomes that also have training samples, and {leak.chunk_leaked_samples} ({leak.chunk_fraction:.1%}) "
+            "share a chunk (the same DNA, another reading frame) with a training sample. Both models' accuracies "
+            "are therefore optimistic: they partly measure recognition of near-duplicates, not generalisation to "
+            "new genomes, and the drop between the models may differ on unseen genomes. VirNucPro's sample-level "
+            "split allows this; `virnucpro split --group-by source` keeps each genome on one side."
+        )
+    description = (f"Split {summary.split_id[:12]}: {summary.rounding_rule}; seed {summary.seed}; "
+                   f"split by {summary.group_by}; both models use these exact test samples.")
+    leakage = {"test_samples": leak.test_samples, "leaked_samples": leak.leaked_samples,
+               "fraction": leak.fraction, "chunk_leaked_samples": leak.chunk_leaked_samples,
+               "chunk_fraction": leak.chunk_fraction, "leaked_sources": leak.leaked_sources}
+    return SplitReport(description, split_table(summary), length_table(summary), leakage, warning)
+
+
+TRAINING_TEXT = ("VirNucPro's hyperparameters for both: 512 hidden, BatchNorm, dropout 0.5, SGD lr 2e-4 momentum 0.9, "
+                 "StepLR 10/0.85, batch 32, early stopping on a validation set carved from the training side; the "
+                 "final weights are evaluated.")
+
+
+def training_table(ctx: ReportContext) -> Table | None:
+    trained = {e: ctx.peek(f"train[{e}]") for e in EMBEDDER_NAMES}
+    rows = [[EMBEDDER_NAMES[e], str(t.final.meta.input_dim), str(len(t.history.epochs)), str(t.history.best_epoch),
+             f"{t.history.best_val_loss:.4f}", t.history.stop_reason]
+            for e, t in trained.items() if t is not None]
+    if not rows:
+        return None
+    return ["protein model", "input dim", "epochs", "best epoch", "best validation loss", "stopped by"], rows
+
+
+def accuracy_gate_table(comparison: Any) -> Table:
+    """The gated drop, its CI, the limit and McNemar's test, with the sign convention in the row names."""
+    header, rows = drop_table(comparison)
+    if comparison.mcnemar is not None:
+        m = comparison.mcnemar
+        rows.insert(3, ["McNemar exact p (paired errors)", f"{m.p_value:.4g} ({m.discordant} discordant pairs: "
+                                                           f"{m.baseline_only_correct} only ESM2 3B right, "
+                                                           f"{m.fast_only_correct} only FastESM2 right)"])
+    else:
+        rows.insert(3, ["McNemar exact p (paired errors)", f"not computed: {comparison.paired_note}"])
+    return ["quantity", "value"], rows
+
+
+def speed_protocol(ctx: ReportContext) -> str:
+    first = next(iter(ctx.timings.values()))
+    on_gpu = first.device.startswith("cuda")
+    clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
+             else f"CPU wall clock on {first.device}: no GPU in this run, so these times are not the GPU gate's")
+    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
+            f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
+            "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
+            "here (bf16 on a GPU, fp32 on the CPU; the accuracy features were extracted the same way). "
+            "Like-for-like (shown, not gated): both with FastESM2's settings.")
+
+
+def speed_timing_table(ctx: ReportContext) -> Table:
+    on_gpu = any(t.peak_memory_bytes for t in ctx.timings.values())
+    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "proteins per s"]
+    if on_gpu:
+        header.append("peak GPU memory (GiB, weights + runs)")
+    rows = []
+    for (pairing, _embedder), t in sorted(ctx.timings.items()):
+        row = [pairing, t.model, t.settings.get("dtype", ""), str(t.settings.get("toks_per_batch", "")),
+               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", f"{t.sequences_per_s:,.1f}"]
+        if on_gpu:
+            row.append(f"{t.peak_memory_bytes / 2**30:.2f}" if t.peak_memory_bytes else "—")
+        rows.append(row)
+    return header, rows
+
+
+def speed_ratio_table(ctx: ReportContext) -> Table:
+    limit = getattr(ctx.settings, "max_time_ratio", 0.5)
+    rows = []
+    for pairing in ("as-deployed", "like-for-like"):
+        fast, base = ctx.timings.get((pairing, "fast")), ctx.timings.get((pairing, "baseline"))
+        if fast and base:
+            ratio = fast.mean_s / base.mean_s
+            if pairing == "as-deployed":
+                rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", f"≤ {limit:g}",
+                             "PASS" if ratio <= limit else "FAIL"])
+            else:
+                rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", "not gated", "context only"])
+    return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
+
+
+def stage_table(ctx: ReportContext) -> Table | None:
+    if ctx.run is None or not ctx.run.stages:
+        return None
+    return ["stage", "status", "seconds"], [[s.stage, "reused" if s.reused else "built", f"{s.seconds:.1f}"]
+                                            for s in ctx.run.stages]
+
+
+def notice(ctx: ReportContext) -> str | None:
+    if ctx.smoke:
+        return SMOKE_NOTICE
+    return RANDOM_NOTICE if ctx.random_weights else None
+
+
+# ---------------------------------------------------------------------------- markdown and JSON
+
+
+def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths, *, allow_incomplete: bool = False,
+                       finished: str = "") -> list[Path]:
+    """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``."""
+    from virnucpro_core import report as text_report
+
+    comparison = ctx.peek("comparison")
+    code = verdict.exit_code(allow_incomplete)
+    run_line = f"Run {ctx.run_id}, started {ctx.started} UTC; verdict {verdict.status}, exit status {code}."
+    lines = [f"# VirNucPro FastESM2_650 acceptance — {verdict.title}", "", run_line, ""]
+    if notice(ctx):
+        lines += [f"**{notice(ctx)}**", ""]
+    lines += ["## Verdict", ""] + [f"- {r}" for r in verdict.reasons] + [""]
+    if verdict.next_steps:
+        lines += ["## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(verdict.next_steps, 1)] + [""]
+    written = []
+    if comparison is not None:
+        detail = paths.comparison_markdown
+        split = ctx.peek("split[fast]")
+        text_report.write_markdown(comparison, detail, split_summary=split.summary.to_dict() if split else None,
+                                   provenance=model_provenance(ctx), run=run_line)
+        written.append(detail)
+        lines += ["## Accuracy", "", comparison.reason, "", DROP_DEFINITION, ""]
+        lines += markdown_table(accuracy_gate_table(comparison)) + [""]
+        lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
+    if ctx.timings:
+        lines += ["## Speed", "", speed_protocol(ctx), ""]
+        lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(speed_ratio_table(ctx)) + [""]
+    split = split_report(ctx)
+    if split is not None:
+        lines += ["## Test set", "", split.description, ""]
+        lines += markdown_table(split.classes) + [""] + markdown_table(split.lengths) + [""]
+        if split.leakage_warning:
+            lines += [f"> **Warning.** {split.leakage_warning}", ""]
+    training = training_table(ctx)
+    if training is not None:
+        lines += ["## Training", "", TRAINING_TEXT, ""] + markdown_table(training) + [""]
+    lines += ["## Environment", ""] + markdown_table((["item", "value"], [list(r) for r in environment_rows(ctx)]))
+    stages = stage_table(ctx)
+    if stages is not None:
+        lines += ["", "## Stages", "", f"Artifacts: {ctx.run.paths.root} (rerun with --rebuild to recompute)", ""]
+        lines += markdown_table(stages)
+    atomic_write_text(paths.markdown, "\n".join(lines) + "\n")
+
+    payload = {
+        "run": {"id": ctx.run_id, "started": ctx.started, "finished": finished},
+        "verdict": verdict.to_dict(allow_incomplete),
+        "exit_codes": EXIT_CODES,
+        "profile": ctx.profile,
+        "smoke": ctx.smoke,
+        "notice": notice(ctx),
+        "settings": ctx.settings.to_dict() if ctx.settings is not None else None,
+        "environment": dict(environment_rows(ctx)),
+        "test_set": _test_set_dict(ctx),
+        "training": _training_dict(ctx),
+        "comparison": comparison.to_dict() if comparison is not None else None,
+        "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
+        "speed_ratios": [dict(zip(speed_ratio_table(ctx)[0], row, strict=True)) for row in speed_ratio_table(ctx)[1]],
+        "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds} for s in getattr(ctx.run, "stages", [])],
+        "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],
+    }
+    atomic_write_text(paths.json, json.dumps(payload, indent=2, default=str) + "\n")
+    return [paths.markdown, paths.json, *written]
+
+
+def _test_set_dict(ctx: ReportContext) -> dict | None:
+    split = ctx.peek("split[fast]")
+    return split.summary.to_dict() if split is not None else None
+
+
+def _training_dict(ctx: ReportContext) -> dict:
+    out = {}
+    for embedder, name in EMBEDDER_NAMES.items():
+        trained = ctx.peek(f"train[{embedder}]")
+        if trained is not None:
+            history = trained.history
+            out[name] = {"input_dim": trained.final.meta.input_dim, "epochs": len(history.epochs),
+                         "best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
+                         "stop_reason": history.stop_reason, "train_loss": history.train_loss,
+                         "val_loss": history.val_loss}
+    return out
+
+
+def model_provenance(ctx: ReportContext) -> dict:
+    """Each loaded model's provenance, keyed ``name (dtype)``."""
+    if ctx.run is None:
+        return {}
+    return {f"{model.spec.name} ({model.provenance.get('dtype')})": model.provenance
+            for model in ctx.run.loaded_models()}
