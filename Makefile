@@ -28,7 +28,7 @@ $(TORCH_SPEC): FORCE
 $(VENV)/.torch-installed: $(TORCH_SPEC)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip uninstall --quiet --yes torch
+	if $(BIN)/python -m pip show --quiet torch >/dev/null 2>&1; then $(BIN)/python -m pip uninstall --quiet --yes torch; fi
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	touch $@
 

@@ -186,7 +186,7 @@ def speed_protocol(ctx: ReportContext) -> str:
     first = next(iter(ctx.timings.values()))
     on_gpu = first.device.startswith("cuda")
     clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
-             else f"CPU wall clock on {first.device}: no GPU in this run, so these times are not the GPU gate's")
+             else "timed on the CPU with its wall clock (no GPU in this run)")
     return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
             f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
             "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
