@@ -24,7 +24,8 @@ from safetensors.torch import save_file
 
 from virnucpro_core import models
 from virnucpro_core.embeddings import extract_embeddings, plan_batches, tokenize
-from virnucpro_core.models import ESM2_VOCAB, load_model
+from virnucpro_core.esm import ESM2_VOCAB, esm_tokenizer
+from virnucpro_core.models import load_model
 
 esm = pytest.importorskip("esm", reason="fair-esm (a test dependency: pip install -e '.[test]') is not installed")
 from esm.model.esm2 import ESM2  # noqa: E402
@@ -194,7 +195,7 @@ def test_pooled_vectors_equal_fair_esm(name, tmp_path):
         ours = extract_embeddings(loaded, records, toks_per_batch=budget, progress=False)
         difference = (ours.data - expected).abs().max().item()
         assert difference < TOLERANCE, f"{name}, {batching}: pooled vectors differ from fair-esm's by {difference:.2e}"
-    assert ours.meta["vocab_sha256"] == models.vocab_sha256(models.esm_tokenizer())
+    assert ours.meta["vocab_sha256"] == models.vocab_sha256(esm_tokenizer())
 
     # Per residue too, so that a pooling error cannot hide a model error or the reverse.
     _, _, tokens = ALPHABET.get_batch_converter()(records)
@@ -217,4 +218,4 @@ def test_the_differential_check_sees_a_swapped_alphabet(tmp_path):
     ours = extract_embeddings(loaded, records, toks_per_batch=10**6, progress=False)
     _, expected = reference_pooled(reference, records)
     assert (ours.data - expected).abs().max().item() > 100 * TOLERANCE
-    assert ours.meta["vocab_sha256"] != models.vocab_sha256(models.esm_tokenizer()), "the fingerprint shows it"
+    assert ours.meta["vocab_sha256"] != models.vocab_sha256(esm_tokenizer()), "the fingerprint shows it"
