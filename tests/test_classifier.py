@@ -152,3 +152,35 @@ def test_meta_must_match_model(tmp_path):
 def test_bad_sizes_rejected():
     with pytest.raises(DimensionError, match="input_dim must be a positive integer"):
         MLPClassifier(0)
+
+
+def test_non_finite_weights_are_refused_on_load_and_never_saved(tmp_path):
+    model = MLPClassifier(24)
+    path = save_checkpoint(model, tmp_path / "m.pt", _meta(model))
+    raw = torch.load(path, weights_only=True)
+    raw["state_dict"]["hidden_layer.weight"][0, :3] = float("nan")
+    raw["state_dict"]["bn1.running_var"][:2] = float("inf")
+    torch.save(raw, path)
+    with pytest.raises(InputError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "5 NaN or infinite weight value(s)" in message and str(path) in message, message
+    assert "bn1.running_var: 2" in message and "hidden_layer.weight: 3" in message, message
+
+    with torch.no_grad():
+        model.bn1.running_var.fill_(float("inf"))
+    with pytest.raises(InputError, match="training produced 512 NaN or infinite"):
+        save_checkpoint(model, tmp_path / "diverged.pt", _meta(model))
+    assert not (tmp_path / "diverged.pt").exists()
+
+
+@pytest.mark.parametrize("meta", [None, {}, {"input_dim": 24}], ids=["no-meta", "empty-meta", "partial-meta"])
+def test_checkpoint_without_meta_is_an_input_error(tmp_path, meta):
+    model = MLPClassifier(24)
+    path = save_checkpoint(model, tmp_path / "m.pt", _meta(model))
+    raw = torch.load(path, weights_only=True)
+    raw["meta"] = meta
+    torch.save(raw, path)
+    with pytest.raises(InputError, match="has no usable 'meta'") as info:
+        load_checkpoint(path)
+    assert "protein_model" in str(info.value)

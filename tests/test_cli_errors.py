@@ -22,7 +22,8 @@ LENGTHS = [10, 30, 30, 60, 10, 120, 400, 60]
 @pytest.fixture
 def fast(tmp_path):
     """A valid predictions file (accuracy 6/8)."""
-    predictions = Predictions(IDS, Y_TRUE, P_VIRAL, [int(p > 0.5) for p in P_VIRAL], LENGTHS, meta={"model": "t"})
+    predictions = Predictions(IDS, Y_TRUE, P_VIRAL, [int(p > 0.5) for p in P_VIRAL], LENGTHS,
+                              meta={"model": "fastesm2_650"})
     return predictions.save(tmp_path / "fast.json")
 
 
@@ -82,3 +83,10 @@ def test_negative_seed_is_refused_by_the_parser(fast, tmp_path, run_cli, command
     code, out, err = run_cli(argv)
     assert code == 2
     assert "--seed" in err and "non-negative integer" in err, err
+
+
+def test_compare_refuses_one_file_given_twice(fast, tmp_path, run_cli):
+    code, _, err = run_cli(["compare", "--fast", str(fast), "--baseline", str(fast), "--n-bootstrap", "0",
+                            "--out", str(tmp_path / "out")])
+    assert code == 2 and "--fast and --baseline are the same file" in err, err
+    assert not (tmp_path / "out").exists()

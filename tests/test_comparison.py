@@ -184,3 +184,38 @@ def test_predictions_from_different_protein_vocabularies_are_not_compared(fast_v
         compare(fast, base, n_bootstrap=0)
     assert "protein-model vocabulary fingerprints differ" in str(info.value), str(info.value)
     assert compare(fast, make(wrong_at(10), meta=meta(fast_vocab)), n_bootstrap=0).passed
+
+
+def _origin(model: str, checkpoint: str = "c" * 64, split: str = "s" * 64, side: str = "test") -> dict:
+    """Predictions meta as predict_features writes it."""
+    return {"model": model, "checkpoint": {"path": f"/x/{model}.pt", "sha256": checkpoint},
+            "split": {"split_id": split, "side": side}, "protein": {"model": model}, "dna": {}}
+
+
+def test_swapped_files_are_refused_and_named():
+    fast = make(wrong_at(10), meta=_origin("esm2_3b", "a" * 64))
+    base = make(wrong_at(10), meta=_origin("fastesm2_650", "b" * 64))
+    with pytest.raises(InputError) as info:
+        compare(fast, base, n_bootstrap=0)
+    message = str(info.value)
+    assert "the fast predictions come from esm2_3b, not fastesm2_650" in message and "swap the files" in message
+
+
+@pytest.mark.parametrize(
+    ("fast_meta", "base_meta", "expected"),
+    [
+        (_origin("fastesm2_650"), _origin("esm2_3b"), "same checkpoint"),
+        (_origin("fastesm2_650", "a" * 64, "1" * 64), _origin("esm2_3b", "b" * 64, "2" * 64), "different splits"),
+        (_origin("fastesm2_650", "a" * 64, side="train"), _origin("esm2_3b", "b" * 64, side="train"), "train side"),
+    ],
+    ids=["one-checkpoint-twice", "two-test-sets", "not-the-test-set"],
+)
+def test_pairs_that_are_not_a_comparison_are_refused(fast_meta, base_meta, expected):
+    with pytest.raises(InputError, match="cannot be compared") as info:
+        compare(make(wrong_at(10), meta=fast_meta), make(wrong_at(10), meta=base_meta), n_bootstrap=0)
+    assert expected in str(info.value) and "fast: protein model fastesm2_650" in str(info.value), str(info.value)
+
+
+def test_a_proper_pair_is_compared():
+    fast = make(wrong_at(10), meta=_origin("fastesm2_650", "a" * 64))
+    assert compare(fast, make(wrong_at(10), meta=_origin("esm2_3b", "b" * 64)), n_bootstrap=0).passed

@@ -147,6 +147,17 @@ def test_host_label_is_zero(tmp_path):
         F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "phage")
 
 
+def test_non_finite_features_are_not_merged(tmp_path):
+    protein = fake_features("fastesm2_650", ["a", "b", "c"])
+    protein.data[1, 5] = float("nan")
+    protein.data[2, 0] = float("inf")
+    F.save_features(fake_features("dnabert_s", ["a", "b", "c"]), tmp_path / "d.pt")
+    F.save_features(protein, tmp_path / "p.pt")
+    with pytest.raises(InputError, match="NaN or infinite values cannot be merged") as info:
+        F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "viral")
+    assert f"{tmp_path / 'p.pt'}: 2 of 3 rows" in str(info.value) and "(b, c)" in str(info.value), str(info.value)
+
+
 def test_wrong_width_names_both_files_and_dimensions(tmp_path):
     F.save_features(fake_features("dnabert_s", ["a", "b"]), tmp_path / "dna.pt")
     F.save_features(fake_features("fastesm2_650", ["a", "b"], dim=1024), tmp_path / "protein.pt")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import numpy as np
@@ -113,8 +115,22 @@ def test_inconsistent_predictions_report_every_problem():
     with pytest.raises(InputError) as info:
         Predictions(["a", "a", "b"], [1, 2, 0], [0.5, 1.5, 0.1], [1, 0, 0], [1, 2, 3])
     message = str(info.value)
-    for part in ("y_true holds values other than 0", "not probabilities", "duplicated ids"):
+    for part in ("y_true holds values other than 0", "0 NaN or infinite value(s) and 1 outside [0, 1]",
+                 "duplicated ids"):
         assert part in message, message
+
+
+def test_non_finite_probabilities_in_a_file_name_the_file_and_count(tmp_path):
+    path = eight().save(tmp_path / "p.json")
+    data = json.loads(path.read_text())
+    data["p_viral"][0] = float("nan")
+    data["p_viral"][3] = float("inf")
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError) as info:
+        Predictions.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: predictions are not consistent"), message
+    assert "2 NaN or infinite value(s)" in message and "virnucpro evaluate" in message, message
 
 
 def test_length_breakdown():

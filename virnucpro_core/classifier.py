@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 import platform
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
@@ -219,8 +219,27 @@ def _plain(value: Any, where: str) -> Any:
         ) from error
 
 
+def non_finite_counts(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Tensor name → number of NaN or infinite values, for the tensors that have any."""
+    counts = {key: int((~torch.isfinite(value)).sum()) for key, value in state.items() if value.is_floating_point()}
+    return {key: count for key, count in sorted(counts.items()) if count}
+
+
 def save_checkpoint(model: MLPClassifier, path: str | Path, metadata: CheckpointMeta) -> Path:
-    """Write ``{'format', 'version', 'state_dict', 'meta'}`` atomically; loadable with ``weights_only=True``."""
+    """Write ``{'format', 'version', 'state_dict', 'meta'}`` atomically; loadable with ``weights_only=True``.
+
+    Raises:
+        InputError: the model holds NaN or infinite values (diverged training): nothing is written.
+    """
+    bad = non_finite_counts(model.state_dict())
+    if bad:
+        raise InputError(
+            f"training produced {sum(bad.values())} NaN or infinite weight value(s); {path} is not written",
+            expected="finite weights and BatchNorm statistics",
+            found=", ".join(f"{key}: {count}" for key, count in bad.items()),
+            fix="check the features' scale (`virnucpro merge` output should hold embedding values of order 1) "
+            "or lower the learning rate",
+        )
     if metadata.input_dim != model.input_dim:
         raise DimensionError(
             "checkpoint meta and model disagree on the input width",
@@ -282,7 +301,17 @@ def load_checkpoint(
             found=found,
             fix="pass a checkpoint written by `virnucpro train`",
         )
-    meta = CheckpointMeta.from_dict(payload.get("meta") or {})
+    meta_dict = payload.get("meta")
+    required = [f.name for f in fields(CheckpointMeta) if f.default is MISSING and f.default_factory is MISSING]
+    absent = [name for name in required if not isinstance(meta_dict, Mapping) or name not in meta_dict]
+    if absent:
+        raise InputError(
+            f"{path} has no usable 'meta': {', '.join(absent)} missing",
+            expected=f"a checkpoint whose meta records {', '.join(required)} (as `virnucpro train` writes)",
+            found=f"meta keys {sorted(map(str, meta_dict))}" if isinstance(meta_dict, Mapping) else "no meta",
+            fix="retrain with `virnucpro train`; an edited or foreign checkpoint cannot say which features it fits",
+        )
+    meta = CheckpointMeta.from_dict(meta_dict)
     pipeline_model = expected_protein_model or (
         infer_protein_model(expected_input_dim, meta.dna_model) if expected_input_dim else None
     )
@@ -336,6 +365,15 @@ def load_checkpoint(
             expected="weights " + ", ".join(f"{k} {v}" for k, v in expected_shapes.items()),
             found="; ".join(parts),
             fix="the file is damaged or was edited; retrain with `virnucpro train`",
+        )
+    bad = non_finite_counts(state)
+    if bad:
+        raise InputError(
+            f"{path} holds {sum(bad.values())} NaN or infinite weight value(s): its predictions cannot be trusted",
+            expected="finite weights and BatchNorm statistics",
+            found=", ".join(f"{key}: {count}" for key, count in sorted(bad.items())),
+            fix="retrain with `virnucpro train` (diverged training or features out of range, e.g. not scaled, "
+            "give non-finite weights)",
         )
     model.load_state_dict(state)
     model.to(device)

@@ -309,6 +309,61 @@ def _json_safe(value: Any) -> Any:
 # --------------------------------------------------------------------------- building it
 
 
+FAST_MODEL, BASELINE_MODEL = "fastesm2_650", "esm2_3b"
+
+
+def _describe_origin(meta: Mapping[str, Any]) -> str:
+    """What a predictions file says it is: protein model, checkpoint, features file, split."""
+    checkpoint = meta.get("checkpoint") if isinstance(meta.get("checkpoint"), Mapping) else {}
+    split = meta.get("split") if isinstance(meta.get("split"), Mapping) else {}
+    parts = [f"protein model {meta.get('model') or 'not recorded'}"]
+    if checkpoint.get("path"):
+        parts.append(f"checkpoint {Path(str(checkpoint['path'])).name} (sha256 {str(checkpoint.get('sha256'))[:12]})")
+    if meta.get("features_file"):
+        parts.append(f"features {meta['features_file']}")
+    if split.get("split_id"):
+        parts.append(f"split {str(split['split_id'])[:12]} ({split.get('side')} side)")
+    return ", ".join(parts)
+
+
+def _check_roles(meta: Mapping[str, Any], role: str, expected: str) -> None:
+    """Predictions given as ``role`` must come from that model, when the file says which (older files may not)."""
+    model = meta.get("model")
+    if model is not None and model != expected:
+        other = "--baseline" if role == "fast" else "--fast"
+        raise InputError(
+            f"the {role} predictions come from {model}, not {expected}",
+            expected=f"--{role} predictions of {expected} (FastESM2_650 as --fast, ESM2 3B as --baseline)",
+            found=_describe_origin(meta),
+            fix=f"swap the files if they were given the wrong way round (this file belongs to {other}), "
+            f"or predict with the {expected} checkpoint",
+        )
+
+
+def _check_pair(fast: Mapping[str, Any], baseline: Mapping[str, Any]) -> None:
+    """Two different models' predictions on the test side of one split: not one file twice, not two test sets."""
+    problems = []
+    fast_sha = (fast.get("checkpoint") or {}).get("sha256") if isinstance(fast.get("checkpoint"), Mapping) else None
+    base_ckpt = baseline.get("checkpoint") if isinstance(baseline.get("checkpoint"), Mapping) else {}
+    if fast_sha and fast_sha == base_ckpt.get("sha256"):
+        problems.append("both were made by the same checkpoint (the same predictions given twice?)")
+    splits = [m.get("split") if isinstance(m.get("split"), Mapping) else {} for m in (fast, baseline)]
+    ids = [s.get("split_id") for s in splits]
+    if all(ids) and ids[0] != ids[1]:
+        problems.append(f"they come from different splits ({ids[0][:12]} and {ids[1][:12]})")
+    sides = {s.get("side") for s in splits if s.get("side")}
+    if sides - {"test"}:
+        problems.append(f"predictions on the {' and '.join(sorted(sides - {'test'}))} side, not the test set")
+    if problems:
+        raise InputError(
+            "the two predictions files cannot be compared: " + "; ".join(problems),
+            expected="FastESM2_650 and ESM2 3B checkpoints, each predicted on the test.pt of one shared split",
+            found=f"fast: {_describe_origin(fast)}; baseline: {_describe_origin(baseline)}",
+            fix="run `virnucpro evaluate` with each model's checkpoint on its own split's test.pt "
+            "(`virnucpro split --manifest` applies one split to both embedders)",
+        )
+
+
 def _align(fast: Predictions, baseline: Predictions) -> Predictions:
     """The baseline in the fast predictions' order; one error listing every mismatch."""
     fast_ids, base_ids = set(fast.ids), set(baseline.ids)
@@ -475,7 +530,10 @@ def compare(
     notes: list[str] = []
     provenance = {"fast": dict(fast.meta)}
 
+    _check_roles(fast.meta, "fast", FAST_MODEL)
     if baseline is not None:
+        _check_roles(baseline.meta, "baseline", BASELINE_MODEL)
+        _check_pair(fast.meta, baseline.meta)
         mixed = vocabulary_problems([feature_info(fast.meta), feature_info(baseline.meta)], names)
         if mixed:
             raise InputError(

@@ -261,6 +261,23 @@ def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike,
             fix="extract both files with the same --size (and --weights) settings",
         )
 
+    non_finite = [(path, emb) for path, emb in ((dna_path, dna), (protein_path, protein))
+                  if not bool(torch.isfinite(emb.data).all())]
+    if non_finite:
+        found = []
+        for path, emb in non_finite:
+            rows = (~torch.isfinite(emb.data)).any(dim=1)
+            shown = ", ".join(rid for rid, bad in zip(emb.ids, rows.tolist(), strict=True) if bad)
+            found.append(f"{path}: {int(rows.sum())} of {len(emb)} rows hold NaN or infinite values "
+                         f"({shown[:200]}{'...' if len(shown) > 200 else ''})")
+        raise InputError(
+            "features with NaN or infinite values cannot be merged",
+            expected="finite embeddings in both files",
+            found="; ".join(found),
+            fix="re-extract the file with `virnucpro extract --rebuild` (a GPU fault or float16 overflow writes "
+            "non-finite vectors); try --dtype float32",
+        )
+
     dna_index = {rid: i for i, rid in enumerate(dna.ids)}
     protein_set = set(protein.ids)
     only_protein = [rid for rid in protein.ids if rid not in dna_index]

@@ -157,8 +157,11 @@ class Predictions:
                 bad = sorted(set(np.unique(getattr(self, name)).tolist()) - {HOST, VIRAL})
                 if bad:
                     problems.append(f"{name} holds values other than 0 (host) and 1 (viral): {bad[:5]}")
-            if not np.all(np.isfinite(self.p_viral)) or np.any((self.p_viral < 0) | (self.p_viral > 1)):
-                problems.append("p_viral holds values that are not probabilities in [0, 1]")
+            non_finite = int((~np.isfinite(self.p_viral)).sum())
+            outside = int(((self.p_viral < 0) | (self.p_viral > 1)).sum())
+            if non_finite or outside:
+                problems.append(f"p_viral holds {non_finite} NaN or infinite value(s) and {outside} outside [0, 1]; "
+                                "it must be a probability per sample")
             if np.any(self.lengths < 0):
                 problems.append("lengths holds negative values")
         duplicates = [i for i, count in pd.Series(self.ids).value_counts().items() if count > 1]
@@ -169,7 +172,7 @@ class Predictions:
                 "predictions are not consistent",
                 expected="unique ids and, per id, a 0/1 y_true, a probability p_viral, a 0/1 y_pred and a length",
                 found="; ".join(problems),
-                fix="rebuild the predictions file from the model's logits (Predictions.from_logits)",
+                fix="recreate the predictions with `virnucpro evaluate` from the checkpoint and the features",
             )
 
     @classmethod
@@ -257,8 +260,21 @@ class Predictions:
             raise InputError(f"{where} lacks {', '.join(missing)}",
                              expected="ids, y_true, p_viral, y_pred, lengths (and meta)",
                              found=", ".join(sorted(data)), fix="rewrite it with Predictions.save")
-        return cls(list(data["ids"]), data["y_true"], data["p_viral"], data["y_pred"], data["lengths"],
-                   dict(data.get("meta") or {}))
+        try:
+            return cls(list(data["ids"]), data["y_true"], data["p_viral"], data["y_pred"], data["lengths"],
+                       dict(data.get("meta") or {}))
+        except InputError as error:
+            raise InputError(
+                f"{where}: {error.problem}",
+                expected=error.expected,
+                found=error.found,
+                fix="recreate the file with `virnucpro evaluate` (or `virnucpro predict`) from the checkpoint and "
+                "features; a hand-edited or truncated file cannot be compared",
+            ) from None
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{where} holds values of the wrong type", expected="ids as strings; y_true, p_viral, "
+                             "y_pred and lengths as lists of numbers", found=f"{type(error).__name__}: {error}",
+                             fix="recreate the file with `virnucpro evaluate`") from None
 
     def save(self, path: str | Path) -> Path:
         """Write ``.json`` or ``.npz`` (by suffix) atomically."""

@@ -114,6 +114,13 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.metrics import Evaluation, Predictions
     from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
 
+    if args.baseline and Path(args.fast).resolve() == Path(args.baseline).resolve():
+        raise InputError(
+            f"--fast and --baseline are the same file: {args.fast}",
+            expected="FastESM2_650 predictions as --fast and ESM2 3B predictions as --baseline",
+            found="one file given twice: a model compared with itself always passes",
+            fix="pass each model's own predictions (virnucpro evaluate with each checkpoint)",
+        )
     fast = Predictions.load(args.fast)
     baseline = Predictions.load(args.baseline) if args.baseline else None
     baseline_metrics = Evaluation.load(args.baseline_metrics) if args.baseline_metrics else None
