@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 from Bio.Seq import Seq
@@ -192,3 +193,29 @@ def test_preprocess_writes_three_files_in_input_order(tmp_path):
     assert [n.id for n in nucleotide] == [p[1:] for p in protein if p]
     assert nucleotide[0].id.startswith("b_chunk_1")
     assert not list((tmp_path / "out").glob("*.part"))
+
+
+def test_rna_is_read_as_the_dna_it_stands_for_and_said(tmp_path, caplog):
+    """U would be skipped by the codon table and left uncomplemented: 60 'frames' where the DNA gives 14."""
+    dna = "ATGAAATTTGGGCCCAAATTTAGCTAGCTAGGATCCATGCATTTGACCA" * 4
+    (tmp_path / "dna.fa").write_text(f">x\n{dna}\n")
+    (tmp_path / "rna.fa").write_text(f">x\n{dna.replace('T', 'U').lower()}\n")
+    as_dna = preprocess(tmp_path / "dna.fa", 60, tmp_path / "dna")
+    with caplog.at_level("WARNING", logger="virnucpro_core.sequences"):
+        as_rna = preprocess(tmp_path / "rna.fa", 60, tmp_path / "rna")
+    assert "written with U (RNA); read as T" in caplog.text
+    assert as_rna.rna_records == 1 and as_dna.rna_records == 0
+    for name in ("nucleotide.fa", "protein.faa"):
+        assert (tmp_path / "rna" / name).read_text().upper() == (tmp_path / "dna" / name).read_text().upper(), name
+    assert any("read as T" in line for line in as_rna.notices())
+
+
+def test_short_records_and_frameless_chunks_are_counted(tmp_path):
+    # TTAATTAATTAACTC has a stop in each of its six frames.
+    (tmp_path / "in.fa").write_text(">short\nAT\n>stops\nTTAATTAATTAACTC\n>fine\nATGAAATTT\n")
+    result = preprocess(tmp_path / "in.fa", 15, tmp_path / "out")
+    assert result.records_shorter_than_a_codon == 1
+    assert result.chunks_without_frames == 2, "'short' gives no frame at all; 'stops' only stop codons, every frame"
+    summary = json.loads(result.paths.summary.read_text())
+    assert summary["records_shorter_than_a_codon"] == 1 and summary["chunks_without_frames"] == 2
+    assert any("shorter than one codon" in line for line in result.notices())

@@ -78,6 +78,9 @@ class PreprocessResult:
     training_mode: bool
     dropped_ambiguous_chunks: int = 0
     records_without_reference: list[str] = field(default_factory=list)
+    rna_records: int = 0
+    records_shorter_than_a_codon: int = 0
+    chunks_without_frames: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -88,7 +91,26 @@ class PreprocessResult:
             "training_mode": self.training_mode,
             "dropped_ambiguous_chunks": self.dropped_ambiguous_chunks,
             "records_without_reference": self.records_without_reference,
+            "rna_records": self.rna_records,
+            "records_shorter_than_a_codon": self.records_shorter_than_a_codon,
+            "chunks_without_frames": self.chunks_without_frames,
         }
+
+    def notices(self) -> list[str]:
+        """What the run changed or could not use, one line each (empty when nothing happened)."""
+        lines = []
+        if self.rna_records:
+            lines.append(f"{self.rna_records} record(s) written with U (RNA): read as T, the DNA they stand for")
+        if self.records_shorter_than_a_codon:
+            lines.append(f"{self.records_shorter_than_a_codon} record(s) shorter than one codon (3 bases): "
+                         "no frame, so no sample")
+        if self.chunks_without_frames:
+            lines.append(f"{self.chunks_without_frames} of {self.chunks} chunk(s) have no stop-free frame, so no "
+                         "sample (as in the original)")
+        if self.training_mode and self.dropped_ambiguous_chunks:
+            lines.append(f"dropped {self.dropped_ambiguous_chunks} chunk(s) with ambiguous bases (training mode, "
+                         "as the original's training scripts)")
+        return lines
 
 
 # --------------------------------------------------------------------------- reading
@@ -346,11 +368,17 @@ def preprocess(
         )
     input_path = Path(input_path)
     records = read_fasta(input_path)
+    # RNA genomes spell thymine as U; VirNucPro's codon table and complement are DNA's. Read U as T, and say so.
+    rna = sum(1 for r in records if "U" in r.seq or "u" in r.seq)
+    if rna:
+        records = [FastaRecord(r.id, r.seq.replace("U", "T").replace("u", "t")) for r in records]
+        log.warning("%d record(s) of %s are written with U (RNA); read as T", rna, input_path)
     references = read_reference_proteins(reference) if reference else None
 
     chunks: list[FastaRecord] = []
     frames: list[Frame] = []
     dropped = 0
+    without_frames = 0
     missing: list[str] = []
     for record in records:
         ref = None
@@ -364,6 +392,8 @@ def preprocess(
             selected = select_frames(chunk, ref)
             if ref is not None and not AMBIGUOUS_BASES.isdisjoint(chunk.seq.upper()):
                 dropped += 1
+            elif not selected:
+                without_frames += 1
             frames.extend(selected)
     if missing:
         log.warning(
@@ -386,6 +416,9 @@ def preprocess(
         training_mode=references is not None,
         dropped_ambiguous_chunks=dropped,
         records_without_reference=missing,
+        rna_records=rna,
+        records_shorter_than_a_codon=sum(1 for r in records if len(r.seq) < 3),
+        chunks_without_frames=without_frames,
     )
     summary = {
         "input": str(input_path),

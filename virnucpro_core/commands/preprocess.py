@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         f"{result.records} records -> {result.chunks} chunks of {result.chunk_size} bp -> "
         f"{result.frames} stop-free frames ({mode})"
     )
-    if result.training_mode:
-        print(f"dropped {result.dropped_ambiguous_chunks} chunks with ambiguous bases")
+    for line in result.notices():
+        print(f"note: {line}")
     for path in (result.paths.chunks, result.paths.nucleotide, result.paths.protein):
         print(f"wrote {path}")
     return 0
