@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -68,3 +69,78 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(obj, handle)
     return Path(path)
+
+
+@contextlib.contextmanager
+def files_together(directory: str | os.PathLike, marker: str) -> Iterator[Path]:
+    """Yield a staging folder beside ``directory``; on success move everything in it into ``directory``.
+
+    A result made of several files is written whole or not at all: an error,
+    a kill or a full disk while writing leaves ``directory`` as it was (an
+    earlier complete set stays complete). Moving in is renames only; ``marker``
+    (the file that says a set is complete) is removed first and moved in last.
+    Files of ``directory`` that the new set does not hold are left alone.
+    """
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    try:
+        yield staging
+        (target / marker).unlink(missing_ok=True)
+        for item in sorted(staging.iterdir(), key=lambda p: p.name == marker):
+            destination = target / item.name
+            if destination.is_dir() and not destination.is_symlink():
+                shutil.rmtree(destination)
+            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~_UMASK)
+            os.replace(item, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    kind: str = "file",
+    inputs: Iterable[str | os.PathLike | None] = (),
+    writes: Iterable[str] = (),
+    option: str = "--out",
+) -> Path:
+    """Check an output location before any work starts; return it.
+
+    Refuses an output that would overwrite one of ``inputs`` (for a directory:
+    one of the files it ``writes``), a path that exists as the other kind, and a
+    place the user cannot write to — so that hours of work never end in a
+    traceback with the result lost.
+
+    Raises:
+        InputError: with the path, what is wrong and what to do.
+    """
+    from virnucpro_core.errors import InputError
+
+    out = Path(path).expanduser()
+    targets = [out] if kind == "file" else [out / name for name in writes]
+    sources = {Path(p).expanduser().resolve() for p in inputs if p is not None}
+    problem = None
+    clobbered = [t for t in targets if t.resolve() in sources]
+    if clobbered:
+        problem = f"would overwrite the input {clobbered[0]}"
+    elif kind == "file" and out.is_dir():
+        problem = "is a directory, and a file goes here"
+    elif kind == "directory" and out.exists() and not out.is_dir():
+        problem = "is a file, and a directory goes here"
+    else:
+        existing = out.absolute() if kind == "directory" else out.absolute().parent
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            problem = f"cannot be created: {existing} is a file"
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            problem = f"cannot be written: {existing} is not writable"
+    if problem:
+        raise InputError(
+            f"{option} {path} {problem}",
+            expected=f"a new or replaceable {kind} in a writable place, not one of the inputs",
+            found=str(out.absolute()),
+            fix=f"choose another {option}",
+        )
+    return out

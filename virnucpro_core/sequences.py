@@ -30,7 +30,7 @@ from Bio import SeqIO
 from Bio.Data.CodonTable import standard_dna_table
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.files import atomic_path, atomic_write_text, sha256_file
+from virnucpro_core.files import atomic_path, atomic_write_text, files_together, sha256_file
 from virnucpro_core.paths import PreprocessPaths
 
 log = logging.getLogger(__name__)
@@ -404,9 +404,6 @@ def preprocess(
         )
 
     paths = PreprocessPaths(Path(out_dir))
-    write_fasta(((c.id, c.seq) for c in chunks), paths.chunks)
-    write_fasta(((f.id, f.nucleotide) for f in frames), paths.nucleotide)
-    write_fasta(((f.id, f.protein) for f in frames), paths.protein)
     result = PreprocessResult(
         paths=paths,
         chunk_size=chunk_size,
@@ -426,6 +423,13 @@ def preprocess(
         "reference": [str(p) for p in reference or []],
         **result.to_dict(),
     }
-    atomic_write_text(paths.summary, json.dumps(summary, indent=2) + "\n")
+    # The four files are one result: a full disk or a kill leaves an earlier complete set as it was,
+    # never new chunks beside old proteins. preprocess.json, moved in last, marks a complete set.
+    with files_together(paths.root, paths.summary.name) as staging:
+        staged = PreprocessPaths(staging)
+        write_fasta(((c.id, c.seq) for c in chunks), staged.chunks)
+        write_fasta(((f.id, f.nucleotide) for f in frames), staged.nucleotide)
+        write_fasta(((f.id, f.protein) for f in frames), staged.protein)
+        atomic_write_text(staged.summary, json.dumps(summary, indent=2) + "\n")
     return result
 

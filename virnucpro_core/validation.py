@@ -133,8 +133,8 @@ class Settings:
                 problems.append(f"--{name.replace('_', '-')} {rest[name]} is not a positive integer")
         if bench_sample is not None and bench_sample < 1:
             problems.append(f"--bench-sample {bench_sample} is not a positive integer")
-        if rest.get("seed", 0) < 0:
-            problems.append(f"--seed {rest['seed']} is negative")
+        if not 0 <= rest.get("seed", 0) <= 2**63 - 1:
+            problems.append(f"--seed {rest['seed']} is not from 0 to 2**63 - 1")
         if rest.get("bench_warmup", 1) < 0:
             problems.append(f"--bench-warmup {rest['bench_warmup']} is negative")
         if problems:

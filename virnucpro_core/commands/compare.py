@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from virnucpro_core.commands.defaults import COMPARE_NAMES, SEED
-from virnucpro_core.commands.options import closed_fraction, non_negative_int
+from virnucpro_core.commands.options import closed_fraction, non_negative_int, seed_value
 from virnucpro_core.errors import InputError
 
 DEFAULT_OUT = "comparison"
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
                         "(default: 0.05)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"directory for the reports and figures (default: ./{DEFAULT_OUT})")
-    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+    parser.add_argument("--seed", type=seed_value, default=SEED,
                         help=f"seed of every bootstrap resampling, a non-negative integer (default: {SEED})")
     parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples per CI (default: 1000). More gives steadier CI ends but costs "
@@ -114,6 +114,13 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.metrics import Evaluation, Predictions
     from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
 
+    from virnucpro_core.files import check_output, files_together
+
+    check_output(args.out, kind="directory",
+                 inputs=[args.fast, args.baseline, args.baseline_metrics, args.fast_history, args.baseline_history,
+                         args.split_summary],
+                 writes=["report.md", "report.json", "comparison.json", "evaluation_fast.json",
+                         "evaluation_baseline.json"])
     if args.baseline and Path(args.fast).resolve() == Path(args.baseline).resolve():
         raise InputError(
             f"--fast and --baseline are the same file: {args.fast}",
@@ -143,22 +150,25 @@ def run(args: argparse.Namespace) -> int:
     )
 
     paths = CompareReportPaths(Path(args.out))
-    figures = write_figures(
-        paths.figures,
-        fast_eval=comparison.fast,
-        baseline_eval=comparison.baseline,
-        fast_preds=fast,
-        baseline_preds=baseline,
-        names=names,
-        histories=histories or None,
-    )
-    comparison.save(paths.comparison)
-    comparison.fast.save(paths.evaluation("fast"))
-    comparison.baseline.save(paths.evaluation("baseline"))
-    write_markdown(comparison, paths.markdown, split_summary=split_summary, histories=histories or None,
-                   figures_dir=paths.figures)
-    write_json(comparison, paths.json, split_summary=split_summary, histories=histories or None,
-               figures=[p.relative_to(paths.root).as_posix() for p in figures.values()])
+    # One result, written whole or not at all; report.json, moved in last, marks a complete set.
+    with files_together(paths.root, paths.json.name) as staging:
+        staged = CompareReportPaths(staging)
+        figures = write_figures(
+            staged.figures,
+            fast_eval=comparison.fast,
+            baseline_eval=comparison.baseline,
+            fast_preds=fast,
+            baseline_preds=baseline,
+            names=names,
+            histories=histories or None,
+        )
+        comparison.save(staged.comparison)
+        comparison.fast.save(staged.evaluation("fast"))
+        comparison.baseline.save(staged.evaluation("baseline"))
+        write_markdown(comparison, staged.markdown, split_summary=split_summary, histories=histories or None,
+                       figures_dir=staged.figures)
+        write_json(comparison, staged.json, split_summary=split_summary, histories=histories or None,
+                   figures=[p.relative_to(staging).as_posix() for p in figures.values()])
 
     print(format_summary(comparison))
     print(f"\nwrote {paths.markdown}, {paths.json}, {paths.comparison} and {len(figures)} figure(s) in {paths.figures}")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from virnucpro_core.commands.defaults import SEED
-from virnucpro_core.commands.options import non_negative_int
+from virnucpro_core.commands.options import non_negative_int, seed_value
 from virnucpro_core.errors import InputError
 
 PREDICTION_SUFFIXES = (".json", ".npz")
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--n-bootstrap", type=non_negative_int, default=1000, metavar="N",
                         help="bootstrap resamples for the confidence intervals (default: 1000). More gives steadier "
                         "interval ends at about 5 ms per resample; 0 skips them")
-    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+    parser.add_argument("--seed", type=seed_value, default=SEED,
                         help=f"seed of the bootstrap resampling, a non-negative integer (default: {SEED})")
     parser.set_defaults(run=run)
 
@@ -59,9 +59,13 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
     from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
 
+    from virnucpro_core.files import check_output
+
     _check_suffix(args.out, "--out", PREDICTION_SUFFIXES)
+    check_output(args.out, inputs=[args.model, args.features])
     if args.metrics_out:
         _check_suffix(args.metrics_out, "--metrics-out", (".json",))
+        check_output(args.metrics_out, inputs=[args.model, args.features, args.out], option="--metrics-out")
     predictions = predict_features(args.model, args.features)
     classes = set(np.unique(predictions.y_true).tolist())
     if args.metrics_out and classes != {HOST, VIRAL}:

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from virnucpro_core.commands.defaults import DTYPES, MODELS, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS
-from virnucpro_core.commands.options import non_negative_int, positive_int
+from virnucpro_core.commands.options import positive_int, seed_value
 
 
 def register(subparsers) -> None:
@@ -73,7 +73,7 @@ def register(subparsers) -> None:
         help=f"records per resumable shard (default: {SHARD_SIZE}). Smaller loses less work to an "
         "interruption but writes more files",
     )
-    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+    parser.add_argument("--seed", type=seed_value, default=SEED,
                         help=f"stand-in initialisation seed (default: {SEED})")
     parser.add_argument(
         "--rebuild",
@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.features import extract_to_file, load_features
     from virnucpro_core.models import load_model
 
+    from virnucpro_core.files import check_output
+
+    check_output(args.out, inputs=[args.input])  # before minutes of model loading and embedding
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     loaded = load_model(

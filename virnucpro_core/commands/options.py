@@ -40,3 +40,14 @@ def closed_fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, e.g. 0.05, got {value}")
     return value
+
+
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
+
+
+def seed_value(text: str) -> int:
+    """A seed: an integer from 0 to 2**63 − 1."""
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED} (2**63 - 1), got {value}")
+    return value

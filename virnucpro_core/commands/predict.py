@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from virnucpro_core.commands.defaults import CHUNK_SIZE, SEED, SIZES, WEIGHTS
-from virnucpro_core.commands.options import non_negative_int, positive_int
+from virnucpro_core.commands.options import positive_int, seed_value
 
 DEFAULT_OUT = "prediction"
 
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N for the language models "
                         "(default: auto)")
-    parser.add_argument("--seed", type=non_negative_int, default=SEED,
+    parser.add_argument("--seed", type=seed_value, default=SEED,
                         help=f"stand-in initialisation seed (default: {SEED})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory, created if missing (default: ./{DEFAULT_OUT})")
@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch and transformers, which `--help` does not need.
     from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_fasta
 
+    from virnucpro_core.files import check_output
+
+    check_output(args.out, kind="directory", inputs=[args.input, args.model],
+                 writes=["frames.tsv", "chunks.tsv", "summary.json", "preprocess", "features"])
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = predict_fasta(

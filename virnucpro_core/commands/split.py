@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from virnucpro_core.commands.defaults import GROUP_BY_CHOICES, SEED
-from virnucpro_core.commands.options import non_negative_int, open_fraction
+from virnucpro_core.commands.options import open_fraction, seed_value
 from virnucpro_core.errors import InputError
 
 DEFAULT_TEST_FRACTION = 0.1
@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=non_negative_int,
+        type=seed_value,
         default=None,
         metavar="N",
         help=f"seed of the test draw (default: {DEFAULT_SEED}); the split depends only on the seed and the ids",
@@ -72,8 +72,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
+    from virnucpro_core.files import check_output
     from virnucpro_core.split import apply_split, make_split
 
+    check_output(args.out, kind="directory", inputs=[*args.viral, *args.host, args.manifest],
+                 writes=["train.pt", "test.pt", "manifest.json", "distribution.json"])
     if args.manifest:
         given = [
             option

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from virnucpro_core.commands.defaults import SAVE_CHOICES, SEED, TRAINING
-from virnucpro_core.commands.options import non_negative_int, open_fraction, positive_int
+from virnucpro_core.commands.options import open_fraction, positive_int, seed_value
 
 
 def _default(name: str):
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--seed",
         metavar="N",
-        type=non_negative_int,
+        type=seed_value,
         default=_default("seed"),
         help=f"seed of the validation draw, initial weights, shuffling and dropout (default: {_default('seed')}); "
         "the same seed on the same machine gives the same history",
@@ -84,8 +84,16 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
-    from virnucpro_core.training import TrainingConfig, train_classifier
+    from pathlib import Path
 
+    from virnucpro_core.files import check_output
+    from virnucpro_core.training import TrainingConfig, TrainingPaths, train_classifier
+
+    # Checked before hours of training, not after: a result that cannot be written is lost.
+    features = Path(args.features)
+    inputs = [features / name for name in ("train.pt", "test.pt", "manifest.json")] if features.is_dir() else [features]
+    check_output(args.out, inputs=inputs)
+    check_output(TrainingPaths(Path(args.out)).history, inputs=inputs, option="--out's history file")
     config = TrainingConfig(
         patience=args.patience,
         save=args.save,
