@@ -440,3 +440,19 @@ def test_merge_command_error_reaches_the_user(tmp_path):
     with pytest.raises(DimensionError, match="= 2048"):
         args.run(args)
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_features_of_a_preprocess_output_record_its_chunk_size(tmp_path, fastesm):
+    from virnucpro_core.sequences import preprocess
+    from virnucpro_core.split import feature_info
+
+    (tmp_path / "g.fa").write_text(">g\n" + "ATGAAATTTGGGCCC" * 30 + "\n")
+    prep = preprocess(tmp_path / "g.fa", 150, tmp_path / "pp")
+    out = F.extract_to_file(fastesm, prep.paths.protein, tmp_path / "p.pt", progress=False)
+    meta = F.load_features(out).meta
+    assert meta["chunk_size"] == 150
+    assert feature_info({"protein": meta})["chunk_size"] == 150 and feature_info({"protein": meta})[
+        "protein_dtype"] == "float32"
+    loose = write_proteins(tmp_path / "loose.faa", 3)
+    assert F.load_features(F.extract_to_file(fastesm, loose, tmp_path / "l.pt", progress=False)).meta[
+        "chunk_size"] is None, "a FASTA that is not a preprocess output says nothing about chunks"

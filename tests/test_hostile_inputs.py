@@ -218,3 +218,47 @@ def test_any_fasta_gives_frames_by_the_rule_or_one_clear_error(tmp_path, text):
         for f in sequences.select_frames(c)]
     assert [f.id for f in frames] == expected
     assert json.loads(result.paths.summary.read_text())["frames"] == len(expected)
+
+
+# --------------------------------------------------------------------------- SILENT made loud
+
+
+def _tiny_checkpoint(path: Path, chunk_size: int) -> Path:
+    """Width of the tiny DNABERT-S + FastESM2 stand-ins (48 + 64), trained on features cut at ``chunk_size``."""
+    model = MLPClassifier(112, protein_model="fastesm2_650", dna_model="dnabert_s")
+    features = {"protein_model": "fastesm2_650", "dna_model": "dnabert_s", "size": "tiny", "chunk_size": chunk_size,
+                "protein_dtype": "float32"}
+    return save_checkpoint(model, path, CheckpointMeta("fastesm2_650", "dnabert_s", 112, features=features))
+
+
+def test_predict_refuses_another_chunk_size_than_the_checkpoints(tmp_path, run_cli):
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", 300)
+    (tmp_path / "x.fa").write_text(">x\n" + "ATGAAATTTGGGCCC" * 50 + "\n")
+    argv = ["predict", str(tmp_path / "x.fa"), "--model", str(ckpt), "--weights", "random", "--device", "cpu",
+            "--no-progress", "--chunk-size", "500"]
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "a")])
+    clear_error(code, err, "chunk size 500 bp", "300 bp chunks", "--allow-mismatch")
+    code, out, err = run_cli([*argv, "--out", str(tmp_path / "b"), "--allow-mismatch"])
+    assert code == 0 and "note: this run uses chunk size 500 bp" in out, out + err
+    code, out, err = run_cli([*argv[:-2], "--out", str(tmp_path / "c")])
+    assert code == 0, err
+    assert json.loads((tmp_path / "c" / "preprocess" / "preprocess.json").read_text())["chunk_size"] == 300, (
+        "without --chunk-size, predict cuts as the checkpoint's training data was cut")
+
+
+def test_evaluate_refuses_an_empty_feature_file(tmp_path, run_cli):
+    no_rows = torch.zeros(0, dtype=torch.long)
+    empty = MergedFeatures([], torch.zeros(0, WIDTH), no_rows, no_rows, {"protein_model": "fastesm2_650"})
+    empty.save(tmp_path / "t.pt")
+    model = checkpoint(tmp_path / "m.pt")
+    code, _, err = run_cli(["evaluate", "--model", str(model), "--features", str(tmp_path / "t.pt"),
+                            "--out", str(tmp_path / "p.json")])
+    clear_error(code, err, "holds no samples")
+
+
+def test_rerunning_onto_earlier_outputs_says_so(tmp_path, run_cli):
+    (tmp_path / "g.fa").write_text(">g\n" + "ATGAAATTTGGGCCC" * 20 + "\n")
+    argv = ["preprocess", str(tmp_path / "g.fa"), "--out", str(tmp_path / "out")]
+    assert "replacing" not in run_cli(argv)[1]
+    code, out, _ = run_cli(argv)
+    assert code == 0 and "note: replacing the earlier preprocess output" in out, out

@@ -297,7 +297,8 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         "comparison": comparison.to_dict() if comparison is not None else None,
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
         "speed_ratios": [dict(zip(speed_ratio_table(ctx)[0], row, strict=True)) for row in speed_ratio_table(ctx)[1]],
-        "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds} for s in getattr(ctx.run, "stages", [])],
+        "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
+                   for s in getattr(ctx.run, "stages", [])],
         "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],
     }
     atomic_write_text(paths.json, json.dumps(payload, indent=2, default=str) + "\n")

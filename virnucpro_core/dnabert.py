@@ -163,7 +163,9 @@ def _check_architecture(values: Mapping[str, Any], path: Path) -> None:
     """Every architecture key present as a positive integer, and ``layer_norm_eps`` a positive number."""
     defaults = DnaBertConfig()
     problems = [
-        f"missing {key!r} (DNABERT-S publishes {getattr(defaults, key)})" for key in _ARCHITECTURE_KEYS if key not in values
+        f"missing {key!r} (DNABERT-S publishes {getattr(defaults, key)})"
+        for key in _ARCHITECTURE_KEYS
+        if key not in values
     ]
     problems += [
         f"{key} {values[key]!r} is not a positive integer"
@@ -176,7 +178,8 @@ def _check_architecture(values: Mapping[str, Any], path: Path) -> None:
     if problems:
         raise InputError(
             f"{path} cannot be read as a DNABERT-S configuration",
-            expected="zhihan1996/DNABERT-S's config.json: " + ", ".join(f"{k} {getattr(defaults, k)}" for k in _ARCHITECTURE_KEYS),
+            expected="zhihan1996/DNABERT-S's config.json: "
+            + ", ".join(f"{k} {getattr(defaults, k)}" for k in _ARCHITECTURE_KEYS),
             found="; ".join(problems),
             fix="re-download the repository's config.json; if the model really has the value shown, add that key",
         )

@@ -325,6 +325,24 @@ PROTEIN_ALPHABET = frozenset("LAGVSERTDIPKQNFYMHWCXBUZO.-")
 _NUCLEOTIDE_LETTERS = frozenset("ACGTUN")
 
 
+def preprocess_chunk_size(fasta: Path) -> int | None:
+    """The chunk size ``fasta`` was cut with, when it is an output of ``virnucpro preprocess`` (else None).
+
+    Recorded in feature files and from there in checkpoints, so that ``predict``
+    cuts new sequences the way the classifier's training data was cut.
+    """
+    from virnucpro_core.paths import PreprocessPaths
+
+    paths = PreprocessPaths(fasta.parent)
+    if fasta.name not in (paths.nucleotide.name, paths.protein.name) or not paths.summary.is_file():
+        return None
+    try:
+        value = json.loads(paths.summary.read_text(encoding="utf-8")).get("chunk_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
 def read_records(path: str | os.PathLike, family: str) -> list[tuple[str, str]]:
     """``(id, seq)`` pairs of a nucleotide (``dnabert``) or protein (``esm``) FASTA, validated."""
     from virnucpro_core import sequences
@@ -557,7 +575,8 @@ def extract_to_file(
     data = torch.cat([s["data"] for s in shards], dim=0)
     lengths = torch.cat([s["lengths"] for s in shards], dim=0)
     meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
-    meta.update(cache_key=key, input_file=Path(fasta_path).name, shard_size=shard_size)
+    meta.update(cache_key=key, input_file=Path(fasta_path).name, shard_size=shard_size,
+                chunk_size=preprocess_chunk_size(Path(fasta_path)))
     save_features(Embeddings([rid for rid, _ in pairs], data, lengths, meta), out)
     shutil.rmtree(paths.root, ignore_errors=True)
     with contextlib.suppress(OSError):

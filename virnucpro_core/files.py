@@ -97,6 +97,13 @@ def files_together(directory: str | os.PathLike, marker: str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def earlier_outputs(path: str | os.PathLike, writes: Iterable[str] = ()) -> list[Path]:
+    """The files of an earlier run that writing ``path`` (a file, or a directory's ``writes``) will replace."""
+    path = Path(path)
+    targets = [path / name for name in writes] if writes else [path]
+    return [target for target in targets if target.exists()]
+
+
 def check_output(
     path: str | os.PathLike,
     *,

@@ -496,12 +496,27 @@ def check_width(
     )
 
 
+def _mismatch(loaded: LoadedCheckpoint, ours: str, theirs: str, option: str, allowed: list[str] | None) -> None:
+    """A setting that differs from the checkpoint's training features: an error, or a warning added to
+    ``allowed`` (the run's warnings) when mismatches are allowed."""
+    message = f"this run uses {ours}, but {loaded.path} was trained on features made with {theirs}"
+    if allowed is not None:
+        allowed.append(f"{message}; scored anyway (--allow-mismatch)")
+        return
+    raise InputError(
+        message,
+        expected="the settings of the checkpoint's training features",
+        found=ours,
+        fix=f"drop {option} (predict then follows the checkpoint), or pass --allow-mismatch to score anyway",
+    )
+
+
 def predict_fasta(
     input_path: str | os.PathLike,
     checkpoint: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     weights: str = "pretrained",
     size: str | None = None,
     dna_model_path: str | os.PathLike | None = None,
@@ -510,6 +525,7 @@ def predict_fasta(
     seed: int = 0,
     progress: bool = True,
     rebuild: bool = False,
+    allow_mismatch: bool = False,
     on_log: Callable[[str], None] | None = None,
 ) -> PredictionResult:
     """Classify the chunks of new DNA sequences with a trained checkpoint.
@@ -524,7 +540,8 @@ def predict_fasta(
         input_path: nucleotide FASTA, optionally gzipped.
         checkpoint: file from ``virnucpro train``; its meta names the protein model.
         out_dir: output directory (created if missing).
-        chunk_size: chunk length in bases; use the one the checkpoint was trained on (300 or 500).
+        chunk_size: chunk length in bases; default: the one the checkpoint was trained on (recorded by
+            ``virnucpro train``), else 300.
         weights: ``pretrained`` (published weights, from the model paths or the
             Hugging Face cache) or ``random`` (seeded stand-ins, for smoke runs).
         size: stand-in size with random weights, ``tiny`` or ``full``; default:
@@ -535,11 +552,14 @@ def predict_fasta(
         seed: stand-in initialisation seed.
         progress: show progress bars.
         rebuild: recompute embeddings even when ``out_dir/features`` holds them for the same input and models.
+        allow_mismatch: score even when the chunk size or the protein vocabulary differs from the
+            checkpoint's training features (the calls are then not what the classifier was trained for).
         on_log: called with each notable message (default: the module logger).
 
     Raises:
         DimensionError: the checkpoint's input width is not DNABERT-S + protein model of this run.
-        InputError: unreadable input or checkpoint, unknown options.
+        InputError: unreadable input or checkpoint, unknown options, or a chunk size or protein vocabulary
+            other than the training features' (unless ``allow_mismatch``).
         WeightsNotFoundError: pretrained weights are not on this machine.
     """
     say = on_log or log.info
@@ -560,6 +580,14 @@ def predict_fasta(
             found=repr(loaded.meta.dna_model),
             fix="pass a checkpoint written by `virnucpro train` on DNABERT-S features",
         )
+    mismatches: list[str] | None = [] if allow_mismatch else None
+    trained_chunk = trained.get("chunk_size")
+    if chunk_size is None:
+        chunk_size = trained_chunk or DEFAULT_CHUNK_SIZE
+        origin = "as the checkpoint was trained" if trained_chunk else "the default; the checkpoint records none"
+        say(f"chunk size {chunk_size} bp ({origin}; change with --chunk-size)")
+    elif trained_chunk and chunk_size != trained_chunk:
+        _mismatch(loaded, f"chunk size {chunk_size} bp", f"{trained_chunk} bp chunks", "--chunk-size", mismatches)
     # Pretrained weights are full size whatever --size says.
     protein_model = _protein_model_of(loaded, size if weights == "random" else "full")
     if weights == "random":  # widths are known before any model is built: fail fast
@@ -571,8 +599,15 @@ def predict_fasta(
     read_fasta(input_path)
     options = dict(weights=weights, size=size, device=device, seed=seed)
     dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
-    protein = load_model(protein_model, model_path=protein_model_path, path_option="--protein-model-path", **options)
+    # The protein model runs in the precision the training features were extracted in (bf16 for FastESM2 on a GPU).
+    protein = load_model(protein_model, model_path=protein_model_path, path_option="--protein-model-path",
+                         dtype=trained.get("protein_dtype") or "float32", **options)
     check_width(loaded, protein_model, dna.dim, protein.dim, size=protein.size, weights=protein.provenance["weights"])
+    trained_vocab = trained.get("protein_vocab")
+    if trained_vocab and trained_vocab != protein.provenance.get("vocab_sha256"):
+        _mismatch(loaded, f"protein vocabulary {str(protein.provenance.get('vocab_sha256'))[:12]} "
+                  f"({protein.provenance.get('vocab')})", f"vocabulary {trained_vocab[:12]}",
+                  "--protein-model-path", mismatches)
 
     paths = PredictionPaths(Path(out_dir))
     prep = preprocess(input_path, chunk_size, paths.preprocess)
@@ -599,6 +634,7 @@ def predict_fasta(
     calls = chunk_calls(scores, chunk_ids)
 
     warnings = [RANDOM_WEIGHTS_WARNING] if random_weights else []
+    warnings += mismatches or []
     if trained.get("protein_weights") == "random" and not random_weights:
         warnings.append("the checkpoint was trained on random-weight stand-in features; its calls on pretrained "
                         "features mean nothing")  # fmt: skip

@@ -313,7 +313,8 @@ def _save_merged(features: Mapping, path: Path) -> None:
 
 
 def feature_info(meta: Mapping) -> dict:
-    """Which embedders made a merged file: model keys, size, weights kind, vocabulary fingerprints (None where unknown).
+    """Which embedders made a merged file: model keys, size, weights kind, vocabulary fingerprints, the protein
+    model's dtype and the chunk size (None where unknown).
 
     Reads the top-level ``protein_model`` / ``dna_model`` keys if present, else the
     ``meta['protein']`` / ``meta['dna']`` provenance that ``virnucpro merge`` writes
@@ -329,6 +330,8 @@ def feature_info(meta: Mapping) -> dict:
         "dna_weights": dna.get("weights"),
         "protein_vocab": protein.get("vocab_sha256"),
         "dna_vocab": dna.get("vocab_sha256"),
+        "protein_dtype": protein.get("dtype"),
+        "chunk_size": protein.get("chunk_size") or dna.get("chunk_size"),
     }
 
 
@@ -736,7 +739,7 @@ def _load_inputs(viral_paths, host_paths) -> tuple[dict, list[InputFile]]:
             fix="pass the viral and host files of one embedder together; split the other with --manifest",
         )
     infos = [feature_info(f["meta"]) for f in pooled]
-    for key in ("protein_model", "dna_model", "size", "protein_weights", "dna_weights"):
+    for key in ("protein_model", "dna_model", "size", "protein_weights", "dna_weights", "chunk_size", "protein_dtype"):
         names = {str(info[key]) for info in infos if info[key] is not None}
         if len(names) > 1:
             problems.append(f"{key} differs between files: {', '.join(sorted(names))}")

@@ -114,13 +114,15 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.metrics import Evaluation, Predictions
     from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
 
-    from virnucpro_core.files import check_output, files_together
+    from virnucpro_core.files import check_output, earlier_outputs, files_together
 
+    outputs = ["report.md", "report.json", "comparison.json", "evaluation_fast.json", "evaluation_baseline.json"]
     check_output(args.out, kind="directory",
                  inputs=[args.fast, args.baseline, args.baseline_metrics, args.fast_history, args.baseline_history,
                          args.split_summary],
-                 writes=["report.md", "report.json", "comparison.json", "evaluation_fast.json",
-                         "evaluation_baseline.json"])
+                 writes=outputs)
+    if earlier_outputs(args.out, outputs):
+        print(f"note: replacing the earlier comparison in {args.out}")
     if args.baseline and Path(args.fast).resolve() == Path(args.baseline).resolve():
         raise InputError(
             f"--fast and --baseline are the same file: {args.fast}",

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
     from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
 
-    from virnucpro_core.files import check_output
+    from virnucpro_core.files import check_output, earlier_outputs
 
     _check_suffix(args.out, "--out", PREDICTION_SUFFIXES)
     check_output(args.out, inputs=[args.model, args.features])
@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         _check_suffix(args.metrics_out, "--metrics-out", (".json",))
         check_output(args.metrics_out, inputs=[args.model, args.features, args.out], option="--metrics-out")
     predictions = predict_features(args.model, args.features)
+    if not len(predictions):
+        raise InputError(f"{args.features} holds no samples: there is nothing to evaluate",
+                         expected="a merged feature file with test samples (test.pt of `virnucpro split`)",
+                         found="0 samples", fix="pass the split's test.pt")
     classes = set(np.unique(predictions.y_true).tolist())
     if args.metrics_out and classes != {HOST, VIRAL}:
         # Checked before anything is written: a metrics file of one class would feed compare's gate a
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             fix="evaluate on a test split of both classes (virnucpro split draws each class separately), or "
             "leave out --metrics-out to write only the predictions",
         )
+    for earlier in earlier_outputs(args.out) + (earlier_outputs(args.metrics_out) if args.metrics_out else []):
+        print(f"note: replacing {earlier}")
     predictions.save(args.out)
     meta = predictions.meta
     checkpoint = meta["checkpoint"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from virnucpro_core.commands.defaults import LABELS
 
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.files import check_output
 
     check_output(args.out, inputs=[args.dna, args.protein])
+    if Path(args.out).exists():
+        print(f"note: replacing {args.out}")
     merged = merge_features(args.dna, args.protein, args.label)
     out = save_merged(merged, args.out)
     meta = merged.meta

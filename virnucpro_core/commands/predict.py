@@ -28,9 +28,14 @@ def register(subparsers) -> None:
     parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
     parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
     parser.add_argument(
-        "--chunk-size", type=positive_int, default=CHUNK_SIZE,
-        help=f"chunk length in bases (default: {CHUNK_SIZE}); use the size the checkpoint was trained on "
-        "(VirNucPro's models: 300 or 500)",
+        "--chunk-size", type=positive_int, default=None,
+        help="chunk length in bases (default: the size the checkpoint's training features were cut with, "
+        f"else {CHUNK_SIZE}); another size than the checkpoint's is refused unless --allow-mismatch",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-mismatch", action="store_true",
+        help="score even when --chunk-size or the protein model's vocabulary differs from the checkpoint's training "
+        "features, with a warning (default: refuse, since the classifier never saw such features)",
     )  # fmt: skip
     parser.add_argument(
         "--weights", choices=list(WEIGHTS), default="pretrained",
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         rebuild=args.rebuild,
+        allow_mismatch=args.allow_mismatch,
     )
     counts, models = result.counts, result.models
     print(

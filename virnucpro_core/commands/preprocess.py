@@ -40,11 +40,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in Biopython, which `--help` does not need.
-    from virnucpro_core.files import check_output
+    from virnucpro_core.files import check_output, earlier_outputs
     from virnucpro_core.sequences import preprocess
 
-    check_output(args.out, kind="directory", inputs=[args.input, *(args.reference or [])],
-                 writes=["chunks.fa", "nucleotide.fa", "protein.faa", "preprocess.json"])
+    outputs = ["chunks.fa", "nucleotide.fa", "protein.faa", "preprocess.json"]
+    check_output(args.out, kind="directory", inputs=[args.input, *(args.reference or [])], writes=outputs)
+    if earlier_outputs(args.out, outputs):
+        print(f"note: replacing the earlier preprocess output in {args.out}")
     result = preprocess(args.input, args.chunk_size, args.out, reference=args.reference)
     mode = "training mode" if result.training_mode else "prediction mode"
     print(

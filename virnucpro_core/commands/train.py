@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [features / name for name in ("train.pt", "test.pt", "manifest.json")] if features.is_dir() else [features]
     check_output(args.out, inputs=inputs)
     check_output(TrainingPaths(Path(args.out)).history, inputs=inputs, option="--out's history file")
+    if Path(args.out).exists():
+        print(f"note: {args.out} exists and will be replaced when training ends")
     config = TrainingConfig(
         patience=args.patience,
         save=args.save,
