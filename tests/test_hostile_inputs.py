@@ -82,6 +82,10 @@ def test_a_nan_checkpoint_is_refused_not_scored(tmp_path, run_cli):
                             "--out", str(tmp_path / "p.json")])
     clear_error(code, err, str(path), "NaN or infinite weight")
     assert not (tmp_path / "p.json").exists()
+    (tmp_path / "x.fa").write_text(">x\nATGAAATTTGGGCCC\n")
+    code, _, err = run_cli(["predict", str(tmp_path / "x.fa"), "--model", str(path), "--out", str(tmp_path / "calls")])
+    clear_error(code, err, "NaN or infinite weight")
+    assert not (tmp_path / "calls").exists(), "nothing is called 'virus' with scores of -inf"
 
 
 def test_rna_gives_the_frames_of_its_dna(tmp_path, run_cli):
@@ -166,12 +170,19 @@ def test_training_into_an_unwritable_place_stops_before_training(tmp_path, run_c
         (["preprocess", "x.fa", "--out", "FILE"], ["is a file"]),
         (["split", "--viral", "v.pt", "--host", "h.pt", "--out", "FILE"], ["is a file"]),
         (["compare", "--fast", "f.json", "--baseline-metrics", "b.json", "--out", "FILE"], ["is a file"]),
+        (["predict", "x.fa", "--model", "m.pt", "--out", "FILE"], ["is a file"]),
+        (["merge", "d.pt", "p.pt", "--label", "viral", "--out", "DIR"], ["is a directory"]),
+        (["train", "--features", "t.pt", "--out", "DIR"], ["is a directory"]),
+        (["evaluate", "--model", "m.pt", "--features", "t.pt", "--out", "DIR"], ["--out DIR: unknown file type"]),
+        (["evaluate", "--model", "m.pt", "--features", "t.pt", "--out", "DIR.json"], ["is a directory"]),
     ],
-    ids=["file-output-is-a-dir", "dir-output-is-a-file", "split-dir-is-a-file", "compare-dir-is-a-file"],
+    ids=["extract", "preprocess", "split", "compare", "predict", "merge", "train", "evaluate-suffix",
+         "evaluate"],
 )
 def test_outputs_of_the_wrong_kind_are_clear_errors(tmp_path, run_cli, monkeypatch, argv, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "DIR").mkdir()
+    (tmp_path / "DIR.json").mkdir()
     (tmp_path / "FILE").write_text("mine\n")
     code, _, err = run_cli(argv)
     clear_error(code, err, *words)
