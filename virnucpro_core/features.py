@@ -49,7 +49,7 @@ REQUIRED_META = ("model", "display_name", "weights", "size", "dtype", "pooling",
 LABELS = {"viral": 1, "host": 0}
 DEFAULT_SHARD_SIZE = 2000
 # Bump when shard contents or the cache key change meaning, so old shards are not reused.
-_CACHE_FORMAT = 2  # 2: ESM-2 token ids fixed (I = 12, D = 13); vocabulary fingerprint in the key
+_CACHE_FORMAT = 3  # 2: ESM-2 token ids fixed (I = 12, D = 13), vocabulary in the key; 3: chunk size in the meta
 
 
 # --------------------------------------------------------------------------- per-model files
