@@ -86,6 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # `pytest acceptance/` writes its HTML report without being asked; an explicit --html wins. Either way the
     # report is one self-contained file (styles and figures inline, no assets/ beside it).
+    if config.getoption("help") or config.getoption("collectonly"):
+        config.option.htmlpath = None  # they run nothing, so they write and remove no report either
+        return
     if not config.getoption("htmlpath", default=None):
         config.option.htmlpath = str(DEFAULT_HTML)
     config.option.self_contained_html = True

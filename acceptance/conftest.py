@@ -27,6 +27,8 @@ log = logging.getLogger("virnucpro.acceptance")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("collectonly") or config.getoption("help"):
+        return  # nothing runs: no verdict, no reports, pytest's own exit status
     config.pluginmanager.register(report_plugin.AcceptanceReport(config), "virnucpro-acceptance-report")
 
 

@@ -125,3 +125,17 @@ def test_the_checks_catch_a_bad_page():
     for expected in ("external stylesheet", "2 Environment sections", "literal backtick", "has headers []",
                      "verdict banner is not the first", "SMOKE PROFILE in the title"):
         assert any(expected in p for p in problems), (expected, problems)
+
+
+def test_collect_only_neither_decides_nor_touches_the_reports(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "acceptance.md").write_text("an earlier run's report\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "acceptance/", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "--html", str(reports / "acceptance.html")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (reports / "acceptance.md").read_text() == "an earlier run's report\n"
+    assert sorted(p.name for p in reports.iterdir()) == ["acceptance.md"]
