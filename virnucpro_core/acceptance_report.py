@@ -21,7 +21,7 @@ from typing import Any
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.report import Table, drop_table, length_table, markdown_table, metrics_table, split_table
-from virnucpro_core.verdict import EXIT_CODES, ReportContext, Verdict
+from virnucpro_core.verdict import EXIT_CODES, ReportContext, Verdict, unless_unreadable
 
 SMOKE_NOTICE = (
     "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
@@ -80,7 +80,7 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
             ("host inputs", ", ".join(str(p) for p in settings.host)),
             ("limits", f"accuracy drop < {settings.max_accuracy_drop}; time ratio ≤ {settings.max_time_ratio}"),
         ]
-    device = _quiet(ctx.run.device, None) if ctx.run is not None else None
+    device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
     rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
     rows.append(("commit", _git_commit()))
     for model in ctx.run.loaded_models() if ctx.run is not None else []:
@@ -95,19 +95,9 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
 
 def _weights_row(ctx: ReportContext) -> str:
     settings = ctx.settings
-    if ctx.run is not None and _quiet(ctx.run.has_merged_inputs, False):
+    if ctx.run is not None and unless_unreadable(ctx.run.has_merged_inputs, False):
         return f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
     return f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random" else settings.weights
-
-
-def _quiet(call, default):
-    """``call()``, or ``default`` when the inputs cannot be read (the tests that read them report it)."""
-    from virnucpro_core.errors import VirNucProError
-
-    try:
-        return call()
-    except VirNucProError:
-        return default
 
 
 def _git_commit() -> str:
@@ -249,8 +239,9 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
     code = verdict.exit_code(allow_incomplete)
     run_line = f"Run {ctx.run_id}, started {ctx.started} UTC; verdict {verdict.status}, exit status {code}."
     lines = [f"# VirNucPro FastESM2_650 acceptance — {verdict.title}", "", run_line, ""]
-    if notice(ctx):
-        lines += [f"**{notice(ctx)}**", ""]
+    banner = notice(ctx)
+    if banner:
+        lines += [f"**{banner}**", ""]
     lines += ["## Verdict", ""] + [f"- {r}" for r in verdict.reasons] + [""]
     if verdict.next_steps:
         lines += ["## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(verdict.next_steps, 1)] + [""]
@@ -264,9 +255,10 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         lines += ["## Accuracy", "", comparison.reason, "", DROP_DEFINITION, ""]
         lines += markdown_table(accuracy_gate_table(comparison)) + [""]
         lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
+    ratios = speed_ratio_table(ctx)
     if ctx.timings:
         lines += ["## Speed", "", speed_protocol(ctx), ""]
-        lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(speed_ratio_table(ctx)) + [""]
+        lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(ratios) + [""]
     split = split_report(ctx)
     if split is not None:
         lines += ["## Test set", "", split.description, ""]
@@ -289,14 +281,14 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         "exit_codes": EXIT_CODES,
         "profile": ctx.profile,
         "smoke": ctx.smoke,
-        "notice": notice(ctx),
+        "notice": banner,
         "settings": ctx.settings.to_dict() if ctx.settings is not None else None,
         "environment": dict(environment_rows(ctx)),
         "test_set": _test_set_dict(ctx),
         "training": _training_dict(ctx),
         "comparison": comparison.to_dict() if comparison is not None else None,
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
-        "speed_ratios": [dict(zip(speed_ratio_table(ctx)[0], row, strict=True)) for row in speed_ratio_table(ctx)[1]],
+        "speed_ratios": [dict(zip(ratios[0], row, strict=True)) for row in ratios[1]],
         "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
                    for s in getattr(ctx.run, "stages", [])],
         "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],

@@ -312,10 +312,15 @@ def _json_safe(value: Any) -> Any:
 FAST_MODEL, BASELINE_MODEL = "fastesm2_650", "esm2_3b"
 
 
+def _entry(meta: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested provenance entry (``checkpoint``, ``split``), or ``{}`` when the file has none."""
+    value = meta.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _describe_origin(meta: Mapping[str, Any]) -> str:
     """What a predictions file says it is: protein model, checkpoint, features file, split."""
-    checkpoint = meta.get("checkpoint") if isinstance(meta.get("checkpoint"), Mapping) else {}
-    split = meta.get("split") if isinstance(meta.get("split"), Mapping) else {}
+    checkpoint, split = _entry(meta, "checkpoint"), _entry(meta, "split")
     parts = [f"protein model {meta.get('model') or 'not recorded'}"]
     if checkpoint.get("path"):
         parts.append(f"checkpoint {Path(str(checkpoint['path'])).name} (sha256 {str(checkpoint.get('sha256'))[:12]})")
@@ -343,11 +348,10 @@ def _check_roles(meta: Mapping[str, Any], role: str, expected: str) -> None:
 def _check_pair(fast: Mapping[str, Any], baseline: Mapping[str, Any]) -> None:
     """Two different models' predictions on the test side of one split: not one file twice, not two test sets."""
     problems = []
-    fast_sha = (fast.get("checkpoint") or {}).get("sha256") if isinstance(fast.get("checkpoint"), Mapping) else None
-    base_ckpt = baseline.get("checkpoint") if isinstance(baseline.get("checkpoint"), Mapping) else {}
-    if fast_sha and fast_sha == base_ckpt.get("sha256"):
+    fast_sha = _entry(fast, "checkpoint").get("sha256")
+    if fast_sha and fast_sha == _entry(baseline, "checkpoint").get("sha256"):
         problems.append("both were made by the same checkpoint (the same predictions given twice?)")
-    splits = [m.get("split") if isinstance(m.get("split"), Mapping) else {} for m in (fast, baseline)]
+    splits = [_entry(m, "split") for m in (fast, baseline)]
     ids = [s.get("split_id") for s in splits]
     if all(ids) and ids[0] != ids[1]:
         problems.append(f"they come from different splits ({ids[0][:12]} and {ids[1][:12]})")

@@ -93,13 +93,8 @@ class ReportContext:
     @property
     def random_weights(self) -> str | None:
         """Why this run's accuracy cannot validate FastESM2 (random weights in the options or the inputs), or None."""
-        from virnucpro_core.errors import VirNucProError
-
         if self.run is not None:
-            try:
-                return self.run.random_weights_reason()
-            except VirNucProError:  # unreadable inputs: the tests that read them report it
-                return None
+            return unless_unreadable(self.run.random_weights_reason, None)
         return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
 
     def speed_ratio(self) -> tuple[float, Any, Any] | None:
@@ -108,6 +103,16 @@ class ReportContext:
         if fast is None or baseline is None:
             return None
         return fast.mean_s / baseline.mean_s, fast, baseline
+
+
+def unless_unreadable(call, default):
+    """``call()``, or ``default`` when the run's inputs cannot be read (the tests that read them report it)."""
+    from virnucpro_core.errors import VirNucProError
+
+    try:
+        return call()
+    except VirNucProError:
+        return default
 
 
 @dataclass
