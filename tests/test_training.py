@@ -7,9 +7,9 @@ import argparse
 import pytest
 import torch
 
-from virnucpro_core.classifier import load_checkpoint
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import sha256_file
+from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.split import SplitPaths, make_split
 from virnucpro_core.training import (
     TrainingConfig,

@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from virnucpro_core.classifier import LoadedCheckpoint, display_name, load_checkpoint
+from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import MergedFeatures, extract_to_file, load_merged, merge_features
 from virnucpro_core.files import atomic_write_text, sha256_file
+from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE, Predictions
 from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model
 from virnucpro_core.sequences import preprocess, read_fasta, source_id

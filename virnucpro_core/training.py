@@ -39,14 +39,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from virnucpro_core.classifier import (
-    CheckpointMeta,
-    MLPClassifier,
-    describe_features,
-    save_checkpoint,
-)
+from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, describe_features
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.layouts.checkpoints import save_checkpoint
 from virnucpro_core.models import resolve_device
 from virnucpro_core.split import (
     CLASS_NAMES,

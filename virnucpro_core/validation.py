@@ -468,7 +468,7 @@ class ValidationRun:
 
     def trained(self, embedder: str) -> "TrainedModel":
         """Train the MLP for one embedder (VirNucPro's hyperparameters); keeps final and best weights."""
-        from virnucpro_core.classifier import load_checkpoint
+        from virnucpro_core.layouts.checkpoints import load_checkpoint
         from virnucpro_core.training import TrainingHistory, train_classifier
 
         split = self.split_for(embedder)
