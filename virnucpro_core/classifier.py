@@ -159,7 +159,11 @@ class CheckpointMeta:
 
     ``which`` is ``"final"`` (weights after the last epoch) or ``"best"``
     (weights of the epoch with the lowest validation loss); ``epoch`` is the
-    1-based epoch those weights come from.
+    1-based epoch those weights come from. Checkpoints of the original
+    VirNucPro and of the FastESM2 fork cannot state some fields (``which``,
+    ``epoch``, ``created``, ``versions``, the chunk size in ``features``):
+    those are None (or absent), never guessed, and ``features['origin']``
+    names the layout the file came in.
     """
 
     protein_model: str | None
@@ -168,8 +172,8 @@ class CheckpointMeta:
     hidden_dim: int = 512
     num_classes: int = 2
     dropout: float = 0.5
-    which: str = "final"
-    epoch: int = 0
+    which: str | None = "final"
+    epoch: int | None = 0
     seed: int | None = None
     split_manifest_sha256: str | None = None
     split_id: str | None = None
@@ -178,7 +182,7 @@ class CheckpointMeta:
     train_samples: int | None = None
     val_samples: int | None = None
     versions: dict = field(default_factory=library_versions)
-    created: str = field(default_factory=_now_iso)
+    created: str | None = field(default_factory=_now_iso)
     class_labels: dict = field(default_factory=lambda: {"host": 0, "viral": 1})
 
     def describe(self) -> str:
