@@ -250,7 +250,8 @@ def predict_features(
     """Run a checkpoint on a merged feature file and return its predictions.
 
     Args:
-        checkpoint: a file from ``virnucpro train`` (or an already loaded one).
+        checkpoint: a checkpoint file of any layout :func:`~virnucpro_core.layouts.checkpoints.load_checkpoint`
+            reads (``virnucpro train``'s, the original VirNucPro's, the FastESM2 fork's), or an already loaded one.
         features: a merged feature file (e.g. a split's ``test.pt``) or its
             :class:`~virnucpro_core.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
@@ -469,6 +470,12 @@ def _protein_model_of(loaded: LoadedCheckpoint, size: str) -> str:
     )
 
 
+def standin_widths(size: str) -> dict[int, str]:
+    """Merged width → protein model of the stand-ins of ``size`` (DNABERT-S + each ESM model)."""
+    dna_dim = get_spec(DNA_MODEL).dim_for(size)
+    return {dna_dim + spec.dim_for(size): name for name, spec in SPECS.items() if spec.family == "esm"}
+
+
 def check_width(
     loaded: LoadedCheckpoint, protein_model: str, dna_dim: int, protein_dim: int, *, size: str, weights: str
 ) -> None:
@@ -539,7 +546,8 @@ def predict_fasta(
 
     Args:
         input_path: nucleotide FASTA, optionally gzipped.
-        checkpoint: file from ``virnucpro train``; its meta names the protein model.
+        checkpoint: file from ``virnucpro train``, the original VirNucPro or the FastESM2 fork; its meta (or,
+            for the original's files, its width) names the protein model.
         out_dir: output directory (created if missing).
         chunk_size: chunk length in bases; default: the one the checkpoint was trained on (recorded by
             ``virnucpro train``), else 300.
@@ -566,7 +574,10 @@ def predict_fasta(
     say = on_log or log.info
     if weights not in WEIGHTS:
         raise InputError(f"unknown weights kind {weights!r}", expected=" or ".join(WEIGHTS), found=repr(weights))
-    loaded = load_checkpoint(checkpoint)
+    # Files of the original VirNucPro do not name their protein model: their width does, and with stand-ins
+    # the stand-ins' widths count too.
+    widths = standin_widths(size or "tiny") if weights == "random" and (size or "tiny") in SIZES else None
+    loaded = load_checkpoint(checkpoint, protein_widths=widths)
     trained = loaded.meta.features or {}
     if size is None:
         size = trained.get("size") if trained.get("size") in SIZES else "tiny"

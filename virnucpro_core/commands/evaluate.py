@@ -17,13 +17,15 @@ def register(subparsers) -> None:
         "evaluate",
         help="run a trained checkpoint on a merged feature file and write its predictions for `virnucpro compare`",
         description=(
-            "Load CKPT (from `virnucpro train`), check that it was trained on features of the width and protein "
-            "model of TEST.pt, score every sample and write PREDICTIONS (.json or .npz: ids, y_true, p_viral, "
-            "y_pred, lengths, meta), the file `virnucpro compare --fast/--baseline` reads. Prints accuracy, "
+            "Load CKPT (from `virnucpro train`, the original VirNucPro or the FastESM2 fork), check that it was "
+            "trained on features of the width and protein model of TEST.pt, score every sample and write "
+            "PREDICTIONS (.json or .npz: ids, y_true, p_viral, y_pred, lengths, meta), the file `virnucpro compare --fast/--baseline` reads. Prints accuracy, "
             "precision, recall, F1, ROC-AUC, PR-AUC and MCC with bootstrap CIs, and the per-chunk accuracy."
         ),
     )
-    parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
+    parser.add_argument("--model", required=True, metavar="CKPT",
+                        help="checkpoint: `virnucpro train`'s, an original VirNucPro model file (300_model.pth / "
+                        "500_model.pth) or a FastESM2 fork checkpoint; read without running pickled code")
     parser.add_argument("--features", required=True, metavar="TEST.pt",
                         help="merged, labelled feature file: the split's test.pt (or any `virnucpro merge` output)")
     parser.add_argument("--out", required=True, metavar="PREDICTIONS",
@@ -89,10 +91,13 @@ def run(args: argparse.Namespace) -> int:
     predictions.save(args.out)
     meta = predictions.meta
     checkpoint = meta["checkpoint"]
+    if checkpoint["which"]:
+        weights = f"{checkpoint['which']} weights of epoch {checkpoint['epoch']}"
+    else:  # the original's and the fork's files do not say
+        weights = (checkpoint.get("trained_on") or {}).get("origin") or "weights of unknown epoch"
     print(
         f"{len(predictions)} samples of {args.features} -> {checkpoint['path']} "
-        f"({meta['display_name']}, {checkpoint['input_dim']}-d, {checkpoint['which']} weights of epoch "
-        f"{checkpoint['epoch']})"
+        f"({meta['display_name']}, {checkpoint['input_dim']}-d, {weights})"
     )
     random = uses_random_weights(meta)
     if random:

@@ -26,7 +26,9 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
-    parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
+    parser.add_argument("--model", required=True, metavar="CKPT",
+                        help="checkpoint: `virnucpro train`'s, an original VirNucPro model file (300_model.pth / "
+                        "500_model.pth) or a FastESM2 fork checkpoint; read without running pickled code")
     parser.add_argument(
         "--chunk-size", type=positive_int, default=None,
         help="chunk length in bases (default: the size the checkpoint's training features were cut with, "
