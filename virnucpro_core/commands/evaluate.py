@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.comparison import fmt, fmt_ci, uses_random_weights
     from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
     from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
+    from virnucpro_core.report import checkpoint_weights
 
     from virnucpro_core.files import check_output, earlier_outputs
 
@@ -91,10 +92,8 @@ def run(args: argparse.Namespace) -> int:
     predictions.save(args.out)
     meta = predictions.meta
     checkpoint = meta["checkpoint"]
-    if checkpoint["which"]:
-        weights = f"{checkpoint['which']} weights of epoch {checkpoint['epoch']}"
-    else:  # the original's and the fork's files do not say
-        weights = (checkpoint.get("trained_on") or {}).get("origin") or "weights of unknown epoch"
+    weights = (f"{checkpoint['which']} weights of epoch {checkpoint['epoch']}" if checkpoint["which"]
+               else checkpoint_weights(checkpoint))  # the original's and the fork's files name no epoch
     print(
         f"{len(predictions)} samples of {args.features} -> {checkpoint['path']} "
         f"({meta['display_name']}, {checkpoint['input_dim']}-d, {weights})"
