@@ -435,7 +435,8 @@ def _fork(path: Path, payload: Mapping) -> tuple[CheckpointMeta, dict, dict]:
     scalars = {key: payload.get(key) for key in ("epoch", "best_loss")}
     features = {
         "origin": LAYOUTS[FORK], "layout": FORK, "checkpoint_version": str(version), "model_type": model_type,
-        "huggingface_model_id": metadata.get("huggingface_model_id"), "chunk_size": None, "protein_dtype": None,
+        "huggingface_model_id": hub_id if isinstance(hub_id := metadata.get("huggingface_model_id"), str) else None,
+        "chunk_size": None, "protein_dtype": None,
         **{f"fork_{k}": v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
            for k, v in scalars.items()},
     }  # fmt: skip

@@ -156,13 +156,15 @@ def load_weights_only(path: str | Path, placeholders: Iterable[type[PickledObjec
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-# Paragraphs of torch's weights_only error that are advice, not the reason.
-_TORCH_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+# Lines of torch's weights_only error that are advice, not the reason (the advice is to trust the file).
+_TORCH_ADVICE = ("Weights only load failed", "(1)", "(2)", "Please file an issue", "Check the documentation")
+_MARKER = "WeightsUnpickler error:"
 
 
 def load_failure(error: BaseException) -> str:
     """One line saying why torch refused a file: its restricted unpickler's reason, without the advice text."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reasons = [line for line in lines if not line.startswith(_TORCH_ADVICE)] or lines
-    reason = reasons[0].split("WeightsUnpickler error:", 1)[-1].strip() if reasons else ""
+    marked = [line.split(_MARKER, 1)[1].strip() for line in lines if _MARKER in line]
+    reasons = marked or [line for line in lines if not line.startswith(_TORCH_ADVICE)] or lines
+    reason = reasons[0].split(" Please use ", 1)[0] if reasons else ""
     return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
