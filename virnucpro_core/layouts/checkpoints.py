@@ -12,13 +12,16 @@ no code named in a file's pickle ever runs:
   the whole module, ``torch.save(model, 'model.pth')``, with ``MLPClassifier``
   defined in the script itself, so the pickle names ``__main__.MLPClassifier``
   and torch's ``Linear``, ``BatchNorm1d`` and ``Dropout``; its
-  ``prediction.py`` reads it with a plain ``torch.load``, which runs whatever
-  the pickle says. Here each of those four classes is replaced by an inert
-  placeholder (:data:`PICKLED_MODULES`) that only keeps the pickled
-  attributes; the state dict is taken from that tree. The file holds no code,
-  so the forward pass is the published one (hidden_layer → bn1 → ReLU →
-  dropout → output_layer), which :class:`~virnucpro_core.classifier.MLPClassifier`
-  computes on the same keys.
+  ``prediction.py`` reads it with a plain ``torch.load`` (``weights_only=False``
+  before torch 2.6), which runs whatever the pickle says. Here each of those
+  four classes is replaced by an inert placeholder (:data:`PICKLED_MODULES`)
+  that only keeps the pickled attributes; the state dict, BatchNorm's ``eps``
+  and dropout's ``p`` are taken from that tree. The file holds no code, so
+  the forward pass is the published one (hidden_layer → bn1 → ReLU → dropout
+  → output_layer), which :class:`~virnucpro_core.classifier.MLPClassifier`
+  computes on the same keys. The protein model follows from the width (3328 →
+  ESM2 3B, 2048 → FastESM2_650) or from the caller. Files in torch's legacy
+  (pre-1.6) format cannot be read this way and are refused with a way out.
 * ``fastesm2-fork`` — the FastESM2 fork's (broadinstitute/virnucpro-broad,
   branch virnucpro-docker-fastesm2: ``save_checkpoint_with_metadata`` in
   ``train.py`` and ``scripts/train_fastesm.py``): ``{'epoch',
@@ -28,7 +31,8 @@ no code named in a file's pickle ever runs:
   ``merged_dim``, ``input_dim``, ``hidden_dim``, ``num_class``,
   ``training_date`` and ``pytorch_version``. Its ``prediction.py`` loads it
   with ``weights_only=False``; here the metadata is checked against itself
-  and against the tensors.
+  and against the tensors (widths of the real models, or of their tiny
+  stand-ins for tests).
 
 A file whose pickle names anything else (``posix.system``, ``builtins.eval``,
 ``subprocess.Popen``, another class) is refused, naming the global, before

@@ -68,7 +68,8 @@ def is_tensor_global(name: str) -> bool:
     module, _, attr = name.rpartition(".")
     if module == "torch._utils":
         return attr.startswith("_rebuild_")
-    return module == "torch" and (attr.endswith("Storage") or isinstance(getattr(torch, attr, None), torch.dtype))
+    # torch.__dict__, not getattr: torch's module __getattr__ imports submodules on demand.
+    return module == "torch" and (attr.endswith("Storage") or isinstance(vars(torch).get(attr), torch.dtype))
 
 
 def _python3_name(module: str, name: str) -> str:
