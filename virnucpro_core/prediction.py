@@ -39,7 +39,8 @@ import torch
 
 from virnucpro_core.classifier import LoadedCheckpoint, display_name, load_checkpoint
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.features import MergedFeatures, extract_to_file, load_merged, merge_features
+from virnucpro_core.features import extract_to_file, merge_features
+from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.files import atomic_write_text, sha256_file
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE, Predictions
 from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model
@@ -251,7 +252,7 @@ def predict_features(
     Args:
         checkpoint: a file from ``virnucpro train`` (or an already loaded one).
         features: a merged feature file (e.g. a split's ``test.pt``) or its
-            :class:`~virnucpro_core.features.MergedFeatures`.
+            :class:`~virnucpro_core.layouts.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
             Features without labels (:class:`UnlabeledFeatures`) need them; for
             new sequences of unknown class use :func:`score_features` or

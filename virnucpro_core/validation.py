@@ -361,7 +361,8 @@ class ValidationRun:
 
     def merged(self, embedder: str, label: str) -> Path:
         """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
-        from virnucpro_core.features import merge_features, save_merged
+        from virnucpro_core.features import merge_features
+        from virnucpro_core.layouts.features import save_merged
 
         if self.input_kind(label) == "merged":
             return self._merged_inputs(embedder, label)
@@ -383,7 +384,7 @@ class ValidationRun:
 
     def merged_meta(self, path: Path) -> dict:
         """The ``meta`` of a merged feature input (read once)."""
-        from virnucpro_core.features import load_merged
+        from virnucpro_core.layouts.features import load_merged
 
         memo = f"merged meta:{path}"
         if memo not in self._memo:
