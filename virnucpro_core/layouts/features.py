@@ -366,6 +366,11 @@ class Declaration:
         }
 
 
+# How each protein model's features were usually made, for the hint in a missing-declaration error.
+_USUAL_DTYPE = {"esm2_3b": ("float32", "the original VirNucPro"),
+                "fastesm2_650": ("float16", "the FastESM2 fork (fp16 extraction)")}
+
+
 def declaration_for(declarations: Sequence[Declaration], protein_model: str, what: str,
                     option: str = "--declare") -> Declaration:
     """The declaration naming ``protein_model``; a clear error when there is none (or more than one)."""
@@ -379,8 +384,8 @@ def declaration_for(declarations: Sequence[Declaration], protein_model: str, wha
             expected=f"{option} {protein_model}:DTYPE[:WEIGHTS] stating the precision (and weights: pretrained or "
             "random) they were extracted with",
             found="declarations: " + (", ".join(map(str, declarations)) or "none"),
-            fix=f"add {option} {protein_model}:float32 if they came from the original VirNucPro, or "
-            f"{protein_model}:float16 for the FastESM2 fork's fp16 extraction; the report prints it as declared",
+            fix=f"add {option} {protein_model}:{_USUAL_DTYPE[protein_model][0]} if they came from "
+            f"{_USUAL_DTYPE[protein_model][1]}, or the dtype you extracted them in; it is reported as declared",
         )
     raise InputError(f"{option} names {protein_model} {len(matching)} times",
                      found=", ".join(map(str, matching)), fix="give one declaration per protein model")
@@ -739,3 +744,47 @@ def load_original_features(path: str | os.PathLike, *, obj: Any = None) -> Embed
         "provenance": "inferred from VirNucPro's layout and the width (weights and dtype not recorded)",
     }
     return Embeddings(list(ids), data, torch.zeros(len(vectors), dtype=torch.int64), meta)
+
+
+# --------------------------------------------------------------------------- grouping inputs by embedder
+
+
+def protein_model_of_file(path: str | os.PathLike, size: str) -> str | None:
+    """The protein model a merged file (ours or VirNucPro's) comes from: our meta, else the width.
+
+    Tensors are memory-mapped, so this reads little more than the file's header.
+    """
+    from virnucpro_core.split import feature_info
+
+    obj = torch_load(path, "merged feature", mmap=True)
+    layout = detect_layout(obj)
+    if layout == OURS_MERGED and isinstance(obj.get("meta"), Mapping):
+        return feature_info(obj["meta"])["protein_model"]
+    data = obj.get("data") if isinstance(obj, Mapping) else None
+    if layout == ORIGINAL_MERGED and isinstance(data, torch.Tensor) and data.ndim == 2:
+        return protein_model_of_width(int(data.shape[1]), size)
+    return None
+
+
+def plan_import(inputs: Mapping[str, Sequence[str | os.PathLike]], size: str) -> dict[tuple[str, str], list[Path]]:
+    """``(protein model, class) → files``: which merged inputs make which embedder's set of each class.
+
+    Raises:
+        DimensionError: a file whose width (or meta) names no supported protein model.
+    """
+    plan: dict[tuple[str, str], list[Path]] = {}
+    unknown = []
+    for label, paths in inputs.items():
+        for path in map(Path, paths):
+            model = protein_model_of_file(path, size)
+            if model is None:
+                unknown.append(path.name)
+            else:
+                plan.setdefault((model, label), []).append(path)
+    if unknown:
+        raise DimensionError(f"{len(unknown)} merged file(s) come from no supported embedder pair",
+                             expected="widths " + _widths_expected(size),
+                             found=", ".join(unknown[:_SHOW]) + (" ..." if len(unknown) > _SHOW else ""),
+                             fix="pass merged DNABERT-S ‖ protein-model features" +
+                             ("" if size == "tiny" else " (stand-in features need --size tiny)"))
+    return dict(sorted(plan.items()))
