@@ -761,8 +761,10 @@ def summarize(manifest: SplitManifest, lengths_by_id: Mapping[str, int]) -> Spli
         )
 
     def lengths(side: SampleList, label: int | None) -> np.ndarray:
+        # 0 is "not recorded" (features imported from VirNucPro's files): left out of the distributions.
         return np.array(
-            [lengths_by_id[i] for i, lab in zip(side.ids, side.labels, strict=True) if label is None or lab == label],
+            [lengths_by_id[i] for i, lab in zip(side.ids, side.labels, strict=True)
+             if (label is None or lab == label) and lengths_by_id[i] > 0],
             dtype=np.int64,
         )
 

@@ -88,22 +88,23 @@ def torch_load(path: str | os.PathLike, what: str, *, mmap: bool = False) -> Any
             raise
     except Exception as error:  # pickle, zip and unpickler errors all mean "not a file we can read safely"
         first = str(error).splitlines()[0] if str(error) else ""
-        unsafe = "Unsupported global" in str(error) or "weights_only" in str(error).lower()
+        unsafe = _unsafe_global(str(error))
         raise InputError(
             f"{path} is not a readable {what} file" + (" (it asks to run code, which is refused)" if unsafe else ""),
             expected="a torch.save'd dict of tensors, lists and plain values (virnucpro-accept's or VirNucPro's "
             "layouts), readable with torch.load(weights_only=True)",
-            found=f"{type(error).__name__}: {_unsafe_global(str(error)) or first}",
+            found=unsafe or f"{type(error).__name__}: {first}",
             fix="re-create it with `virnucpro extract` / `virnucpro merge`; never load a file of unknown origin "
             "with weights_only=False",
         ) from None
 
 
 def _unsafe_global(message: str) -> str | None:
-    for line in message.splitlines():
-        if "Unsupported global" in line:
-            return line.strip()
-    return None
+    """The object a refused pickle asked for, from torch's weights-only unpickler message."""
+    import re
+
+    found = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", message, re.IGNORECASE)
+    return f"the file asks the unpickler for {found.group(1)}, which is not tensors or plain data" if found else None
 
 
 def detect_layout(obj: Any) -> str:
