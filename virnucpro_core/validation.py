@@ -153,6 +153,7 @@ class Settings:
         for path in [*viral, *host]:
             if not path.exists():
                 raise InputError(f"{path}: no such input file", fix="check the --viral/--host/--data-dir paths")
+        _check_declarations(viral, host, declarations, size)
         return cls(
             profile=profile,
             viral=tuple(viral),
@@ -179,6 +180,31 @@ class Settings:
     def to_dict(self) -> dict:
         data = asdict(self)
         return json.loads(json.dumps(data, default=str))
+
+
+def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declarations: Sequence[str], size: str) -> None:
+    """Every protein model given in VirNucPro's layout (which records no provenance) must be declared.
+
+    Checked before anything runs, so a missing declaration is one usage error;
+    files are memory-mapped, so this reads little more than their headers.
+    """
+    from virnucpro_core.layouts.features import (
+        ORIGINAL_MERGED, Declaration, declaration_for, detect_layout, protein_model_of_width, torch_load,
+    )
+
+    parsed = [Declaration.parse(text, option="--declare-features") for text in declarations]
+    models: dict[str, list[str]] = {}
+    for path in [*viral, *host]:
+        if _input_kind(path) != "merged":
+            continue
+        obj = torch_load(path, "merged feature", mmap=True)
+        if detect_layout(obj) == ORIGINAL_MERGED and hasattr(obj.get("data"), "shape") and obj["data"].ndim == 2:
+            model = protein_model_of_width(int(obj["data"].shape[1]), size)
+            if model is not None:  # other widths are refused with their own message when imported
+                models.setdefault(model, []).append(path.name)
+    for model, names in models.items():
+        declaration_for(parsed, model, f"{len(names)} input file(s) ({', '.join(names[:3])}...)",
+                        option="--declare-features")
 
 
 def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
