@@ -86,7 +86,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
-    from virnucpro_core.features import extract_to_file, load_features
+    from virnucpro_core.features import extract_to_file
+    from virnucpro_core.layouts.features import load_features
     from virnucpro_core.models import load_model
 
     from virnucpro_core.files import check_output
