@@ -1,5 +1,6 @@
-"""Every command that loads a checkpoint (`virnucpro evaluate`, `virnucpro predict`) reads all three layouts
-through the one loader, and refuses hostile pickles with one message, no traceback, exit 2 and nothing run.
+"""Every command that loads a checkpoint (`virnucpro evaluate`, `virnucpro predict` with INPUT or --features)
+reads all three layouts through the one loader, and refuses hostile pickles with one message, no traceback,
+exit 2 and nothing run.
 
 Original-layout files come from the session fixture ``original_checkpoints``
 (the original's own class run as ``__main__``, see ``checkpoint_files``).
@@ -104,6 +105,23 @@ def test_predict_runs_end_to_end_with_the_original_and_fork_layouts(tmp_path, ru
     np.testing.assert_allclose([float(row.split("\t")[3]) for row in rows], expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("layout", [OURS, ORIGINAL, FORK])
+def test_predict_features_scores_with_every_layout(tmp_path, run_cli, original_checkpoints, layout):
+    path, model = checkpoint_of(layout, tmp_path, original_checkpoints)
+    features = labelled(tmp_path / "merged.pt", TINY)
+    code, _, err = run_cli(["predict", "--features", str(features), "--model", str(path),
+                            "--out", str(tmp_path / "calls")])  # fmt: skip
+    assert code == 0, err
+    data = torch.load(features, weights_only=True)["data"]
+    if model is None:
+        expected = original_way(tmp_path, path, data)
+    else:
+        with torch.no_grad():
+            expected = torch.softmax(model(data).double(), dim=1)[:, 1].numpy()
+    rows = (tmp_path / "calls" / "frames.tsv").read_text().splitlines()[1:]
+    np.testing.assert_allclose([float(row.split("\t")[3]) for row in rows], expected, atol=1e-6)
+
+
 def test_a_3328_original_is_refused_where_2048_is_fed(tmp_path, run_cli, original_checkpoints):
     path = original_checkpoints / "esm2_3b.pth"
     code, _, err = run_cli(["evaluate", "--model", str(path), "--features", str(labelled(tmp_path / "t.pt", 2048)),
@@ -132,6 +150,9 @@ def test_evaluate_and_predict_refuse_hostile_checkpoints(tmp_path, run_cli, orig
     (tmp_path / "x.fa").write_text(FASTA)
     code, _, err = run_cli(["predict", str(tmp_path / "x.fa"), "--model", str(path), "--weights", "random",
                             "--device", "cpu", "--no-progress", "--out", str(tmp_path / "calls")])  # fmt: skip
+    one_clear_error(code, err, f"{path} cannot be loaded safely", f"found: pickled globals {name}")
+    code, _, err = run_cli(["predict", "--features", str(tmp_path / "t.pt"), "--model", str(path),
+                            "--out", str(tmp_path / "calls")])  # fmt: skip
     one_clear_error(code, err, f"{path} cannot be loaded safely", f"found: pickled globals {name}")
     assert not (tmp_path / "p.json").exists() and not (tmp_path / "calls").exists()
     assert not appears(marker, 0.3), "the payload ran"
