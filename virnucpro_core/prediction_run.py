@@ -353,7 +353,7 @@ def predict_fasta(
 
 
 def _feature_files(features: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    from virnucpro_core.layouts.features import merged_files
+    from virnucpro_core.layouts.virnucpro import merged_files
 
     items = [features] if isinstance(features, (str, os.PathLike)) else list(features)
     paths: list[Path] = []
@@ -387,10 +387,8 @@ def predict_merged(
         DimensionError: features of another width or protein model than the checkpoint's.
         InputError: unreadable files or checkpoint, duplicate ids, non-finite values, or another precision.
     """
-    from virnucpro_core.layouts.features import (
-        OURS_MERGED, ORIGINAL_MERGED, check_merged, detect_layout, protein_model_of_width, read_foreign_merged,
-        torch_load,
-    )
+    from virnucpro_core.layouts.features import OURS_MERGED, ORIGINAL_MERGED, check_merged, detect_layout, torch_load
+    from virnucpro_core.layouts.virnucpro import protein_model_of_width, read_foreign_merged
     from virnucpro_core.split import feature_info
 
     say = on_log or log.info
