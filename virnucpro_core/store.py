@@ -151,10 +151,29 @@ class FileRows:
 
 
 @dataclass
+class TensorRows:
+    """Rows already in memory, behind the same interface as :class:`FileRows`."""
+
+    data: torch.Tensor
+    path: None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[1])
+
+    def rows(self, rows: Sequence[int] | np.ndarray) -> torch.Tensor:
+        return self.data[torch.from_numpy(np.asarray(rows, dtype=np.int64))].to(torch.float32)
+
+
+@dataclass
 class RowView:
     """Rows selected from several files: ``(file, row)`` pairs, in the view's order."""
 
-    files: list[FileRows]
+    files: list  # FileRows or TensorRows
     file_index: np.ndarray  # int32 [n]
     row_index: np.ndarray  # int64 [n]
 
@@ -172,6 +191,17 @@ class RowView:
         file_index = np.concatenate([np.full(f.n, i, dtype=np.int32) for i, f in enumerate(files)] or [np.zeros(0, np.int32)])
         row_index = np.concatenate([np.arange(f.n, dtype=np.int64) for f in files] or [np.zeros(0, np.int64)])
         return cls(files, file_index, row_index)
+
+    @classmethod
+    def concat(cls, views: Sequence[RowView]) -> RowView:
+        """The rows of each view after the last."""
+        files, file_index = [], []
+        for view in views:
+            file_index.append(view.file_index + len(files))
+            files += view.files
+        row_index = [v.row_index for v in views]
+        return cls(files, np.concatenate(file_index or [np.zeros(0, np.int32)]).astype(np.int32),
+                   np.concatenate(row_index or [np.zeros(0, np.int64)]))
 
     def take(self, positions: Sequence[int] | np.ndarray) -> RowView:
         """The view of these positions of this view."""

@@ -47,6 +47,8 @@ CLASS_NAMES = {label: name for name, label in LABELS.items()}
 
 # Layout names, as messages and meta state them.
 OURS_FEATURES = "virnucpro-accept per-model features"
+OURS_VIEW = "virnucpro-accept feature view"
+VIEW_FORMAT = "virnucpro-feature-view"
 OURS_MERGED = "virnucpro-accept merged features"
 ORIGINAL_MERGED = "VirNucPro merged features (original or FastESM2 fork)"
 ORIGINAL_DNABERT = "VirNucPro DNABERT-S features"
@@ -102,6 +104,8 @@ def detect_layout(obj: Any) -> str:
     """Which layout a loaded file's object has (one of the layout names above, or :data:`UNKNOWN`)."""
     if not isinstance(obj, Mapping):
         return UNKNOWN
+    if obj.get("format") == VIEW_FORMAT:
+        return OURS_VIEW
     if "nucleotide" in obj and "data" in obj:
         return ORIGINAL_DNABERT
     if "proteins" in obj and "data" in obj:
@@ -295,10 +299,162 @@ def check_merged(obj: Any, where: str) -> dict:
 
 
 def read_merged(path: str | os.PathLike) -> dict:
-    """One of our merged feature files as its checked dict (every problem listed at once)."""
-    return check_merged(torch_load(path, "merged feature"), str(path))
+    """One of our merged feature files (or a view, its rows read into memory) as its checked dict.
+
+    For small sets and tests; the streaming paths use :func:`open_rows`.
+    """
+    obj = torch_load(path, "merged feature", mmap=True)
+    if detect_layout(obj) == OURS_VIEW:
+        return open_rows(path, obj=obj).to_merged().to_dict()
+    return check_merged(obj, str(path))
 
 
 def load_merged(path: str | os.PathLike) -> MergedFeatures:
     """One of our merged feature files as :class:`MergedFeatures` (every problem listed at once)."""
     return MergedFeatures(**read_merged(path))
+
+
+# --------------------------------------------------------------------------- rows streamed from disk, and views
+
+
+@dataclass
+class MergedRows:
+    """A merged set whose ids, labels, lengths and meta are in memory and whose rows stay on disk.
+
+    ``rows`` reads them on demand (:mod:`virnucpro_core.store`), so memory does
+    not grow with the set. Opened from one of our merged files or a view file
+    (:func:`open_rows`); written as a view (:func:`save_view`), never copied.
+    """
+
+    ids: list[str]
+    labels: torch.Tensor
+    lengths: torch.Tensor
+    meta: dict[str, Any]
+    rows: Any  # store.RowView
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def width(self) -> int:
+        return int(self.rows.width)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("ids", "labels", "lengths", "meta"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def gather(self, positions: Any) -> torch.Tensor:
+        """float32 rows at these positions, in the order given."""
+        return self.rows.gather(positions)
+
+    def take(self, positions: Any, meta: Mapping | None = None) -> MergedRows:
+        """The subset at ``positions`` (in that order), sharing the files."""
+        import numpy as np
+
+        positions = np.asarray(positions, dtype=np.int64)
+        index = torch.from_numpy(positions)
+        return MergedRows([self.ids[i] for i in positions.tolist()], self.labels[index], self.lengths[index],
+                          dict(self.meta if meta is None else meta), self.rows.take(positions))
+
+    def positions(self, ids: list[str]) -> list[int]:
+        """Positions of ``ids`` (all present) in this set."""
+        where = {sample: i for i, sample in enumerate(self.ids)}
+        return [where[i] for i in ids]
+
+    def to_merged(self) -> MergedFeatures:
+        """Every row in memory (small sets only)."""
+        return MergedFeatures(list(self.ids), self.rows.materialize(), self.labels.clone(), self.lengths.clone(),
+                              dict(self.meta))
+
+
+def rows_in_memory(features: Mapping) -> MergedRows:
+    """A checked merged dict (``check_merged``) as :class:`MergedRows` over its in-memory ``data``."""
+    from virnucpro_core.store import RowView, TensorRows
+
+    return MergedRows(list(features["ids"]), features["labels"], features["lengths"], dict(features["meta"]),
+                      RowView.whole([TensorRows(features["data"])]))
+
+
+def concat_rows(parts: list[MergedRows], meta: Mapping) -> MergedRows:
+    """One set of several (rows of each part after the last)."""
+    from virnucpro_core.store import RowView
+
+    return MergedRows([i for p in parts for i in p.ids], torch.cat([p.labels for p in parts]),
+                      torch.cat([p.lengths for p in parts]), dict(meta), RowView.concat([p.rows for p in parts]))
+
+
+def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = True) -> MergedRows:
+    """One of our merged files or views, rows left on disk; every problem of the small parts listed at once.
+
+    A merged file's rows are scanned block by block for NaN or infinite values
+    (``check_finite``); a view's were scanned when it was made, and its input
+    files must still be where, and as large as, they were.
+    """
+    from virnucpro_core.store import FileRows, RowView
+
+    path = Path(path)
+    if obj is None:
+        obj = torch_load(path, "merged feature", mmap=True)
+    if detect_layout(obj) == OURS_VIEW:
+        return _open_view(path, obj)
+    data = obj.get("data") if isinstance(obj, Mapping) else None
+    rows = None
+    small = dict(obj) if isinstance(obj, Mapping) else obj
+    if isinstance(data, torch.Tensor) and data.ndim == 2 and data.is_floating_point():
+        rows = FileRows.open(path, obj)
+        # check_merged sees one column per row: NaN where the row has a non-finite value (scanned a block at a
+        # time), so every problem of the file is still named in one message.
+        marks = torch.zeros((rows.n, 1), dtype=torch.float32)
+        if check_finite:
+            for start, block in rows.blocks():
+                marks[start : start + len(block), 0][~torch.isfinite(block).all(dim=1)] = float("nan")
+        small["data"] = marks
+    checked = check_merged(small, str(path))
+    return MergedRows(checked["ids"], checked["labels"], checked["lengths"], checked["meta"], RowView.whole([rows]),
+                      path)
+
+
+def save_view(rows: MergedRows, path: str | os.PathLike) -> Path:
+    """Write ``rows`` as a view: ids, labels, lengths, meta and where each row is, not the rows themselves."""
+    files = rows.rows.files
+    if any(getattr(f, "path", None) is None for f in files):
+        raise ValueError("a view can only point to rows in files")
+    obj = {
+        "format": VIEW_FORMAT,
+        "version": 1,
+        "inputs": [{"path": str(Path(f.path).resolve()), "bytes": Path(f.path).stat().st_size, "rows": f.n,
+                    "width": f.width} for f in files],
+        "file_index": torch.from_numpy(rows.rows.file_index.astype("int32")),
+        "row_index": torch.from_numpy(rows.rows.row_index.astype("int64")),
+        "ids": list(rows.ids),
+        "labels": rows.labels.to(torch.int64),
+        "lengths": rows.lengths.to(torch.int64),
+        "meta": dict(rows.meta),
+    }
+    return atomic_torch_save(obj, Path(path))
+
+
+def _open_view(path: Path, obj: Mapping) -> MergedRows:
+    from virnucpro_core.store import FileRows, RowView
+
+    problems = []
+    files = []
+    for entry in obj.get("inputs") or []:
+        source = Path(entry.get("path", ""))
+        if not source.is_file():
+            problems.append(f"{source} is gone")
+        elif source.stat().st_size != entry.get("bytes"):
+            problems.append(f"{source} changed ({source.stat().st_size} bytes, was {entry.get('bytes')})")
+        else:
+            files.append(FileRows.open(source))
+    if problems:
+        raise InputError(f"{path} points to feature files that moved or changed since it was written",
+                         expected="the merged files it was made from, unchanged and in place",
+                         found="; ".join(problems),
+                         fix="put them back, or make it again (e.g. rerun `virnucpro split` / `virnucpro import`)")
+    checked = check_merged({"ids": obj["ids"], "data": torch.zeros((len(obj["ids"]), 0)), "labels": obj["labels"],
+                            "lengths": obj["lengths"], "meta": obj["meta"]}, str(path))
+    view = RowView(files, obj["file_index"].numpy().astype("int32"), obj["row_index"].numpy().astype("int64"))
+    return MergedRows(checked["ids"], checked["labels"], checked["lengths"], checked["meta"], view, path)
