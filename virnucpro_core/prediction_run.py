@@ -387,9 +387,12 @@ def predict_merged(
         DimensionError: features of another width or protein model than the checkpoint's.
         InputError: unreadable files or checkpoint, duplicate ids, non-finite values, or another precision.
     """
-    from virnucpro_core.layouts.features import OURS_MERGED, ORIGINAL_MERGED, check_merged, detect_layout, torch_load
+    from virnucpro_core.layouts.features import (
+        ORIGINAL_MERGED, OURS_MERGED, OURS_VIEW, detect_layout, open_rows, torch_load,
+    )
     from virnucpro_core.layouts.virnucpro import protein_model_of_width, read_foreign_merged
     from virnucpro_core.split import feature_info
+    from virnucpro_core.store import FileRows, RowView
 
     say = on_log or log.info
     paths = _feature_files(features)
@@ -404,13 +407,13 @@ def predict_merged(
     for path in paths:
         obj = torch_load(path, "merged feature", mmap=True)
         layout = detect_layout(obj)
-        if layout == OURS_MERGED:
-            merged = check_merged(obj, str(path))
-            ids, data, lengths, info = merged["ids"], merged["data"], merged["lengths"], feature_info(merged["meta"])
-            models = {"dna": _provenance(merged["meta"].get("dna")), "protein": _provenance(merged["meta"].get("protein"))}
+        if layout in (OURS_MERGED, OURS_VIEW):
+            merged = open_rows(path, obj=obj)  # rows stay on disk, checked finite a block at a time
+            ids, rows, lengths, info = merged.ids, merged.rows, merged.lengths, feature_info(merged.meta)
+            models = {"dna": _provenance(merged.meta.get("dna")), "protein": _provenance(merged.meta.get("protein"))}
         elif layout == ORIGINAL_MERGED:
             foreign = read_foreign_merged(path, obj=obj)
-            ids, data = foreign.ids, foreign.data
+            ids, rows = foreign.ids, RowView.whole([FileRows.open(path, obj)])
             lengths = torch.zeros(len(ids), dtype=torch.int64)
             size = (trained.get("size") or "full") if trained.get("size") in SIZES else "full"
             info = {"protein_model": protein_model_of_width(foreign.width, size), "protein_dtype": None}
@@ -423,18 +426,19 @@ def predict_merged(
             raise InputError(f"{path} repeats {len(repeated)} id(s) of an earlier file, e.g. "
                              f"{', '.join(sorted(repeated)[:5])}", fix="pass each sample once")
         seen.update(ids)
-        loaded = load_checkpoint(loaded.path, expected_input_dim=int(data.shape[1]),
+        loaded = load_checkpoint(loaded.path, expected_input_dim=int(rows.width),
                                  expected_protein_model=info["protein_model"]) if not pieces else loaded
         dtype, trained_dtype = info.get("protein_dtype"), trained.get("protein_dtype")
         if dtype and trained_dtype and dtype != trained_dtype:
             _mismatch(loaded, f"{path.name}: protein features in {dtype}", f"{trained_dtype} protein features",
                       "--features", mismatches)
-        block = data.to(torch.float32)
-        finite = torch.isfinite(block).all(dim=1)
-        if not bool(finite.all()):
-            raise InputError(f"{path}: {int((~finite).sum())} row(s) hold NaN or infinite values",
-                             expected="finite features", fix="re-extract that file")
-        pieces.append(score_features(loaded, _Rows(ids, block, lengths)))
+        for start, block in rows.blocks():
+            finite = torch.isfinite(block).all(dim=1)
+            if not bool(finite.all()):
+                raise InputError(f"{path}: row(s) {start + int(torch.flatnonzero(~finite)[0])}... hold NaN or "
+                                 "infinite values", expected="finite features", fix="re-extract that file")
+            stop = start + len(block)
+            pieces.append(score_features(loaded, _Rows(ids[start:stop], block, lengths[start:stop])))
         inputs.append({"file": str(path), "layout": layout, "rows": len(ids), "protein_dtype": dtype})
         say(f"{path.name}: {len(ids):,} frames scored ({layout})")
     scores = FrameScores(

@@ -459,12 +459,13 @@ class ValidationRun:
         return self._memo[memo]
 
     def merged_meta(self, path: Path) -> dict:
-        """The ``meta`` of a merged feature file of ours (read once)."""
-        from virnucpro_core.layouts.features import load_merged
+        """The ``meta`` of a merged feature file or view of ours (read once)."""
+        from virnucpro_core.layouts.features import torch_load
 
         memo = f"merged meta:{path}"
-        if memo not in self._memo:
-            self._memo[memo] = dict(load_merged(path).meta)
+        if memo not in self._memo:  # the meta only: the rows are memory-mapped and never touched
+            obj = torch_load(path, "merged feature", mmap=True)
+            self._memo[memo] = dict(obj["meta"]) if isinstance(obj.get("meta"), dict) else {}
         return self._memo[memo]
 
     def declarations(self) -> list:
@@ -513,8 +514,8 @@ class ValidationRun:
     def _merged_inputs(self, embedder: str, label: str) -> Path:
         """One merged file of ``embedder`` and class ``label``: a single file of ours as given, else the inputs
         (ours joined, or VirNucPro's imported under their declared provenance) written once into the artifacts."""
-        from virnucpro_core.layouts.features import OURS_MERGED, save_merged
-        from virnucpro_core.layouts.virnucpro import import_merged
+        from virnucpro_core.layouts.features import OURS_MERGED, save_view
+        from virnucpro_core.layouts.virnucpro import import_rows
 
         wanted = EMBEDDERS[embedder]
         paths = self._import_plan().get((wanted, label))
@@ -534,9 +535,9 @@ class ValidationRun:
                   "groups": [groups.get(p) for p in paths]}
 
         def build(directory: Path) -> None:
-            merged = import_merged(paths, label, self.declarations(), size=self.settings.size, groups=groups,
-                                   option="--declare-features")
-            save_merged(merged, directory / "merged.pt")
+            rows = import_rows(paths, label, self.declarations(), size=self.settings.size, groups=groups,
+                               option="--declare-features")
+            save_view(rows, directory / "merged.pt")  # where each row is; the rows stay in the inputs
 
         return self._cached(f"import[{embedder},{label}]", params,
                             lambda key: self.paths.imported(embedder, label, key), build,

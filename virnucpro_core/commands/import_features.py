@@ -18,15 +18,17 @@ DECLARE_HELP = (
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "import",
-        help="convert VirNucPro's merged feature files (data/data_merge) into this suite's merged files",
+        help="make VirNucPro's merged feature files (data/data_merge) inputs of this suite, without copying them",
         description=(
             "Read VirNucPro's merged feature files — {'ids', 'data' [n, 3328 or 2048], 'labels': [0] or [1]} — "
             "from a data/data_merge tree (every *.pt under <category>_merged/; viral.1.1_merged is viral, every "
-            "other folder host) or from --viral/--host files or directories, and write one merged file per "
-            "protein model and class: OUT/<class>_<model>.pt, plus OUT/import.json. The protein model is read "
-            "off the width (3328: ESM2 3B, 2048: FastESM2_650) and its dtype and weights come from --declare. "
-            "Files are read one at a time and memory-mapped; nothing in them is executed. The outputs feed "
-            "`virnucpro split` and the acceptance suite (--viral/--host) without re-extracting anything."
+            "other folder host) or from --viral/--host files or directories, and write one view per protein "
+            "model and class: OUT/<class>_<model>.pt (ids, labels, declared provenance and where each row is in "
+            "your files: the rows are not copied, so keep the files in place), plus OUT/import.json. The protein "
+            "model is read off the width (3328: ESM2 3B, 2048: FastESM2_650) and its dtype and weights come "
+            "from --declare. Every row is checked to be finite, a block at a time; nothing in the files is "
+            "executed. The outputs feed `virnucpro split`, `predict --features` and the acceptance suite "
+            "(--viral/--host) without re-extracting anything."
         ),
     )
     parser.add_argument("trees", nargs="*", metavar="DATA_MERGE", help="VirNucPro data/data_merge directories")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.errors import InputError
     from virnucpro_core.files import atomic_write_text, check_output
     from virnucpro_core.layouts import virnucpro as layouts
-    from virnucpro_core.layouts.features import save_merged
+    from virnucpro_core.layouts.features import save_view
 
     declarations = [layouts.Declaration.parse(text) for text in args.declare]
     inputs, groups = collect_inputs(args.trees, args.viral, args.host)
@@ -58,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(out, kind="directory", inputs=[p for paths in inputs.values() for p in paths], writes=names)
     record = {}
     for (model, label), paths in plan.items():
-        merged = layouts.import_merged(paths, label, declarations, size=args.size, groups=groups, option="--declare")
-        target = save_merged(merged, out / f"{label}_{model}.pt")
+        merged = layouts.import_rows(paths, label, declarations, size=args.size, groups=groups, option="--declare")
+        target = save_view(merged, out / f"{label}_{model}.pt")
         record[target.name] = merged.meta.get("imported") or {"files": [p.name for p in paths], "layout": "ours"}
         print(f"{label} {merged.meta['protein']['display_name']}: {len(merged):,} samples from {len(paths)} file(s) "
               f"-> {target}")

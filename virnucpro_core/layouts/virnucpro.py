@@ -39,14 +39,17 @@ from virnucpro_core.layouts.features import (
     ORIGINAL_MERGED,
     OURS_MERGED,
     MergedFeatures,
+    MergedRows,
     _describe,
     _describe_keys,
     _id_problems,
-    check_merged,
+    concat_rows,
     detect_layout,
+    open_rows,
     torch_load,
 )
 from virnucpro_core.models import DTYPES, SPECS, WEIGHTS, get_spec
+from virnucpro_core.store import FileRows, RowView
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +285,13 @@ class ImportSummary:
         return asdict(self)
 
 
-def import_merged(
+def import_merged(paths: Sequence[str | os.PathLike], label: str, declarations: Sequence[Declaration] = (),
+                  **options: Any) -> MergedFeatures:
+    """:func:`import_rows` with every row read into memory (small sets and tests)."""
+    return import_rows(paths, label, declarations, **options).to_merged()
+
+
+def import_rows(
     paths: Sequence[str | os.PathLike],
     label: str,
     declarations: Sequence[Declaration] = (),
@@ -290,15 +299,15 @@ def import_merged(
     size: str = "full",
     groups: Mapping[Path, str] | None = None,
     option: str = "--declare",
-) -> MergedFeatures:
-    """Merged files of one class (ours or VirNucPro's, one embedder) as one of our merged sets.
+) -> MergedRows:
+    """Merged files of one class (ours or VirNucPro's, one embedder) as one set whose rows stay in those files.
 
-    VirNucPro's files are read one at a time, memory-mapped where possible, and
-    copied into one preallocated tensor, so the peak is the result plus one
-    file's pages. Their provenance comes from ``declarations`` (the protein
-    model is read off the width and must be declared); labels come from the
-    file where it has them and must agree with ``label``. Our own files keep
-    their meta; one of ours alone is returned as it is.
+    Nothing is copied: the result points to each file's rows (save it with
+    :func:`~virnucpro_core.layouts.features.save_view`), which are read one
+    block at a time to check they are finite. VirNucPro's files get their
+    provenance from ``declarations`` (the protein model is read off the width
+    and must be declared); labels come from the file where it has them and
+    must agree with ``label``. Our own files keep their meta.
 
     Raises:
         InputError: unreadable or mixed layouts, labels that contradict ``label``,
@@ -320,7 +329,6 @@ def import_merged(
                          expected=f"all {OURS_MERGED} or all {ORIGINAL_MERGED}", found=shown,
                          fix="convert VirNucPro's files with `virnucpro import` first, or pass one kind")
     files = [read_foreign_merged(p, obj=o) for p, o in zip(paths, objs, strict=True)]
-    del objs
     problems = []
     expected_label = LABELS[label]
     for f in files:
@@ -351,15 +359,12 @@ def import_merged(
                          found="; ".join(problems), fix="pass viral files as viral and host files as host")
 
     total = sum(len(f) for f in files)
-    data = torch.empty((total, width), dtype=torch.float32)
-    row, bad = 0, []
-    for f in files:
-        block = data[row : row + len(f)]
-        block.copy_(f.data)
-        finite = torch.isfinite(block).all(dim=1)
-        if not bool(finite.all()):
-            bad.append(f"{f.path.name}: {int((~finite).sum())} row(s)")
-        row += len(f)
+    opened = [FileRows.open(f.path, obj) for f, obj in zip(files, objs, strict=True)]
+    bad = []
+    for f, rows in zip(files, opened, strict=True):
+        count = sum(int((~torch.isfinite(block)).any(dim=1).sum()) for _, block in rows.blocks())
+        if count:
+            bad.append(f"{f.path.name}: {count} row(s)")
     if bad:
         raise InputError("VirNucPro features with NaN or infinite values cannot be used",
                          expected="finite values in every row", found="; ".join(bad),
@@ -393,34 +398,32 @@ def import_merged(
     labels = torch.full((total,), expected_label, dtype=torch.int64)
     log.info("imported %d %s rows of %s features from %d VirNucPro file(s) (declared %s)", total, label,
              get_spec(protein_model).display_name, len(files), declared)
-    return MergedFeatures(ids, data, labels, torch.zeros(total, dtype=torch.int64), meta)
+    return MergedRows(ids, labels, torch.zeros(total, dtype=torch.int64), meta, RowView.whole(opened))
 
 
-def _join_ours(paths: Sequence[Path], objs: Sequence[Any], label: str) -> MergedFeatures:
-    checked = [check_merged(o, str(p)) for p, o in zip(paths, objs, strict=True)]
+def _join_ours(paths: Sequence[Path], objs: Sequence[Any], label: str) -> MergedRows:
+    parts = [open_rows(p, obj=o) for p, o in zip(paths, objs, strict=True)]
     expected = LABELS[label]
-    wrong = [f"{p}: {int((c['labels'] != expected).sum())} sample(s) not {label}"
-             for p, c in zip(paths, checked, strict=True) if bool((c["labels"] != expected).any())]
+    wrong = [f"{p}: {int((part.labels != expected).sum())} sample(s) not {label}"
+             for p, part in zip(paths, parts, strict=True) if bool((part.labels != expected).any())]
     if wrong:
         raise InputError(f"files given as {label} hold other samples", found="; ".join(wrong),
                          fix="pass viral files as viral and host files as host")
-    if len(checked) == 1:
-        return MergedFeatures(**checked[0])
-    widths = {c["data"].shape[1] for c in checked}
+    if len(parts) == 1:
+        return parts[0]
+    widths = {part.width for part in parts}
     if len(widths) > 1:
         raise DimensionError(f"the {label} files have different widths",
-                             found=", ".join(f"{p.name}: {c['data'].shape[1]}" for p, c in zip(paths, checked,
-                                                                                                 strict=True)),
+                             found=", ".join(f"{p.name}: {part.width}" for p, part in zip(paths, parts, strict=True)),
                              fix="pass each embedder's files separately")
-    ids = [i for c in checked for i in c["ids"]]
+    ids = [i for part in parts for i in part.ids]
     duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     if duplicates:
         raise InputError(f"{len(duplicates)} id(s) occur in more than one {label} file",
                          found=", ".join(duplicates[:_SHOW]), fix="pass each sample once")
-    meta = dict(checked[0]["meta"])
+    meta = dict(parts[0].meta)
     meta.update(n=len(ids), joined_files=[p.name for p in paths])
-    return MergedFeatures(ids, torch.cat([c["data"] for c in checked]), torch.cat([c["labels"] for c in checked]),
-                          torch.cat([c["lengths"] for c in checked]), meta)
+    return concat_rows(parts, meta)
 
 
 # --------------------------------------------------------------------------- VirNucPro's per-model files
