@@ -227,3 +227,23 @@ def test_chunk_verdict_ignores_frame_order(p_frames, rng):
     verdict = chunk_verdicts(p)
     assert verdict.ids == ["rec_chunk_1"]
     assert verdict.y_pred[0] == int(max(p_frames) >= max(1.0 - q for q in p_frames))
+
+
+def test_bootstrap_in_batches_gives_the_intervals_of_one_batch(monkeypatch):
+    """Memory is bounded by drawing resamples in batches; the seeded intervals must not change."""
+    from virnucpro_core import comparison, metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(y * 0.6 + rng.random(400) * 0.5, 0, 1)
+    pred = (p >= 0.5).astype(int)
+    batched = metrics.bootstrap_intervals(y, pred, p, n_bootstrap=200, seed=9)
+    drop_batched = comparison._paired_drop_ci(y == pred, rng.random(400) < 0.9, n_bootstrap=200, seed=9,
+                                              confidence_level=0.95)
+    monkeypatch.setattr(metrics, "BOOTSTRAP_BATCH", None)
+    monkeypatch.setattr(comparison, "BOOTSTRAP_BATCH", None)
+    rng = np.random.default_rng(3)
+    rng.integers(0, 2, 400), rng.random(400)  # the same draws as above, for the second paired vector
+    assert metrics.bootstrap_intervals(y, pred, p, n_bootstrap=200, seed=9) == batched
+    assert comparison._paired_drop_ci(y == pred, rng.random(400) < 0.9, n_bootstrap=200, seed=9,
+                                      confidence_level=0.95) == drop_batched

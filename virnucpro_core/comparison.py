@@ -395,6 +395,11 @@ def _align(fast: Predictions, baseline: Predictions) -> Predictions:
     return baseline
 
 
+# Resamples drawn and evaluated at a time: memory is BOOTSTRAP_BATCH x n, not n_bootstrap x n (1.7 GB at
+# 210,000 test samples); the same seed gives the same resamples and the same interval either way.
+BOOTSTRAP_BATCH = 50
+
+
 def _paired_drop_ci(baseline_correct: np.ndarray, fast_correct: np.ndarray, *, n_bootstrap: int, seed: int,
                     confidence_level: float) -> Interval | None:
     if n_bootstrap <= 0:
@@ -408,7 +413,7 @@ def _paired_drop_ci(baseline_correct: np.ndarray, fast_correct: np.ndarray, *, n
         result = stats.bootstrap(
             (baseline_correct.astype(float), fast_correct.astype(float)), drop, n_resamples=n_bootstrap,
             paired=True, vectorized=True, confidence_level=confidence_level, method="percentile",
-            rng=np.random.default_rng(seed),
+            rng=np.random.default_rng(seed), batch=BOOTSTRAP_BATCH,
         )
     ci = result.confidence_interval
     return Interval(float(ci.low), float(ci.high), n_bootstrap)

@@ -373,6 +373,10 @@ def _confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
     return skm.confusion_matrix(y_true, y_pred, labels=[HOST, VIRAL]).tolist()
 
 
+# Resamples drawn at a time (memory BOOTSTRAP_BATCH x n); the same seed gives the same resamples in any batch size.
+BOOTSTRAP_BATCH = 50
+
+
 def bootstrap_intervals(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -410,6 +414,7 @@ def bootstrap_intervals(
             confidence_level=confidence_level,
             method="percentile",
             rng=np.random.default_rng(seed),
+            batch=BOOTSTRAP_BATCH,  # resample indices BOOTSTRAP_BATCH x n at a time, not n_bootstrap x n
         )
     distribution = np.atleast_2d(result.bootstrap_distribution)
     alpha = (1.0 - confidence_level) / 2.0
