@@ -1,0 +1,168 @@
+"""Scale benchmark: split, one training epoch and evaluation at N samples, with peak memory per stage.
+
+For each N (``--n 20000,100000,...``) it writes synthetic merged feature files
+of ``--dim`` columns (default 2048, FastESM2's width) in shards of
+``--shard-rows`` rows (VirNucPro's files hold ~10,000), half viral, half host,
+class-separable, shard by shard (the generator's own memory is one shard).
+Then each stage runs in its own child process, so its peak resident set is
+its own (``os.wait4``'s ``ru_maxrss``):
+
+* ``split``    — ``make_split`` of every shard (stratified 10 % per class, views written);
+* ``train``    — ``train_classifier`` on the split, one epoch at VirNucPro's batch 32;
+* ``evaluate`` — ``predict_features`` on the test view, then ``evaluate`` (1,000 bootstrap resamples).
+
+It prints wall time, samples/s and peak RSS per stage and N, the least-squares
+slope of peak RSS against the feature bytes (1.0 would mean "holds every
+feature once"), and ``--json`` writes everything. Not a timed test: CI runs the
+smoke mode (``--n 2000,4000 --dim 64``) to keep the script working.
+
+    .venv/bin/python benchmarks/scale.py --n 20000,100000,300000,1000000 --json scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STAGE_CODE = {
+    "split": """
+from virnucpro_core.split import make_split
+import glob
+make_split(sorted(glob.glob(f"{data}/viral_*.pt")), sorted(glob.glob(f"{data}/host_*.pt")), out_dir=f"{work}/split",
+           overwrite=True)
+print(json.dumps({"samples": n}))
+""",
+    "train": """
+from virnucpro_core.training import TrainingConfig, train_classifier
+result = train_classifier(f"{work}/split", TrainingConfig(max_epochs=1, patience=1, seed=42, device="cpu"),
+                          progress=False, log=None)
+result.save(f"{work}/mlp.pt", "final")
+epoch = result.history.epochs[0]
+print(json.dumps({"samples": result.history.train_samples, "epoch_seconds": epoch.seconds}))
+""",
+    "evaluate": """
+from virnucpro_core.metrics import evaluate
+from virnucpro_core.prediction import predict_features
+predictions = predict_features(f"{work}/mlp.pt", f"{work}/split/test.pt")
+evaluation = evaluate(predictions, seed=42)
+print(json.dumps({"samples": len(predictions), "accuracy": evaluation.metric("accuracy")}))
+""",
+}
+
+
+def write_features(directory: Path, n: int, dim: int, shard_rows: int, seed: int) -> int:
+    """Synthetic merged shards of our layout, half viral, half host; returns the bytes of features written."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    meta = {"protein_model": "fastesm2_650", "dna_model": "dnabert_s", "dim": dim}
+    written = 0
+    for label, name, count in ((1, "viral", n // 2), (0, "host", n - n // 2)):
+        for shard, start in enumerate(range(0, count, shard_rows)):
+            rows = min(shard_rows, count - start)
+            ids = [f"{name}{(start + i) // 18}_chunk_{(start + i) % 6 + 1}{'FR'[(start + i) % 2]}{(start + i) % 3 + 1}"
+                   for i in range(rows)]
+            data = torch.randn(rows, dim, generator=generator)
+            data[:, :16] += 1.0 if label else -1.0
+            torch.save({"ids": ids, "data": data, "labels": torch.full((rows,), label, dtype=torch.long),
+                        "lengths": torch.randint(30, 167, (rows,), generator=generator), "meta": meta},
+                       directory / f"{name}_{shard:05d}.pt")
+            written += data.numel() * 4
+    return written
+
+
+def run_stage(stage: str, data: Path, work: Path, n: int) -> dict:
+    """Run one stage in a child process; its wall time, peak RSS and what it printed."""
+    code = "import json\n" + f"data, work, n = {str(data)!r}, {str(work)!r}, {n}\n" + STAGE_CODE[stage]
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    out, err = child.stdout.read(), child.stderr.read()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"stage {stage} at N={n} failed:\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    peak = usage.ru_maxrss * 1024  # KiB on Linux
+    samples = result["samples"]
+    timed = result.get("epoch_seconds", seconds)
+    return {"stage": stage, "n": n, "seconds": round(seconds, 2), "samples": samples,
+            "samples_per_s": round(samples / timed, 1) if timed else None,
+            "peak_rss_bytes": peak, **{k: v for k, v in result.items() if k not in ("samples",)}}
+
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y against x."""
+    if len(points) < 2:
+        return None
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    den = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / den if den else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", default="20000,100000", help="sample counts, comma-separated (default: 20000,100000)")
+    parser.add_argument("--dim", type=int, default=2048, help="feature width (default: 2048, DNABERT-S + FastESM2)")
+    parser.add_argument("--shard-rows", type=int, default=10000, help="rows per input file (default: 10000)")
+    parser.add_argument("--stages", default="split,train,evaluate", help="stages to run (default: all three)")
+    parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, removed after)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic features (default: 0)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="write every measurement here")
+    args = parser.parse_args(argv)
+    sizes = [int(x) for x in args.n.split(",")]
+    stages = args.stages.split(",")
+    scratch = Path(args.work or tempfile.mkdtemp(prefix="virnucpro-scale-"))
+    rows = []
+    feature_bytes = {}
+    try:
+        for n in sizes:
+            data, work = scratch / f"n{n}" / "features", scratch / f"n{n}" / "work"
+            feature_bytes[n] = write_features(data, n, args.dim, args.shard_rows, args.seed)
+            work.mkdir(parents=True, exist_ok=True)
+            for stage in stages:
+                row = run_stage(stage, data, work, n)
+                rows.append(row)
+                print(f"N={n:>9,} {stage:<9} {row['seconds']:>8.1f} s  {row['samples_per_s'] or 0:>10,.0f} samples/s  "
+                      f"peak RSS {row['peak_rss_bytes'] / 2**30:6.2f} GiB  (features {feature_bytes[n] / 2**30:.2f} GiB)",
+                      flush=True)
+            shutil.rmtree(scratch / f"n{n}", ignore_errors=True)
+    finally:
+        if args.work is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    slopes = {stage: slope([(feature_bytes[r["n"]], r["peak_rss_bytes"]) for r in rows if r["stage"] == stage])
+              for stage in stages}
+    print("\n| N | features | " + " | ".join(f"{s} wall / samples/s / peak RSS" for s in stages) + " |")
+    print("|---|---|" + "---|" * len(stages))
+    for n in sizes:
+        cells = []
+        for stage in stages:
+            r = next(r for r in rows if r["n"] == n and r["stage"] == stage)
+            cells.append(f"{r['seconds']:.1f} s / {r['samples_per_s'] or 0:,.0f} / {r['peak_rss_bytes'] / 2**30:.2f} GiB")
+        print(f"| {n:,} | {feature_bytes[n] / 2**30:.2f} GiB | " + " | ".join(cells) + " |")
+    print("slope of peak RSS against feature bytes: "
+          + ", ".join(f"{s} {v:.3f}" if v is not None else f"{s} n/a" for s, v in slopes.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "dim": args.dim, "shard_rows": args.shard_rows, "rows": rows,
+            "feature_bytes": {str(k): v for k, v in feature_bytes.items()}, "rss_slope": slopes,
+        }, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
