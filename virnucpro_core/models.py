@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from virnucpro_core import esm
+from virnucpro_core import esm, esm_config
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
 from virnucpro_core.files import atomic_write_text, sha256_text
 
@@ -128,7 +128,7 @@ def standin_config(name: str, size: str):
     spec = get_spec(name)
     _check_choice(size, SIZES, "model size")
     if spec.family == "esm":
-        return esm.esm_config(esm.esm_config_dict(name, size))
+        return esm_config.standin_config_file(name, size).config
     from virnucpro_core import dnabert
 
     return dnabert.TINY_CONFIG if size == "tiny" else dnabert.FULL_CONFIG
@@ -228,7 +228,9 @@ class LoadedModel:
         provenance: what was loaded — ``weights`` (``pretrained``/``random``),
             ``size``, ``source`` (path or hub id), ``revision`` (snapshot commit
             when known), ``seed`` (stand-ins), ``dtype``, ``vocab`` (the file or
-            built-in alphabet the token ids come from) and ``vocab_sha256``.
+            built-in alphabet the token ids come from), ``vocab_sha256`` and, for
+            ESM models, ``architecture`` (the configuration in effect, defaults
+            filled in for absent keys named: :meth:`EsmConfigFile.architecture`).
     """
 
     spec: ModelSpec
@@ -295,6 +297,8 @@ def load_model(
             "seed": seed,
             "vocab": vocab,
         }
+        if spec.family == "esm":
+            provenance["architecture"] = esm_config.standin_config_file(name, size).architecture()
     else:
         hub_id = spec.hub_id
         # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
@@ -307,7 +311,7 @@ def load_model(
                 raise _directory_not_found(spec, directory, path_option)
         else:
             directory, revision = _from_hf_cache(spec, hub_id, path_option, given=hub_id != spec.hub_id)
-        model, tokenizer, found_size, vocab = _load_directory(spec, directory, torch_device)
+        model, tokenizer, found_size, vocab, architecture = _load_directory(spec, directory, torch_device)
         provenance = {
             "weights": "pretrained",
             "size": found_size,
@@ -316,6 +320,7 @@ def load_model(
             "revision": revision,
             "seed": None,
             "vocab": vocab,
+            **({"architecture": architecture} if architecture is not None else {}),
         }
         provenance.update(_standin_marker(directory, spec, found_size))
     _cast(model, torch_dtype)
@@ -493,22 +498,25 @@ def _directory_not_found(spec: ModelSpec, directory: Path, path_option: str | No
 
 
 def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
-    """Model, tokenizer, size (``full``/``tiny``) and where the vocabulary came from."""
+    """Model, tokenizer, size (``full``/``tiny``), where the vocabulary came from, architecture (ESM, else None)."""
     # load_model has checked that ``directory`` exists (a given path) or found it in the cache.
     if spec.family == "esm":
-        config = esm.read_esm_config(directory)
-        _check_width(spec, int(config.hidden_size), directory)  # before reading gigabytes of weights
-        model = esm.load_esm_checkpoint(directory, config=config, device=device)
+        config_file = esm_config.read_esm_config(directory)
+        # Both before reading gigabytes of weights: the config against the tensors' shapes, then the width.
+        esm.check_config_fits_weights(config_file, esm.checkpoint_shapes(directory), str(directory))
+        _check_width(spec, int(config_file.config.hidden_size), directory)
+        model = esm.load_esm_checkpoint(directory, config_file=config_file, device=device)
         tokenizer = esm.esm_tokenizer(directory)
         vocab = str(directory / "vocab.txt") if (directory / "vocab.txt").is_file() else esm.BUILTIN_VOCAB_SOURCE
         esm.check_vocab_fits(model.config, vocab_tokens(tokenizer), directory, vocab)
+        architecture = config_file.architecture()
     else:
         from virnucpro_core import dnabert
 
         model = dnabert.load_dnabert(directory, device=device)
         tokenizer = dnabert.load_dnabert_tokenizer(directory)
-        vocab = str(directory / "tokenizer.json")
-    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory), vocab
+        vocab, architecture = str(directory / "tokenizer.json"), None
+    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory), vocab, architecture
 
 
 def _check_width(spec: ModelSpec, hidden: int, directory: Path) -> str:
@@ -574,7 +582,7 @@ def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int 
     model, tokenizer = _build_standin(spec, size, seed, cpu)
     if spec.family == "esm":
         (directory / "config.json").write_text(
-            json.dumps(esm.esm_config_dict(name, size), indent=2) + "\n", encoding="utf-8"
+            json.dumps(esm_config.esm_config_dict(name, size), indent=2) + "\n", encoding="utf-8"
         )
         esm.save_safetensors(esm.esm_checkpoint_state(model, seed=seed), directory / "model.safetensors")
         tokenizer.save_pretrained(str(directory))
