@@ -131,17 +131,16 @@ _ESM_REQUIRED_CONFIG: dict[str, Any] = {
 }
 
 # FastPLMs' FastEsmConfig.__init__ defaults (esm2/modeling_fastesm.py, the code FastESM2's hub
-# repository runs with trust_remote_code). A fast_esm config.json without one of these keys means
-# this value to the model's own code, so it means the same here.
+# repository runs with trust_remote_code) for the keys that reach the vectors. A fast_esm config.json
+# without one of these keys means this value to the model's own code, so it means the same here.
+# Its other defaults cannot change an extracted vector: dropout 0.1 (extraction runs without dropout),
+# initializer_range 0.02 (the weights overwrite the initialisation), max_position_embeddings 1026
+# (EsmConfig's too; rotary positions do not read it).
 FASTESM_CONFIG_DEFAULTS: dict[str, Any] = {
     "hidden_size": 768,
     "num_hidden_layers": 12,
     "num_attention_heads": 12,
     "intermediate_size": 3072,
-    "hidden_dropout_prob": 0.1,  # dropout: overridden to 0 for extraction either way
-    "attention_probs_dropout_prob": 0.1,
-    "max_position_embeddings": 1026,
-    "initializer_range": 0.02,
     "layer_norm_eps": 1e-12,
     "position_embedding_type": "rotary",
     "emb_layer_norm_before": None,  # falsy: no LayerNorm on the embeddings
@@ -150,8 +149,8 @@ FASTESM_CONFIG_DEFAULTS: dict[str, Any] = {
 # FastEsmConfig defaults these to None: the model cannot be built without them.
 FASTESM_REQUIRED = {"vocab_size": 33, "pad_token_id": 1, "mask_token_id": 32}
 FASTESM_DEFAULTS_SOURCE = "FastPLMs FastEsmConfig (esm2/modeling_fastesm.py)"
-# Keys transformers' EsmConfig fills when ESM-2's config.json lacks them (none of the required ones).
-_ESMCONFIG_DEFAULTS: dict[str, Any] = {"emb_layer_norm_before": None, "max_position_embeddings": 1026}
+# The key that reaches the vectors and that transformers' EsmConfig fills when ESM-2's config.json lacks it.
+_ESMCONFIG_DEFAULTS: dict[str, Any] = {"emb_layer_norm_before": None}
 
 # The keys that change the numbers, recorded with every feature file.
 ARCHITECTURE_KEYS = (
