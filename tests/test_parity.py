@@ -112,3 +112,35 @@ def test_the_command_writes_the_result_and_exits_by_status(tmp_path, capsys):
     assert "FastESM2 parity not run" in capsys.readouterr().out
     assert _tool().main([str(tmp_path / "missing"), "--device", "cpu"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("code", "exit_status", "outcome", "status"),
+                         [("reference", 0, "passed", "passed"), ("older", 12, "failed", "failed"),
+                          ("none", 0, "skipped", "not run")], ids=["agrees", "differs", "no-code"])
+def test_acceptance_runs_the_check_on_a_real_snapshot_and_reports_it(tmp_path, code, exit_status, outcome, status):
+    """acceptance/test_parity.py with --fast-model on a (fake) pretrained snapshot: the outcome, verdict and report."""
+    import os
+    import subprocess
+    import sys
+
+    text = {"reference": None, "none": "",
+            "older": REFERENCE_CODE.read_text().replace("RESCALE_TOKEN_DROPOUT = True", "RESCALE_TOKEN_DROPOUT = False")}
+    directory = snapshot(tmp_path, code=text[code])
+    root, reports = Path(__file__).resolve().parents[1], tmp_path / "reports"
+    smoke = root / "fixtures" / "smoke"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "acceptance/test_parity.py", "-q", "-p", "no:cacheprovider", "--profile", "full",
+         "--weights", "pretrained", "--fast-model", str(directory), "--viral", str(smoke / "viral.fasta"),
+         "--host", str(smoke / "host.fasta"), "--allow-incomplete", "--artifacts", str(tmp_path / "artifacts"),
+         "--html", str(reports / "acceptance.html")],
+        cwd=root, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "hf_modules"), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert run.returncode == exit_status, run.stdout[-3000:]
+    report = json.loads((reports / "acceptance.json").read_text())
+    assert [o["outcome"] for o in report["outcomes"]] == [outcome], report["outcomes"]
+    assert report["parity"]["status"] == status
+    assert report["environment"]["FastESM2 parity with its own code"].startswith(f"{status}:")
+    if status == "failed":
+        assert report["verdict"]["status"] == "ERROR" and "FastESM2 parity FAIL" in report["outcomes"][0]["message"]

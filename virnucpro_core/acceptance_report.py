@@ -83,6 +83,8 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
     device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
     rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
     rows.append(("commit", _git_commit()))
+    if ctx.parity is not None:
+        rows.append(("FastESM2 parity with its own code", ctx.parity.summary()))
     for model in ctx.run.loaded_models() if ctx.run is not None else []:
         p = model.provenance
         origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
@@ -287,6 +289,7 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         "test_set": _test_set_dict(ctx),
         "training": _training_dict(ctx),
         "comparison": comparison.to_dict() if comparison is not None else None,
+        "parity": ctx.parity.to_dict() if ctx.parity is not None else None,
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
         "speed_ratios": [dict(zip(ratios[0], row, strict=True)) for row in ratios[1]],
         "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}

@@ -300,22 +300,12 @@ def load_model(
         if spec.family == "esm":
             provenance["architecture"] = esm_config.standin_config_file(name, size).architecture()
     else:
-        hub_id = spec.hub_id
-        # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
-        # a directory that does not exist, and saying so beats suggesting `hf download org/name`.
-        if model_path is not None and _is_hub_id(model_path) and not Path(model_path).expanduser().parent.is_dir():
-            hub_id, model_path = str(model_path), None
-        if model_path is not None:
-            directory, revision = Path(model_path).expanduser(), _revision_from_path(Path(model_path))
-            if not directory.is_dir():
-                raise _directory_not_found(spec, directory, path_option)
-        else:
-            directory, revision = _from_hf_cache(spec, hub_id, path_option, given=hub_id != spec.hub_id)
+        directory, revision, source = model_directory(name, model_path, path_option)
         model, tokenizer, found_size, vocab, architecture = _load_directory(spec, directory, torch_device)
         provenance = {
             "weights": "pretrained",
             "size": found_size,
-            "source": str(model_path) if model_path is not None else hub_id,
+            "source": source,
             "path": str(directory),
             "revision": revision,
             "seed": None,
@@ -389,6 +379,28 @@ def hf_hub_cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
     )
     return Path(os.path.expanduser(os.path.expandvars(home))) / "hub"
+
+
+def model_directory(
+    name: str, model_path: str | os.PathLike | None = None, path_option: str | None = None
+) -> tuple[Path, str | None, str]:
+    """Where :func:`load_model` reads pretrained ``name`` from: ``(directory, snapshot commit, source)``.
+
+    ``model_path``: a directory, another hub id in the cache, or None (the spec's hub id in the cache).
+    Nothing is downloaded. Raises :class:`WeightsNotFoundError` as :func:`load_model` does.
+    """
+    spec = get_spec(name)
+    # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
+    # a directory that does not exist, and saying so beats suggesting `hf download org/name`.
+    if model_path is not None and _is_hub_id(model_path) and not Path(model_path).expanduser().parent.is_dir():
+        return (*_from_hf_cache(spec, str(model_path), path_option, given=str(model_path) != spec.hub_id),
+                str(model_path))
+    if model_path is None:
+        return (*_from_hf_cache(spec, spec.hub_id, path_option), spec.hub_id)
+    directory = Path(model_path).expanduser()
+    if not directory.is_dir():
+        raise _directory_not_found(spec, directory, path_option)
+    return directory, _revision_from_path(Path(model_path)), str(model_path)
 
 
 def _is_hub_id(value: str | os.PathLike) -> bool:
