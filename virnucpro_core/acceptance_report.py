@@ -179,11 +179,14 @@ def speed_protocol(ctx: ReportContext) -> str:
     on_gpu = first.device.startswith("cuda")
     clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
              else "timed on the CPU with its wall clock (no GPU in this run)")
+    from virnucpro_core.precision import extraction_dtype
+
     return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
             f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
             "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
-            "here (bf16 on a GPU, fp32 on the CPU; the accuracy features were extracted the same way). "
-            "Like-for-like (shown, not gated): both with FastESM2's settings.")
+            f"here ({extraction_dtype('fastesm2_650', 'cuda')} on a GPU, "
+            f"{extraction_dtype('fastesm2_650', 'cpu')} on the CPU: the precision policy; the accuracy features "
+            "were extracted the same way). Like-for-like (shown, not gated): both with FastESM2's settings.")
 
 
 def speed_timing_table(ctx: ReportContext) -> Table:

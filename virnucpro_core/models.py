@@ -313,7 +313,7 @@ def load_model(
             **({"architecture": architecture} if architecture is not None else {}),
         }
         provenance.update(_standin_marker(directory, spec, found_size))
-    _cast(model, torch_dtype)
+    cast_model(model, torch_dtype)
     model.eval()
     provenance["dtype"] = dtype_name(torch_dtype)
     provenance["vocab_sha256"] = vocab_sha256(tokenizer)
@@ -336,7 +336,8 @@ def compile_model(loaded: LoadedModel, mode: str = "default") -> LoadedModel:
     return replace(loaded, model=compiled, provenance={**loaded.provenance, "compile": mode})
 
 
-def _cast(model: torch.nn.Module, dtype: torch.dtype) -> None:
+def cast_model(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast ``model`` to ``dtype`` in place, keeping its stored float32 rotary frequencies."""
     rotary = getattr(model, "rotary_embeddings", None)
     inv_freq = rotary.inv_freq.detach().clone() if rotary is not None else None
     model.to(dtype)
