@@ -1,4 +1,5 @@
-"""ESM-2 and FastESM2 files: the vocabulary as the source of token ids, and config.json checks (CPU, tiny stand-ins)."""
+"""ESM-2 and FastESM2 files: the vocabulary as the source of token ids, config.json checks and defaults, and
+config.json against the weights (CPU, tiny stand-ins)."""
 
 from __future__ import annotations
 
@@ -264,6 +265,15 @@ def test_every_contradiction_is_listed_in_one_error_with_the_values_to_set(tmp_p
                  "weights hold rotary frequencies per layer and no learned position table",
                  'set hidden_size 64, num_hidden_layers 2, position_embedding_type "rotary" in config.json'):
         assert part in message, message
+
+
+def test_a_filled_width_that_the_heads_do_not_divide_is_compared_with_the_weights(tmp_path):
+    """FastEsmConfig's 768 with 5 heads: the weights' widths are named, not a bare divisibility error."""
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_config(tmp_path, hidden_size=_DROP, num_attention_heads=5)
+    message = _refusal(tmp_path)
+    assert "hidden_size 768 (absent from config.json" in message and "but the weights have 64" in message, message
+    assert "num_attention_heads 5 (config.json), but the weights have 4" in message, message
 
 
 def test_absolute_positions_without_a_position_table_are_refused(tmp_path):

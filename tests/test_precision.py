@@ -68,3 +68,32 @@ def test_extract_defaults_to_the_policy_and_records_the_dtype(tmp_path, run_cli,
     assert load_features(tmp_path / "policy.pt").meta["dtype"] == "bfloat16"
     assert run_cli([*common, "--dtype", "float32", "--out", str(tmp_path / "asked.pt")])[0] == 0
     assert load_features(tmp_path / "asked.pt").meta["dtype"] == "float32", "--dtype overrides the policy"
+
+
+# --------------------------------------------------------------------------- the instrument behind the policy
+
+
+def test_the_precision_benchmark_orders_the_dtypes_by_their_mantissa(tmp_path):
+    """benchmarks/precision.py end to end on the tiny stand-in: fp32 ≈ float64, fp16 closer than bf16."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "precision.py"
+    spec = importlib.util.spec_from_file_location("precision_benchmark", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    try:
+        spec.loader.exec_module(module)
+        out = tmp_path / "precision.json"
+        assert module.main(["--models", "tiny", "--n", "6", "--runs", "1", "--warmup", "0", "--json", str(out)]) == 0
+    finally:
+        sys.modules.pop(spec.name, None)
+    report = json.loads(out.read_text())
+    rows = {row["dtype"]: row for row in report["rows"]}
+    assert set(rows) == {"float32", "bfloat16", "float16"} and report["proteins"]["n"] == 6
+    assert rows["float32"]["relative"] < 1e-5, rows["float32"]
+    assert 1e-4 < rows["float16"]["relative"] < rows["bfloat16"]["relative"] < 5e-2, rows
+    assert all(row["non_finite"] == 0 and len(row["runs_s"]) == 1 for row in rows.values())
+    assert report["machine"]["torch"] and report["cpu_threads"] >= 1

@@ -207,7 +207,7 @@ def _missing_keys(config_dict: dict[str, Any], model_type: str) -> tuple[list[st
     return missing, filled, "transformers EsmConfig"
 
 
-def _contradictions(config: dict[str, Any]) -> list[str]:
+def _contradictions(config: dict[str, Any], filled: dict[str, Any]) -> list[str]:
     """Values no ESM-2 or FastESM2 encoder has (checked after defaults are filled)."""
     problems = []
     kind = config.get("position_embedding_type")
@@ -222,7 +222,9 @@ def _contradictions(config: dict[str, Any]) -> list[str]:
     if act != "gelu":
         problems.append(f"hidden_act {act!r}: ESM-2 uses the exact (erf) gelu")
     hidden, heads = config.get("hidden_size"), config.get("num_attention_heads")
-    if isinstance(hidden, int) and isinstance(heads, int) and (heads <= 0 or hidden % heads):
+    # A filled-in width or head count is compared with the weights instead, where the error can say so.
+    stated = not {"hidden_size", "num_attention_heads"} & set(filled)
+    if stated and isinstance(hidden, int) and isinstance(heads, int) and (heads <= 0 or hidden % heads):
         problems.append(f"hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
     return problems
 
@@ -293,7 +295,7 @@ def parse_esm_config(config_dict: dict[str, Any], source: Path) -> EsmConfigFile
         )
     missing, filled, defaults_from = _missing_keys(config_dict, model_type)
     complete = {**filled, **config_dict}
-    contradictory = _contradictions(complete)
+    contradictory = _contradictions(complete, filled)
     if missing or contradictory:
         required = FASTESM_REQUIRED if model_type == "fast_esm" else _ESM_REQUIRED_CONFIG
         raise InputError(

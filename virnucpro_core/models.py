@@ -8,7 +8,8 @@
 
 Pretrained weights come from a local directory (``model_path``) or from the
 Hugging Face cache — never from the network. What each model's files hold
-and how they are read lives beside it: :mod:`virnucpro_core.esm` for the two
+and how they are read lives beside it: :mod:`virnucpro_core.esm` (and
+:mod:`virnucpro_core.esm_config` for config.json) for the two
 ESM models, :mod:`virnucpro_core.dnabert` for DNABERT-S.
 
 Stand-ins (``weights="random"``) are seeded, randomly initialised models of two
