@@ -25,11 +25,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "else full.",
     )
     add("--viral", action="append", default=[], metavar="PATH",
-        help="viral input: FASTA (preprocessed and embedded by the suite) or merged feature files (.pt). Repeatable.")
+        help="viral input: FASTA (preprocessed and embedded by the suite), merged feature files (.pt: ours, or "
+        "VirNucPro's original or FastESM2-fork files), or a directory of such .pt files. Repeatable.")
     add("--host", action="append", default=[], metavar="PATH",
         help="non-viral (host) input, same forms as --viral. Repeatable.")
-    add("--data-dir", default=None, metavar="DIR",
-        help="directory holding viral*.{fa,fasta,fna,pt} and host*.{fa,fasta,fna,pt} (alternative to --viral/--host).")
+    add("--data-dir", action="append", default=[], metavar="DIR",
+        help="a directory holding viral*.{fa,fasta,fna,pt} and host*.{fa,fasta,fna,pt}, or VirNucPro's "
+        "data/data_merge tree (<category>_merged/*.pt; viral.1.1_merged is viral, every other folder host). "
+        "Repeatable: e.g. the original's ESM2 3B tree and the fork's FastESM2 tree.")
+    add("--declare-features", action="append", default=[], metavar="MODEL:DTYPE[:WEIGHTS]",
+        help="how VirNucPro-layout feature files were made, which they do not record: e.g. esm2_3b:float32 "
+        "(the original VirNucPro) or fastesm2_650:float16 (the FastESM2 fork); WEIGHTS pretrained (default) or "
+        "random. One per protein model given in that layout; reported as declared, not verified.")
     add("--fast-model", default=None, metavar="ID_OR_DIR",
         help="FastESM2 weights: hub id (from the HF cache) or local directory (default: Synthyra/FastESM2_650).")
     add("--baseline-model", default=None, metavar="ID_OR_DIR",

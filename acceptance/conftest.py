@@ -39,6 +39,7 @@ def _settings_from(config: pytest.Config) -> Settings:
         viral=opt("--viral"),
         host=opt("--host"),
         data_dir=opt("--data-dir"),
+        declarations=opt("--declare-features"),
         weights=opt("--weights"),
         size=opt("--size"),
         artifacts=opt("--artifacts"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from virnucpro_core.features import load_merged
+from virnucpro_core.layouts.features import load_merged
 from virnucpro_core.validation import EMBEDDERS
 
 # Recomputed validation loss of the restored weights vs the logged best (float32 sums).

@@ -16,6 +16,7 @@ import torch
 from bs4 import BeautifulSoup
 
 from html_checks import report_problems
+from virnucpro_layouts import write_data_merge
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -117,4 +118,33 @@ def test_full_profile_with_random_weights_decides_no_accuracy(tmp_path, artifact
     assert any("random weights cannot validate accuracy" in r for r in report["verdict"]["reasons"])
     assert report["comparison"] is None, "no comparison may be computed from random weights in the full profile"
     assert soup.find(id="vnp-accuracy") is None and "Random-weight stand-ins" in page
+    assert report_problems(page, smoke=False) == []
+
+
+def test_virnucpro_data_merge_trees_run_the_accuracy_gate_with_declared_provenance(tmp_path):
+    """The user's existing features, in VirNucPro's layout, with nothing re-extracted: the accuracy gate runs,
+    the speed gate cannot (no sequences), and the report says the features' provenance was declared."""
+    base = write_data_merge(tmp_path / "original" / "data_merge", "esm2_3b")
+    fast = write_data_merge(tmp_path / "fork" / "data_merge", "fastesm2_650")
+    reports, artifacts = tmp_path / "reports", tmp_path / "artifacts"
+    tree_options = ["--data-dir", str(base), "--data-dir", str(fast), "--size", "tiny", "--device", "cpu"]
+    run = acceptance(*tree_options, reports=reports, artifacts=artifacts)
+    said = run.stdout + run.stderr
+    assert run.returncode == 4, f"undeclared VirNucPro files are a usage error, said once\n{said[-3000:]}"
+    assert said.count("which does not say how they were made") == 1, said[-3000:]
+    assert "--declare-features esm2_3b:float32" in said, said[-3000:]
+
+    run = acceptance(*tree_options, "--declare-features", "esm2_3b:float32", "--declare-features",
+                     "fastesm2_650:float16", "--allow-incomplete", reports=reports, artifacts=artifacts)
+    assert run.returncode == 0, f"INCOMPLETE, allowed\n{run.stdout[-3000:]}"
+    report, page, soup = read(reports)
+    verdict = report["verdict"]
+    assert verdict["status"] == "INCOMPLETE" and not verdict["smoke"]
+    assert verdict["gates"]["accuracy"]["state"] == "passed", verdict
+    assert verdict["gates"]["speed"]["state"] != "passed"
+    assert report["test_set"]["leakage"]["test_samples"] == 48  # 10 % of 240 per class
+    assert "DECLARED, not verified" in soup.find(id="vnp-environment").get_text(" ")
+    comparison = (reports / "comparison.md").read_text(encoding="utf-8")
+    assert "DECLARED, not verified (esm2_3b:float32:pretrained)" in comparison
+    assert "DECLARED, not verified (fastesm2_650:float16:pretrained)" in comparison
     assert report_problems(page, smoke=False) == []

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from virnucpro_core import features as F
+from virnucpro_core.layouts import features as L
 from virnucpro_core.embeddings import Embeddings, extract_embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.models import get_spec, load_model
@@ -80,8 +81,8 @@ def fake_features(
 
 def test_save_load_round_trip(tmp_path):
     emb = fake_features("fastesm2_650", ["a", "b", "c"])
-    F.save_features(emb, tmp_path / "f.pt")
-    back = F.load_features(tmp_path / "f.pt")
+    L.save_features(emb, tmp_path / "f.pt")
+    back = L.load_features(tmp_path / "f.pt")
     assert back.ids == emb.ids and torch.equal(back.data, emb.data) and torch.equal(back.lengths, emb.lengths)
     assert back.meta == emb.meta and back["data"] is back.data
     assert sorted(torch.load(tmp_path / "f.pt", weights_only=True)) == ["data", "ids", "lengths", "meta"]
@@ -96,7 +97,7 @@ def test_layout_problems_are_listed_together(tmp_path):
     del bad["meta"]["pooling"]
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(InputError) as info:
-        F.load_features(tmp_path / "bad.pt")
+        L.load_features(tmp_path / "bad.pt")
     message = str(info.value)
     for expected in (
         "missing key 'lengths'",
@@ -111,9 +112,9 @@ def test_layout_problems_are_listed_together(tmp_path):
 def test_unreadable_and_missing_files(tmp_path):
     (tmp_path / "junk.pt").write_text("not a torch file")
     with pytest.raises(InputError, match="not a readable feature file"):
-        F.load_features(tmp_path / "junk.pt")
+        L.load_features(tmp_path / "junk.pt")
     with pytest.raises(InputError, match="not found"):
-        F.load_features(tmp_path / "absent.pt")
+        L.load_features(tmp_path / "absent.pt")
 
 
 # --------------------------------------------------------------------------- merging
@@ -125,8 +126,8 @@ def test_unreadable_and_missing_files(tmp_path):
 def test_merge_concatenates_dna_then_protein_in_protein_order(tmp_path, protein_model, width):
     dna = fake_features("dnabert_s", ["a", "b", "c"], seed=1)
     protein = fake_features(protein_model, ["c", "a", "b"], seed=2)
-    F.save_features(dna, tmp_path / "dna.pt")
-    F.save_features(protein, tmp_path / "protein.pt")
+    L.save_features(dna, tmp_path / "dna.pt")
+    L.save_features(protein, tmp_path / "protein.pt")
     merged = F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
     assert merged.ids == ["c", "a", "b"] and merged.data.shape == (3, width)
     assert torch.equal(merged.data[0, :768], dna.data[2]) and torch.equal(merged.data[0, 768:], protein.data[0])
@@ -134,14 +135,14 @@ def test_merge_concatenates_dna_then_protein_in_protein_order(tmp_path, protein_
     assert torch.equal(merged.lengths, protein.lengths)
     assert merged.meta["protein"]["model"] == protein_model and merged.meta["dim"] == width
 
-    F.save_merged(merged, tmp_path / "merged.pt")
-    back = F.load_merged(tmp_path / "merged.pt")
+    L.save_merged(merged, tmp_path / "merged.pt")
+    back = L.load_merged(tmp_path / "merged.pt")
     assert back.ids == merged.ids and torch.equal(back.data, merged.data) and torch.equal(back.labels, merged.labels)
 
 
 def test_host_label_is_zero(tmp_path):
-    F.save_features(fake_features("dnabert_s", ["a"]), tmp_path / "d.pt")
-    F.save_features(fake_features("esm2_3b", ["a"]), tmp_path / "p.pt")
+    L.save_features(fake_features("dnabert_s", ["a"]), tmp_path / "d.pt")
+    L.save_features(fake_features("esm2_3b", ["a"]), tmp_path / "p.pt")
     assert F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "host").labels.tolist() == [0]
     with pytest.raises(InputError, match="viral"):
         F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "phage")
@@ -151,16 +152,16 @@ def test_non_finite_features_are_not_merged(tmp_path):
     protein = fake_features("fastesm2_650", ["a", "b", "c"])
     protein.data[1, 5] = float("nan")
     protein.data[2, 0] = float("inf")
-    F.save_features(fake_features("dnabert_s", ["a", "b", "c"]), tmp_path / "d.pt")
-    F.save_features(protein, tmp_path / "p.pt")
+    L.save_features(fake_features("dnabert_s", ["a", "b", "c"]), tmp_path / "d.pt")
+    L.save_features(protein, tmp_path / "p.pt")
     with pytest.raises(InputError, match="NaN or infinite values cannot be merged") as info:
         F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "viral")
     assert f"{tmp_path / 'p.pt'}: 2 of 3 rows" in str(info.value) and "(b, c)" in str(info.value), str(info.value)
 
 
 def test_wrong_width_names_both_files_and_dimensions(tmp_path):
-    F.save_features(fake_features("dnabert_s", ["a", "b"]), tmp_path / "dna.pt")
-    F.save_features(fake_features("fastesm2_650", ["a", "b"], dim=1024), tmp_path / "protein.pt")
+    L.save_features(fake_features("dnabert_s", ["a", "b"]), tmp_path / "dna.pt")
+    L.save_features(fake_features("fastesm2_650", ["a", "b"], dim=1024), tmp_path / "protein.pt")
     with pytest.raises(DimensionError) as info:
         F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
     message = str(info.value)
@@ -169,15 +170,15 @@ def test_wrong_width_names_both_files_and_dimensions(tmp_path):
 
 
 def test_tiny_and_full_features_do_not_mix(tmp_path):
-    F.save_features(fake_features("dnabert_s", ["a"], size="tiny", dim=32), tmp_path / "dna.pt")
-    F.save_features(fake_features("fastesm2_650", ["a"]), tmp_path / "protein.pt")
+    L.save_features(fake_features("dnabert_s", ["a"], size="tiny", dim=32), tmp_path / "dna.pt")
+    L.save_features(fake_features("fastesm2_650", ["a"]), tmp_path / "protein.pt")
     with pytest.raises(DimensionError, match="same --size"):
         F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
 
 
 def test_ids_in_one_file_only_are_listed_with_counts(tmp_path):
-    F.save_features(fake_features("dnabert_s", ["a", "b", "c", "x1"]), tmp_path / "dna.pt")
-    F.save_features(fake_features("fastesm2_650", ["a", "b", "c", "y1", "y2"]), tmp_path / "protein.pt")
+    L.save_features(fake_features("dnabert_s", ["a", "b", "c", "x1"]), tmp_path / "dna.pt")
+    L.save_features(fake_features("fastesm2_650", ["a", "b", "c", "y1", "y2"]), tmp_path / "protein.pt")
     with pytest.raises(InputError) as info:
         F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
     message = str(info.value)
@@ -194,8 +195,8 @@ def test_ids_in_one_file_only_are_listed_with_counts(tmp_path):
     ids=["protein-as-dna", "dna-as-protein"],
 )
 def test_wrong_model_family(tmp_path, dna_model, protein_model, message):
-    F.save_features(fake_features(dna_model, ["a"]), tmp_path / "dna.pt")
-    F.save_features(fake_features(protein_model, ["a"]), tmp_path / "protein.pt")
+    L.save_features(fake_features(dna_model, ["a"]), tmp_path / "dna.pt")
+    L.save_features(fake_features(protein_model, ["a"]), tmp_path / "protein.pt")
     with pytest.raises(InputError, match=message):
         F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
 
@@ -206,7 +207,7 @@ def test_wrong_model_family(tmp_path, dna_model, protein_model, message):
 def test_extract_to_file_matches_direct_extraction_and_cleans_up(tmp_path, fastesm):
     fasta = write_proteins(tmp_path / "p.faa", 11)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "out" / "p.pt", shard_size=4, progress=False)
-    emb = F.load_features(out)
+    emb = L.load_features(out)
     direct = extract_embeddings(fastesm, F.read_records(fasta, "esm"), progress=False)
     assert emb.ids == direct.ids and torch.allclose(emb.data, direct.data, atol=1e-6)
     assert emb.meta["input_file"] == fasta.name and len(emb.meta["cache_key"]) == 64
@@ -232,7 +233,7 @@ def test_other_model_settings_do_not_reuse(tmp_path, fastesm, caplog):
     with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
         F.extract_to_file(other, fasta, out, progress=False)
     assert "reusing" not in caplog.text
-    assert F.load_features(out).meta["seed"] == 1
+    assert L.load_features(out).meta["seed"] == 1
 
 
 def test_feature_files_carry_the_vocabulary_fingerprint_and_it_keys_the_cache(tmp_path, fastesm, caplog):
@@ -240,7 +241,7 @@ def test_feature_files_carry_the_vocabulary_fingerprint_and_it_keys_the_cache(tm
 
     fasta = write_proteins(tmp_path / "p.faa", 5)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", progress=False)
-    meta = F.load_features(out).meta
+    meta = L.load_features(out).meta
     assert meta["vocab_sha256"] == vocab_sha256(fastesm.tokenizer) and meta["vocab"] == fastesm.provenance["vocab"]
     other_vocab = dataclasses.replace(fastesm, provenance={**fastesm.provenance, "vocab_sha256": "0" * 64})
     with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
@@ -271,7 +272,7 @@ def test_interrupted_run_resumes_to_the_identical_file(tmp_path, fastesm, caplog
 
 
 def _same(a: Path, b: Path) -> bool:
-    x, y = F.load_features(a), F.load_features(b)
+    x, y = L.load_features(a), L.load_features(b)
     return x.ids == y.ids and torch.equal(x.data, y.data) and torch.equal(x.lengths, y.lengths)
 
 
@@ -377,7 +378,7 @@ def test_extract_command_writes_features(tmp_path, capsys):
     assert args.run(args) == 0
     out = capsys.readouterr().out
     assert "4 records -> ESM2 3B (random weights, tiny, float32, cpu" in out and "128-d vectors" in out, out
-    assert F.load_features(tmp_path / "p.pt").data.shape == (4, 128)
+    assert L.load_features(tmp_path / "p.pt").data.shape == (4, 128)
 
 
 @needs_dnabert
@@ -415,7 +416,7 @@ def test_extract_then_merge_commands(tmp_path, capsys):
         ]
     )
     assert args.run(args) == 0
-    merged = F.load_merged(tmp_path / "m.pt")
+    merged = L.load_merged(tmp_path / "m.pt")
     dna_dim, protein_dim = get_spec("dnabert_s").dim_for("tiny"), get_spec("fastesm2_650").dim_for("tiny")
     assert merged.data.shape == (3, dna_dim + protein_dim) and merged.labels.tolist() == [1, 1, 1]
     assert f"= {dna_dim + protein_dim} features" in capsys.readouterr().out
@@ -424,8 +425,8 @@ def test_extract_then_merge_commands(tmp_path, capsys):
 def test_merge_command_error_reaches_the_user(tmp_path):
     from virnucpro_core.commands import merge
 
-    F.save_features(fake_features("dnabert_s", ["a"]), tmp_path / "dna.pt")
-    F.save_features(fake_features("fastesm2_650", ["a"], dim=100), tmp_path / "protein.pt")
+    L.save_features(fake_features("dnabert_s", ["a"]), tmp_path / "dna.pt")
+    L.save_features(fake_features("fastesm2_650", ["a"], dim=100), tmp_path / "protein.pt")
     args = parser_for(merge).parse_args(
         [
             "merge",
@@ -449,10 +450,10 @@ def test_features_of_a_preprocess_output_record_its_chunk_size(tmp_path, fastesm
     (tmp_path / "g.fa").write_text(">g\n" + "ATGAAATTTGGGCCC" * 30 + "\n")
     prep = preprocess(tmp_path / "g.fa", 150, tmp_path / "pp")
     out = F.extract_to_file(fastesm, prep.paths.protein, tmp_path / "p.pt", progress=False)
-    meta = F.load_features(out).meta
+    meta = L.load_features(out).meta
     assert meta["chunk_size"] == 150
     assert feature_info({"protein": meta})["chunk_size"] == 150 and feature_info({"protein": meta})[
         "protein_dtype"] == "float32"
     loose = write_proteins(tmp_path / "loose.faa", 3)
-    assert F.load_features(F.extract_to_file(fastesm, loose, tmp_path / "l.pt", progress=False)).meta[
+    assert L.load_features(F.extract_to_file(fastesm, loose, tmp_path / "l.pt", progress=False)).meta[
         "chunk_size"] is None, "a FASTA that is not a preprocess output says nothing about chunks"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from virnucpro_core import files, sequences
 from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, save_checkpoint
 from virnucpro_core.errors import InputError
-from virnucpro_core.features import MergedFeatures
+from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.files import sha256_file
 from virnucpro_core.metrics import Predictions
 
@@ -273,3 +273,42 @@ def test_rerunning_onto_earlier_outputs_says_so(tmp_path, run_cli):
     assert "replacing" not in run_cli(argv)[1]
     code, out, _ = run_cli(argv)
     assert code == 0 and "note: replacing the earlier preprocess output" in out, out
+
+
+# --------------------------------------------------------------------------- files that ask to run code
+
+
+class _Payload:
+    """Unpickling this runs ``touch MARKER``: what a malicious feature file does with ``weights_only=False``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("command", ["merge", "import", "split", "train", "evaluate", "predict --features"])
+def test_a_feature_file_that_runs_code_is_refused_by_every_command(tmp_path, run_cli, command):
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"ids": ["a_chunk_1F1"], "data": torch.zeros(1, WIDTH), "labels": [1], "x": _Payload(marker)}, evil)
+    good = merged_file(tmp_path / "good.pt")
+    split_dir = tmp_path / "split"
+    split_dir.mkdir()
+    (split_dir / "train.pt").write_bytes(evil.read_bytes())
+    argv = {
+        "merge": ["merge", str(evil), str(good), "--label", "viral", "--out", str(tmp_path / "m.pt")],
+        "import": ["import", "--viral", str(evil), "--host", str(good), "--out", str(tmp_path / "i")],
+        "split": ["split", "--viral", str(evil), "--host", str(good), "--out", str(tmp_path / "s")],
+        "train": ["train", "--features", str(split_dir), "--out", str(tmp_path / "t.pt")],
+        "evaluate": ["evaluate", "--model", str(checkpoint(tmp_path / "c.pt")), "--features", str(evil),
+                     "--out", str(tmp_path / "p.json")],
+        "predict --features": ["predict", "--features", str(evil), "--model", str(checkpoint(tmp_path / "c.pt")),
+                               "--out", str(tmp_path / "calls")],
+    }[command]
+    code, _, err = run_cli(argv)
+    clear_error(code, err, "train.pt" if command == "train" else "evil.pt", "asks to run code", "system")
+    assert not marker.exists(), "the payload ran"

@@ -18,7 +18,8 @@ import torch
 from virnucpro_core import cli
 from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, save_checkpoint
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.features import MergedFeatures, extract_to_file, load_merged, merge_features
+from virnucpro_core.features import extract_to_file, merge_features
+from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.metrics import Predictions
 from virnucpro_core.models import get_spec, load_model
 from virnucpro_core.prediction import (

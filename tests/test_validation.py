@@ -26,8 +26,11 @@ def test_data_means_full_profile_with_pretrained_weights(tmp_path):
 
 
 def test_data_dir_picks_viral_and_host_files(tmp_path):
-    for name in ("viral_a.fasta", "viral_b.fna.gz", "host.pt", "notes.txt"):
+    for name in ("viral_a.fasta", "viral_b.fna.gz", "notes.txt"):
         (tmp_path / name).write_text("")
+    # .pt inputs are opened before anything runs (to see whether VirNucPro-layout files need a declaration).
+    torch.save({"ids": [], "data": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
+                "lengths": torch.zeros(0, dtype=torch.long), "meta": {}}, tmp_path / "host.pt")
     settings = Settings.resolve(data_dir=tmp_path)
     assert [p.name for p in settings.viral] == ["viral_a.fasta", "viral_b.fna.gz"]
     assert [p.name for p in settings.host] == ["host.pt"]

@@ -76,8 +76,8 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
             ("profile", settings.profile),
             ("weights", _weights_row(ctx)),
             ("seed", str(settings.seed)),
-            ("viral inputs", ", ".join(str(p) for p in settings.viral)),
-            ("host inputs", ", ".join(str(p) for p in settings.host)),
+            ("viral inputs", _describe_inputs(settings.viral)),
+            ("host inputs", _describe_inputs(settings.host)),
             ("limits", f"accuracy drop < {settings.max_accuracy_drop}; time ratio ≤ {settings.max_time_ratio}"),
         ]
     device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
@@ -95,10 +95,25 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
     return rows
 
 
+def _describe_inputs(paths, shown: int = 4) -> str:
+    """Input files, or for many (a data_merge tree has hundreds) their count per folder."""
+    if len(paths) <= shown:
+        return ", ".join(str(p) for p in paths)
+    folders: dict[str, int] = {}
+    for path in paths:
+        folders[str(Path(path).parent)] = folders.get(str(Path(path).parent), 0) + 1
+    return f"{len(paths)} files: " + ", ".join(f"{n} in {folder}" for folder, n in folders.items())
+
+
 def _weights_row(ctx: ReportContext) -> str:
     settings = ctx.settings
     if ctx.run is not None and unless_unreadable(ctx.run.has_merged_inputs, False):
-        return f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
+        row = f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
+        if settings.declarations:
+            # VirNucPro-layout files record nothing of how they were made; the user declared it.
+            row += ("; VirNucPro-layout files: DECLARED, not verified — "
+                    + ", ".join(f"--declare-features {d}" for d in settings.declarations))
+        return row
     return f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random" else settings.weights
 
 

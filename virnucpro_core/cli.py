@@ -19,18 +19,20 @@ from virnucpro_core import __version__
 from virnucpro_core.errors import VirNucProError
 
 # Subcommands in pipeline order; each name is a module in virnucpro_core.commands.
-COMMANDS = ("preprocess", "extract", "merge", "split", "train", "evaluate", "predict", "compare")
+COMMANDS = ("preprocess", "extract", "merge", "import", "split", "train", "evaluate", "predict", "compare")
+# Where a command's module is not named after it (``import`` is a Python keyword).
+MODULES = {"import": "import_features"}
 
 
 def create_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="virnucpro",
-        description="VirNucPro FastESM2 acceptance tools: preprocess, extract, merge, split, train, evaluate, predict, compare.",
+        description="VirNucPro FastESM2 acceptance tools: " + ", ".join(COMMANDS) + ".",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"virnucpro_core.commands.{name}")
+        module = importlib.import_module(f"virnucpro_core.commands.{MODULES.get(name, name)}")
         module.register(subparsers)
     return parser
 

@@ -1,18 +1,13 @@
-"""Feature files: per-model embeddings on disk, and DNA ‖ protein merged features.
+"""Feature stages: DNA ‖ protein merging, and cached, resumable extraction.
 
-Layouts follow VirNucPro's (``torch.save`` of a dict), with provenance added:
+The files themselves (ours, VirNucPro's and the fork's) are described, read
+and written by :mod:`virnucpro_core.layouts.features`.
 
-* per-model file: ``{'ids': [str], 'data': float32 [n, dim], 'lengths': int64 [n], 'meta': {...}}``
-* merged file: ``{'ids': [str], 'data': float32 [n, dna_dim + protein_dim],
-  'labels': int64 [n] (viral 1, host 0), 'lengths': int64 [n] (protein lengths), 'meta': {...}}``
-
-Files are written atomically and read with ``torch.load(weights_only=True)``;
-every layout problem of a file is collected and reported at once.
-
-:func:`extract_to_file` is the cached, resumable extraction used by the CLI and
-the acceptance fixtures: it embeds a FASTA in shards written beside the output
-and reuses finished shards (or a finished output) when rerun with the same
-input, model and settings.
+:func:`merge_features` joins a DNABERT-S and a protein-model feature file by
+id. :func:`extract_to_file` is the cached, resumable extraction used by the
+CLI and the acceptance fixtures: it embeds a FASTA in shards written beside the
+output and reuses finished shards (or a finished output) when rerun with the
+same input, model and settings.
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,173 +34,16 @@ from virnucpro_core.embeddings import (
 )
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
+from virnucpro_core.layouts.features import LABELS, MergedFeatures, load_features, save_features
 from virnucpro_core.models import LoadedModel, get_spec
 
 log = logging.getLogger(__name__)
 
-FEATURE_KEYS = ("ids", "data", "lengths", "meta")
-MERGED_KEYS = ("ids", "data", "labels", "lengths", "meta")
-REQUIRED_META = ("model", "display_name", "weights", "size", "dtype", "pooling", "input_sha256", "dim", "n")
-LABELS = {"viral": 1, "host": 0}
 DEFAULT_SHARD_SIZE = 2000
 # Bump when shard contents or the cache key change meaning, so old shards are not reused.
 # 2: ESM-2 token ids fixed (I = 12, D = 13), vocabulary in the key; 3: chunk size in the meta;
 # 4: the ESM architecture in effect (config.json plus filled defaults) in the key and the meta
 _CACHE_FORMAT = 4
-
-
-# --------------------------------------------------------------------------- per-model files
-
-
-def save_features(emb: Embeddings, path: str | os.PathLike) -> Path:
-    """Write ``emb`` to ``path`` atomically in the per-model feature layout."""
-    path = Path(path)
-    return atomic_torch_save(emb.to_dict(), path)
-
-
-def _torch_load(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise InputError(f"{what} file not found: {path}", fix="run `virnucpro extract` first, or fix the path")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and unpickler errors all mean "not our file"
-        raise InputError(
-            f"{path} is not a readable {what} file",
-            expected="a file written by `virnucpro extract` / `virnucpro merge` (torch.save of a dict)",
-            found=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
-            fix="re-create it; files from other tools or older versions cannot be loaded safely",
-        ) from None
-
-
-def _layout_problems(obj: Any, keys: tuple[str, ...]) -> list[str]:
-    """Problems shared by both layouts: keys, ids, data, lengths."""
-    if not isinstance(obj, dict):
-        return [f"top level is {type(obj).__name__}, not a dict"]
-    problems = [f"missing key {k!r}" for k in keys if k not in obj]
-    ids, data, lengths = obj.get("ids"), obj.get("data"), obj.get("lengths")
-    if ids is not None:
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            problems.append("'ids' is not a list of strings")
-        elif len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dups = [i for i in ids if i in seen or seen.add(i)]
-            problems.append(f"{len(dups)} duplicate id(s): {', '.join(dups[:5])}")
-    if data is not None:
-        if not isinstance(data, torch.Tensor) or data.dim() != 2:
-            problems.append(f"'data' is not a 2-D tensor (found {getattr(data, 'shape', type(data).__name__)})")
-        elif data.dtype != torch.float32:
-            problems.append(f"'data' is {data.dtype}, not torch.float32")
-        elif isinstance(ids, list) and data.shape[0] != len(ids):
-            problems.append(f"'data' has {data.shape[0]} rows for {len(ids)} ids")
-    if lengths is not None:
-        if not isinstance(lengths, torch.Tensor) or lengths.dtype != torch.int64 or lengths.dim() != 1:
-            problems.append("'lengths' is not a 1-D int64 tensor")
-        elif isinstance(ids, list) and lengths.shape[0] != len(ids):
-            problems.append(f"'lengths' has {lengths.shape[0]} entries for {len(ids)} ids")
-    if "meta" in obj and not isinstance(obj["meta"], dict):
-        problems.append("'meta' is not a dict")
-    return problems
-
-
-def _raise_layout(path: Path, what: str, keys: tuple[str, ...], problems: list[str]) -> None:
-    if problems:
-        raise InputError(
-            f"{path} is not a valid {what} file",
-            expected="keys " + ", ".join(repr(k) for k in keys),
-            found="; ".join(problems),
-            fix="re-create it with `virnucpro extract`" if what == "feature" else "re-create it with `virnucpro merge`",
-        )
-
-
-def load_features(path: str | os.PathLike) -> Embeddings:
-    """Read and validate a per-model feature file.
-
-    The result also answers ``emb['ids']``, ``emb['data']``... like the file's dict.
-
-    Raises:
-        InputError: unreadable file or any layout problem (all listed at once).
-    """
-    path = Path(path)
-    obj = _torch_load(path, "feature")
-    problems = _layout_problems(obj, FEATURE_KEYS)
-    meta = obj.get("meta") if isinstance(obj, dict) else None
-    if isinstance(meta, dict):
-        problems += [f"meta lacks {k!r}" for k in REQUIRED_META if k not in meta]
-        data = obj.get("data")
-        if isinstance(data, torch.Tensor) and data.dim() == 2 and "dim" in meta and data.shape[1] != meta["dim"]:
-            problems.append(f"'data' is {data.shape[1]} wide but meta says dim {meta['dim']}")
-    _raise_layout(path, "feature", FEATURE_KEYS, problems)
-    return Embeddings(obj["ids"], obj["data"], obj["lengths"], obj["meta"])
-
-
-# --------------------------------------------------------------------------- merged files
-
-
-@dataclass
-class MergedFeatures:
-    """DNA ‖ protein features of one class, in VirNucPro's merged layout.
-
-    Attributes:
-        ids: sample ids (order of the protein file).
-        data: float32 ``[n, dna_dim + protein_dim]``.
-        labels: int64 ``[n]``; viral 1, host 0.
-        lengths: int64 ``[n]`` protein lengths.
-        meta: label, dims, both inputs' paths and provenance.
-    """
-
-    ids: list[str]
-    data: torch.Tensor
-    labels: torch.Tensor
-    lengths: torch.Tensor
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def dim(self) -> int:
-        return int(self.data.shape[1])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ids": list(self.ids),
-            "data": self.data,
-            "labels": self.labels,
-            "lengths": self.lengths,
-            "meta": dict(self.meta),
-        }
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in MERGED_KEYS:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        return save_merged(self, path)
-
-
-def save_merged(merged: MergedFeatures, path: str | os.PathLike) -> Path:
-    """Write merged features atomically."""
-    path = Path(path)
-    atomic_torch_save(merged.to_dict(), path)
-    return path
-
-
-def load_merged(path: str | os.PathLike) -> MergedFeatures:
-    """Read and validate a merged feature file (all problems reported at once)."""
-    path = Path(path)
-    obj = _torch_load(path, "merged feature")
-    problems = _layout_problems(obj, MERGED_KEYS)
-    labels = obj.get("labels") if isinstance(obj, dict) else None
-    if labels is not None:
-        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
-            problems.append("'labels' is not a 1-D int64 tensor")
-        elif isinstance(obj.get("ids"), list) and labels.shape[0] != len(obj["ids"]):
-            problems.append(f"'labels' has {labels.shape[0]} entries for {len(obj['ids'])} ids")
-        elif not bool(((labels == 0) | (labels == 1)).all()):
-            problems.append("'labels' holds values other than 0 (host) and 1 (viral)")
-    _raise_layout(path, "merged feature", MERGED_KEYS, problems)
-    return MergedFeatures(obj["ids"], obj["data"], obj["labels"], obj["lengths"], obj["meta"])
 
 
 def _label_value(label: str | int) -> tuple[str, int]:

@@ -180,15 +180,19 @@ def length_histogram_png(
     test_lengths: Sequence[int] | np.ndarray,
     path: str | Path | None = None,
 ) -> bytes:
-    """Protein-length distributions of training and test samples (share of each set, shared bins)."""
+    """Protein-length distributions of training and test samples (share of each set, shared bins).
+
+    Length 0 means not recorded (features imported from VirNucPro's files) and is left out.
+    """
     train = np.asarray(train_lengths, dtype=float).reshape(-1)
     test = np.asarray(test_lengths, dtype=float).reshape(-1)
+    train, test = train[train > 0], test[test > 0]
 
     def fill(figure: Figure) -> None:
         ax = figure.subplots()
         both = np.concatenate([train, test])
         if len(both) == 0:
-            _empty(ax, "no samples")
+            _empty(ax, "no protein lengths recorded")
         else:
             edges = np.histogram_bin_edges(both, bins="auto")
             for values, name, color in ((train, "training", "tab:blue"), (test, "test", "tab:orange")):

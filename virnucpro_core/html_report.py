@@ -96,7 +96,7 @@ def figures(ctx: ReportContext) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     split = ctx.peek("split[fast]")
     if split is not None:
-        from virnucpro_core.features import load_merged
+        from virnucpro_core.layouts.features import load_merged
 
         out["test-set lengths"] = fig.length_histogram_png(
             load_merged(split.paths.train).lengths.tolist(), load_merged(split.paths.test).lengths.tolist())

@@ -448,7 +448,10 @@ class LengthBin:
 
 
 def length_breakdown(predictions: Predictions, edges: Sequence[int] = DEFAULT_LENGTH_BINS) -> list[LengthBin]:
-    """Accuracy per protein-length bin ``[edges[i], edges[i+1])``, the last one open; empty bins left out."""
+    """Accuracy per protein-length bin ``[edges[i], edges[i+1])``, the last one open; empty bins left out.
+
+    Samples of length 0 (not recorded) are in no bin.
+    """
     edges = [int(e) for e in edges]
     if not edges or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
         raise InputError("length bins must be increasing, non-negative residue counts",
@@ -456,6 +459,7 @@ def length_breakdown(predictions: Predictions, edges: Sequence[int] = DEFAULT_LE
     if edges[0] > 0:
         edges = [0, *edges]
     which = np.digitize(predictions.lengths, edges, right=False) - 1  # bin index, 0-based
+    which[predictions.lengths == 0] = -1  # length not recorded (imported from VirNucPro's files): in no bin
     bins = []
     for i, low in enumerate(edges):
         mask = which == i

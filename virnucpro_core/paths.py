@@ -52,6 +52,10 @@ class ValidationPaths:
     def merged(self, embedder: str, label: str, key: str) -> Path:
         return self.root / "merged" / f"{embedder}-{label}-{key}"
 
+    def imported(self, embedder: str, label: str, key: str) -> Path:
+        """Merged inputs of one embedder and class joined into one file (VirNucPro's files converted)."""
+        return self.root / "imported" / f"{embedder}-{label}-{key}"
+
     def split(self, embedder: str, key: str) -> Path:
         return self.root / "split" / f"{embedder}-{key}"
 

@@ -5,11 +5,9 @@ Two entry points:
 * :func:`predict_features` — a checkpoint on a merged feature file (e.g. a
   split's ``test.pt``) → :class:`~virnucpro_core.metrics.Predictions`, the file
   ``virnucpro compare`` reads. Behind ``virnucpro evaluate``.
-* :func:`predict_fasta` — what a user runs on new sequences, as VirNucPro's
-  ``prediction.py`` did: preprocess → DNABERT-S on the nucleotide frames and
-  the checkpoint's protein model on the protein frames → merge by id → MLP →
-  ``frames.tsv`` (one row per frame), ``chunks.tsv`` (one verdict per chunk)
-  and ``summary.json``. Behind ``virnucpro predict``.
+* :func:`score_features` and :func:`chunk_calls` — the calls on frames of
+  unknown class, and per chunk; :mod:`virnucpro_core.prediction_run` strings
+  them into ``virnucpro predict`` (new sequences, or features made before).
 
 Calls follow VirNucPro (and :mod:`virnucpro_core.metrics`): a frame is viral
 iff its viral score beats its host score (arg-max of the logits, a tie is
@@ -29,7 +27,6 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +35,13 @@ import numpy as np
 import torch
 
 from virnucpro_core.classifier import LoadedCheckpoint, display_name, load_checkpoint
-from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.features import MergedFeatures, extract_to_file, load_merged, merge_features
-from virnucpro_core.files import atomic_write_text, sha256_file
-from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE, Predictions
-from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model
-from virnucpro_core.sequences import preprocess, read_fasta, source_id
+from virnucpro_core.errors import InputError
+from virnucpro_core.features import merge_features
+from virnucpro_core.layouts.features import MergedFeatures, load_merged
+from virnucpro_core.layouts.predictions import CALL_NAMES
+from virnucpro_core.files import sha256_file
+from virnucpro_core.metrics import Predictions
+from virnucpro_core.sequences import source_id
 from virnucpro_core.split import chunk_of, feature_info
 
 log = logging.getLogger(__name__)
@@ -52,8 +50,6 @@ DEFAULT_CHUNK_SIZE = 300
 DNA_MODEL = "dnabert_s"
 # Rows per MLP forward pass: the classifier is small, this only bounds memory.
 SCORE_BATCH = 65536
-# The original's words for the two classes in prediction_results.txt.
-CALL_NAMES = {1: "virus", 0: "others"}
 NO_FRAMES = "no_frames"
 RANDOM_WEIGHTS_WARNING = (
     "RANDOM-WEIGHT STAND-IN MODELS: these predictions come from randomly initialised language models and say "
@@ -62,6 +58,7 @@ RANDOM_WEIGHTS_WARNING = (
 # Provenance fields of an embedding worth carrying into predictions (the rest is bookkeeping).
 _PROVENANCE_KEYS = (
     "model", "display_name", "weights", "size", "source", "revision", "seed", "dtype", "dim", "vocab_sha256",
+    "provenance", "declared_by",
 )  # fmt: skip
 
 
@@ -88,6 +85,16 @@ class PredictionPaths:
     def summary(self) -> Path:
         """Parameters, model provenance, counts and warnings."""
         return self.root / "summary.json"
+
+    @property
+    def original_results(self) -> Path:
+        """The original VirNucPro's per-frame table (``Sequence_ID Prediction score1 score2``)."""
+        return self.root / "prediction_results.txt"
+
+    @property
+    def original_highest(self) -> Path:
+        """The original VirNucPro's per-chunk verdicts (``Modified_ID Is_Virus``)."""
+        return self.root / "prediction_results_highestscore.csv"
 
     @property
     def preprocess(self) -> Path:
@@ -164,6 +171,7 @@ class FrameScores:
     p_viral: np.ndarray
     y_pred: np.ndarray
     lengths: np.ndarray
+    logits: torch.Tensor | None = None  # float32 [n, 2], for the original's float32 scores
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -207,12 +215,13 @@ def logits_of(checkpoint: LoadedCheckpoint, data: torch.Tensor, *, batch_size: i
 
 def score_features(checkpoint: LoadedCheckpoint, features: UnlabeledFeatures | MergedFeatures) -> FrameScores:
     """The checkpoint's calls on features of unknown (or ignored) class."""
-    logits = logits_of(checkpoint, features.data).double()
+    logits = logits_of(checkpoint, features.data)
     return FrameScores(
         ids=list(features.ids),
-        p_viral=torch.softmax(logits, dim=1)[:, 1].numpy(),
+        p_viral=torch.softmax(logits.double(), dim=1)[:, 1].numpy(),
         y_pred=torch.argmax(logits, dim=1).numpy().astype(np.int64),
         lengths=features.lengths.numpy().astype(np.int64),
+        logits=logits,
     )
 
 
@@ -251,11 +260,11 @@ def predict_features(
     Args:
         checkpoint: a file from ``virnucpro train`` (or an already loaded one).
         features: a merged feature file (e.g. a split's ``test.pt``) or its
-            :class:`~virnucpro_core.features.MergedFeatures`.
+            :class:`~virnucpro_core.layouts.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
             Features without labels (:class:`UnlabeledFeatures`) need them; for
             new sequences of unknown class use :func:`score_features` or
-            :func:`predict_fasta` instead.
+            :func:`virnucpro_core.prediction_run.predict_fasta` instead.
 
     Returns:
         :class:`~virnucpro_core.metrics.Predictions` whose ``meta`` records the
@@ -363,321 +372,3 @@ def chunk_calls(scores: FrameScores, chunk_ids: list[str] | None = None) -> Chun
         NO_FRAMES if c not in count else CALL_NAMES[int(v >= h)] for c, v, h in zip(order, max_viral, max_host)
     ]
     return ChunkCalls(order, np.array([count.get(c, 0) for c in order], dtype=np.int64), max_viral, max_host, verdicts)
-
-
-# --------------------------------------------------------------------------- tables
-
-
-FRAME_COLUMNS = ("frame_id", "chunk_id", "record_id", "viral_score", "host_score", "prediction")
-CHUNK_COLUMNS = ("chunk_id", "record_id", "n_frames", "max_viral_score", "max_host_score", "verdict")
-
-
-def _score(value: float) -> str:
-    return "NA" if math.isnan(value) else f"{value:.6f}"
-
-
-def write_frames_tsv(scores: FrameScores, path: str | os.PathLike) -> Path:
-    """``frames.tsv``: one row per frame (scores with 6 decimals; prediction ``virus``/``others``)."""
-    lines = ["\t".join(FRAME_COLUMNS)]
-    for frame, chunk, record, p_viral, call in zip(
-        scores.ids, scores.chunk_ids, scores.record_ids, scores.p_viral.tolist(), scores.y_pred.tolist()
-    ):
-        lines.append(f"{frame}\t{chunk}\t{record}\t{_score(p_viral)}\t{_score(1.0 - p_viral)}\t{CALL_NAMES[call]}")
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return Path(path)
-
-
-def write_chunks_tsv(calls: ChunkCalls, path: str | os.PathLike) -> Path:
-    """``chunks.tsv``: one row per chunk (``NA`` scores and ``no_frames`` for chunks without frames)."""
-    lines = ["\t".join(CHUNK_COLUMNS)]
-    for chunk, record, n, v, h, verdict in zip(
-        calls.ids, calls.record_ids, calls.n_frames.tolist(), calls.max_p_viral.tolist(),
-        calls.max_p_host.tolist(), calls.verdicts,
-    ):  # fmt: skip
-        lines.append(f"{chunk}\t{record}\t{n}\t{_score(v)}\t{_score(h)}\t{verdict}")
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return Path(path)
-
-
-# --------------------------------------------------------------------------- end to end
-
-
-@dataclass
-class PredictionResult:
-    """What ``predict_fasta`` produced: calls, provenance and where the files are.
-
-    ``random_weights`` is true when either language model had random weights;
-    ``warnings`` then starts with :data:`RANDOM_WEIGHTS_WARNING`.
-    """
-
-    paths: PredictionPaths
-    frames: FrameScores
-    chunks: ChunkCalls
-    parameters: dict[str, Any]
-    models: dict[str, Any]
-    checkpoint: dict[str, Any]
-    counts: dict[str, int]
-    random_weights: bool
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``summary.json`` content."""
-        return {
-            "format": "virnucpro-prediction-summary",
-            "version": 1,
-            "random_weights": self.random_weights,
-            "warnings": list(self.warnings),
-            "parameters": self.parameters,
-            "models": self.models,
-            "checkpoint": self.checkpoint,
-            "counts": self.counts,
-            "rules": {"frame": FRAME_RULE, "chunk": CHUNK_RULE},
-            "outputs": {
-                "frames": str(self.paths.frames),
-                "chunks": str(self.paths.chunks),
-                "preprocess": str(self.paths.preprocess),
-                "dna_features": str(self.paths.dna_features),
-                "protein_features": str(self.paths.protein_features),
-            },
-        }
-
-    def save(self) -> Path:
-        atomic_write_text(self.paths.summary, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
-        return self.paths.summary
-
-
-def _protein_model_of(loaded: LoadedCheckpoint, size: str) -> str:
-    """The protein model a checkpoint was trained with: its meta, else the one whose width fits."""
-    if loaded.meta.protein_model:
-        return get_spec(loaded.meta.protein_model).name
-    dna_dim = get_spec(DNA_MODEL).dim_for(size)
-    fits = [n for n, s in SPECS.items() if s.family == "esm" and dna_dim + s.dim_for(size) == loaded.meta.input_dim]
-    if len(fits) == 1:
-        log.info("checkpoint %s names no protein model; its %d-d input fits %s", loaded.path,
-                 loaded.meta.input_dim, display_name(fits[0]))  # fmt: skip
-        return fits[0]
-    raise DimensionError(
-        f"checkpoint {loaded.path} names no protein model and its {loaded.meta.input_dim}-d input fits none "
-        f"at size {size}",
-        expected=" or ".join(
-            f"{dna_dim + s.dim_for(size)} (DNABERT-S {dna_dim} + {s.display_name} {s.dim_for(size)})"
-            for s in SPECS.values() if s.family == "esm"
-        ),
-        found=f"{loaded.meta.input_dim}",
-        fix="pass the checkpoint written by `virnucpro train`, or the --size its features were extracted at",
-    )
-
-
-def check_width(
-    loaded: LoadedCheckpoint, protein_model: str, dna_dim: int, protein_dim: int, *, size: str, weights: str
-) -> None:
-    """Refuse a checkpoint whose input width is not DNABERT-S + protein model of this run.
-
-    Raises:
-        DimensionError: naming both widths and the settings the checkpoint was trained with, when known.
-    """
-    width = dna_dim + protein_dim
-    if loaded.meta.input_dim == width:
-        return
-    trained = loaded.meta.features or {}
-    hint = ""
-    if trained.get("size") or trained.get("protein_weights"):
-        hint = (
-            f"; it was trained on features of size {trained.get('size') or '?'}, "
-            f"{trained.get('protein_weights') or '?'} weights — pass --size/--weights to match"
-        )
-    protein = display_name(protein_model)
-    raise DimensionError(
-        f"checkpoint {loaded.path} takes {loaded.meta.input_dim}-d features; this run makes {width}-d "
-        f"{protein} features — pick the checkpoint trained for these models and settings",
-        expected=f"{width} features: DNABERT-S {dna_dim} + {protein} {protein_dim} ({weights} weights, size {size})",
-        found=f"checkpoint input width {loaded.meta.input_dim} ({loaded.meta.describe()})",
-        fix="use a checkpoint trained on features from the same models, size and weights" + hint,
-    )
-
-
-def _mismatch(loaded: LoadedCheckpoint, ours: str, theirs: str, option: str, allowed: list[str] | None) -> None:
-    """A setting that differs from the checkpoint's training features: an error, or a warning added to
-    ``allowed`` (the run's warnings) when mismatches are allowed."""
-    message = f"this run uses {ours}, but {loaded.path} was trained on features made with {theirs}"
-    if allowed is not None:
-        allowed.append(f"{message}; scored anyway (--allow-mismatch)")
-        return
-    raise InputError(
-        message,
-        expected="the settings of the checkpoint's training features",
-        found=ours,
-        fix=f"drop {option} (predict then follows the checkpoint), or pass --allow-mismatch to score anyway",
-    )
-
-
-def predict_fasta(
-    input_path: str | os.PathLike,
-    checkpoint: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    chunk_size: int | None = None,
-    weights: str = "pretrained",
-    size: str | None = None,
-    dna_model_path: str | os.PathLike | None = None,
-    protein_model_path: str | os.PathLike | None = None,
-    device: str | None = "auto",
-    seed: int = 0,
-    progress: bool = True,
-    rebuild: bool = False,
-    allow_mismatch: bool = False,
-    on_log: Callable[[str], None] | None = None,
-) -> PredictionResult:
-    """Classify the chunks of new DNA sequences with a trained checkpoint.
-
-    Preprocesses ``input_path`` (prediction mode: every stop-free frame),
-    embeds the nucleotide frames with DNABERT-S and the protein frames with the
-    checkpoint's protein model (cached and resumable under ``out_dir/features``),
-    joins them by id and scores them; then writes ``frames.tsv``,
-    ``chunks.tsv`` and ``summary.json`` atomically in ``out_dir``.
-
-    Args:
-        input_path: nucleotide FASTA, optionally gzipped.
-        checkpoint: file from ``virnucpro train``; its meta names the protein model.
-        out_dir: output directory (created if missing).
-        chunk_size: chunk length in bases; default: the one the checkpoint was trained on (recorded by
-            ``virnucpro train``), else 300.
-        weights: ``pretrained`` (published weights, from the model paths or the
-            Hugging Face cache) or ``random`` (seeded stand-ins, for smoke runs).
-        size: stand-in size with random weights, ``tiny`` or ``full``; default:
-            the size the checkpoint was trained at, else ``tiny``.
-        dna_model_path: DNABERT-S directory (or hub id) for pretrained weights.
-        protein_model_path: protein model directory (or hub id) for pretrained weights.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` for the language models.
-        seed: stand-in initialisation seed.
-        progress: show progress bars.
-        rebuild: recompute embeddings even when ``out_dir/features`` holds them for the same input and models.
-        allow_mismatch: score even when the chunk size or the protein vocabulary differs from the
-            checkpoint's training features (the calls are then not what the classifier was trained for).
-        on_log: called with each notable message (default: the module logger).
-
-    Raises:
-        DimensionError: the checkpoint's input width is not DNABERT-S + protein model of this run.
-        InputError: unreadable input or checkpoint, unknown options, or a chunk size or protein vocabulary
-            other than the training features' (unless ``allow_mismatch``).
-        WeightsNotFoundError: pretrained weights are not on this machine.
-    """
-    say = on_log or log.info
-    if weights not in WEIGHTS:
-        raise InputError(f"unknown weights kind {weights!r}", expected=" or ".join(WEIGHTS), found=repr(weights))
-    loaded = load_checkpoint(checkpoint)
-    trained = loaded.meta.features or {}
-    if size is None:
-        size = trained.get("size") if trained.get("size") in SIZES else "tiny"
-        if weights == "random":
-            say(f"stand-in size {size} (the checkpoint's training size, else tiny; change with --size)")
-    if size not in SIZES:
-        raise InputError(f"unknown model size {size!r}", expected=" or ".join(SIZES), found=repr(size))
-    if loaded.meta.dna_model not in (None, DNA_MODEL):
-        raise InputError(
-            f"checkpoint {loaded.path} was trained with DNA model {loaded.meta.dna_model!r}",
-            expected=f"{DNA_MODEL} (DNABERT-S), the only DNA model of this pipeline",
-            found=repr(loaded.meta.dna_model),
-            fix="pass a checkpoint written by `virnucpro train` on DNABERT-S features",
-        )
-    mismatches: list[str] | None = [] if allow_mismatch else None
-    trained_chunk = trained.get("chunk_size")
-    if chunk_size is None:
-        chunk_size = trained_chunk or DEFAULT_CHUNK_SIZE
-        origin = "as the checkpoint was trained" if trained_chunk else "the default; the checkpoint records none"
-        say(f"chunk size {chunk_size} bp ({origin}; change with --chunk-size)")
-    elif trained_chunk and chunk_size != trained_chunk:
-        _mismatch(loaded, f"chunk size {chunk_size} bp", f"{trained_chunk} bp chunks", "--chunk-size", mismatches)
-    # Pretrained weights are full size whatever --size says.
-    protein_model = _protein_model_of(loaded, size if weights == "random" else "full")
-    if weights == "random":  # widths are known before any model is built: fail fast
-        check_width(loaded, protein_model, get_spec(DNA_MODEL).dim_for(size), get_spec(protein_model).dim_for(size),
-                    size=size, weights=weights)  # fmt: skip
-
-    # Nothing is written until every input has been checked: the FASTA is read first (seconds, before
-    # minutes of loading full-size models), then both models are loaded and matched to the checkpoint.
-    read_fasta(input_path)
-    options = dict(weights=weights, size=size, device=device, seed=seed)
-    dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
-    # The protein model runs in the precision the training features were extracted in (bf16 for FastESM2 on a GPU).
-    protein = load_model(protein_model, model_path=protein_model_path, path_option="--protein-model-path",
-                         dtype=trained.get("protein_dtype") or "float32", **options)
-    check_width(loaded, protein_model, dna.dim, protein.dim, size=protein.size, weights=protein.provenance["weights"])
-    trained_vocab = trained.get("protein_vocab")
-    if trained_vocab and trained_vocab != protein.provenance.get("vocab_sha256"):
-        _mismatch(loaded, f"protein vocabulary {str(protein.provenance.get('vocab_sha256'))[:12]} "
-                  f"({protein.provenance.get('vocab')})", f"vocabulary {trained_vocab[:12]}",
-                  "--protein-model-path", mismatches)
-
-    paths = PredictionPaths(Path(out_dir))
-    prep = preprocess(input_path, chunk_size, paths.preprocess)
-    say(f"{prep.records} records -> {prep.chunks} chunks of {chunk_size} bp -> {prep.frames} stop-free frames")
-    chunk_ids = [record.id for record in read_fasta(prep.paths.chunks)] if prep.chunks else []
-    models = {
-        "dna": _provenance({**dna.provenance, "model": dna.spec.name, "display_name": dna.spec.display_name,
-                            "dim": dna.dim, "device": dna.device.type}),
-        "protein": _provenance({**protein.provenance, "model": protein.spec.name,
-                                "display_name": protein.spec.display_name, "dim": protein.dim}),
-    }  # fmt: skip
-    models["device"] = protein.device.type
-    random_weights = any(m.get("weights") == "random" for m in (models["dna"], models["protein"]))
-
-    if prep.frames:
-        extract_to_file(dna, prep.paths.nucleotide, paths.dna_features, progress=progress, rebuild=rebuild)
-        extract_to_file(protein, prep.paths.protein, paths.protein_features, progress=progress,
-                        rebuild=rebuild)
-        features = merge_unlabeled(paths.dna_features, paths.protein_features)
-        scores = score_features(loaded, features)
-    else:
-        empty = np.zeros(0)
-        scores = FrameScores([], empty.astype(np.float64), empty.astype(np.int64), empty.astype(np.int64))
-    calls = chunk_calls(scores, chunk_ids)
-
-    warnings = [RANDOM_WEIGHTS_WARNING] if random_weights else []
-    warnings += mismatches or []
-    if trained.get("protein_weights") == "random" and not random_weights:
-        warnings.append("the checkpoint was trained on random-weight stand-in features; its calls on pretrained "
-                        "features mean nothing")  # fmt: skip
-    elif trained.get("protein_weights") == "pretrained" and random_weights:
-        warnings.append("the checkpoint was trained on pretrained features but this run used random stand-ins")
-    if not prep.frames:
-        warnings.append("no chunk has a stop-free frame: nothing was classified")
-    frameless = sum(v == NO_FRAMES for v in calls.verdicts)
-    if frameless and prep.frames:
-        warnings.append(f"{frameless} of {len(calls)} chunks have no stop-free frame and get no verdict ({NO_FRAMES})")
-
-    result = PredictionResult(
-        paths=paths,
-        frames=scores,
-        chunks=calls,
-        parameters={
-            "input": str(input_path),
-            "input_sha256": sha256_file(input_path),
-            "chunk_size": chunk_size,
-            "weights": weights,
-            "size": size,
-            "seed": seed,
-            "device": device,
-            "dna_model_path": str(dna_model_path) if dna_model_path else None,
-            "protein_model_path": str(protein_model_path) if protein_model_path else None,
-        },
-        models=json.loads(json.dumps(models)),
-        checkpoint=checkpoint_info(loaded),
-        counts={
-            "records": prep.records,
-            "chunks": prep.chunks,
-            "frames": len(scores),
-            "viral_frames": int((scores.y_pred == 1).sum()),
-            "viral_chunks": calls.n_viral,
-            "other_chunks": sum(v == CALL_NAMES[0] for v in calls.verdicts),
-            "chunks_without_frames": frameless,
-        },
-        random_weights=random_weights,
-        warnings=warnings,
-    )
-    write_frames_tsv(scores, paths.frames)
-    write_chunks_tsv(calls, paths.chunks)
-    result.save()
-    for warning in warnings:
-        log.warning(warning)
-    return result

@@ -179,6 +179,9 @@ def describe_model(meta: Mapping[str, Any] | None) -> str:
         parts.append(str(meta["dtype"]))
     if meta.get("vocab_sha256"):
         parts.append(f"vocabulary sha256 {str(meta['vocab_sha256'])[:12]}")
+    if meta.get("provenance") == "declared":
+        # Files in VirNucPro's layout say nothing about how they were made: the user said it.
+        parts.insert(0, f"DECLARED, not verified ({meta.get('declared_by')})")
     return ", ".join(parts)
 
 

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_file, sha256_text
+from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
+from virnucpro_core.layouts.features import read_merged, save_merged
 from virnucpro_core.sequences import source_id
 
 MANIFEST_FORMAT = "virnucpro-split"
@@ -47,7 +48,6 @@ CLASS_LABELS: dict[str, int] = {"host": 0, "viral": 1}
 CLASS_NAMES: dict[int, str] = {label: name for name, label in CLASS_LABELS.items()}
 GROUP_BY_CHOICES = ("sample", "source")
 ROUNDING_RULE = "test samples per class = floor(n * test_fraction + 1/2) (round half up, exact rational arithmetic)"
-REQUIRED_KEYS = ("ids", "data", "labels", "lengths", "meta")
 
 # Streams of the seeded generator, so test and validation draws never share one.
 _PURPOSE_TEST = 0
@@ -204,97 +204,6 @@ def _safe_equal(a: Any, b: Any) -> bool:
         return False
 
 
-def check_merged(obj: Any, where: str) -> dict:
-    """Validate one merged-feature dict; raise one :class:`InputError` listing every problem.
-
-    Returns the dict with ``data`` as float32 and ``labels`` / ``lengths`` as int64.
-    """
-    fix = "rebuild it with `virnucpro merge`"
-    if not isinstance(obj, Mapping):
-        raise InputError(
-            f"{where} is not a merged feature file",
-            expected="a dict with keys " + ", ".join(REQUIRED_KEYS),
-            found=type(obj).__name__,
-            fix=fix,
-        )
-    missing = [key for key in REQUIRED_KEYS if key not in obj]
-    if missing:
-        raise InputError(
-            f"{where} is not a merged feature file: missing key(s) {', '.join(missing)}",
-            expected="keys " + ", ".join(REQUIRED_KEYS),
-            found="keys " + ", ".join(sorted(map(str, obj))),
-            fix=fix,
-        )
-    problems: list[str] = []
-    ids, data, labels, lengths, meta = (obj[key] for key in REQUIRED_KEYS)
-    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
-        problems.append("'ids' must be a list of strings")
-        ids = []
-    n = len(ids)
-    if not isinstance(data, torch.Tensor) or data.ndim != 2 or not data.is_floating_point():
-        problems.append(f"'data' must be a 2-d float tensor, found {_describe(data)}")
-    elif data.shape[0] != n:
-        problems.append(f"'data' has {data.shape[0]} rows but there are {n} ids")
-    else:
-        bad_rows = int((~torch.isfinite(data)).any(dim=1).sum())
-        if bad_rows:
-            problems.append(f"{bad_rows} row(s) of 'data' hold NaN or infinite values")
-    for key, value in (("labels", labels), ("lengths", lengths)):
-        if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.is_floating_point():
-            problems.append(f"'{key}' must be a 1-d integer tensor, found {_describe(value)}")
-        elif value.shape[0] != n:
-            problems.append(f"'{key}' has {value.shape[0]} entries but there are {n} ids")
-    if isinstance(labels, torch.Tensor) and labels.ndim == 1 and not labels.is_floating_point():
-        unknown = sorted(set(labels.tolist()) - set(CLASS_NAMES))
-        if unknown:
-            problems.append(f"'labels' holds {unknown}; expected only 1 (viral) and 0 (host)")
-    duplicates = [i for i, c in Counter(ids).items() if c > 1]
-    if duplicates:
-        problems.append(f"{len(duplicates)} duplicate id(s), e.g. {', '.join(sorted(duplicates)[:_SHOW])}")
-    if not isinstance(meta, Mapping):
-        problems.append(f"'meta' must be a dict, found {type(meta).__name__}")
-    if problems:
-        raise InputError(
-            f"{where} is not a usable merged feature file ({len(problems)} problem(s))",
-            found="; ".join(problems),
-            fix=fix,
-        )
-    return {
-        "ids": list(ids),
-        "data": data.to(torch.float32),
-        "labels": labels.to(torch.int64),
-        "lengths": lengths.to(torch.int64),
-        "meta": dict(meta),
-    }
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"{value.dtype} tensor of shape {tuple(value.shape)}"
-    return type(value).__name__
-
-
-def read_merged(path: str | Path) -> dict:
-    """Load and validate a merged feature file (``torch.load(weights_only=True)``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(
-            f"no such file: {path}",
-            expected="a merged feature file (.pt) written by `virnucpro merge` or `virnucpro split`",
-            fix="check the path",
-        )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors have many types
-        raise InputError(
-            f"{path} cannot be read as a merged feature file",
-            expected="a torch.save'd dict of tensors, lists and plain values (weights_only=True loads it)",
-            found=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
-            fix="rebuild it with `virnucpro merge`",
-        ) from error
-    return check_merged(obj, str(path))
-
-
 def subset_merged(features: Mapping, ids: Sequence[str], meta: Mapping | None = None) -> dict:
     """The rows of ``features`` for ``ids``, in that order (all ids must be present)."""
     index = {sample: row for row, sample in enumerate(features["ids"])}
@@ -306,10 +215,6 @@ def subset_merged(features: Mapping, ids: Sequence[str], meta: Mapping | None = 
         "lengths": features["lengths"].index_select(0, rows).contiguous(),
         "meta": dict(features["meta"] if meta is None else meta),
     }
-
-
-def _save_merged(features: Mapping, path: Path) -> None:
-    atomic_torch_save(dict(features), path)
 
 
 def feature_info(meta: Mapping) -> dict:
@@ -856,8 +761,10 @@ def summarize(manifest: SplitManifest, lengths_by_id: Mapping[str, int]) -> Spli
         )
 
     def lengths(side: SampleList, label: int | None) -> np.ndarray:
+        # 0 is "not recorded" (features imported from VirNucPro's files): left out of the distributions.
         return np.array(
-            [lengths_by_id[i] for i, lab in zip(side.ids, side.labels, strict=True) if label is None or lab == label],
+            [lengths_by_id[i] for i, lab in zip(side.ids, side.labels, strict=True)
+             if (label is None or lab == label) and lengths_by_id[i] > 0],
             dtype=np.int64,
         )
 
@@ -955,7 +862,7 @@ def _write(
             split={**split_meta, "side": side},
         )
         target = paths.train if side == "train" else paths.test
-        _save_merged(subset_merged(features, samples.ids, meta), target)
+        save_merged(subset_merged(features, samples.ids, meta), target)
     summary.save(paths.distribution)
     manifest.save(paths.manifest)  # last: its presence marks a finished split
     return SplitResult(paths, manifest, summary)

@@ -48,13 +48,12 @@ from virnucpro_core.classifier import (
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.models import resolve_device
+from virnucpro_core.layouts.features import check_merged, read_merged
 from virnucpro_core.split import (
     CLASS_NAMES,
     SplitPaths,
-    check_merged,
     feature_info,
     min_class_size,
-    read_merged,
     stratified_ids,
     subset_merged,
 )

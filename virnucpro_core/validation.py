@@ -66,6 +66,8 @@ class Settings:
     seed: int = 42
     max_epochs: int = 200
     patience: int = 5
+    declarations: tuple[str, ...] = ()  # --declare-features: how VirNucPro-layout feature files were made
+    groups: dict[str, str] = field(default_factory=dict)  # input path -> its data_merge folder (RefSeq category)
 
     @classmethod
     def resolve(
@@ -74,7 +76,8 @@ class Settings:
         profile: str | None = None,
         viral: Sequence[str | Path] = (),
         host: Sequence[str | Path] = (),
-        data_dir: str | Path | None = None,
+        data_dir: str | Path | Sequence[str | Path] | None = None,
+        declarations: Sequence[str] = (),
         weights: str | None = None,
         size: str | None = None,
         artifacts: str | Path | None = None,
@@ -86,10 +89,17 @@ class Settings:
         **rest: Any,
     ) -> "Settings":
         """Apply the documented defaults: smoke without data, full with it."""
-        viral, host = [Path(p) for p in viral], [Path(p) for p in host]
-        if data_dir is not None:
-            found_viral, found_host = _scan_data_dir(Path(data_dir))
+        from virnucpro_core.layouts.features import Declaration
+
+        viral, host = _expand(viral, "--viral"), _expand(host, "--host")
+        groups: dict[str, str] = {}
+        data_dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir or [])
+        for directory in data_dirs:
+            found_viral, found_host, found_groups = _scan_data_dir(Path(directory))
             viral, host = viral + found_viral, host + found_host
+            groups.update(found_groups)
+        for text in declarations:
+            Declaration.parse(text, option="--declare-features")
         has_data = bool(viral or host)
         profile = profile or ("full" if has_data else "smoke")
         if profile == "smoke":
@@ -143,6 +153,7 @@ class Settings:
         for path in [*viral, *host]:
             if not path.exists():
                 raise InputError(f"{path}: no such input file", fix="check the --viral/--host/--data-dir paths")
+        _check_declarations(viral, host, declarations, size)
         return cls(
             profile=profile,
             viral=tuple(viral),
@@ -153,6 +164,8 @@ class Settings:
             bench_sample=bench_sample or (300 if profile == "smoke" else 1000),
             model_sources={"fastesm2_650": fast_model, "esm2_3b": baseline_model, "dnabert_s": dna_model},
             baseline_metrics=Path(baseline_metrics) if baseline_metrics else None,
+            declarations=tuple(declarations),
+            groups=groups,
             **rest,
         )
 
@@ -169,10 +182,65 @@ class Settings:
         return json.loads(json.dumps(data, default=str))
 
 
-def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path]]:
-    expected = "viral* and host* files: FASTA (.fa/.fasta/.fna, optionally .gz) or merged feature files (.pt)"
+def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declarations: Sequence[str], size: str) -> None:
+    """Every protein model given in VirNucPro's layout (which records no provenance) must be declared.
+
+    Checked before anything runs, so a missing declaration is one usage error;
+    files are memory-mapped, so this reads little more than their headers.
+    """
+    from virnucpro_core.layouts.features import (
+        ORIGINAL_MERGED, Declaration, declaration_for, detect_layout, protein_model_of_width, torch_load,
+    )
+
+    parsed = [Declaration.parse(text, option="--declare-features") for text in declarations]
+    models: dict[str, list[str]] = {}
+    for path in [*viral, *host]:
+        if _input_kind(path) != "merged":
+            continue
+        obj = torch_load(path, "merged feature", mmap=True)
+        if detect_layout(obj) == ORIGINAL_MERGED and hasattr(obj.get("data"), "shape") and obj["data"].ndim == 2:
+            model = protein_model_of_width(int(obj["data"].shape[1]), size)
+            if model is not None:  # other widths are refused with their own message when imported
+                models.setdefault(model, []).append(path.name)
+    for model, names in models.items():
+        declaration_for(parsed, model, f"{len(names)} input file(s) ({', '.join(names[:3])}...)",
+                        option="--declare-features")
+
+
+def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
+    """Input paths with each directory replaced by its ``*.pt`` files (sorted)."""
+    from virnucpro_core.layouts.features import merged_files
+
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = merged_files(path)
+            if not found:
+                raise InputError(f"{option} {path}: a directory without *.pt files",
+                                 expected="merged feature files (.pt), or a FASTA file", fix="check the path")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path], dict[str, str]]:
+    """Viral and host inputs of a ``--data-dir``, and each file's group (for a VirNucPro data_merge tree)."""
+    from virnucpro_core.layouts.features import is_data_merge_tree, scan_data_merge
+
+    expected = ("viral* and host* files: FASTA (.fa/.fasta/.fna, optionally .gz) or merged feature files (.pt); "
+                "or VirNucPro's data/data_merge tree (<category>_merged/*.pt)")
     if not directory.is_dir():
         raise InputError(f"--data-dir {directory}: not a directory", expected=expected)
+    if is_data_merge_tree(directory):
+        tree = scan_data_merge(directory)
+        viral = [item.path for item in tree if item.label == "viral"]
+        host = [item.path for item in tree if item.label == "host"]
+        if not viral or not host:
+            raise InputError(f"--data-dir {directory}: {len(viral)} viral and {len(host)} host files",
+                             expected="viral.1.1_merged/*.pt and at least one other <category>_merged/*.pt",
+                             fix="check the tree, or pass the files with --viral/--host")
+        return viral, host, {str(item.path): item.group for item in tree}
     files = sorted(p for p in directory.iterdir() if p.is_file())
     pick = lambda prefix: [p for p in files if p.name.lower().startswith(prefix) and _input_kind(p) is not None]
     viral, host = pick("viral"), pick("host")
@@ -184,7 +252,7 @@ def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path]]:
             found=names or "an empty directory",
             fix="rename the files (e.g. viral_genomes.fasta, host_genomes.fasta) or pass them with --viral/--host",
         )
-    return viral, host
+    return viral, host, {}
 
 
 def _input_kind(path: Path) -> str | None:
@@ -359,7 +427,8 @@ class ValidationRun:
 
     def merged(self, embedder: str, label: str) -> Path:
         """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
-        from virnucpro_core.features import merge_features, save_merged
+        from virnucpro_core.features import merge_features
+        from virnucpro_core.layouts.features import save_merged
 
         if self.input_kind(label) == "merged":
             return self._merged_inputs(embedder, label)
@@ -379,25 +448,45 @@ class ValidationRun:
     def has_merged_inputs(self) -> bool:
         return any(self.input_kind(label) == "merged" for label in CLASSES)
 
+    def layout(self, path: Path) -> str:
+        """The layout of a merged input (tensors memory-mapped, so this reads little)."""
+        from virnucpro_core.layouts.features import detect_layout, torch_load
+
+        memo = f"layout:{path}"
+        if memo not in self._memo:
+            self._memo[memo] = detect_layout(torch_load(path, "merged feature", mmap=True))
+        return self._memo[memo]
+
     def merged_meta(self, path: Path) -> dict:
-        """The ``meta`` of a merged feature input (read once)."""
-        from virnucpro_core.features import load_merged
+        """The ``meta`` of a merged feature file of ours (read once)."""
+        from virnucpro_core.layouts.features import load_merged
 
         memo = f"merged meta:{path}"
         if memo not in self._memo:
             self._memo[memo] = dict(load_merged(path).meta)
         return self._memo[memo]
 
+    def declarations(self) -> list:
+        from virnucpro_core.layouts.features import Declaration
+
+        return [Declaration.parse(text, option="--declare-features") for text in self.settings.declarations]
+
     def random_weights_reason(self) -> str | None:
-        """Why accuracy here cannot validate FastESM2, or ``None``: random weights, in the settings or in the inputs."""
+        """Why accuracy here cannot validate FastESM2, or ``None``: random weights, in the settings or in the inputs.
+
+        Our merged files say which weights made them; VirNucPro-layout files
+        are taken at the word of ``--declare-features``.
+        """
         from virnucpro_core.comparison import uses_random_weights
+        from virnucpro_core.layouts.features import OURS_MERGED
 
         if not self.has_merged_inputs():
             return None if self.settings.weights == "pretrained" else "--weights random"
-        made_by_standins = [
-            path.name for label in CLASSES for path in self.settings.inputs(label)
-            if uses_random_weights(self.merged_meta(path))
-        ]  # fmt: skip
+        paths = [path for label in CLASSES for path in self.settings.inputs(label)]
+        made_by_standins = [path.name for path in paths
+                            if self.layout(path) == OURS_MERGED and uses_random_weights(self.merged_meta(path))]
+        if any(self.layout(path) != OURS_MERGED for path in paths):
+            made_by_standins += [f"--declare-features {d}" for d in self.declarations() if d.weights == "random"]
         if made_by_standins:
             return "merged features made with random-weight stand-ins: " + ", ".join(made_by_standins)
         return None
@@ -412,19 +501,44 @@ class ValidationRun:
             sizes = {DNA_MODEL: meta["dna"]["size"], EMBEDDERS[embedder]: meta["protein"]["size"]}
         return sum(get_spec(name).dim_for(size) for name, size in sizes.items())
 
+    def _import_plan(self) -> dict:
+        from virnucpro_core.layouts.features import plan_import
+
+        if "import plan" not in self._memo:
+            inputs = {label: self.settings.inputs(label) for label in CLASSES}
+            self._memo["import plan"] = plan_import(inputs, self.settings.size)
+        return self._memo["import plan"]
+
     def _merged_inputs(self, embedder: str, label: str) -> Path:
+        """One merged file of ``embedder`` and class ``label``: a single file of ours as given, else the inputs
+        (ours joined, or VirNucPro's imported under their declared provenance) written once into the artifacts."""
+        from virnucpro_core.layouts.features import OURS_MERGED, import_merged, save_merged
+
         wanted = EMBEDDERS[embedder]
-        for path in self.settings.inputs(label):
-            meta = self.merged_meta(path)
-            protein = (meta.get("protein") or {}).get("model") or meta.get("protein_model")
-            if protein == wanted:
-                return path
-        raise InputError(
-            f"no {label} merged feature file from {wanted}",
-            expected=f"one merged file per embedder for each class ({', '.join(EMBEDDERS.values())})",
-            found=", ".join(str(p) for p in self.settings.inputs(label)),
-            fix="pass both embedders' merged files, or FASTA inputs so the suite extracts them",
-        )
+        paths = self._import_plan().get((wanted, label))
+        if not paths:
+            raise InputError(
+                f"no {label} merged feature file from {wanted}",
+                expected=f"merged files of each embedder for each class ({', '.join(EMBEDDERS.values())})",
+                found=", ".join(str(p) for p in self.settings.inputs(label)),
+                fix="pass both embedders' merged files (e.g. --data-dir for each data_merge tree), or FASTA inputs "
+                "so the suite extracts them",
+            )
+        if len(paths) == 1 and self.layout(paths[0]) == OURS_MERGED:
+            return paths[0]
+        groups = {Path(p): g for p, g in self.settings.groups.items()}
+        params = {"inputs": [sha256_file(p) for p in paths], "label": label, "size": self.settings.size,
+                  "declarations": sorted(self.settings.declarations),
+                  "groups": [groups.get(p) for p in paths]}
+
+        def build(directory: Path) -> None:
+            merged = import_merged(paths, label, self.declarations(), size=self.settings.size, groups=groups,
+                                   option="--declare-features")
+            save_merged(merged, directory / "merged.pt")
+
+        return self._cached(f"import[{embedder},{label}]", params,
+                            lambda key: self.paths.imported(embedder, label, key), build,
+                            lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)")
 
     def split(self):
         """The test set, made once on the FastESM2 features; same ids for both embedders."""

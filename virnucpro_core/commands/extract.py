@@ -91,7 +91,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
-    from virnucpro_core.features import extract_to_file, load_features
+    from virnucpro_core.features import extract_to_file
+    from virnucpro_core.layouts.features import load_features
     from virnucpro_core.files import check_output
     from virnucpro_core.models import load_model, resolve_device
     from virnucpro_core.precision import extraction_dtype

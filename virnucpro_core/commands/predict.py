@@ -14,7 +14,7 @@ DEFAULT_OUT = "prediction"
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict",
-        help="classify new DNA sequences: preprocess, embed, merge and score with a trained checkpoint",
+        help="classify new DNA sequences (or merged features made before) with a trained checkpoint",
         description=(
             "Cut each record of INPUT into chunks, keep every stop-free frame, embed the nucleotide frames with "
             "DNABERT-S and the protein frames with the checkpoint's protein model (ESM2 3B or FastESM2_650, read "
@@ -22,10 +22,20 @@ def register(subparsers) -> None:
             "viral_score, host_score, prediction virus/others), OUT/chunks.tsv (chunk_id, record_id, n_frames, "
             "max_viral_score, max_host_score, verdict: virus iff the highest viral score among the chunk's frames "
             ">= the highest host score, as VirNucPro) and OUT/summary.json (parameters, model provenance, counts, "
-            "warnings). Embeddings are cached under OUT/features, so a rerun reuses them."
+            "warnings), and the original VirNucPro's OUT/prediction_results.txt (Sequence_ID, Prediction, score1, "
+            "score2) and OUT/prediction_results_highestscore.csv (Modified_ID, Is_Virus), formatted as it writes "
+            "them. Embeddings are cached under OUT/features, so a rerun reuses them. With --features, the MLP "
+            "scores those merged features and nothing is embedded."
         ),
     )
-    parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
+    parser.add_argument("input", metavar="INPUT", nargs="?",
+                        help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz); or give --features instead")
+    parser.add_argument(
+        "--features", action="append", default=[], metavar="MERGED",
+        help="score merged features made before instead of embedding INPUT: a merged .pt file or a directory of "
+        "them (repeatable) — ours from `virnucpro merge`, or VirNucPro's original / FastESM2-fork *_merged.pt "
+        "(labels, if any, are ignored). Their width must be the checkpoint's",
+    )  # fmt: skip
     parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
     parser.add_argument(
         "--chunk-size", type=positive_int, default=None,
@@ -68,16 +78,33 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+WRITES = ["frames.tsv", "chunks.tsv", "summary.json", "prediction_results.txt", "prediction_results_highestscore.csv"]
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch and transformers, which `--help` does not need.
-    from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_fasta
-
+    from virnucpro_core.errors import InputError
     from virnucpro_core.files import check_output
+    from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING
+    from virnucpro_core.prediction_run import predict_fasta, predict_merged
 
-    check_output(args.out, kind="directory", inputs=[args.input, args.model],
-                 writes=["frames.tsv", "chunks.tsv", "summary.json", "preprocess", "features"])
+    if bool(args.input) == bool(args.features):
+        raise InputError("give either INPUT (a FASTA to embed and score) or --features (merged features to score)",
+                         found=f"INPUT {args.input or 'absent'}, --features {', '.join(args.features) or 'absent'}",
+                         fix="e.g. `virnucpro predict genomes.fasta --model CKPT` or "
+                         "`virnucpro predict --features data_merge/viral.1.1_merged --model CKPT`")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.features:
+        check_output(args.out, kind="directory", inputs=[*args.features, args.model], writes=WRITES)
+        result = predict_merged(args.features, args.model, args.out, allow_mismatch=args.allow_mismatch)
+        counts = result.counts
+        print(f"{counts['frames']:,} frames from {counts['files']} feature file(s) scored with "
+              f"{result.checkpoint['path']}: {counts['viral_chunks']} virus and {counts['other_chunks']} others "
+              f"chunks; {counts['viral_frames']} of {counts['frames']} frames virus")
+        return _finish(result, RANDOM_WEIGHTS_WARNING)
+    check_output(args.out, kind="directory", inputs=[args.input, args.model],
+                 writes=[*WRITES, "preprocess", "features"])
     result = predict_fasta(
         args.input,
         args.model,
@@ -104,10 +131,15 @@ def run(args: argparse.Namespace) -> int:
         + (f", {counts['chunks_without_frames']} without frames" if counts["chunks_without_frames"] else "")
         + f"; frames: {counts['viral_frames']} of {counts['frames']} virus"
     )
+    return _finish(result, RANDOM_WEIGHTS_WARNING)
+
+
+def _finish(result, random_weights_warning: str) -> int:
     for warning in result.warnings[1 if result.random_weights else 0 :]:
         print(f"note: {warning}")
-    for path in (result.paths.frames, result.paths.chunks, result.paths.summary):
+    paths = result.paths
+    for path in (paths.frames, paths.chunks, paths.original_results, paths.original_highest, paths.summary):
         print(f"wrote {path}")
     if result.random_weights:
-        print(f"WARNING: {RANDOM_WEIGHTS_WARNING} (flagged in {result.paths.summary})")
+        print(f"WARNING: {random_weights_warning} (flagged in {paths.summary})")
     return 0
