@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from virnucpro_core.layouts.features import load_merged
+from virnucpro_core.layouts.features import open_rows
 from virnucpro_core.validation import EMBEDDERS
 
 # Recomputed validation loss of the restored weights vs the logged best (float32 sums).
@@ -28,12 +28,11 @@ def test_early_stopping_restored_the_best_epoch(trained_model, embedder):
     assert best.meta.epoch == history.best_epoch, (
         f"best checkpoint is from epoch {best.meta.epoch}, history says the best epoch was {history.best_epoch}"
     )
-    features = load_merged(model.train_path)
-    index = {sample: row for row, sample in enumerate(features.ids)}
-    rows = torch.tensor([index[i] for i in model.val_ids])
+    features = open_rows(model.train_path)  # only the validation rows are read
+    positions = features.positions(model.val_ids)
     with torch.inference_mode():
-        logits = best.model.eval()(features.data[rows].float())
-        loss = F.cross_entropy(logits, features.labels[rows]).item()
+        logits = best.model.eval()(features.gather(positions))
+        loss = F.cross_entropy(logits, features.labels[torch.tensor(positions)]).item()
     assert abs(loss - history.best_val_loss) <= LOSS_TOLERANCE, (
         f"{EMBEDDERS[embedder]}: restored weights give validation loss {loss:.6f}, but epoch {history.best_epoch} "
         f"logged {history.best_val_loss:.6f} — the checkpoint does not hold the best epoch's weights"

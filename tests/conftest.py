@@ -20,3 +20,11 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def original_checkpoints(tmp_path_factory):
+    """Directory of original-VirNucPro-layout files (``checkpoint_files.ORIGINAL_FILES``), made once per session."""
+    from checkpoint_files import build_original  # torch, only for the tests that use it
+
+    return build_original(tmp_path_factory.mktemp("original-checkpoints"))

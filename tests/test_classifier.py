@@ -8,15 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from virnucpro_core.classifier import (
-    CHECKPOINT_FORMAT,
-    CheckpointMeta,
-    MLPClassifier,
-    describe_features,
-    load_checkpoint,
-    save_checkpoint,
-)
+from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, describe_features
 from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.layouts.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 
 
 def _meta(model: MLPClassifier, protein_model: str | None = "fastesm2_650", **extra) -> CheckpointMeta:

@@ -16,6 +16,7 @@ from virnucpro_core import cli
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import merge_features
 from virnucpro_core.layouts import features as L
+from virnucpro_core.layouts import virnucpro as VL
 
 TINY = V.widths("tiny")
 
@@ -46,12 +47,12 @@ def test_original_merged_file_label_forms(tmp_path, labels):
     path = foreign(tmp_path / "f.pt", None)
     obj = torch.load(path, weights_only=True)
     torch.save({**obj, "labels": labels}, path)
-    read = L.read_foreign_merged(path)
+    read = VL.read_foreign_merged(path)
     assert read.label == 1 and len(read) == 6 and read.width == TINY["fastesm2_650"]
 
 
 def test_original_merged_without_labels_reads_as_unlabelled(tmp_path):
-    assert L.read_foreign_merged(foreign(tmp_path / "f.pt", None)).label is None
+    assert VL.read_foreign_merged(foreign(tmp_path / "f.pt", None)).label is None
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -65,14 +66,14 @@ def test_bad_original_merged_files_are_named(tmp_path, change, words):
     path = foreign(tmp_path / "f.pt", 1)
     torch.save({**torch.load(path, weights_only=True), **change}, path)
     with pytest.raises(InputError, match="not a usable VirNucPro merged file") as error:
-        L.read_foreign_merged(path)
+        VL.read_foreign_merged(path)
     assert words in str(error.value) and str(path) in str(error.value)
 
 
 def test_data_merge_tree_labels_by_folder_and_groups(tmp_path):
     root = V.write_data_merge(tmp_path / "data_merge", "fastesm2_650", rows=6)
-    files = L.scan_data_merge(root)
-    assert L.is_data_merge_tree(root) and not L.is_data_merge_tree(root / "viral.1.1_merged")
+    files = VL.scan_data_merge(root)
+    assert VL.is_data_merge_tree(root) and not VL.is_data_merge_tree(root / "viral.1.1_merged")
     assert [(f.path.parent.name, f.label, f.group) for f in files] == [
         ("bacteria.1.1_merged", "host", "bacteria.1.1"),
         ("fungi.1.1_merged", "host", "fungi.1.1"),
@@ -83,11 +84,11 @@ def test_data_merge_tree_labels_by_folder_and_groups(tmp_path):
 
 def test_import_records_the_declaration_and_keeps_every_row(tmp_path):
     root = V.write_data_merge(tmp_path / "dm", "esm2_3b", rows=6)
-    tree = L.scan_data_merge(root)
+    tree = VL.scan_data_merge(root)
     viral = [f.path for f in tree if f.label == "viral"]
-    declared = L.Declaration.parse("esm2_3b:float32")
-    merged = L.import_merged(viral, "viral", [declared], size="tiny", groups={f.path: f.group for f in tree})
-    originals = [L.read_foreign_merged(p) for p in viral]
+    declared = VL.Declaration.parse("esm2_3b:float32")
+    merged = VL.import_merged(viral, "viral", [declared], size="tiny", groups={f.path: f.group for f in tree})
+    originals = [VL.read_foreign_merged(p) for p in viral]
     assert merged.ids == [i for f in originals for i in f.ids]
     assert torch.equal(merged.data, torch.cat([f.data for f in originals]))
     assert merged.labels.tolist() == [1] * 12 and merged.lengths.tolist() == [0] * 12
@@ -104,27 +105,27 @@ def test_import_records_the_declaration_and_keeps_every_row(tmp_path):
 def test_import_needs_a_declaration_naming_the_model_the_width_gives(tmp_path):
     path = foreign(tmp_path / "f.pt", 1, width=TINY["esm2_3b"])
     with pytest.raises(InputError, match="ESM2 3B features in VirNucPro's layout") as error:
-        L.import_merged([path], "viral", [L.Declaration.parse("fastesm2_650:float16")], size="tiny")
+        VL.import_merged([path], "viral", [VL.Declaration.parse("fastesm2_650:float16")], size="tiny")
     assert "--declare esm2_3b:float32" in str(error.value)
 
 
 def test_import_refuses_contradicting_labels_widths_and_nan(tmp_path):
-    declared = [L.Declaration.parse("fastesm2_650:float16")]
+    declared = [VL.Declaration.parse("fastesm2_650:float16")]
     host_file = foreign(tmp_path / "host.pt", 0)
     with pytest.raises(InputError, match="labelled 0 \\(host\\) but was given as viral"):
-        L.import_merged([host_file], "viral", declared, size="tiny")
+        VL.import_merged([host_file], "viral", declared, size="tiny")
     odd = foreign(tmp_path / "odd.pt", 1, width=50)
     with pytest.raises(DimensionError, match="50 wide"):
-        L.import_merged([odd], "viral", declared, size="tiny")
+        VL.import_merged([odd], "viral", declared, size="tiny")
     mixed = [foreign(tmp_path / "a.pt", 1), foreign(tmp_path / "b.pt", 1, width=TINY["esm2_3b"], seed=1)]
     with pytest.raises(DimensionError, match="different widths"):
-        L.import_merged(mixed, "viral", declared, size="tiny")
+        VL.import_merged(mixed, "viral", declared, size="tiny")
     nan = foreign(tmp_path / "nan.pt", 1)
     obj = torch.load(nan, weights_only=True)
     obj["data"][2, 3] = float("nan")
     torch.save(obj, nan)
     with pytest.raises(InputError, match="nan.pt: 1 row"):
-        L.import_merged([nan], "viral", declared, size="tiny")
+        VL.import_merged([nan], "viral", declared, size="tiny")
 
 
 @pytest.mark.parametrize(("text", "words"), [
@@ -135,7 +136,7 @@ def test_import_refuses_contradicting_labels_widths_and_nan(tmp_path):
 ], ids=["parts", "model", "dtype", "weights"])  # fmt: skip
 def test_bad_declarations_are_explained(text, words):
     with pytest.raises(InputError, match="cannot be read") as error:
-        L.Declaration.parse(text)
+        VL.Declaration.parse(text)
     assert words in str(error.value)
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import virnucpro_layouts as V
-from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, save_checkpoint
+from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.layouts import predictions as P
+from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import load_merged
-from virnucpro_core.classifier import load_checkpoint
 from virnucpro_core.prediction import predict_features
 
 # Two chunks with their frames out of order, and a chunk id that sorts before them.

@@ -2,7 +2,7 @@
 
 A tiny pipeline is built once per module from the bundled smoke data (the first
 viral and the first host record, cut to 900 bp) with seeded tiny stand-ins;
-checkpoints are fresh MLPs saved with ``classifier.save_checkpoint``.
+checkpoints are fresh MLPs saved with ``layouts.checkpoints.save_checkpoint``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from virnucpro_core import cli
-from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, save_checkpoint
+from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import extract_to_file, merge_features
+from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.metrics import Predictions
 from virnucpro_core.models import get_spec, load_model
@@ -295,8 +296,6 @@ def test_predict_scores_match_predict_features(predicted, pipeline):
     """The label-free path gives the labelled path's scores on the same features."""
     out, _ = predicted
     features = merge_unlabeled(out / "features" / "dna.pt", out / "features" / "protein.pt")
-    from virnucpro_core.classifier import load_checkpoint
-
     scores = score_features(load_checkpoint(pipeline["ckpt"]), features)
     labelled = predict_features(pipeline["ckpt"], features, labels=np.zeros(len(features), dtype=np.int64))
     np.testing.assert_allclose(scores.p_viral, labelled.p_viral)

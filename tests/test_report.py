@@ -167,3 +167,18 @@ def test_split_tables_and_test_set_section(tmp_path, failing):
     assert rows == [["all", "9", "1", "5", "3", "5.0", "3.0", "0.5000", "0.3"]]
     text = report.write_markdown(failing, tmp_path / "r.md", split_summary=SPLIT).read_text()
     assert "## Test set" in text and "Leakage: 1 of 1 test samples (100.0%)" in text
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "expected"),
+    [
+        ({"which": "best", "epoch": 3}, "best weights, epoch 3"),
+        ({"which": None, "epoch": None, "trained_on": {"origin": "original VirNucPro whole-module checkpoint"}},
+         "original VirNucPro whole-module checkpoint"),
+        ({"which": None, "epoch": None}, "weights of unknown origin"),
+    ],
+    ids=["ours", "original", "unknown"],
+)
+def test_a_checkpoint_names_its_weights_or_where_it_came_from(checkpoint, expected):
+    assert report.checkpoint_weights(checkpoint) == expected
+    assert f"m.pt ({expected}, " in report._describe_checkpoint({"checkpoint": {"path": "x/m.pt", **checkpoint}})

@@ -9,6 +9,7 @@ import re
 import pytest
 import torch
 
+from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import sha256_file
 from virnucpro_core.split import (
@@ -107,8 +108,8 @@ def test_split_files(inputs, tmp_path):
     result = make_split(viral, host, out_dir=tmp_path / "split")
     paths = SplitPaths(tmp_path / "split")
     assert sorted(p.name for p in paths.root.iterdir()) == ["distribution.json", "manifest.json", "test.pt", "train.pt"]
-    train = torch.load(paths.train, weights_only=True)
-    test = torch.load(paths.test, weights_only=True)
+    train = read_merged(paths.train)
+    test = read_merged(paths.test)
     assert train["ids"] == result.manifest.train.ids == sorted(train["ids"])
     assert test["ids"] == result.manifest.test.ids
     assert not set(train["ids"]) & set(test["ids"])
@@ -299,8 +300,8 @@ def test_apply_split_to_second_embedder(inputs, tmp_path):
     assert second.manifest.split_id == first.manifest.split_id
     assert second.manifest.applied_from == sha256_file(first.paths.manifest)
     assert second.manifest.features["protein_model"] == "esm2_3b" and second.manifest.features["dim"] == 40
-    a = torch.load(first.paths.test, weights_only=True)
-    b = torch.load(second.paths.test, weights_only=True)
+    a = read_merged(first.paths.test)
+    b = read_merged(second.paths.test)
     assert a["ids"] == b["ids"] and torch.equal(a["labels"], b["labels"])
     assert b["data"].shape == (20, 40)
 

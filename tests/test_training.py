@@ -7,9 +7,10 @@ import argparse
 import pytest
 import torch
 
-from virnucpro_core.classifier import load_checkpoint
+from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import sha256_file
+from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.split import SplitPaths, make_split
 from virnucpro_core.training import (
     TrainingConfig,
@@ -109,8 +110,8 @@ def test_save_final_keeps_the_last_epochs_weights():
 
 def test_validation_is_carved_from_training_and_stratified(split_dir):
     result = train_classifier(split_dir, TrainingConfig(max_epochs=1), **quiet())
-    train = torch.load(SplitPaths(split_dir).train, weights_only=True)
-    test = torch.load(SplitPaths(split_dir).test, weights_only=True)
+    train = read_merged(SplitPaths(split_dir).train)
+    test = read_merged(SplitPaths(split_dir).test)
     assert set(result.val_ids) <= set(train["ids"]) and not set(result.val_ids) & set(test["ids"])
     assert not set(result.val_ids) & set(result.train_ids)
     assert len(result.train_ids) + len(result.val_ids) == 180

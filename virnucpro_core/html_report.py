@@ -96,10 +96,10 @@ def figures(ctx: ReportContext) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     split = ctx.peek("split[fast]")
     if split is not None:
-        from virnucpro_core.layouts.features import load_merged
+        from virnucpro_core.layouts.features import open_rows  # lengths only: the rows stay on disk
 
         out["test-set lengths"] = fig.length_histogram_png(
-            load_merged(split.paths.train).lengths.tolist(), load_merged(split.paths.test).lengths.tolist())
+            open_rows(split.paths.train).lengths.tolist(), open_rows(split.paths.test).lengths.tolist())
     histories = {names[e]: ctx.peek(f"train[{e}]").history for e in names if ctx.peek(f"train[{e}]") is not None}
     if histories:
         out["loss curves"] = fig.loss_curves_png(

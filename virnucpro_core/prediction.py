@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from virnucpro_core.classifier import LoadedCheckpoint, display_name, load_checkpoint
+from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.errors import InputError
 from virnucpro_core.features import merge_features
-from virnucpro_core.layouts.features import MergedFeatures, load_merged
-from virnucpro_core.layouts.predictions import CALL_NAMES
 from virnucpro_core.files import sha256_file
+from virnucpro_core.layouts.checkpoints import load_checkpoint
+from virnucpro_core.layouts.features import MergedFeatures, MergedRows, open_rows
+from virnucpro_core.layouts.predictions import CALL_NAMES
 from virnucpro_core.metrics import Predictions
 from virnucpro_core.sequences import source_id
 from virnucpro_core.split import chunk_of, feature_info
@@ -258,7 +259,8 @@ def predict_features(
     """Run a checkpoint on a merged feature file and return its predictions.
 
     Args:
-        checkpoint: a file from ``virnucpro train`` (or an already loaded one).
+        checkpoint: a checkpoint file of any layout :func:`~virnucpro_core.layouts.checkpoints.load_checkpoint`
+            reads (``virnucpro train``'s, the original VirNucPro's, the FastESM2 fork's), or an already loaded one.
         features: a merged feature file (e.g. a split's ``test.pt``) or its
             :class:`~virnucpro_core.layouts.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
@@ -279,10 +281,11 @@ def predict_features(
     features_path = None
     if not isinstance(features, (MergedFeatures, UnlabeledFeatures)):
         features_path = Path(features)
-        features = load_merged(features_path)
+        features = open_rows(features_path)  # rows stay on disk; scored a block at a time
     info = feature_info(features.meta)
+    width = features.width if isinstance(features, MergedRows) else features.dim
     loaded = _as_checkpoint(
-        checkpoint, expected_input_dim=features.dim, expected_protein_model=info["protein_model"] or None
+        checkpoint, expected_input_dim=width, expected_protein_model=info["protein_model"] or None
     )
     if labels is None:
         labels = getattr(features, "labels", None)
@@ -293,7 +296,11 @@ def predict_features(
             found=f"{len(features)} unlabeled samples",
             fix="pass labels=..., or use score_features / `virnucpro predict` for sequences of unknown class",
         )
-    logits = logits_of(loaded, features.data)
+    if isinstance(features, MergedRows):
+        logits = torch.cat([logits_of(loaded, block) for _, block in features.rows.blocks()] or
+                           [torch.empty((0, loaded.model.num_classes))])
+    else:
+        logits = logits_of(loaded, features.data)
     protein_meta = _provenance(features.meta.get("protein"))
     dna_meta = _provenance(features.meta.get("dna"))
     protein_model = info["protein_model"] or loaded.meta.protein_model

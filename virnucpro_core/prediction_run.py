@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from virnucpro_core.classifier import LoadedCheckpoint, display_name, load_checkpoint
+from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import extract_to_file
 from virnucpro_core.files import atomic_write_text, sha256_file
+from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.predictions import CALL_NAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE
 from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model
@@ -128,6 +129,12 @@ def _protein_model_of(loaded: LoadedCheckpoint, size: str) -> str:
     )
 
 
+def standin_widths(size: str) -> dict[int, str]:
+    """Merged width → protein model of the stand-ins of ``size`` (DNABERT-S + each ESM model)."""
+    dna_dim = get_spec(DNA_MODEL).dim_for(size)
+    return {dna_dim + spec.dim_for(size): name for name, spec in SPECS.items() if spec.family == "esm"}
+
+
 def check_width(
     loaded: LoadedCheckpoint, protein_model: str, dna_dim: int, protein_dim: int, *, size: str, weights: str
 ) -> None:
@@ -198,7 +205,8 @@ def predict_fasta(
 
     Args:
         input_path: nucleotide FASTA, optionally gzipped.
-        checkpoint: file from ``virnucpro train``; its meta names the protein model.
+        checkpoint: file from ``virnucpro train``, the original VirNucPro or the FastESM2 fork; its meta (or,
+            for the original's files, its width) names the protein model.
         out_dir: output directory (created if missing).
         chunk_size: chunk length in bases; default: the one the checkpoint was trained on (recorded by
             ``virnucpro train``), else 300.
@@ -225,7 +233,10 @@ def predict_fasta(
     say = on_log or log.info
     if weights not in WEIGHTS:
         raise InputError(f"unknown weights kind {weights!r}", expected=" or ".join(WEIGHTS), found=repr(weights))
-    loaded = load_checkpoint(checkpoint)
+    # Files of the original VirNucPro do not name their protein model: their width does, and with stand-ins
+    # the stand-ins' widths count too.
+    widths = standin_widths(size or "tiny") if weights == "random" and (size or "tiny") in SIZES else None
+    loaded = load_checkpoint(checkpoint, protein_widths=widths)
     trained = loaded.meta.features or {}
     if size is None:
         size = trained.get("size") if trained.get("size") in SIZES else "tiny"
@@ -342,7 +353,7 @@ def predict_fasta(
 
 
 def _feature_files(features: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    from virnucpro_core.layouts.features import merged_files
+    from virnucpro_core.layouts.virnucpro import merged_files
 
     items = [features] if isinstance(features, (str, os.PathLike)) else list(features)
     paths: list[Path] = []
@@ -376,15 +387,14 @@ def predict_merged(
         DimensionError: features of another width or protein model than the checkpoint's.
         InputError: unreadable files or checkpoint, duplicate ids, non-finite values, or another precision.
     """
-    from virnucpro_core.layouts.features import (
-        OURS_MERGED, ORIGINAL_MERGED, check_merged, detect_layout, protein_model_of_width, read_foreign_merged,
-        torch_load,
-    )
+    from virnucpro_core.layouts.features import OURS_MERGED, ORIGINAL_MERGED, check_merged, detect_layout, torch_load
+    from virnucpro_core.layouts.virnucpro import protein_model_of_width, read_foreign_merged
     from virnucpro_core.split import feature_info
 
     say = on_log or log.info
     paths = _feature_files(features)
-    loaded = load_checkpoint(checkpoint)
+    # An original VirNucPro checkpoint names its protein model by its width: the real models' or the stand-ins'.
+    loaded = load_checkpoint(checkpoint, protein_widths=standin_widths("tiny"))
     trained = loaded.meta.features or {}
     mismatches: list[str] | None = [] if allow_mismatch else None
     pieces: list[FrameScores] = []

@@ -185,12 +185,21 @@ def describe_model(meta: Mapping[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
+def checkpoint_weights(checkpoint: Mapping[str, Any]) -> str:
+    """``'best weights, epoch 3'`` for our checkpoints; the origin for the original's or the fork's, which
+    do not say (a checkpoint entry of predictions' meta, :func:`~virnucpro_core.prediction.checkpoint_info`)."""
+    if checkpoint.get("which"):
+        return f"{checkpoint['which']} weights, epoch {checkpoint.get('epoch')}"
+    trained = checkpoint.get("trained_on") if isinstance(checkpoint.get("trained_on"), Mapping) else {}
+    return str(trained.get("origin") or "weights of unknown origin")
+
+
 def _describe_checkpoint(meta: Mapping[str, Any]) -> str:
     checkpoint = meta.get("checkpoint") if isinstance(meta.get("checkpoint"), Mapping) else {}
     if not checkpoint:
         return "not recorded"
     name = Path(str(checkpoint.get("path", "?"))).name
-    return (f"{name} ({checkpoint.get('which')} weights, epoch {checkpoint.get('epoch')}, "
+    return (f"{name} ({checkpoint_weights(checkpoint)}, "
             f"{checkpoint.get('input_dim')} inputs, sha256 {str(checkpoint.get('sha256'))[:12]}), "
             f"split {str(checkpoint.get('split_id'))[:12]}")
 

@@ -39,7 +39,7 @@ import torch
 
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
-from virnucpro_core.layouts.features import read_merged, save_merged
+from virnucpro_core.layouts.features import MergedRows, concat_rows, open_rows, save_view
 from virnucpro_core.sequences import source_id
 
 MANIFEST_FORMAT = "virnucpro-split"
@@ -617,33 +617,33 @@ def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def _load_inputs(viral_paths, host_paths) -> tuple[dict, list[InputFile]]:
-    """Read every input file, check labels against roles and widths across files; raise once."""
-    pooled: list[dict] = []
+def _load_inputs(viral_paths, host_paths) -> tuple[MergedRows, list[InputFile]]:
+    """Open every input file (rows stay on disk), check labels against roles and widths across files; raise once."""
+    pooled: list[MergedRows] = []
     inputs: list[InputFile] = []
     problems: list[str] = []
     for role, paths in (("viral", _as_paths(viral_paths)), ("host", _as_paths(host_paths))):
         expected_label = CLASS_LABELS[role]
         for path in paths:
-            features = read_merged(path)
-            wrong = int((features["labels"] != expected_label).sum())
+            features = open_rows(path)
+            wrong = int((features.labels != expected_label).sum())
             if wrong:
                 problems.append(
-                    f"{path} was given as --{role} but {wrong} of its {len(features['ids'])} samples are labelled "
+                    f"{path} was given as --{role} but {wrong} of its {len(features)} samples are labelled "
                     f"{1 - expected_label} ({CLASS_NAMES[1 - expected_label]}); expected all {expected_label}"
                 )
             pooled.append(features)
-            inputs.append(InputFile(role, path.name, sha256_file(path), len(features["ids"])))
-    widths = {features["data"].shape[1] for features in pooled if len(features["ids"])}
+            inputs.append(InputFile(role, path.name, sha256_file(path), len(features)))
+    widths = {features.width for features in pooled if len(features)}
     if len(widths) > 1:
-        detail = ", ".join(f"{i.name}: {f['data'].shape[1]}" for i, f in zip(inputs, pooled, strict=True))
+        detail = ", ".join(f"{i.name}: {f.width}" for i, f in zip(inputs, pooled, strict=True))
         raise DimensionError(
             "the input feature files have different widths",
             expected="one feature set (all FastESM2_650 or all ESM2 3B files)",
             found=detail,
             fix="pass the viral and host files of one embedder together; split the other with --manifest",
         )
-    infos = [feature_info(f["meta"]) for f in pooled]
+    infos = [feature_info(f.meta) for f in pooled]
     for key in ("protein_model", "dna_model", "size", "protein_weights", "dna_weights", "chunk_size", "protein_dtype"):
         names = {str(info[key]) for info in infos if info[key] is not None}
         if len(names) > 1:
@@ -651,7 +651,7 @@ def _load_inputs(viral_paths, host_paths) -> tuple[dict, list[InputFile]]:
     problems += vocabulary_problems(infos, [i.name for i in inputs])
     seen: Counter[str] = Counter()
     for features in pooled:
-        seen.update(features["ids"])
+        seen.update(features.ids)
     duplicates = sorted(i for i, c in seen.items() if c > 1)
     if duplicates:
         problems.append(
@@ -663,16 +663,7 @@ def _load_inputs(viral_paths, host_paths) -> tuple[dict, list[InputFile]]:
             found="; ".join(problems),
             fix="pass viral files with --viral and host files with --host, each sample once",
         )
-    meta = _common_meta([f["meta"] for f in pooled])
-    width = widths.pop() if widths else 0
-    combined = {
-        "ids": [i for f in pooled for i in f["ids"]],
-        "data": torch.cat([f["data"].reshape(-1, width) for f in pooled]) if pooled else torch.empty(0, 0),
-        "labels": torch.cat([f["labels"] for f in pooled]),
-        "lengths": torch.cat([f["lengths"] for f in pooled]),
-        "meta": meta,
-    }
-    return combined, inputs
+    return concat_rows(pooled, _common_meta([f.meta for f in pooled])), inputs
 
 
 def _common_meta(metas: Sequence[Mapping]) -> dict:
@@ -809,7 +800,7 @@ def summarize(manifest: SplitManifest, lengths_by_id: Mapping[str, int]) -> Spli
 
 
 def _write(
-    features: Mapping,
+    features: MergedRows,
     manifest: SplitManifest,
     paths: SplitPaths,
     *,
@@ -862,7 +853,8 @@ def _write(
             split={**split_meta, "side": side},
         )
         target = paths.train if side == "train" else paths.test
-        save_merged(subset_merged(features, samples.ids, meta), target)
+        # A view: which input row each sample is, not a copy of the rows (memory and disk stay flat).
+        save_view(features.take(features.positions(samples.ids), meta), target)
     summary.save(paths.distribution)
     manifest.save(paths.manifest)  # last: its presence marks a finished split
     return SplitResult(paths, manifest, summary)
@@ -935,8 +927,8 @@ def make_split(
     return _write(features, manifest, SplitPaths(Path(out_dir)), overwrite=overwrite, log=log)
 
 
-def _features_entry(features: Mapping) -> dict:
-    return {**feature_info(features["meta"]), "dim": int(features["data"].shape[1])}
+def _features_entry(features: MergedRows) -> dict:
+    return {**feature_info(features.meta), "dim": features.width}
 
 
 def apply_split(

@@ -12,9 +12,11 @@ Fixed:
   VirNucPro decided (``TrainingConfig.save``); ``save="best"`` picks the copy;
 * the validation set is carved out of the training split (stratified, seeded,
   by ids); the original stopped on the test set. The test set is not read here;
-* one seed makes a run reproducible (:func:`seed_everything`, a seeded
-  DataLoader generator and ``worker_init_fn``); the deterministic-kernel
-  flags hold during training only (:func:`deterministic_training`).
+* one seed makes a run reproducible (:func:`seed_everything` and one seeded
+  generator for the batch order, :func:`epoch_batches`); the deterministic-kernel
+  flags hold during training only (:func:`deterministic_training`);
+* the rows are read from disk a batch at a time (:mod:`virnucpro_core.store`),
+  not loaded: memory stays flat whatever the size of the training set.
 
 Losses are means over samples (the original averaged batch means; equal when
 every batch is full). If the training set size leaves a last batch of one
@@ -36,26 +38,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from virnucpro_core.classifier import (
-    CheckpointMeta,
-    MLPClassifier,
-    describe_features,
-    save_checkpoint,
-)
+from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, describe_features
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.layouts.checkpoints import save_checkpoint
 from virnucpro_core.models import resolve_device
-from virnucpro_core.layouts.features import check_merged, read_merged
+from virnucpro_core.layouts.features import MergedRows, check_merged, open_rows, rows_in_memory
 from virnucpro_core.split import (
     CLASS_NAMES,
     SplitPaths,
     feature_info,
     min_class_size,
     stratified_ids,
-    subset_merged,
 )
 
 SAVE_CHOICES = ("final", "best")
@@ -107,13 +103,6 @@ def deterministic_training(seed: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
-def seed_worker(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signature
-    """``worker_init_fn``: seed python and numpy in a DataLoader worker from torch's per-worker seed."""
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)
-    random.seed(worker_seed)
-
-
 # --------------------------------------------------------------------------- config and results
 
 
@@ -135,7 +124,6 @@ class TrainingConfig:
     val_fraction: float = 0.1
     seed: int = 42
     device: str = "auto"
-    num_workers: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,8 +131,6 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} {value!r} is not a positive integer")
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            problems.append(f"num_workers {self.num_workers!r} is not a non-negative integer")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             problems.append(f"seed {self.seed!r} is not a non-negative integer")
         if not 0 < self.val_fraction < 1:
@@ -360,9 +346,10 @@ def write_checkpoint(result: TrainingResult, checkpoint: str | Path, which: str 
 # --------------------------------------------------------------------------- training
 
 
-def _load_training_features(train_features: Mapping | str | Path) -> tuple[dict, str]:
+def _load_training_features(train_features: Mapping | str | Path) -> tuple[MergedRows, str]:
+    """The training set with its rows left on disk (a split's ``train.pt`` view, or a merged file)."""
     if isinstance(train_features, Mapping):
-        return check_merged(train_features, "the training features"), "the training features"
+        return rows_in_memory(check_merged(train_features, "the training features")), "the training features"
     path = Path(train_features)
     if path.is_dir():
         path = SplitPaths(path).train
@@ -372,7 +359,7 @@ def _load_training_features(train_features: Mapping | str | Path) -> tuple[dict,
                 expected=f"{path} written by `virnucpro split`",
                 fix=f"run `virnucpro split --viral ... --host ... --out {path.parent}` first",
             )
-    return read_merged(path), str(path)
+    return open_rows(path), str(path)
 
 
 def _carve_validation(features: Mapping, fraction: float, seed: int, where: str) -> tuple[list[str], list[str]]:
@@ -394,19 +381,37 @@ def _carve_validation(features: Mapping, fraction: float, seed: int, where: str)
     return train, val
 
 
-def _evaluate(model: nn.Module, data: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[float, float]:
+def _evaluate(model: nn.Module, rows: MergedRows, device: torch.device) -> tuple[float, float]:
+    """Mean loss and accuracy over ``rows``, read and scored a large block at a time."""
     model.eval()
     total_loss = 0.0
     correct = 0
     with torch.no_grad():
-        for start in range(0, len(labels), _EVAL_BATCH):
-            x = data[start : start + _EVAL_BATCH].to(device)
-            y = labels[start : start + _EVAL_BATCH].to(device)
+        for start, block in rows.rows.blocks(_EVAL_BATCH):
+            x = block.to(device)
+            y = rows.labels[start : start + len(block)].to(device)
             logits = model(x)
             total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(dim=1) == y).sum())
-    n = len(labels)
+    n = len(rows)
     return total_loss / n, correct / n
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's batches of positions, exactly as ``DataLoader(shuffle=True, generator=generator)`` draws them.
+
+    The loader draws one int64 from the generator for its workers' base seed,
+    then the permutation, and its sampler draws one more (empty) permutation
+    slice when the epoch runs out; a last batch of one sample is dropped
+    (BatchNorm cannot train on it). Drawing the same numbers keeps training on
+    streamed rows identical to the in-memory ``DataLoader`` path it replaces
+    (tests/test_training_streaming.py).
+    """
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(n, generator=generator)
+    torch.randperm(n, generator=generator)  # RandomSampler's trailing draw for num_samples % n (= 0) samples
+    stop = n - 1 if n % batch_size == 1 else n
+    return [order[start : min(start + batch_size, stop)] for start in range(0, stop, batch_size)]
 
 
 def train_classifier(
@@ -453,12 +458,12 @@ def _train(
             expected="the training side (train.pt); the test set is read once, at evaluation",
             fix="pass the split directory or its train.pt",
         )
-    input_dim = int(features["data"].shape[1])
+    input_dim = features.width
     info = feature_info(meta)
     protein_model, dna_model = info["protein_model"], info["dna_model"]
     train_ids, val_ids = _carve_validation(features, config.val_fraction, config.seed, where)
-    train_part = subset_merged(features, train_ids)
-    val_part = subset_merged(features, val_ids)
+    train_part = features.take(features.positions(train_ids))
+    val_part = features.take(features.positions(val_ids))
     device = resolve_device(config.device)
 
     model = MLPClassifier(
@@ -474,15 +479,6 @@ def _train(
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
-    loader = DataLoader(
-        TensorDataset(train_part["data"], train_part["labels"]),
-        batch_size=config.batch_size,
-        shuffle=True,
-        generator=generator,
-        worker_init_fn=seed_worker,
-        num_workers=config.num_workers,
-        drop_last=len(train_ids) % config.batch_size == 1,  # BatchNorm cannot train on one sample
-    )
 
     say(
         f"training the MLP on {describe_features(input_dim, protein_model, dna_model)}: {len(train_ids)} training / "
@@ -505,11 +501,12 @@ def _train(
         lr = float(optimizer.param_groups[0]["lr"])
         model.train()
         loss_sum, seen = 0.0, 0
-        batches = tqdm(
-            loader, desc=f"epoch {epoch}/{config.max_epochs}", unit="batch", leave=False, disable=not progress
-        )
-        for x, y in batches:
-            x, y = x.to(device), y.to(device)
+        batches = tqdm(epoch_batches(len(train_ids), config.batch_size, generator),
+                       desc=f"epoch {epoch}/{config.max_epochs}", unit="batch", leave=False, disable=not progress)
+        for positions in batches:
+            # Rows come from disk a batch at a time (store.py): memory stays flat whatever the set's size.
+            x = train_part.gather(positions.numpy()).to(device, non_blocking=True)
+            y = train_part.labels[positions].to(device, non_blocking=True)
             optimizer.zero_grad()
             loss = criterion(model(x), y)
             loss.backward()
@@ -517,7 +514,7 @@ def _train(
             loss_sum += float(loss.detach()) * len(y)
             seen += len(y)
         train_loss = loss_sum / max(seen, 1)
-        val_loss, val_accuracy = _evaluate(model, val_part["data"], val_part["labels"], device)
+        val_loss, val_accuracy = _evaluate(model, val_part, device)
         scheduler.step()
         improved = math.isfinite(val_loss) and val_loss < history.best_val_loss - config.min_delta
         if improved:
@@ -592,7 +589,6 @@ __all__ = [
     "TrainingPaths",
     "TrainingResult",
     "resolve_device",
-    "seed_worker",
     "deterministic_training",
     "seed_everything",
     "train_classifier",

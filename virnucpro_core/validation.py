@@ -89,7 +89,7 @@ class Settings:
         **rest: Any,
     ) -> "Settings":
         """Apply the documented defaults: smoke without data, full with it."""
-        from virnucpro_core.layouts.features import Declaration
+        from virnucpro_core.layouts.virnucpro import Declaration
 
         viral, host = _expand(viral, "--viral"), _expand(host, "--host")
         groups: dict[str, str] = {}
@@ -188,9 +188,8 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
     Checked before anything runs, so a missing declaration is one usage error;
     files are memory-mapped, so this reads little more than their headers.
     """
-    from virnucpro_core.layouts.features import (
-        ORIGINAL_MERGED, Declaration, declaration_for, detect_layout, protein_model_of_width, torch_load,
-    )
+    from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout, torch_load
+    from virnucpro_core.layouts.virnucpro import Declaration, declaration_for, protein_model_of_width
 
     parsed = [Declaration.parse(text, option="--declare-features") for text in declarations]
     models: dict[str, list[str]] = {}
@@ -209,7 +208,7 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
 
 def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
     """Input paths with each directory replaced by its ``*.pt`` files (sorted)."""
-    from virnucpro_core.layouts.features import merged_files
+    from virnucpro_core.layouts.virnucpro import merged_files
 
     out: list[Path] = []
     for path in map(Path, paths):
@@ -226,7 +225,7 @@ def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
 
 def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path], dict[str, str]]:
     """Viral and host inputs of a ``--data-dir``, and each file's group (for a VirNucPro data_merge tree)."""
-    from virnucpro_core.layouts.features import is_data_merge_tree, scan_data_merge
+    from virnucpro_core.layouts.virnucpro import is_data_merge_tree, scan_data_merge
 
     expected = ("viral* and host* files: FASTA (.fa/.fasta/.fna, optionally .gz) or merged feature files (.pt); "
                 "or VirNucPro's data/data_merge tree (<category>_merged/*.pt)")
@@ -467,7 +466,7 @@ class ValidationRun:
         return self._memo[memo]
 
     def declarations(self) -> list:
-        from virnucpro_core.layouts.features import Declaration
+        from virnucpro_core.layouts.virnucpro import Declaration
 
         return [Declaration.parse(text, option="--declare-features") for text in self.settings.declarations]
 
@@ -502,7 +501,7 @@ class ValidationRun:
         return sum(get_spec(name).dim_for(size) for name, size in sizes.items())
 
     def _import_plan(self) -> dict:
-        from virnucpro_core.layouts.features import plan_import
+        from virnucpro_core.layouts.virnucpro import plan_import
 
         if "import plan" not in self._memo:
             inputs = {label: self.settings.inputs(label) for label in CLASSES}
@@ -512,7 +511,8 @@ class ValidationRun:
     def _merged_inputs(self, embedder: str, label: str) -> Path:
         """One merged file of ``embedder`` and class ``label``: a single file of ours as given, else the inputs
         (ours joined, or VirNucPro's imported under their declared provenance) written once into the artifacts."""
-        from virnucpro_core.layouts.features import OURS_MERGED, import_merged, save_merged
+        from virnucpro_core.layouts.features import OURS_MERGED, save_merged
+        from virnucpro_core.layouts.virnucpro import import_merged
 
         wanted = EMBEDDERS[embedder]
         paths = self._import_plan().get((wanted, label))
@@ -580,7 +580,7 @@ class ValidationRun:
 
     def trained(self, embedder: str) -> "TrainedModel":
         """Train the MLP for one embedder (VirNucPro's hyperparameters); keeps final and best weights."""
-        from virnucpro_core.classifier import load_checkpoint
+        from virnucpro_core.layouts.checkpoints import load_checkpoint
         from virnucpro_core.training import TrainingHistory, train_classifier
 
         split = self.split_for(embedder)

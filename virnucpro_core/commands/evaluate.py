@@ -17,13 +17,15 @@ def register(subparsers) -> None:
         "evaluate",
         help="run a trained checkpoint on a merged feature file and write its predictions for `virnucpro compare`",
         description=(
-            "Load CKPT (from `virnucpro train`), check that it was trained on features of the width and protein "
-            "model of TEST.pt, score every sample and write PREDICTIONS (.json or .npz: ids, y_true, p_viral, "
-            "y_pred, lengths, meta), the file `virnucpro compare --fast/--baseline` reads. Prints accuracy, "
+            "Load CKPT (from `virnucpro train`, the original VirNucPro or the FastESM2 fork), check that it was "
+            "trained on features of the width and protein model of TEST.pt, score every sample and write "
+            "PREDICTIONS (.json or .npz: ids, y_true, p_viral, y_pred, lengths, meta), the file `virnucpro compare --fast/--baseline` reads. Prints accuracy, "
             "precision, recall, F1, ROC-AUC, PR-AUC and MCC with bootstrap CIs, and the per-chunk accuracy."
         ),
     )
-    parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
+    parser.add_argument("--model", required=True, metavar="CKPT",
+                        help="checkpoint: `virnucpro train`'s, an original VirNucPro model file (300_model.pth / "
+                        "500_model.pth) or a FastESM2 fork checkpoint; read without running pickled code")
     parser.add_argument("--features", required=True, metavar="TEST.pt",
                         help="merged, labelled feature file: the split's test.pt (or any `virnucpro merge` output)")
     parser.add_argument("--out", required=True, metavar="PREDICTIONS",
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.comparison import fmt, fmt_ci, uses_random_weights
     from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
     from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
+    from virnucpro_core.report import checkpoint_weights
 
     from virnucpro_core.files import check_output, earlier_outputs
 
@@ -89,10 +92,11 @@ def run(args: argparse.Namespace) -> int:
     predictions.save(args.out)
     meta = predictions.meta
     checkpoint = meta["checkpoint"]
+    weights = (f"{checkpoint['which']} weights of epoch {checkpoint['epoch']}" if checkpoint["which"]
+               else checkpoint_weights(checkpoint))  # the original's and the fork's files name no epoch
     print(
         f"{len(predictions)} samples of {args.features} -> {checkpoint['path']} "
-        f"({meta['display_name']}, {checkpoint['input_dim']}-d, {checkpoint['which']} weights of epoch "
-        f"{checkpoint['epoch']})"
+        f"({meta['display_name']}, {checkpoint['input_dim']}-d, {weights})"
     )
     random = uses_random_weights(meta)
     if random:

@@ -44,7 +44,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from virnucpro_core.errors import InputError
     from virnucpro_core.files import atomic_write_text, check_output
-    from virnucpro_core.layouts import features as layouts
+    from virnucpro_core.layouts import virnucpro as layouts
+    from virnucpro_core.layouts.features import save_merged
 
     declarations = [layouts.Declaration.parse(text) for text in args.declare]
     inputs, groups = collect_inputs(args.trees, args.viral, args.host)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     record = {}
     for (model, label), paths in plan.items():
         merged = layouts.import_merged(paths, label, declarations, size=args.size, groups=groups, option="--declare")
-        target = layouts.save_merged(merged, out / f"{label}_{model}.pt")
+        target = save_merged(merged, out / f"{label}_{model}.pt")
         record[target.name] = merged.meta.get("imported") or {"files": [p.name for p in paths], "layout": "ours"}
         print(f"{label} {merged.meta['protein']['display_name']}: {len(merged):,} samples from {len(paths)} file(s) "
               f"-> {target}")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def collect_inputs(trees, viral, host) -> tuple[dict[str, list[Path]], dict[Path, str]]:
     """Files per class, and each file's group (its data_merge folder), from trees and --viral/--host paths."""
     from virnucpro_core.errors import InputError
-    from virnucpro_core.layouts import features as layouts
+    from virnucpro_core.layouts import virnucpro as layouts
 
     inputs: dict[str, list[Path]] = {"viral": [], "host": []}
     groups: dict[Path, str] = {}

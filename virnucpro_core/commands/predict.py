@@ -36,7 +36,9 @@ def register(subparsers) -> None:
         "them (repeatable) — ours from `virnucpro merge`, or VirNucPro's original / FastESM2-fork *_merged.pt "
         "(labels, if any, are ignored). Their width must be the checkpoint's",
     )  # fmt: skip
-    parser.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `virnucpro train`")
+    parser.add_argument("--model", required=True, metavar="CKPT",
+                        help="checkpoint: `virnucpro train`'s, an original VirNucPro model file (300_model.pth / "
+                        "500_model.pth) or a FastESM2 fork checkpoint; read without running pickled code")
     parser.add_argument(
         "--chunk-size", type=positive_int, default=None,
         help="chunk length in bases (default: the size the checkpoint's training features were cut with, "

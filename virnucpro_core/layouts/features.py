@@ -1,4 +1,4 @@
-"""Feature files on disk: ours, the original VirNucPro's and the FastESM2 fork's.
+"""Feature files on disk: ours, and how any feature file is told apart.
 
 Our layouts (``torch.save`` of a dict, read with ``weights_only=True``):
 
@@ -7,8 +7,8 @@ Our layouts (``torch.save`` of a dict, read with ``weights_only=True``):
   'labels': int64 [n] (viral 1, host 0), 'lengths': int64 [n] (protein lengths), 'meta': {...}}``
 
 The original VirNucPro's layouts (its ``units.py`` / ``train.py`` /
-``prediction.py``); the FastESM2 fork writes the same ones with 1280-d protein
-vectors:
+``prediction.py``; the FastESM2 fork writes the same ones with 1280-d protein
+vectors) are read by :mod:`virnucpro_core.layouts.virnucpro`:
 
 * DNABERT-S file: ``{'nucleotide': [ids], 'data': [{'label': id, 'mean_representation': [768 floats]}]}``
 * ESM file: ``{'proteins': [ids], 'data': [tensor(2560)]}``
@@ -17,12 +17,7 @@ vectors:
   ``data/data_merge/*/``: the folder ``viral.1.1_merged`` is viral, every other folder (one per RefSeq
   category) is host.
 
-Foreign files carry no provenance: which embedder made them, in which
-precision, with which weights. :class:`Declaration` is what the user states
-about them; imported files record it as *declared*, never as verified. Their
-protein lengths are unknown and recorded as 0 (``meta['lengths_known']`` is
-false). Every file is read with ``torch.load(weights_only=True)``, so nothing
-in it runs.
+Every file is read with ``torch.load(weights_only=True)``, so nothing in it runs.
 """
 
 from __future__ import annotations
@@ -30,17 +25,16 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from virnucpro_core.embeddings import Embeddings
-from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save
-from virnucpro_core.models import DTYPES, SPECS, WEIGHTS, get_spec
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +44,11 @@ REQUIRED_META = ("model", "display_name", "weights", "size", "dtype", "pooling",
 LABELS = {"viral": 1, "host": 0}
 CLASS_NAMES = {label: name for name, label in LABELS.items()}
 
-# The original's training data tree: one folder per RefSeq category; this one is viral.
-ORIGINAL_VIRAL_FOLDER = "viral.1.1_merged"
-MERGED_FOLDER_SUFFIX = "_merged"
 
 # Layout names, as messages and meta state them.
 OURS_FEATURES = "virnucpro-accept per-model features"
+OURS_VIEW = "virnucpro-accept feature view"
+VIEW_FORMAT = "virnucpro-feature-view"
 OURS_MERGED = "virnucpro-accept merged features"
 ORIGINAL_MERGED = "VirNucPro merged features (original or FastESM2 fork)"
 ORIGINAL_DNABERT = "VirNucPro DNABERT-S features"
@@ -111,6 +104,8 @@ def detect_layout(obj: Any) -> str:
     """Which layout a loaded file's object has (one of the layout names above, or :data:`UNKNOWN`)."""
     if not isinstance(obj, Mapping):
         return UNKNOWN
+    if obj.get("format") == VIEW_FORMAT:
+        return OURS_VIEW
     if "nucleotide" in obj and "data" in obj:
         return ORIGINAL_DNABERT
     if "proteins" in obj and "data" in obj:
@@ -162,6 +157,8 @@ def load_features(path: str | os.PathLike) -> Embeddings:
     obj = torch_load(path, "feature")
     layout = detect_layout(obj)
     if layout in (ORIGINAL_DNABERT, ORIGINAL_ESM):
+        from virnucpro_core.layouts.virnucpro import load_original_features
+
         return load_original_features(path, obj=obj)
     problems = [f"missing key {k!r}" for k in FEATURE_KEYS if not isinstance(obj, Mapping) or k not in obj]
     if isinstance(obj, Mapping):
@@ -302,8 +299,14 @@ def check_merged(obj: Any, where: str) -> dict:
 
 
 def read_merged(path: str | os.PathLike) -> dict:
-    """One of our merged feature files as its checked dict (every problem listed at once)."""
-    return check_merged(torch_load(path, "merged feature"), str(path))
+    """One of our merged feature files (or a view, its rows read into memory) as its checked dict.
+
+    For small sets and tests; the streaming paths use :func:`open_rows`.
+    """
+    obj = torch_load(path, "merged feature", mmap=True)
+    if detect_layout(obj) == OURS_VIEW:
+        return open_rows(path, obj=obj).to_merged().to_dict()
+    return check_merged(obj, str(path))
 
 
 def load_merged(path: str | os.PathLike) -> MergedFeatures:
@@ -311,481 +314,147 @@ def load_merged(path: str | os.PathLike) -> MergedFeatures:
     return MergedFeatures(**read_merged(path))
 
 
-# --------------------------------------------------------------------------- declared provenance
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """What the user states about foreign features: which protein model made them, in which dtype, with which
-    weights. Recorded as declared, never as verified.
-
-    The DNA half is DNABERT-S in every VirNucPro layout.
-    """
-
-    model: str
-    dtype: str
-    weights: str = "pretrained"
-
-    OPTION_FORMAT = "MODEL:DTYPE[:WEIGHTS], e.g. esm2_3b:float32 or fastesm2_650:float16"
-
-    @classmethod
-    def parse(cls, text: str, *, option: str = "--declare") -> Declaration:
-        parts = text.split(":")
-        models = sorted(n for n, s in SPECS.items() if s.family == "esm")
-        problems = []
-        if len(parts) not in (2, 3):
-            problems.append("not two or three ':'-separated parts")
-        else:
-            if parts[0] not in models:
-                problems.append(f"model {parts[0]!r} is not one of {', '.join(models)}")
-            if parts[1] not in DTYPES:
-                problems.append(f"dtype {parts[1]!r} is not one of {', '.join(DTYPES)}")
-            if len(parts) == 3 and parts[2] not in WEIGHTS:
-                problems.append(f"weights {parts[2]!r} is not one of {', '.join(WEIGHTS)}")
-        if problems:
-            raise InputError(f"{option} {text!r} cannot be read", expected=cls.OPTION_FORMAT,
-                             found="; ".join(problems), fix=f"e.g. {option} esm2_3b:float32")
-        return cls(*parts)
-
-    def __str__(self) -> str:
-        return f"{self.model}:{self.dtype}:{self.weights}"
-
-    def entry(self, model: str, size: str, dtype: str | None, origin: str) -> dict[str, Any]:
-        """A provenance entry in the shape of our feature meta, marked as declared."""
-        spec = get_spec(model)
-        return {
-            "model": model,
-            "display_name": spec.display_name,
-            "weights": self.weights,
-            "size": size,
-            "dtype": dtype,
-            "dim": spec.dim_for(size),
-            "pooling": spec.pooling,
-            "provenance": "declared",
-            "declared_by": str(self),
-            "origin": origin,
-        }
-
-
-# How each protein model's features were usually made, for the hint in a missing-declaration error.
-_USUAL_DTYPE = {"esm2_3b": ("float32", "the original VirNucPro"),
-                "fastesm2_650": ("float16", "the FastESM2 fork (fp16 extraction)")}
-
-
-def declaration_for(declarations: Sequence[Declaration], protein_model: str, what: str,
-                    option: str = "--declare") -> Declaration:
-    """The declaration naming ``protein_model``; a clear error when there is none (or more than one)."""
-    matching = [d for d in declarations if d.model == protein_model]
-    if len(matching) == 1:
-        return matching[0]
-    spec = get_spec(protein_model)
-    if not matching:
-        raise InputError(
-            f"{what} are {spec.display_name} features in VirNucPro's layout, which does not say how they were made",
-            expected=f"{option} {protein_model}:DTYPE[:WEIGHTS] stating the precision (and weights: pretrained or "
-            "random) they were extracted with",
-            found="declarations: " + (", ".join(map(str, declarations)) or "none"),
-            fix=f"add {option} {protein_model}:{_USUAL_DTYPE[protein_model][0]} if they came from "
-            f"{_USUAL_DTYPE[protein_model][1]}, or the dtype you extracted them in; it is reported as declared",
-        )
-    raise InputError(f"{option} names {protein_model} {len(matching)} times",
-                     found=", ".join(map(str, matching)), fix="give one declaration per protein model")
-
-
-def protein_model_of_width(width: int, size: str) -> str | None:
-    """The protein model whose width plus DNABERT-S's (at ``size``) is ``width``; None when none fits."""
-    dna = get_spec("dnabert_s").dim_for(size)
-    fits = [n for n, s in SPECS.items() if s.family == "esm" and dna + s.dim_for(size) == width]
-    return fits[0] if len(fits) == 1 else None
-
-
-def _widths_expected(size: str) -> str:
-    dna = get_spec("dnabert_s").dim_for(size)
-    return ", ".join(f"{dna + s.dim_for(size)} (DNABERT-S {dna} + {s.display_name} {s.dim_for(size)})"
-                     for s in SPECS.values() if s.family == "esm")
-
-
-# --------------------------------------------------------------------------- VirNucPro's merged files
+# --------------------------------------------------------------------------- rows streamed from disk, and views
 
 
 @dataclass
-class ForeignMerged:
-    """One merged file in VirNucPro's layout, validated; ``data`` may be memory-mapped.
+class MergedRows:
+    """A merged set whose ids, labels, lengths and meta are in memory and whose rows stay on disk.
 
-    ``label`` is the file's one label (0 host, 1 viral), or None without ``labels``.
+    ``rows`` reads them on demand (:mod:`virnucpro_core.store`), so memory does
+    not grow with the set. Opened from one of our merged files or a view file
+    (:func:`open_rows`); written as a view (:func:`save_view`), never copied.
     """
 
-    path: Path
     ids: list[str]
-    data: torch.Tensor
-    label: int | None
+    labels: torch.Tensor
+    lengths: torch.Tensor
+    meta: dict[str, Any]
+    rows: Any  # store.RowView
+    path: Path | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def width(self) -> int:
-        return int(self.data.shape[1])
+        return int(self.rows.width)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("ids", "labels", "lengths", "meta"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def gather(self, positions: Any) -> torch.Tensor:
+        """float32 rows at these positions, in the order given."""
+        return self.rows.gather(positions)
+
+    def take(self, positions: Any, meta: Mapping | None = None) -> MergedRows:
+        """The subset at ``positions`` (in that order), sharing the files."""
+        import numpy as np
+
+        positions = np.asarray(positions, dtype=np.int64)
+        index = torch.from_numpy(positions)
+        return MergedRows([self.ids[i] for i in positions.tolist()], self.labels[index], self.lengths[index],
+                          dict(self.meta if meta is None else meta), self.rows.take(positions))
+
+    def positions(self, ids: list[str]) -> list[int]:
+        """Positions of ``ids`` (all present) in this set."""
+        where = {sample: i for i, sample in enumerate(self.ids)}
+        return [where[i] for i in ids]
+
+    def to_merged(self) -> MergedFeatures:
+        """Every row in memory (small sets only)."""
+        return MergedFeatures(list(self.ids), self.rows.materialize(), self.labels.clone(), self.lengths.clone(),
+                              dict(self.meta))
 
 
-def _file_label(labels: Any, n: int) -> tuple[int | None, str | None]:
-    """The one label of a VirNucPro merged file (``[0]``/``[1]``, or one per row), or a problem."""
-    if isinstance(labels, torch.Tensor):
-        labels = labels.reshape(-1).tolist()
-    if not isinstance(labels, (list, tuple)) or not labels:
-        return None, f"'labels' is {type(labels).__name__}, not a list like [0] or [1]"
-    values = set()
-    for value in labels:
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or value not in (0, 1):
-            return None, f"'labels' holds {value!r}; expected 0 (host) or 1 (viral)"
-        values.add(int(value))
-    if len(labels) not in (1, n):
-        return None, f"'labels' has {len(labels)} entries for {n} rows (expected 1 for the whole file, or {n})"
-    if len(values) > 1:
-        return None, "'labels' mixes 0 and 1; VirNucPro's merged files hold one class each"
-    return values.pop(), None
+def rows_in_memory(features: Mapping) -> MergedRows:
+    """A checked merged dict (``check_merged``) as :class:`MergedRows` over its in-memory ``data``."""
+    from virnucpro_core.store import RowView, TensorRows
+
+    return MergedRows(list(features["ids"]), features["labels"], features["lengths"], dict(features["meta"]),
+                      RowView.whole([TensorRows(features["data"])]))
 
 
-def read_foreign_merged(path: str | os.PathLike, *, obj: Any = None) -> ForeignMerged:
-    """Read one merged file in VirNucPro's layout (tensors memory-mapped where the file allows)."""
+def concat_rows(parts: list[MergedRows], meta: Mapping) -> MergedRows:
+    """One set of several (rows of each part after the last)."""
+    from virnucpro_core.store import RowView
+
+    return MergedRows([i for p in parts for i in p.ids], torch.cat([p.labels for p in parts]),
+                      torch.cat([p.lengths for p in parts]), dict(meta), RowView.concat([p.rows for p in parts]))
+
+
+def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = True) -> MergedRows:
+    """One of our merged files or views, rows left on disk; every problem of the small parts listed at once.
+
+    A merged file's rows are scanned block by block for NaN or infinite values
+    (``check_finite``); a view's were scanned when it was made, and its input
+    files must still be where, and as large as, they were.
+    """
+    from virnucpro_core.store import FileRows, RowView
+
     path = Path(path)
     if obj is None:
         obj = torch_load(path, "merged feature", mmap=True)
-    layout = detect_layout(obj)
-    if layout != ORIGINAL_MERGED:
-        raise InputError(
-            f"{path} is not a merged file in VirNucPro's layout ({layout} layout found)",
-            expected=f"{ORIGINAL_MERGED}: keys 'ids', 'data' and optionally 'labels'",
-            found=_describe_keys(obj),
-            fix="pass VirNucPro's *_merged.pt files (data/data_merge/<category>_merged/*.pt)",
-        )
-    problems = _id_problems(obj["ids"])
-    ids = list(obj["ids"]) if not problems else []
-    data = obj["data"]
-    if not isinstance(data, torch.Tensor) or data.ndim != 2 or not data.is_floating_point():
-        problems.append(f"'data' must be a 2-d float tensor, found {_describe(data)}")
-    elif not problems and data.shape[0] != len(ids):
-        problems.append(f"'data' has {data.shape[0]} rows for {len(ids)} ids")
-    label = None
-    if "labels" in obj:
-        label, problem = _file_label(obj["labels"], len(ids))
-        if problem:
-            problems.append(problem)
-    if problems:
-        raise InputError(f"{path} is not a usable VirNucPro merged file ({len(problems)} problem(s))",
-                         expected=ORIGINAL_MERGED, found="; ".join(problems),
-                         fix="re-create it with VirNucPro's merge_data, or re-extract with `virnucpro`")
-    return ForeignMerged(path, ids, data, label)
-
-
-def merged_files(directory: str | os.PathLike) -> list[Path]:
-    """The ``*.pt`` files of a directory, sorted by name (as VirNucPro's training script lists them)."""
-    directory = Path(directory)
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith(".pt"))
-
-
-def is_data_merge_tree(directory: str | os.PathLike) -> bool:
-    """Whether ``directory`` looks like VirNucPro's ``data/data_merge``: subfolders named ``*_merged``."""
-    directory = Path(directory)
-    return directory.is_dir() and any(p.is_dir() and p.name.endswith(MERGED_FOLDER_SUFFIX)
-                                      for p in directory.iterdir())
-
-
-@dataclass(frozen=True)
-class TreeFile:
-    """One file of a ``data_merge`` tree with the class its folder gives it and the folder (its group)."""
-
-    path: Path
-    label: str
-    group: str
-
-
-def scan_data_merge(directory: str | os.PathLike) -> list[TreeFile]:
-    """Every ``*.pt`` under ``directory/*_merged/``, labelled by VirNucPro's folder rule.
-
-    ``viral.1.1_merged`` is viral; every other folder is host; the group is the
-    folder's name without ``_merged`` (the RefSeq category).
-    """
-    directory = Path(directory)
-    files = []
-    for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
-        label = "viral" if folder.name == ORIGINAL_VIRAL_FOLDER else "host"
-        group = folder.name[: -len(MERGED_FOLDER_SUFFIX)] if folder.name.endswith(MERGED_FOLDER_SUFFIX) else folder.name
-        files += [TreeFile(p, label, group) for p in merged_files(folder)]
-    if not files:
-        raise InputError(f"{directory} holds no *.pt files in its subfolders",
-                         expected="VirNucPro's data/data_merge layout: <category>_merged/*.pt, with "
-                         f"{ORIGINAL_VIRAL_FOLDER} for the viral class", fix="check the path")
-    return files
-
-
-@dataclass
-class ImportSummary:
-    """What :func:`import_merged` read: files, rows, groups, layout and the declaration applied."""
-
-    files: list[dict[str, Any]]
-    rows: int
-    width: int
-    protein_model: str
-    layout: str
-    declared: str | None
-    groups: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def import_merged(
-    paths: Sequence[str | os.PathLike],
-    label: str,
-    declarations: Sequence[Declaration] = (),
-    *,
-    size: str = "full",
-    groups: Mapping[Path, str] | None = None,
-    option: str = "--declare",
-) -> MergedFeatures:
-    """Merged files of one class (ours or VirNucPro's, one embedder) as one of our merged sets.
-
-    VirNucPro's files are read one at a time, memory-mapped where possible, and
-    copied into one preallocated tensor, so the peak is the result plus one
-    file's pages. Their provenance comes from ``declarations`` (the protein
-    model is read off the width and must be declared); labels come from the
-    file where it has them and must agree with ``label``. Our own files keep
-    their meta; one of ours alone is returned as it is.
-
-    Raises:
-        InputError: unreadable or mixed layouts, labels that contradict ``label``,
-            duplicate ids, non-finite values, or a missing declaration.
-        DimensionError: a width that is no DNABERT-S + protein-model width, or files of different widths.
-    """
-    if label not in LABELS:
-        raise InputError(f"unknown class {label!r}", expected="viral or host")
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InputError(f"no {label} feature files", fix=f"pass the {label} merged files")
-    objs = [torch_load(p, "merged feature", mmap=True) for p in paths]
-    layouts = {detect_layout(o) for o in objs}
-    if layouts == {OURS_MERGED}:
-        return _join_ours(paths, objs, label)
-    if layouts != {ORIGINAL_MERGED}:
-        shown = ", ".join(f"{p.name}: {detect_layout(o)}" for p, o in zip(paths, objs, strict=True))
-        raise InputError(f"the {label} feature files are not all in one merged layout",
-                         expected=f"all {OURS_MERGED} or all {ORIGINAL_MERGED}", found=shown,
-                         fix="convert VirNucPro's files with `virnucpro import` first, or pass one kind")
-    files = [read_foreign_merged(p, obj=o) for p, o in zip(paths, objs, strict=True)]
-    del objs
-    problems = []
-    expected_label = LABELS[label]
-    for f in files:
-        if f.label is not None and f.label != expected_label:
-            problems.append(f"{f.path} is labelled {f.label} ({CLASS_NAMES[f.label]}) but was given as {label}")
-    widths = Counter(f.width for f in files)
-    if len(widths) > 1:
-        raise DimensionError(f"the {label} files have different widths, so they come from different embedders",
-                             expected="one width: " + _widths_expected(size),
-                             found=", ".join(f"{f.path.name}: {f.width}" for f in files),
-                             fix="pass each embedder's files separately")
-    width = widths.most_common(1)[0][0]
-    protein_model = protein_model_of_width(width, size)
-    if protein_model is None:
-        raise DimensionError(f"{files[0].path} is {width} wide, which no supported embedder pair gives",
-                             expected=_widths_expected(size), found=str(width),
-                             fix="pass DNABERT-S ‖ ESM2 3B (3328) or DNABERT-S ‖ FastESM2_650 (2048) features"
-                             + (" (or drop --size tiny)" if size == "tiny" else ""))
-    declared = declaration_for(declarations, protein_model, f"{label} inputs {files[0].path.name}...", option)
-    seen: Counter[str] = Counter()
-    for f in files:
-        seen.update(f.ids)
-    duplicates = sorted(i for i, c in seen.items() if c > 1)
-    if duplicates:
-        problems.append(f"{len(duplicates)} id(s) occur more than once, e.g. {', '.join(duplicates[:_SHOW])}")
-    if problems:
-        raise InputError(f"the {label} VirNucPro files cannot be imported ({len(problems)} problem(s))",
-                         found="; ".join(problems), fix="pass viral files as viral and host files as host")
-
-    total = sum(len(f) for f in files)
-    data = torch.empty((total, width), dtype=torch.float32)
-    row, bad = 0, []
-    for f in files:
-        block = data[row : row + len(f)]
-        block.copy_(f.data)
-        finite = torch.isfinite(block).all(dim=1)
-        if not bool(finite.all()):
-            bad.append(f"{f.path.name}: {int((~finite).sum())} row(s)")
-        row += len(f)
-    if bad:
-        raise InputError("VirNucPro features with NaN or infinite values cannot be used",
-                         expected="finite values in every row", found="; ".join(bad),
-                         fix="re-extract those files (a GPU fault or float16 overflow writes non-finite vectors)")
-    dna_model = "dnabert_s"
-    dna_dim = get_spec(dna_model).dim_for(size)
-    group_counts = Counter()
-    for f in files:
-        group_counts[(groups or {}).get(f.path, label)] += len(f)
-    summary = ImportSummary(
-        files=[{"name": f.path.name, "folder": f.path.parent.name, "rows": len(f),
-                "group": (groups or {}).get(f.path, label)} for f in files],
-        rows=total, width=width, protein_model=protein_model, layout=ORIGINAL_MERGED, declared=str(declared),
-        groups=dict(sorted(group_counts.items())),
-    )
-    meta = {
-        "label": label,
-        "dim": width,
-        "dna_dim": dna_dim,
-        "protein_dim": width - dna_dim,
-        "n": total,
-        "size": size,
-        "layout": ORIGINAL_MERGED,
-        "provenance": "declared",
-        "lengths_known": False,
-        "dna": declared.entry(dna_model, size, None, ORIGINAL_MERGED),
-        "protein": declared.entry(protein_model, size, declared.dtype, ORIGINAL_MERGED),
-        "imported": summary.to_dict(),
-    }
-    ids = [i for f in files for i in f.ids]
-    labels = torch.full((total,), expected_label, dtype=torch.int64)
-    log.info("imported %d %s rows of %s features from %d VirNucPro file(s) (declared %s)", total, label,
-             get_spec(protein_model).display_name, len(files), declared)
-    return MergedFeatures(ids, data, labels, torch.zeros(total, dtype=torch.int64), meta)
-
-
-def _join_ours(paths: Sequence[Path], objs: Sequence[Any], label: str) -> MergedFeatures:
-    checked = [check_merged(o, str(p)) for p, o in zip(paths, objs, strict=True)]
-    expected = LABELS[label]
-    wrong = [f"{p}: {int((c['labels'] != expected).sum())} sample(s) not {label}"
-             for p, c in zip(paths, checked, strict=True) if bool((c["labels"] != expected).any())]
-    if wrong:
-        raise InputError(f"files given as {label} hold other samples", found="; ".join(wrong),
-                         fix="pass viral files as viral and host files as host")
-    if len(checked) == 1:
-        return MergedFeatures(**checked[0])
-    widths = {c["data"].shape[1] for c in checked}
-    if len(widths) > 1:
-        raise DimensionError(f"the {label} files have different widths",
-                             found=", ".join(f"{p.name}: {c['data'].shape[1]}" for p, c in zip(paths, checked,
-                                                                                                 strict=True)),
-                             fix="pass each embedder's files separately")
-    ids = [i for c in checked for i in c["ids"]]
-    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
-    if duplicates:
-        raise InputError(f"{len(duplicates)} id(s) occur in more than one {label} file",
-                         found=", ".join(duplicates[:_SHOW]), fix="pass each sample once")
-    meta = dict(checked[0]["meta"])
-    meta.update(n=len(ids), joined_files=[p.name for p in paths])
-    return MergedFeatures(ids, torch.cat([c["data"] for c in checked]), torch.cat([c["labels"] for c in checked]),
-                          torch.cat([c["lengths"] for c in checked]), meta)
-
-
-# --------------------------------------------------------------------------- VirNucPro's per-model files
-
-
-def load_original_features(path: str | os.PathLike, *, obj: Any = None) -> Embeddings:
-    """A VirNucPro DNABERT-S or ESM feature file as :class:`Embeddings` (lengths unknown: 0).
-
-    The model is read off the layout (``nucleotide`` → DNABERT-S) or the width
-    (2560 → ESM2 3B, 1280 → FastESM2_650); the meta says the provenance is
-    inferred from the layout, with weights, dtype and vocabulary unknown.
-    """
-    path = Path(path)
-    if obj is None:
-        obj = torch_load(path, "feature")
-    layout = detect_layout(obj)
-    problems: list[str] = []
-    ids_key = "nucleotide" if layout == ORIGINAL_DNABERT else "proteins"
-    ids = obj.get(ids_key) if isinstance(obj, Mapping) else None
-    problems += _id_problems(ids)
-    rows = obj.get("data") if isinstance(obj, Mapping) else None
-    vectors: list[torch.Tensor] = []
-    if not isinstance(rows, (list, tuple)):
-        problems.append(f"'data' is {_describe(rows)}, not a list")
-    else:
-        for index, row in enumerate(rows):
-            if layout == ORIGINAL_DNABERT:
-                if not isinstance(row, Mapping) or "mean_representation" not in row:
-                    problems.append(f"data[{index}] is not {{'label', 'mean_representation'}}")
-                    break
-                if isinstance(ids, (list, tuple)) and index < len(ids) and row.get("label") != ids[index]:
-                    problems.append(f"data[{index}]['label'] is {row.get('label')!r}, not the id {ids[index]!r}")
-                    break
-                row = row["mean_representation"]
-            vector = torch.as_tensor(row, dtype=torch.float32).reshape(-1) if isinstance(
-                row, (list, tuple, torch.Tensor)) else None
-            if vector is None:
-                problems.append(f"data[{index}] is {_describe(row)}, not a vector")
-                break
-            vectors.append(vector)
-        if isinstance(ids, (list, tuple)) and len(rows) != len(ids):
-            problems.append(f"'data' has {len(rows)} rows for {len(ids)} ids")
-        if len({v.numel() for v in vectors}) > 1:
-            problems.append("rows of different widths")
-    if layout not in (ORIGINAL_DNABERT, ORIGINAL_ESM):
-        problems.insert(0, f"{layout} layout found")
-    if problems:
-        raise InputError(f"{path} is not a usable VirNucPro feature file ({len(problems)} problem(s))",
-                         expected=f"{ORIGINAL_DNABERT} or {ORIGINAL_ESM}", found="; ".join(problems),
-                         fix="re-create it with VirNucPro's extraction, or use `virnucpro extract`")
-    data = torch.stack(vectors) if vectors else torch.empty((0, 0))
-    width = int(data.shape[1]) if vectors else 0
-    if layout == ORIGINAL_DNABERT:
-        model = "dnabert_s"
-        size = "full" if width == get_spec(model).dim else "tiny" if width == get_spec(model).dim_for("tiny") else None
-    else:
-        model, size = next(((n, sz) for sz in ("full", "tiny") for n, s in SPECS.items()
-                            if s.family == "esm" and s.dim_for(sz) == width), (None, None))
-    if model is None or size is None:
-        raise DimensionError(f"{path} holds {width}-d vectors, which no supported model gives",
-                             expected="DNABERT-S 768, ESM2 3B 2560 or FastESM2_650 1280", found=str(width),
-                             fix="pass VirNucPro's *_DNABERT_S.pt and *_ESM.pt files")
-    spec = get_spec(model)
-    meta = {
-        "model": model, "display_name": spec.display_name, "weights": "pretrained", "size": size, "dtype": None,
-        "pooling": spec.pooling, "input_sha256": None, "dim": width, "n": len(vectors), "layout": layout,
-        "provenance": "inferred from VirNucPro's layout and the width (weights and dtype not recorded)",
-    }
-    return Embeddings(list(ids), data, torch.zeros(len(vectors), dtype=torch.int64), meta)
-
-
-# --------------------------------------------------------------------------- grouping inputs by embedder
-
-
-def protein_model_of_file(path: str | os.PathLike, size: str) -> str | None:
-    """The protein model a merged file (ours or VirNucPro's) comes from: our meta, else the width.
-
-    Tensors are memory-mapped, so this reads little more than the file's header.
-    """
-    from virnucpro_core.split import feature_info
-
-    obj = torch_load(path, "merged feature", mmap=True)
-    layout = detect_layout(obj)
-    if layout == OURS_MERGED and isinstance(obj.get("meta"), Mapping):
-        return feature_info(obj["meta"])["protein_model"]
+    if detect_layout(obj) == OURS_VIEW:
+        return _open_view(path, obj)
     data = obj.get("data") if isinstance(obj, Mapping) else None
-    if layout == ORIGINAL_MERGED and isinstance(data, torch.Tensor) and data.ndim == 2:
-        return protein_model_of_width(int(data.shape[1]), size)
-    return None
+    rows = None
+    small = dict(obj) if isinstance(obj, Mapping) else obj
+    if isinstance(data, torch.Tensor) and data.ndim == 2 and data.is_floating_point():
+        rows = FileRows.open(path, obj)
+        # check_merged sees one column per row: NaN where the row has a non-finite value (scanned a block at a
+        # time), so every problem of the file is still named in one message.
+        marks = torch.zeros((rows.n, 1), dtype=torch.float32)
+        if check_finite:
+            for start, block in rows.blocks():
+                marks[start : start + len(block), 0][~torch.isfinite(block).all(dim=1)] = float("nan")
+        small["data"] = marks
+    checked = check_merged(small, str(path))
+    return MergedRows(checked["ids"], checked["labels"], checked["lengths"], checked["meta"], RowView.whole([rows]),
+                      path)
 
 
-def plan_import(inputs: Mapping[str, Sequence[str | os.PathLike]], size: str) -> dict[tuple[str, str], list[Path]]:
-    """``(protein model, class) → files``: which merged inputs make which embedder's set of each class.
+def save_view(rows: MergedRows, path: str | os.PathLike) -> Path:
+    """Write ``rows`` as a view: ids, labels, lengths, meta and where each row is, not the rows themselves."""
+    files = rows.rows.files
+    if any(getattr(f, "path", None) is None for f in files):
+        raise ValueError("a view can only point to rows in files")
+    obj = {
+        "format": VIEW_FORMAT,
+        "version": 1,
+        "inputs": [{"path": str(Path(f.path).resolve()), "bytes": Path(f.path).stat().st_size, "rows": f.n,
+                    "width": f.width} for f in files],
+        "file_index": torch.from_numpy(rows.rows.file_index.astype("int32")),
+        "row_index": torch.from_numpy(rows.rows.row_index.astype("int64")),
+        "ids": list(rows.ids),
+        "labels": rows.labels.to(torch.int64),
+        "lengths": rows.lengths.to(torch.int64),
+        "meta": dict(rows.meta),
+    }
+    return atomic_torch_save(obj, Path(path))
 
-    Raises:
-        DimensionError: a file whose width (or meta) names no supported protein model.
-    """
-    plan: dict[tuple[str, str], list[Path]] = {}
-    unknown = []
-    for label, paths in inputs.items():
-        for path in map(Path, paths):
-            model = protein_model_of_file(path, size)
-            if model is None:
-                unknown.append(path.name)
-            else:
-                plan.setdefault((model, label), []).append(path)
-    if unknown:
-        raise DimensionError(f"{len(unknown)} merged file(s) come from no supported embedder pair",
-                             expected="widths " + _widths_expected(size),
-                             found=", ".join(unknown[:_SHOW]) + (" ..." if len(unknown) > _SHOW else ""),
-                             fix="pass merged DNABERT-S ‖ protein-model features" +
-                             ("" if size == "tiny" else " (stand-in features need --size tiny)"))
-    return dict(sorted(plan.items()))
+
+def _open_view(path: Path, obj: Mapping) -> MergedRows:
+    from virnucpro_core.store import FileRows, RowView
+
+    problems = []
+    files = []
+    for entry in obj.get("inputs") or []:
+        source = Path(entry.get("path", ""))
+        if not source.is_file():
+            problems.append(f"{source} is gone")
+        elif source.stat().st_size != entry.get("bytes"):
+            problems.append(f"{source} changed ({source.stat().st_size} bytes, was {entry.get('bytes')})")
+        else:
+            files.append(FileRows.open(source))
+    if problems:
+        raise InputError(f"{path} points to feature files that moved or changed since it was written",
+                         expected="the merged files it was made from, unchanged and in place",
+                         found="; ".join(problems),
+                         fix="put them back, or make it again (e.g. rerun `virnucpro split` / `virnucpro import`)")
+    checked = check_merged({"ids": obj["ids"], "data": torch.zeros((len(obj["ids"]), 0)), "labels": obj["labels"],
+                            "lengths": obj["lengths"], "meta": obj["meta"]}, str(path))
+    view = RowView(files, obj["file_index"].numpy().astype("int32"), obj["row_index"].numpy().astype("int64"))
+    return MergedRows(checked["ids"], checked["labels"], checked["lengths"], checked["meta"], view, path)

@@ -1,0 +1,561 @@
+"""MLP checkpoints on disk: every layout the suite reads, and the one it writes.
+
+Three layouts are accepted, all read with ``torch.load(weights_only=True)``, so
+no code named in a file's pickle ever runs:
+
+* ``virnucpro-accept`` — ours, written by :func:`save_checkpoint` (behind
+  ``virnucpro train``): ``{'format': 'virnucpro-mlp-checkpoint', 'version': 1,
+  'state_dict', 'meta'}``, tensors and JSON types only. ``meta`` says which
+  features the model expects and how it was trained.
+* ``original`` — the original VirNucPro's (Li-Jing-1997/VirNucPro; the
+  published ``300_model.pth`` and ``500_model.pth``). Its ``train.py`` saves
+  the whole module, ``torch.save(model, 'model.pth')``, with ``MLPClassifier``
+  defined in the script itself, so the pickle names ``__main__.MLPClassifier``
+  and torch's ``Linear``, ``BatchNorm1d`` and ``Dropout``; its
+  ``prediction.py`` reads it with a plain ``torch.load`` (``weights_only=False``
+  before torch 2.6), which runs whatever the pickle says. Here each of those
+  four classes is replaced by an inert placeholder (:data:`PICKLED_MODULES`)
+  that only keeps the pickled attributes; the state dict, BatchNorm's ``eps``
+  and dropout's ``p`` are taken from that tree. The file holds no code, so
+  the forward pass is the published one (hidden_layer → bn1 → ReLU → dropout
+  → output_layer), which :class:`~virnucpro_core.classifier.MLPClassifier`
+  computes on the same keys. The protein model follows from the width (3328 →
+  ESM2 3B, 2048 → FastESM2_650) or from the caller. Files in torch's legacy
+  (pre-1.6) format cannot be read this way and are refused with a way out.
+* ``fastesm2-fork`` — the FastESM2 fork's (broadinstitute/virnucpro-broad,
+  branch virnucpro-docker-fastesm2: ``save_checkpoint_with_metadata`` in
+  ``train.py`` and ``scripts/train_fastesm.py``): ``{'epoch',
+  'model_state_dict', 'optimizer_state_dict', 'best_loss', 'metadata'}`` where
+  ``metadata`` holds ``checkpoint_version`` ('2.0.0'), ``model_type``
+  ('fastesm650'), ``huggingface_model_id``, ``dna_dim``, ``protein_dim``,
+  ``merged_dim``, ``input_dim``, ``hidden_dim``, ``num_class``,
+  ``training_date`` and ``pytorch_version``. Its ``prediction.py`` loads it
+  with ``weights_only=False``; here the metadata is checked against itself
+  and against the tensors (widths of the real models, or of their tiny
+  stand-ins for tests).
+
+A file whose pickle names anything else (``posix.system``, ``builtins.eval``,
+``subprocess.Popen``, another class) is refused, naming the global, before
+``torch.load`` sees it; ``torch.load(weights_only=True)`` stays the gate for
+anything the scan cannot name. Fields a foreign file cannot state (which
+weights, epoch, chunk size, protein dtype) stay None, never guessed;
+``meta.features['origin']`` says which layout the file came in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro_core.classifier import (
+    DEFAULT_DNA_MODEL,
+    CheckpointMeta,
+    LoadedCheckpoint,
+    MLPClassifier,
+    describe_features,
+    display_name,
+    infer_protein_model,
+)
+from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.files import atomic_torch_save
+from virnucpro_core.layouts.pickles import (
+    PickledObject,
+    is_tensor_global,
+    load_failure,
+    load_weights_only,
+    pickled_globals,
+)
+from virnucpro_core.models import SPECS
+
+CHECKPOINT_FORMAT = "virnucpro-mlp-checkpoint"
+CHECKPOINT_VERSION = 1
+
+OURS = "virnucpro-accept"
+ORIGINAL = "original"
+FORK = "fastesm2-fork"
+LAYOUTS: dict[str, str] = {
+    OURS: "a checkpoint written by `virnucpro train`",
+    ORIGINAL: "original VirNucPro whole-module checkpoint",
+    FORK: "FastESM2 fork checkpoint (broadinstitute/virnucpro-broad)",
+}
+ACCEPTED = (
+    "a checkpoint written by `virnucpro train`, an original VirNucPro model file (300_model.pth / "
+    "500_model.pth: torch.save of the whole MLPClassifier) or a FastESM2 fork checkpoint (model_state_dict + "
+    "metadata)"
+)
+# The fork's metadata names its protein model; 'fastesm650' is the only value its code writes.
+FORK_MODEL_TYPES = {"fastesm650": "fastesm2_650"}
+FORK_METADATA = ("checkpoint_version", "model_type", "dna_dim", "protein_dim", "merged_dim", "input_dim",
+                 "hidden_dim", "num_class")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- reading safely
+
+
+class PickledMLP(PickledObject):
+    pickled_name = "__main__.MLPClassifier"
+
+
+class PickledLinear(PickledObject):
+    pickled_name = "torch.nn.modules.linear.Linear"
+
+
+class PickledBatchNorm1d(PickledObject):
+    pickled_name = "torch.nn.modules.batchnorm.BatchNorm1d"
+
+
+class PickledDropout(PickledObject):
+    pickled_name = "torch.nn.modules.dropout.Dropout"
+
+
+# The classes an original whole-module checkpoint names, each read as an inert placeholder.
+PICKLED_MODULES: dict[str, type[PickledObject]] = {
+    cls.pickled_name: cls for cls in (PickledMLP, PickledLinear, PickledBatchNorm1d, PickledDropout)
+}
+
+
+def _read(path: Path) -> Any:
+    """The file's object, read with ``torch.load(weights_only=True)`` after refusing unexpected globals.
+
+    Raises:
+        InputError: the pickle names other globals than tensors, containers and the original's four module
+            classes (nothing of it is run); or torch cannot read it with ``weights_only=True``.
+    """
+    names, is_zip = pickled_globals(path)
+    foreign = [name for name in names if name not in PICKLED_MODULES and not is_tensor_global(name)]
+    if foreign:
+        raise InputError(
+            f"{path} cannot be loaded safely as a checkpoint: its pickle calls or builds "
+            f"{', '.join(foreign)}, which no checkpoint layout needs; nothing of it was run",
+            expected="a checkpoint whose pickle holds only tensors, containers and (original VirNucPro layout) the "
+            "modules MLPClassifier, Linear, BatchNorm1d, Dropout",
+            found="pickled globals " + ", ".join(foreign),
+            fix="do not load it with torch.load(weights_only=False) or the original prediction.py either (that "
+            "would run it); get the checkpoint from its source again, or retrain with `virnucpro train`",
+        )
+    if not is_zip and PickledMLP.pickled_name in names:
+        raise InputError(
+            f"{path} is an original VirNucPro whole-module checkpoint in torch's legacy format (torch < 1.6), "
+            "which cannot be read without running its pickled code",
+            expected="the zip format torch.save has written since torch 1.6",
+            found="legacy torch.save format naming __main__.MLPClassifier",
+            fix="re-save it with torch >= 1.6 in the environment that trained it, if you trust the file "
+            "(`torch.save(torch.load(path, weights_only=False), new_path)`), or retrain with `virnucpro train`",
+        )
+    try:
+        return load_weights_only(path, PICKLED_MODULES.values())
+    except Exception as error:  # unpickling errors have many types
+        found = load_failure(error) if is_zip or names else f"not a torch.save file ({load_failure(error)})"
+        raise InputError(
+            f"{path} cannot be loaded safely as a checkpoint",
+            expected=f"{ACCEPTED}, readable with torch.load(weights_only=True)",
+            found=found,
+            fix="pass one of these layouts (a damaged or partly written file must be copied or trained again)",
+        ) from error
+
+
+def detect_layout(path: str | Path) -> str:
+    """Which layout a checkpoint file is in (a key of :data:`LAYOUTS`), read without running pickled code.
+
+    Raises:
+        InputError: no such file, an unsafe or unreadable pickle, or none of the three layouts.
+    """
+    path = _checked_path(path)
+    return _layout_of(path, _read(path))
+
+
+def _checked_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"no checkpoint at {path}",
+            expected="a .pt file written by `virnucpro train` (or an original VirNucPro or FastESM2 fork model file)",
+            fix=f"train one with `virnucpro train --features SPLIT_DIR --out {path}` or check the path",
+        )
+    return path
+
+
+def _layout_of(path: Path, payload: Any) -> str:
+    if isinstance(payload, Mapping) and payload.get("format") == CHECKPOINT_FORMAT:
+        return OURS
+    if isinstance(payload, Mapping) and "model_state_dict" in payload:
+        return FORK
+    if isinstance(payload, PickledMLP):
+        return ORIGINAL
+    if isinstance(payload, Mapping):
+        found = f"keys {sorted(map(str, payload))}"
+    elif isinstance(payload, PickledObject):
+        found = f"a pickled {payload.pickled_name} alone"
+    else:
+        found = type(payload).__name__
+    raise InputError(
+        f"{path} is not a VirNucPro MLP checkpoint",
+        expected=f"a dict with format {CHECKPOINT_FORMAT!r}, 'state_dict' and 'meta' (from `virnucpro train`), "
+        "a whole pickled __main__.MLPClassifier (original VirNucPro) or a dict with 'model_state_dict' and "
+        "'metadata' (FastESM2 fork)",
+        found=found,
+        fix="pass a checkpoint written by `virnucpro train`, or one of the original's or the fork's model files",
+    )
+
+
+# --------------------------------------------------------------------------- ours: write and read
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Refuse meta values that weights_only loading could not read back (only JSON types pass)."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"checkpoint {where} must hold only JSON types (str, int, float, bool, None, list, dict): {error}"
+        ) from error
+
+
+def non_finite_counts(state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Tensor name → number of NaN or infinite values, for the tensors that have any."""
+    counts = {key: int((~torch.isfinite(value)).sum()) for key, value in state.items() if value.is_floating_point()}
+    return {key: count for key, count in sorted(counts.items()) if count}
+
+
+def save_checkpoint(model: MLPClassifier, path: str | Path, metadata: CheckpointMeta) -> Path:
+    """Write ``{'format', 'version', 'state_dict', 'meta'}`` atomically; loadable with ``weights_only=True``.
+
+    Raises:
+        InputError: the model holds NaN or infinite values (diverged training): nothing is written.
+    """
+    bad = non_finite_counts(model.state_dict())
+    if bad:
+        raise InputError(
+            f"training produced {sum(bad.values())} NaN or infinite weight value(s); {path} is not written",
+            expected="finite weights and BatchNorm statistics",
+            found=", ".join(f"{key}: {count}" for key, count in bad.items()),
+            fix="check the features' scale (`virnucpro merge` output should hold embedding values of order 1) "
+            "or lower the learning rate",
+        )
+    if metadata.input_dim != model.input_dim:
+        raise DimensionError(
+            "checkpoint meta and model disagree on the input width",
+            expected=f"meta.input_dim == model.input_dim ({model.input_dim})",
+            found=f"meta.input_dim {metadata.input_dim}",
+            fix="build the meta from the model that is saved",
+        )
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "state_dict": {key: value.detach().cpu().clone() for key, value in model.state_dict().items()},
+        "meta": _plain(metadata.to_dict(), "meta"),
+    }
+    path = Path(path)
+    return atomic_torch_save(payload, path)
+
+
+def _ours(path: Path, payload: Mapping) -> tuple[CheckpointMeta, Any, dict]:
+    meta_dict = payload.get("meta")
+    required = [f.name for f in fields(CheckpointMeta) if f.default is MISSING and f.default_factory is MISSING]
+    absent = [name for name in required if not isinstance(meta_dict, Mapping) or name not in meta_dict]
+    if absent:
+        raise InputError(
+            f"{path} has no usable 'meta': {', '.join(absent)} missing",
+            expected=f"a checkpoint whose meta records {', '.join(required)} (as `virnucpro train` writes)",
+            found=f"meta keys {sorted(map(str, meta_dict))}" if isinstance(meta_dict, Mapping) else "no meta",
+            fix="retrain with `virnucpro train`; an edited or foreign checkpoint cannot say which features it fits",
+        )
+    return CheckpointMeta.from_dict(meta_dict), payload.get("state_dict") or {}, {}
+
+
+# --------------------------------------------------------------------------- the original's whole-module pickle
+
+# Submodules of the original MLPClassifier (VirNucPro train.py) and the class each must be.
+_ORIGINAL_MODULES = {"hidden_layer": PickledLinear, "bn1": PickledBatchNorm1d, "dropout": PickledDropout,
+                     "output_layer": PickledLinear}  # fmt: skip
+
+
+def _kind(value: Any) -> str:
+    return value.pickled_name if isinstance(value, PickledObject) else type(value).__name__
+
+
+def _tensors_of(module: PickledObject, prefix: str, state: dict, problems: list[str]) -> None:
+    """Parameters and persistent buffers of a pickled module tree, under their state-dict names."""
+    attributes = module.attributes
+    where = prefix.rstrip(".") or "the model"
+    skip = attributes.get("_non_persistent_buffers_set") or set()
+    for kind in ("_parameters", "_buffers"):
+        entries = attributes.get(kind)
+        if not isinstance(entries, Mapping):
+            problems.append(f"{where} has no {kind} dict")
+            continue
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor) and not (kind == "_buffers" and name in skip):
+                state[f"{prefix}{name}"] = value.detach()
+            elif value is not None and not isinstance(value, torch.Tensor):
+                problems.append(f"{prefix}{name} is a {_kind(value)}, not a tensor")
+    children = attributes.get("_modules")
+    if not isinstance(children, Mapping):
+        problems.append(f"{where} has no _modules dict")
+        return
+    for name, child in children.items():
+        if isinstance(child, PickledObject):
+            _tensors_of(child, f"{prefix}{name}.", state, problems)
+
+
+def _original(path: Path, tree: PickledMLP, **guess: Any) -> tuple[CheckpointMeta, dict, dict]:
+    """State dict and meta of the original's pickled module tree; every structural problem listed at once."""
+    problems: list[str] = []
+    children = tree.attributes.get("_modules")
+    children = children if isinstance(children, Mapping) else {}
+    for name, cls in _ORIGINAL_MODULES.items():
+        if not isinstance(children.get(name), cls):
+            problems.append(f"{name} is {_kind(children[name]) if name in children else 'missing'}, "
+                            f"not {cls.pickled_name}")  # fmt: skip
+    problems += [f"unexpected submodule {name} ({_kind(children[name])})" for name in children
+                 if name not in _ORIGINAL_MODULES]  # fmt: skip
+    state: dict[str, torch.Tensor] = {}
+    _tensors_of(tree, "", state, problems)
+    attrs = {name: getattr(children.get(name), "attributes", {}) for name in _ORIGINAL_MODULES}
+    hidden, output = state.get("hidden_layer.weight"), state.get("output_layer.weight")
+    if hidden is None or output is None or hidden.ndim != 2 or output.ndim != 2:
+        problems.append("hidden_layer.weight and output_layer.weight are not both 2-D tensors")
+    else:
+        said = {("hidden_layer", "in_features"): hidden.shape[1], ("hidden_layer", "out_features"): hidden.shape[0],
+                ("output_layer", "in_features"): output.shape[1], ("output_layer", "out_features"): output.shape[0],
+                ("bn1", "num_features"): hidden.shape[0]}  # fmt: skip
+        problems += [f"{module}.{attr} is {attrs[module][attr]!r} but its weights give {size}"
+                     for (module, attr), size in said.items() if attrs[module].get(attr, size) != size]  # fmt: skip
+    problems += [f"bn1.{attr} is {attrs['bn1'][attr]!r}, not True" for attr in ("affine", "track_running_stats")
+                 if attrs["bn1"].get(attr, True) is not True]  # fmt: skip
+    # The two numbers of the forward pass that are not tensors: BatchNorm's eps (used in eval) and dropout p.
+    for module, attr, default, top in (("bn1", "eps", 1e-5, 1.0), ("dropout", "p", 0.5, 1.0)):
+        value = attrs[module].get(attr, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+            problems.append(f"{module}.{attr} is {value!r}, not a number in [0, {top}]")
+    if problems:
+        raise InputError(
+            f"{path} is a pickled __main__.MLPClassifier but not the original VirNucPro MLP",
+            expected="submodules hidden_layer (Linear), bn1 (BatchNorm1d), dropout (Dropout), output_layer "
+            "(Linear) whose attributes agree with their weights",
+            found="; ".join(problems),
+            fix="pass the published 300_model.pth / 500_model.pth unchanged, or retrain with `virnucpro train`",
+        )
+    input_dim, hidden_dim, num_classes = int(hidden.shape[1]), int(hidden.shape[0]), int(output.shape[0])
+    protein_model, source = _protein_model_of_width(path, ORIGINAL, input_dim, **guess)
+    features = {"origin": LAYOUTS[ORIGINAL], "layout": ORIGINAL, "protein_model_from": source,
+                "chunk_size": None, "protein_dtype": None}  # fmt: skip
+    dropout = float(attrs["dropout"].get("p", 0.5))
+    meta = CheckpointMeta(protein_model, DEFAULT_DNA_MODEL, input_dim, hidden_dim, num_classes, dropout,
+                          which=None, epoch=None, features=features, versions={}, created=None)  # fmt: skip
+    return meta, state, {"bn_eps": float(attrs["bn1"].get("eps", 1e-5))}
+
+
+def _protein_model_of_width(
+    path: Path,
+    layout: str,
+    input_dim: int,
+    *,
+    expected_input_dim: int | None,
+    expected_protein_model: str | None,
+    protein_widths: Mapping[int, str] | None,
+) -> tuple[str | None, str | None]:
+    """The protein model of a checkpoint that does not name it: from its width, else from the caller."""
+    dna_width = SPECS[DEFAULT_DNA_MODEL].dim
+    widths = {dna_width + spec.dim: name for name, spec in SPECS.items() if spec.family == "esm"}
+    widths.update(protein_widths or {})
+    if input_dim in widths:
+        return widths[input_dim], f"its {input_dim}-d input width"
+    if expected_protein_model:
+        return expected_protein_model, "named by the caller"
+    if expected_input_dim is not None and expected_input_dim != input_dim:
+        return None, None  # the pipeline's width check names both widths
+    raise DimensionError(
+        f"{path} ({LAYOUTS[layout]}) does not name its protein model, and its {input_dim}-d input fits none",
+        expected=" or ".join(describe_features(width, name) for width, name in sorted(widths.items())),
+        found=f"{input_dim} features",
+        fix="pass the published 300_model.pth / 500_model.pth or another model trained on DNABERT-S + ESM2 3B or "
+        "FastESM2_650 features (library callers may name the model with expected_protein_model=...)",
+    )
+
+
+# --------------------------------------------------------------------------- the FastESM2 fork's dict
+
+
+def _fork(path: Path, payload: Mapping) -> tuple[CheckpointMeta, dict, dict]:
+    """Meta of the fork's checkpoint, its metadata checked against itself and against the weights."""
+    metadata, state = payload.get("metadata"), payload.get("model_state_dict")
+    missing: list[str] = []
+    if not isinstance(metadata, Mapping):
+        missing.append("no 'metadata' dict (the fork's own prediction.py refuses such files too)")
+        metadata = {}
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        missing.append("'model_state_dict' is not a dict of tensors")
+        state = {}
+    missing += [f"metadata[{key!r}] missing" for key in FORK_METADATA if key not in metadata]
+    dims = {key: metadata[key] for key in FORK_METADATA[2:] if key in metadata}
+    missing += [f"metadata[{k!r}] is {v!r}, not an integer" for k, v in dims.items()
+                if isinstance(v, bool) or not isinstance(v, int)]  # fmt: skip
+    version, model_type = metadata.get("checkpoint_version"), metadata.get("model_type")
+    if "checkpoint_version" in metadata and str(version).split(".")[0] != "2":
+        missing.append(f"checkpoint_version {version!r} (this loader knows the fork's version 2.x)")
+    if "model_type" in metadata and model_type not in FORK_MODEL_TYPES:
+        missing.append(f"model_type {model_type!r} (known: {', '.join(map(repr, FORK_MODEL_TYPES))})")
+    if missing:
+        raise InputError(
+            f"{path} looks like a FastESM2 fork checkpoint but cannot be read as one",
+            expected="{'epoch', 'model_state_dict', 'optimizer_state_dict', 'best_loss', 'metadata'} with metadata "
+            + ", ".join(FORK_METADATA) + " (as the fork's save_checkpoint_with_metadata writes)",
+            found="; ".join(missing),
+            fix="pass the file the fork's training wrote, unchanged, or retrain with `virnucpro train`",
+        )
+    protein_model = FORK_MODEL_TYPES[model_type]
+    protein, dna = SPECS[protein_model], SPECS[DEFAULT_DNA_MODEL]
+    clash: list[str] = []
+    if dims["dna_dim"] + dims["protein_dim"] != dims["merged_dim"]:
+        clash.append(f"dna_dim {dims['dna_dim']} + protein_dim {dims['protein_dim']} != merged_dim "
+                     f"{dims['merged_dim']}")  # fmt: skip
+    if dims["input_dim"] != dims["merged_dim"]:
+        clash.append(f"input_dim {dims['input_dim']} != merged_dim {dims['merged_dim']}")
+    for key, spec in (("protein_dim", protein), ("dna_dim", dna)):  # the real model's width, or its stand-in's
+        if dims[key] not in (spec.dim, spec.dim_for("tiny")):
+            clash.append(f"{key} {dims[key]} is not {spec.display_name}'s {spec.dim} (nor its tiny stand-in's "
+                         f"{spec.dim_for('tiny')})")  # fmt: skip
+    hidden, output = state.get("hidden_layer.weight"), state.get("output_layer.weight")
+    if hidden is not None and tuple(hidden.shape) != (dims["hidden_dim"], dims["input_dim"]):
+        clash.append(f"hidden_layer.weight is {tuple(hidden.shape)}, metadata says "
+                     f"({dims['hidden_dim']}, {dims['input_dim']}) (hidden_dim, input_dim)")  # fmt: skip
+    if output is not None and int(output.shape[0]) != dims["num_class"]:
+        clash.append(f"output_layer.weight has {int(output.shape[0])} rows, metadata says num_class "
+                     f"{dims['num_class']}")  # fmt: skip
+    if clash:
+        raise DimensionError(
+            f"the metadata of {path} (FastESM2 fork checkpoint) contradicts itself or its weights",
+            expected="metadata dims that add up and match the tensors of model_state_dict",
+            found="; ".join(clash),
+            fix="the file was edited or assembled from different runs; use the file the fork's training wrote, "
+            "or retrain with `virnucpro train`",
+        )
+    scalars = {key: payload.get(key) for key in ("epoch", "best_loss")}
+    features = {
+        "origin": LAYOUTS[FORK], "layout": FORK, "checkpoint_version": str(version), "model_type": model_type,
+        "huggingface_model_id": hub_id if isinstance(hub_id := metadata.get("huggingface_model_id"), str) else None,
+        "chunk_size": None, "protein_dtype": None,
+        **{f"fork_{k}": v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+           for k, v in scalars.items()},
+    }  # fmt: skip
+    date, torch_version = metadata.get("training_date"), metadata.get("pytorch_version")
+    meta = CheckpointMeta(
+        protein_model, DEFAULT_DNA_MODEL, dims["input_dim"], dims["hidden_dim"], dims["num_class"], 0.5,
+        which=None, epoch=None, features=features, created=date if isinstance(date, str) else None,
+        versions={"torch": torch_version} if isinstance(torch_version, str) else {},
+    )  # fmt: skip
+    return meta, dict(state), {}
+
+
+# --------------------------------------------------------------------------- loading, whatever the layout
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    expected_input_dim: int | None = None,
+    expected_protein_model: str | None = None,
+    protein_widths: Mapping[int, str] | None = None,
+    device: str | torch.device = "cpu",
+) -> LoadedCheckpoint:
+    """Rebuild the model of a checkpoint of any accepted layout and check it fits the pipeline that will feed it.
+
+    Args:
+        path: file written by :func:`save_checkpoint`, an original VirNucPro model file or a FastESM2 fork
+            checkpoint (see the module docstring).
+        expected_input_dim: width of the features this pipeline produces (2048 / 3328).
+        expected_protein_model: protein embedder key of this pipeline (``'fastesm2_650'``, ``'esm2_3b'``); also
+            names the protein model of an original-layout file whose width is not a real model's.
+        protein_widths: input width → protein model, for original-layout files of widths other than the real
+            models' 3328 (ESM2 3B) and 2048 (FastESM2_650), e.g. stand-in widths.
+        device: where to put the model.
+
+    Raises:
+        InputError: missing file, unsafe or unreadable pickle, not a checkpoint, or missing/unexpected weights.
+        DimensionError: the checkpoint was trained on features of another width or embedder, or its metadata
+            contradicts its weights.
+    """
+    path = _checked_path(path)
+    payload = _read(path)
+    layout = _layout_of(path, payload)
+    if layout == OURS:
+        meta, state, extra = _ours(path, payload)
+    elif layout == ORIGINAL:
+        meta, state, extra = _original(path, payload, expected_input_dim=expected_input_dim,
+                                       expected_protein_model=expected_protein_model,
+                                       protein_widths=protein_widths)  # fmt: skip
+    else:
+        meta, state, extra = _fork(path, payload)
+    pipeline_model = expected_protein_model or (
+        infer_protein_model(expected_input_dim, meta.dna_model) if expected_input_dim else None
+    )
+    if expected_input_dim is not None and meta.input_dim != expected_input_dim:
+        raise DimensionError(
+            f"checkpoint {path} was trained on {meta.input_dim}-d {display_name(meta.protein_model)} features; "
+            f"this pipeline feeds {expected_input_dim}-d {display_name(pipeline_model)} features — retrain or pick "
+            "the matching checkpoint",
+            expected=describe_features(expected_input_dim, pipeline_model, meta.dna_model),
+            found=meta.describe(),
+            fix=f"retrain with `virnucpro train` on the {display_name(pipeline_model)} split, or load the checkpoint "
+            f"trained on {display_name(pipeline_model)} features",
+        )
+    if expected_protein_model is not None and meta.protein_model not in (None, expected_protein_model):
+        raise DimensionError(
+            f"checkpoint {path} was trained on {display_name(meta.protein_model)} features; this pipeline feeds "
+            f"{display_name(expected_protein_model)} features — retrain or pick the matching checkpoint",
+            expected=display_name(expected_protein_model),
+            found=display_name(meta.protein_model),
+            fix="load the checkpoint trained on this pipeline's embedder",
+        )
+    model = MLPClassifier(
+        meta.input_dim,
+        meta.hidden_dim,
+        meta.num_classes,
+        meta.dropout,
+        protein_model=meta.protein_model,
+        dna_model=meta.dna_model,
+    )
+    model.bn1.eps = extra.get("bn_eps", model.bn1.eps)
+    expected_shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    missing = sorted(set(expected_shapes) - set(state))
+    unexpected = sorted(set(state) - set(expected_shapes))
+    wrong = sorted(
+        f"{key} {tuple(state[key].shape)} (expected {expected_shapes[key]})"
+        for key in set(state) & set(expected_shapes)
+        if tuple(state[key].shape) != expected_shapes[key]
+    )
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(unexpected))
+        if wrong:
+            parts.append("wrong shape " + ", ".join(wrong))
+        error_type = DimensionError if wrong and not missing and not unexpected else InputError
+        raise error_type(
+            f"the weights in {path} do not fit the MLP its meta describes "
+            f"({meta.describe()}, hidden {meta.hidden_dim})",
+            expected="weights " + ", ".join(f"{k} {v}" for k, v in expected_shapes.items()),
+            found="; ".join(parts),
+            fix="the file is damaged or was edited; retrain with `virnucpro train`",
+        )
+    bad = non_finite_counts(state)
+    if bad:
+        raise InputError(
+            f"{path} holds {sum(bad.values())} NaN or infinite weight value(s): its predictions cannot be trusted",
+            expected="finite weights and BatchNorm statistics",
+            found=", ".join(f"{key}: {count}" for key, count in sorted(bad.items())),
+            fix="retrain with `virnucpro train` (diverged training or features out of range, e.g. not scaled, "
+            "give non-finite weights)",
+        )
+    model.load_state_dict(state)
+    model.to(device)
+    model.eval()
+    return LoadedCheckpoint(model, meta, path)
