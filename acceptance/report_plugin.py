@@ -21,6 +21,7 @@ from virnucpro_core.verdict import EXIT_CODES, Outcome, ReportContext, decide_ve
 SETTINGS = pytest.StashKey["object"]()
 RUN = pytest.StashKey["object"]()
 TIMINGS = pytest.StashKey[dict]()
+PARITY = pytest.StashKey["object"]()  # the FastESM2 parity result, when acceptance/test_parity.py ran it
 ENVIRONMENT_ERROR = pytest.StashKey[str]()  # the run cannot start here: ERROR
 NOT_RUN = pytest.StashKey[str]()  # no acceptance test was run: INCOMPLETE
 RUN_ID = pytest.StashKey[tuple]()  # (run id, start time), set by the root conftest
@@ -59,6 +60,7 @@ class AcceptanceReport:
                 settings=stash.get(SETTINGS, None),
                 run=stash.get(RUN, None),
                 timings=stash.get(TIMINGS, {}),
+                parity=stash.get(PARITY, None),
                 outcomes=list(self.outcomes.values()),
                 environment_error=stash.get(ENVIRONMENT_ERROR, None),
                 not_run=stash.get(NOT_RUN, None),

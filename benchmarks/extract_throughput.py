@@ -7,7 +7,7 @@ group, this times
   fixed-size slice of the input (``--naive-batch``, default 16, ``padding=True``),
   ``model(**inputs)``, masked mean pooling, ``.cpu()`` per batch, in input order;
 * ``ours`` — :func:`virnucpro_core.embeddings.extract_embeddings` with its
-  deployed defaults (bf16 on CUDA, fp32 on CPU; ``DEFAULT_TOKS_PER_BATCH``),
+  deployed defaults (the precision policy's dtype: fp16 on CUDA, fp32 on CPU; ``DEFAULT_TOKS_PER_BATCH``),
   plus every combination of ``--dtypes`` x ``--toks-per-batch`` x
   ``--batching`` (``padded`` batches or ``exact`` equal-length ones, no mask)
   x ``--compile`` (``none`` or a :func:`torch.compile` mode; compilation falls
@@ -530,7 +530,7 @@ def create_parser() -> argparse.ArgumentParser:
     add("--warmup", type=int, default=1, help="untimed passes before the timed ones (default: 1).")
     add("--dtypes", type=_choice_list(tuple(models.DTYPES)), default=None,
         help="extra dtypes for our extractor, e.g. float32,bfloat16 (default: only the deployed one, "
-        "bf16 on CUDA / fp32 on CPU).")
+        "fp16 on CUDA / fp32 on CPU).")
     add("--toks-per-batch", type=_int_list, default=None,
         help="extra token budgets for our extractor, e.g. 8192,16384,32768 (default: only "
         "DEFAULT_TOKS_PER_BATCH). Larger fills the GPU better until memory runs out.")

@@ -30,8 +30,8 @@ def test_sample_size_must_be_positive():
     ("pairing", "embedder", "device", "expected"),
     [
         ("as-deployed", "baseline", "cuda", {"dtype": "float32", "toks_per_batch": 2048}),
-        ("as-deployed", "fast", "cuda", {"dtype": "bfloat16", "toks_per_batch": 8192}),
-        ("like-for-like", "baseline", "cuda", {"dtype": "bfloat16", "toks_per_batch": 8192}),
+        ("as-deployed", "fast", "cuda", {"dtype": "float16", "toks_per_batch": 8192}),
+        ("like-for-like", "baseline", "cuda", {"dtype": "float16", "toks_per_batch": 8192}),
         ("as-deployed", "fast", "cpu", {"dtype": "float32", "toks_per_batch": 8192}),
     ],
 )

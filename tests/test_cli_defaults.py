@@ -26,6 +26,8 @@ COPIES = {
     "WEIGHTS": lambda: tuple(_library("models", "WEIGHTS")),
     "SIZES": lambda: tuple(_library("models", "SIZES")),
     "DTYPES": lambda: tuple(_library("models", "DTYPES")),
+    "DTYPE_POLICY": lambda: _library("precision", "POLICY"),
+    "DEFAULT_DTYPE": lambda: _library("precision", "DEFAULT_DTYPE"),
     "TOKS_PER_BATCH": lambda: _library("embeddings", "DEFAULT_TOKS_PER_BATCH"),
     "LABELS": lambda: tuple(_library("features", "LABELS")),
     "SHARD_SIZE": lambda: _library("features", "DEFAULT_SHARD_SIZE"),

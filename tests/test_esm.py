@@ -1,4 +1,5 @@
-"""ESM-2 and FastESM2 files: the vocabulary as the source of token ids, and config.json checks (CPU, tiny stand-ins)."""
+"""ESM-2 and FastESM2 files: the vocabulary as the source of token ids, config.json checks and defaults, and
+config.json against the weights (CPU, tiny stand-ins)."""
 
 from __future__ import annotations
 
@@ -86,23 +87,108 @@ _DROP = object()
     [("position_embedding_type", '"rotary"'), ("token_dropout", "true"), ("layer_norm_eps", "1e-05"),
      ("mask_token_id", "32")],
 )  # fmt: skip
-def test_missing_config_key_names_file_key_and_assumed_value(tmp_path, key, assumed):
-    write_standin("fastesm2_650", "tiny", tmp_path)
+def test_missing_key_of_a_plain_esm2_config_names_file_key_and_published_value(tmp_path, key, assumed):
+    """model_type esm: nothing is filled in (EsmConfig's defaults would change every vector)."""
+    write_standin("esm2_3b", "tiny", tmp_path)
     _edit_config(tmp_path, **{key: _DROP})
     with pytest.raises(InputError) as info:
-        load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+        load_model("esm2_3b", model_path=tmp_path, device="cpu")
     message = str(info.value)
     assert str(tmp_path / "config.json") in message and f"missing '{key}' (ESM-2 publishes {assumed})" in message, message
 
 
+# FastPLMs' FastEsmConfig defaults, and transformers' EsmConfig defaults that would differ from them.
+FASTESM_DEFAULTS = [
+    ("token_dropout", True, False),
+    ("position_embedding_type", "rotary", "absolute"),
+    ("layer_norm_eps", 1e-12, 1e-12),
+    ("emb_layer_norm_before", None, None),
+]
+
+
+@pytest.mark.parametrize(("key", "fastesm_default", "esmconfig_default"), FASTESM_DEFAULTS,
+                         ids=[k for k, *_ in FASTESM_DEFAULTS])
+def test_fastesm_config_without_a_key_gets_fastesmconfigs_default_and_says_so(
+    tmp_path, caplog, key, fastesm_default, esmconfig_default
+):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_config(tmp_path, **{key: _DROP})
+    with caplog.at_level("WARNING", logger="virnucpro_core.esm_config"):
+        loaded = load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+    assert getattr(loaded.model.config, key) == fastesm_default
+    assert key in caplog.text and "FastEsmConfig" in caplog.text, caplog.text
+    architecture = loaded.provenance["architecture"]
+    assert architecture["filled_by_default"] == {key: fastesm_default}
+    assert "FastEsmConfig" in architecture["defaults_from"]
+    if esmconfig_default != fastesm_default:  # the point of filling them ourselves
+        from transformers import EsmConfig
+
+        assert getattr(EsmConfig(), key) == esmconfig_default
+
+
+def test_fastesm_filled_default_changes_the_vectors_like_the_models_own_code_would(tmp_path):
+    """Dropping layer_norm_eps (published 1e-05) gives FastEsmConfig's 1e-12: other vectors, and the meta says why."""
+    write_standin("fastesm2_650", "tiny", tmp_path / "published")
+    write_standin("fastesm2_650", "tiny", tmp_path / "dropped")
+    _edit_config(tmp_path / "dropped", layer_norm_eps=_DROP)
+    published = load_model("fastesm2_650", model_path=tmp_path / "published", device="cpu")
+    dropped = load_model("fastesm2_650", model_path=tmp_path / "dropped", device="cpu")
+    with torch.inference_mode():
+        a = published.model(input_ids=IDS).last_hidden_state
+        b = dropped.model(input_ids=IDS).last_hidden_state
+    assert not torch.equal(a, b)
+    assert published.provenance["architecture"]["layer_norm_eps"] == 1e-05
+    assert dropped.provenance["architecture"]["layer_norm_eps"] == 1e-12
+    assert published.provenance["architecture"]["filled_by_default"] == {}
+
+
+@pytest.mark.parametrize("key", ["vocab_size", "pad_token_id", "mask_token_id"])
+def test_fastesm_keys_without_a_default_stay_required(tmp_path, key):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_config(tmp_path, **{key: _DROP})
+    with pytest.raises(InputError) as info:
+        load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+    assert f"missing '{key}' (FastEsmConfig has no default" in str(info.value), str(info.value)
+
+
+def test_architecture_is_recorded_in_provenance_feature_meta_and_merged_meta(tmp_path):
+    from virnucpro_core.embeddings import extract_embeddings
+    from virnucpro_core.features import merge_features, save_features
+
+    expected = {
+        "model_type": "fast_esm", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 256, "position_embedding_type": "rotary", "token_dropout": True,
+        "layer_norm_eps": 1e-05, "emb_layer_norm_before": False, "vocab_size": 33, "pad_token_id": 1,
+        "mask_token_id": 32, "filled_by_default": {}, "defaults_from": None,
+    }  # fmt: skip
+    standin = load_model("fastesm2_650", weights="random", device="cpu")
+    assert standin.provenance["architecture"] == expected
+    write_standin("fastesm2_650", "tiny", tmp_path / "model")
+    _edit_config(tmp_path / "model", token_dropout=_DROP)
+    loaded = load_model("fastesm2_650", model_path=tmp_path / "model", device="cpu")
+    filled = {**expected, "filled_by_default": {"token_dropout": True},
+              "defaults_from": "FastPLMs FastEsmConfig (esm2/modeling_fastesm.py)"}
+    assert loaded.provenance["architecture"] == filled
+
+    proteins = extract_embeddings(loaded, [("a", "MKTAYLV"), ("b", "MDI")], progress=False)
+    assert proteins.meta["architecture"] == filled
+    dna = extract_embeddings(load_model("dnabert_s", weights="random", device="cpu"), [("a", "ACGTAC"), ("b", "GGCA")],
+                             progress=False)
+    assert dna.meta["architecture"] is None
+    save_features(proteins, tmp_path / "protein.pt")
+    save_features(dna, tmp_path / "dna.pt")
+    merged = merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
+    assert merged.meta["protein"]["architecture"] == filled
+
+
 def test_contradictory_config_values_are_listed_together(tmp_path):
     write_standin("esm2_3b", "tiny", tmp_path)
-    _edit_config(tmp_path, position_embedding_type="absolute", num_attention_heads=7, hidden_size=_DROP)
+    _edit_config(tmp_path, position_embedding_type="relative_key", num_attention_heads=7, hidden_size=_DROP)
     with pytest.raises(InputError) as info:
         load_model("esm2_3b", model_path=tmp_path, device="cpu")
     message = str(info.value)
     assert "missing 'hidden_size' (no default: the architecture)" in message, message
-    assert "position_embedding_type 'absolute'" in message, message
+    assert "position_embedding_type 'relative_key'" in message, message
 
 
 def test_config_heads_must_divide_the_width(tmp_path):
@@ -126,3 +212,102 @@ def test_unreadable_config_is_an_input_error(tmp_path, text):
     (tmp_path / "config.json").write_text(text)
     with pytest.raises(InputError, match="is not a JSON object"):
         load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+
+
+# --------------------------------------------------------------------------- config.json against the weights
+
+
+def _edit_weights(directory: Path, drop: tuple[str, ...] = (), **add: torch.Tensor) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(directory / "model.safetensors")
+    for key in list(state):
+        if key.endswith(drop):
+            del state[key]
+    state.update({key.replace("__", "."): value for key, value in add.items()})
+    save_file(state, str(directory / "model.safetensors"))
+
+
+def _refusal(directory: Path) -> str:
+    with pytest.raises(InputError) as info:
+        load_model("fastesm2_650", model_path=directory, device="cpu")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"hidden_size": _DROP},
+         "hidden_size 768 (absent from config.json; FastPLMs FastEsmConfig (esm2/modeling_fastesm.py)'s default), "
+         "but the weights have 64"),
+        ({"num_hidden_layers": 3}, "num_hidden_layers 3 (config.json), but the weights have 2"),
+        ({"num_attention_heads": 8}, "num_attention_heads 8 (config.json), but the weights have 4"),
+        ({"intermediate_size": 128}, "intermediate_size 128 (config.json), but the weights have 256"),
+        ({"vocab_size": 34}, "vocab_size 34 (config.json), but the weights have 33"),
+        ({"emb_layer_norm_before": True},
+         "emb_layer_norm_before true (config.json), but the weights have no embeddings.layer_norm tensors"),
+    ],
+    ids=["hidden-default", "layers", "heads", "intermediate", "vocab", "emb-layer-norm"],
+)  # fmt: skip
+def test_config_that_contradicts_the_weight_shapes_is_refused(tmp_path, change, expected):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_config(tmp_path, **change)
+    message = _refusal(tmp_path)
+    assert "contradicts the weights" in message and expected in message, message
+    assert "re-download the repository" in message, message
+
+
+def test_every_contradiction_is_listed_in_one_error_with_the_values_to_set(tmp_path):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_config(tmp_path, num_hidden_layers=5, position_embedding_type="absolute", hidden_size=_DROP)
+    message = _refusal(tmp_path)
+    for part in ("hidden_size 768", "num_hidden_layers 5", "position_embedding_type 'absolute' (config.json), but the "
+                 "weights hold rotary frequencies per layer and no learned position table",
+                 'set hidden_size 64, num_hidden_layers 2, position_embedding_type "rotary" in config.json'):
+        assert part in message, message
+
+
+def test_a_filled_width_that_the_heads_do_not_divide_is_compared_with_the_weights(tmp_path):
+    """FastEsmConfig's 768 with 5 heads: the weights' widths are named, not a bare divisibility error."""
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_config(tmp_path, hidden_size=_DROP, num_attention_heads=5)
+    message = _refusal(tmp_path)
+    assert "hidden_size 768 (absent from config.json" in message and "but the weights have 64" in message, message
+    assert "num_attention_heads 5 (config.json), but the weights have 4" in message, message
+
+
+def test_absolute_positions_without_a_position_table_are_refused(tmp_path):
+    """EsmConfig's default (absolute) on rotary weights: the error says what the weights are and what to set."""
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_config(tmp_path, position_embedding_type="absolute")
+    message = _refusal(tmp_path)
+    assert "weights hold rotary frequencies per layer and no learned position table" in message, message
+    assert 'position_embedding_type "rotary"' in message, message
+
+
+def test_rotary_config_on_an_absolute_position_checkpoint_is_refused(tmp_path):
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    _edit_weights(tmp_path, drop=("rotary_embeddings.inv_freq",),
+                  esm__embeddings__position_embeddings__weight=torch.zeros(1026, 64))
+    message = _refusal(tmp_path)
+    assert "learned position table and no rotary frequencies: an absolute-position model" in message, message
+
+
+def test_an_unused_position_table_beside_rotary_frequencies_is_the_published_esm2_layout(tmp_path):
+    """transformers' conversion of the ESM-2 checkpoints kept a learned table rotary models never read."""
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    plain = load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+    _edit_weights(tmp_path, esm__embeddings__position_embeddings__weight=torch.randn(1026, 64))
+    with_table = load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+    with torch.inference_mode():
+        assert torch.equal(plain.model(input_ids=IDS).last_hidden_state,
+                           with_table.model(input_ids=IDS).last_hidden_state)
+
+
+def test_absolute_config_with_both_tables_is_refused_as_esm2_with_a_leftover_table(tmp_path):
+    write_standin("esm2_3b", "tiny", tmp_path)
+    _edit_config(tmp_path, position_embedding_type="absolute")
+    _edit_weights(tmp_path, esm__embeddings__position_embeddings__weight=torch.zeros(1026, 128))
+    with pytest.raises(InputError) as info:
+        load_model("esm2_3b", model_path=tmp_path, device="cpu")
+    assert "an unused learned position table, as ESM-2's published checkpoints do" in str(info.value), str(info.value)

@@ -348,7 +348,7 @@ def test_extract_command_help_states_defaults():
     for expected in (
         "default: pretrained",
         "default: tiny",
-        "default: float32",
+        "default: the precision policy: float16 for fastesm2_650 on CUDA, float32 otherwise",
         "default: auto",
         "8192 for esm",
         "default: 2000",

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from virnucpro_core import models
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
-from virnucpro_core import esm
+from virnucpro_core import esm, esm_config
 from virnucpro_core.esm import ESM2_VOCAB
 from virnucpro_core.models import get_spec, load_model, matmul_flops_per_token, write_standin
 
@@ -126,6 +126,7 @@ def test_seeded_standins_are_reproducible():
         "dtype": "float32",
         "vocab": esm.BUILTIN_VOCAB_SOURCE,
         "vocab_sha256": models.vocab_sha256(esm.esm_tokenizer()),
+        "architecture": esm_config.standin_config_file("fastesm2_650", "tiny").architecture(),
     }
     assert not a.model.training
 

@@ -83,6 +83,8 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
     device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
     rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
     rows.append(("commit", _git_commit()))
+    if ctx.parity is not None:
+        rows.append(("FastESM2 parity with its own code", ctx.parity.summary()))
     for model in ctx.run.loaded_models() if ctx.run is not None else []:
         p = model.provenance
         origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
@@ -192,11 +194,14 @@ def speed_protocol(ctx: ReportContext) -> str:
     on_gpu = first.device.startswith("cuda")
     clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
              else "timed on the CPU with its wall clock (no GPU in this run)")
+    from virnucpro_core.precision import extraction_dtype
+
     return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
             f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
             "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
-            "here (bf16 on a GPU, fp32 on the CPU; the accuracy features were extracted the same way). "
-            "Like-for-like (shown, not gated): both with FastESM2's settings.")
+            f"here ({extraction_dtype('fastesm2_650', 'cuda')} on a GPU, "
+            f"{extraction_dtype('fastesm2_650', 'cpu')} on the CPU: the precision policy; the accuracy features "
+            "were extracted the same way). Like-for-like (shown, not gated): both with FastESM2's settings.")
 
 
 def speed_timing_table(ctx: ReportContext) -> Table:
@@ -302,6 +307,7 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         "test_set": _test_set_dict(ctx),
         "training": _training_dict(ctx),
         "comparison": comparison.to_dict() if comparison is not None else None,
+        "parity": ctx.parity.to_dict() if ctx.parity is not None else None,
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
         "speed_ratios": [dict(zip(ratios[0], row, strict=True)) for row in ratios[1]],
         "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}

@@ -131,22 +131,23 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-# The original ran ESM2 3B in fp32 with esm's 2,048-token batches.
+# The original ran ESM2 3B in fp32 with esm's 2,048-token batches (the precision policy keeps fp32 for it).
 ORIGINAL_ESM2_3B = {"dtype": "float32", "toks_per_batch": 2048}
 PAIRINGS = ("as-deployed", "like-for-like")
 
 
 def deployed_fast_settings(device_type: str) -> dict:
-    """The settings FastESM2 ships with in the suite: bf16 on CUDA (tensor cores), fp32 on CPU (bf16 is slow there).
+    """The settings FastESM2 ships with: the precision policy's dtype and the default token budget.
 
-    The acceptance run extracts FastESM2's accuracy features with these too
-    (``ValidationRun.extraction_dtype``), so the speed gate times what the
-    accuracy gate validated. ``virnucpro extract`` defaults to fp32 everywhere;
-    pass ``--dtype bfloat16`` there for the same features.
+    The dtype is :func:`virnucpro_core.precision.extraction_dtype` (fp16 on
+    CUDA, fp32 on the CPU), the one ``virnucpro extract`` defaults to and the
+    acceptance run extracts FastESM2's accuracy features in, so the speed gate
+    times what the accuracy gate validated.
     """
     from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
+    from virnucpro_core.precision import extraction_dtype
 
-    return {"dtype": "bfloat16" if device_type == "cuda" else "float32", "toks_per_batch": DEFAULT_TOKS_PER_BATCH["esm"]}
+    return {"dtype": extraction_dtype("fastesm2_650", device_type), "toks_per_batch": DEFAULT_TOKS_PER_BATCH["esm"]}
 
 
 def extraction_settings(pairing: str, embedder: str, device_type: str) -> dict:

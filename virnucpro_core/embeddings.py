@@ -52,7 +52,8 @@ class Embeddings:
         lengths: int64 tensor ``[n]`` of input sequence lengths (residues or bases).
         meta: provenance: model, display_name, weights, size, source, revision,
             seed, dtype, pooling, vocab, vocab_sha256 (the tokenizer's fingerprint),
-            input_sha256, dim, n, device, toks_per_batch.
+            architecture (ESM: the configuration in effect and the keys filled by
+            default; None for DNABERT-S), input_sha256, dim, n, device, toks_per_batch.
     """
 
     ids: list[str]
@@ -222,6 +223,7 @@ def embedding_meta(loaded: LoadedModel, *, input_sha256: str, n: int, toks_per_b
         "pooling": loaded.spec.pooling,
         "vocab": prov.get("vocab"),
         "vocab_sha256": prov.get("vocab_sha256"),
+        "architecture": prov.get("architecture"),
         "input_sha256": input_sha256,
         "dim": loaded.dim,
         "n": n,

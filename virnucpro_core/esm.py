@@ -1,16 +1,19 @@
-"""ESM-2 and FastESM2 on disk: config.json, vocabulary and checkpoint, in the hub repositories' layout.
+"""ESM-2 and FastESM2 on disk: vocabulary and checkpoint, in the hub repositories' layout.
 
-The DNABERT-S counterpart is :mod:`virnucpro_core.dnabert`. Both ESM models run
-on transformers' own :class:`~transformers.EsmModel` with SDPA attention:
-FastESM2's hub code (``model_type: fast_esm``, ``trust_remote_code``) no longer
-imports on current transformers, and with the same weights ``EsmModel`` gives
-the same outputs (``tests/test_reference_esm.py`` pins both paths to fair-esm).
+The DNABERT-S counterpart is :mod:`virnucpro_core.dnabert`; config.json is read
+by :mod:`virnucpro_core.esm_config`. Both ESM models run on transformers' own
+:class:`~transformers.EsmModel` with SDPA attention, not on FastESM2's hub code
+(``model_type: fast_esm``, ``trust_remote_code``): with the same weights and
+configuration ``EsmModel`` gives the same outputs. ``tests/test_reference_esm.py``
+pins both paths to fair-esm, ``tests/test_reference_fastesm.py`` to a FastEsm-style
+reference, and :func:`virnucpro_core.parity.fastesm_parity` compares a real
+snapshot with its own code wherever that code imports.
 
-* config.json: every key the encoder depends on must be there and agree with
-  ESM-2 (:func:`esm_config`); nothing is guessed.
 * vocabulary: a directory's ``vocab.txt`` decides token ids; the built-in
   :data:`ESM2_VOCAB` (fair-esm's order) serves stand-ins and directories without one.
-* checkpoint: ``esm.``-prefixed masked-LM keys, per-layer rotary tables, heads skipped.
+* checkpoint: ``esm.``-prefixed masked-LM keys, per-layer rotary tables, heads
+  skipped; the configuration is checked against the tensors' shapes before
+  anything is built (:func:`check_config_fits_weights`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import torch
 
 from virnucpro_core.errors import InputError, WeightsNotFoundError
+from virnucpro_core.esm_config import EsmConfigFile, read_esm_config
 
 log = logging.getLogger(__name__)
 
@@ -37,158 +41,6 @@ ESM2_VOCAB: tuple[str, ...] = (
     "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K", "Q", "N", "F", "Y", "M", "H", "W", "C",
     "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>",
 )  # fmt: skip
-
-# Architecture fields of the published ESM-2 config.json files.
-_ESM_COMMON: dict[str, Any] = {
-    "attention_probs_dropout_prob": 0.0,
-    "classifier_dropout": None,
-    "emb_layer_norm_before": False,
-    "esmfold_config": None,
-    "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.0,
-    "initializer_range": 0.02,
-    "is_folding_model": False,
-    "layer_norm_eps": 1e-05,
-    "mask_token_id": 32,
-    "max_position_embeddings": 1026,
-    "pad_token_id": 1,
-    "position_embedding_type": "rotary",
-    "token_dropout": True,
-    "use_cache": True,
-    "vocab_list": None,
-    "vocab_size": 33,
-}
-
-
-def _shape(layers: int, hidden: int, heads: int, intermediate: int) -> dict[str, int]:
-    return {
-        "num_hidden_layers": layers,
-        "hidden_size": hidden,
-        "num_attention_heads": heads,
-        "intermediate_size": intermediate,
-    }
-
-
-_ESM_SHAPES: dict[tuple[str, str], dict[str, int]] = {
-    ("esm2_3b", "full"): _shape(36, 2560, 40, 10240),
-    ("fastesm2_650", "full"): _shape(33, 1280, 20, 5120),
-    # Tiny pair mirrors the real one: ESM2 3B is deeper and wider. Its ~12x the
-    # matmul work per token (real pair: ~4.4x) keeps the CPU smoke timings
-    # dominated by the models rather than by per-sequence Python overhead.
-    ("esm2_3b", "tiny"): _shape(6, 128, 8, 512),
-    ("fastesm2_650", "tiny"): _shape(2, 64, 4, 256),
-}
-# What each hub repository's config.json says besides the architecture.
-_ESM_HUB_FIELDS: dict[str, dict[str, Any]] = {
-    "esm2_3b": {"architectures": ["EsmForMaskedLM"], "model_type": "esm", "torch_dtype": "float32"},
-    "fastesm2_650": {
-        "_name_or_path": "Synthyra/FastESM2_650",
-        "architectures": ["FastEsmForMaskedLM"],
-        "auto_map": {
-            "AutoConfig": "modeling_fastesm.FastEsmConfig",
-            "AutoModel": "modeling_fastesm.FastEsmModel",
-            "AutoModelForMaskedLM": "modeling_fastesm.FastEsmForMaskedLM",
-        },
-        "model_type": "fast_esm",
-        "torch_dtype": "float32",
-    },
-}
-# config.json keys that are hub bookkeeping, not EsmConfig fields.
-_CONFIG_BOOKKEEPING = {
-    "architectures",
-    "auto_map",
-    "model_type",
-    "torch_dtype",
-    "dtype",
-    "transformers_version",
-    "_name_or_path",
-}
-
-
-# --------------------------------------------------------------------------- config.json
-
-
-def esm_config_dict(name: str, size: str) -> dict[str, Any]:
-    """config.json of an ESM model as its hub repository publishes it (``size``: ``tiny`` or ``full``)."""
-    if (name, size) not in _ESM_SHAPES:
-        raise InputError(
-            f"no ESM configuration for {name!r} of size {size!r}",
-            expected="esm2_3b or fastesm2_650, size tiny or full",
-            found=f"{name!r}, {size!r}",
-        )
-    return {**_ESM_HUB_FIELDS[name], **_ESM_COMMON, **_ESM_SHAPES[(name, size)]}
-
-
-# config.json keys the encoder depends on, and what ESM-2's published configs set them to. A missing
-# one is an error, not a default: transformers' EsmConfig and FastPLMs' FastEsmConfig would each fill
-# in another value (EsmConfig: token_dropout False, layer_norm_eps 1e-12), and each changes every vector.
-_ESM_REQUIRED_CONFIG: dict[str, Any] = {
-    "hidden_size": None,  # None: the architecture itself, nothing to assume
-    "num_hidden_layers": None,
-    "num_attention_heads": None,
-    "intermediate_size": None,
-    "vocab_size": 33,
-    "pad_token_id": 1,
-    "mask_token_id": 32,
-    "position_embedding_type": "rotary",
-    "token_dropout": True,
-    "layer_norm_eps": 1e-05,
-}
-
-
-def _config_problems(config_dict: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Missing keys (with the value ESM-2 publishes) and contradictory values of an ESM config.json."""
-    missing = [
-        f"{key!r} (ESM-2 publishes {json.dumps(value)})" if value is not None else f"{key!r} (no default: the architecture)"
-        for key, value in _ESM_REQUIRED_CONFIG.items()
-        if key not in config_dict
-    ]
-    contradictory = []
-    kind = config_dict.get("position_embedding_type", "rotary")
-    if kind != "rotary":
-        contradictory.append(
-            f"position_embedding_type {kind!r}: ESM-2 and FastESM2 use rotary embeddings (ESM-1b's learned "
-            "absolute positions are not loaded)"
-        )
-    if not isinstance(config_dict.get("token_dropout", True), bool):
-        contradictory.append(f"token_dropout {config_dict['token_dropout']!r} is not true or false")
-    act = config_dict.get("hidden_act", "gelu")
-    if act != "gelu":
-        contradictory.append(f"hidden_act {act!r}: ESM-2 uses the exact (erf) gelu")
-    hidden, heads = config_dict.get("hidden_size"), config_dict.get("num_attention_heads")
-    if isinstance(hidden, int) and isinstance(heads, int) and (heads <= 0 or hidden % heads):
-        contradictory.append(f"hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
-    return missing, contradictory
-
-
-def esm_config(config_dict: dict[str, Any], source: Path | None = None):
-    """transformers' ``EsmConfig`` of a config.json; ``source`` (a file read from disk) is checked first.
-
-    Raises:
-        InputError: a key the encoder needs is missing, or values contradict ESM-2
-            (all problems of the file at once, each missing key with the value we would assume).
-    """
-    from transformers import EsmConfig
-
-    if source is not None:
-        missing, contradictory = _config_problems(config_dict)
-        if missing or contradictory:
-            raise InputError(
-                f"{source} cannot be read as an ESM-2 configuration",
-                expected="the model's published config.json: "
-                + ", ".join(f"{k} {json.dumps(v)}" for k, v in _ESM_REQUIRED_CONFIG.items() if v is not None)
-                + ", and its hidden_size, num_hidden_layers, num_attention_heads, intermediate_size",
-                found="; ".join(
-                    ([f"missing {', '.join(missing)}"] if missing else []) + contradictory
-                ),
-                fix="re-download the repository's config.json; if the model really was trained with the value "
-                "shown, add that key to config.json",
-            )
-    fields = {k: v for k, v in config_dict.items() if k not in _CONFIG_BOOKKEEPING}
-    # Dropout is a training device; extraction must be deterministic.
-    fields.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, is_decoder=False)
-    return EsmConfig(**fields, attn_implementation="sdpa")
-
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -266,29 +118,6 @@ def check_vocab_fits(config, tokens: list[str], directory: Path, vocab: str) -> 
 # --------------------------------------------------------------------------- checkpoint
 
 
-def read_config(directory: Path) -> dict[str, Any]:
-    path = directory / "config.json"
-    if not path.is_file():
-        raise WeightsNotFoundError(
-            f"{directory} has no config.json",
-            expected="the model's hub repository layout: config.json + model.safetensors (or pytorch_model.bin)",
-            found=", ".join(sorted(p.name for p in directory.iterdir())) or "an empty directory",
-            fix="download the whole repository (`hf download <hub id> --local-dir DIR`)",
-        )
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        config = error
-    if not isinstance(config, dict):
-        raise InputError(
-            f"{path} is not a JSON object",
-            expected="the model's config.json (a JSON object of its settings)",
-            found=f"{type(config).__name__}: {config}" if isinstance(config, Exception) else type(config).__name__,
-            fix="re-download the repository's config.json",
-        )
-    return config
-
-
 def read_state_dict(directory: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Tensors of ``model.safetensors`` (preferred) or ``pytorch_model.bin`` in ``directory``."""
     safetensors_file = directory / "model.safetensors"
@@ -314,34 +143,111 @@ _IGNORED_PREFIXES = ("lm_head.", "pooler.")
 _IGNORED_KEYS = {"embeddings.position_ids", "embeddings.position_embeddings.weight"}  # rotary models never read them
 
 
-def read_esm_config(directory: str | os.PathLike):
-    """The checked ``EsmConfig`` of an ESM-2 or FastESM directory (``model_type`` ``esm`` or ``fast_esm``).
+def checkpoint_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape, ``esm.`` prefix removed, without reading the weights (safetensors header only)."""
+    safetensors_file = directory / "model.safetensors"
+    if safetensors_file.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(safetensors_file), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    else:
+        shapes = {key: tuple(value.shape) for key, value in read_state_dict(directory).items()}
+    return {key.removeprefix("esm."): shape for key, shape in shapes.items()}
+
+
+_LAYER_KEY = re.compile(r"encoder\.layer\.(\d+)\.")
+_POSITION_TABLE = "embeddings.position_embeddings.weight"
+
+
+def weights_architecture(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """What the tensors' shapes say about the architecture (a key is absent where they say nothing)."""
+    found: dict[str, Any] = {}
+    words = shapes.get("embeddings.word_embeddings.weight")
+    if words is not None and len(words) == 2:
+        found["vocab_size"], found["hidden_size"] = words
+    layers = {int(m.group(1)) for key in shapes if (m := _LAYER_KEY.match(key))}
+    if layers:
+        found["num_hidden_layers"] = max(layers) + 1
+    intermediate = shapes.get("encoder.layer.0.intermediate.dense.weight")
+    if intermediate is not None and len(intermediate) == 2:
+        found["intermediate_size"] = intermediate[0]
+    inv_freq = [shape for key, shape in shapes.items() if key.endswith("rotary_embeddings.inv_freq")]
+    if inv_freq and "hidden_size" in found and len(inv_freq[0]) == 1 and inv_freq[0][0]:
+        head_dim = 2 * inv_freq[0][0]  # one frequency per pair of a head's dimensions
+        if found["hidden_size"] % head_dim == 0:
+            found["num_attention_heads"] = found["hidden_size"] // head_dim
+    found["rotary"] = bool(inv_freq)
+    found["position_table"] = _POSITION_TABLE in shapes
+    found["emb_layer_norm_before"] = "embeddings.layer_norm.weight" in shapes
+    return found
+
+
+def check_config_fits_weights(config_file: EsmConfigFile, shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """The configuration and the checkpoint describe the same encoder; one error lists every disagreement.
+
+    Compares hidden size, layers, heads (from the rotary table's length),
+    intermediate size and vocabulary size with the tensors' shapes, and the
+    position embedding type and ``emb_layer_norm_before`` with the tensors
+    present. A rotary checkpoint may carry an unused learned position table
+    (transformers' conversion of the published ESM-2 checkpoints kept one); a
+    position table without rotary frequencies is an absolute-position model.
 
     Raises:
-        InputError: another model type, a key the encoder needs missing, or values that contradict ESM-2.
+        InputError: config.json (or a default filled in for an absent key) contradicts the weights.
     """
-    directory = Path(directory)
-    config_dict = read_config(directory)
-    if config_dict.get("model_type") not in ("esm", "fast_esm"):
+    config, found = config_file.config, weights_architecture(shapes)
+    problems: list[str] = []
+    fixes: list[str] = []
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"):
+        value = getattr(config, key)
+        if key in found and found[key] != value:
+            problems.append(f"{key} {value} ({config_file.origin(key)}), but the weights have {found[key]}")
+            fixes.append(f"{key} {found[key]}")
+    kind = config.position_embedding_type
+    origin = config_file.origin("position_embedding_type")
+    if kind == "absolute" and found["rotary"]:
+        table = (" and an unused learned position table, as ESM-2's published checkpoints do"
+                 if found["position_table"] else " and no learned position table")
+        problems.append(f"position_embedding_type 'absolute' ({origin}), but the weights hold rotary "
+                        f"frequencies per layer{table}")
+        fixes.append("position_embedding_type \"rotary\"")
+    elif kind == "absolute":
+        problems.append(f"position_embedding_type 'absolute' ({origin}): an absolute-position model "
+                        f"({'with' if found['position_table'] else 'without even'} a learned position table), "
+                        "neither ESM-2 nor FastESM2, which are rotary")
+    elif kind == "rotary" and not found["rotary"] and found["position_table"]:
+        problems.append(f"position_embedding_type 'rotary' ({origin}), but the weights hold a learned position "
+                        "table and no rotary frequencies: an absolute-position model (ESM-1b style), not ESM-2")
+    before = bool(config.emb_layer_norm_before)
+    if before != found["emb_layer_norm_before"]:
+        has = "hold" if found["emb_layer_norm_before"] else "have no"
+        problems.append(f"emb_layer_norm_before {json.dumps(config.emb_layer_norm_before)} "
+                        f"({config_file.origin('emb_layer_norm_before')}), but the weights {has} "
+                        "embeddings.layer_norm tensors")
+        fixes.append(f"emb_layer_norm_before {json.dumps(found['emb_layer_norm_before'])}")
+    if problems:
         raise InputError(
-            f"{directory / 'config.json'} is not an ESM-2 configuration",
-            expected="model_type 'esm' (facebook/esm2_*) or 'fast_esm' (Synthyra/FastESM2_*)",
-            found=f"model_type {config_dict.get('model_type')!r}",
-            fix="point the model-path option at the protein model's directory",
+            f"config.json in {source} contradicts the weights beside it",
+            expected="one model's config.json and weights: every architecture key as the tensors show it",
+            found="; ".join(problems),
+            fix="re-download the repository so that config.json and the weights belong together"
+            + (f"; if the weights are right, set {', '.join(fixes)} in config.json" if fixes else ""),
         )
-    return esm_config(config_dict, directory / "config.json")
 
 
-def load_esm_checkpoint(directory: str | os.PathLike, *, config=None, device: torch.device | str = "cpu"):
+def load_esm_checkpoint(
+    directory: str | os.PathLike, *, config_file: EsmConfigFile | None = None, device: torch.device | str = "cpu"
+):
     """Build transformers' ``EsmModel`` (SDPA, no pooler) from an ESM-2 or FastESM checkpoint directory.
 
-    Uses ``config`` (default: :func:`read_esm_config` of the directory) and
-    loads the state dict itself: keys may carry the ``esm.``
-    prefix of the masked-LM checkpoints, language-model heads are skipped, and
-    the rotary ``inv_freq`` stored per layer is loaded into the model's shared
-    table — transformers' ``from_pretrained`` recomputes it for non-``esm``
-    model types. Every missing, unexpected or misshapen key is collected and
-    reported in one error.
+    Uses ``config_file`` (default: :func:`~virnucpro_core.esm_config.read_esm_config`
+    of the directory), checks it against the tensors' shapes, and loads the
+    state dict itself: keys may carry the ``esm.`` prefix of the masked-LM
+    checkpoints, language-model heads are skipped, and the rotary ``inv_freq``
+    stored per layer is loaded into the model's shared table — transformers'
+    ``from_pretrained`` recomputes it for non-``esm`` model types. Every
+    missing, unexpected or misshapen key is collected and reported in one error.
 
     Raises:
         InputError: the checkpoint does not fit the configuration.
@@ -349,10 +255,11 @@ def load_esm_checkpoint(directory: str | os.PathLike, *, config=None, device: to
     from transformers import EsmModel
 
     directory = Path(directory)
-    config = config if config is not None else read_esm_config(directory)
+    config_file = config_file if config_file is not None else read_esm_config(directory)
+    check_config_fits_weights(config_file, checkpoint_shapes(directory), str(directory))
     state = read_state_dict(directory, device)
     with torch.device(device):
-        model = EsmModel(config, add_pooling_layer=False)
+        model = EsmModel(config_file.config, add_pooling_layer=False)
     load_esm_state(model, state, source=str(directory))
     return model
 

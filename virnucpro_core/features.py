@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_SIZE = 2000
 # Bump when shard contents or the cache key change meaning, so old shards are not reused.
-_CACHE_FORMAT = 3  # 2: ESM-2 token ids fixed (I = 12, D = 13), vocabulary in the key; 3: chunk size in the meta
+# 2: ESM-2 token ids fixed (I = 12, D = 13), vocabulary in the key; 3: chunk size in the meta;
+# 4: the ESM architecture in effect (config.json plus filled defaults) in the key and the meta
+_CACHE_FORMAT = 4
 
 
 def _label_value(label: str | int) -> tuple[str, int]:
@@ -294,6 +296,7 @@ def cache_key(
         "seed": prov.get("seed"),
         "dtype": prov["dtype"],
         "vocab_sha256": prov.get("vocab_sha256"),
+        "architecture": prov.get("architecture"),
         "device": loaded.device.type,
         "toks_per_batch": toks_per_batch,
         "shard_size": shard_size,

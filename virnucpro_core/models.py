@@ -8,7 +8,8 @@
 
 Pretrained weights come from a local directory (``model_path``) or from the
 Hugging Face cache — never from the network. What each model's files hold
-and how they are read lives beside it: :mod:`virnucpro_core.esm` for the two
+and how they are read lives beside it: :mod:`virnucpro_core.esm` (and
+:mod:`virnucpro_core.esm_config` for config.json) for the two
 ESM models, :mod:`virnucpro_core.dnabert` for DNABERT-S.
 
 Stand-ins (``weights="random"``) are seeded, randomly initialised models of two
@@ -32,7 +33,7 @@ from typing import Any
 
 import torch
 
-from virnucpro_core import esm
+from virnucpro_core import esm, esm_config
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
 from virnucpro_core.files import atomic_write_text, sha256_text
 
@@ -128,7 +129,7 @@ def standin_config(name: str, size: str):
     spec = get_spec(name)
     _check_choice(size, SIZES, "model size")
     if spec.family == "esm":
-        return esm.esm_config(esm.esm_config_dict(name, size))
+        return esm_config.standin_config_file(name, size).config
     from virnucpro_core import dnabert
 
     return dnabert.TINY_CONFIG if size == "tiny" else dnabert.FULL_CONFIG
@@ -228,7 +229,9 @@ class LoadedModel:
         provenance: what was loaded — ``weights`` (``pretrained``/``random``),
             ``size``, ``source`` (path or hub id), ``revision`` (snapshot commit
             when known), ``seed`` (stand-ins), ``dtype``, ``vocab`` (the file or
-            built-in alphabet the token ids come from) and ``vocab_sha256``.
+            built-in alphabet the token ids come from), ``vocab_sha256`` and, for
+            ESM models, ``architecture`` (the configuration in effect, defaults
+            filled in for absent keys named: :meth:`EsmConfigFile.architecture`).
     """
 
     spec: ModelSpec
@@ -295,30 +298,23 @@ def load_model(
             "seed": seed,
             "vocab": vocab,
         }
+        if spec.family == "esm":
+            provenance["architecture"] = esm_config.standin_config_file(name, size).architecture()
     else:
-        hub_id = spec.hub_id
-        # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
-        # a directory that does not exist, and saying so beats suggesting `hf download org/name`.
-        if model_path is not None and _is_hub_id(model_path) and not Path(model_path).expanduser().parent.is_dir():
-            hub_id, model_path = str(model_path), None
-        if model_path is not None:
-            directory, revision = Path(model_path).expanduser(), _revision_from_path(Path(model_path))
-            if not directory.is_dir():
-                raise _directory_not_found(spec, directory, path_option)
-        else:
-            directory, revision = _from_hf_cache(spec, hub_id, path_option, given=hub_id != spec.hub_id)
-        model, tokenizer, found_size, vocab = _load_directory(spec, directory, torch_device)
+        directory, revision, source = model_directory(name, model_path, path_option)
+        model, tokenizer, found_size, vocab, architecture = _load_directory(spec, directory, torch_device)
         provenance = {
             "weights": "pretrained",
             "size": found_size,
-            "source": str(model_path) if model_path is not None else hub_id,
+            "source": source,
             "path": str(directory),
             "revision": revision,
             "seed": None,
             "vocab": vocab,
+            **({"architecture": architecture} if architecture is not None else {}),
         }
         provenance.update(_standin_marker(directory, spec, found_size))
-    _cast(model, torch_dtype)
+    cast_model(model, torch_dtype)
     model.eval()
     provenance["dtype"] = dtype_name(torch_dtype)
     provenance["vocab_sha256"] = vocab_sha256(tokenizer)
@@ -341,7 +337,8 @@ def compile_model(loaded: LoadedModel, mode: str = "default") -> LoadedModel:
     return replace(loaded, model=compiled, provenance={**loaded.provenance, "compile": mode})
 
 
-def _cast(model: torch.nn.Module, dtype: torch.dtype) -> None:
+def cast_model(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast ``model`` to ``dtype`` in place, keeping its stored float32 rotary frequencies."""
     rotary = getattr(model, "rotary_embeddings", None)
     inv_freq = rotary.inv_freq.detach().clone() if rotary is not None else None
     model.to(dtype)
@@ -384,6 +381,28 @@ def hf_hub_cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
     )
     return Path(os.path.expanduser(os.path.expandvars(home))) / "hub"
+
+
+def model_directory(
+    name: str, model_path: str | os.PathLike | None = None, path_option: str | None = None
+) -> tuple[Path, str | None, str]:
+    """Where :func:`load_model` reads pretrained ``name`` from: ``(directory, snapshot commit, source)``.
+
+    ``model_path``: a directory, another hub id in the cache, or None (the spec's hub id in the cache).
+    Nothing is downloaded. Raises :class:`WeightsNotFoundError` as :func:`load_model` does.
+    """
+    spec = get_spec(name)
+    # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
+    # a directory that does not exist, and saying so beats suggesting `hf download org/name`.
+    if model_path is not None and _is_hub_id(model_path) and not Path(model_path).expanduser().parent.is_dir():
+        return (*_from_hf_cache(spec, str(model_path), path_option, given=str(model_path) != spec.hub_id),
+                str(model_path))
+    if model_path is None:
+        return (*_from_hf_cache(spec, spec.hub_id, path_option), spec.hub_id)
+    directory = Path(model_path).expanduser()
+    if not directory.is_dir():
+        raise _directory_not_found(spec, directory, path_option)
+    return directory, _revision_from_path(Path(model_path)), str(model_path)
 
 
 def _is_hub_id(value: str | os.PathLike) -> bool:
@@ -493,22 +512,25 @@ def _directory_not_found(spec: ModelSpec, directory: Path, path_option: str | No
 
 
 def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
-    """Model, tokenizer, size (``full``/``tiny``) and where the vocabulary came from."""
+    """Model, tokenizer, size (``full``/``tiny``), where the vocabulary came from, architecture (ESM, else None)."""
     # load_model has checked that ``directory`` exists (a given path) or found it in the cache.
     if spec.family == "esm":
-        config = esm.read_esm_config(directory)
-        _check_width(spec, int(config.hidden_size), directory)  # before reading gigabytes of weights
-        model = esm.load_esm_checkpoint(directory, config=config, device=device)
+        config_file = esm_config.read_esm_config(directory)
+        # Both before reading gigabytes of weights: the config against the tensors' shapes, then the width.
+        esm.check_config_fits_weights(config_file, esm.checkpoint_shapes(directory), str(directory))
+        _check_width(spec, int(config_file.config.hidden_size), directory)
+        model = esm.load_esm_checkpoint(directory, config_file=config_file, device=device)
         tokenizer = esm.esm_tokenizer(directory)
         vocab = str(directory / "vocab.txt") if (directory / "vocab.txt").is_file() else esm.BUILTIN_VOCAB_SOURCE
         esm.check_vocab_fits(model.config, vocab_tokens(tokenizer), directory, vocab)
+        architecture = config_file.architecture()
     else:
         from virnucpro_core import dnabert
 
         model = dnabert.load_dnabert(directory, device=device)
         tokenizer = dnabert.load_dnabert_tokenizer(directory)
-        vocab = str(directory / "tokenizer.json")
-    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory), vocab
+        vocab, architecture = str(directory / "tokenizer.json"), None
+    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory), vocab, architecture
 
 
 def _check_width(spec: ModelSpec, hidden: int, directory: Path) -> str:
@@ -574,7 +596,7 @@ def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int 
     model, tokenizer = _build_standin(spec, size, seed, cpu)
     if spec.family == "esm":
         (directory / "config.json").write_text(
-            json.dumps(esm.esm_config_dict(name, size), indent=2) + "\n", encoding="utf-8"
+            json.dumps(esm_config.esm_config_dict(name, size), indent=2) + "\n", encoding="utf-8"
         )
         esm.save_safetensors(esm.esm_checkpoint_state(model, seed=seed), directory / "model.safetensors")
         tokenizer.save_pretrained(str(directory))

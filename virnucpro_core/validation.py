@@ -392,18 +392,16 @@ class ValidationRun:
                             build, PreprocessPaths, frames)
 
     def extraction_dtype(self, model: str) -> str:
-        """The dtype each model's accuracy features are extracted in: the as-deployed settings the speed gate times.
+        """The dtype each model's accuracy features are extracted in: the precision policy on this run's device.
 
-        FastESM2 as we ship it (bf16 on CUDA, fp32 on CPU), ESM2 3B as VirNucPro
-        ran it (fp32), DNABERT-S in fp32 as VirNucPro ran it — so the accuracy gate
+        :func:`virnucpro_core.precision.extraction_dtype` — FastESM2 in fp16 on
+        CUDA and fp32 on the CPU, ESM2 3B and DNABERT-S in fp32 as VirNucPro ran
+        them; the as-deployed timings use the same, so the accuracy gate
         validates the configuration whose speed is gated.
         """
-        from virnucpro_core.benchmark import extraction_settings
+        from virnucpro_core.precision import extraction_dtype
 
-        if model == DNA_MODEL:
-            return "float32"
-        embedder = next(key for key, name in EMBEDDERS.items() if name == model)
-        return extraction_settings("as-deployed", embedder, self.device().type)["dtype"]
+        return extraction_dtype(model, self.device().type)
 
     def features(self, model: str, label: str) -> Path:
         """Per-model feature file of one class (``extract_to_file`` keeps its own resumable shards)."""

@@ -62,6 +62,7 @@ class ReportContext:
         outcomes: every test's outcome.
         environment_error: why the run could not start on this machine (an ERROR), e.g. --require-gpu without CUDA.
         not_run: why no acceptance test was run at all (an INCOMPLETE), e.g. ``-m gpu`` without CUDA.
+        parity: the FastESM2 parity check's :class:`~virnucpro_core.parity.ParityResult`, when it ran.
         run_id: this run's id, written into every report file.
         started: when the run started (ISO 8601, UTC).
     """
@@ -72,6 +73,7 @@ class ReportContext:
     outcomes: list[Outcome]
     environment_error: str | None = None
     not_run: str | None = None
+    parity: Any = None
     run_id: str = ""
     started: str = ""
 

@@ -21,6 +21,9 @@ MODELS: tuple[tuple[str, str, int], ...] = (
 WEIGHTS = ("pretrained", "random")
 SIZES = ("tiny", "full")
 DTYPES = ("float32", "float16", "bfloat16")
+# virnucpro_core.precision: POLICY ((model, device type) -> dtype) and DEFAULT_DTYPE for every other pair.
+DTYPE_POLICY = {("fastesm2_650", "cuda"): "float16"}
+DEFAULT_DTYPE = "float32"
 
 # virnucpro_core.embeddings.DEFAULT_TOKS_PER_BATCH, by model family.
 TOKS_PER_BATCH = {"esm": 8192, "dnabert": 16384}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from virnucpro_core.commands.defaults import DTYPES, MODELS, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS
+from virnucpro_core.commands.defaults import (
+    DEFAULT_DTYPE, DTYPE_POLICY, DTYPES, MODELS, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
+)  # fmt: skip
 from virnucpro_core.commands.options import positive_int, seed_value
 
 
@@ -45,12 +47,15 @@ def register(subparsers) -> None:
         "the Hugging Face cache (default: the model's own hub id, looked up in HF_HUB_CACHE / HF_HOME; "
         "nothing is ever downloaded)",
     )
+    policy = ", ".join(f"{dtype} for {model} on {device.upper()}" for (model, device), dtype in DTYPE_POLICY.items())
     parser.add_argument(
         "--dtype",
         choices=list(DTYPES),
-        default="float32",
-        help="compute dtype (default: float32, the reference). float16/bfloat16 halve memory and are faster "
-        "on GPUs, at the cost of small differences in the vectors; pooled output is always float32",
+        default=None,
+        help=f"compute dtype (default: the precision policy: {policy}, {DEFAULT_DTYPE} otherwise; recorded in "
+        "the feature file). float16/bfloat16 halve memory and are faster on GPUs, at the cost of small "
+        "differences in the vectors (fp16: ~1e-3 of the largest component, bf16: ~5e-3); float32 is the "
+        "reference and the fastest on most CPUs; pooled output is always float32",
     )
     parser.add_argument(
         "--device",
@@ -88,20 +93,27 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
     from virnucpro_core.features import extract_to_file
     from virnucpro_core.layouts.features import load_features
-    from virnucpro_core.models import load_model
-
     from virnucpro_core.files import check_output
+    from virnucpro_core.models import load_model, resolve_device
+    from virnucpro_core.precision import extraction_dtype
 
     check_output(args.out, inputs=[args.input])  # before minutes of model loading and embedding
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = resolve_device(args.device)
+    dtype = args.dtype or extraction_dtype(args.model, device.type)
+    if args.dtype is None:
+        logging.getLogger(__name__).info(
+            "computing in %s, the precision policy for %s on %s (virnucpro_core/precision.py); change with --dtype",
+            dtype, args.model, device.type,
+        )
     loaded = load_model(
         args.model,
         weights=args.weights,
         size=args.size,
         model_path=args.model_path,
-        device=args.device,
-        dtype=args.dtype,
+        device=device,
+        dtype=dtype,
         seed=args.seed,
         path_option="--model-path",
     )

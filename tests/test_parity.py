@@ -1,0 +1,146 @@
+"""The FastESM2 parity check on fake snapshots whose "own code" is the reference of tests/fastesm_reference.py.
+
+Each snapshot holds the reference's seeded weights in the hub layout, and the
+reference itself as ``modeling_fastesm.py`` with ``auto_map`` in config.json,
+so that ``AutoModel.from_pretrained(..., trust_remote_code=True)`` runs it as
+the model's own code. The check must pass on it, say why it did not run where
+that code is missing or broken, and fail — with the measured values — where
+the code differs (FastPLMs' older embedding layer: no token-dropout rescaling).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from virnucpro_core.parity import FAILED, NOT_RUN, PASSED, ParityResult, default_proteins, fastesm_parity
+
+from test_reference_fastesm import hub_config, reference_model, write_snapshot
+
+REFERENCE_CODE = Path(__file__).parent / "fastesm_reference.py"
+TOOL = Path(__file__).parents[1] / "tools" / "fastesm_parity.py"
+PROTEINS = default_proteins(12)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def modules_cache(tmp_path_factory):
+    """transformers copies remote code into HF_MODULES_CACHE; keep it out of the user's cache."""
+    from transformers import dynamic_module_utils
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(tmp_path_factory.mktemp("hf_modules")))
+        yield
+
+
+def snapshot(tmp_path: Path, code: str | None = None, **config) -> Path:
+    """A fake FastESM2 snapshot; ``code``: its modeling_fastesm.py (default: the reference; "" for none)."""
+    directory = write_snapshot(reference_model(True), tmp_path / f"{tmp_path.name}-snapshot", hub_config(True, **config))
+    text = REFERENCE_CODE.read_text() if code is None else code
+    if text:
+        (directory / "modeling_fastesm.py").write_text(text)
+    return directory
+
+
+def test_the_models_own_code_agrees_and_the_result_round_trips(tmp_path):
+    result = fastesm_parity(snapshot(tmp_path), PROTEINS, "cpu")
+    assert result.status == PASSED and result.passed, result.summary()
+    assert result.min_cosine > 0.999999 and result.max_abs_diff < 1e-5, result.summary()
+    assert result.remote_code.endswith("modeling_fastesm.FastEsmModel") and result.unloaded_weights == []
+    assert set(result.cosines) == {rid for rid, _ in PROTEINS} and result.proteins == len(PROTEINS)
+    assert result.architecture["token_dropout"] is True and result.dtype == "float32"
+    back = ParityResult.load(result.save(tmp_path / "parity.json"))
+    assert back == result
+
+
+def test_a_snapshot_without_its_code_is_not_run_and_says_why(tmp_path):
+    result = fastesm_parity(snapshot(tmp_path, code=""), PROTEINS, "cpu")
+    assert result.status == NOT_RUN and not result.passed
+    assert "has no modeling_fastesm.py" in result.reason and "hf download" in result.reason, result.reason
+    assert result.min_cosine is None
+
+
+def test_a_config_without_auto_map_is_not_run(tmp_path):
+    directory = snapshot(tmp_path)
+    config = json.loads((directory / "config.json").read_text())
+    del config["auto_map"]
+    (directory / "config.json").write_text(json.dumps(config))
+    result = fastesm_parity(directory, PROTEINS, "cpu")
+    assert result.status == NOT_RUN and "no auto_map.AutoModel" in result.reason, result.reason
+
+
+def test_code_that_does_not_import_is_not_run_with_the_error(tmp_path):
+    code = "import not_a_module_virnucpro_needs\n" + REFERENCE_CODE.read_text()
+    result = fastesm_parity(snapshot(tmp_path, code=code), PROTEINS, "cpu")
+    assert result.status == NOT_RUN, result.summary()
+    assert "does not load here" in result.reason and "not_a_module_virnucpro_needs" in result.reason, result.reason
+
+
+def test_older_code_without_token_dropout_rescaling_fails_with_the_measured_values(tmp_path):
+    old = REFERENCE_CODE.read_text().replace("RESCALE_TOKEN_DROPOUT = True", "RESCALE_TOKEN_DROPOUT = False")
+    assert old != REFERENCE_CODE.read_text()
+    directory = snapshot(tmp_path, code=old)
+    result = fastesm_parity(directory, PROTEINS, "cpu")
+    assert result.status == FAILED, result.summary()
+    assert result.max_abs_diff / result.max_abs_value > 10 * result.relative_limit, result.summary()
+    assert f"max abs difference {result.max_abs_diff:.3g}" in result.reason and "> 0.001" in result.reason
+    # Why the check has a difference limit beside the cosine one: cosine alone does not see this revision.
+    cosine_only = fastesm_parity(directory, PROTEINS, "cpu", relative_limit=None)
+    assert cosine_only.status == PASSED and 0.999 < cosine_only.min_cosine < 0.99999, cosine_only.summary()
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("fastesm_parity_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_command_writes_the_result_and_exits_by_status(tmp_path, capsys):
+    fasta = tmp_path / "proteins.faa"
+    fasta.write_text("".join(f">{rid}\n{seq}\n" for rid, seq in PROTEINS[:5]))
+    out = tmp_path / "parity.json"
+    assert _tool().main([str(snapshot(tmp_path)), "--proteins", str(fasta), "--device", "cpu", "--out", str(out)]) == 0
+    assert "FastESM2 parity passed" in capsys.readouterr().out
+    assert ParityResult.load(out).proteins == 5
+
+    shutil.rmtree(tmp_path / f"{tmp_path.name}-snapshot")
+    assert _tool().main([str(snapshot(tmp_path, code="")), "--device", "cpu"]) == 3
+    assert "FastESM2 parity not run" in capsys.readouterr().out
+    assert _tool().main([str(tmp_path / "missing"), "--device", "cpu"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("code", "exit_status", "outcome", "status"),
+                         [("reference", 0, "passed", "passed"), ("older", 12, "failed", "failed"),
+                          ("none", 0, "skipped", "not run")], ids=["agrees", "differs", "no-code"])
+def test_acceptance_runs_the_check_on_a_real_snapshot_and_reports_it(tmp_path, code, exit_status, outcome, status):
+    """acceptance/test_parity.py with --fast-model on a (fake) pretrained snapshot: the outcome, verdict and report."""
+    import os
+    import subprocess
+    import sys
+
+    text = {"reference": None, "none": "",
+            "older": REFERENCE_CODE.read_text().replace("RESCALE_TOKEN_DROPOUT = True", "RESCALE_TOKEN_DROPOUT = False")}
+    directory = snapshot(tmp_path, code=text[code])
+    root, reports = Path(__file__).resolve().parents[1], tmp_path / "reports"
+    smoke = root / "fixtures" / "smoke"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "acceptance/test_parity.py", "-q", "-p", "no:cacheprovider", "--profile", "full",
+         "--weights", "pretrained", "--fast-model", str(directory), "--viral", str(smoke / "viral.fasta"),
+         "--host", str(smoke / "host.fasta"), "--allow-incomplete", "--artifacts", str(tmp_path / "artifacts"),
+         "--html", str(reports / "acceptance.html")],
+        cwd=root, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "hf_modules"), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert run.returncode == exit_status, run.stdout[-3000:]
+    report = json.loads((reports / "acceptance.json").read_text())
+    assert [o["outcome"] for o in report["outcomes"]] == [outcome], report["outcomes"]
+    assert report["parity"]["status"] == status
+    assert report["environment"]["FastESM2 parity with its own code"].startswith(f"{status}:")
+    if status == "failed":
+        assert report["verdict"]["status"] == "ERROR" and "FastESM2 parity FAIL" in report["outcomes"][0]["message"]
