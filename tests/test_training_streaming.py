@@ -7,10 +7,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from test_training import features, quiet, split_dir  # noqa: F401 - the fixture is used by name
+from test_training import features, quiet
 from virnucpro_core.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
-from virnucpro_core.split import SplitPaths
+from virnucpro_core.split import SplitPaths, make_split
 from virnucpro_core.training import (
     TrainingConfig,
     _carve_validation,
@@ -18,6 +18,15 @@ from virnucpro_core.training import (
     epoch_batches,
     train_classifier,
 )
+
+
+@pytest.fixture
+def split_dir(tmp_path):
+    data = features()
+    for name, rows in (("viral", slice(0, 120)), ("host", slice(120, None))):
+        torch.save({k: (v[rows] if k != "meta" else v) for k, v in data.items()}, tmp_path / f"{name}.pt")
+    make_split(tmp_path / "viral.pt", tmp_path / "host.pt", out_dir=tmp_path / "split")
+    return tmp_path / "split"
 
 
 @pytest.mark.parametrize("n", [64, 65, 97, 33])
@@ -56,7 +65,7 @@ def _reference_training(train_path, config: TrainingConfig) -> dict[str, torch.T
         return {key: value.clone() for key, value in model.state_dict().items()}
 
 
-def test_streamed_training_gives_the_weights_of_the_in_memory_path(split_dir):  # noqa: F811
+def test_streamed_training_gives_the_weights_of_the_in_memory_path(split_dir):
     config = TrainingConfig(max_epochs=4, patience=100, seed=3)
     streamed = train_classifier(split_dir, config, **quiet())
     reference = _reference_training(SplitPaths(split_dir).train, config)
@@ -65,7 +74,7 @@ def test_streamed_training_gives_the_weights_of_the_in_memory_path(split_dir):  
         assert torch.equal(streamed.final_state[key], value), f"{key} differs after {config.max_epochs} epochs"
 
 
-def test_the_split_writes_views_not_copies(split_dir):  # noqa: F811
+def test_the_split_writes_views_not_copies(split_dir):
     """train.pt / test.pt say where each row is; the rows stay in the inputs."""
     raw = torch.load(SplitPaths(split_dir).train, weights_only=True)
     assert "data" not in raw and raw["format"] == "virnucpro-feature-view"

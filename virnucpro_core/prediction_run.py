@@ -32,7 +32,8 @@ from virnucpro_core.files import atomic_write_text, sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.predictions import CALL_NAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE
-from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model
+from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model, resolve_device
+from virnucpro_core.precision import extraction_dtype
 from virnucpro_core.prediction import (
     DEFAULT_CHUNK_SIZE,
     DNA_MODEL,
@@ -270,9 +271,11 @@ def predict_fasta(
     read_fasta(input_path)
     options = dict(weights=weights, size=size, device=device, seed=seed)
     dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
-    # The protein model runs in the precision the training features were extracted in (bf16 for FastESM2 on a GPU).
+    # The protein model runs in the precision the training features were extracted in (recorded in the
+    # checkpoint); a checkpoint that records none gets the precision policy's choice for this device.
+    dtype = trained.get("protein_dtype") or extraction_dtype(protein_model, resolve_device(device).type)
     protein = load_model(protein_model, model_path=protein_model_path, path_option="--protein-model-path",
-                         dtype=trained.get("protein_dtype") or "float32", **options)
+                         dtype=dtype, **options)
     check_width(loaded, protein_model, dna.dim, protein.dim, size=protein.size, weights=protein.provenance["weights"])
     trained_vocab = trained.get("protein_vocab")
     if trained_vocab and trained_vocab != protein.provenance.get("vocab_sha256"):
