@@ -71,8 +71,9 @@ def write_features(directory: Path, n: int, dim: int, shard_rows: int, seed: int
     for label, name, count in ((1, "viral", n // 2), (0, "host", n - n // 2)):
         for shard, start in enumerate(range(0, count, shard_rows)):
             rows = min(shard_rows, count - start)
-            ids = [f"{name}{(start + i) // 18}_chunk_{(start + i) % 6 + 1}{'FR'[(start + i) % 2]}{(start + i) % 3 + 1}"
-                   for i in range(rows)]
+            # 18 samples a record: 3 chunks x 6 frames (F1-F3, R1-R3)
+            ids = [f"{name}{k // 18}_chunk_{k % 18 // 6 + 1}{'FR'[k % 6 // 3]}{k % 3 + 1}"
+                   for k in range(start, start + rows)]
             data = torch.randn(rows, dim, generator=generator)
             data[:, :16] += 1.0 if label else -1.0
             torch.save({"ids": ids, "data": data, "labels": torch.full((rows,), label, dtype=torch.long),

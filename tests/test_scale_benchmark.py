@@ -1,0 +1,30 @@
+"""benchmarks/scale.py in its CPU smoke mode: every stage runs in its own process and is measured (no timing
+assertions: the numbers belong in benchmarks/NOTES.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_scale_smoke_measures_each_stage(tmp_path):
+    out = tmp_path / "scale.json"
+    run = subprocess.run([sys.executable, "benchmarks/scale.py", "--n", "1000,2000", "--dim", "64", "--shard-rows",
+                          "400", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [(r["n"], r["stage"]) for r in report["rows"]] == [
+        (n, stage) for n in (1000, 2000) for stage in ("split", "train", "evaluate")]
+    for row in report["rows"]:
+        assert row["peak_rss_bytes"] > 0 and row["seconds"] > 0 and row["samples"] > 0, row
+    train = [r for r in report["rows"] if r["stage"] == "train"]
+    assert [r["samples"] for r in train] == [810, 1620]  # 90 % train, 90 % of that after validation
+    assert set(report["rss_slope"]) == {"split", "train", "evaluate"}
+    assert "| 2,000 |" in run.stdout and "slope of peak RSS" in run.stdout
