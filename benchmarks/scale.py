@@ -8,7 +8,8 @@ Then each stage runs in its own child process, so its peak resident set is
 its own (``os.wait4``'s ``ru_maxrss``):
 
 * ``split``    — ``make_split`` of every shard (stratified 10 % per class, views written);
-* ``train``    — ``train_classifier`` on the split, one epoch at VirNucPro's batch 32;
+* ``train``    — ``train_classifier`` on the split, one epoch at VirNucPro's batch 32 (rows streamed from disk);
+* ``train-reference`` — the in-memory ``DataLoader`` path streaming replaced, one epoch, as the baseline;
 * ``evaluate`` — ``predict_features`` on the test view, then ``evaluate`` (1,000 bootstrap resamples).
 
 It prints wall time, samples/s and peak RSS per stage and N, the least-squares
@@ -49,6 +50,36 @@ result = train_classifier(f"{work}/split", TrainingConfig(max_epochs=1, patience
 result.save(f"{work}/mlp.pt", "final")
 epoch = result.history.epochs[0]
 print(json.dumps({"samples": result.history.train_samples, "epoch_seconds": epoch.seconds}))
+""",
+    "train-reference": """
+# The path streaming replaced, as a baseline in the same run: every training row in memory, a DataLoader over a
+# TensorDataset (per-sample indexing and collation), one epoch at batch 32. Same model, optimiser and seed.
+import time, torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from virnucpro_core.classifier import MLPClassifier
+from virnucpro_core.layouts.features import read_merged
+from virnucpro_core.training import TrainingConfig, _carve_validation, deterministic_training
+config = TrainingConfig(max_epochs=1, seed=42)
+with deterministic_training(config.seed):
+    features = read_merged(f"{work}/split/train.pt")
+    train_ids, _ = _carve_validation(features, config.val_fraction, config.seed, "reference")
+    where = {sample: i for i, sample in enumerate(features["ids"])}
+    rows = torch.tensor([where[i] for i in train_ids])
+    data, labels = features["data"][rows], features["labels"][rows]
+    del features
+    model = MLPClassifier(data.shape[1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum)
+    loader = DataLoader(TensorDataset(data, labels), batch_size=32, shuffle=True,
+                        generator=torch.Generator().manual_seed(config.seed), drop_last=len(train_ids) % 32 == 1)
+    criterion = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    model.train()
+    for x, y in loader:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+print(json.dumps({"samples": len(train_ids), "epoch_seconds": time.perf_counter() - start}))
 """,
     "evaluate": """
 from virnucpro_core.metrics import evaluate
@@ -119,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", default="20000,100000", help="sample counts, comma-separated (default: 20000,100000)")
     parser.add_argument("--dim", type=int, default=2048, help="feature width (default: 2048, DNABERT-S + FastESM2)")
     parser.add_argument("--shard-rows", type=int, default=10000, help="rows per input file (default: 10000)")
-    parser.add_argument("--stages", default="split,train,evaluate", help="stages to run (default: all three)")
+    parser.add_argument("--stages", default="split,train,train-reference,evaluate",
+                        help="stages to run, in order (default: split,train,train-reference,evaluate)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, removed after)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic features (default: 0)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write every measurement here")
