@@ -23,6 +23,7 @@ from Bio.SeqRecord import SeqRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from virnucpro_core import sequences as sequences_module
 from virnucpro_core.errors import InputError
 from virnucpro_core.sequences import (
     CODON_TABLE,
@@ -190,19 +191,24 @@ def _read(reader, path):
         return f"InputError: {error}"
 
 
-@given(text=fasta_texts(), compressed=st.booleans())
+@given(text=fasta_texts(), compressed=st.booleans(), read_size=st.sampled_from([1, 2, 3, 5, 64, 1 << 20]))
 @settings(max_examples=400, deadline=None)
-def test_read_fasta_matches_the_reference(text, compressed):
+def test_read_fasta_matches_the_reference(text, compressed, read_size):
+    """Small read sizes put line ends, "\r\n" pairs, headers and records across the reads."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.fa"
         data = text.encode("utf-8")
         path.write_bytes(gzip.compress(data) if compressed else data)
-        assert _read(read_fasta, path) == _read(read_fasta_reference, path)
+        default, sequences_module._READ_SIZE = sequences_module._READ_SIZE, read_size
+        try:
+            assert _read(read_fasta, path) == _read(read_fasta_reference, path)
+        finally:
+            sequences_module._READ_SIZE = default
 
 
 def test_read_fasta_reports_every_problem_like_the_reference(tmp_path):
     path = tmp_path / "bad.fa"
-    path.write_text(">a\nAC*GT\r\n>a\n\n> \nNN\n>b\nAC GT\u2028x\n")
+    path.write_bytes(">a\nAC*GT\r\n>a\n\n> \nNN\n>b\nAC GT\u2028x\rA\n".encode())
     new, old = _read(read_fasta, path), _read(read_fasta_reference, path)
     assert new == old
     assert "column 3: character(s) '*'" in new and "duplicate id 'a'" in new and "header without an id" in new

@@ -81,6 +81,8 @@ NUCLEOTIDE_ALPHABET = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
 # What str.split() splits on, within ASCII; a line's other characters are its sequence.
 _ASCII_WHITESPACE = "".join(chr(i) for i in range(128) if chr(i).isspace()).encode("ascii")
 _ALPHABET_AND_WHITESPACE = "".join(sorted(NUCLEOTIDE_ALPHABET)).encode("ascii") + _ASCII_WHITESPACE
+# Characters per read of a FASTA file.
+_READ_SIZE = 1 << 20
 # Bases per unit of parallel work (about 3 MB of input and output text per block, 1,700 chunks of 300).
 DEFAULT_BLOCK_BASES = 500_000
 
@@ -143,12 +145,50 @@ class PreprocessResult:
 # --------------------------------------------------------------------------- reading
 
 
-def _open_text(path: Path):
+def _open_text(path: Path, newline: str | None = ""):
     with open(path, "rb") as probe:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline=newline)
+    return open(path, encoding="utf-8", errors="replace", newline=newline)
+
+
+def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
+    """``(is a header, line number, text)``: each header line without its ``>``, and runs of other lines.
+
+    The handle reads with universal newlines, so every line ends in "\n" alone
+    ("\r\n" and "\r" become "\n": the same lines as the line-by-line
+    reader's). Text is read ``_READ_SIZE`` characters at a time and cut at
+    header lines with ``str.find``: a few Python steps per record, not per line.
+    A run keeps its "\n"s; a record's sequence may come in several runs.
+    """
+    line = 1
+    unfinished: list[str] = []  # a line longer than one read (one-line genomes) is joined once
+    while True:
+        data = handle.read(_READ_SIZE)
+        cut = data.rfind("\n") + 1 if data else len(data)
+        if data and not cut:
+            unfinished.append(data)
+            continue
+        text = "".join([*unfinished, data[:cut]]) if data else "".join(unfinished)
+        unfinished = [data[cut:]] if data and cut < len(data) else []
+        if not text:
+            return
+        position = 0
+        while position < len(text):
+            if text.startswith(">", position):
+                end = text.find("\n", position)
+                end = len(text) if end < 0 else end
+                yield True, line, text[position + 1 : end]
+                line += 1
+                position = end + 1
+            else:
+                end = text.find("\n>", position)
+                end = len(text) if end < 0 else end + 1
+                run = text[position:end]
+                yield False, line, run
+                line += run.count("\n")
+                position = end
 
 
 def iter_fasta(path: str | Path) -> Iterator[FastaRecord]:
@@ -173,19 +213,18 @@ def iter_fasta(path: str | Path) -> Iterator[FastaRecord]:
     records = 0
     header: str | None = None
     header_line = 0
-    lines: list[str] = []
+    runs: list[str] = []
 
     def sequence_of(record_name: str) -> str:
         """The record's lines without whitespace; bad characters are added to ``problems`` by line and column."""
-        raw = "".join(lines)
+        raw = "".join(runs)
         # Fast path, one C call per step for the whole record: ASCII, and nothing but IUPAC codes and whitespace.
         if raw.isascii():
             data = raw.encode("ascii")
             if not data.translate(None, _ALPHABET_AND_WHITESPACE):
                 return data.translate(None, _ASCII_WHITESPACE).decode("ascii")
         parts = []
-        for number, text in enumerate(lines, start=header_line + 1):
-            line = text.rstrip("\r\n")
+        for number, line in enumerate(raw.split("\n"), start=header_line + 1):
             stripped = "".join(line.split())
             if not stripped:
                 continue
@@ -217,17 +256,18 @@ def iter_fasta(path: str | Path) -> Iterator[FastaRecord]:
         return FastaRecord(name, seq)
 
     try:
-        with _open_text(path) as handle:
-            for number, raw in enumerate(handle, start=1):
-                if raw.startswith(">"):
+        with _open_text(path, newline=None) as handle:
+            for is_header, number, text in _fasta_runs(handle):
+                if is_header:
                     record = finish()
                     if record is not None and not problems:
                         yield record
-                    header, header_line, lines = raw.rstrip("\r\n")[1:], number, []
+                    header, header_line, runs = text, number, []
                 elif header is not None:
-                    lines.append(raw)
-                elif raw.split():
-                    problems.append(f"line {number}: sequence text before the first '>' header")
+                    runs.append(text)
+                elif text.split():
+                    blank = next(i for i, line in enumerate(text.split("\n")) if line.split())
+                    problems.append(f"line {number + blank}: sequence text before the first '>' header")
                     break
             record = finish()
             if record is not None and not problems:

@@ -49,6 +49,8 @@ for _codon, _amino_acid in CODON_TABLE.items():
     _a, _b, _c = ("ACGT".index(base) for base in _codon)
     _RESIDUE[25 * _a + 5 * _b + _c] = ord(_amino_acid)
 _STOP = ord("*")
+# Frame ids end in F1-F3 (forward, offsets 0-2) or R1-R3 (reverse complement), by frame number 1-6.
+_FRAME_SUFFIX = ("", "F1", "F2", "F3", "R1", "R2", "R3")
 
 
 def _bytes_of(text: str) -> np.ndarray:
@@ -236,7 +238,7 @@ def chunk_frames(chunk_id: str, seq: str, reference_proteins: Sequence[str] | No
     references = None if reference_proteins is None else ["\n".join(reference_proteins)]
     samples, _ = SixFrames(upper).select([0], [len(upper)], references)
     return [
-        Frame(f"{chunk_id}{'F' if number <= 3 else 'R'}{(number - 1) % 3 + 1}", chunk_id, number, nucleotide, protein)
+        Frame(chunk_id + _FRAME_SUFFIX[number], chunk_id, number, nucleotide, protein)
         for _, number, nucleotide, protein in samples
     ]
 
@@ -293,23 +295,22 @@ def samples_of_block(block: ChunkBlock) -> BlockSamples:
     offset = 0
     for piece in pieces:
         length = len(piece.text)
-        for number, start in enumerate(piece.starts, start=piece.first_chunk):
-            starts.append(offset + start)
-            ends.append(offset + min(start + chunk_size, length))
-            chunk_ids.append(f"{piece.record_id}_chunk_{number}")
+        starts += [offset + start for start in piece.starts]
+        ends += [offset + min(start + chunk_size, length) for start in piece.starts]
+        chunk_ids += [f"{piece.record_id}_chunk_{number}"
+                      for number in range(piece.first_chunk, piece.first_chunk + len(piece.starts))]  # fmt: skip
         if references is not None:
-            references.extend([piece.reference or ""] * len(piece.starts))
+            references += [piece.reference or ""] * len(piece.starts)
         offset += length
     samples, dropped = SixFrames(text.upper()).select(starts, ends, references)
 
     chunk_text = [f">{chunk_id}\n{text[start:end]}\n" for chunk_id, start, end in zip(chunk_ids, starts, ends)]
     nucleotide_text, protein_text = [], []
-    with_frames = set()
     for chunk, number, nucleotide, protein in samples:
-        frame_id = f"{chunk_ids[chunk]}{'F' if number <= 3 else 'R'}{(number - 1) % 3 + 1}"
+        frame_id = chunk_ids[chunk] + _FRAME_SUFFIX[number]
         nucleotide_text.append(f">{frame_id}\n{nucleotide}\n")
         protein_text.append(f">{frame_id}\n{protein}\n")
-        with_frames.add(chunk)
+    with_frames = len({chunk for chunk, _, _, _ in samples})
     dropped_count = int(dropped.sum())
     return BlockSamples(
         chunks="".join(chunk_text).encode("utf-8"),
@@ -318,5 +319,5 @@ def samples_of_block(block: ChunkBlock) -> BlockSamples:
         chunk_count=len(chunk_ids),
         frame_count=len(samples),
         dropped_ambiguous_chunks=dropped_count,
-        chunks_without_frames=len(chunk_ids) - len(with_frames) - dropped_count,
+        chunks_without_frames=len(chunk_ids) - with_frames - dropped_count,
     )
