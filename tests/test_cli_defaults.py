@@ -32,6 +32,7 @@ COPIES = {
     "LABELS": lambda: tuple(_library("features", "LABELS")),
     "SHARD_SIZE": lambda: _library("features", "DEFAULT_SHARD_SIZE"),
     "CHUNK_SIZE": lambda: _library("prediction", "DEFAULT_CHUNK_SIZE"),
+    "BLOCK_BASES": lambda: _library("sequences", "DEFAULT_BLOCK_BASES"),
     "GROUP_BY_CHOICES": lambda: tuple(_library("split", "GROUP_BY_CHOICES")),
     "SAVE_CHOICES": lambda: tuple(_library("training", "SAVE_CHOICES")),
     "TRAINING": _training_defaults,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
-
 
 
 def test_preprocess_ok(tmp_path, run_cli):
@@ -62,3 +61,35 @@ def test_console_script_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "duplicate id 'a'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_workers_do_not_change_the_output(tmp_path, run_cli):
+    """Both smoke files together (~886,000 bases): two default blocks, so --workers 2 starts a pool."""
+    smoke = Path(__file__).resolve().parents[1] / "fixtures" / "smoke"
+    fasta = tmp_path / "both.fasta"
+    fasta.write_bytes((smoke / "viral.fasta").read_bytes() + (smoke / "host.fasta").read_bytes())
+    outputs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        code, _, err = run_cli(["preprocess", str(fasta), "--workers", workers, "--out", str(out)])
+        assert code == 0, err
+        outputs[workers] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(outputs["1"]) == 4 and outputs["1"]["protein.faa"], "four files, with frames"
+    assert outputs["1"] == outputs["2"], "the output must not depend on the number of workers"
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_workers_must_be_a_positive_number(tmp_path, run_cli, workers):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\nACGTACGT\n")
+    code, _, err = run_cli(["preprocess", str(fasta), "--workers", workers, "--out", str(tmp_path / "o")])
+    assert code == 2 and "--workers: " in err and "expected a positive integer" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_workers_help_states_the_default_and_the_trade_off(run_cli):
+    code, out, _ = run_cli(["preprocess", "--help"])
+    text = " ".join(out.split())
+    assert code == 0
+    assert "--workers N" in text and "default: every core this process may use" in text
+    assert "The output is the same for any N" in text and "memory grows by" in text

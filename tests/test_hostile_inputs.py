@@ -132,18 +132,18 @@ def test_a_full_disk_during_preprocess_leaves_the_earlier_set_whole(tmp_path, ru
     assert run_cli(["preprocess", str(tmp_path / "g.fa"), "--out", str(out)])[0] == 0
     earlier = {p.name: p.read_bytes() for p in out.iterdir()}
     (tmp_path / "g.fa").write_text(">g\n" + "ATGCCCTTTGGGAAA" * 40 + "\n")
-    writes = []
+    written = []
 
-    def full_after_one(records, path):
-        writes.append(path)
-        if len(writes) > 1:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_write(records, path)
+    def full_after_one_block(writer, samples):
+        real_write(writer, samples)  # the new chunks, nucleotides and proteins go to the staging folder ...
+        written.append(len(samples.chunks))
+        raise OSError(errno.ENOSPC, "No space left on device", str(writer.paths.protein))  # ... when the disk fills
 
-    real_write = sequences.write_fasta
-    monkeypatch.setattr(sequences, "write_fasta", full_after_one)
+    real_write = sequences.SampleWriter.write
+    monkeypatch.setattr(sequences.SampleWriter, "write", full_after_one_block)
     code, _, err = run_cli(["preprocess", str(tmp_path / "g.fa"), "--out", str(out)])
     clear_error(code, err, "No space left on device", "free space")
+    assert written and written[0] > 0, "the failure must come after new output was written"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier, "the earlier complete set must stay as it was"
     assert not list(tmp_path.glob(".*.part")), "no staging folder is left behind"
 
@@ -199,10 +199,10 @@ def test_a_seed_out_of_range_is_a_usage_error(run_cli):
 def test_os_errors_become_one_message(tmp_path, run_cli, monkeypatch):
     (tmp_path / "g.fa").write_text(">g\nATGAAATTTGGGCCC\n")
 
-    def denied(*args, **kwargs):
+    def denied(writer, samples):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "out" / "chunks.fa"))
 
-    monkeypatch.setattr(sequences, "write_fasta", denied)
+    monkeypatch.setattr(sequences.SampleWriter, "write", denied)
     code, _, err = run_cli(["preprocess", str(tmp_path / "g.fa"), "--out", str(tmp_path / "out")])
     clear_error(code, err, "Permission denied", "chunks.fa", "choose a location you can write to")
 

@@ -219,3 +219,25 @@ def test_short_records_and_frameless_chunks_are_counted(tmp_path):
     summary = json.loads(result.paths.summary.read_text())
     assert summary["records_shorter_than_a_codon"] == 1 and summary["chunks_without_frames"] == 2
     assert any("shorter than one codon" in line for line in result.notices())
+
+
+def test_a_problem_found_after_blocks_were_written_leaves_no_output(tmp_path):
+    """Records stream through; the bad one near the end still means nothing is created, not a half set."""
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\n" + "ATGAAATTTGGG" * 50 + "\n>b\n" + "ATGCCC" * 50 + "\n>c\nACGT*\n")
+    with pytest.raises(InputError, match=r"line 6, column 5: character\(s\) '\*' in record 'c'"):
+        preprocess(fasta, 100, tmp_path / "out", workers=1, block_bases=100)
+    assert not (tmp_path / "out").exists(), "no output folder for a run that failed"
+    assert [p.name for p in tmp_path.iterdir()] == ["in.fa"], "no staging folder left behind"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("workers", 0), ("workers", 1.5), ("block_bases", 0), ("block_bases", True)],
+    ids=["no-workers", "fractional-workers", "empty-blocks", "bool-blocks"],
+)  # fmt: skip
+def test_workers_and_block_size_must_be_positive_integers(tmp_path, option, value):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\nACGTACGT\n")
+    with pytest.raises(InputError, match="is not a positive integer") as raised:
+        preprocess(fasta, 300, tmp_path / "out", **{option: value})
+    assert raised.value.expected and raised.value.fix, "the message says what is expected and what to do"

@@ -79,13 +79,16 @@ def files_together(directory: str | os.PathLike, marker: str) -> Iterator[Path]:
     a kill or a full disk while writing leaves ``directory`` as it was (an
     earlier complete set stays complete). Moving in is renames only; ``marker``
     (the file that says a set is complete) is removed first and moved in last.
-    Files of ``directory`` that the new set does not hold are left alone.
+    Files of ``directory`` that the new set does not hold are left alone, and
+    ``directory`` is created only once the set is complete (a stage that finds
+    its input invalid half-way leaves no empty folder behind).
     """
     target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
         yield staging
+        target.mkdir(exist_ok=True)
         (target / marker).unlink(missing_ok=True)
         for item in sorted(staging.iterdir(), key=lambda p: p.name == marker):
             destination = target / item.name

@@ -14,6 +14,11 @@ copies the original pipeline's behaviour, quirks included:
 Training mode (``reference`` given) keeps only frames whose protein is part of
 an annotated CDS of the record and drops chunks with ambiguous bases, as the
 original ``make_train_dataset_*.py`` scripts did.
+
+The translation itself is vectorised in :mod:`virnucpro_core.translation`;
+:func:`preprocess` streams blocks of records through worker processes. The
+original code is kept in :mod:`virnucpro_core.sequences_reference`, and the
+outputs are tested byte for byte against it.
 """
 
 from __future__ import annotations
@@ -22,29 +27,64 @@ import gzip
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from Bio import SeqIO
-from Bio.Data.CodonTable import standard_dna_table
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_path, atomic_write_text, files_together, sha256_file
 from virnucpro_core.paths import PreprocessPaths
+from virnucpro_core.translation import (  # re-exported: callers import the sequence API from here
+    AMBIGUOUS_BASES,
+    CODON_TABLE,
+    BlockSamples,
+    ChunkBlock,
+    Frame,
+    RecordPiece,
+    chunk_frames,
+    reverse_complement,
+    samples_of_block,
+    six_frames,
+    translate,
+)
+from virnucpro_core.workers import available_cpus, ordered_map
+
+__all__ = [
+    "AMBIGUOUS_BASES",
+    "CODON_TABLE",
+    "DEFAULT_BLOCK_BASES",
+    "NUCLEOTIDE_ALPHABET",
+    "FastaRecord",
+    "Frame",
+    "PreprocessResult",
+    "SampleWriter",
+    "chunk_record",
+    "chunk_starts",
+    "iter_fasta",
+    "preprocess",
+    "read_fasta",
+    "read_reference_proteins",
+    "reverse_complement",
+    "select_frames",
+    "six_frames",
+    "source_id",
+    "translate",
+    "write_fasta",
+]
 
 log = logging.getLogger(__name__)
 
-# The 64 unambiguous codons of the standard table, stops as "*".
-CODON_TABLE: dict[str, str] = {
-    **standard_dna_table.forward_table,
-    **{codon: "*" for codon in standard_dna_table.stop_codons},
-}
-_COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
 # IUPAC nucleotide codes (U included); anything else in a FASTA is rejected.
 NUCLEOTIDE_ALPHABET = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
-# A training chunk with any of these (after upper-casing) is dropped, as in the original.
-AMBIGUOUS_BASES = frozenset("NRYMKSWHBVD")
+# What str.split() splits on, within ASCII; a line's other characters are its sequence.
+_ASCII_WHITESPACE = "".join(chr(i) for i in range(128) if chr(i).isspace()).encode("ascii")
+_ALPHABET_AND_WHITESPACE = "".join(sorted(NUCLEOTIDE_ALPHABET)).encode("ascii") + _ASCII_WHITESPACE
+# Characters per read of a FASTA file.
+_READ_SIZE = 1 << 20
+# Bases per unit of parallel work (about 3 MB of input and output text per block, 1,700 chunks of 300).
+DEFAULT_BLOCK_BASES = 500_000
 
 
 @dataclass(frozen=True)
@@ -53,17 +93,6 @@ class FastaRecord:
 
     id: str
     seq: str
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One VirNucPro sample: a stop-free reading frame of one chunk."""
-
-    id: str
-    chunk_id: str
-    frame: int  # 1-3 forward, 4-6 reverse complement
-    nucleotide: str
-    protein: str
 
 
 @dataclass
@@ -116,21 +145,61 @@ class PreprocessResult:
 # --------------------------------------------------------------------------- reading
 
 
-def _open_text(path: Path):
+def _open_text(path: Path, newline: str | None = ""):
     with open(path, "rb") as probe:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
-    return open(path, encoding="utf-8", errors="replace", newline="")
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline=newline)
+    return open(path, encoding="utf-8", errors="replace", newline=newline)
 
 
-def read_fasta(path: str | Path) -> list[FastaRecord]:
-    """Read and validate a (optionally gzipped) nucleotide FASTA file.
+def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
+    """``(is a header, line number, text)``: each header line without its ``>``, and runs of other lines.
+
+    The handle reads with universal newlines, so every line ends in "\n" alone
+    ("\r\n" and "\r" become "\n": the same lines as the line-by-line
+    reader's). Text is read ``_READ_SIZE`` characters at a time and cut at
+    header lines with ``str.find``: a few Python steps per record, not per line.
+    A run keeps its "\n"s; a record's sequence may come in several runs.
+    """
+    line = 1
+    unfinished: list[str] = []  # a line longer than one read (one-line genomes) is joined once
+    while True:
+        data = handle.read(_READ_SIZE)
+        cut = data.rfind("\n") + 1 if data else len(data)
+        if data and not cut:
+            unfinished.append(data)
+            continue
+        text = "".join([*unfinished, data[:cut]]) if data else "".join(unfinished)
+        unfinished = [data[cut:]] if data and cut < len(data) else []
+        if not text:
+            return
+        position = 0
+        while position < len(text):
+            if text.startswith(">", position):
+                end = text.find("\n", position)
+                end = len(text) if end < 0 else end
+                yield True, line, text[position + 1 : end]
+                line += 1
+                position = end + 1
+            else:
+                end = text.find("\n>", position)
+                end = len(text) if end < 0 else end + 1
+                run = text[position:end]
+                yield False, line, run
+                line += run.count("\n")
+                position = end
+
+
+def iter_fasta(path: str | Path) -> Iterator[FastaRecord]:
+    """Read and validate a (optionally gzipped) nucleotide FASTA file, one record at a time.
 
     Every problem of the file is collected and reported in one
-    :class:`InputError`: no records, text before the first header, empty
-    headers or sequences, duplicate ids, characters that are not IUPAC
-    nucleotide codes.
+    :class:`InputError`, raised after the last line: no records, text before
+    the first header, empty headers or sequences, duplicate ids, characters
+    that are not IUPAC nucleotide codes. Records are yielded only while the
+    file has no problem, so a consumer that streams them into outputs sees the
+    error before it can finish (and must write its outputs whole or not at all).
     """
     path = Path(path)
     if not path.is_file():
@@ -140,51 +209,69 @@ def read_fasta(path: str | Path) -> list[FastaRecord]:
             fix="check the path",
         )
     problems: list[str] = []
-    records: list[FastaRecord] = []
     seen: dict[str, int] = {}
+    records = 0
     header: str | None = None
     header_line = 0
-    parts: list[str] = []
+    runs: list[str] = []
 
-    def finish() -> None:
+    def sequence_of(record_name: str) -> str:
+        """The record's lines without whitespace; bad characters are added to ``problems`` by line and column."""
+        raw = "".join(runs)
+        # Fast path, one C call per step for the whole record: ASCII, and nothing but IUPAC codes and whitespace.
+        if raw.isascii():
+            data = raw.encode("ascii")
+            if not data.translate(None, _ALPHABET_AND_WHITESPACE):
+                return data.translate(None, _ASCII_WHITESPACE).decode("ascii")
+        parts = []
+        for number, line in enumerate(raw.split("\n"), start=header_line + 1):
+            stripped = "".join(line.split())
+            if not stripped:
+                continue
+            bad = sorted(set(stripped) - NUCLEOTIDE_ALPHABET)
+            if bad:
+                column = next(i for i, c in enumerate(line, start=1) if c in bad)
+                problems.append(
+                    f"line {number}, column {column}: character(s) {''.join(bad)!r} in record '{record_name}'"
+                )
+            parts.append(stripped)
+        return "".join(parts)
+
+    def finish() -> FastaRecord | None:
+        nonlocal records
         if header is None:
-            return
+            return None
         name = header.split(maxsplit=1)[0] if header.strip() else ""
-        seq = "".join(parts)
+        seq = sequence_of(name or "?")
         if not name:
             problems.append(f"line {header_line}: header without an id")
-            return
+            return None
         if not seq:
             problems.append(f"line {header_line}: record '{name}' has no sequence")
         if name in seen:
             problems.append(f"line {header_line}: duplicate id '{name}' (first at line {seen[name]})")
         else:
             seen[name] = header_line
-        records.append(FastaRecord(name, seq))
+        records += 1
+        return FastaRecord(name, seq)
 
     try:
-        with _open_text(path) as handle:
-            for number, raw in enumerate(handle, start=1):
-                line = raw.rstrip("\r\n")
-                if line.startswith(">"):
-                    finish()
-                    header, header_line, parts = line[1:], number, []
-                    continue
-                stripped = "".join(line.split())
-                if not stripped:
-                    continue
-                if header is None:
-                    problems.append(f"line {number}: sequence text before the first '>' header")
+        with _open_text(path, newline=None) as handle:
+            for is_header, number, text in _fasta_runs(handle):
+                if is_header:
+                    record = finish()
+                    if record is not None and not problems:
+                        yield record
+                    header, header_line, runs = text, number, []
+                elif header is not None:
+                    runs.append(text)
+                elif text.split():
+                    blank = next(i for i, line in enumerate(text.split("\n")) if line.split())
+                    problems.append(f"line {number + blank}: sequence text before the first '>' header")
                     break
-                bad = sorted(set(stripped) - NUCLEOTIDE_ALPHABET)
-                if bad:
-                    column = next(i for i, c in enumerate(line, start=1) if c in bad)
-                    problems.append(
-                        f"line {number}, column {column}: character(s) {''.join(bad)!r} "
-                        f"in record '{header.split(maxsplit=1)[0] if header.strip() else '?'}'"
-                    )
-                parts.append(stripped)
-            finish()
+            record = finish()
+            if record is not None and not problems:
+                yield record
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         raise InputError(
             f"{path}: cannot be read ({error})",
@@ -208,7 +295,11 @@ def read_fasta(path: str | Path) -> list[FastaRecord]:
             found="\n    " + "\n    ".join(shown),
             fix="fix or remove the records named above",
         )
-    return records
+
+
+def read_fasta(path: str | Path) -> list[FastaRecord]:
+    """Every record of a nucleotide FASTA file, validated (see :func:`iter_fasta`)."""
+    return list(iter_fasta(path))
 
 
 def write_fasta(records: Iterable[tuple[str, str]], path: str | Path) -> int:
@@ -285,23 +376,6 @@ def chunk_record(record: FastaRecord, size: int) -> list[FastaRecord]:
 # --------------------------------------------------------------------------- frames
 
 
-def reverse_complement(seq: str) -> str:
-    """A↔T, C↔G in either case; every other character stays as it is."""
-    return seq.translate(_COMPLEMENT)[::-1]
-
-
-def translate(seq: str) -> str:
-    """Translate from offset 0; codons outside the 64 ``ACGT`` codons give no residue."""
-    return "".join(CODON_TABLE.get(seq[i : i + 3], "") for i in range(0, len(seq) - 2, 3))
-
-
-def six_frames(seq: str) -> list[str]:
-    """Proteins of frames 1-3 (forward, offsets 0-2) and 4-6 (reverse complement)."""
-    upper = seq.upper()
-    reverse = reverse_complement(upper)
-    return [translate(upper[i:]) for i in range(3)] + [translate(reverse[i:]) for i in range(3)]
-
-
 def select_frames(chunk: FastaRecord, reference_proteins: Sequence[str] | None = None) -> list[Frame]:
     """The samples of one chunk: its stop-free, non-empty frames.
 
@@ -310,26 +384,7 @@ def select_frames(chunk: FastaRecord, reference_proteins: Sequence[str] | None =
     yields nothing, and a frame is kept only if its protein is a substring of
     one of the reference proteins.
     """
-    seq = chunk.seq.upper()
-    if reference_proteins is not None and not AMBIGUOUS_BASES.isdisjoint(seq):
-        return []
-    reverse = reverse_complement(seq)
-    frames = []
-    for number, protein in enumerate(six_frames(seq), start=1):
-        if not protein or "*" in protein:
-            continue
-        if reference_proteins is not None and not any(protein in ref for ref in reference_proteins):
-            continue
-        # The original slices one base more than the codons it translated
-        # (seq[f-1 : f + 3n]); the trained models saw these strings, so keep it.
-        if number <= 3:
-            frame_id = f"{chunk.id}F{number}"
-            nucleotide = seq[number - 1 : number + 3 * len(protein)]
-        else:
-            frame_id = f"{chunk.id}R{number - 3}"
-            nucleotide = reverse[number - 4 : number - 3 + 3 * len(protein)]
-        frames.append(Frame(frame_id, chunk.id, number, nucleotide, protein))
-    return frames
+    return chunk_frames(chunk.id, chunk.seq, reference_proteins)
 
 
 def source_id(sample_id: str) -> str:
@@ -340,14 +395,112 @@ def source_id(sample_id: str) -> str:
 # --------------------------------------------------------------------------- stage
 
 
+class SampleWriter:
+    """The three FASTA outputs of :func:`preprocess`, open for blocks of samples appended in input order."""
+
+    def __init__(self, paths: PreprocessPaths):
+        self.paths = paths
+        self._handles: list = []
+
+    def __enter__(self) -> SampleWriter:
+        try:
+            for path in (self.paths.chunks, self.paths.nucleotide, self.paths.protein):
+                self._handles.append(open(path, "wb"))  # noqa: SIM115 -- closed in __exit__
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for handle in self._handles:
+            handle.close()
+        self._handles = []
+
+    def write(self, samples: BlockSamples) -> None:
+        """Append one block's chunks, nucleotide and protein records (UTF-8 text, as ``write_fasta`` writes)."""
+        for handle, data in zip(self._handles, (samples.chunks, samples.nucleotide, samples.protein)):
+            handle.write(data)
+
+
+@dataclass
+class _Tally:
+    """Counts of the records read so far (the blocks' own counts are added as they come back)."""
+
+    records: int = 0
+    rna: int = 0
+    shorter_than_a_codon: int = 0
+    missing: list[str] = field(default_factory=list)
+    chunks: int = 0
+    frames: int = 0
+    dropped: int = 0
+    without_frames: int = 0
+
+    def add(self, samples: BlockSamples) -> None:
+        self.chunks += samples.chunk_count
+        self.frames += samples.frame_count
+        self.dropped += samples.dropped_ambiguous_chunks
+        self.without_frames += samples.chunks_without_frames
+
+
+def _blocks(
+    records: Iterable[FastaRecord],
+    chunk_size: int,
+    references: dict[str, list[str]] | None,
+    block_bases: int,
+    tally: _Tally,
+) -> Iterator[ChunkBlock]:
+    """Group records (or, for long ones, runs of their chunks) into blocks of about ``block_bases`` bases."""
+    chunks_per_piece = max(1, block_bases // chunk_size)
+    pieces: list[RecordPiece] = []
+    bases = 0
+    for record in records:
+        tally.records += 1
+        seq = record.seq
+        # RNA genomes spell thymine as U; VirNucPro's codon table and complement are DNA's. Read U as T, and say so.
+        if "U" in seq or "u" in seq:
+            tally.rna += 1
+            seq = seq.replace("U", "T").replace("u", "t")
+        tally.shorter_than_a_codon += len(seq) < 3
+        reference = None
+        if references is not None:
+            proteins = references.get(record.id)
+            if proteins is None:
+                tally.missing.append(record.id)
+                proteins = []
+            reference = "\n".join(proteins)  # a protein never holds a newline: "in the joined text" = "in one"
+        starts = chunk_starts(len(seq), chunk_size)
+        for first in range(0, len(starts), chunks_per_piece):
+            group = starts[first : first + chunks_per_piece]
+            begin, end = group[0], min(group[-1] + chunk_size, len(seq))
+            pieces.append(RecordPiece(record.id, first + 1, seq[begin:end], [s - begin for s in group], reference))
+            bases += end - begin
+            if bases >= block_bases:
+                yield ChunkBlock(chunk_size, tuple(pieces))
+                pieces, bases = [], 0
+    if pieces:
+        yield ChunkBlock(chunk_size, tuple(pieces))
+
+
+def _positive(name: str, value: object, expected: str, fix: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InputError(f"{name} {value!r} is not a positive integer", expected=expected, fix=fix)
+    return value
+
+
 def preprocess(
     input_path: str | Path,
     chunk_size: int,
     out_dir: str | Path,
     *,
     reference: Sequence[str | Path] | None = None,
+    workers: int | None = None,
+    block_bases: int = DEFAULT_BLOCK_BASES,
 ) -> PreprocessResult:
-    """Run VirNucPro preprocessing on a FASTA file and write its three outputs.
+    """Run VirNucPro preprocessing on a FASTA file and write its four outputs.
+
+    Records are read, translated and written block by block, so memory does
+    not grow with the input; the files appear together when the last block is
+    written (an error, a kill or a full disk leaves an earlier set as it was).
 
     Args:
         input_path: nucleotide FASTA, optionally gzipped.
@@ -355,81 +508,63 @@ def preprocess(
         out_dir: directory for ``chunks.fa``, ``nucleotide.fa``, ``protein.faa``
             and ``preprocess.json``.
         reference: GenBank files with CDS translations; switches to training mode.
+        workers: processes translating blocks (default: every core this process
+            may use). The output does not depend on it; an input of one block
+            runs in this process.
+        block_bases: bases per unit of work (default :data:`DEFAULT_BLOCK_BASES`);
+            smaller blocks balance the workers better and cost more overhead.
 
     Returns:
         Counts and the output paths. Outputs keep the input's record order;
         the nucleotide and protein files share ids.
     """
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
-        raise InputError(
-            f"chunk size {chunk_size!r} is not a positive integer",
-            expected="a positive number of bases; VirNucPro's models were trained on 300 and 500",
-            fix="pass --chunk-size 300 or --chunk-size 500",
-        )
+    _positive("chunk size", chunk_size, "a positive number of bases; VirNucPro's models were trained on 300 and 500",
+              "pass --chunk-size 300 or --chunk-size 500")  # fmt: skip
+    workers = available_cpus() if workers is None else workers
+    _positive("workers", workers, f"a number of processes, e.g. the {available_cpus()} cores here",
+              "pass --workers 1 or more")  # fmt: skip
+    _positive("block size", block_bases, "a number of bases per unit of work, e.g. 500000", "omit it for the default")
     input_path = Path(input_path)
-    records = read_fasta(input_path)
-    # RNA genomes spell thymine as U; VirNucPro's codon table and complement are DNA's. Read U as T, and say so.
-    rna = sum(1 for r in records if "U" in r.seq or "u" in r.seq)
-    if rna:
-        records = [FastaRecord(r.id, r.seq.replace("U", "T").replace("u", "t")) for r in records]
-        log.warning("%d record(s) of %s are written with U (RNA); read as T", rna, input_path)
     references = read_reference_proteins(reference) if reference else None
 
-    chunks: list[FastaRecord] = []
-    frames: list[Frame] = []
-    dropped = 0
-    without_frames = 0
-    missing: list[str] = []
-    for record in records:
-        ref = None
-        if references is not None:
-            ref = references.get(record.id)
-            if ref is None:
-                missing.append(record.id)
-                ref = []
-        for chunk in chunk_record(record, chunk_size):
-            chunks.append(chunk)
-            selected = select_frames(chunk, ref)
-            if ref is not None and not AMBIGUOUS_BASES.isdisjoint(chunk.seq.upper()):
-                dropped += 1
-            elif not selected:
-                without_frames += 1
-            frames.extend(selected)
-    if missing:
-        log.warning(
-            "%d of %d records have no GenBank entry in the reference, so none of their frames are kept: %s",
-            len(missing),
-            len(records),
-            ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
-        )
-
     paths = PreprocessPaths(Path(out_dir))
-    result = PreprocessResult(
-        paths=paths,
-        chunk_size=chunk_size,
-        records=len(records),
-        chunks=len(chunks),
-        frames=len(frames),
-        training_mode=references is not None,
-        dropped_ambiguous_chunks=dropped,
-        records_without_reference=missing,
-        rna_records=rna,
-        records_shorter_than_a_codon=sum(1 for r in records if len(r.seq) < 3),
-        chunks_without_frames=without_frames,
-    )
-    summary = {
-        "input": str(input_path),
-        "input_sha256": sha256_file(input_path),
-        "reference": [str(p) for p in reference or []],
-        **result.to_dict(),
-    }
+    tally = _Tally()
     # The four files are one result: a full disk or a kill leaves an earlier complete set as it was,
     # never new chunks beside old proteins. preprocess.json, moved in last, marks a complete set.
     with files_together(paths.root, paths.summary.name) as staging:
         staged = PreprocessPaths(staging)
-        write_fasta(((c.id, c.seq) for c in chunks), staged.chunks)
-        write_fasta(((f.id, f.nucleotide) for f in frames), staged.nucleotide)
-        write_fasta(((f.id, f.protein) for f in frames), staged.protein)
+        blocks = _blocks(iter_fasta(input_path), chunk_size, references, block_bases, tally)
+        with SampleWriter(staged) as writer:
+            for samples in ordered_map(samples_of_block, blocks, workers):
+                writer.write(samples)
+                tally.add(samples)
+        result = PreprocessResult(
+            paths=paths,
+            chunk_size=chunk_size,
+            records=tally.records,
+            chunks=tally.chunks,
+            frames=tally.frames,
+            training_mode=references is not None,
+            dropped_ambiguous_chunks=tally.dropped,
+            records_without_reference=tally.missing,
+            rna_records=tally.rna,
+            records_shorter_than_a_codon=tally.shorter_than_a_codon,
+            chunks_without_frames=tally.without_frames,
+        )
+        summary = {
+            "input": str(input_path),
+            "input_sha256": sha256_file(input_path),
+            "reference": [str(p) for p in reference or []],
+            **result.to_dict(),
+        }
         atomic_write_text(staged.summary, json.dumps(summary, indent=2) + "\n")
+    if tally.rna:
+        log.warning("%d record(s) of %s are written with U (RNA); read as T", tally.rna, input_path)
+    if tally.missing:
+        log.warning(
+            "%d of %d records have no GenBank entry in the reference, so none of their frames are kept: %s",
+            len(tally.missing),
+            tally.records,
+            ", ".join(tally.missing[:5]) + (" ..." if len(tally.missing) > 5 else ""),
+        )
     return result
-

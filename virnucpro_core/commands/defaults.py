@@ -32,6 +32,8 @@ LABELS = ("viral", "host")
 SHARD_SIZE = 2000
 # virnucpro_core.prediction.DEFAULT_CHUNK_SIZE
 CHUNK_SIZE = 300
+# virnucpro_core.sequences.DEFAULT_BLOCK_BASES: bases per unit of preprocess work
+BLOCK_BASES = 500_000
 # virnucpro_core.split.GROUP_BY_CHOICES
 GROUP_BY_CHOICES = ("sample", "source")
 # virnucpro_core.training: SAVE_CHOICES and the TrainingConfig defaults `virnucpro train` exposes.

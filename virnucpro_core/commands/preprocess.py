@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from virnucpro_core.commands.defaults import BLOCK_BASES
 from virnucpro_core.commands.options import positive_int
+from virnucpro_core.workers import available_cpus
 
 
 def register(subparsers) -> None:
@@ -35,6 +37,16 @@ def register(subparsers) -> None:
         "only if their protein is part of an annotated CDS, and chunks with ambiguous bases are dropped "
         "(default: prediction mode, keep every stop-free frame). Repeatable.",
     )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"processes that translate blocks of records (default: every core this process may use, "
+        f"{available_cpus()} here). The output is the same for any N. More workers finish sooner until the "
+        f"cores, or this process reading INPUT and writing OUT, are saturated; memory grows by about two "
+        f"blocks of {BLOCK_BASES:,} bases (a few MB) per worker. An input of one block runs in this process.",
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, kind="directory", inputs=[args.input, *(args.reference or [])], writes=outputs)
     if earlier_outputs(args.out, outputs):
         print(f"note: replacing the earlier preprocess output in {args.out}")
-    result = preprocess(args.input, args.chunk_size, args.out, reference=args.reference)
+    result = preprocess(args.input, args.chunk_size, args.out, reference=args.reference, workers=args.workers)
     mode = "training mode" if result.training_mode else "prediction mode"
     print(
         f"{result.records} records -> {result.chunks} chunks of {result.chunk_size} bp -> "
