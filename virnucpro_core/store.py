@@ -208,9 +208,32 @@ class RowView:
         positions = np.asarray(positions, dtype=np.int64)
         return RowView(self.files, self.file_index[positions], self.row_index[positions])
 
+    def _direct(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Descriptor and data offset of every file, when all are float32 files read with pread (else None)."""
+        if not hasattr(self, "_direct_cache"):
+            direct = all(isinstance(f, FileRows) and f.streamed and f._dtype == np.float32 for f in self.files)
+            self._direct_cache = (np.array([f._descriptor() for f in self.files], dtype=np.int64),
+                                  np.array([f._offset for f in self.files], dtype=np.int64)) if direct else None
+        return self._direct_cache
+
     def gather(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
         """float32 rows at these positions of the view, in the order given."""
         positions = np.asarray(positions, dtype=np.int64)
+        direct = self._direct() if len(positions) <= 4096 else None
+        if direct is not None:
+            # A shuffled batch touches a different file per row: one pread per row, straight into the result.
+            stride = self.width * 4
+            out_array = np.empty((len(positions), self.width), dtype=np.float32)
+            whole = memoryview(out_array).cast("B")
+            which = self.file_index[positions]
+            descriptors = direct[0][which].tolist()
+            offsets = (direct[1][which] + self.row_index[positions] * stride).tolist()
+            read = os.preadv
+            for j, (fd, offset) in enumerate(zip(descriptors, offsets)):
+                if read(fd, [whole[j * stride : (j + 1) * stride]], offset) != stride:
+                    raise InputError("a feature file ended early: it is shorter than its header says",
+                                     fix="re-create the file; it was cut short")
+            return torch.from_numpy(out_array)
         out = torch.empty((len(positions), self.width), dtype=torch.float32)
         which = self.file_index[positions]
         for number in np.unique(which).tolist():
