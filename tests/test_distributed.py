@@ -203,3 +203,14 @@ def test_after_a_failure_the_quiet_ranks_leave_only_after_the_reporter(groups):
 def test_a_timeout_must_be_positive():
     with pytest.raises(InputError, match="must be positive"):
         ProcessGroup(Rank.single(), timeout=0)
+
+
+def test_the_error_of_a_torchrun_job_is_rank_0s_message():
+    from virnucpro_core.distributed import _reported_error
+
+    lines = ["[rank 0/2] loaded FastESM2_650", "virnucpro extract: error: rank 1 of 2: cannot use /x/shard.pt: full",
+             "  to fix: free space", "  extraction stopped: the other processes stopped", "W1202 torchrun: closing",
+             "ChildFailedError: ..."]
+    assert _reported_error(lines) == ("rank 1 of 2: cannot use /x/shard.pt: full\n  to fix: free space\n"
+                                      "  extraction stopped: the other processes stopped")
+    assert _reported_error(["Traceback", "Signal 9 (SIGKILL) received"]).endswith("Signal 9 (SIGKILL) received")

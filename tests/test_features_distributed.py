@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from virnucpro_core import features as F
-from virnucpro_core.distributed import RanksFailed
+from virnucpro_core.distributed import RanksFailed, torchrun_command
 from virnucpro_core.embeddings import records_sha256
 from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.features import load_features
@@ -145,15 +145,16 @@ def test_ranks_that_compute_different_things_are_refused(tmp_path, fastesm, grou
 # --------------------------------------------------------------------------- torchrun, 2 CPU processes
 
 
-def torchrun(*args: str, nproc: int = 2) -> list[str]:
-    """The torchrun command line of ``virnucpro ARGS`` (``torchrun`` is this module of torch)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "virnucpro_core.cli", *args]
+def torchrun(*args: str) -> list[str]:
+    """``python -m torch.distributed.run --standalone --nproc_per_node=2 -m virnucpro_core.cli ARGS``."""
+    command = torchrun_command(args, 2)
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--nproc_per_node=2" in command
+    return command
 
 
 def extract_args(fasta: Path, out: Path, shard_size: int) -> list[str]:
-    return ["extract", str(fasta), "--out", str(out), "--model", "fastesm2_650", "--weights", "random", "--size", "tiny",
-            "--device", "cpu", "--shard-size", str(shard_size), "--no-progress", "--rank-timeout", "20"]
+    return ["extract", str(fasta), "--out", str(out), "--model", "fastesm2_650", "--weights", "random",
+            "--size", "tiny", "--device", "cpu", "--shard-size", str(shard_size), "--no-progress", "--rank-timeout", "20"]
 
 
 def run(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess:

@@ -29,16 +29,25 @@ That is robust in the ways that matter here:
 
 A rank killed outright (out of memory, ``kill -9``) posts nothing; torchrun
 notices the dead process and stops the others, with its own report.
+
+:func:`run_torchrun` starts such a job from Python (the acceptance suite does,
+when several GPUs are visible) and stops all of it if the caller is stopped.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import logging
 import os
+import shlex
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -389,3 +398,80 @@ class ProcessGroup:
                 self._store.wait(["farewell"], timedelta(seconds=min(self.timeout, 30.0)))
         except RuntimeError:
             pass  # the reporter is gone already: nothing left to wait for
+
+
+# --------------------------------------------------------------------------- launching a job from Python
+
+
+def torchrun_command(argv: Sequence[str], processes: int) -> list[str]:
+    """``torchrun --standalone --nproc_per_node=N -m virnucpro_core.cli ARGV`` with this interpreter.
+
+    ``python -m torch.distributed.run`` is the ``torchrun`` script of the
+    torch this interpreter imports; ``--standalone`` picks a free port, so
+    several jobs on one machine do not collide.
+    """
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            "-m", "virnucpro_core.cli", *argv]
+
+
+def run_torchrun(argv: Sequence[str], processes: int, *, on_line: Callable[[str], None] | None = None) -> None:
+    """Run ``virnucpro ARGV`` as ``processes`` local processes under torchrun, and wait for it.
+
+    Each line the job prints goes to ``on_line`` as it comes. Stopping the
+    caller (Ctrl-C, an exception) stops the whole job, torchrun and every rank.
+
+    Raises:
+        VirNucProError: the job failed; ``found`` holds the error rank 0 printed
+            (or the job's last lines), ``fix`` the command to rerun by hand.
+    """
+    command = torchrun_command(argv, processes)
+    tail: deque[str] = deque(maxlen=40)
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)  # its own process group, so that it is stopped whole
+    try:
+        assert job.stdout is not None
+        for line in job.stdout:
+            tail.append(line.rstrip("\n"))
+            if on_line is not None:
+                on_line(tail[-1])
+        job.wait()
+    except BaseException:
+        _stop(job)
+        raise
+    if job.returncode != 0:
+        raise VirNucProError(
+            f"`virnucpro {argv[0]}` as {processes} processes under torchrun failed (exit status {job.returncode})",
+            found=_reported_error(list(tail)),
+            fix=f"read the error above; to see the whole output, run `{shlex.join(command)}`",
+        )
+
+
+def _reported_error(lines: list[str]) -> str:
+    """The ``virnucpro ...: error:`` block rank 0 printed (with its indented lines), else the last lines."""
+    for start, line in enumerate(lines):
+        if line.startswith("virnucpro ") and ": error: " in line:
+            block = [line.split(": error: ", 1)[1]]
+            block += [text for text in itertools.takewhile(lambda t: t.startswith("  "), lines[start + 1 :])]
+            return "\n".join(block)
+    return "no error message from the job; its last lines:\n" + "\n".join(lines[-12:])
+
+
+def _stop(job: subprocess.Popen) -> None:
+    """Stop torchrun and every rank: SIGTERM to the job's process group, SIGKILL after 30 s."""
+    if job.poll() is not None:
+        return
+    kill = getattr(os, "killpg", None)
+    try:
+        if kill is None:
+            job.terminate()
+        else:
+            kill(job.pid, signal.SIGTERM)
+        job.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        if kill is None:
+            job.kill()
+        else:
+            kill(job.pid, signal.SIGKILL)
+        job.wait()
+    except ProcessLookupError:
+        pass

@@ -438,6 +438,43 @@ def extract_to_file(
     return out
 
 
+def extract_with_torchrun(
+    processes: int,
+    model: str,
+    fasta_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    weights: str,
+    size: str,
+    dtype: str,
+    device: str = "auto",
+    seed: int,
+    model_path: str | None = None,
+    rebuild: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> Path:
+    """What :func:`extract_to_file` writes, made by ``virnucpro extract`` as ``processes`` ranks under torchrun.
+
+    One process per GPU (rank r on ``cuda:r``; with ``device="cpu"``, CPU
+    processes); default shard size and token budget, so the file, its cache
+    key and its shards are those of an extraction in this process. Each line
+    the job prints goes to ``on_line``.
+
+    Raises:
+        VirNucProError: the job failed, with the error rank 0 printed.
+    """
+    from virnucpro_core.distributed import run_torchrun
+
+    out = Path(out_path)
+    argv = ["extract", str(Path(fasta_path).resolve()), "--out", str(out.resolve()), "--model", model,
+            "--weights", weights, "--size", size, "--dtype", dtype, "--device", device, "--seed", str(seed),
+            "--shard-size", str(DEFAULT_SHARD_SIZE), "--no-progress"]
+    argv += ["--model-path", str(model_path)] if model_path else []
+    argv += ["--rebuild"] if rebuild else []
+    run_torchrun(argv, processes, on_line=on_line)
+    return out
+
+
 def _finished(out: Path, key: str) -> bool:
     """Whether ``out`` is the finished output of this very extraction (same cache key)."""
     if not out.is_file():
