@@ -146,6 +146,21 @@ def test_different_failures_are_listed_per_rank(groups):
     assert "rank 2 of 3: cannot use /data/shard_2.pt" in message and "free space" in message, message
 
 
+def test_an_unexpected_error_keeps_its_traceback_on_its_rank(groups, caplog):
+    def body(group):
+        with group.step("extraction"):
+            if group.rank.rank == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
+
+    with caplog.at_level("ERROR", logger="virnucpro_core.distributed"):
+        errors = run_ranks(groups(2), body)
+    message = str(errors[0])
+    assert message.startswith("rank 1 of 2: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"), message
+    assert "lower --toks-per-batch" in message and "more details" not in message, message
+    (record,) = caplog.records
+    assert record.message == "[rank 1/2] extraction: unexpected error" and record.exc_info[0] is torch.OutOfMemoryError
+
+
 def test_a_silent_rank_is_named_after_the_timeout_instead_of_a_hang(groups):
     ranks = groups(2, timeout=0.5)
     release = threading.Event()

@@ -84,4 +84,8 @@ def describe_error(error: BaseException) -> str:
         return str(error)
     if isinstance(error, OSError):
         return os_error_message(error)
+    if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, named without importing torch
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "out of memory"
+        return (f"{type(error).__name__}: {first}\n  to fix: lower --toks-per-batch (or use a smaller --dtype) and "
+                "rerun the same command; finished shards are reused")
     return f"{type(error).__name__}: {error}"
