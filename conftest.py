@@ -66,6 +66,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where stage outputs are cached, keyed by a hash of their inputs (default: artifacts/acceptance/<profile>).")
     add("--rebuild", action="store_true", help="recompute every stage instead of reusing cached artifacts.")
     add("--device", default="auto", help="auto (CUDA when available), cpu or cuda (default: auto).")
+    add("--extract-processes", type=int, default=None, metavar="N",
+        help="feature extraction as N processes under torchrun (`virnucpro extract`, one per GPU, each on "
+        "cuda:LOCAL_RANK; with --device cpu, N CPU processes): the same files, N times the GPUs. Default: every "
+        "visible GPU when there are several (and --device is auto or cuda), else one, in the suite's own process.")
     add("--require-gpu", action="store_true",
         help="a missing CUDA GPU is an ERROR (exit 12) instead of an INCOMPLETE run (use on GPU runners).")
     add("--allow-incomplete", action="store_true",

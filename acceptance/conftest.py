@@ -56,6 +56,7 @@ def _settings_from(config: pytest.Config) -> Settings:
         rebuild=opt("--rebuild"),
         device=opt("--device"),
         require_gpu=opt("--require-gpu"),
+        extract_processes=opt("--extract-processes"),
         seed=opt("--seed"),
         max_epochs=opt("--max-epochs"),
         patience=opt("--patience"),

@@ -31,6 +31,7 @@ COPIES = {
     "TOKS_PER_BATCH": lambda: _library("embeddings", "DEFAULT_TOKS_PER_BATCH"),
     "LABELS": lambda: tuple(_library("features", "LABELS")),
     "SHARD_SIZE": lambda: _library("features", "DEFAULT_SHARD_SIZE"),
+    "RANK_TIMEOUT": lambda: _library("distributed", "DEFAULT_TIMEOUT_S"),
     "CHUNK_SIZE": lambda: _library("prediction", "DEFAULT_CHUNK_SIZE"),
     "BLOCK_BASES": lambda: _library("sequences", "DEFAULT_BLOCK_BASES"),
     "GROUP_BY_CHOICES": lambda: tuple(_library("split", "GROUP_BY_CHOICES")),

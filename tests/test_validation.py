@@ -122,3 +122,43 @@ def test_a_missing_model_directory_names_the_suite_option(tmp_path, monkeypatch)
     with pytest.raises(WeightsNotFoundError, match="does not exist") as error:
         run.model("fastesm2_650")
     assert "--fast-model" in str(error.value) and str(missing) in str(error.value)
+
+
+def test_features_are_extracted_in_this_process_on_a_cpu_machine():
+    assert ValidationRun(Settings.resolve(device="cpu")).extraction_processes() == 1
+    if torch.cuda.device_count() <= 1:
+        assert ValidationRun(Settings.resolve()).extraction_processes() == 1, "no torchrun without several GPUs"
+    assert ValidationRun(Settings.resolve(device="cpu", extract_processes=3)).extraction_processes() == 3
+    with pytest.raises(InputError, match="--extract-processes 0 is not a positive integer"):
+        Settings.resolve(extract_processes=0)
+
+
+def _genomes(path, n: int, seed: int):
+    """Genomes of 300 codons without a stop in the first frame, so every chunk gives at least one protein."""
+    import itertools
+    import random
+
+    rng = random.Random(seed)
+    codons = ["".join(c) for c in itertools.product("ACGT", repeat=3) if "".join(c) not in ("TAA", "TAG", "TGA")]
+    path.write_text("".join(f">g{i}\n{''.join(rng.choice(codons) for _ in range(300))}\n" for i in range(n)))
+    return path
+
+
+@pytest.mark.slow
+def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
+    """--extract-processes 2 on the CPU stands in for two GPUs: `virnucpro extract` under torchrun."""
+    from virnucpro_core.layouts.features import load_features
+
+    viral, host = _genomes(tmp_path / "viral.fa", 4, 1), _genomes(tmp_path / "host.fa", 4, 2)
+    options = dict(viral=[viral], host=[host], weights="random", size="tiny", device="cpu")
+    one = ValidationRun(Settings.resolve(artifacts=tmp_path / "one", **options)).features("fastesm2_650", "viral")
+    run = ValidationRun(Settings.resolve(artifacts=tmp_path / "two", extract_processes=2, **options))
+    two = run.features("fastesm2_650", "viral")
+    x, y = load_features(one), load_features(two)
+    assert x.ids == y.ids and torch.equal(x.data, y.data) and x.meta == y.meta and one.read_bytes() == two.read_bytes()
+    (record,) = run.loaded_models()
+    assert record.spec.name == "fastesm2_650" and record.provenance["seed"] == 42 and record.dim == x.dim, record
+    assert not run.stages[-1].reused and not run.peek("model:fastesm2_650:float32"), "no model loaded in-process"
+
+    again = ValidationRun(Settings.resolve(artifacts=tmp_path / "two", extract_processes=2, **options))
+    assert again.features("fastesm2_650", "viral") == two and again.stages[-1].reused, again.stages

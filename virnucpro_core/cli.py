@@ -11,12 +11,11 @@ traceback and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import sys
 
 from virnucpro_core import __version__
-from virnucpro_core.errors import VirNucProError
+from virnucpro_core.errors import VirNucProError, os_error_message
 
 # Subcommands in pipeline order; each name is a module in virnucpro_core.commands.
 COMMANDS = ("preprocess", "extract", "merge", "import", "split", "train", "evaluate", "predict", "compare")
@@ -43,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except VirNucProError as error:
-        print(f"virnucpro {args.command}: error: {error}", file=sys.stderr)
+        if not error.silent:  # silent: another process of the same torchrun job prints it
+            print(f"virnucpro {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the environment, not the input: full disk, permissions, a path of the wrong kind
         print(f"virnucpro {args.command}: error: {os_error_message(error)}", file=sys.stderr)
@@ -51,26 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"virnucpro {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-_OS_FIXES = {
-    errno.ENOSPC: "free space on that file system (or point the output elsewhere) and rerun; outputs are written "
-    "whole or not at all, and finished stages are reused",
-    errno.EDQUOT: "free space in your quota and rerun",
-    errno.EACCES: "choose a location you can write to, or fix the permissions",
-    errno.EPERM: "choose a location you can write to, or fix the permissions",
-    errno.EROFS: "choose a location on a writable file system",
-    errno.EISDIR: "the path is a directory where a file goes: choose another path",
-    errno.ENOTDIR: "a part of the path is a file where a directory goes: choose another path",
-    errno.EEXIST: "the path exists as the other kind (file or directory): choose another path",
-}
-
-
-def os_error_message(error: OSError) -> str:
-    """One line for an operating-system error: what failed, where, and what to do."""
-    where = f" {error.filename}" if error.filename else ""
-    fix = _OS_FIXES.get(error.errno, "check the path and the machine, then rerun")
-    return f"cannot use{where}: {error.strerror or error}\n  to fix: {fix}"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class VirNucProError(Exception):
     """An error a user can act on without reading a traceback.
@@ -15,6 +17,10 @@ class VirNucProError(Exception):
         found: what was actually found.
         fix: the next thing the user should do.
     """
+
+    # True where another process of the same job prints this error (a rank of a torchrun job other than the
+    # one that reports it: :class:`virnucpro_core.distributed.RanksFailed`); the command then exits quietly.
+    silent = False
 
     def __init__(
         self,
@@ -48,3 +54,38 @@ class DimensionError(VirNucProError):
 
 class WeightsNotFoundError(VirNucProError):
     """Pretrained weights were asked for but are not on this machine."""
+
+
+_OS_FIXES = {
+    errno.ENOSPC: "free space on that file system (or point the output elsewhere) and rerun; outputs are written "
+    "whole or not at all, and finished stages are reused",
+    errno.EDQUOT: "free space in your quota and rerun",
+    errno.EACCES: "choose a location you can write to, or fix the permissions",
+    errno.EPERM: "choose a location you can write to, or fix the permissions",
+    errno.EROFS: "choose a location on a writable file system",
+    errno.EISDIR: "the path is a directory where a file goes: choose another path",
+    errno.ENOTDIR: "a part of the path is a file where a directory goes: choose another path",
+    errno.EEXIST: "the path exists as the other kind (file or directory): choose another path",
+}
+
+
+def os_error_message(error: OSError) -> str:
+    """One line for an operating-system error: what failed, where, and what to do."""
+    # os.replace(temporary, target) fails on the target, the path people know (filename2).
+    path = error.filename2 or error.filename
+    where = f" {path}" if path else ""
+    fix = _OS_FIXES.get(error.errno, "check the path and the machine, then rerun")
+    return f"cannot use{where}: {error.strerror or error}\n  to fix: {fix}"
+
+
+def describe_error(error: BaseException) -> str:
+    """The message a person reads for ``error``: ours as written, an OS error with its fix, else type and text."""
+    if isinstance(error, VirNucProError):
+        return str(error)
+    if isinstance(error, OSError):
+        return os_error_message(error)
+    if type(error).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, named without importing torch
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "out of memory"
+        return (f"{type(error).__name__}: {first}\n  to fix: lower --toks-per-batch (or use a smaller --dtype) and "
+                "rerun the same command; finished shards are reused")
+    return f"{type(error).__name__}: {error}"

@@ -7,7 +7,10 @@ and written by :mod:`virnucpro_core.layouts.features`.
 id. :func:`extract_to_file` is the cached, resumable extraction used by the
 CLI and the acceptance fixtures: it embeds a FASTA in shards written beside the
 output and reuses finished shards (or a finished output) when rerun with the
-same input, model and settings.
+same input, model and settings. Under ``torchrun --nproc_per_node=N`` the
+shards are shared out among N processes (shard ``i`` to rank ``i % N``, see
+:mod:`virnucpro_core.distributed`) and rank 0 assembles the same file one
+process would write.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from virnucpro_core.embeddings import (
     extract_embeddings,
     records_sha256,
 )
+from virnucpro_core.distributed import ProcessGroup, Rank
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, load_features, save_features
@@ -329,6 +333,7 @@ def extract_to_file(
     rebuild: bool = False,
     progress: bool = True,
     on_shard: Callable[[int, int], None] | None = None,
+    group: ProcessGroup | None = None,
 ) -> Path:
     """Embed a FASTA file into a feature file, in resumable shards.
 
@@ -339,6 +344,12 @@ def extract_to_file(
     interrupted run resumes to the identical file. The output is assembled
     atomically and the shards are then removed.
 
+    With a ``group`` of several ranks (torchrun, :meth:`ProcessGroup.join`)
+    each rank embeds the shards it owns (shard ``i`` is rank ``i % N``'s) with
+    its own ``loaded`` model; once every rank has finished its share, rank 0
+    writes the manifest's output: the same file, meta included, as one process
+    writes. The shard directory must be one that every rank sees.
+
     Args:
         loaded: model from :func:`virnucpro_core.models.load_model`.
         fasta_path: input FASTA.
@@ -346,75 +357,77 @@ def extract_to_file(
         shard_size: records per shard; smaller loses less work to an interruption.
         toks_per_batch: token budget per batch (default per model family).
         rebuild: ignore and replace any cached output or shards.
-        progress: show progress bars.
-        on_shard: called as ``on_shard(index, total)`` after each shard is on disk.
+        progress: show progress bars (rank 0 only).
+        on_shard: called as ``on_shard(index, total)`` after each of this rank's shards is on disk.
+        group: the ranks sharing the work; default: this process alone.
 
     Returns:
         ``out_path``.
-    """
-    if shard_size <= 0:
-        raise InputError("shard size must be positive", expected=">= 1", found=str(shard_size))
-    out = Path(out_path)
-    pairs = read_records(fasta_path, loaded.spec.family)
-    input_sha256 = records_sha256(pairs)
-    budget = toks_per_batch or DEFAULT_TOKS_PER_BATCH[loaded.spec.family]
-    if toks_per_batch is None:
-        log.info(
-            "%d records; batches of up to %d padded tokens (default for %s models; change with --toks-per-batch), "
-            "shards of %d records",
-            len(pairs),
-            budget,
-            loaded.spec.family,
-            shard_size,
-        )
-    key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
-    paths = ShardPaths(out, key)
 
-    if rebuild:
-        shutil.rmtree(paths.root, ignore_errors=True)
-    elif out.is_file():
-        try:
-            existing = load_features(out)
-        except InputError:
-            existing = None
-        if existing is not None and existing.meta.get("cache_key") == key:
+    Raises:
+        RanksFailed: under torchrun, when any rank failed or stalled (each rank raises it; one prints it).
+    """
+    group = group or ProcessGroup.single()
+    rank = group.rank
+    out = Path(out_path)
+    with group.step("extraction") as step:
+        if shard_size <= 0:
+            raise InputError("shard size must be positive", expected=">= 1", found=str(shard_size))
+        pairs = read_records(fasta_path, loaded.spec.family)
+        input_sha256 = records_sha256(pairs)
+        budget = toks_per_batch or DEFAULT_TOKS_PER_BATCH[loaded.spec.family]
+        if toks_per_batch is None:
+            log.info(
+                "%d records; batches of up to %d padded tokens (default for %s models; change with "
+                "--toks-per-batch), shards of %d records",
+                len(pairs),
+                budget,
+                loaded.spec.family,
+                shard_size,
+            )
+        key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
+        paths = ShardPaths(out, key)
+        starts = list(range(0, len(pairs), shard_size))  # read_records guarantees >= 1 record
+        step.value = {"params": params, "finished": not rebuild and _finished(out, key), "reused": 0}
+        if step.value["finished"]:
             log.info(
                 "reusing %s: same input (sha256 %s) and model settings; delete it or pass --rebuild to recompute",
                 out,
                 input_sha256[:12],
             )
-            return out
-
-    starts = list(range(0, len(pairs), shard_size))  # read_fasta guarantees >= 1 record
-    total = len(starts)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        paths.manifest,
-        json.dumps({**params, "key": key, "shards": total, "records": len(pairs), "fasta": str(fasta_path)}, indent=2)
-        + "\n",
-    )
-
-    shards: list[dict[str, Any] | None] = [
-        _read_shard(paths.shard(i), [rid for rid, _ in pairs[start : start + shard_size]])
-        for i, start in enumerate(starts)
-    ]
-    reused = sum(s is not None for s in shards)
-    if reused:
-        log.info("reusing %d/%d shards from %s — delete it or pass --rebuild to recompute", reused, total, paths.root)
-    for index, start in enumerate(starts):
-        if shards[index] is None:
-            chunk = pairs[start : start + shard_size]
-            emb = extract_embeddings(
-                loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
+        else:
+            paths.root.mkdir(parents=True, exist_ok=True)
+            if rank.is_main:
+                atomic_write_text(
+                    paths.manifest,
+                    json.dumps({**params, "key": key, "shards": len(starts), "records": len(pairs),
+                                "fasta": str(fasta_path)}, indent=2) + "\n",
+                )
+            shards, step.value["reused"] = _embed_share(
+                loaded, pairs, starts, paths, shard_size=shard_size, budget=budget, rebuild=rebuild,
+                progress=progress and rank.is_main, on_shard=on_shard, group=group,
             )
-            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths}
-            atomic_torch_save(shard, paths.shard(index))
-            shards[index] = shard
-        if on_shard is not None:
-            on_shard(index, total)
+    _check_agreement(step.values, rank)
+    if step.value["finished"] or not rank.is_main:
+        return out
 
-    data = torch.cat([s["data"] for s in shards], dim=0)
-    lengths = torch.cat([s["lengths"] for s in shards], dim=0)
+    total = len(starts)
+    if rank.distributed and (reused := sum(v["reused"] for v in step.values)):
+        log.info("reused %d/%d shards from %s (each process reuses the shards it owns) — delete it or pass "
+                 "--rebuild to recompute", reused, total, paths.root)
+    for index, start in enumerate(starts):
+        if index not in shards:  # another rank's: on disk, since that rank reported its share finished
+            shards[index] = _read_shard(paths.shard(index), [rid for rid, _ in pairs[start : start + shard_size]])
+            if shards[index] is None:
+                raise InputError(
+                    f"shard {index + 1}/{total} of {out} is missing after rank {index % rank.world_size} finished it",
+                    expected=f"every rank's shards in {paths.root}",
+                    found=f"no readable {paths.shard(index).name}",
+                    fix="put --out on a file system that every process sees (one machine, or a shared file "
+                    "system), then rerun the same command",
+                )
+    data = torch.cat([shards[i]["data"] for i in range(total)], dim=0)
+    lengths = torch.cat([shards[i]["lengths"] for i in range(total)], dim=0)
     meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
     meta.update(cache_key=key, input_file=Path(fasta_path).name, shard_size=shard_size,
                 chunk_size=preprocess_chunk_size(Path(fasta_path)))
@@ -423,3 +436,115 @@ def extract_to_file(
     with contextlib.suppress(OSError):
         paths.parent.rmdir()  # only when no other run's shards are left in it
     return out
+
+
+def extract_with_torchrun(
+    processes: int,
+    model: str,
+    fasta_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    weights: str,
+    size: str,
+    dtype: str,
+    device: str = "auto",
+    seed: int,
+    model_path: str | None = None,
+    rebuild: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> Path:
+    """What :func:`extract_to_file` writes, made by ``virnucpro extract`` as ``processes`` ranks under torchrun.
+
+    One process per GPU (rank r on ``cuda:r``; with ``device="cpu"``, CPU
+    processes); default shard size and token budget, so the file, its cache
+    key and its shards are those of an extraction in this process. Each line
+    the job prints goes to ``on_line``.
+
+    Raises:
+        VirNucProError: the job failed, with the error rank 0 printed.
+    """
+    from virnucpro_core.distributed import run_torchrun
+
+    out = Path(out_path)
+    argv = ["extract", str(Path(fasta_path).resolve()), "--out", str(out.resolve()), "--model", model,
+            "--weights", weights, "--size", size, "--dtype", dtype, "--device", device, "--seed", str(seed),
+            "--shard-size", str(DEFAULT_SHARD_SIZE), "--no-progress"]
+    argv += ["--model-path", str(model_path)] if model_path else []
+    argv += ["--rebuild"] if rebuild else []
+    run_torchrun(argv, processes, on_line=on_line)
+    return out
+
+
+def _finished(out: Path, key: str) -> bool:
+    """Whether ``out`` is the finished output of this very extraction (same cache key)."""
+    if not out.is_file():
+        return False
+    try:
+        existing = load_features(out)
+    except InputError:
+        return False
+    return existing.meta.get("cache_key") == key
+
+
+def _embed_share(
+    loaded: LoadedModel,
+    pairs: list[tuple[str, str]],
+    starts: list[int],
+    paths: ShardPaths,
+    *,
+    shard_size: int,
+    budget: int,
+    rebuild: bool,
+    progress: bool,
+    on_shard: Callable[[int, int], None] | None,
+    group: ProcessGroup,
+) -> tuple[dict[int, dict[str, Any]], int]:
+    """Embed this rank's shards (reusing finished ones); the shards rank 0 keeps for assembly, and how many were reused.
+
+    Other ranks keep nothing in memory: rank 0 reads their shards from disk.
+    """
+    rank = group.rank
+    total = len(starts)
+    owned = [index for index in range(total) if rank.owns(index)]
+    ids = lambda index: [rid for rid, _ in pairs[starts[index] : starts[index] + shard_size]]  # noqa: E731
+    finished = {} if rebuild else {i: s for i in owned if (s := _read_shard(paths.shard(i), ids(i))) is not None}
+    reused = len(finished)
+    if reused:
+        log.info("%sreusing %d/%d shards from %s — delete it or pass --rebuild to recompute", rank.prefix, reused,
+                 len(owned) if rank.distributed else total, paths.root)
+    kept: dict[int, dict[str, Any]] = {}
+    for index in owned:
+        shard = finished.get(index)
+        if shard is None:
+            chunk = pairs[starts[index] : starts[index] + shard_size]
+            emb = extract_embeddings(
+                loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
+            )
+            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths}
+            atomic_torch_save(shard, paths.shard(index))
+        if rank.is_main:
+            kept[index] = shard
+        group.progress()
+        if on_shard is not None:
+            on_shard(index, total)
+    return kept, reused
+
+
+def _check_agreement(values: list[dict[str, Any]], rank: Rank) -> None:
+    """Every rank must have computed the same cache key: the same input, model, dtype and device type."""
+    reference = values[0]["params"]
+    differing = sorted({name for v in values[1:] for name in reference if v["params"].get(name) != reference[name]})
+    if not differing:
+        return
+    found = "; ".join(
+        f"{name}: " + ", ".join(f"rank {r} {v['params'].get(name)!r}" for r, v in enumerate(values))
+        for name in differing
+    )
+    error = InputError(
+        "the extraction processes do not compute the same thing, so their shards cannot make one file",
+        expected="the same input, model, weights, dtype and device type on every rank",
+        found=found[:2000],
+        fix="give every process the same options and the same kind of device (all GPUs, or all CPUs), then rerun",
+    )
+    error.silent = not rank.is_main
+    raise error

@@ -9,7 +9,9 @@ of its inputs and parameters. A rerun reuses what is there and says so;
 Stages: inputs → preprocess (per class) → extract (DNABERT-S, FastESM2,
 ESM2 3B) → merge (per embedder and class) → split (once, applied to both
 embedders) → train (per embedder) → predictions and evaluation → comparison.
-The speed benchmark samples its proteins from the test set.
+The speed benchmark samples its proteins from the test set. Extraction runs
+in this process, or as one process per GPU under torchrun when several GPUs
+are visible (:meth:`ValidationRun.extraction_processes`): the same files.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Settings:
     rebuild: bool = False
     device: str = "auto"
     require_gpu: bool = False
+    extract_processes: int | None = None  # None: every visible GPU when there are several, else this process
     seed: int = 42
     max_epochs: int = 200
     patience: int = 5
@@ -141,6 +144,8 @@ class Settings:
         for name in ("bench_runs", "chunk_size", "max_epochs", "patience"):
             if name in rest and rest[name] < 1:
                 problems.append(f"--{name.replace('_', '-')} {rest[name]} is not a positive integer")
+        if rest.get("extract_processes") is not None and rest["extract_processes"] < 1:
+            problems.append(f"--extract-processes {rest['extract_processes']} is not a positive integer")
         if bench_sample is not None and bench_sample < 1:
             problems.append(f"--bench-sample {bench_sample} is not a positive integer")
         if not 0 <= rest.get("seed", 0) <= 2**63 - 1:
@@ -353,8 +358,25 @@ class ValidationRun:
         return self._memo[memo]
 
     def loaded_models(self) -> list:
-        """The models loaded so far in this session (one per name and dtype), for the report."""
-        return [value for key, value in sorted(self._memo.items()) if key.startswith("model:")]
+        """The models used so far in this session (one per name and dtype), for the report.
+
+        Models loaded here, and those that extracted features in other
+        processes (:meth:`extraction_processes`), described by their feature files.
+        """
+        models = {key.removeprefix("model:"): value for key, value in self._memo.items() if key.startswith("model:")}
+        for key, value in self._memo.items():
+            if key.startswith("extracted by:"):
+                models.setdefault(key.removeprefix("extracted by:"), value)
+        return [models[key] for key in sorted(models)]
+
+    def extraction_processes(self) -> int:
+        """How many processes extract features: ``--extract-processes``, else every visible GPU when there
+        are several and ``--device`` is auto or cuda, else 1 (in this process)."""
+        if self.settings.extract_processes is not None:
+            return self.settings.extract_processes
+        if self.settings.device in ("auto", "cuda") and torch.cuda.device_count() > 1:
+            return torch.cuda.device_count()
+        return 1
 
     # ------------------------------------------------------------------ data stages
 
@@ -404,7 +426,12 @@ class ValidationRun:
         return extraction_dtype(model, self.device().type)
 
     def features(self, model: str, label: str) -> Path:
-        """Per-model feature file of one class (``extract_to_file`` keeps its own resumable shards)."""
+        """Per-model feature file of one class (``extract_to_file`` keeps its own resumable shards).
+
+        Extracted in this process, or by ``virnucpro extract`` under torchrun
+        when :meth:`extraction_processes` is more than 1 (one process per GPU):
+        the same file either way, reused on a rerun either way.
+        """
         from virnucpro_core.features import extract_to_file
 
         memo = f"extract[{model},{label}]"
@@ -415,14 +442,36 @@ class ValidationRun:
         out = self.paths.features(model, label)
         before = out.stat().st_mtime_ns if out.exists() else None
         start = time.perf_counter()
-        loaded = self.model(model, dtype=self.extraction_dtype(model))
-        self.announce(f"{memo}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
-                      f"{loaded.device}) ...")
-        extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
+        processes = self.extraction_processes()
+        if processes > 1:
+            self._extract_with_torchrun(memo, model, fasta, out, processes)
+        else:
+            loaded = self.model(model, dtype=self.extraction_dtype(model))
+            self.announce(f"{memo}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
+                          f"{loaded.device}) ...")
+            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
         reused = before is not None and out.stat().st_mtime_ns == before
         self._record(memo, reused, start, "", detail=str(out))
         self._memo[memo] = out
         return out
+
+    def _extract_with_torchrun(self, memo: str, model: str, fasta: Path, out: Path, processes: int) -> None:
+        """``virnucpro extract`` as ``processes`` processes under torchrun, with this run's settings."""
+        from virnucpro_core.features import extract_with_torchrun
+        from virnucpro_core.layouts.features import load_features
+        from virnucpro_core.models import get_spec, model_directory
+
+        settings, dtype = self.settings, self.extraction_dtype(model)
+        source = settings.model_sources.get(model) or None
+        if settings.weights == "pretrained":  # missing weights: the suite's option in the message, before launching
+            model_directory(model, source, MODEL_OPTIONS[model])
+        self.announce(f"{memo}: {fasta.name} with {get_spec(model).display_name} ({dtype}, {processes} processes "
+                      f"under torchrun, device {settings.device}) ...")
+        extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
+                              dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
+                              rebuild=settings.rebuild, on_line=lambda line: log.info("%s: %s", memo, line))
+        meta = load_features(out).meta
+        self._memo[f"extracted by:{model}:{meta['dtype']}"] = ExtractedModel.from_meta(meta)
 
     def merged(self, embedder: str, label: str) -> Path:
         """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
@@ -691,6 +740,29 @@ class ValidationRun:
 def _split_count(split) -> str:
     manifest = split.manifest
     return f"{len(manifest.train.ids):,} training and {len(manifest.test.ids):,} test samples"
+
+
+@dataclass(frozen=True)
+class ExtractedModel:
+    """A model that ran in other processes (torchrun), as the report sees it: its feature file's provenance.
+
+    Has the attributes of :class:`~virnucpro_core.models.LoadedModel` the
+    report reads: ``spec``, ``provenance`` and ``dim``.
+    """
+
+    spec: Any  # models.ModelSpec
+    provenance: dict
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "ExtractedModel":
+        from virnucpro_core.models import get_spec
+
+        keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
+        return cls(get_spec(meta["model"]), {key: meta.get(key) for key in keys})
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim_for(self.provenance["size"])
 
 
 @dataclass

@@ -30,6 +30,8 @@ TOKS_PER_BATCH = {"esm": 8192, "dnabert": 16384}
 # virnucpro_core.features: LABELS (names in label order viral, host) and DEFAULT_SHARD_SIZE.
 LABELS = ("viral", "host")
 SHARD_SIZE = 2000
+# virnucpro_core.distributed.DEFAULT_TIMEOUT_S: seconds torchrun's processes wait for one that shows no progress.
+RANK_TIMEOUT = 1800.0
 # virnucpro_core.prediction.DEFAULT_CHUNK_SIZE
 CHUNK_SIZE = 300
 # virnucpro_core.sequences.DEFAULT_BLOCK_BASES: bases per unit of preprocess work

@@ -1,4 +1,10 @@
-"""``virnucpro extract``: one pooled embedding per FASTA record, with one language model."""
+"""``virnucpro extract``: one pooled embedding per FASTA record, with one language model.
+
+Runs as one process, or as N under ``torchrun --nproc_per_node=N -m
+virnucpro_core.cli extract ...`` (one per GPU): the library reads the
+torchrun environment (:mod:`virnucpro_core.distributed`), shares the shards
+out and has rank 0 write the file and print; this module only passes options.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,9 @@ import argparse
 import logging
 
 from virnucpro_core.commands.defaults import (
-    DEFAULT_DTYPE, DTYPE_POLICY, DTYPES, MODELS, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
+    DEFAULT_DTYPE, DTYPE_POLICY, DTYPES, MODELS, RANK_TIMEOUT, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
 )  # fmt: skip
-from virnucpro_core.commands.options import positive_int, seed_value
+from virnucpro_core.commands.options import positive_float, positive_int, seed_value
 
 
 def register(subparsers) -> None:
@@ -20,7 +26,10 @@ def register(subparsers) -> None:
             "Embed each record of INPUT and write OUT: {'ids', 'data' float32 [n, dim], 'lengths', 'meta'}. "
             "ESM models average residues 1..min(L, 1024) of the last layer; DNABERT-S averages every token. "
             "Work is written in shards beside OUT, so an interrupted run resumes where it stopped and a "
-            f"rerun with the same input and model reuses the result. Models: {models}."
+            f"rerun with the same input and model reuses the result. Models: {models}. "
+            "To use several GPUs, start it with torchrun: `torchrun --standalone --nproc_per_node=N -m "
+            "virnucpro_core.cli extract ...` shares the shards out among N processes (rank r on cuda:r) and "
+            "writes the same file as one process."
         ),
     )
     parser.add_argument("input", metavar="INPUT", help="FASTA: protein.faa for ESM models, nucleotide.fa for dnabert_s")
@@ -60,7 +69,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N (default: auto)",
+        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N (default: auto). Under torchrun: auto, "
+        "cuda or cpu, and each process takes cuda:LOCAL_RANK",
     )
     parser.add_argument(
         "--toks-per-batch",
@@ -85,38 +95,57 @@ def register(subparsers) -> None:
         action="store_true",
         help="recompute even if OUT or finished shards exist for the same input and model (default: reuse them)",
     )
+    parser.add_argument(
+        "--rank-timeout",
+        type=positive_float,
+        default=RANK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"under torchrun: how long the processes wait for one that shows no progress (no finished shard) "
+        f"before they stop with an error naming it (default: {RANK_TIMEOUT:g}). It must exceed the time of one "
+        "shard and of loading the model; lower values notice a hung GPU sooner",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars (default: shown)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
+    from virnucpro_core.distributed import ProcessGroup
     from virnucpro_core.features import extract_to_file
-    from virnucpro_core.layouts.features import load_features
     from virnucpro_core.files import check_output
-    from virnucpro_core.models import load_model, resolve_device
+    from virnucpro_core.layouts.features import load_features
+    from virnucpro_core.models import load_model
     from virnucpro_core.precision import extraction_dtype
 
-    check_output(args.out, inputs=[args.input])  # before minutes of model loading and embedding
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    device = resolve_device(args.device)
-    dtype = args.dtype or extraction_dtype(args.model, device.type)
-    if args.dtype is None:
-        logging.getLogger(__name__).info(
-            "computing in %s, the precision policy for %s on %s (virnucpro_core/precision.py); change with --dtype",
-            dtype, args.model, device.type,
+    group = ProcessGroup.join(timeout=args.rank_timeout)  # one process, or this rank of a torchrun job
+    rank = group.rank
+    if not logging.getLogger().handlers:  # only rank 0 tells the story; the others speak up for problems
+        logging.basicConfig(level=logging.INFO if rank.is_main else logging.WARNING,
+                            format=f"{rank.prefix}%(message)s")
+    with group.step("loading the model"):
+        check_output(args.out, inputs=[args.input])  # before minutes of model loading and embedding
+        device = group.device(args.device)
+        dtype = args.dtype or extraction_dtype(args.model, device.type)
+        if args.dtype is None:
+            logging.getLogger(__name__).info(
+                "computing in %s, the precision policy for %s on %s (virnucpro_core/precision.py); change with "
+                "--dtype", dtype, args.model, device.type,
+            )
+        if rank.distributed:
+            logging.getLogger(__name__).info(
+                "%d processes share the shards (shard i goes to rank i %% %d); rank 0 writes %s",
+                rank.world_size, rank.world_size, args.out,
+            )
+        loaded = load_model(
+            args.model,
+            weights=args.weights,
+            size=args.size,
+            model_path=args.model_path,
+            device=device,
+            dtype=dtype,
+            seed=args.seed,
+            path_option="--model-path",
         )
-    loaded = load_model(
-        args.model,
-        weights=args.weights,
-        size=args.size,
-        model_path=args.model_path,
-        device=device,
-        dtype=dtype,
-        seed=args.seed,
-        path_option="--model-path",
-    )
     out = extract_to_file(
         loaded,
         args.input,
@@ -125,12 +154,15 @@ def run(args: argparse.Namespace) -> int:
         toks_per_batch=args.toks_per_batch,
         rebuild=args.rebuild,
         progress=not args.no_progress,
+        group=group,
     )
-    emb = load_features(out)
-    meta = emb.meta
+    if not rank.is_main:
+        return 0
+    meta = load_features(out).meta
+    processes = f", {rank.world_size} processes" if rank.distributed else ""
     print(
         f"{meta['n']} records -> {meta['display_name']} ({meta['weights']} weights, {meta['size']}, {meta['dtype']}, "
-        f"{meta['device']}, {meta['toks_per_batch']} tokens/batch) -> {meta['dim']}-d vectors"
+        f"{meta['device']}{processes}, {meta['toks_per_batch']} tokens/batch) -> {meta['dim']}-d vectors"
     )
     print(f"wrote {out}")
     return 0

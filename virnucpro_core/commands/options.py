@@ -51,3 +51,11 @@ def seed_value(text: str) -> int:
     if value > MAX_SEED:
         raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED} (2**63 - 1), got {value}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """A positive number of seconds (a timeout)."""
+    value = _number(text, float, "a positive number, e.g. 600")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, e.g. 600, got {text}")
+    return value
