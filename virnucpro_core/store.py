@@ -219,9 +219,11 @@ class RowView:
     def gather(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
         """float32 rows at these positions of the view, in the order given."""
         positions = np.asarray(positions, dtype=np.int64)
-        direct = self._direct() if len(positions) <= 4096 else None
+        direct = self._direct()
         if direct is not None:
-            # A shuffled batch touches a different file per row: one pread per row, straight into the result.
+            # Rows of a shuffled batch (or of a split's side) lie anywhere in any file: one pread per row,
+            # straight into the result, with no per-file bookkeeping; a run of consecutive rows is still one
+            # read per row, which the page cache serves at memory speed.
             stride = self.width * 4
             out_array = np.empty((len(positions), self.width), dtype=np.float32)
             whole = memoryview(out_array).cast("B")
