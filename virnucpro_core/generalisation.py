@@ -241,6 +241,7 @@ def _row_from(name: str, comparison, n_test: int, leakage: dict, limit: float) -
 def _extra_split_row(run, kind: str, proteins) -> SplitRow:
     from virnucpro_core.clusters import INSTALL_HINT, mmseqs_missing
     from virnucpro_core.comparison import compare
+    from virnucpro_core.metrics import evaluate
     from virnucpro_core.prediction import predict_features
 
     if kind == "cluster":
@@ -258,8 +259,11 @@ def _extra_split_row(run, kind: str, proteins) -> SplitRow:
             trained = run.trained_on(embedder, split, f"train[{kind},{embedder}]",
                                      lambda key, e=embedder: run.paths.evidence(f"train-{kind}-{e}", key))
             predictions[embedder] = predict_features(trained.final, split.paths.test)
+        # The row needs accuracies, the paired drop CI and McNemar: no per-metric bootstrap (saves ~10 s a split).
+        evaluations = {e: evaluate(p, n_bootstrap=0, seed=run.settings.seed) for e, p in predictions.items()}
         comparison = compare(predictions["fast"], predictions["baseline"],
-                             max_accuracy_drop=run.settings.max_accuracy_drop, seed=run.settings.seed)
+                             max_accuracy_drop=run.settings.max_accuracy_drop, seed=run.settings.seed,
+                             fast_evaluation=evaluations["fast"], baseline_evaluation=evaluations["baseline"])
         run._memo[f"comparison[{kind}]"] = comparison
         return _row_from(kind, comparison, len(predictions["fast"]), _leakage(run, splits["fast"], proteins),
                          run.settings.max_accuracy_drop)
