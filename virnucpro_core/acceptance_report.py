@@ -247,6 +247,10 @@ def _ci(interval) -> str:
     return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "—"
 
 
+def _acc(value: float, interval) -> str:
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
 def _leak_text(leak: dict) -> str:
     if not leak:
         return "—"
@@ -257,8 +261,11 @@ def _leak_text(leak: dict) -> str:
     if leak.get("max_identity_to_training") is not None:
         over = next((f"{v} at ≥ {k.split('_')[-2]}" for k, v in leak.items() if k.endswith("_identity")
                      and k.startswith("test_proteins_at")), "")
-        parts.append(f"highest identity {leak['max_identity_to_training']:.3f}, median best "
+        parts.append(f"highest identity {leak['max_identity_to_training']:.3f} at ≥ {leak['identity_coverage']:g} "
+                     f"coverage, median best "
                      f"{leak['median_best_identity']:.3f}" + (f", {over}" if over else ""))
+    elif "identity_coverage" in leak:
+        parts.append(f"no test protein aligns to a training protein over ≥ {leak['identity_coverage']:g} coverage")
     elif "identity" in leak:
         parts.append(leak["identity"])
     return "; ".join(parts)
@@ -280,8 +287,8 @@ def generalisation_table(evidence: Any) -> Table:
 def group_table(evidence: Any) -> Table:
     return ["group", "class", "test samples", "FastESM2_650 accuracy [95 % CI]", "ESM2 3B accuracy [95 % CI]",
             "drop [95 % CI]"], [
-        [g.group, g.classes, str(g.n), f"{g.fast_accuracy:.4f} {_ci(g.fast_ci)}",
-         f"{g.baseline_accuracy:.4f} {_ci(g.baseline_ci)}", f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
+        [g.group, g.classes, str(g.n), _acc(g.fast_accuracy, g.fast_ci), _acc(g.baseline_accuracy, g.baseline_ci),
+         f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
         for g in evidence.groups]
 
 

@@ -116,6 +116,7 @@ class CrossIdentity:
     with_hit: int
     at_or_above_threshold: int
     threshold: float
+    coverage: float
     max_identity: float | None  # highest identity of any test protein to any training protein (0..1)
     median_best_identity: float | None
 
@@ -124,11 +125,13 @@ class CrossIdentity:
 
 
 def cross_identity(test: Mapping[str, str], train: Mapping[str, str], work_dir: str | Path, *,
-                   threshold: float = DEFAULT_MIN_SEQ_ID, threads: int = 2) -> CrossIdentity:
+                   threshold: float = DEFAULT_MIN_SEQ_ID, coverage: float = DEFAULT_COVERAGE,
+                   threads: int = 2) -> CrossIdentity:
     """Search the ``test`` proteins (id → sequence) against the ``train`` proteins with ``mmseqs easy-search``.
 
-    MMseqs2 reports hits with E-value ≤ 1e-3 (its default); test proteins without
-    a hit count as below the threshold.
+    Only alignments covering ≥ ``coverage`` of both proteins count (the clustering's
+    own rule; a short local match between fragments says little), with E-value ≤ 1e-3
+    (MMseqs2's default); test proteins without such a hit count as below the threshold.
     """
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -136,7 +139,7 @@ def cross_identity(test: Mapping[str, str], train: Mapping[str, str], work_dir: 
         (work / name).write_text("".join(f">{i}\n{s}\n" for i, s in records.items()), encoding="utf-8")
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         _run(["easy-search", str(work / "test.faa"), str(work / "train.faa"), str(work / "hits.m8"), tmp,
-              "--format-output", "query,target,fident", "--threads", str(threads), "-v", "1"],
+              "--format-output", "query,target,fident", "-c", str(coverage), "--cov-mode", "0", "--threads", str(threads), "-v", "1"],
              "train-test identity search")
     best: dict[str, float] = {}
     with open(work / "hits.m8", encoding="utf-8") as handle:
@@ -145,6 +148,6 @@ def cross_identity(test: Mapping[str, str], train: Mapping[str, str], work_dir: 
     values = sorted(best.values())
     return CrossIdentity(
         test_proteins=len(test), with_hit=len(best), at_or_above_threshold=sum(v >= threshold for v in values),
-        threshold=threshold, max_identity=values[-1] if values else None,
+        threshold=threshold, coverage=coverage, max_identity=values[-1] if values else None,
         median_best_identity=values[len(values) // 2] if values else None,
     )

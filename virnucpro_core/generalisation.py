@@ -210,18 +210,20 @@ def _leakage(run, split, proteins: dict[str, str] | None) -> dict[str, Any]:
         out["identity"] = f"highest train-test identity not measured: {missing}"
         return out
     s = run.settings
-    params = {"manifest": split.manifest.sha256, "threshold": s.cluster_identity}
+    params = {"manifest": split.manifest.sha256, "threshold": s.cluster_identity, "coverage": s.cluster_coverage}
     found = run._cached(
         f"identity[{split.manifest.group_by}]", params,
         lambda key: run.paths.evidence(f"identity-{split.manifest.group_by}", key),
         lambda d: atomic_write_text(d / "identity.json", json.dumps(
-            cross_identity(test, train, d, threshold=s.cluster_identity).to_dict()) + "\n"),
+            cross_identity(test, train, d, threshold=s.cluster_identity, coverage=s.cluster_coverage).to_dict())
+            + "\n"),
         lambda d: json.loads((d / "identity.json").read_text()))
     out["max_identity_to_training"] = found["max_identity"]
     out["median_best_identity"] = found["median_best_identity"]
     out[f"test_proteins_at_or_above_{found['threshold']:g}_identity"] = found["at_or_above_threshold"]
+    out["identity_coverage"] = found["coverage"]
     out["identity_method"] = ("mmseqs easy-search of every test protein against every training protein "
-                              "(hits with E-value <= 1e-3; fident)")
+                              f"(alignments covering >= {found['coverage']:g} of both, E-value <= 1e-3; fident)")
     return out
 
 
