@@ -73,3 +73,15 @@ def test_generalisation_table_marks_only_the_locked_split_as_gating():
     header, body = generalisation_table(Evidence(splits=rows))
     assert body[0][1] == "gates the verdict" and body[1][1] == "skipped" and "not installed" in body[1][4]
     assert "3 shared records (10 test samples)" in body[0][-1]
+
+
+def test_clustered_split_is_skipped_with_the_install_command_without_mmseqs(monkeypatch):
+    import virnucpro_core.clusters as clusters
+    from virnucpro_core.generalisation import _extra_split_row
+
+    monkeypatch.setattr(clusters.shutil, "which", lambda name: None)
+    row = _extra_split_row(SimpleNamespace(), "cluster", {})
+    assert row.status == "skipped" and not row.gated
+    assert "not installed" in row.reason and "apt-get install -y mmseqs2" in row.reason
+    merged = _extra_split_row(SimpleNamespace(), "cluster", None)
+    assert merged.status == "skipped" and "no protein sequences" in merged.reason
