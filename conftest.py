@@ -79,6 +79,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--seed", type=int, default=42, help="one seed for split, initialisation and data order (default: 42).")
     add("--max-epochs", type=int, default=200, help="MLP training epochs at most (default: 200, as VirNucPro).")
     add("--patience", type=int, default=5, help="early-stopping patience in epochs (default: 5).")
+    # Evidence beside the gate (the Generalisation, per-group, calibration and levels sections): never gated.
+    add("--groups", default=None, metavar="TSV",
+        help="record id (or sample id) <TAB> group, for per-group accuracy (e.g. RefSeq category). Default: the "
+        "data_merge folder of each file with --data-dir trees; fixtures/smoke/groups.tsv in the smoke profile.")
+    add("--cluster-identity", type=float, default=0.6,
+        help="clustered split: MMseqs2 --min-seq-id of the protein clusters kept on one side (default: 0.6, as "
+        "Jaeger). Lower merges more proteins into a cluster: a harder split, but fewer, larger clusters.")
+    add("--cluster-coverage", type=float, default=0.8,
+        help="clustered split: MMseqs2 -c alignment coverage (default: 0.8, MMseqs2's own).")
+    add("--viral-prevalence", default="1:19",
+        help="viral:non-viral ratio (or a fraction) the precision / FDR figures are reweighted to (default: 1:19).")
+    add("--record-rule", choices=("mean", "majority"), default="mean",
+        help="per-record verdict: mean (mean viral score of the record's frames >= 0.5, default) or majority "
+        "(at least half its chunks viral by VirNucPro's chunk rule).")
 
 
 def _runs_acceptance(config: pytest.Config) -> bool:

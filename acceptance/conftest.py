@@ -60,6 +60,11 @@ def _settings_from(config: pytest.Config) -> Settings:
         seed=opt("--seed"),
         max_epochs=opt("--max-epochs"),
         patience=opt("--patience"),
+        groups_file=opt("--groups"),
+        cluster_identity=opt("--cluster-identity"),
+        cluster_coverage=opt("--cluster-coverage"),
+        viral_prevalence=opt("--viral-prevalence"),
+        record_rule=opt("--record-rule"),
     )
 
 
@@ -257,3 +262,10 @@ def timings(pytestconfig) -> dict:
     pytestconfig.stash[report_plugin.TIMINGS] = store
     return store
 
+
+
+@pytest.fixture(scope="session")
+def evidence(stage, comparison):
+    """Extra splits, per-group accuracy, calibration, verdict levels: evidence beside the gate, never gated
+    (their tests are in test_generalisation.py, which the verdict ignores)."""
+    return stage("evidence", "evidence")

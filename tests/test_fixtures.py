@@ -18,6 +18,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 COMMITTED = FIXTURES / "smoke"
 CLASSES = ("viral", "host")
 FILES = ("viral.fasta", "host.fasta", "viral_reference.gbff", "host_reference.gbff", "README.md")
+HAND_MADE = ("groups.tsv",)  # record id -> family, written from the FASTA descriptions (test_groups_name_every_record)
 SIZE_LIMIT = 1_000_000  # bytes, all files together
 FRAME_RANGE = (2000, 3000)  # stop-free frame samples per class at 300 bp
 GC_RANGE = {"viral": (0.40, 0.45), "host": (0.52, 0.58)}  # per genome
@@ -45,7 +46,7 @@ def generated(tmp_path_factory) -> tuple[Path, dict]:
 def test_generator_writes_exactly_the_committed_files(generated):
     out, _ = generated
     made = sorted(p.name for p in out.iterdir())
-    committed = sorted(p.name for p in COMMITTED.iterdir() if not p.name.startswith("."))
+    committed = sorted(p.name for p in COMMITTED.iterdir() if not p.name.startswith(".") and p.name not in HAND_MADE)
     assert made == sorted(FILES), f"the generator wrote {made}, expected {sorted(FILES)}"
     assert committed == made, f"fixtures/smoke/ holds {committed}, the generator writes {made}; {REGENERATE}"
 
@@ -125,3 +126,19 @@ def test_reference_genomes_match_the_fasta(label):
             assert str(feature.extract(record.seq).translate(table=11, cds=True)) == translation, (
                 f"{record.id} {feature.qualifiers['locus_tag'][0]}: /translation does not match its CDS"
             )
+
+
+def test_groups_name_every_record_with_its_family():
+    """groups.tsv gives every smoke record the family of its FASTA description, and each class >= 2 groups."""
+    families = {}
+    for label in CLASSES:
+        for line in (COMMITTED / f"{label}.fasta").read_text().splitlines():
+            if line.startswith(">"):
+                record, family = line[1:].split()[0], line.split("family=")[1].split()[0]
+                families[record] = family
+    rows = [line.split("\t") for line in (COMMITTED / "groups.tsv").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert dict(rows) == families and len(rows) == len(families)
+    for label in CLASSES:
+        groups = {g for r, g in rows if r.startswith(label)}
+        assert len(groups) >= 2, f"{label}: groups {groups}"

@@ -142,3 +142,33 @@ def test_no_test_run_is_incomplete():
 def test_exit_codes_are_distinct_and_clear_of_pytests_own(status):
     assert len(set(EXIT_CODES.values())) == 4
     assert EXIT_CODES[status] == 0 or EXIT_CODES[status] > 5, "0-5 are pytest's (failed, interrupted, usage...)"
+
+
+EVIDENCE_OUTCOMES = [
+    Outcome("test_generalisation.py::test_extra_splits_ran", "failed", "cluster split: mmseqs exited with status 1"),
+    Outcome("test_generalisation.py::test_calibration_is_reported", "error", "stage 'evidence' failed"),
+    Outcome("test_generalisation.py::test_groups_are_reported", "passed", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "profile", "passed"),
+    [(both(), "full", True), (both(accuracy="failed"), "full", False), (both(), "smoke", True),
+     (both(speed="skipped", speed_message="no GPU"), "full", True)],
+    ids=["pass", "accuracy-fail", "smoke-incomplete", "speed-not-run"],
+)
+def test_extra_splits_cannot_change_the_verdict(outcomes, profile, passed):
+    """Failed or erroring evidence tests, and an evidence stage whose unseen-genome split loses far more accuracy
+    than the limit, leave status, reasons, next steps and exit code exactly as they are without them."""
+    plain = decide_verdict(context(list(outcomes), profile=profile, passed=passed))
+    evidence = SimpleNamespace(splits=[SimpleNamespace(name="source", drop=0.4, gated=False, warning="loses 0.4")])
+    ctx = context([*outcomes, *EVIDENCE_OUTCOMES], profile=profile, passed=passed)
+    ctx.run.stages["evidence"] = evidence
+    with_evidence = decide_verdict(ctx)
+    assert (with_evidence.status, with_evidence.reasons, with_evidence.next_steps) == (
+        plain.status, plain.reasons, plain.next_steps)
+    assert with_evidence.exit_code() == plain.exit_code() and with_evidence.exit_code(True) == plain.exit_code(True)
+
+
+def test_evidence_alone_is_no_acceptance_run():
+    assert decide_verdict(context(EVIDENCE_OUTCOMES)).status == "INCOMPLETE"

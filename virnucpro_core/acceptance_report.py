@@ -234,6 +234,99 @@ def speed_ratio_table(ctx: ReportContext) -> Table:
     return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
 
 
+GENERALISATION_TEXT = (
+    "Only the locked split gates. The other rows retrain both MLPs with the same hyperparameters on the same "
+    "features, split so that test genomes (source-disjoint) or test protein clusters (similarity-clustered, "
+    "MMseqs2) are unseen in training: evidence of how the drop holds on new genomes, never part of the verdict "
+    "or the exit status. Leakage: test samples whose record / chunk also has training samples, test proteins "
+    "identical to a training protein, and the highest identity of a test protein to any training protein."
+)
+
+
+def _ci(interval) -> str:
+    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "—"
+
+
+def _acc(value: float, interval) -> str:
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+def _leak_text(leak: dict) -> str:
+    if not leak:
+        return "—"
+    parts = [f"{leak['shared_sources']} shared records ({leak['samples_from_shared_sources']} test samples)",
+             f"{leak['samples_sharing_a_chunk']} test samples share a chunk"]
+    if "test_proteins_identical_to_training" in leak:
+        parts.append(f"{leak['test_proteins_identical_to_training']} identical proteins")
+    if leak.get("max_identity_to_training") is not None:
+        over = next((f"{v} at ≥ {k.split('_')[-2]}" for k, v in leak.items() if k.endswith("_identity")
+                     and k.startswith("test_proteins_at")), "")
+        parts.append(f"highest identity {leak['max_identity_to_training']:.3f} at ≥ {leak['identity_coverage']:g} "
+                     f"coverage, median best "
+                     f"{leak['median_best_identity']:.3f}" + (f", {over}" if over else ""))
+    elif "identity_coverage" in leak:
+        parts.append(f"no test protein aligns to a training protein over ≥ {leak['identity_coverage']:g} coverage")
+    elif "identity" in leak:
+        parts.append(leak["identity"])
+    return "; ".join(parts)
+
+
+def generalisation_table(evidence: Any) -> Table:
+    rows = []
+    for r in evidence.splits:
+        if r.status != "measured":
+            rows.append([r.title, r.status, "", "", r.reason, "", "", ""])
+            continue
+        rows.append([r.title, "gates the verdict" if r.gated else "evidence (not gated)",
+                     f"{r.fast_accuracy:.4f}", f"{r.baseline_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
+                     f"{r.mcnemar_p:.4g}" if r.mcnemar_p is not None else "—", str(r.n_test), _leak_text(r.leakage)])
+    return ["split", "role", "FastESM2_650 accuracy", "ESM2 3B accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
+            "McNemar p", "test samples", "leakage"], rows
+
+
+def group_table(evidence: Any) -> Table:
+    return ["group", "class", "test samples", "FastESM2_650 accuracy [95 % CI]", "ESM2 3B accuracy [95 % CI]",
+            "drop [95 % CI]"], [
+        [g.group, g.classes, str(g.n), _acc(g.fast_accuracy, g.fast_ci), _acc(g.baseline_accuracy, g.baseline_ci),
+         f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
+        for g in evidence.groups]
+
+
+GROUPS_TEXT = ("Accuracy on the locked split's test samples of each group; in a one-class group it is the recall "
+               "(viral) or specificity (host). Intervals: percentile bootstrap, 1,000 paired resamples.")
+
+
+def level_table(evidence: Any) -> Table:
+    return ["level", "rule", "calls", "FastESM2_650 accuracy", "ESM2 3B accuracy"], [
+        [v.level, v.rule, str(v.n), f"{v.fast_accuracy:.4f}", f"{v.baseline_accuracy:.4f}"] for v in evidence.levels]
+
+
+def calibration_text(evidence: Any) -> str:
+    first = next(iter(evidence.calibration.values()))
+    return (f"Locked split, frame level. ECE over {first.n_bins} equal-mass bins of test frames. Precision and FDR "
+            f"reweighted to a viral prevalence of {first.prevalence_text} (π = {first.prevalence:.4f}): viral frames "
+            f"weigh π / n_viral, host frames (1 − π) / n_host; at the model's own calls (p_viral > 0.5). The "
+            f"threshold is the lowest t (viral iff p_viral ≥ t) with reweighted FDR ≤ {first.max_fdr:g}.")
+
+
+def generalisation_markdown(evidence: Any) -> list[str]:
+    from virnucpro_core.calibration import calibration_table
+
+    lines = ["## Generalisation (evidence, not gated)", "", GENERALISATION_TEXT, ""]
+    lines += markdown_table(generalisation_table(evidence)) + [""]
+    lines += [f"> **Warning.** {r.warning}" for r in evidence.splits if r.warning] + [""]
+    lines += [f"- {note}" for note in evidence.notes] + ([""] if evidence.notes else [])
+    if evidence.groups:
+        lines += ["## Per-group accuracy", "", f"Groups from {evidence.groups_from}. {GROUPS_TEXT}", ""]
+        lines += markdown_table(group_table(evidence)) + [""]
+    if evidence.calibration:
+        lines += ["## Calibration and prevalence", "", calibration_text(evidence), ""]
+        lines += markdown_table(calibration_table(evidence.calibration)) + [""]
+    if evidence.levels:
+        lines += ["## Verdict levels", ""] + markdown_table(level_table(evidence)) + [""]
+    return lines
+
+
 def stage_table(ctx: ReportContext) -> Table | None:
     if ctx.run is None or not ctx.run.stages:
         return None
@@ -285,6 +378,9 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         lines += markdown_table(split.classes) + [""] + markdown_table(split.lengths) + [""]
         if split.leakage_warning:
             lines += [f"> **Warning.** {split.leakage_warning}", ""]
+    evidence = ctx.peek("evidence")
+    if evidence is not None:
+        lines += generalisation_markdown(evidence)
     training = training_table(ctx)
     if training is not None:
         lines += ["## Training", "", TRAINING_TEXT, ""] + markdown_table(training) + [""]
@@ -306,6 +402,7 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         "environment": dict(environment_rows(ctx)),
         "test_set": _test_set_dict(ctx),
         "training": _training_dict(ctx),
+        "generalisation": evidence.to_dict() if evidence is not None else None,
         "comparison": comparison.to_dict() if comparison is not None else None,
         "parity": ctx.parity.to_dict() if ctx.parity is not None else None,
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},

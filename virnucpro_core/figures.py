@@ -172,6 +172,32 @@ def loss_curves_png(histories: Mapping[str, Any], path: str | Path | None = None
     return _render(fill, (5.0 * max(len(items), 1) + 0.5, 4.2), path)
 
 
+# --------------------------------------------------------------------------- calibration
+
+
+def reliability_png(calibrations: Mapping[str, Any], path: str | Path | None = None) -> bytes:
+    """Reliability diagram: observed viral fraction against mean viral score per equal-mass bin, one line per model.
+
+    Args:
+        calibrations: model name → :class:`~virnucpro_core.calibration.Calibration`.
+    """
+    items = list(calibrations.items())
+
+    def fill(figure: Figure) -> None:
+        ax = figure.subplots()
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+        for colour, (name, c) in zip(_COLORS, items):
+            ax.plot([b.mean_p_viral for b in c.bins], [b.viral_fraction for b in c.bins], color=colour, marker="o",
+                    label=f"{name} (ECE {c.ece:.3f}, Brier {c.brier:.3f})")
+        bins = items[0][1].n_bins if items else 0
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean viral score in the bin",
+               ylabel="viral fraction of the bin's test frames",
+               title=f"Reliability, {bins} equal-mass bins of test frames")
+        ax.legend(fontsize=8, loc="upper left")
+
+    return _render(fill, (5.5, 4.6), path)
+
+
 # --------------------------------------------------------------------------- lengths
 
 

@@ -109,6 +109,9 @@ def figures(ctx: ReportContext) -> dict[str, bytes]:
     if all(evals.values()):
         out["confusion matrices"] = fig.confusion_matrices_png(evals["fast"], evals["baseline"],
                                                                [names["fast"], names["baseline"]])
+    evidence = ctx.peek("evidence")
+    if evidence is not None and evidence.calibration:
+        out["reliability diagram"] = fig.reliability_png(evidence.calibration)
     if all(preds.values()):
         out["ROC and PR curves"] = fig.roc_pr_curves_png(preds["fast"], preds["baseline"],
                                                          [names["fast"], names["baseline"]])
@@ -153,6 +156,10 @@ def render_sections(ctx: ReportContext, verdict: Verdict, *, exit_code: int | No
             body.append(_img("protein lengths of the training and test sets", pictures["test-set lengths"]))
         parts.append(_section("test-set", "Test set", *body))
 
+    evidence = ctx.peek("evidence")
+    if evidence is not None:
+        parts += _evidence_sections(evidence, pictures)
+
     training = data.training_table(ctx)
     if training is not None:
         body = [f"<p>{_prose(data.TRAINING_TEXT)}</p>", _table(training)]
@@ -167,6 +174,28 @@ def render_sections(ctx: ReportContext, verdict: Verdict, *, exit_code: int | No
         parts.append(_section("stages", "Stages", f"<p>Artifacts: {html.escape(str(ctx.run.paths.root))} (rerun "
                                                    "with --rebuild to recompute)</p>", _table(stages)))
     return f'<div class="vnp">{"".join(parts)}</div>'
+
+
+def _evidence_sections(evidence, pictures: dict[str, bytes]) -> list[str]:
+    """Generalisation, per-group, calibration and levels: evidence beside the gate, never gated."""
+    from virnucpro_core.calibration import calibration_table
+
+    body = [f"<p>{_prose(data.GENERALISATION_TEXT)}</p>", _table(data.generalisation_table(evidence))]
+    body += [f'<div class="vnp-warning" role="note"><b>Warning (evidence, not gated).</b> {_prose(r.warning)}</div>'
+             for r in evidence.splits if r.warning]
+    body += [f"<p>{_prose(note)}</p>" for note in evidence.notes]
+    parts = [_section("generalisation", "Generalisation (evidence, not gated)", *body)]
+    if evidence.groups:
+        parts.append(_section("groups", "Per-group accuracy", f"<p>Groups from {_prose(evidence.groups_from)}. "
+                              f"{_prose(data.GROUPS_TEXT)}</p>", _table(data.group_table(evidence))))
+    if evidence.calibration:
+        body = [f"<p>{_prose(data.calibration_text(evidence))}</p>", _table(calibration_table(evidence.calibration))]
+        if "reliability diagram" in pictures:
+            body.append(_img("reliability diagram (equal-mass bins)", pictures["reliability diagram"]))
+        parts.append(_section("calibration", "Calibration and prevalence", *body))
+    if evidence.levels:
+        parts.append(_section("levels", "Verdict levels", _table(data.level_table(evidence))))
+    return parts
 
 
 # ---------------------------------------------------------------------------- the finished page

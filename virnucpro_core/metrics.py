@@ -40,6 +40,7 @@ from scipy import special, stats
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from virnucpro_core.aggregation import CHUNK_RULE, aggregate_chunks, labels_per_group
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
 from virnucpro_core.split import chunk_of
@@ -67,10 +68,6 @@ NEEDS_BOTH_CLASSES = ("roc_auc", "average_precision")
 DEFAULT_LENGTH_BINS: tuple[int, ...] = (0, 25, 50, 75, 100, 125, 150, 200, 300)
 
 FRAME_RULE = "frame: viral iff p_viral > p_host (arg-max of the logits; a tie is host, as torch.max)"
-CHUNK_RULE = (
-    "chunk: viral iff max over its frames of p_viral >= max over its frames of p_host "
-    "(VirNucPro's per-chunk call; a tie is viral)"
-)
 CI_METHOD = (
     "percentile bootstrap (scipy.stats.bootstrap, paired resampling of samples); resamples with one class "
     "are left out of ROC-AUC and average precision"
@@ -502,39 +499,15 @@ class ChunkVerdicts:
 def chunk_verdicts(predictions: Predictions) -> ChunkVerdicts:
     """Group frames by chunk (id without its F1..R3 tag) and call each chunk as VirNucPro does.
 
+    The rule is :func:`virnucpro_core.aggregation.aggregate_chunks`, the one ``virnucpro predict`` uses too.
+
     Raises:
         InputError: frames of one chunk carry different true labels.
     """
-    frames = pd.DataFrame({
-        "chunk": [chunk_of(i) for i in predictions.ids],
-        "p_viral": predictions.p_viral,
-        "p_host": predictions.p_host,
-        "y_true": predictions.y_true,
-    })
-    grouped = frames.groupby("chunk", sort=False).agg(
-        max_p_viral=("p_viral", "max"),
-        max_p_host=("p_host", "max"),
-        label_min=("y_true", "min"),
-        label_max=("y_true", "max"),
-        n_frames=("y_true", "size"),
-    )
-    mixed = grouped.index[grouped["label_min"] != grouped["label_max"]].tolist()
-    if mixed:
-        raise InputError(
-            f"{len(mixed)} chunk(s) have frames with different true labels, e.g. {', '.join(mixed[:5])}",
-            expected="every frame of a chunk ({record}_chunk_{k}F1..R3) labelled like its source record",
-            fix="check the labels of the merged feature files (viral 1, host 0)",
-        )
-    max_viral = grouped["max_p_viral"].to_numpy(dtype=np.float64)
-    max_host = grouped["max_p_host"].to_numpy(dtype=np.float64)
-    return ChunkVerdicts(
-        ids=grouped.index.tolist(),
-        y_true=grouped["label_min"].to_numpy(dtype=np.int64),
-        max_p_viral=max_viral,
-        max_p_host=max_host,
-        y_pred=(max_viral >= max_host).astype(np.int64),
-        n_frames=grouped["n_frames"].to_numpy(dtype=np.int64),
-    )
+    chunks = aggregate_chunks(predictions.ids, predictions.p_viral)
+    y_true = labels_per_group([chunk_of(i) for i in predictions.ids], predictions.y_true, chunks.ids, "chunk")
+    return ChunkVerdicts(ids=chunks.ids, y_true=y_true, max_p_viral=chunks.max_p_viral,
+                         max_p_host=chunks.max_p_host, y_pred=chunks.y_pred, n_frames=chunks.n_frames)
 
 
 @dataclass

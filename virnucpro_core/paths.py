@@ -62,6 +62,10 @@ class ValidationPaths:
     def train(self, embedder: str, key: str) -> Path:
         return self.root / "train" / f"{embedder}-{key}"
 
+    def evidence(self, what: str, key: str) -> Path:
+        """Stages of the evidence beside the gate: extra splits, their MLPs, protein clusters, identity searches."""
+        return self.root / "evidence" / f"{what}-{key}"
+
     @property
     def stage_log(self) -> Path:
         return self.root / "stages.json"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.errors import InputError
 from virnucpro_core.features import merge_features
@@ -358,24 +358,6 @@ def chunk_calls(scores: FrameScores, chunk_ids: list[str] | None = None) -> Chun
         chunk_ids: every chunk of the input in order (frameless chunks included);
             default: the chunks of ``scores`` in first-seen order.
     """
-    viral: dict[str, float] = {}
-    host: dict[str, float] = {}
-    count: dict[str, int] = {}
-    for chunk, p_viral in zip(scores.chunk_ids, scores.p_viral.tolist()):
-        viral[chunk] = max(viral.get(chunk, -math.inf), p_viral)
-        host[chunk] = max(host.get(chunk, -math.inf), 1.0 - p_viral)
-        count[chunk] = count.get(chunk, 0) + 1
-    order = list(count) if chunk_ids is None else list(chunk_ids)
-    unknown = [c for c in count if c not in set(order)]
-    if unknown:
-        raise InputError(
-            f"{len(unknown)} frame(s) belong to no listed chunk, e.g. {', '.join(unknown[:5])}",
-            expected="frame ids '{chunk id}F1'..'R3' of the chunks in chunks.fa",
-            fix="score the frames of the same preprocess run",
-        )
-    max_viral = np.array([viral.get(c, math.nan) for c in order], dtype=np.float64)
-    max_host = np.array([host.get(c, math.nan) for c in order], dtype=np.float64)
-    verdicts = [
-        NO_FRAMES if c not in count else CALL_NAMES[int(v >= h)] for c, v, h in zip(order, max_viral, max_host)
-    ]
-    return ChunkCalls(order, np.array([count.get(c, 0) for c in order], dtype=np.int64), max_viral, max_host, verdicts)
+    chunks = aggregate_chunks(scores.ids, scores.p_viral, chunk_ids)
+    verdicts = [NO_FRAMES if call < 0 else CALL_NAMES[int(call)] for call in chunks.y_pred.tolist()]
+    return ChunkCalls(chunks.ids, chunks.n_frames, chunks.max_p_viral, chunks.max_p_host, verdicts)

@@ -12,6 +12,9 @@ samples (:func:`apply_split`). Locked decisions it implements:
 * the default split is sample-level, as in the original VirNucPro; frames and
   chunks of one genome can then sit on both sides, so every split measures
   that leakage. ``group_by="source"`` keeps each source record on one side;
+  ``group_by="cluster"`` keeps each group of an explicit ``groups`` mapping
+  (id → group, e.g. protein clusters from :mod:`virnucpro_core.clusters`) on
+  one side, drawing whole groups across both classes (:func:`_joint_group_level`);
 * ``manifest.json`` lists every id and is byte-identical for identical inputs
   and parameters (no timestamps, fixed key order, sorted ids). An existing,
   different split in the same directory is refused unless ``overwrite=True``:
@@ -46,7 +49,9 @@ MANIFEST_FORMAT = "virnucpro-split"
 MANIFEST_VERSION = 1
 CLASS_LABELS: dict[str, int] = {"host": 0, "viral": 1}
 CLASS_NAMES: dict[int, str] = {label: name for name, label in CLASS_LABELS.items()}
-GROUP_BY_CHOICES = ("sample", "source")
+GROUP_BY_CHOICES = ("sample", "source")  # the CLI's --group-by
+# The library also takes "cluster" with an explicit groups mapping (the acceptance suite's clustered split).
+GROUP_BY_MODES = (*GROUP_BY_CHOICES, "cluster")
 ROUNDING_RULE = "test samples per class = floor(n * test_fraction + 1/2) (round half up, exact rational arithmetic)"
 
 # Streams of the seeded generator, so test and validation draws never share one.
@@ -166,6 +171,7 @@ def stratified_ids(
     *,
     group_by: str = "sample",
     purpose: str = "test",
+    groups: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Ids drawn from each class separately: ``round_half_up(n_class * fraction)`` per class.
 
@@ -176,11 +182,14 @@ def stratified_ids(
         seed: the draw depends only on the seed and the set of ids, not their order.
         group_by: ``"sample"`` draws ids; ``"source"`` draws whole source records.
         purpose: ``"test"`` or ``"validation"``; each uses its own random stream.
+        groups: id → group, required by ``group_by="cluster"`` (whole groups per side).
 
     Returns:
         The drawn ids, sorted.
     """
     purpose_code = {"test": _PURPOSE_TEST, "validation": _PURPOSE_VALIDATION}[purpose]
+    if group_by == "cluster":
+        return _joint_group_level(ids, labels, groups or {}, fraction, _rng(seed, 2, purpose_code))
     by_class: dict[int, list[str]] = {}
     for sample, label in zip(ids, labels, strict=True):
         by_class.setdefault(int(label), []).append(sample)
@@ -192,6 +201,39 @@ def stratified_ids(
         pick = _group_level if group_by == "source" else _sample_level
         drawn.extend(pick(members, count, rng))
     return sorted(drawn)
+
+
+def _joint_group_level(ids: Sequence[str], labels: Sequence[int], groups: Mapping[str, str], fraction: float,
+                       rng: np.random.Generator) -> list[str]:
+    """Whole groups (which may hold both classes) in seeded random order, each taken when it overshoots no class's
+    target ``round_half_up(n_class * fraction)``; stops once every target is met. A group larger than a class's
+    target never goes to the test side, so at least one group stays in training."""
+    members: dict[str, Counter] = {}
+    for sample, label in zip(ids, labels, strict=True):
+        members.setdefault(groups[sample], Counter())[int(label)] += 1
+    totals = Counter(int(label) for label in labels)
+    target = {label: round_half_up(n, fraction) for label, n in totals.items()}
+    names = sorted(members)
+    taken: Counter = Counter()
+    chosen: set[str] = set()
+    for name in (names[i] for i in rng.permutation(len(names))):
+        if all(taken[label] >= target[label] for label in target):
+            break
+        counts = members[name]
+        if all(taken[label] + n <= target[label] for label, n in counts.items()):
+            chosen.add(name)
+            taken.update(counts)
+    empty = [CLASS_NAMES.get(label, str(label)) for label in sorted(target) if taken[label] == 0]
+    if empty:
+        largest = sorted(((sum(c.values()), n) for n, c in members.items()), reverse=True)[:3]
+        raise InputError(
+            f"no {' or '.join(empty)} group fits the test side: every group is larger than the class's test target",
+            expected=f"groups no larger than {fraction:g} of each class: "
+            + ", ".join(f"{CLASS_NAMES.get(k, k)} {v} samples" for k, v in sorted(target.items())),
+            found=f"{len(members)} groups; the largest: " + ", ".join(f"{n} ({size} samples)" for size, n in largest),
+            fix="cluster at a higher identity or coverage (smaller clusters), or use group_by source",
+        )
+    return sorted(s for s in ids if groups[s] in chosen)
 
 
 # --------------------------------------------------------------------------- merged files
@@ -866,12 +908,12 @@ def _validate_parameters(test_fraction: float, seed: int, group_by: str) -> None
         problems.append(f"test_fraction {test_fraction!r} is not between 0 and 1 (exclusive)")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         problems.append(f"seed {seed!r} is not a non-negative integer")
-    if group_by not in GROUP_BY_CHOICES:
-        problems.append(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY_CHOICES)}")
+    if group_by not in GROUP_BY_MODES:
+        problems.append(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY_MODES)}")
     if problems:
         raise InputError(
             "invalid split parameters: " + "; ".join(problems),
-            expected="test_fraction in (0, 1), e.g. 0.1; seed >= 0; group_by 'sample' or 'source'",
+            expected="test_fraction in (0, 1), e.g. 0.1; seed >= 0; group_by 'sample', 'source' or 'cluster'",
             fix="change the option(s) named above",
         )
 
@@ -886,6 +928,7 @@ def make_split(
     out_dir: str | Path,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> SplitResult:
     """Split merged viral and host feature files into train and test, stratified by class.
 
@@ -896,7 +939,9 @@ def make_split(
         seed: the split depends only on the seed and the ids, not on file or row order.
         group_by: ``"sample"`` (VirNucPro's split; leakage is measured) or ``"source"``
             (whole source records per side; no leakage, fraction hit as closely as the
-            record sizes allow).
+            record sizes allow) or ``"cluster"`` (whole groups of ``groups`` per side, drawn
+            across both classes).
+        groups: sample id → group, for ``group_by="cluster"``; must name every sample.
         out_dir: directory for ``train.pt``, ``test.pt``, ``manifest.json``, ``distribution.json``.
         overwrite: replace a different split already in ``out_dir`` (otherwise refused).
         log: where to say that an existing identical split was reused.
@@ -911,7 +956,9 @@ def make_split(
     ids = features["ids"]
     labels = features["labels"].tolist()
     labels_by_id = dict(zip(ids, labels, strict=True))
-    test_ids = stratified_ids(ids, labels, test_fraction, seed, group_by=group_by, purpose="test")
+    if group_by == "cluster":
+        _check_groups(ids, groups)
+    test_ids = stratified_ids(ids, labels, test_fraction, seed, group_by=group_by, purpose="test", groups=groups)
     test_set = set(test_ids)
     train_ids = [i for i in ids if i not in test_set]
     manifest = SplitManifest(
@@ -925,6 +972,16 @@ def make_split(
         inputs=inputs,
     )
     return _write(features, manifest, SplitPaths(Path(out_dir)), overwrite=overwrite, log=log)
+
+
+def _check_groups(ids: Sequence[str], groups: Mapping[str, str] | None) -> None:
+    missing = [i for i in ids if i not in (groups or {})]
+    if missing:
+        raise InputError(
+            f"group_by cluster: {len(missing)} of {len(ids)} samples have no group, e.g. {', '.join(missing[:_SHOW])}",
+            expected="a group (cluster id) for every sample id of the features",
+            fix="cluster the proteins of the same preprocess run the features came from",
+        )
 
 
 def _features_entry(features: MergedRows) -> dict:

@@ -35,6 +35,7 @@ log = logging.getLogger("virnucpro.validation")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMOKE_DATA = {"viral": PROJECT_ROOT / "fixtures" / "smoke" / "viral.fasta",
               "host": PROJECT_ROOT / "fixtures" / "smoke" / "host.fasta"}
+SMOKE_GROUPS = PROJECT_ROOT / "fixtures" / "smoke" / "groups.tsv"  # record id -> synthetic family
 CLASSES = ("viral", "host")
 # The two protein embedders under comparison, and the DNA embedder they share.
 EMBEDDERS = {"fast": "fastesm2_650", "baseline": "esm2_3b"}
@@ -71,6 +72,12 @@ class Settings:
     patience: int = 5
     declarations: tuple[str, ...] = ()  # --declare-features: how VirNucPro-layout feature files were made
     groups: dict[str, str] = field(default_factory=dict)  # input path -> its data_merge folder (RefSeq category)
+    # Evidence beside the gate (virnucpro_core.generalisation); none of it changes the verdict.
+    groups_file: Path | None = None  # record or sample id -> group (TSV)
+    cluster_identity: float = 0.6
+    cluster_coverage: float = 0.8
+    viral_prevalence: str = "1:19"
+    record_rule: str = "mean"
 
     @classmethod
     def resolve(
@@ -152,6 +159,8 @@ class Settings:
             problems.append(f"--seed {rest['seed']} is not from 0 to 2**63 - 1")
         if rest.get("bench_warmup", 1) < 0:
             problems.append(f"--bench-warmup {rest['bench_warmup']} is negative")
+        if not 0 < rest.get("cluster_identity", 0.6) <= 1 or not 0 < rest.get("cluster_coverage", 0.8) <= 1:
+            problems.append("--cluster-identity and --cluster-coverage must be fractions in (0, 1]")
         if problems:
             raise InputError("invalid acceptance options: " + "; ".join(problems),
                              fix="see `pytest acceptance/ --help`, group 'VirNucPro FastESM2 acceptance suite'")
@@ -159,6 +168,14 @@ class Settings:
             if not path.exists():
                 raise InputError(f"{path}: no such input file", fix="check the --viral/--host/--data-dir paths")
         _check_declarations(viral, host, declarations, size)
+        from virnucpro_core.calibration import parse_prevalence
+
+        parse_prevalence(rest.get("viral_prevalence", "1:19"))
+        groups_file = rest.pop("groups_file", None)
+        groups_file = Path(groups_file) if groups_file else (SMOKE_GROUPS if profile == "smoke" else None)
+        if groups_file is not None and not groups_file.is_file():
+            raise InputError(f"--groups {groups_file}: no such file", expected="a TSV of id <TAB> group",
+                             fix="check the path")
         return cls(
             profile=profile,
             viral=tuple(viral),
@@ -171,6 +188,7 @@ class Settings:
             baseline_metrics=Path(baseline_metrics) if baseline_metrics else None,
             declarations=tuple(declarations),
             groups=groups,
+            groups_file=groups_file,
             **rest,
         )
 
@@ -633,7 +651,14 @@ class ValidationRun:
         from virnucpro_core.layouts.checkpoints import load_checkpoint
         from virnucpro_core.training import TrainingHistory, train_classifier
 
-        split = self.split_for(embedder)
+        return self.trained_on(embedder, self.split_for(embedder), f"train[{embedder}]",
+                               lambda key: self.paths.train(embedder, key))
+
+    def trained_on(self, embedder: str, split, stage: str, directory_of: Callable[[str], Path]) -> "TrainedModel":
+        """Train ``embedder``'s MLP on ``split``'s training side with the run's hyperparameters (any split)."""
+        from virnucpro_core.layouts.checkpoints import load_checkpoint
+        from virnucpro_core.training import TrainingHistory, train_classifier
+
         config = self.training_config()
         params = {"train": sha256_file(split.paths.train), "config": config.to_dict()}
 
@@ -657,8 +682,7 @@ class ValidationRun:
             history = trained.history
             return f"{len(history.epochs)} epochs, best {history.best_epoch}, stopped by {history.stop_reason}"
 
-        return self._cached(f"train[{embedder}]", params, lambda key: self.paths.train(embedder, key), build, load,
-                            epochs)
+        return self._cached(stage, params, directory_of, build, load, epochs)
 
     def predictions(self, embedder: str):
         """The final MLP's predictions on the test set (the only time the test set is read).
@@ -706,6 +730,14 @@ class ValidationRun:
                 baseline_source=str(self.settings.baseline_metrics) if baseline_metrics is not None else None,
             )
         return self._memo["comparison"]
+
+    def evidence(self):
+        """Generalisation splits, per-group accuracy, calibration and verdict levels: evidence, never gated."""
+        from virnucpro_core.generalisation import build_evidence
+
+        if "evidence" not in self._memo:
+            self._memo["evidence"] = build_evidence(self)
+        return self._memo["evidence"]
 
     # ------------------------------------------------------------------ speed
 
