@@ -1,6 +1,6 @@
 """Options of the acceptance suite, and the HTML report's default location.
 
-Everything here is parsed into :class:`virnucpro_core.validation.Settings`
+Everything here is parsed into :class:`virnucpro_core.settings.Settings`
 by ``acceptance/conftest.py``; help texts state each default.
 """
 

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from virnucpro_core.errors import VirNucProError
-from virnucpro_core.validation import EMBEDDERS, Settings, ValidationRun
+from virnucpro_core.settings import EMBEDDERS, Settings
+from virnucpro_core.validation import ValidationRun
 
 from acceptance import report_plugin
 

@@ -12,7 +12,8 @@ from virnucpro_core.benchmark import deployed_fast_settings, extraction_settings
 from virnucpro_core.errors import InputError
 from virnucpro_core.features import load_features
 from virnucpro_core.precision import extraction_dtype
-from virnucpro_core.validation import Settings, ValidationRun
+from virnucpro_core.settings import Settings
+from virnucpro_core.validation import ValidationRun
 
 
 @pytest.mark.parametrize(

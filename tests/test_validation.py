@@ -7,7 +7,8 @@ import torch
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.models import get_spec
-from virnucpro_core.validation import SMOKE_DATA, Settings, ValidationRun
+from virnucpro_core.settings import SMOKE_DATA, Settings
+from virnucpro_core.validation import ValidationRun
 
 
 def test_no_data_means_smoke_profile_with_tiny_random_stand_ins():

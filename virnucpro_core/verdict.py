@@ -58,7 +58,7 @@ class ReportContext:
     """Everything the verdict and the reports read, gathered once at the end of the session.
 
     Attributes:
-        settings: the run's :class:`~virnucpro_core.validation.Settings` (None if the options were bad).
+        settings: the run's :class:`~virnucpro_core.settings.Settings` (None if the options were bad).
         run: the :class:`~virnucpro_core.validation.ValidationRun` (None if no stage was asked for).
         timings: ``(pairing, embedder) → TimingResult`` of the speed tests.
         outcomes: every test's outcome.
