@@ -9,6 +9,9 @@ samples (:func:`apply_split`). Locked decisions it implements:
   a fixed seed from the class's ids in sorted order, so file order never
   matters;
 * it lives in its own directory (:class:`SplitPaths`) apart from the inputs;
+  ``train.pt`` / ``test.pt`` are views: which input file and row hold each
+  sample's features, never a copy of them (memory and disk stay flat at 2 M
+  samples);
 * the default split is sample-level, as in the original VirNucPro; frames and
   chunks of one genome can then sit on both sides, so every split measures
   that leakage. ``group_by="source"`` keeps each source record on one side;
@@ -38,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
@@ -75,12 +77,12 @@ class SplitPaths:
 
     @property
     def train(self) -> Path:
-        """Training samples of both classes (merged-feature layout)."""
+        """Training samples of both classes: a view (ids, labels, lengths and where each row is in the inputs)."""
         return self.root / "train.pt"
 
     @property
     def test(self) -> Path:
-        """Held-out test samples of both classes (merged-feature layout); read once, at the end."""
+        """Held-out test samples of both classes, a view like :attr:`train`; read once, at the end."""
         return self.root / "test.pt"
 
     @property
@@ -244,19 +246,6 @@ def _safe_equal(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # tensors and other values without a plain ==
         return False
-
-
-def subset_merged(features: Mapping, ids: Sequence[str], meta: Mapping | None = None) -> dict:
-    """The rows of ``features`` for ``ids``, in that order (all ids must be present)."""
-    index = {sample: row for row, sample in enumerate(features["ids"])}
-    rows = torch.tensor([index[i] for i in ids], dtype=torch.long)
-    return {
-        "ids": list(ids),
-        "data": features["data"].index_select(0, rows).contiguous(),
-        "labels": features["labels"].index_select(0, rows).contiguous(),
-        "lengths": features["lengths"].index_select(0, rows).contiguous(),
-        "meta": dict(features["meta"] if meta is None else meta),
-    }
 
 
 def feature_info(meta: Mapping) -> dict:
