@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections import Counter
 import os
 import re
 from collections.abc import Iterator
@@ -113,6 +114,18 @@ def get_spec(name: str) -> ModelSpec:
             found=repr(name),
             fix="pass --model " + " | ".join(SPECS),
         ) from None
+
+
+def merged_widths(size: str | None, dna_model: str = "dnabert_s") -> dict[int, str]:
+    """Merged width (the DNA model's plus a protein model's, at ``size``) → that protein model.
+
+    The one place a merged feature width is read as an embedder; a width two
+    protein models would share is left out, so it never names either.
+    """
+    dna = get_spec(dna_model).dim_for(size)
+    widths = [(dna + spec.dim_for(size), name) for name, spec in SPECS.items() if spec.family == "esm"]
+    counts = Counter(width for width, _ in widths)
+    return {width: name for width, name in widths if counts[width] == 1}
 
 
 def _check_choice(value: str, allowed, what: str) -> str:

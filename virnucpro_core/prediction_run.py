@@ -32,7 +32,7 @@ from virnucpro_core.files import atomic_write_text, sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.predictions import CALL_NAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE
-from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model, resolve_device
+from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model, merged_widths, resolve_device
 from virnucpro_core.precision import extraction_dtype
 from virnucpro_core.prediction import (
     DEFAULT_CHUNK_SIZE,
@@ -101,6 +101,8 @@ class PredictionResult:
         write_chunks_tsv(self.chunks, self.paths.chunks)
         logits = self.frames.logits if self.frames.logits is not None else torch.zeros((0, 2))
         write_original_results(self.frames.ids, logits, self.paths.root)
+        for warning in self.warnings:
+            log.warning(warning)
         return self.save()
 
     def save(self) -> Path:
@@ -112,12 +114,12 @@ def _protein_model_of(loaded: LoadedCheckpoint, size: str) -> str:
     """The protein model a checkpoint was trained with: its meta, else the one whose width fits."""
     if loaded.meta.protein_model:
         return get_spec(loaded.meta.protein_model).name
-    dna_dim = get_spec(DNA_MODEL).dim_for(size)
-    fits = [n for n, s in SPECS.items() if s.family == "esm" and dna_dim + s.dim_for(size) == loaded.meta.input_dim]
+    fits = [model for width, model in merged_widths(size, DNA_MODEL).items() if width == loaded.meta.input_dim]
     if len(fits) == 1:
         log.info("checkpoint %s names no protein model; its %d-d input fits %s", loaded.path,
                  loaded.meta.input_dim, display_name(fits[0]))  # fmt: skip
         return fits[0]
+    dna_dim = get_spec(DNA_MODEL).dim_for(size)
     raise DimensionError(
         f"checkpoint {loaded.path} names no protein model and its {loaded.meta.input_dim}-d input fits none "
         f"at size {size}",
@@ -128,12 +130,6 @@ def _protein_model_of(loaded: LoadedCheckpoint, size: str) -> str:
         found=f"{loaded.meta.input_dim}",
         fix="pass the checkpoint written by `virnucpro train`, or the --size its features were extracted at",
     )
-
-
-def standin_widths(size: str) -> dict[int, str]:
-    """Merged width → protein model of the stand-ins of ``size`` (DNABERT-S + each ESM model)."""
-    dna_dim = get_spec(DNA_MODEL).dim_for(size)
-    return {dna_dim + spec.dim_for(size): name for name, spec in SPECS.items() if spec.family == "esm"}
 
 
 def check_width(
@@ -236,7 +232,7 @@ def predict_fasta(
         raise InputError(f"unknown weights kind {weights!r}", expected=" or ".join(WEIGHTS), found=repr(weights))
     # Files of the original VirNucPro do not name their protein model: their width does, and with stand-ins
     # the stand-ins' widths count too.
-    widths = standin_widths(size or "tiny") if weights == "random" and (size or "tiny") in SIZES else None
+    widths = merged_widths(size or "tiny", DNA_MODEL) if weights == "random" and (size or "tiny") in SIZES else None
     loaded = load_checkpoint(checkpoint, protein_widths=widths)
     trained = loaded.meta.features or {}
     if size is None:
@@ -350,8 +346,6 @@ def predict_fasta(
         warnings=warnings,
     )
     result.write()
-    for warning in warnings:
-        log.warning(warning)
     return result
 
 
@@ -400,7 +394,7 @@ def predict_merged(
     say = on_log or log.info
     paths = _feature_files(features)
     # An original VirNucPro checkpoint names its protein model by its width: the real models' or the stand-ins'.
-    loaded = load_checkpoint(checkpoint, protein_widths=standin_widths("tiny"))
+    loaded = load_checkpoint(checkpoint, protein_widths=merged_widths("tiny", DNA_MODEL))
     trained = loaded.meta.features or {}
     mismatches: list[str] | None = [] if allow_mismatch else None
     pieces: list[FrameScores] = []
@@ -477,8 +471,6 @@ def predict_merged(
         warnings=warnings,
     )
     result.write()
-    for warning in warnings:
-        log.warning(warning)
     return result
 
 

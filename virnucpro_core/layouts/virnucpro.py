@@ -48,7 +48,7 @@ from virnucpro_core.layouts.features import (
     open_rows,
     torch_load,
 )
-from virnucpro_core.models import DTYPES, SPECS, WEIGHTS, get_spec
+from virnucpro_core.models import DTYPES, SPECS, WEIGHTS, get_spec, merged_widths
 from virnucpro_core.store import FileRows, RowView
 
 log = logging.getLogger(__name__)
@@ -142,9 +142,7 @@ def declaration_for(declarations: Sequence[Declaration], protein_model: str, wha
 
 def protein_model_of_width(width: int, size: str) -> str | None:
     """The protein model whose width plus DNABERT-S's (at ``size``) is ``width``; None when none fits."""
-    dna = get_spec("dnabert_s").dim_for(size)
-    fits = [n for n, s in SPECS.items() if s.family == "esm" and dna + s.dim_for(size) == width]
-    return fits[0] if len(fits) == 1 else None
+    return merged_widths(size).get(width)
 
 
 def _widths_expected(size: str) -> str:
