@@ -6,12 +6,15 @@ group, this times
 * ``naive`` — what a first script does: the Hugging Face tokenizer called on a
   fixed-size slice of the input (``--naive-batch``, default 16, ``padding=True``),
   ``model(**inputs)``, masked mean pooling, ``.cpu()`` per batch, in input order;
-* ``ours`` — :func:`virnucpro_core.embeddings.extract_embeddings` with its
-  deployed defaults (the precision policy's dtype: fp16 on CUDA, fp32 on CPU; ``DEFAULT_TOKS_PER_BATCH``),
-  plus every combination of ``--dtypes`` x ``--toks-per-batch`` x
-  ``--batching`` (``padded`` batches or ``exact`` equal-length ones, no mask)
-  x ``--compile`` (``none`` or a :func:`torch.compile` mode; compilation falls
-  in the warmup passes).
+* ``ours`` — :func:`virnucpro_core.embeddings.extract_embeddings` with the
+  model's deployed settings (:func:`virnucpro_core.benchmark.deployed_settings`,
+  those the speed gate times: FastESM2 in the precision policy's dtype, fp16 on
+  CUDA and fp32 on CPU, with ``DEFAULT_TOKS_PER_BATCH``; ESM2 3B in fp32 with
+  2,048-token batches, as VirNucPro ran it), plus every combination
+  (``--grid product``) or each one alone (``--grid axes``) of ``--dtypes``,
+  ``--toks-per-batch``, ``--batching`` (``padded`` batches or ``exact``
+  equal-length ones, no mask) and ``--compile`` (``none`` or a
+  :func:`torch.compile` mode; compilation falls in the warmup passes).
 
 Protocol: models are loaded outside the timed region; ``--warmup`` untimed
 passes, then ``--runs`` timed passes over the whole sample, each read with
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import logging
 import math
@@ -250,20 +254,31 @@ def dense_flops_per_token(loaded: models.LoadedModel) -> int:
     return 2 * sum(m.weight.numel() for m in loaded.model.encoder.modules() if isinstance(m, torch.nn.Linear))
 
 
-def variants_for(args: argparse.Namespace, family: str, device: torch.device) -> list[Variant]:
-    """Naive loop, our defaults, then every ``--dtypes`` x ``--toks-per-batch`` x ``--batching`` x ``--compile``."""
-    default = Variant(
-        "ours", benchmark.deployed_fast_settings(device.type)["dtype"], DEFAULT_TOKS_PER_BATCH[family], default=True
-    )
+def variants_for(args: argparse.Namespace, name: str, device: torch.device) -> list[Variant]:
+    """Naive loop, the model's deployed settings, then the requested variants.
+
+    ``--grid product``: every ``--dtypes`` x ``--toks-per-batch`` x ``--batching`` x ``--compile``;
+    ``--grid axes``: each of those settings varied alone, the others at the deployed values
+    (a sweep per axis, at a fraction of the product's passes).
+    """
+    deployed = benchmark.deployed_settings(name, device.type)
+    default = Variant("ours", deployed["dtype"], deployed["toks_per_batch"], default=True)
     out = [] if args.no_naive else [Variant("naive", args.naive_dtype, args.naive_batch, args.naive_attention)]
     out.append(default)
-    for dtype in args.dtypes or [default.dtype]:
-        for budget in args.toks_per_batch or [default.batch]:
-            for batching in args.batching:
-                for mode in args.compile:
-                    variant = Variant("ours", dtype, budget, batching=batching, compile=mode)
-                    if variant != replace(default, default=False):
-                        out.append(variant)
+    axes = {
+        "dtype": args.dtypes or [default.dtype],
+        "batch": args.toks_per_batch or [default.batch],
+        "batching": args.batching,
+        "compile": args.compile,
+    }
+    if args.grid == "product":
+        settings = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+    else:
+        settings = [{axis: value} for axis, values in axes.items() for value in values]
+    for changes in settings:
+        variant = replace(default, default=False, **changes)
+        if variant != replace(default, default=False) and variant not in out:
+            out.append(variant)
     return out
 
 
@@ -350,11 +365,13 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak: float | None) -> list[ThroughputRow]:
-    """Every variant of one model on every sequence group, one loaded dtype at a time."""
+def bench_model(
+    name: str, args: argparse.Namespace, device: torch.device, peak: float | None, on_row=None
+) -> list[ThroughputRow]:
+    """Every variant of one model on every sequence group, one loaded dtype at a time; ``on_row(row)`` after each."""
     spec = models.get_spec(name)
     groups = sequence_groups(args, spec.family)
-    variants = variants_for(args, spec.family, device)
+    variants = variants_for(args, name, device)
     dtypes = ["float32"] + sorted({v.dtype for v in variants} - {"float32"})
     rows: list[ThroughputRow] = []
     references: dict[str, torch.Tensor] = {}
@@ -425,13 +442,15 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, peak:
                     name, variant.label, group.label, row.sequences_per_s, row.median_s, min_cos,
                 )  # fmt: skip
                 rows.append(row)
+                if on_row is not None:
+                    on_row(row)
         del loaded, runners
         _free(device)
     return rows
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Time every requested model and variant; write ``--json`` (after each model) if given; return the report."""
+    """Time every requested model and variant; write ``--json`` (after each row) if given; return the report."""
     device = models.resolve_device(args.device)
     peak = args.peak_tflops
     if peak is None and device.type == "cuda":
@@ -446,16 +465,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rows": [],
     }
     rows: list[ThroughputRow] = []
+
+    def record(row: ThroughputRow) -> None:
+        rows.append(row)
+        report["rows"] = [r.to_dict() for r in rows]
+        if args.json is not None:
+            # Rewritten after every row, so a run stopped at a time limit keeps what it finished.
+            atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+
     if args.cpu_threads is not None:
         torch.set_num_threads(args.cpu_threads)
     try:
         for name in args.models:
-            rows.extend(bench_model(name, args, device, peak))
+            bench_model(name, args, device, peak, on_row=record)
             _free(device)
-            report["rows"] = [row.to_dict() for row in rows]
             if args.json is not None:
-                # Written after every model, so a run stopped at a time limit keeps what it finished.
-                atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
                 log.info("wrote %s (%d rows)", args.json, len(rows))
     finally:
         torch.set_num_threads(threads)
@@ -534,6 +558,9 @@ def create_parser() -> argparse.ArgumentParser:
     add("--toks-per-batch", type=_int_list, default=None,
         help="extra token budgets for our extractor, e.g. 8192,16384,32768 (default: only "
         "DEFAULT_TOKS_PER_BATCH). Larger fills the GPU better until memory runs out.")
+    add("--grid", choices=("product", "axes"), default="product",
+        help="how the variant options combine: product (every combination, default) or axes (each option "
+        "varied alone from the deployed settings: fewer passes, no interactions).")
     add("--batching", type=_choice_list(("padded", "exact")), default=["padded"],
         help="batch layouts for our extractor (default: padded). exact: equal token lengths per batch, "
         "no padding mask, so SDPA may use its flash kernel; smaller batches where lengths vary.")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from virnucpro_core import models
 
@@ -66,6 +67,52 @@ def test_variants_cover_dtypes_budgets_and_batching(report):
     expected = {(d, b, layout) for d in ("float32", "bfloat16") for b in (64, 8192) for layout in ("padded", "exact")}
     assert sorted(ours) == sorted(expected), "each combination once, the default not repeated"
     assert all(r["compile"] == "none" for r in rows)
+
+
+def test_axes_grid_varies_one_setting_at_a_time(xt):
+    args = xt.create_parser().parse_args([
+        "--grid", "axes", "--dtypes", "float16,bfloat16,float32", "--toks-per-batch", "4096,8192,32768",
+    ])  # fmt: skip
+    variants = xt.variants_for(args, "fastesm2_650", torch.device("cuda"))
+    assert [(v.kind, v.dtype, v.batch, v.default) for v in variants] == [
+        ("naive", "float32", 16, False),
+        ("ours", "float16", 8192, True),  # FastESM2 as deployed on CUDA: the precision policy's fp16
+        ("ours", "bfloat16", 8192, False),
+        ("ours", "float32", 8192, False),
+        ("ours", "float16", 4096, False),
+        ("ours", "float16", 32768, False),
+    ], "each dtype at the deployed budget, each budget in the deployed dtype, the default once"
+    product = xt.variants_for(xt.create_parser().parse_args([
+        "--dtypes", "float16,bfloat16,float32", "--toks-per-batch", "4096,8192,32768",
+    ]), "fastesm2_650", torch.device("cuda"))  # fmt: skip
+    assert len(product) == 1 + 9, "product: the naive loop and all 9 combinations (the default among them)"
+
+
+def test_each_model_is_timed_as_deployed_by_default(xt):
+    args = xt.create_parser().parse_args(["--no-naive"])
+    (baseline,) = xt.variants_for(args, "esm2_3b", torch.device("cuda"))
+    assert (baseline.dtype, baseline.batch, baseline.default) == ("float32", 2048, True), (
+        "ESM2 3B's default variant is what the speed gate times: fp32 with 2,048-token batches, as VirNucPro ran it"
+    )
+    (dna,) = xt.variants_for(args, "dnabert_s", torch.device("cuda"))
+    assert (dna.dtype, dna.batch) == ("float32", 16384)
+
+
+def test_json_is_rewritten_after_every_row(xt, tmp_path, monkeypatch):
+    """A run stopped at a time limit keeps every finished row: the file holds all rows written so far."""
+    out = tmp_path / "rows.json"
+    seen: list[int] = []
+    real = xt.atomic_write_text
+
+    def spy(path, text):
+        seen.append(len(json.loads(text)["rows"]))
+        return real(path, text)
+
+    monkeypatch.setattr(xt, "atomic_write_text", spy)
+    argv = ["--size", "tiny", "--device", "cpu", "--models", "fastesm2_650", "--lengths", "20,33", "--n", "4",
+            "--runs", "1", "--warmup", "0", "--cpu-threads", "1", "--json", str(out)]  # fmt: skip
+    assert xt.main(argv) == 0
+    assert seen == [1, 2, 3, 4], f"one write per row (naive and ours, two lengths), found row counts {seen}"
 
 
 @pytest.mark.slow

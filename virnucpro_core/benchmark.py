@@ -136,6 +136,19 @@ ORIGINAL_ESM2_3B = {"dtype": "float32", "toks_per_batch": 2048}
 PAIRINGS = ("as-deployed", "like-for-like")
 
 
+def deployed_settings(model_name: str, device_type: str) -> dict:
+    """dtype and token budget ``model_name`` is timed with as deployed: ESM2 3B as VirNucPro ran it
+    (:data:`ORIGINAL_ESM2_3B`), the others with the precision policy's dtype and the default token budget."""
+    if model_name == "esm2_3b":
+        return dict(ORIGINAL_ESM2_3B)
+    from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
+    from virnucpro_core.models import get_spec
+    from virnucpro_core.precision import extraction_dtype
+
+    family = get_spec(model_name).family
+    return {"dtype": extraction_dtype(model_name, device_type), "toks_per_batch": DEFAULT_TOKS_PER_BATCH[family]}
+
+
 def deployed_fast_settings(device_type: str) -> dict:
     """The settings FastESM2 ships with: the precision policy's dtype and the default token budget.
 
@@ -144,10 +157,7 @@ def deployed_fast_settings(device_type: str) -> dict:
     acceptance run extracts FastESM2's accuracy features in, so the speed gate
     times what the accuracy gate validated.
     """
-    from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH
-    from virnucpro_core.precision import extraction_dtype
-
-    return {"dtype": extraction_dtype("fastesm2_650", device_type), "toks_per_batch": DEFAULT_TOKS_PER_BATCH["esm"]}
+    return deployed_settings("fastesm2_650", device_type)
 
 
 def extraction_settings(pairing: str, embedder: str, device_type: str) -> dict:
@@ -159,5 +169,5 @@ def extraction_settings(pairing: str, embedder: str, device_type: str) -> dict:
     if pairing not in PAIRINGS:
         raise ValueError(f"unknown pairing {pairing!r}; expected one of {', '.join(PAIRINGS)}")
     if embedder == "baseline" and pairing == "as-deployed":
-        return dict(ORIGINAL_ESM2_3B)
+        return deployed_settings("esm2_3b", device_type)
     return deployed_fast_settings(device_type)
