@@ -52,6 +52,12 @@ MIN_COSINE = 0.999
 MAX_RELATIVE_DIFF = 1e-3
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 MODEL = "fastesm2_650"
+# The third-party modules FastESM2's own code (FastPLMs' esm2/modeling_fastesm.py, the file the hub snapshot
+# ships) imports at module level, read off every revision of that file in Synthyra/FastPLMs' git history:
+# torch, transformers and einops (`from einops import rearrange`) in all of them, tqdm (`from tqdm.auto import
+# tqdm`) and networkx (`import networkx as nx`) in many, numpy. transformers refuses to run the file if one is
+# missing, so each is a dependency in pyproject.toml: the parity check must run after a plain `make install`.
+REMOTE_CODE_IMPORTS = ("torch", "transformers", "einops", "tqdm", "networkx", "numpy")
 _AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
@@ -246,7 +252,7 @@ def fastesm_parity(
     except Exception as error:  # noqa: BLE001 - any failure of foreign code means it cannot be compared here
         first = (str(error).strip().splitlines() or [""])[0]
         return _not_run(base, f"the model's own code ({reference}) does not load here: {type(error).__name__}: "
-                              f"{first} (check its imports, e.g. einops, and that anything it downloads is in "
+                              f"{first} (check its imports and that anything it downloads is in "
                               "the Hugging Face cache with HF_HUB_OFFLINE=1)")
     base["remote_code"] = f"{type(remote).__module__}.{type(remote).__name__}"
     base["unloaded_weights"] = unloaded
