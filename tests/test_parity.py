@@ -16,6 +16,7 @@ import importlib.util
 import json
 import re
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -82,7 +83,32 @@ def test_code_that_does_not_import_is_not_run_with_the_error(tmp_path):
     code = "import not_a_module_virnucpro_needs\n" + REFERENCE_CODE.read_text()
     result = fastesm_parity(snapshot(tmp_path, code=code), PROTEINS, "cpu")
     assert result.status == NOT_RUN, result.summary()
-    assert "does not load here" in result.reason and "not_a_module_virnucpro_needs" in result.reason, result.reason
+    assert "does not load here" in result.reason and "imports not_a_module_virnucpro_needs" in result.reason
+    # A module this project does not know of: pip installs it, and the list of FastESM2's imports needs it.
+    assert "`pip install not_a_module_virnucpro_needs`" in result.reason, result.reason
+    assert "REMOTE_CODE_IMPORTS" in result.reason and "make install" not in result.reason, result.reason
+
+
+class _NoEinops:
+    """A meta-path finder for which einops is not installed, as on an environment without the dependency."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "einops" or name.startswith("einops."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def test_a_missing_dependency_of_the_models_own_code_names_it_and_the_fix(tmp_path, monkeypatch):
+    directory = snapshot(tmp_path)
+    for name in [n for n in sys.modules if n == "einops" or n.startswith("einops.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoEinops(), *sys.meta_path])
+    result = fastesm_parity(directory, PROTEINS, "cpu")
+    assert result.status == NOT_RUN and result.min_cosine is None, result.summary()
+    assert result.reason == (
+        "the model's own code (modeling_fastesm.FastEsmModel) does not load here: it imports einops, which is not "
+        "installed in this environment; install it with `pip install einops` or `make install` (this project "
+        "depends on every module FastESM2's code imports), then rerun"), result.reason
 
 
 @pytest.mark.parametrize("module", REMOTE_CODE_IMPORTS)
