@@ -5,9 +5,11 @@ weights (``--fast-model DIR``, or Synthyra/FastESM2_650 in the Hugging Face
 cache) are a real pretrained snapshot; skips with the reason otherwise (random
 weights, no snapshot here, or the snapshot's own code cannot run here). Not a
 gate: a failure means the FastESM2 features this run extracts are not the
-model's, so the run ends in ERROR rather than in a verdict on FastESM2. The
-result is in the report's Environment table and in acceptance.json
-(``parity``).
+model's, so the run ends in ERROR rather than in a verdict on FastESM2; a skip
+in the full profile with pretrained weights leaves the verdict INCOMPLETE with
+the reason (:func:`virnucpro_core.verdict.decide_verdict`), since a PASS needs
+the features checked against the model's own code. The result is in the
+report's Environment table and in acceptance.json (``parity``).
 """
 
 from __future__ import annotations

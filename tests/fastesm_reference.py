@@ -17,7 +17,11 @@ Two uses:
   ``modeling_fastesm.py`` with ``auto_map`` in config.json, so that
   ``AutoModel.from_pretrained(dir, trust_remote_code=True)`` runs it as the
   model's own code (:class:`FastEsmConfig`, :class:`FastEsmModel`). Hence it
-  imports nothing but torch and transformers.
+  imports at module level what FastPLMs' ``modeling_fastesm.py`` imports
+  (:data:`virnucpro_core.parity.REMOTE_CODE_IMPORTS`: torch, transformers,
+  einops, tqdm, networkx, numpy; einops' ``rearrange`` splits and merges the
+  heads, as there), so that the fake snapshot needs what the real one needs
+  and transformers checks the same imports before running it.
 
 :data:`RESCALE_TOKEN_DROPOUT` set to False gives the older FastPLMs revision,
 whose embedding layer applied no token-dropout rescaling.
@@ -26,10 +30,15 @@ whose embedding layer applied no token-dropout rescaling.
 from __future__ import annotations
 
 import math
+import sqlite3  # noqa: F401 - the real file imports it (its embedding database); kept for the same imports
 
+import networkx as nx  # noqa: F401 - unused here; imported because the real file imports it at module level
+import numpy as np  # noqa: F401 - likewise
 import torch
+from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm  # noqa: F401 - likewise
 
 RESCALE_TOKEN_DROPOUT = True
 MASK_RATIO_TRAIN = 0.15 * 0.8  # the masking ESM-2 was trained with: 15 % of tokens, 80 % of those <mask>
@@ -71,16 +80,14 @@ class SelfAttention(nn.Module):
         self.rotary_embeddings = Rotary(self.head_dim)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        batch, length, hidden = x.shape
-
         def split(t: torch.Tensor) -> torch.Tensor:
-            return t.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+            return rearrange(t, "b s (h d) -> b h s d", h=self.heads)
 
         q = split(self.query(x)) / math.sqrt(self.head_dim)
         k, v = split(self.key(x)), split(self.value(x))
         q, k = self.rotary_embeddings(q, k)
         scores = (q @ k.transpose(-1, -2)).masked_fill(~keep[:, None, None, :], float("-inf"))
-        return (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(batch, length, hidden)
+        return rearrange(scores.softmax(dim=-1) @ v, "b h s d -> b s (h d)")
 
 
 class Attention(nn.Module):

@@ -10,19 +10,26 @@ the code differs (FastPLMs' older embedding layer: no token-dropout rescaling).
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import json
+import re
 import shutil
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from virnucpro_core.parity import FAILED, NOT_RUN, PASSED, ParityResult, default_proteins, fastesm_parity
+from virnucpro_core.parity import (FAILED, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult, default_proteins,
+                                   fastesm_parity)
 
 from test_reference_fastesm import hub_config, reference_model, write_snapshot
 
 REFERENCE_CODE = Path(__file__).parent / "fastesm_reference.py"
 TOOL = Path(__file__).parents[1] / "tools" / "fastesm_parity.py"
+PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
 PROTEINS = default_proteins(12)
 
 
@@ -76,7 +83,60 @@ def test_code_that_does_not_import_is_not_run_with_the_error(tmp_path):
     code = "import not_a_module_virnucpro_needs\n" + REFERENCE_CODE.read_text()
     result = fastesm_parity(snapshot(tmp_path, code=code), PROTEINS, "cpu")
     assert result.status == NOT_RUN, result.summary()
-    assert "does not load here" in result.reason and "not_a_module_virnucpro_needs" in result.reason, result.reason
+    assert "does not load here" in result.reason and "imports not_a_module_virnucpro_needs" in result.reason
+    # A module this project does not know of: pip installs it, and the list of FastESM2's imports needs it.
+    assert "`pip install not_a_module_virnucpro_needs`" in result.reason, result.reason
+    assert "REMOTE_CODE_IMPORTS" in result.reason and "make install" not in result.reason, result.reason
+
+
+class _NoEinops:
+    """A meta-path finder for which einops is not installed, as on an environment without the dependency."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "einops" or name.startswith("einops."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def test_a_missing_dependency_of_the_models_own_code_names_it_and_the_fix(tmp_path, monkeypatch):
+    directory = snapshot(tmp_path)
+    for name in [n for n in sys.modules if n == "einops" or n.startswith("einops.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoEinops(), *sys.meta_path])
+    result = fastesm_parity(directory, PROTEINS, "cpu")
+    assert result.status == NOT_RUN and result.min_cosine is None, result.summary()
+    assert result.reason == (
+        "the model's own code (modeling_fastesm.FastEsmModel) does not load here: it imports einops, which is not "
+        "installed in this environment; install it with `pip install einops` or `make install` (this project "
+        "depends on every module FastESM2's code imports), then rerun"), result.reason
+
+
+@pytest.mark.parametrize("module", REMOTE_CODE_IMPORTS)
+def test_every_module_fastesm2s_own_code_imports_is_installed(module):
+    """Without it transformers refuses to run the snapshot's modeling_fastesm.py: the parity check cannot run."""
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        pytest.fail(f"{module} is not importable ({error}): FastESM2's own code imports it, so the parity check "
+                    "would be 'not run'; run `make install` (it is a dependency in pyproject.toml)")
+
+
+def test_every_module_fastesm2s_own_code_imports_is_a_declared_dependency():
+    """Installed is not enough: a module that came with this environment by chance is gone from the next one."""
+    declared = {re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].lower()
+                for spec in tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]}
+    missing = [m for m in REMOTE_CODE_IMPORTS if m not in declared]
+    assert missing == [], f"not in pyproject.toml's [project] dependencies: {missing} (declared: {sorted(declared)})"
+
+
+def test_the_stand_in_imports_at_module_level_what_fastesm2s_own_code_imports():
+    """The fake snapshot must need what the real one needs, or a missing dependency would pass unnoticed here."""
+    tree = ast.parse(REFERENCE_CODE.read_text())
+    imported = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    missing = sorted(set(REMOTE_CODE_IMPORTS) - imported)
+    assert missing == [], (f"{REFERENCE_CODE.name} does not import {missing} at module level "
+                           f"(it imports {sorted(imported)})")
 
 
 def test_older_code_without_token_dropout_rescaling_fails_with_the_measured_values(tmp_path):

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from virnucpro_core.benchmark import TimingResult
-from virnucpro_core.verdict import EXIT_CODES, GATES, Outcome, ReportContext, decide_verdict
+from virnucpro_core.parity import ParityResult
+from virnucpro_core.verdict import EXIT_CODES, GATES, PARITY_STEP, PARITY_TEST, Outcome, ReportContext, decide_verdict
 
 ACCURACY, SPEED = GATES["accuracy"], GATES["speed"]
 
@@ -35,17 +36,28 @@ class Run:
         return None
 
 
-def context(outcomes, *, profile="full", ratio=0.25, compared=True, passed=True, **extra) -> ReportContext:
-    settings = SimpleNamespace(profile=profile, weights="pretrained", size="full", max_accuracy_drop=0.05,
+def parity_result(status="passed", reason="min cosine 0.999998 ≥ 0.999 over 48 proteins") -> ParityResult:
+    return ParityResult(status=status, reason=reason, model_dir="/models/FastESM2_650", device="cuda:0",
+                        dtype="float32")
+
+
+def context(outcomes, *, profile="full", weights="pretrained", ratio=0.25, compared=True, passed=True,
+            parity="passed", **extra) -> ReportContext:
+    """``parity``: the stashed ParityResult's status (None: none stashed, as when its test skipped before running)."""
+    settings = SimpleNamespace(profile=profile, weights=weights, size="full", max_accuracy_drop=0.05,
                                max_time_ratio=0.5)
     timings = {} if ratio is None else {("as-deployed", "fast"): timing("fastesm2_650", ratio),
                                         ("as-deployed", "baseline"): timing("esm2_3b", 1.0)}
     run = Run(comparison=comparison(passed)) if compared else Run()
-    return ReportContext(settings=settings, run=run, timings=timings, outcomes=outcomes, **extra)
+    result = parity_result() if parity == "passed" else parity
+    return ReportContext(settings=settings, run=run, timings=timings, outcomes=outcomes, parity=result, **extra)
 
 
-def both(accuracy="passed", speed="passed", accuracy_message="", speed_message=""):
-    return [Outcome(ACCURACY, accuracy, accuracy_message), Outcome(SPEED, speed, speed_message)]
+def both(accuracy="passed", speed="passed", accuracy_message="", speed_message="", parity="passed",
+         parity_message=""):
+    """The two gates' outcomes and the parity check's (``parity=None``: its test was not run)."""
+    outcomes = [Outcome(ACCURACY, accuracy, accuracy_message), Outcome(SPEED, speed, speed_message)]
+    return outcomes if parity is None else [*outcomes, Outcome(PARITY_TEST, parity, parity_message)]
 
 
 def test_pass_needs_both_gates_measured_within_their_limits():
@@ -172,3 +184,88 @@ def test_extra_splits_cannot_change_the_verdict(outcomes, profile, passed):
 
 def test_evidence_alone_is_no_acceptance_run():
     assert decide_verdict(context(EVIDENCE_OUTCOMES)).status == "INCOMPLETE"
+
+
+# ---------------------------------------------------------------------------- FastESM2 parity in the full profile
+
+EINOPS = ("the model's own code (modeling_fastesm.FastEsmModel) does not load here: it imports einops, which is not "
+          "installed in this environment; install it with `pip install einops` or `make install` (this project "
+          "depends on every module FastESM2's code imports), then rerun")
+NO_SNAPSHOT = ("no FastESM2 snapshot on this machine to compare with its own code: FastESM2_650 is not in the "
+               "Hugging Face cache")
+FIX = ("give --fast-model DIR with the real Synthyra/FastESM2_650 snapshot including its modeling_fastesm.py "
+       "(`hf download Synthyra/FastESM2_650 --local-dir DIR`), and `make install` for the modules its code imports")
+
+
+def test_a_full_pretrained_pass_has_the_parity_check_run_and_passed():
+    verdict = decide_verdict(context(both()))
+    assert verdict.status == "PASS" and verdict.exit_code() == 0, verdict.reasons
+    assert not any("parity" in r for r in verdict.reasons), verdict.reasons
+
+
+@pytest.mark.parametrize(
+    ("parity_outcome", "message", "stashed", "why"),
+    [("skipped", f"FastESM2 parity not run: {EINOPS}", parity_result("not run", EINOPS), EINOPS),
+     ("skipped", NO_SNAPSHOT, None, NO_SNAPSHOT),
+     (None, "", None, "its test was not run (deselected?)")],
+    ids=["code-does-not-load", "no-snapshot", "deselected"],
+)
+def test_gates_passed_without_parity_is_incomplete_with_why_and_the_fix(parity_outcome, message, stashed, why):
+    verdict = decide_verdict(context(both(parity=parity_outcome, parity_message=message), parity=stashed))
+    assert verdict.status == "INCOMPLETE" and verdict.exit_code() == 11 and not verdict.smoke
+    assert verdict.reasons[0] == (f"FastESM2 parity with its own code not run: {why} — a full-profile PASS requires "
+                                  f"it to run and pass: {FIX}"), verdict.reasons[0]
+    assert sum("parity" in r for r in verdict.reasons) == 1, verdict.reasons
+    assert any("time ratio 0.250 ≤ limit 0.5: PASS" in r for r in verdict.reasons[1:]), verdict.reasons
+    assert verdict.next_steps == [PARITY_STEP] and "tools/fastesm_parity.py DIR" in PARITY_STEP
+
+
+def test_a_gate_not_run_and_parity_not_run_are_both_said():
+    why = "no CUDA GPU: the speed gate times FastESM2 on a GPU"
+    outcomes = both(speed="skipped", speed_message=why, parity="skipped", parity_message=NO_SNAPSHOT)
+    verdict = decide_verdict(context(outcomes, ratio=None, parity=None))
+    assert verdict.status == "INCOMPLETE"
+    assert f"speed gate not run: {why}" in verdict.reasons
+    assert verdict.reasons[-1].startswith(f"FastESM2 parity with its own code not run: {NO_SNAPSHOT} — "), (
+        verdict.reasons)
+    assert verdict.next_steps[-1] == PARITY_STEP
+
+
+def test_a_measured_failure_stays_fail_and_says_parity_did_not_run():
+    outcomes = both(speed="failed", speed_message="speed gate FAIL", parity="skipped", parity_message=NO_SNAPSHOT)
+    verdict = decide_verdict(context(outcomes, ratio=0.7, parity=None))
+    assert verdict.status == "FAIL" and verdict.exit_code() == 10
+    assert verdict.reasons[-1] == (f"also: FastESM2 parity with its own code not run ({NO_SNAPSHOT}), so these "
+                                   "features were not checked against the model's own code"), verdict.reasons
+
+
+def test_a_parity_check_that_ran_and_failed_is_an_error_not_a_parity_not_run():
+    failed = "FastESM2 parity FAIL: our FastESM2 vectors differ from its own code's (min cosine 0.91 < 0.999)"
+    stashed = parity_result("failed", "min cosine 0.91 < 0.999 over 48 proteins")
+    error = decide_verdict(context(both(parity="failed", parity_message=failed), parity=stashed))
+    assert error.status == "ERROR" and error.reasons[0] == f"{PARITY_TEST}: {failed}", error.reasons
+    fail = decide_verdict(context(both(speed="failed", parity="failed", parity_message=failed), ratio=0.7,
+                                  parity=stashed))
+    assert fail.status == "FAIL" and fail.reasons[-1] == f"also broken: {PARITY_TEST}: {failed}", fail.reasons
+    assert not any("not run" in r for r in error.reasons + fail.reasons), error.reasons + fail.reasons
+
+
+@pytest.mark.parametrize(
+    ("profile", "weights", "outcomes", "status"),
+    [("smoke", "random", both(), "INCOMPLETE"),
+     ("full", "random", both(accuracy="skipped", accuracy_message="random weights cannot validate accuracy"),
+      "INCOMPLETE"),
+     ("full", "random", both(speed="failed"), "FAIL")],
+    ids=["smoke", "random-weights", "random-weights-fail"],
+)
+def test_parity_does_not_change_the_verdict_without_pretrained_weights_in_the_full_profile(profile, weights,
+                                                                                             outcomes, status):
+    """There the parity test skips by design (no real snapshot): the verdict is what the gates make it."""
+    ratio = 0.9 if status == "FAIL" else 0.25
+    with_parity = decide_verdict(context(outcomes, profile=profile, weights=weights, ratio=ratio))
+    why = f"--weights {weights}: no real FastESM2 snapshot to compare with its own code"
+    skipped = [Outcome(PARITY_TEST, "skipped", why) if o.name == PARITY_TEST else o for o in outcomes]
+    without = decide_verdict(context(skipped, profile=profile, weights=weights, ratio=ratio, parity=None))
+    assert without.status == with_parity.status == status
+    assert (without.reasons, without.next_steps) == (with_parity.reasons, with_parity.next_steps)
+    assert not any("parity" in r for r in without.reasons), without.reasons

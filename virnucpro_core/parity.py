@@ -20,7 +20,9 @@ The result is one of:
   features would not be the model's;
 * ``not run`` — the model's own code cannot run here (no ``modeling_fastesm.py``,
   no ``auto_map``, an import error, a download it attempts offline): the
-  reason says which. Never a pass.
+  reason says which, and names a missing module with the command that
+  installs it. Never a pass: in the full profile with pretrained weights a
+  parity check that did not run leaves the verdict INCOMPLETE.
 
 ``tools/fastesm_parity.py`` is the command-line entry point;
 ``acceptance/test_parity.py`` runs it in the acceptance suite when
@@ -35,6 +37,7 @@ import math
 import os
 import platform
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,12 @@ MIN_COSINE = 0.999
 MAX_RELATIVE_DIFF = 1e-3
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 MODEL = "fastesm2_650"
+# The third-party modules FastESM2's own code (FastPLMs' esm2/modeling_fastesm.py, the file the hub snapshot
+# ships) imports at module level, read off every revision of that file in Synthyra/FastPLMs' git history:
+# torch, transformers and einops (`from einops import rearrange`) in all of them, tqdm (`from tqdm.auto import
+# tqdm`) and networkx (`import networkx as nx`) in many, numpy. transformers refuses to run the file if one is
+# missing, so each is a dependency in pyproject.toml: the parity check must run after a plain `make install`.
+REMOTE_CODE_IMPORTS = ("torch", "transformers", "einops", "tqdm", "networkx", "numpy")
 _AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
@@ -158,6 +167,34 @@ def _remote_code_problem(directory: Path) -> tuple[str | None, str | None]:
     return reference, None
 
 
+def _missing_modules(error: BaseException) -> list[str]:
+    """The modules whose absence made the model's own code fail to import (none if it failed otherwise).
+
+    transformers checks a remote file's imports before running it and names every missing one
+    ("... not found in your environment: einops, networkx. Run `pip install ...`"); an import it does not
+    see fails when the file runs, as a ``ModuleNotFoundError`` with the module's name.
+    """
+    if not isinstance(error, ImportError):
+        return []
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        return [error.name.split(".")[0]]
+    found = re.search(r"not found in your environment: (.+?)\. Run", str(error))
+    return [name.strip() for name in found.group(1).split(",")] if found else []
+
+
+def _missing_modules_reason(reference: str | None, missing: list[str]) -> str:
+    """Why the model's own code did not load, naming the missing modules and how to install them."""
+    names = ", ".join(missing)
+    fix = f"`pip install {' '.join(missing)}`"
+    if all(name in REMOTE_CODE_IMPORTS for name in missing):
+        fix += " or `make install` (this project depends on every module FastESM2's code imports)"
+    else:
+        fix += (" (FastESM2's code imports a module this project does not install: add it to "
+                "REMOTE_CODE_IMPORTS in virnucpro_core/parity.py and to pyproject.toml's dependencies)")
+    return (f"the model's own code ({reference}) does not load here: it imports {names}, which is not installed "
+            f"in this environment; install it with {fix}, then rerun")
+
+
 def _load_remote(directory: Path, device: torch.device, dtype: torch.dtype):
     """The model's own code via ``AutoModel`` (``trust_remote_code``): ``(model, unloaded weights)``."""
     from transformers import AutoModel
@@ -244,9 +281,12 @@ def fastesm_parity(
     try:
         remote, unloaded = _load_remote(directory, loaded.device, resolve_dtype(dtype))
     except Exception as error:  # noqa: BLE001 - any failure of foreign code means it cannot be compared here
+        missing = _missing_modules(error)
+        if missing:
+            return _not_run(base, _missing_modules_reason(reference, missing))
         first = (str(error).strip().splitlines() or [""])[0]
         return _not_run(base, f"the model's own code ({reference}) does not load here: {type(error).__name__}: "
-                              f"{first} (check its imports, e.g. einops, and that anything it downloads is in "
+                              f"{first} (check its imports and that anything it downloads is in "
                               "the Hugging Face cache with HF_HUB_OFFLINE=1)")
     base["remote_code"] = f"{type(remote).__module__}.{type(remote).__name__}"
     base["unloaded_weights"] = unloaded

@@ -2,13 +2,16 @@
 
 Four verdicts, each with one meaning:
 
-* ``PASS`` — both gates ran on real weights and real data, and both measured
-  values are within their limits.
+* ``PASS`` — both gates ran on real weights and real data, both measured
+  values are within their limits, and the FastESM2 parity check passed.
 * ``FAIL`` — a gate measured a value beyond its limit (FastESM2 lost too much
   accuracy, or was not fast enough).
 * ``INCOMPLETE`` — a gate could not run: no GPU, random weights, merged inputs
   without sequences, a gate deselected, or the smoke profile (stand-ins and
-  synthetic data check the suite, not FastESM2).
+  synthetic data check the suite, not FastESM2); or, in the full profile with
+  pretrained weights, the FastESM2 parity check (our vectors against the
+  snapshot's own code) did not run and pass, so the features both gates judged
+  are not known to be FastESM2's.
 * ``ERROR`` — the suite, its environment or its inputs broke before a gate
   could measure: a failed stage, a failed precondition test, ``--require-gpu``
   without a GPU.
@@ -25,14 +28,23 @@ from typing import Any
 PASS, FAIL, INCOMPLETE, ERROR = "PASS", "FAIL", "INCOMPLETE", "ERROR"
 EXIT_CODES = {PASS: 0, FAIL: 10, INCOMPLETE: 11, ERROR: 12}
 MEANINGS = {
-    PASS: "both gates ran on real weights and data and passed",
+    PASS: "both gates ran on real weights and data and passed, and FastESM2 matched its own code",
     FAIL: "a gate measured a value beyond its limit",
-    INCOMPLETE: "a gate could not run (no GPU, random weights, no sequences, smoke profile); exit 0 with "
-    "--allow-incomplete",
+    INCOMPLETE: "a gate could not run (no GPU, random weights, no sequences, smoke profile), or the FastESM2 parity "
+    "check did not run and pass in the full profile; exit 0 with --allow-incomplete",
     ERROR: "the suite, its environment or its inputs broke (a failed stage or check, --require-gpu without a GPU)",
 }
 # The tests that decide each gate.
 GATES = {"accuracy": "test_accuracy.py::test_accuracy_gate", "speed": "test_speed.py::test_speed_gate"}
+# FastESM2 parity (acceptance/test_parity.py): not a gate, but a full-profile PASS on pretrained weights needs it to
+# have run and passed; otherwise nothing says the features both gates judged are the model's.
+PARITY_TEST = "test_parity.py::test_fastesm_matches_its_own_code"
+PARITY_FIX = ("give --fast-model DIR with the real Synthyra/FastESM2_650 snapshot including its modeling_fastesm.py "
+              "(`hf download Synthyra/FastESM2_650 --local-dir DIR`), and `make install` for the modules its code "
+              "imports")
+PARITY_STEP = ("Run the parity check alone until it passes: `python tools/fastesm_parity.py DIR --device cuda` (exit "
+               "0: passed, 3: not run, with the reason); then rerun the suite with --fast-model DIR: finished stages "
+               "are reused.")
 # Evidence beside the gate (extra splits, groups, calibration): its tests never change the verdict or exit status.
 EVIDENCE_TESTS = "test_generalisation.py::"
 SPEED_NEXT_STEPS = [
@@ -171,7 +183,8 @@ class Verdict:
 
 def decide_verdict(ctx: ReportContext) -> Verdict:
     """The run's verdict: FAIL if a gate measured beyond its limit, else ERROR if anything broke,
-    else INCOMPLETE if a gate did not run or ran on stand-ins, else PASS."""
+    else INCOMPLETE if a gate did not run or ran on stand-ins, or if the FastESM2 parity check did not run
+    and pass in the full profile with pretrained weights, else PASS."""
     smoke = ctx.smoke
     if ctx.environment_error:
         return Verdict(ERROR, [ctx.environment_error], _environment_steps(ctx.environment_error), smoke)
@@ -194,6 +207,7 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
     not_run = [g for g in gates if g.state == "not run"]
     gate_lines = [f"{g.gate} gate{'' if g.state in ('passed', 'failed') else ' ' + g.state}: {g.sentence}"
                   for g in gates]
+    parity = _parity_not_run(ctx)
 
     if measured_fail:
         steps: list[str] = []
@@ -203,6 +217,9 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
         if any(g.gate == "speed" for g in measured_fail):
             steps += SPEED_NEXT_STEPS
         also = [f"also broken: {line}" for line in broken]
+        if parity:
+            also.append(f"also: FastESM2 parity with its own code not run ({parity}), so these features were not "
+                        "checked against the model's own code")
         return Verdict(FAIL, gate_lines + also, steps, smoke, gates)
     if broken or gate_errors:
         return Verdict(ERROR, broken + gate_lines, [
@@ -214,6 +231,8 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
                  "are reused."]
         if smoke:
             steps.append(f"For a verdict on FastESM2_650: {FULL_RUN}.")
+        if parity:
+            return Verdict(INCOMPLETE, [*gate_lines, _parity_line(parity)], [*steps, PARITY_STEP], smoke, gates)
         return Verdict(INCOMPLETE, gate_lines, steps, smoke, gates)
     if smoke:
         return Verdict(INCOMPLETE, [
@@ -221,7 +240,38 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
             "this checks the suite, not FastESM2_650",
             *gate_lines,
         ], [f"For a verdict on FastESM2_650: {FULL_RUN}."], smoke, gates)
+    if parity:
+        return Verdict(INCOMPLETE, [_parity_line(parity), *gate_lines], [PARITY_STEP], smoke, gates)
     return Verdict(PASS, gate_lines, [], smoke, gates)
+
+
+def _parity_not_run(ctx: ReportContext) -> str | None:
+    """Why the FastESM2 parity check did not run, in a full-profile run on pretrained weights; else None.
+
+    None too when it ran and failed (or broke): its test failed, so the run is an ERROR, or a FAIL that lists it
+    as "also broken".
+    """
+    if ctx.profile != "full" or getattr(ctx.settings, "weights", None) != "pretrained":
+        return None
+    outcome, result = ctx.outcome(PARITY_TEST), ctx.parity
+    if outcome is not None and outcome.outcome in ("failed", "error"):
+        return None
+    if outcome is not None and outcome.outcome == "passed" and result is not None and result.passed:
+        return None
+    if result is not None and result.status == "not run":
+        return result.reason
+    if outcome is None:
+        return "its test was not run (deselected?)"
+    if outcome.outcome == "skipped":
+        return _first_line(outcome.message).removeprefix("FastESM2 parity not run: ") or "skipped"
+    if outcome.outcome == "passed":
+        return "its test passed but left no passed result"
+    return "its test started but did not finish"  # pending
+
+
+def _parity_line(why: str) -> str:
+    return (f"FastESM2 parity with its own code not run: {why} — a full-profile PASS requires it to run and pass: "
+            f"{PARITY_FIX}")
 
 
 def is_evidence(outcome: Outcome) -> bool:
