@@ -53,11 +53,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / ".whl"
-# What the steps import (module names), beyond the standard library.
-MODULES = (
-    "torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "numpy", "scipy", "sklearn",
-    "pandas", "matplotlib", "tqdm", "Bio", "einops", "pytest", "pytest_benchmark", "pytest_html",
-)  # fmt: skip
 # FastESM2_650 through our extractor on one H100-class GPU (issue 26; benchmarks/NOTES.md section 3).
 GOALS = {"100": 3000.0, "166": 1800.0}
 GOAL_MODEL = "fastesm2_650"
@@ -70,6 +65,7 @@ SWEEP = ["--lengths", "100,166", "--runs", "3", "--warmup", "1", "--grid", "axes
          "--dtypes", "float16,bfloat16,float32"]  # fmt: skip
 FAST_BUDGETS = ["--toks-per-batch", "4096,16384,32768"]
 PASSED, FAILED, TIMED_OUT = "passed", "failed", "timed out"
+STEPS = ("environment", "dependencies", "extract-fastesm2", "suite", "extract-esm2-3b")
 
 
 @dataclass
@@ -116,7 +112,7 @@ def plan(args: argparse.Namespace, python: str, out: Path, artifacts: Path) -> l
     environment = [python, "-c", ENVIRONMENT_SCRIPT, str(out / "environment.json"), "cpu" if cpu else "cuda"]
     return [
         Step("environment", environment, limits["environment"], ["environment.json", "nvidia-smi.txt"]),
-        Step("dependencies", [python, "-c", MISSING_SCRIPT, *MODULES], limits["dependencies"]),
+        Step("dependencies", [python, "-c", MISSING_SCRIPT, *DEPENDENCY_ARGS], limits["dependencies"]),
         Step("extract-fastesm2",
              [*xt, "--models", "fastesm2_650", "--n", "64" if cpu else "600", *FAST_BUDGETS,
               "--json", str(out / "extract-fastesm2.json")],
@@ -144,10 +140,28 @@ if sys.argv[2] == "cuda" and not torch.cuda.is_available():
     sys.exit(f"no usable CUDA GPU: torch {torch.__version__}, CUDA build {torch.version.cuda}")
 """
 
+# Every requirement of the package and of the suite (pyproject.toml), checked by version: an image's older
+# pytest-benchmark (5.2) takes --benchmark-json as an open file and crashes at the end of the suite.
+SUITE_EXTRAS = ("pytest", "pytest-benchmark", "pytest-html")
 MISSING_SCRIPT = """
-import importlib.util, json, sys
-print(json.dumps([m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]))
+import importlib.metadata, json, sys, tomllib
+from packaging.requirements import Requirement
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+wanted = project["dependencies"] + [r for r in project["optional-dependencies"]["test"]
+                                    if Requirement(r).name in sys.argv[2:]]
+problems = []
+for text in wanted:
+    requirement = Requirement(text)
+    try:
+        found = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        problems.append(f"{requirement.name} (not installed; needs {requirement.specifier or 'any version'})")
+        continue
+    if not requirement.specifier.contains(found, prereleases=True):
+        problems.append(f"{requirement.name} {found} (needs {requirement.specifier})")
+print(json.dumps(problems))
 """
+DEPENDENCY_ARGS = (str(ROOT / "pyproject.toml"), *SUITE_EXTRAS)
 
 
 def run_step(step: Step, out: Path, env: dict[str, str]) -> StepResult:
@@ -202,14 +216,14 @@ def install_missing(python: str, out: Path, env: dict[str, str], result: StepRes
             installed = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
         if installed.returncode == 0:
             env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
-        check = subprocess.run([python, "-c", MISSING_SCRIPT, *MODULES], cwd=ROOT, env=env, capture_output=True,
-                               text=True)  # fmt: skip
+        check = subprocess.run([python, "-c", MISSING_SCRIPT, *DEPENDENCY_ARGS], cwd=ROOT, env=env,
+                               capture_output=True, text=True)  # fmt: skip
         missing = json.loads(check.stdout.strip().splitlines()[-1]) if check.returncode == 0 else missing
         result.detail = f"installed from {WHEELS.name}/ into {site}"
     if missing:
         result.status = FAILED
-        result.detail = (f"missing modules: {', '.join(missing)}; on a machine with network run "
-                         "tools/device_wheels.sh and bring .whl/ along (or pip install them)")
+        result.detail = (f"missing or too old: {'; '.join(missing)}; on a machine with network run "
+                         "tools/device_wheels.sh and bring .whl/ along (or `make install`)")
     return result
 
 
@@ -270,7 +284,8 @@ def goals(extraction: dict[str, Any], device: str) -> list[dict[str, Any]]:
             "best_variant": best["variant"] if best else None,
             "naive_per_s": entry.get("naive", {}).get("sequences_per_s"),
             "applies": device == "cuda",
-            "met": (measured is not None and measured >= goal and exact) if device == "cuda" else None,
+            # None: not judged (a CPU run, or the length was not measured).
+            "met": (measured >= goal and exact) if device == "cuda" and measured is not None else None,
         })  # fmt: skip
     return rows
 
@@ -388,7 +403,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             )
     for goal in summary["goals"]:
         if goal["applies"]:
-            state = "met" if goal["met"] else "NOT met"
+            state = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
             lines.append(f"  goal {goal['model']} ~{goal['length']}: >= {goal['goal_per_s']:,.0f}/s, "
                          f"deployed {_rate_value(goal['deployed_per_s'])}: {state}")  # fmt: skip
     gate = summary["speed_gate"]
@@ -425,9 +440,20 @@ def create_parser() -> argparse.ArgumentParser:
                         help="where every file goes (default: $OUT, else gpu_check_out/). Earlier files of the "
                         "same names are replaced.")  # fmt: skip
     parser.add_argument("--python", default=sys.executable, help="the Python that runs the steps (default: this one).")
+    parser.add_argument("--steps", type=_steps, default=list(STEPS),
+                        help=f"comma-separated steps to run, in their order (default: all: {','.join(STEPS)}); "
+                        "e.g. environment,dependencies,suite to rerun the suite alone.")
     parser.add_argument("--artifacts", type=Path, default=None,
                         help="the suite's stage cache (default: a temporary folder, removed at the end).")
     return parser
+
+
+def _steps(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in STEPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown step {', '.join(unknown) or text!r}; steps: {', '.join(STEPS)}")
+    return [name for name in STEPS if name in names]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -446,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}  # fmt: skip
     env.pop("OUT", None)  # the suite and benchmarks take their paths from the options above
     mode = "cpu" if args.cpu else "gpu"
-    steps = plan(args, args.python, out, artifacts)
+    steps = [step for step in plan(args, args.python, out, artifacts) if step.name in args.steps]
     started = time.time()
     _nvidia_smi(out)
     results: list[StepResult] = []
