@@ -13,7 +13,8 @@ snapshot with its own code wherever that code imports.
   :data:`ESM2_VOCAB` (fair-esm's order) serves stand-ins and directories without one.
 * checkpoint: ``esm.``-prefixed masked-LM keys, per-layer rotary tables, heads
   skipped; the configuration is checked against the tensors' shapes before
-  anything is built (:func:`check_config_fits_weights`).
+  anything is built (:func:`check_config_fits_weights`). Any of the hub's weight
+  layouts, sharded ones included (:mod:`virnucpro_core.layouts.hub_weights`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any
 
 import torch
 
-from virnucpro_core.errors import InputError, WeightsNotFoundError
+from virnucpro_core.errors import InputError
 from virnucpro_core.esm_config import EsmConfigFile, read_esm_config
+from virnucpro_core.layouts.hub_weights import find_weights
 
 log = logging.getLogger(__name__)
 
@@ -118,25 +120,6 @@ def check_vocab_fits(config, tokens: list[str], directory: Path, vocab: str) -> 
 # --------------------------------------------------------------------------- checkpoint
 
 
-def read_state_dict(directory: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Tensors of ``model.safetensors`` (preferred) or ``pytorch_model.bin`` in ``directory``."""
-    safetensors_file = directory / "model.safetensors"
-    if safetensors_file.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(safetensors_file), device=str(device))
-    bin_file = directory / "pytorch_model.bin"
-    if bin_file.is_file():
-        return torch.load(bin_file, map_location=device, weights_only=True)
-    raise WeightsNotFoundError(
-        f"{directory} has no weights file",
-        expected="model.safetensors or pytorch_model.bin",
-        found=", ".join(sorted(p.name for p in directory.iterdir())),
-        fix="download the whole repository (`hf download <hub id> --local-dir DIR`); "
-        "sharded checkpoints are not supported",
-    )
-
-
 _LAYER_INV_FREQ = re.compile(r"encoder\.layer\.(\d+)\.attention\.self\.rotary_embeddings\.inv_freq")
 # Checkpoint entries that are not part of the base encoder we run.
 _IGNORED_PREFIXES = ("lm_head.", "pooler.")
@@ -144,15 +127,11 @@ _IGNORED_KEYS = {"embeddings.position_ids", "embeddings.position_embeddings.weig
 
 
 def checkpoint_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
-    """Each tensor's shape, ``esm.`` prefix removed, without reading the weights (safetensors header only)."""
-    safetensors_file = directory / "model.safetensors"
-    if safetensors_file.is_file():
-        from safetensors import safe_open
+    """Each tensor's shape, ``esm.`` prefix removed, without reading the weights (safetensors headers only).
 
-        with safe_open(str(safetensors_file), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
-    else:
-        shapes = {key: tuple(value.shape) for key, value in read_state_dict(directory).items()}
+    Any of the hub's weight layouts, sharded ones included (:mod:`virnucpro_core.layouts.hub_weights`).
+    """
+    shapes = find_weights(directory, model="ESM-2 or FastESM2").shapes()
     return {key.removeprefix("esm."): shape for key, shape in shapes.items()}
 
 
@@ -257,7 +236,7 @@ def load_esm_checkpoint(
     directory = Path(directory)
     config_file = config_file if config_file is not None else read_esm_config(directory)
     check_config_fits_weights(config_file, checkpoint_shapes(directory), str(directory))
-    state = read_state_dict(directory, device)
+    state = find_weights(directory, model="ESM-2 or FastESM2").state_dict(device)
     with torch.device(device):
         model = EsmModel(config_file.config, add_pooling_layer=False)
     load_esm_state(model, state, source=str(directory))
