@@ -318,13 +318,13 @@ def test_absolute_config_with_both_tables_is_refused_as_esm2_with_a_leftover_tab
 PROTEINS = [("p1", "MKTAYIAKQRQISFVKSHFSRQ"), ("p2", "DIDI"), ("p3", "MLSDEDFKAVFGMTRSAFANLPLWKQQNLKKEKGLF")]
 
 
-def resave_with_transformers(name: str, directory: Path, seed: int = 6):
+def resave_with_transformers(name: str, directory: Path, seed: int = 6, *, as_fastesm: bool = True):
     """A stand-in's weights copied into transformers' ``EsmForMaskedLM`` and written by its ``save_pretrained``.
 
     Returns the stand-in loaded from its own directory (``directory / "original"``); the re-saved copy is
     ``directory / "resaved"``, with the tokenizer saved beside it as a user would. A FastESM2 re-save keeps
     ``model_type: fast_esm`` (FastPLMs' own class saves it so), which ``EsmForMaskedLM`` does not: its
-    config.json is written back as FastESM2's, everything else as transformers wrote it.
+    config.json is written back as FastESM2's (unless ``as_fastesm`` is false), the rest as transformers wrote it.
     """
     from safetensors import safe_open
     from transformers import EsmForMaskedLM
@@ -343,7 +343,7 @@ def resave_with_transformers(name: str, directory: Path, seed: int = 6):
     assert not any(k.startswith("esm.encoder.layer.0.attention.self.rotary") for k in keys)
     config = json.loads((resaved / "config.json").read_text())
     assert config["model_type"] == "esm" and config["architectures"] == ["EsmForMaskedLM"]
-    if name == "fastesm2_650":
+    if name == "fastesm2_650" and as_fastesm:
         published = json.loads((directory / "original" / "config.json").read_text())
         config.update({key: published[key] for key in ("model_type", "architectures", "auto_map")})
         (resaved / "config.json").write_text(json.dumps(config, indent=2))
@@ -364,6 +364,16 @@ def test_a_checkpoint_resaved_by_transformers_5_gives_the_same_vectors(name, tmp
     assert resaved.provenance["architecture"] == original.provenance["architecture"]
     heads = models.standin_config(name, "tiny").num_attention_heads
     assert esm.weights_architecture(esm.checkpoint_shapes(tmp_path / "resaved"))["num_attention_heads"] == heads
+
+
+def test_a_fastesm2_resaved_through_esm_formaskedlm_is_refused_as_another_model(tmp_path):
+    """EsmForMaskedLM writes model_type esm: by its config, that directory is an ESM-2, not FastESM2."""
+    resave_with_transformers("fastesm2_650", tmp_path, as_fastesm=False)
+    with pytest.raises(InputError) as info:
+        load_model("fastesm2_650", model_path=tmp_path / "resaved", device="cpu")
+    assert 'differs from its tiny stand-in in model_type "esm" (expected "fast_esm")' in str(info.value)
+    allowed = load_model("fastesm2_650", model_path=tmp_path / "resaved", device="cpu", allow_other_model=True)
+    assert allowed.provenance["identity"]["found"]["model_type"] == "esm"
 
 
 def test_the_shared_rotary_table_of_a_resaved_checkpoint_is_the_one_loaded(tmp_path):

@@ -560,16 +560,12 @@ def published_to_model_state(state: Mapping[str, Tensor], model: DnaBertModel, s
     return mapped
 
 
-def load_dnabert(
-    directory: str | os.PathLike, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
-) -> DnaBertModel:
-    """Load DNABERT-S from a directory in the published layout, in eval mode.
+def read_dnabert_config(directory: str | os.PathLike) -> DnaBertConfig:
+    """The checked ``config.json`` of a DNABERT-S directory (read before any weight).
 
-    Reads ``config.json`` and the weights in any of the hub's layouts:
-    ``model.safetensors`` (preferred), ``pytorch_model.bin``
-    (``torch.load(weights_only=True)``) or either one sharded with an index.
-    Accepts the published files as they are: ``bert.`` prefix or none,
-    ``cls.*`` heads, with or without the pooler.
+    Raises:
+        WeightsNotFoundError: no such directory, or no config.json in it.
+        InputError: config.json is not a DNABERT-S configuration.
     """
     directory = Path(directory)
     config_path = directory / CONFIG_NAME
@@ -580,7 +576,27 @@ def load_dnabert(
             found="no such directory" if not directory.is_dir() else f"no {CONFIG_NAME} there",
             fix=f"`hf download {HUB_ID} --local-dir {directory}` on a machine with network",
         )
-    config = DnaBertConfig.from_json_file(config_path)
+    return DnaBertConfig.from_json_file(config_path)
+
+
+def load_dnabert(
+    directory: str | os.PathLike,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    config: DnaBertConfig | None = None,
+) -> DnaBertModel:
+    """Load DNABERT-S from a directory in the published layout, in eval mode.
+
+    Reads ``config.json`` and the weights in any of the hub's layouts:
+    ``model.safetensors`` (preferred), ``pytorch_model.bin``
+    (``torch.load(weights_only=True)``) or either one sharded with an index.
+    Accepts the published files as they are: ``bert.`` prefix or none,
+    ``cls.*`` heads, with or without the pooler. ``config``: the directory's
+    config as :func:`read_dnabert_config` read it (default: read it here).
+    """
+    directory = Path(directory)
+    config = config if config is not None else read_dnabert_config(directory)
     state, path = _read_state(directory)
     with torch.device("meta"):
         model = DnaBertModel(config)  # the checkpoint's tensors become the parameters (assign=True)
