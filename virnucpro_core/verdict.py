@@ -8,7 +8,8 @@ Four verdicts, each with one meaning:
   accuracy, or was not fast enough).
 * ``INCOMPLETE`` — a gate could not run: no GPU, random weights, merged inputs
   without sequences, a gate deselected, or the smoke profile (stand-ins and
-  synthetic data check the suite, not FastESM2).
+  synthetic data check the suite, not FastESM2); or both passed on another model
+  than the registry's, loaded with ``--allow-other-model``.
 * ``ERROR`` — the suite, its environment or its inputs broke before a gate
   could measure: a failed stage, a failed precondition test, ``--require-gpu``
   without a GPU.
@@ -27,8 +28,8 @@ EXIT_CODES = {PASS: 0, FAIL: 10, INCOMPLETE: 11, ERROR: 12}
 MEANINGS = {
     PASS: "both gates ran on real weights and data and passed",
     FAIL: "a gate measured a value beyond its limit",
-    INCOMPLETE: "a gate could not run (no GPU, random weights, no sequences, smoke profile); exit 0 with "
-    "--allow-incomplete",
+    INCOMPLETE: "a gate could not run (no GPU, random weights, no sequences, smoke profile), or another model was "
+    "validated (--allow-other-model); exit 0 with --allow-incomplete",
     ERROR: "the suite, its environment or its inputs broke (a failed stage or check, --require-gpu without a GPU)",
 }
 # The tests that decide each gate.
@@ -40,6 +41,9 @@ SPEED_NEXT_STEPS = [
     "Compare the like-for-like pair: if it passes, the difference comes from dtype or batching, not the model.",
     "Raise --bench-sample for steadier timings, or profile the extractor with benchmarks/extract_throughput.py.",
 ]
+OTHER_MODEL_STEP = ("For a verdict on FastESM2_650 against ESM2 3B, rerun without --allow-other-model, with "
+                    "--fast-model / --baseline-model / --dna-model at copies of Synthyra/FastESM2_650, "
+                    "facebook/esm2_t36_3B_UR50D and zhihan1996/DNABERT-S (or those models in the Hugging Face cache).")
 FULL_RUN = ("pytest acceptance/ -m gpu --require-gpu --profile full --viral VIRAL.fasta --host HOST.fasta "
             "on a GPU runner with the three models in the Hugging Face cache")
 
@@ -100,6 +104,11 @@ class ReportContext:
         if self.run is not None:
             return unless_unreadable(self.run.random_weights_reason, None)
         return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
+
+    @property
+    def other_model(self) -> str | None:
+        """Why this run validated another model than the registry's (``--allow-other-model``), or None."""
+        return unless_unreadable(self.run.other_model_reason, None) if self.run is not None else None
 
     def speed_ratio(self) -> tuple[float, Any, Any] | None:
         """``(ratio, fast timing, baseline timing)`` of the gated as-deployed pair, when both were timed."""
@@ -209,18 +218,23 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
             "Read the first error: it names the stage or check, the input and what to do. Once it is fixed, rerun; "
             "finished stages are reused.",
         ], smoke, gates)
+    # Another model than the registry's (--allow-other-model) is never a verdict on FastESM2_650.
+    other = [ctx.other_model] if ctx.other_model else []
     if not_run:
         steps = ["Give each gate that did not run what its line above says it lacks, and rerun: finished stages "
                  "are reused."]
         if smoke:
             steps.append(f"For a verdict on FastESM2_650: {FULL_RUN}.")
-        return Verdict(INCOMPLETE, gate_lines, steps, smoke, gates)
+        return Verdict(INCOMPLETE, other + gate_lines, steps + ([OTHER_MODEL_STEP] if other else []), smoke, gates)
     if smoke:
         return Verdict(INCOMPLETE, [
             "smoke profile: both gates ran and passed, on random-weight stand-ins and bundled synthetic genomes — "
             "this checks the suite, not FastESM2_650",
+            *other,
             *gate_lines,
         ], [f"For a verdict on FastESM2_650: {FULL_RUN}."], smoke, gates)
+    if other:
+        return Verdict(INCOMPLETE, other + gate_lines, [OTHER_MODEL_STEP], smoke, gates)
     return Verdict(PASS, gate_lines, [], smoke, gates)
 
 
