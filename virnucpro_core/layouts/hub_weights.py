@@ -12,10 +12,10 @@ FastESM2 in :mod:`virnucpro_core.esm`, DNABERT-S in :mod:`virnucpro_core.dnabert
 =================================  ==================================================================
 
 An index is the hub's JSON object ``{"metadata": {...}, "weight_map": {tensor
-name: shard file name}}``; large models (ESM2 3B among them on some mirrors)
-ship sharded. Shapes come from the safetensors headers without reading a
-tensor; a ``.bin`` has to be unpickled for them (memory-mapped, so its tensors
-are not read either). Every ``.bin`` is read with ``torch.load(weights_only=True)``:
+name: shard file name}}`` (what ``save_pretrained`` writes for a model larger
+than its ``max_shard_size``). Shapes come from the safetensors headers without
+reading a tensor; a ``.bin`` has to be unpickled for them (memory-mapped, so its
+tensors are not read either). Every ``.bin`` is read with ``torch.load(weights_only=True)``:
 a pickle that names anything but tensors and containers is refused, and no
 code in it runs.
 
