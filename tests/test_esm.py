@@ -318,13 +318,15 @@ def test_absolute_config_with_both_tables_is_refused_as_esm2_with_a_leftover_tab
 PROTEINS = [("p1", "MKTAYIAKQRQISFVKSHFSRQ"), ("p2", "DIDI"), ("p3", "MLSDEDFKAVFGMTRSAFANLPLWKQQNLKKEKGLF")]
 
 
-def resave_with_transformers(name: str, directory: Path, seed: int = 6, *, as_fastesm: bool = True):
+def resave_with_transformers(name: str, directory: Path, seed: int = 6, *, as_fastesm: bool = True,
+                             max_shard_size: str | None = None):
     """A stand-in's weights copied into transformers' ``EsmForMaskedLM`` and written by its ``save_pretrained``.
 
     Returns the stand-in loaded from its own directory (``directory / "original"``); the re-saved copy is
     ``directory / "resaved"``, with the tokenizer saved beside it as a user would. A FastESM2 re-save keeps
     ``model_type: fast_esm`` (FastPLMs' own class saves it so), which ``EsmForMaskedLM`` does not: its
     config.json is written back as FastESM2's (unless ``as_fastesm`` is false), the rest as transformers wrote it.
+    With ``max_shard_size``, transformers writes a sharded checkpoint with its own index.
     """
     from safetensors import safe_open
     from transformers import EsmForMaskedLM
@@ -334,10 +336,12 @@ def resave_with_transformers(name: str, directory: Path, seed: int = 6, *, as_fa
     masked_lm = EsmForMaskedLM(original.model.config)
     masked_lm.esm.load_state_dict(original.model.state_dict(), strict=True)
     resaved = directory / "resaved"
-    masked_lm.save_pretrained(resaved)
+    masked_lm.save_pretrained(resaved, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
     original.tokenizer.save_pretrained(str(resaved))
-    with safe_open(str(resaved / "model.safetensors"), framework="pt") as handle:
-        keys = set(handle.keys())
+    keys = set()
+    for path in resaved.glob("model*.safetensors"):
+        with safe_open(str(path), framework="pt") as handle:
+            keys |= set(handle.keys())
     # What this test is about: transformers 5 writes the shared rotary buffer once, under a literal "*".
     assert "esm." + esm.SHARED_LAYER_INV_FREQ in keys, sorted(k for k in keys if "rotary" in k)
     assert not any(k.startswith("esm.encoder.layer.0.attention.self.rotary") for k in keys)
@@ -364,6 +368,18 @@ def test_a_checkpoint_resaved_by_transformers_5_gives_the_same_vectors(name, tmp
     assert resaved.provenance["architecture"] == original.provenance["architecture"]
     heads = models.standin_config(name, "tiny").num_attention_heads
     assert esm.weights_architecture(esm.checkpoint_shapes(tmp_path / "resaved"))["num_attention_heads"] == heads
+
+
+def test_a_checkpoint_transformers_5_shards_itself_gives_the_same_vectors(tmp_path):
+    """save_pretrained(max_shard_size=...) writes model-0000i-of-0000N.safetensors and its own index."""
+    from virnucpro_core.embeddings import extract_embeddings
+
+    original = resave_with_transformers("fastesm2_650", tmp_path, max_shard_size="50KB")
+    index = json.loads((tmp_path / "resaved" / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 2 and not (tmp_path / "resaved" / "model.safetensors").exists()
+    resaved = load_model("fastesm2_650", model_path=tmp_path / "resaved", device="cpu")
+    assert torch.equal(extract_embeddings(resaved, PROTEINS, progress=False).data,
+                       extract_embeddings(original, PROTEINS, progress=False).data)
 
 
 def test_a_fastesm2_resaved_through_esm_formaskedlm_is_refused_as_another_model(tmp_path):
