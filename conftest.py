@@ -43,6 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="ESM2 3B weights: hub id or local directory (default: facebook/esm2_t36_3B_UR50D).")
     add("--dna-model", default=None, metavar="ID_OR_DIR",
         help="DNABERT-S weights: hub id or local directory (default: zhihan1996/DNABERT-S).")
+    add("--allow-other-model", action="store_true",
+        help="load a model directory whose config.json states another model than the one it is given for "
+        "(another model_type, depth, heads or vocabulary of the same width, e.g. ESM-2 650M as --fast-model), "
+        "to study it in that model's place: the report says so in its banner and environment table, and the "
+        "verdict is at best INCOMPLETE. Default: refuse such a directory, naming what it is.")
     add("--weights", choices=("pretrained", "random"), default=None,
         help="pretrained: real weights (required for the accuracy gate); random: seeded stand-ins of the real "
         "architectures (speed gate only). Default: random in the smoke profile, pretrained in the full profile.")

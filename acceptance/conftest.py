@@ -48,6 +48,7 @@ def _settings_from(config: pytest.Config) -> Settings:
         fast_model=opt("--fast-model"),
         baseline_model=opt("--baseline-model"),
         dna_model=opt("--dna-model"),
+        allow_other_model=opt("--allow-other-model"),
         baseline_metrics=opt("--baseline-metrics"),
         chunk_size=opt("--chunk-size"),
         max_accuracy_drop=opt("--max-accuracy-drop"),

@@ -121,6 +121,29 @@ def test_full_profile_with_random_weights_decides_no_accuracy(tmp_path, artifact
     assert report_problems(page, smoke=False) == []
 
 
+def test_another_model_with_allow_other_model_is_named_and_never_passes(tmp_path, artifacts):
+    """--allow-other-model through pytest's options: loaded, in the verdict, the banner and the environment table."""
+    from virnucpro_core.models import write_standin
+
+    models = {name: write_standin(name, "tiny", tmp_path / name, seed=42)
+              for name in ("fastesm2_650", "esm2_3b", "dnabert_s")}
+    config = json.loads((models["fastesm2_650"] / "config.json").read_text())
+    (models["fastesm2_650"] / "config.json").write_text(json.dumps({**config, "model_type": "esm"}))
+    reports = tmp_path / "reports"
+    run = acceptance("--weights", "pretrained", "--device", "cpu", "--fast-model", str(models["fastesm2_650"]),
+                     "--baseline-model", str(models["esm2_3b"]), "--dna-model", str(models["dnabert_s"]),
+                     "--allow-other-model", reports=reports, artifacts=artifacts)
+    assert run.returncode == 11, f"INCOMPLETE exits 11\n{run.stdout[-3000:]}"
+    report, page, soup = read(reports)
+    reason = ('another model than FastESM2_650 was validated (--allow-other-model): model_type esm, 2 layers × 64, '
+              '4 heads, vocabulary 33; differs in model_type "esm" (expected "fast_esm")')
+    assert report["verdict"]["status"] == "INCOMPLETE" and reason in report["verdict"]["reasons"], report["verdict"]
+    assert "Another model was validated" in report["notice"] and report["environment"]["OTHER MODEL"] == reason
+    assert report["settings"]["allow_other_model"] is True
+    assert reason in soup.find(id="vnp-verdict").get_text() and "Another model" in soup.find(class_="vnp-notice").get_text()
+    assert report_problems(page, smoke=True) == []
+
+
 def test_virnucpro_data_merge_trees_run_the_accuracy_gate_with_declared_provenance(tmp_path):
     """The user's existing features, in VirNucPro's layout, with nothing re-extracted: the accuracy gate runs,
     the speed gate cannot (no sequences), and the report says the features' provenance was declared."""

@@ -311,3 +311,130 @@ def test_absolute_config_with_both_tables_is_refused_as_esm2_with_a_leftover_tab
     with pytest.raises(InputError) as info:
         load_model("esm2_3b", model_path=tmp_path, device="cpu")
     assert "an unused learned position table, as ESM-2's published checkpoints do" in str(info.value), str(info.value)
+
+
+# --------------------------------------------------------------------------- checkpoints re-saved by transformers 5
+
+PROTEINS = [("p1", "MKTAYIAKQRQISFVKSHFSRQ"), ("p2", "DIDI"), ("p3", "MLSDEDFKAVFGMTRSAFANLPLWKQQNLKKEKGLF")]
+
+
+def resave_with_transformers(name: str, directory: Path, seed: int = 6, *, as_fastesm: bool = True,
+                             max_shard_size: str | None = None):
+    """A stand-in's weights copied into transformers' ``EsmForMaskedLM`` and written by its ``save_pretrained``.
+
+    Returns the stand-in loaded from its own directory (``directory / "original"``); the re-saved copy is
+    ``directory / "resaved"``, with the tokenizer saved beside it as a user would. A FastESM2 re-save keeps
+    ``model_type: fast_esm`` (FastPLMs' own class saves it so), which ``EsmForMaskedLM`` does not: its
+    config.json is written back as FastESM2's (unless ``as_fastesm`` is false), the rest as transformers wrote it.
+    With ``max_shard_size``, transformers writes a sharded checkpoint with its own index.
+    """
+    from safetensors import safe_open
+    from transformers import EsmForMaskedLM
+
+    write_standin(name, "tiny", directory / "original", seed=seed)
+    original = load_model(name, model_path=directory / "original", device="cpu")
+    masked_lm = EsmForMaskedLM(original.model.config)
+    masked_lm.esm.load_state_dict(original.model.state_dict(), strict=True)
+    resaved = directory / "resaved"
+    masked_lm.save_pretrained(resaved, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
+    original.tokenizer.save_pretrained(str(resaved))
+    keys = set()
+    for path in resaved.glob("model*.safetensors"):
+        with safe_open(str(path), framework="pt") as handle:
+            keys |= set(handle.keys())
+    # What this test is about: transformers 5 writes the shared rotary buffer once, under a literal "*".
+    assert "esm." + esm.SHARED_LAYER_INV_FREQ in keys, sorted(k for k in keys if "rotary" in k)
+    assert not any(k.startswith("esm.encoder.layer.0.attention.self.rotary") for k in keys)
+    config = json.loads((resaved / "config.json").read_text())
+    assert config["model_type"] == "esm" and config["architectures"] == ["EsmForMaskedLM"]
+    if name == "fastesm2_650" and as_fastesm:
+        published = json.loads((directory / "original" / "config.json").read_text())
+        config.update({key: published[key] for key in ("model_type", "architectures", "auto_map")})
+        (resaved / "config.json").write_text(json.dumps(config, indent=2))
+    return original
+
+
+@pytest.mark.parametrize("name", ["esm2_3b", "fastesm2_650"])
+def test_a_checkpoint_resaved_by_transformers_5_gives_the_same_vectors(name, tmp_path):
+    from virnucpro_core.embeddings import extract_embeddings
+
+    original = resave_with_transformers(name, tmp_path)
+    resaved = load_model(name, model_path=tmp_path / "resaved", device="cpu")
+    before = extract_embeddings(original, PROTEINS, progress=False).data
+    after = extract_embeddings(resaved, PROTEINS, progress=False).data
+    # The same float32 tensors under other names: the vectors are equal, not merely close (measured: 0.0).
+    assert torch.equal(after, before), f"{name}: re-saved vectors differ by {(after - before).abs().max().item():.2e}"
+    assert torch.equal(resaved.model.rotary_embeddings.inv_freq, original.model.rotary_embeddings.inv_freq)
+    assert resaved.provenance["architecture"] == original.provenance["architecture"]
+    heads = models.standin_config(name, "tiny").num_attention_heads
+    assert esm.weights_architecture(esm.checkpoint_shapes(tmp_path / "resaved"))["num_attention_heads"] == heads
+
+
+def test_a_checkpoint_transformers_5_shards_itself_gives_the_same_vectors(tmp_path):
+    """save_pretrained(max_shard_size=...) writes model-0000i-of-0000N.safetensors and its own index."""
+    from virnucpro_core.embeddings import extract_embeddings
+
+    original = resave_with_transformers("fastesm2_650", tmp_path, max_shard_size="50KB")
+    index = json.loads((tmp_path / "resaved" / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 2 and not (tmp_path / "resaved" / "model.safetensors").exists()
+    resaved = load_model("fastesm2_650", model_path=tmp_path / "resaved", device="cpu")
+    assert torch.equal(extract_embeddings(resaved, PROTEINS, progress=False).data,
+                       extract_embeddings(original, PROTEINS, progress=False).data)
+
+
+def test_a_fastesm2_resaved_through_esm_formaskedlm_is_refused_as_another_model(tmp_path):
+    """EsmForMaskedLM writes model_type esm: by its config, that directory is an ESM-2, not FastESM2."""
+    resave_with_transformers("fastesm2_650", tmp_path, as_fastesm=False)
+    with pytest.raises(InputError) as info:
+        load_model("fastesm2_650", model_path=tmp_path / "resaved", device="cpu")
+    assert 'differs from its tiny stand-in in model_type "esm" (expected "fast_esm")' in str(info.value)
+    allowed = load_model("fastesm2_650", model_path=tmp_path / "resaved", device="cpu", allow_other_model=True)
+    assert allowed.provenance["identity"]["found"]["model_type"] == "esm"
+
+
+def test_the_shared_rotary_table_of_a_resaved_checkpoint_is_the_one_loaded(tmp_path):
+    """Not skipped and recomputed: a changed table under the literal key reaches the model."""
+    from safetensors.torch import load_file, save_file
+
+    resave_with_transformers("fastesm2_650", tmp_path)
+    path = tmp_path / "resaved" / "model.safetensors"
+    state = load_file(path)
+    key = "esm." + esm.SHARED_LAYER_INV_FREQ
+    state[key] = state[key] * 1.37
+    save_file(state, str(path), metadata={"format": "pt"})
+    loaded = load_model("fastesm2_650", model_path=tmp_path / "resaved", device="cpu")
+    assert torch.equal(loaded.model.rotary_embeddings.inv_freq, state[key])
+
+
+def test_a_shared_rotary_table_that_disagrees_with_the_per_layer_ones_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    write_standin("fastesm2_650", "tiny", tmp_path)
+    path = tmp_path / "model.safetensors"
+    state = load_file(path)
+    state["esm." + esm.SHARED_LAYER_INV_FREQ] = state["esm.encoder.layer.0.attention.self.rotary_embeddings.inv_freq"] * 2
+    save_file(state, str(path))
+    with pytest.raises(InputError, match="rotary inv_freq differs between layers"):
+        load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+
+
+def test_layer_norms_under_their_legacy_names_load_as_transformers_maps_them(tmp_path):
+    """transformers 5 re-saves write LayerNorm.gamma / .beta; they are LayerNorm.weight / .bias."""
+    from safetensors.torch import load_file, save_file
+
+    write_standin("esm2_3b", "tiny", tmp_path)
+    plain = load_model("esm2_3b", model_path=tmp_path, device="cpu")
+    path = tmp_path / "model.safetensors"
+    state = load_file(path)
+    renamed = {key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
+               for key, value in state.items()}
+    assert sum(key.endswith("LayerNorm.gamma") for key in renamed) == 12  # 6 layers, 2 LayerNorms each
+    save_file(renamed, str(path))
+    legacy = load_model("esm2_3b", model_path=tmp_path, device="cpu")
+    with torch.inference_mode():
+        assert torch.equal(legacy.model(input_ids=IDS).last_hidden_state, plain.model(input_ids=IDS).last_hidden_state)
+    renamed["esm.encoder.layer.0.LayerNorm.weight"] = state["esm.encoder.layer.0.LayerNorm.weight"].clone()
+    save_file(renamed, str(path))
+    with pytest.raises(InputError, match=r"encoder.layer.0.LayerNorm.weight stored twice \(as .weight/.bias and as "
+                                         r".gamma/.beta\)"):
+        load_model("esm2_3b", model_path=tmp_path, device="cpu")

@@ -13,7 +13,7 @@ from virnucpro_core import models
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
 from virnucpro_core import esm, esm_config
 from virnucpro_core.esm import ESM2_VOCAB
-from virnucpro_core.models import get_spec, load_model, matmul_flops_per_token, write_standin
+from virnucpro_core.models import ModelIdentity, check_identity, get_spec, load_model, matmul_flops_per_token, write_standin
 
 ESM_NAMES = ["esm2_3b", "fastesm2_650"]
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -254,8 +254,13 @@ def test_checkpoint_problems_are_collected_into_one_error(tmp_path):
 def test_checkpoint_of_another_width_is_a_dimension_error(tmp_path):
     write_standin("fastesm2_650", "tiny", tmp_path)
     with pytest.raises(DimensionError) as info:
-        load_model("esm2_3b", model_path=tmp_path, device="cpu")
-    assert "hidden size 64" in str(info.value) and "2560" in str(info.value)
+        load_model("esm2_3b", model_path=tmp_path, device="cpu", allow_other_model=True)
+    message = str(info.value)
+    assert f"{tmp_path} is not ESM2 3B (facebook/esm2_t36_3B_UR50D): its config.json describes another model of " \
+           "hidden size 64" in message, message
+    assert ('differs from ESM2 3B in model_type "fast_esm" (expected "esm"); num_hidden_layers 2 (expected 36); '
+            "hidden_size 64 (expected 2560); num_attention_heads 4 (expected 40)") in message, message
+    assert "not even with --allow-other-model" in message, message
 
 
 def test_non_esm_config_is_rejected(tmp_path):
@@ -264,6 +269,191 @@ def test_non_esm_config_is_rejected(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
     with pytest.raises(InputError, match="model_type 'bert'"):
         load_model("fastesm2_650", model_path=tmp_path, device="cpu")
+
+
+# --------------------------------------------------------------------------- model identity
+
+
+def test_registry_states_what_each_model_is():
+    assert {name: spec.identity for name, spec in models.SPECS.items()} == {
+        "esm2_3b": ModelIdentity("esm", 36, 2560, 40, 33),
+        "fastesm2_650": ModelIdentity("fast_esm", 33, 1280, 20, 33),
+        "dnabert_s": ModelIdentity("bert", 12, 768, 12, 4096),
+    }
+    assert {name: spec.identity_for("tiny") for name, spec in models.SPECS.items()} == {
+        "esm2_3b": ModelIdentity("esm", 6, 128, 8, 33),
+        "fastesm2_650": ModelIdentity("fast_esm", 2, 64, 4, 33),
+        "dnabert_s": ModelIdentity("bert", 2, 48, 6, 4096),
+    }
+    assert get_spec("fastesm2_650").identity.describe() == "model_type fast_esm, 33 layers × 1280, 20 heads, vocabulary 33"
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_the_identities_are_what_the_configs_we_write_state(name, tmp_path):
+    """The stand-ins' config.json (tiny) and the published config (full) state the registry's identities."""
+    from virnucpro_core import dnabert
+
+    spec = get_spec(name)
+    fields = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
+    write_standin(name, "tiny", tmp_path)
+    tiny = json.loads((tmp_path / "config.json").read_text())
+    full = esm_config.esm_config_dict(name, "full") if spec.family == "esm" else dnabert.FULL_CONFIG.to_dict()
+    assert ModelIdentity(*(tiny[f] for f in fields)) == spec.identity_for("tiny")
+    assert ModelIdentity(*(full[f] for f in fields)) == spec.identity
+
+
+@pytest.mark.parametrize(
+    ("name", "found", "expected"),
+    [
+        ("fastesm2_650", ModelIdentity("esm", 33, 1280, 20, 33),
+         'found: model_type esm, 33 layers × 1280, 20 heads, vocabulary 33; differs from FastESM2_650 in model_type '
+         '"esm" (expected "fast_esm")'),
+        ("esm2_3b", ModelIdentity("esm", 32, 2560, 32, 33),
+         "differs from ESM2 3B in num_hidden_layers 32 (expected 36); num_attention_heads 32 (expected 40)"),
+        ("esm2_3b", ModelIdentity("esm", 36, 2560, 40, 35), "differs from ESM2 3B in vocab_size 35 (expected 33)"),
+        ("dnabert_s", ModelIdentity("bert", 12, 768, 16, 4096),
+         "differs from DNABERT-S in num_attention_heads 16 (expected 12)"),
+    ],
+    ids=["esm2-650m-as-fastesm2", "another-2560d-model", "another-vocabulary", "dnabert-heads"],
+)  # fmt: skip
+def test_another_model_of_the_same_width_is_refused_with_every_difference(name, found, expected):
+    with pytest.raises(InputError) as info:
+        check_identity(get_spec(name), found, Path("/models/other"), path_option="--fast-model")
+    message = str(info.value)
+    assert expected in message, message
+    assert "point --fast-model at a copy of" in message and "add --allow-other-model" in message, message
+    assert not isinstance(info.value, DimensionError)
+
+
+def test_esm2_650m_offered_as_fastesm2_is_named():
+    with pytest.raises(InputError) as info:
+        check_identity(get_spec("fastesm2_650"), ModelIdentity("esm", 33, 1280, 20, 33), Path("/m/esm2"))
+    message = str(info.value)
+    assert message.splitlines()[0] == ("/m/esm2 is not FastESM2_650 (Synthyra/FastESM2_650): its config.json "
+                                       "describes ESM-2 650M (facebook/esm2_t33_650M_UR50D)"), message
+    assert ("expected: FastESM2_650: model_type fast_esm, 33 layers × 1280, 20 heads, vocabulary 33; or its tiny "
+            "stand-in: model_type fast_esm, 2 layers × 64, 4 heads, vocabulary 33") in message, message
+
+
+def test_the_identities_themselves_are_accepted_as_full_and_tiny():
+    for name, spec in models.SPECS.items():
+        assert check_identity(spec, spec.identity, Path("x")) == ("full", None)
+        assert check_identity(spec, spec.identity_for("tiny"), Path("x")) == ("tiny", None)
+
+
+def _esm_directory(directory: Path, model_type: str, layers: int, hidden: int, heads: int) -> Path:
+    """A consistent ESM directory (config.json, weights and vocabulary agree) of a shape of our choosing."""
+    from transformers import EsmModel
+
+    config = {**esm_config.esm_config_dict("esm2_3b", "tiny"), "model_type": model_type, "num_hidden_layers": layers,
+              "hidden_size": hidden, "num_attention_heads": heads, "intermediate_size": 4 * hidden}
+    torch.manual_seed(0)
+    model = EsmModel(esm_config.esm_config(config), add_pooling_layer=False)
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps(config))
+    esm.save_safetensors(esm.esm_checkpoint_state(model), directory / "model.safetensors")
+    esm.esm_tokenizer().save_pretrained(str(directory))
+    return directory
+
+
+def test_a_directory_of_another_depth_and_heads_is_refused_before_its_weights_are_read(tmp_path, monkeypatch):
+    from virnucpro_core.layouts.hub_weights import HubWeights
+
+    directory = _esm_directory(tmp_path / "other", "esm", 4, 128, 4)
+
+    def read(*args, **kwargs):
+        raise AssertionError("the weights were read before the identity was checked")
+
+    monkeypatch.setattr(HubWeights, "state_dict", read)
+    with pytest.raises(InputError) as info:
+        load_model("esm2_3b", model_path=directory, device="cpu", path_option="--baseline-model")
+    message = str(info.value)
+    assert ("found: model_type esm, 4 layers × 128, 4 heads, vocabulary 33; differs from its tiny stand-in in "
+            "num_hidden_layers 4 (expected 6); num_attention_heads 4 (expected 8)") in message, message
+    assert "point --baseline-model at a copy of facebook/esm2_t36_3B_UR50D" in message, message
+
+
+def _as_esm2(directory: Path) -> Path:
+    """A FastESM2 stand-in whose config.json says ``model_type: esm``: at full size, ESM-2 650M's identity."""
+    write_standin("fastesm2_650", "tiny", directory, seed=3)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "model_type": "esm"}))
+    return directory
+
+
+def test_an_esm_model_type_is_not_fastesm2(tmp_path):
+    with pytest.raises(InputError) as info:
+        load_model("fastesm2_650", model_path=_as_esm2(tmp_path), device="cpu")
+    assert 'differs from its tiny stand-in in model_type "esm" (expected "fast_esm")' in str(info.value)
+
+
+def test_allow_other_model_loads_it_and_records_what_it_is(tmp_path, caplog):
+    from virnucpro_core.embeddings import extract_embeddings
+
+    with caplog.at_level("WARNING", logger="virnucpro_core.models"):
+        other = load_model("fastesm2_650", model_path=_as_esm2(tmp_path), device="cpu", allow_other_model=True)
+    record = {
+        "expected": {"model": "fastesm2_650", "display_name": "FastESM2_650", "hub_id": "Synthyra/FastESM2_650",
+                     "size": "tiny", "model_type": "fast_esm", "num_hidden_layers": 2, "hidden_size": 64,
+                     "num_attention_heads": 4, "vocab_size": 33},
+        "found": {"model_type": "esm", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                  "vocab_size": 33},
+        "known_as": None,
+        "differences": ['model_type "esm" (expected "fast_esm")'],
+        "allowed_by": "--allow-other-model",
+    }  # fmt: skip
+    assert other.provenance["identity"] == record
+    assert other.provenance["size"] == "tiny" and other.provenance["seed"] == 3, "the stand-in marker still counts"
+    assert "another model than FastESM2_650" in caplog.text and "loaded anyway (--allow-other-model)" in caplog.text
+    assert models.describe_identity(record) == ('model_type esm, 2 layers × 64, 4 heads, vocabulary 33; differs in '
+                                                'model_type "esm" (expected "fast_esm")')
+    features = extract_embeddings(other, [("a", "MKTAYLV")], progress=False)
+    assert features.meta["identity"] == record
+    same = load_model("fastesm2_650", weights="random", device="cpu", seed=3)
+    assert "identity" not in same.provenance
+    assert "identity" not in extract_embeddings(same, [("a", "MKTAYLV")], progress=False).meta
+    assert models.identity_records({"dna": {}, "protein": features.meta}) == [record]
+
+
+@needs_dnabert
+@pytest.mark.parametrize(
+    ("change", "difference"),
+    [({"num_attention_heads": 4}, "num_attention_heads 4 (expected 6)"),
+     ({"model_type": None}, 'model_type null (expected "bert")')],
+    ids=["heads", "no-model-type"],
+)  # fmt: skip
+def test_a_dnabert_config_of_another_model_is_refused(tmp_path, change, difference):
+    """Heads leave DNABERT-S's tensor shapes alone: only the identity check sees them."""
+    write_standin("dnabert_s", "tiny", tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(change)
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    with pytest.raises(InputError) as info:
+        load_model("dnabert_s", model_path=tmp_path, device="cpu")
+    assert f"differs from its tiny stand-in in {difference}" in str(info.value), str(info.value)
+
+
+def test_a_standin_marker_of_another_model_is_still_refused(tmp_path):
+    write_standin("esm2_3b", "tiny", tmp_path)
+    marker = json.loads((tmp_path / models.STANDIN_MARKER).read_text())
+    (tmp_path / models.STANDIN_MARKER).write_text(json.dumps({**marker, "name": "fastesm2_650"}))
+    with pytest.raises(InputError, match="holds a stand-in for 'fastesm2_650' \\(tiny\\), not esm2_3b \\(tiny\\)"):
+        load_model("esm2_3b", model_path=tmp_path, device="cpu")
+
+
+def test_extract_refuses_another_model_and_allow_other_model_records_it(tmp_path, run_cli):
+    model = _as_esm2(tmp_path / "model")
+    (tmp_path / "p.faa").write_text(">p1\nMKTAYIAK\n>p2\nDIDI\n")
+    argv = ["extract", str(tmp_path / "p.faa"), "--out", str(tmp_path / "f.pt"), "--model", "fastesm2_650",
+            "--model-path", str(model), "--device", "cpu", "--no-progress"]
+    code, out, err = run_cli(argv)
+    assert code == 2 and "is not FastESM2_650" in err and "add --allow-other-model" in err, err
+    assert "Traceback" not in err and not (tmp_path / "f.pt").exists()
+    code, out, err = run_cli([*argv, "--allow-other-model"])
+    assert code == 0, err
+    from virnucpro_core.layouts.features import load_features
+
+    assert load_features(tmp_path / "f.pt").meta["identity"]["differences"] == ['model_type "esm" (expected "fast_esm")']
 
 
 # --------------------------------------------------------------------------- Hugging Face cache

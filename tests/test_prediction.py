@@ -360,3 +360,30 @@ def test_pretrained_from_standin_directories_is_flagged(pipeline, commands, tmp_
     assert summary["parameters"]["weights"] == "pretrained"
     assert summary["models"]["protein"]["weights"] == "random" and summary["random_weights"] is True
     assert "RANDOM-WEIGHT" in printed
+
+
+def test_predict_refuses_another_protein_model_unless_allowed_and_then_says_so(pipeline, commands, tmp_path, capsys):
+    """A FastESM2 stand-in whose config says model_type esm (ESM-2 650M's, at full size) is not FastESM2_650."""
+    from virnucpro_core.models import write_standin
+
+    dna_dir = write_standin("dnabert_s", "tiny", tmp_path / "dnabert")
+    protein_dir = write_standin("fastesm2_650", "tiny", tmp_path / "esm")
+    config = json.loads((protein_dir / "config.json").read_text())
+    (protein_dir / "config.json").write_text(json.dumps({**config, "model_type": "esm"}))
+    argv = ["predict", str(pipeline["root"] / "viral.fa"), "--model", str(pipeline["ckpt"]),
+            "--dna-model-path", str(dna_dir), "--protein-model-path", str(protein_dir), "--device", "cpu",
+            "--no-progress"]
+    rc = commands([*argv, "--out", str(tmp_path / "refused")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not FastESM2_650" in err and "point --protein-model-path at a copy" in err, err
+    assert not (tmp_path / "refused").exists()
+
+    rc = commands([*argv, "--out", str(tmp_path / "out"), "--allow-other-model"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    note = ('another model than FastESM2_650 embedded these sequences (--allow-other-model): model_type esm, '
+            '2 layers × 64, 4 heads, vocabulary 33; differs in model_type "esm" (expected "fast_esm")')
+    assert note in summary["warnings"] and f"note: {note}" in printed, (summary["warnings"], printed)
+    assert summary["models"]["protein"]["identity"]["found"]["model_type"] == "esm"
+    assert "identity" not in summary["models"]["dna"] and summary["parameters"]["allow_other_model"] is True

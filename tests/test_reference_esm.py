@@ -35,8 +35,9 @@ ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")  # the ESM-2 alphabet
 LETTERS = "LAGVSERTIDPKQNFYMHWCXBUZO"
 TOLERANCE = 1e-5  # fp32 on the CPU; the issue's bound for pooled vectors
 
-# The tiny stand-in shapes (width must match models' tiny size: 128 for ESM2 3B, 64 for FastESM2).
-SHAPES = {"esm2_3b": (2, 128, 8), "fastesm2_650": (2, 64, 4)}  # layers, width, heads
+# The tiny stand-ins' shapes: load_model takes a directory as ESM2 3B or FastESM2_650 only when its config states
+# the model's identity or its tiny stand-in's (models.ModelSpec.identity_for): 6 x 128, 8 heads; 2 x 64, 4 heads.
+SHAPES = {"esm2_3b": (6, 128, 8), "fastesm2_650": (2, 64, 4)}  # layers, width, heads
 
 
 def proteins(seed: int = 11) -> list[tuple[str, str]]:

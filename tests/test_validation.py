@@ -163,3 +163,67 @@ def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
 
     again = ValidationRun(Settings.resolve(artifacts=tmp_path / "two", extract_processes=2, **options))
     assert again.features("fastesm2_650", "viral") == two and again.stages[-1].reused, again.stages
+
+
+def test_another_model_allowed_is_named_in_the_verdict_banner_and_environment(tmp_path):
+    """--allow-other-model: the run loads it, and every reader of the report learns what stood in for what."""
+    import json
+    from bs4 import BeautifulSoup
+
+    from virnucpro_core import acceptance_report
+    from virnucpro_core.html_report import render_sections
+    from virnucpro_core.models import write_standin
+    from virnucpro_core.verdict import GATES, Outcome, ReportContext, decide_verdict
+
+    directory = write_standin("fastesm2_650", "tiny", tmp_path / "esm", seed=42)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "model_type": "esm"}))
+    options = dict(weights="pretrained", fast_model=str(directory), device="cpu", artifacts=tmp_path / "a")
+    with pytest.raises(InputError, match="add --allow-other-model"):
+        ValidationRun(Settings.resolve(**options)).model("fastesm2_650")
+
+    settings = Settings.resolve(**options, allow_other_model=True)
+    assert settings.allow_other_model is True and Settings.resolve().allow_other_model is False
+    run = ValidationRun(settings)
+    assert run.other_model_reason() is None, "nothing loaded yet"
+    run.model("fastesm2_650")
+    run.model("fastesm2_650", dtype="bfloat16")  # the same model twice is named once
+    reason = ('another model than FastESM2_650 was validated (--allow-other-model): model_type esm, 2 layers × 64, '
+              '4 heads, vocabulary 33; differs in model_type "esm" (expected "fast_esm")')
+    assert run.other_model_reason() == reason
+
+    outcomes = [Outcome(GATES["accuracy"], "skipped", "no GPU"), Outcome(GATES["speed"], "skipped", "no GPU")]
+    ctx = ReportContext(settings=settings, run=run, timings={}, outcomes=outcomes, run_id="r", started="s")
+    assert ctx.other_model == reason
+    assert acceptance_report.notice(ctx).endswith(
+        "Another model was validated (--allow-other-model): the figures below describe it, not the model it stood in "
+        f"for; the verdict cannot be PASS. A{reason[1:]}.")
+    rows = dict(acceptance_report.environment_rows(ctx))
+    assert rows["OTHER MODEL"] == reason
+    assert rows["model FastESM2_650 (float32)"].endswith(
+        '; OTHER MODEL (--allow-other-model): model_type esm, 2 layers × 64, 4 heads, vocabulary 33; differs in '
+        'model_type "esm" (expected "fast_esm")')
+    verdict = decide_verdict(ctx)
+    assert verdict.status == "INCOMPLETE" and reason in verdict.reasons
+    page = BeautifulSoup(render_sections(ctx, verdict, exit_code=11), "html.parser")
+    assert reason in page.find(id="vnp-verdict").get_text()
+    assert "Another model was validated" in page.find(class_="vnp-notice").get_text()
+
+
+def test_torchrun_extraction_passes_allow_other_model_on_and_the_report_reads_it_back(tmp_path, monkeypatch):
+    """Under torchrun the model loads in `virnucpro extract` processes: the flag goes with them, the record comes
+    back in the feature file's meta."""
+    from virnucpro_core import distributed
+    from virnucpro_core.features import extract_with_torchrun
+    from virnucpro_core.validation import ExtractedModel
+
+    seen = []
+    monkeypatch.setattr(distributed, "run_torchrun", lambda argv, processes, on_line=None: seen.append(argv))
+    common = dict(weights="pretrained", size="tiny", dtype="float32", seed=1, model_path="m")
+    extract_with_torchrun(2, "fastesm2_650", tmp_path / "p.faa", tmp_path / "f.pt", allow_other_model=True, **common)
+    extract_with_torchrun(2, "fastesm2_650", tmp_path / "p.faa", tmp_path / "f.pt", **common)
+    assert "--allow-other-model" in seen[0] and "--allow-other-model" not in seen[1]
+    record = {"expected": {"display_name": "FastESM2_650"}, "found": {}, "differences": []}
+    meta = {"model": "fastesm2_650", "weights": "pretrained", "size": "tiny", "identity": record}
+    assert ExtractedModel.from_meta(meta).provenance["identity"] == record
+    assert "identity" not in ExtractedModel.from_meta({**meta, "identity": None}).provenance

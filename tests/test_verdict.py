@@ -26,8 +26,9 @@ def comparison(passed: bool):
 class Run:
     """The part of ValidationRun the verdict reads."""
 
-    def __init__(self, **stages) -> None:
+    def __init__(self, other_model: str | None = None, **stages) -> None:
         self.stages = stages
+        self.other_model = other_model
 
     def peek(self, stage):
         return self.stages.get(stage)
@@ -35,6 +36,8 @@ class Run:
     def random_weights_reason(self):
         return None
 
+    def other_model_reason(self):
+        return self.other_model
 
 def parity_result(status="passed", reason="min cosine 0.999998 ≥ 0.999 over 48 proteins") -> ParityResult:
     return ParityResult(status=status, reason=reason, model_dir="/models/FastESM2_650", device="cuda:0",
@@ -42,13 +45,13 @@ def parity_result(status="passed", reason="min cosine 0.999998 ≥ 0.999 over 48
 
 
 def context(outcomes, *, profile="full", weights="pretrained", ratio=0.25, compared=True, passed=True,
-            parity="passed", **extra) -> ReportContext:
+            parity="passed", other_model=None, **extra) -> ReportContext:
     """``parity``: the stashed ParityResult's status (None: none stashed, as when its test skipped before running)."""
     settings = SimpleNamespace(profile=profile, weights=weights, size="full", max_accuracy_drop=0.05,
                                max_time_ratio=0.5)
     timings = {} if ratio is None else {("as-deployed", "fast"): timing("fastesm2_650", ratio),
                                         ("as-deployed", "baseline"): timing("esm2_3b", 1.0)}
-    run = Run(comparison=comparison(passed)) if compared else Run()
+    run = Run(other_model, comparison=comparison(passed)) if compared else Run(other_model)
     result = parity_result() if parity == "passed" else parity
     return ReportContext(settings=settings, run=run, timings=timings, outcomes=outcomes, parity=result, **extra)
 
@@ -64,6 +67,31 @@ def test_pass_needs_both_gates_measured_within_their_limits():
     verdict = decide_verdict(context(both()))
     assert verdict.status == "PASS" and verdict.exit_code() == 0 and not verdict.next_steps
     assert any("time ratio 0.250 ≤ limit 0.5: PASS" in r for r in verdict.reasons), verdict.reasons
+
+
+OTHER = ('another model than FastESM2_650 was validated (--allow-other-model): model_type esm, 33 layers × 1280, '
+         '20 heads, vocabulary 33 (ESM-2 650M (facebook/esm2_t33_650M_UR50D)); differs in model_type "esm" '
+         '(expected "fast_esm")')
+
+
+def test_both_gates_passing_on_another_model_is_incomplete_not_pass():
+    verdict = decide_verdict(context(both(), other_model=OTHER))
+    assert verdict.status == "INCOMPLETE" and verdict.exit_code() == 11
+    assert verdict.reasons[0] == OTHER
+    assert any("time ratio 0.250 ≤ limit 0.5: PASS" in r for r in verdict.reasons), verdict.reasons
+    assert verdict.next_steps[0].startswith("For a verdict on FastESM2_650 against ESM2 3B, rerun without "
+                                            "--allow-other-model"), verdict.next_steps
+
+
+def test_another_model_is_said_in_every_incomplete_verdict_and_a_measured_failure_stays_fail():
+    why = "random weights cannot validate accuracy (--weights random)"
+    skipped = decide_verdict(context(both(accuracy="skipped", accuracy_message=why), compared=False,
+                                     other_model=OTHER))
+    assert skipped.status == "INCOMPLETE" and skipped.reasons[0] == OTHER
+    smoke = decide_verdict(context(both(), profile="smoke", other_model=OTHER))
+    assert smoke.status == "INCOMPLETE" and OTHER in smoke.reasons
+    failed = decide_verdict(context(both(speed="failed"), ratio=0.9, other_model=OTHER))
+    assert failed.status == "FAIL"
 
 
 def test_a_measured_speed_failure_is_fail_with_next_steps():

@@ -31,6 +31,8 @@ RANDOM_NOTICE = (
     "Random-weight stand-ins: accuracy figures below (if any) say nothing about FastESM2_650; only the "
     "timings of the real architectures are meaningful."
 )
+OTHER_MODEL_NOTICE = ("Another model was validated (--allow-other-model): the figures below describe it, not the "
+                      "model it stood in for; the verdict cannot be PASS.")
 DROP_DEFINITION = (
     "Sign convention: drop = ESM2 3B − FastESM2_650, for accuracy and every other metric; a positive drop means "
     "FastESM2_650 is worse. The gate passes when the accuracy drop is below the limit."
@@ -68,6 +70,7 @@ def remove_previous_reports(paths: ReportPaths, html: Path | None = None) -> lis
 def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
     """Run, settings, machine, commit and every loaded model with its weights and vocabulary."""
     from virnucpro_core.benchmark import machine_info
+    from virnucpro_core.models import describe_identity, identity_records
 
     rows = [("run id", ctx.run_id), ("started (UTC)", ctx.started)]
     settings = ctx.settings
@@ -80,6 +83,8 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
             ("host inputs", _describe_inputs(settings.host)),
             ("limits", f"accuracy drop < {settings.max_accuracy_drop}; time ratio ≤ {settings.max_time_ratio}"),
         ]
+        if ctx.other_model:  # also when the other model made merged inputs, which no model row below describes
+            rows.insert(4, ("OTHER MODEL", ctx.other_model))  # after "weights"
     device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
     rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
     rows.append(("commit", _git_commit()))
@@ -89,9 +94,12 @@ def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
         p = model.provenance
         origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
                   if p.get("weights") == "pretrained" else f"stand-in seed {p.get('seed')}")
+        other = "".join(f"; OTHER MODEL (--allow-other-model): {describe_identity(record)}"
+                        for record in identity_records(p))
         rows.append((f"model {model.spec.display_name} ({p.get('dtype')})",
                      f"{p.get('weights')} weights, size {p.get('size')}, {origin}; hub id {model.spec.hub_id}; "
-                     f"dim {model.dim}; vocabulary {p.get('vocab')} (sha256 {str(p.get('vocab_sha256'))[:12]})"))
+                     f"dim {model.dim}; vocabulary {p.get('vocab')} (sha256 {str(p.get('vocab_sha256'))[:12]})"
+                     + other))
     return rows
 
 
@@ -335,9 +343,11 @@ def stage_table(ctx: ReportContext) -> Table | None:
 
 
 def notice(ctx: ReportContext) -> str | None:
-    if ctx.smoke:
-        return SMOKE_NOTICE
-    return RANDOM_NOTICE if ctx.random_weights else None
+    """The banner under the verdict: smoke profile or random weights, and another model (``--allow-other-model``)."""
+    notices = [SMOKE_NOTICE if ctx.smoke else RANDOM_NOTICE if ctx.random_weights else None]
+    if ctx.other_model:
+        notices.append(f"{OTHER_MODEL_NOTICE} {ctx.other_model[0].upper()}{ctx.other_model[1:]}.")
+    return " ".join(text for text in notices if text) or None
 
 
 # ---------------------------------------------------------------------------- markdown and JSON

@@ -98,6 +98,7 @@ from torch import Tensor, nn
 
 from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
 from virnucpro_core.files import atomic_torch_save, atomic_write_text
+from virnucpro_core.layouts.hub_weights import find_weights
 
 log = logging.getLogger(__name__)
 
@@ -499,29 +500,13 @@ def _initialise(module: nn.Module, config: DnaBertConfig, generator: torch.Gener
 
 
 def _read_state(directory: Path) -> tuple[dict[str, Tensor], Path]:
-    """The checkpoint's tensors: ``model.safetensors`` if present, else ``pytorch_model.bin``."""
-    safetensors_path, bin_path = directory / SAFETENSORS_NAME, directory / BIN_NAME
-    if safetensors_path.is_file():
-        from safetensors.torch import load_file
+    """The checkpoint's tensors and the file that stands for them, in any of the hub's weight layouts.
 
-        return dict(load_file(str(safetensors_path))), safetensors_path
-    if bin_path.is_file():
-        state = torch.load(bin_path, map_location="cpu", weights_only=True)
-        if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-            raise InputError(
-                f"{bin_path} is not a state dict",
-                expected="a mapping of parameter names to tensors (as torch.save(model.state_dict()) writes)",
-                found=type(state).__name__,
-                fix=f"re-download {HUB_ID}",
-            )
-        return dict(state), bin_path
-    present = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-    raise WeightsNotFoundError(
-        f"no DNABERT-S weights in {directory}",
-        expected=f"{SAFETENSORS_NAME} or {BIN_NAME} beside {CONFIG_NAME}",
-        found=", ".join(present) or "an empty directory",
-        fix=f"`hf download {HUB_ID} --local-dir {directory}` on a machine with network",
-    )
+    ``model.safetensors`` first, then a sharded safetensors index, ``pytorch_model.bin`` and a sharded
+    ``.bin`` index (:mod:`virnucpro_core.layouts.hub_weights`; ``.bin`` files with ``weights_only=True``).
+    """
+    weights = find_weights(directory, model="DNABERT-S", hub_id=HUB_ID)
+    return weights.state_dict(), weights.path
 
 
 def published_to_model_state(state: Mapping[str, Tensor], model: DnaBertModel, source: str = "checkpoint") -> dict[str, Tensor]:
@@ -575,15 +560,12 @@ def published_to_model_state(state: Mapping[str, Tensor], model: DnaBertModel, s
     return mapped
 
 
-def load_dnabert(
-    directory: str | os.PathLike, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
-) -> DnaBertModel:
-    """Load DNABERT-S from a directory in the published layout, in eval mode.
+def read_dnabert_config(directory: str | os.PathLike) -> DnaBertConfig:
+    """The checked ``config.json`` of a DNABERT-S directory (read before any weight).
 
-    Reads ``config.json`` and ``model.safetensors`` (preferred) or
-    ``pytorch_model.bin`` (``torch.load(weights_only=True)``). Accepts the
-    published files as they are: ``bert.`` prefix or none, ``cls.*`` heads,
-    with or without the pooler.
+    Raises:
+        WeightsNotFoundError: no such directory, or no config.json in it.
+        InputError: config.json is not a DNABERT-S configuration.
     """
     directory = Path(directory)
     config_path = directory / CONFIG_NAME
@@ -594,7 +576,27 @@ def load_dnabert(
             found="no such directory" if not directory.is_dir() else f"no {CONFIG_NAME} there",
             fix=f"`hf download {HUB_ID} --local-dir {directory}` on a machine with network",
         )
-    config = DnaBertConfig.from_json_file(config_path)
+    return DnaBertConfig.from_json_file(config_path)
+
+
+def load_dnabert(
+    directory: str | os.PathLike,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    config: DnaBertConfig | None = None,
+) -> DnaBertModel:
+    """Load DNABERT-S from a directory in the published layout, in eval mode.
+
+    Reads ``config.json`` and the weights in any of the hub's layouts:
+    ``model.safetensors`` (preferred), ``pytorch_model.bin``
+    (``torch.load(weights_only=True)``) or either one sharded with an index.
+    Accepts the published files as they are: ``bert.`` prefix or none,
+    ``cls.*`` heads, with or without the pooler. ``config``: the directory's
+    config as :func:`read_dnabert_config` read it (default: read it here).
+    """
+    directory = Path(directory)
+    config = config if config is not None else read_dnabert_config(directory)
     state, path = _read_state(directory)
     with torch.device("meta"):
         model = DnaBertModel(config)  # the checkpoint's tensors become the parameters (assign=True)

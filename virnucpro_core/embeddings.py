@@ -224,6 +224,7 @@ def embedding_meta(loaded: LoadedModel, *, input_sha256: str, n: int, toks_per_b
         "vocab": prov.get("vocab"),
         "vocab_sha256": prov.get("vocab_sha256"),
         "architecture": prov.get("architecture"),
+        **({"identity": prov["identity"]} if prov.get("identity") else {}),  # another model (--allow-other-model)
         "input_sha256": input_sha256,
         "dim": loaded.dim,
         "n": n,

@@ -13,7 +13,11 @@ snapshot with its own code wherever that code imports.
   :data:`ESM2_VOCAB` (fair-esm's order) serves stand-ins and directories without one.
 * checkpoint: ``esm.``-prefixed masked-LM keys, per-layer rotary tables, heads
   skipped; the configuration is checked against the tensors' shapes before
-  anything is built (:func:`check_config_fits_weights`).
+  anything is built (:func:`check_config_fits_weights`). Any of the hub's weight
+  layouts, sharded ones included (:mod:`virnucpro_core.layouts.hub_weights`).
+  What transformers 5's ``save_pretrained`` writes is read too: the one rotary
+  table under the literal key ``encoder.layer.*.attention.self.rotary_embeddings.inv_freq``
+  and LayerNorms under their legacy names ``gamma`` / ``beta``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from typing import Any
 
 import torch
 
-from virnucpro_core.errors import InputError, WeightsNotFoundError
+from virnucpro_core.errors import InputError
 from virnucpro_core.esm_config import EsmConfigFile, read_esm_config
+from virnucpro_core.layouts.hub_weights import find_weights
 
 log = logging.getLogger(__name__)
 
@@ -118,41 +123,24 @@ def check_vocab_fits(config, tokens: list[str], directory: Path, vocab: str) -> 
 # --------------------------------------------------------------------------- checkpoint
 
 
-def read_state_dict(directory: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Tensors of ``model.safetensors`` (preferred) or ``pytorch_model.bin`` in ``directory``."""
-    safetensors_file = directory / "model.safetensors"
-    if safetensors_file.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(safetensors_file), device=str(device))
-    bin_file = directory / "pytorch_model.bin"
-    if bin_file.is_file():
-        return torch.load(bin_file, map_location=device, weights_only=True)
-    raise WeightsNotFoundError(
-        f"{directory} has no weights file",
-        expected="model.safetensors or pytorch_model.bin",
-        found=", ".join(sorted(p.name for p in directory.iterdir())),
-        fix="download the whole repository (`hf download <hub id> --local-dir DIR`); "
-        "sharded checkpoints are not supported",
-    )
-
-
 _LAYER_INV_FREQ = re.compile(r"encoder\.layer\.(\d+)\.attention\.self\.rotary_embeddings\.inv_freq")
+# transformers 5's save_pretrained stores the rotary table all layers share once, under this literal key.
+SHARED_LAYER_INV_FREQ = "encoder.layer.*.attention.self.rotary_embeddings.inv_freq"
+# transformers 5's save_pretrained of an ESM model also writes every LayerNorm's weight and bias under their
+# legacy names (it reverses the "legacy" renaming its ESM loader applies); its loader maps them back, as we do.
+_LEGACY_LAYER_NORM = re.compile(r"(?<=LayerNorm\.)(gamma|beta)$")
+_LEGACY_NAMES = {"gamma": "weight", "beta": "bias"}
 # Checkpoint entries that are not part of the base encoder we run.
 _IGNORED_PREFIXES = ("lm_head.", "pooler.")
 _IGNORED_KEYS = {"embeddings.position_ids", "embeddings.position_embeddings.weight"}  # rotary models never read them
 
 
 def checkpoint_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
-    """Each tensor's shape, ``esm.`` prefix removed, without reading the weights (safetensors header only)."""
-    safetensors_file = directory / "model.safetensors"
-    if safetensors_file.is_file():
-        from safetensors import safe_open
+    """Each tensor's shape, ``esm.`` prefix removed, without reading the weights (safetensors headers only).
 
-        with safe_open(str(safetensors_file), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
-    else:
-        shapes = {key: tuple(value.shape) for key, value in read_state_dict(directory).items()}
+    Any of the hub's weight layouts, sharded ones included (:mod:`virnucpro_core.layouts.hub_weights`).
+    """
+    shapes = find_weights(directory, model="ESM-2 or FastESM2").shapes()
     return {key.removeprefix("esm."): shape for key, shape in shapes.items()}
 
 
@@ -245,9 +233,10 @@ def load_esm_checkpoint(
     of the directory), checks it against the tensors' shapes, and loads the
     state dict itself: keys may carry the ``esm.`` prefix of the masked-LM
     checkpoints, language-model heads are skipped, and the rotary ``inv_freq``
-    stored per layer is loaded into the model's shared table — transformers'
-    ``from_pretrained`` recomputes it for non-``esm`` model types. Every
-    missing, unexpected or misshapen key is collected and reported in one error.
+    stored per layer (or once, as transformers 5 saves it) is loaded into the
+    model's shared table — transformers' ``from_pretrained`` recomputes it for
+    non-``esm`` model types. Every missing, unexpected or misshapen key is
+    collected and reported in one error.
 
     Raises:
         InputError: the checkpoint does not fit the configuration.
@@ -257,7 +246,7 @@ def load_esm_checkpoint(
     directory = Path(directory)
     config_file = config_file if config_file is not None else read_esm_config(directory)
     check_config_fits_weights(config_file, checkpoint_shapes(directory), str(directory))
-    state = read_state_dict(directory, device)
+    state = find_weights(directory, model="ESM-2 or FastESM2").state_dict(device)
     with torch.device(device):
         model = EsmModel(config_file.config, add_pooling_layer=False)
     load_esm_state(model, state, source=str(directory))
@@ -267,26 +256,31 @@ def load_esm_checkpoint(
 def load_esm_state(model, state: dict[str, torch.Tensor], *, source: str) -> None:
     """Load ``state`` into an ``EsmModel`` strictly, stored rotary frequencies included."""
     stripped: dict[str, torch.Tensor] = {}
+    problems: list[str] = []
     for key, value in state.items():
-        key = key.removeprefix("esm.")
+        key = _LEGACY_LAYER_NORM.sub(lambda m: _LEGACY_NAMES[m.group(1)], key.removeprefix("esm."))
         if key in _IGNORED_KEYS or key.startswith(_IGNORED_PREFIXES):
             continue
+        if key in stripped:
+            problems.append(f"{key} stored twice (as .weight/.bias and as .gamma/.beta)")
         stripped[key] = value
 
-    problems: list[str] = []
     layers = model.config.num_hidden_layers
     per_layer = {int(m.group(1)): stripped.pop(k) for k in list(stripped) if (m := _LAYER_INV_FREQ.fullmatch(k))}
-    inv_freq = stripped.pop("rotary_embeddings.inv_freq", None)
+    # One table for all layers: under the model's own name, or under the literal key transformers 5's
+    # save_pretrained writes for the buffer every layer shares (encoder.layer.*.attention...).
+    shared = [stripped.pop(k) for k in ("rotary_embeddings.inv_freq", SHARED_LAYER_INV_FREQ) if k in stripped]
     if per_layer:
         missing_layers = sorted(set(range(layers)) - set(per_layer))
         if missing_layers:
             problems.append(f"rotary inv_freq missing for layers {missing_layers}")
-        tables = [per_layer[i] for i in sorted(per_layer)]
-        if any(not torch.equal(t.float(), tables[0].float()) for t in tables):
-            problems.append("rotary inv_freq differs between layers; EsmModel shares one table across layers")
-        inv_freq = tables[0] if inv_freq is None else inv_freq
+    tables = shared + [per_layer[i] for i in sorted(per_layer)]
+    if any(not torch.equal(t.float(), tables[0].float()) for t in tables):
+        problems.append("rotary inv_freq differs between layers; EsmModel shares one table across layers")
+    inv_freq = tables[0] if tables else None
     if inv_freq is None:
-        problems.append("no rotary inv_freq (expected encoder.layer.<i>.attention.self.rotary_embeddings.inv_freq)")
+        problems.append("no rotary inv_freq (expected encoder.layer.<i>.attention.self.rotary_embeddings.inv_freq, "
+                        f"or {SHARED_LAYER_INV_FREQ} as transformers 5 saves it)")
 
     own = model.state_dict()
     optional = {k for k in own if k.startswith("contact_head.")}  # unused for embeddings

@@ -450,6 +450,7 @@ def extract_with_torchrun(
     device: str = "auto",
     seed: int,
     model_path: str | None = None,
+    allow_other_model: bool = False,
     rebuild: bool = False,
     on_line: Callable[[str], None] | None = None,
 ) -> Path:
@@ -470,6 +471,7 @@ def extract_with_torchrun(
             "--weights", weights, "--size", size, "--dtype", dtype, "--device", device, "--seed", str(seed),
             "--shard-size", str(DEFAULT_SHARD_SIZE), "--no-progress"]
     argv += ["--model-path", str(model_path)] if model_path else []
+    argv += ["--allow-other-model"] if allow_other_model else []
     argv += ["--rebuild"] if rebuild else []
     run_torchrun(argv, processes, on_line=on_line)
     return out

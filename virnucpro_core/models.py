@@ -10,7 +10,14 @@ Pretrained weights come from a local directory (``model_path``) or from the
 Hugging Face cache — never from the network. What each model's files hold
 and how they are read lives beside it: :mod:`virnucpro_core.esm` (and
 :mod:`virnucpro_core.esm_config` for config.json) for the two
-ESM models, :mod:`virnucpro_core.dnabert` for DNABERT-S.
+ESM models, :mod:`virnucpro_core.dnabert` for DNABERT-S, and
+:mod:`virnucpro_core.layouts.hub_weights` for the weight files of both.
+
+Each registry entry states what its model is (:class:`ModelIdentity`: model
+type, layers, width, heads, vocabulary). A directory is loaded as that model
+only when its config.json states that identity or the tiny stand-in's
+(:func:`check_identity`, before any weight is read); ``allow_other_model``
+loads another model of the same width and records what it is.
 
 Stand-ins (``weights="random"``) are seeded, randomly initialised models of two
 sizes: ``full`` (the real architecture, for GPU timing) and ``tiny`` (a few
@@ -28,7 +35,7 @@ from collections import Counter
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +66,47 @@ STANDIN_MARKER = "virnucpro_standin.json"
 
 
 @dataclass(frozen=True)
+class ModelIdentity:
+    """What a model is, as its config.json states it: the fields that tell one model from another.
+
+    Width alone does not: ESM-2 650M (``facebook/esm2_t33_650M_UR50D``) and
+    FastESM2_650 are both 33 layers of 1280 and differ in ``model_type``
+    (``esm`` vs ``fast_esm``); another 2560-d model is not ESM2 3B unless its
+    depth, heads and vocabulary are too.
+    """
+
+    model_type: str | None
+    num_hidden_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    vocab_size: int
+
+    def describe(self) -> str:
+        """``model_type fast_esm, 33 layers × 1280, 20 heads, vocabulary 33``."""
+        return (f"model_type {self.model_type}, {self.num_hidden_layers} layers × {self.hidden_size}, "
+                f"{self.num_attention_heads} heads, vocabulary {self.vocab_size}")
+
+    def differences(self, expected: ModelIdentity) -> list[str]:
+        """Every field where this identity is not ``expected``: ``model_type "esm" (expected "fast_esm")``."""
+        return [f"{name} {json.dumps(getattr(self, name))} (expected {json.dumps(getattr(expected, name))})"
+                for name in IDENTITY_FIELDS if getattr(self, name) != getattr(expected, name)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+IDENTITY_FIELDS = tuple(f.name for f in fields(ModelIdentity))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What the pipeline knows about one language model.
 
     Attributes:
         name: registry name (``esm2_3b``, ``fastesm2_650``, ``dnabert_s``).
         hub_id: Hugging Face repository of the pretrained weights.
-        dim: embedding width of the real model.
+        identity: what the real model is (model type, layers, width, heads, vocabulary);
+            a directory loaded as this model must state it, or its tiny stand-in's.
         family: ``esm`` (protein) or ``dnabert`` (DNA); decides tokenizer and pooling.
         pooling: how a sequence's vector is made from the last hidden state.
         display_name: name for reports and messages.
@@ -73,10 +114,15 @@ class ModelSpec:
 
     name: str
     hub_id: str
-    dim: int
+    identity: ModelIdentity
     family: str
     pooling: str
     display_name: str
+
+    @property
+    def dim(self) -> int:
+        """Embedding width of the real model."""
+        return self.identity.hidden_size
 
     def dim_for(self, size: str | None) -> int:
         """Embedding width of a model of ``size`` (``None`` or ``full``: the real width)."""
@@ -85,6 +131,15 @@ class ModelSpec:
         if size == "tiny":
             return int(standin_config(self.name, "tiny").hidden_size)
         raise InputError(f"unknown model size {size!r}", expected=" or ".join(SIZES), found=repr(size))
+
+    def identity_for(self, size: str | None) -> ModelIdentity:
+        """The identity a directory of ``size`` states: the real model's (``full``), or its tiny stand-in's."""
+        if size in (None, "full", "pretrained"):
+            return self.identity
+        self.dim_for(size)  # an unknown size is refused with the allowed ones
+        config = standin_config(self.name, size)
+        return ModelIdentity(self.identity.model_type, int(config.num_hidden_layers), int(config.hidden_size),
+                             int(config.num_attention_heads), int(config.vocab_size))
 
 
 _ESM_POOLING = (
@@ -96,10 +151,19 @@ _DNABERT_POOLING = "mean of the last hidden state over every non-padding token (
 SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("esm2_3b", "facebook/esm2_t36_3B_UR50D", 2560, "esm", _ESM_POOLING, "ESM2 3B"),
-        ModelSpec("fastesm2_650", "Synthyra/FastESM2_650", 1280, "esm", _ESM_POOLING, "FastESM2_650"),
-        ModelSpec("dnabert_s", "zhihan1996/DNABERT-S", 768, "dnabert", _DNABERT_POOLING, "DNABERT-S"),
+        ModelSpec("esm2_3b", "facebook/esm2_t36_3B_UR50D", ModelIdentity("esm", 36, 2560, 40, 33),
+                  "esm", _ESM_POOLING, "ESM2 3B"),
+        ModelSpec("fastesm2_650", "Synthyra/FastESM2_650", ModelIdentity("fast_esm", 33, 1280, 20, 33),
+                  "esm", _ESM_POOLING, "FastESM2_650"),
+        # model_type "bert": DNABERT-S's config.json (its remote code's BertConfig), 4096 BPE tokens.
+        ModelSpec("dnabert_s", "zhihan1996/DNABERT-S", ModelIdentity("bert", 12, 768, 12, 4096),
+                  "dnabert", _DNABERT_POOLING, "DNABERT-S"),
     )
+}
+# Identities a directory offered as a registry model may have that have a name, for messages.
+KNOWN_IDENTITIES: dict[ModelIdentity, str] = {
+    **{spec.identity: f"{spec.display_name} ({spec.hub_id})" for spec in SPECS.values()},
+    ModelIdentity("esm", 33, 1280, 20, 33): "ESM-2 650M (facebook/esm2_t33_650M_UR50D)",
 }
 
 
@@ -244,7 +308,9 @@ class LoadedModel:
             when known), ``seed`` (stand-ins), ``dtype``, ``vocab`` (the file or
             built-in alphabet the token ids come from), ``vocab_sha256`` and, for
             ESM models, ``architecture`` (the configuration in effect, defaults
-            filled in for absent keys named: :meth:`EsmConfigFile.architecture`).
+            filled in for absent keys named: :meth:`EsmConfigFile.architecture`);
+            ``identity`` only for another model loaded with ``allow_other_model``
+            (:func:`check_identity`: what it is, what was expected, every difference).
     """
 
     spec: ModelSpec
@@ -273,6 +339,7 @@ def load_model(
     dtype: str | torch.dtype = "float32",
     seed: int = 0,
     path_option: str | None = None,
+    allow_other_model: bool = False,
 ) -> LoadedModel:
     """Load a model for extraction, never touching the network.
 
@@ -289,11 +356,16 @@ def load_model(
         path_option: the caller's option that sets ``model_path`` (``--model-path``,
             ``--protein-model-path``...), named in the fix of a missing-weights error;
             default: a generic hint that lists the options of each entry point.
+        allow_other_model: load a directory whose config.json states another model than ``name``
+            (:class:`ModelIdentity`: model type, layers, heads, vocabulary; the width must still be
+            ``name``'s) instead of refusing it; ``provenance["identity"]`` then records what it is.
 
     Raises:
         WeightsNotFoundError: pretrained weights are neither at ``model_path`` nor in the cache,
             or ``model_path`` is a directory that does not exist.
-        InputError: unknown name/option, or a checkpoint that does not fit the model.
+        InputError: unknown name/option, a checkpoint that does not fit the model, or another model
+            than ``name`` (unless ``allow_other_model``).
+        DimensionError: a model of another width than ``name`` (or its tiny stand-in).
     """
     spec = get_spec(name)
     _check_choice(weights, WEIGHTS, "weights kind")
@@ -315,7 +387,9 @@ def load_model(
             provenance["architecture"] = esm_config.standin_config_file(name, size).architecture()
     else:
         directory, revision, source = model_directory(name, model_path, path_option)
-        model, tokenizer, found_size, vocab, architecture = _load_directory(spec, directory, torch_device)
+        model, tokenizer, found_size, vocab, architecture, identity = _load_directory(
+            spec, directory, torch_device, path_option=path_option, allow_other_model=allow_other_model
+        )
         provenance = {
             "weights": "pretrained",
             "size": found_size,
@@ -325,6 +399,7 @@ def load_model(
             "seed": None,
             "vocab": vocab,
             **({"architecture": architecture} if architecture is not None else {}),
+            **({"identity": identity} if identity is not None else {}),
         }
         provenance.update(_standin_marker(directory, spec, found_size))
     cast_model(model, torch_dtype)
@@ -524,14 +599,23 @@ def _directory_not_found(spec: ModelSpec, directory: Path, path_option: str | No
 # --------------------------------------------------------------------------- loading directories
 
 
-def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
-    """Model, tokenizer, size (``full``/``tiny``), where the vocabulary came from, architecture (ESM, else None)."""
+def _load_directory(
+    spec: ModelSpec, directory: Path, device: torch.device, *, path_option: str | None, allow_other_model: bool
+):
+    """Model, tokenizer, size (``full``/``tiny``), vocabulary source, architecture (ESM, else None), identity record.
+
+    config.json is checked before any weight is read: against the tensors' shapes (ESM: safetensors headers)
+    and against the model's identity (:func:`check_identity`).
+    """
     # load_model has checked that ``directory`` exists (a given path) or found it in the cache.
+    check = dict(path_option=path_option, allow_other_model=allow_other_model)
     if spec.family == "esm":
         config_file = esm_config.read_esm_config(directory)
-        # Both before reading gigabytes of weights: the config against the tensors' shapes, then the width.
         esm.check_config_fits_weights(config_file, esm.checkpoint_shapes(directory), str(directory))
-        _check_width(spec, int(config_file.config.hidden_size), directory)
+        config = config_file.config
+        found = ModelIdentity(config_file.model_type, int(config.num_hidden_layers), int(config.hidden_size),
+                              int(config.num_attention_heads), int(config.vocab_size))
+        size, identity = check_identity(spec, found, directory, **check)
         model = esm.load_esm_checkpoint(directory, config_file=config_file, device=device)
         tokenizer = esm.esm_tokenizer(directory)
         vocab = str(directory / "vocab.txt") if (directory / "vocab.txt").is_file() else esm.BUILTIN_VOCAB_SOURCE
@@ -540,23 +624,92 @@ def _load_directory(spec: ModelSpec, directory: Path, device: torch.device):
     else:
         from virnucpro_core import dnabert
 
-        model = dnabert.load_dnabert(directory, device=device)
+        config = dnabert.read_dnabert_config(directory)
+        found = ModelIdentity(config.extra.get("model_type"), config.num_hidden_layers, config.hidden_size,
+                              config.num_attention_heads, config.vocab_size)
+        size, identity = check_identity(spec, found, directory, **check)
+        model = dnabert.load_dnabert(directory, device=device, config=config)
         tokenizer = dnabert.load_dnabert_tokenizer(directory)
         vocab, architecture = str(directory / "tokenizer.json"), None
-    return model, tokenizer, _check_width(spec, int(model.config.hidden_size), directory), vocab, architecture
+    return model, tokenizer, size, vocab, architecture, identity
 
 
-def _check_width(spec: ModelSpec, hidden: int, directory: Path) -> str:
-    """``full`` or ``tiny`` from the checkpoint's width; anything else is not this model."""
-    for size in ("full", "tiny"):
-        if hidden == spec.dim_for(size):
-            return size
-    raise DimensionError(
-        f"the checkpoint in {directory} is not {spec.display_name}: hidden size {hidden}",
-        expected=f"{spec.dim} ({spec.display_name}) or {spec.dim_for('tiny')} (its tiny stand-in)",
-        found=str(hidden),
-        fix=f"point the model-path option at a copy of {spec.hub_id}",
+def check_identity(
+    spec: ModelSpec,
+    found: ModelIdentity,
+    directory: Path,
+    *,
+    path_option: str | None = None,
+    allow_other_model: bool = False,
+) -> tuple[str, dict[str, Any] | None]:
+    """``(size, None)`` when ``found`` is ``spec``'s model (``full``) or its tiny stand-in (``tiny``).
+
+    Otherwise, with ``allow_other_model`` and the width of one of them, ``(that size, record)``: the
+    record (``provenance["identity"]``) says what was expected, what was found and every difference.
+
+    Raises:
+        InputError: another model of ``spec``'s width (or its stand-in's), without ``allow_other_model``.
+        DimensionError: a model of another width: nothing downstream could use its vectors as ``spec``'s.
+    """
+    accepted = {size: spec.identity_for(size) for size in ("full", "tiny")}
+    for size, identity in accepted.items():
+        if found == identity:
+            return size, None
+    size = next((size for size, identity in accepted.items() if identity.hidden_size == found.hidden_size), None)
+    expected = accepted[size or "full"]
+    differences = found.differences(expected)
+    known = KNOWN_IDENTITIES.get(found)
+    if size is not None and allow_other_model:
+        record = {
+            "expected": {"model": spec.name, "display_name": spec.display_name, "hub_id": spec.hub_id,
+                         "size": size, **expected.to_dict()},
+            "found": found.to_dict(),
+            "known_as": known,
+            "differences": differences,
+            "allowed_by": "--allow-other-model",
+        }
+        log.warning("%s: another model than %s: %s; loaded anyway (--allow-other-model)",
+                    directory, spec.display_name, describe_identity(record))
+        return size, record
+    option = path_option or "the model-path option"
+    stand_in = "its tiny stand-in" if size == "tiny" else spec.display_name
+    if size is not None:
+        error, fix = InputError, (
+            f"point {option} at a copy of {spec.hub_id} (`hf download {spec.hub_id}`); to study this model in "
+            f"{spec.display_name}'s place anyway, add --allow-other-model: it is then loaded, recorded as another "
+            "model in the features and the report, and the acceptance verdict cannot be PASS")
+    else:
+        error, fix = DimensionError, (
+            f"point {option} at a copy of {spec.hub_id} (`hf download {spec.hub_id}`); a model of another width "
+            f"cannot take {spec.display_name}'s place in this pipeline (the merged features' width names the "
+            "protein model and the classifier's input), not even with --allow-other-model")
+    raise error(
+        f"{directory} is not {spec.display_name} ({spec.hub_id}): its config.json describes "
+        + (known or "another model") + ("" if size is not None else f" of hidden size {found.hidden_size}"),
+        expected=f"{spec.display_name}: {accepted['full'].describe()}; or its tiny stand-in: "
+        f"{accepted['tiny'].describe()}",
+        found=f"{found.describe()}; differs from {stand_in} in {'; '.join(differences)}",
+        fix=fix,
     )
+
+
+def describe_identity(record: dict[str, Any]) -> str:
+    """What another model loaded with ``allow_other_model`` is (an identity record of :func:`check_identity`)."""
+    found = ModelIdentity(**{key: record["found"][key] for key in IDENTITY_FIELDS})
+    known = f" ({record['known_as']})" if record.get("known_as") else ""
+    return f"{found.describe()}{known}; differs in " + "; ".join(record["differences"])
+
+
+def identity_records(provenance: Any) -> list[dict[str, Any]]:
+    """Every identity record in a provenance or a feature meta (nested dicts searched), each once."""
+    if not isinstance(provenance, dict):
+        return []
+    found = [provenance["identity"]] if isinstance(provenance.get("identity"), dict) else []
+    for key, value in provenance.items():
+        if key != "identity":
+            found += identity_records(value)
+    unique = {json.dumps(record, sort_keys=True): record for record in found}
+    return list(unique.values())
 
 
 def _standin_marker(directory: Path, spec: ModelSpec, found_size: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ RANDOM_WEIGHTS_WARNING = (
 # Provenance fields of an embedding worth carrying into predictions (the rest is bookkeeping).
 _PROVENANCE_KEYS = (
     "model", "display_name", "weights", "size", "source", "revision", "seed", "dtype", "dim", "vocab_sha256",
-    "provenance", "declared_by", "architecture",
+    "provenance", "declared_by", "architecture", "identity",
 )  # fmt: skip
 
 

@@ -190,6 +190,7 @@ def predict_fasta(
     progress: bool = True,
     rebuild: bool = False,
     allow_mismatch: bool = False,
+    allow_other_model: bool = False,
     on_log: Callable[[str], None] | None = None,
 ) -> PredictionResult:
     """Classify the chunks of new DNA sequences with a trained checkpoint.
@@ -219,6 +220,8 @@ def predict_fasta(
         rebuild: recompute embeddings even when ``out_dir/features`` holds them for the same input and models.
         allow_mismatch: score even when the chunk size or the protein vocabulary differs from the
             checkpoint's training features (the calls are then not what the classifier was trained for).
+        allow_other_model: load a model directory that states another model than DNABERT-S or the
+            checkpoint's protein model (same width) instead of refusing it; a warning names it.
         on_log: called with each notable message (default: the module logger).
 
     Raises:
@@ -265,7 +268,7 @@ def predict_fasta(
     # Nothing is written until every input has been checked: the FASTA is read first (seconds, before
     # minutes of loading full-size models), then both models are loaded and matched to the checkpoint.
     read_fasta(input_path)
-    options = dict(weights=weights, size=size, device=device, seed=seed)
+    options = dict(weights=weights, size=size, device=device, seed=seed, allow_other_model=allow_other_model)
     dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
     # The protein model runs in the precision the training features were extracted in (recorded in the
     # checkpoint); a checkpoint that records none gets the precision policy's choice for this device.
@@ -305,6 +308,7 @@ def predict_fasta(
 
     warnings = [RANDOM_WEIGHTS_WARNING] if random_weights else []
     warnings += mismatches or []
+    warnings += _other_models(models)
     if trained.get("protein_weights") == "random" and not random_weights:
         warnings.append("the checkpoint was trained on random-weight stand-in features; its calls on pretrained "
                         "features mean nothing")  # fmt: skip
@@ -330,6 +334,7 @@ def predict_fasta(
             "device": device,
             "dna_model_path": str(dna_model_path) if dna_model_path else None,
             "protein_model_path": str(protein_model_path) if protein_model_path else None,
+            "allow_other_model": allow_other_model,
         },
         models=json.loads(json.dumps(models)),
         checkpoint=checkpoint_info(loaded),
@@ -347,6 +352,14 @@ def predict_fasta(
     )
     result.write()
     return result
+
+
+def _other_models(models: dict[str, Any]) -> list[str]:
+    """A warning for each language model that is another model than the registry's (``--allow-other-model``)."""
+    from virnucpro_core.models import describe_identity, identity_records
+
+    return [f"another model than {record['expected']['display_name']} embedded these sequences "
+            f"(--allow-other-model): {describe_identity(record)}" for record in identity_records(models)]
 
 
 def _feature_files(features: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -447,7 +460,7 @@ def predict_merged(
     )
     calls = chunk_calls(scores)
     random_weights = any(m.get("weights") == "random" for m in models.values() if isinstance(m, dict))
-    warnings = ([RANDOM_WEIGHTS_WARNING] if random_weights else []) + list(mismatches or [])
+    warnings = ([RANDOM_WEIGHTS_WARNING] if random_weights else []) + list(mismatches or []) + _other_models(models)
     if any(i["layout"] != OURS_MERGED for i in inputs):
         warnings.append("VirNucPro-layout features record no provenance: their embedder is read off the width, "
                         "their precision is unknown")

@@ -44,6 +44,7 @@ class Settings:
     size: str
     artifacts: Path
     model_sources: dict[str, str | None] = field(default_factory=dict)  # model name -> hub id or directory
+    allow_other_model: bool = False  # load a directory that states another model (recorded; verdict not PASS)
     chunk_size: int = 300
     baseline_metrics: Path | None = None
     max_accuracy_drop: float = 0.05

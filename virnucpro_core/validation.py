@@ -121,6 +121,7 @@ class ValidationRun:
                 dtype=dtype,
                 seed=self.settings.seed,
                 path_option=MODEL_OPTIONS[name],
+                allow_other_model=self.settings.allow_other_model,
             )
         return self._memo[memo]
 
@@ -236,7 +237,8 @@ class ValidationRun:
                       f"under torchrun, device {settings.device}) ...")
         extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
                               dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
-                              rebuild=settings.rebuild, on_line=lambda line: log.info("%s: %s", memo, line))
+                              allow_other_model=settings.allow_other_model, rebuild=settings.rebuild,
+                              on_line=lambda line: log.info("%s: %s", memo, line))
         meta = load_features(out).meta
         self._memo[f"extracted by:{model}:{meta['dtype']}"] = ExtractedModel.from_meta(meta)
 
@@ -306,6 +308,24 @@ class ValidationRun:
         if made_by_standins:
             return "merged features made with random-weight stand-ins: " + ", ".join(made_by_standins)
         return None
+
+    def other_model_reason(self) -> str | None:
+        """Why this run validated another model than the registry's (``--allow-other-model``), or ``None``.
+
+        Read from the provenance of the models loaded so far (here or by torchrun processes) and, for
+        merged inputs of ours, from the provenance their meta carries.
+        """
+        from virnucpro_core.layouts.features import OURS_MERGED
+        from virnucpro_core.models import describe_identity, identity_records
+
+        found = [(record, "") for model in self.loaded_models() for record in identity_records(model.provenance)]
+        if self.has_merged_inputs():
+            paths = [path for label in CLASSES for path in self.settings.inputs(label)]
+            found += [(record, f" (merged input {path.name})") for path in paths if self.layout(path) == OURS_MERGED
+                      for record in identity_records(self.merged_meta(path))]
+        notes = [f"another model than {record['expected']['display_name']} was validated (--allow-other-model): "
+                 f"{describe_identity(record)}{where}" for record, where in found]
+        return "; ".join(dict.fromkeys(notes)) or None
 
     def pipeline_dim(self, embedder: str) -> int:
         """Width the ``embedder`` pipeline feeds its MLP: DNABERT-S plus the protein model, at the run's size."""
@@ -536,7 +556,8 @@ class ExtractedModel:
         from virnucpro_core.models import get_spec
 
         keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
-        return cls(get_spec(meta["model"]), {key: meta.get(key) for key in keys})
+        identity = {"identity": meta["identity"]} if meta.get("identity") else {}
+        return cls(get_spec(meta["model"]), {**{key: meta.get(key) for key in keys}, **identity})
 
     @property
     def dim(self) -> int:

@@ -11,7 +11,8 @@ Four verdicts, each with one meaning:
   synthetic data check the suite, not FastESM2); or, in the full profile with
   pretrained weights, the FastESM2 parity check (our vectors against the
   snapshot's own code) did not run and pass, so the features both gates judged
-  are not known to be FastESM2's.
+  are not known to be FastESM2's; or both passed on another model than the
+  registry's, loaded with ``--allow-other-model``.
 * ``ERROR`` — the suite, its environment or its inputs broke before a gate
   could measure: a failed stage, a failed precondition test, ``--require-gpu``
   without a GPU.
@@ -30,8 +31,9 @@ EXIT_CODES = {PASS: 0, FAIL: 10, INCOMPLETE: 11, ERROR: 12}
 MEANINGS = {
     PASS: "both gates ran on real weights and data and passed, and FastESM2 matched its own code",
     FAIL: "a gate measured a value beyond its limit",
-    INCOMPLETE: "a gate could not run (no GPU, random weights, no sequences, smoke profile), or the FastESM2 parity "
-    "check did not run and pass in the full profile; exit 0 with --allow-incomplete",
+    INCOMPLETE: "a gate could not run (no GPU, random weights, no sequences, smoke profile), the FastESM2 parity "
+    "check did not run and pass in the full profile, or another model was validated (--allow-other-model); exit 0 "
+    "with --allow-incomplete",
     ERROR: "the suite, its environment or its inputs broke (a failed stage or check, --require-gpu without a GPU)",
 }
 # The tests that decide each gate.
@@ -52,6 +54,9 @@ SPEED_NEXT_STEPS = [
     "Compare the like-for-like pair: if it passes, the difference comes from dtype or batching, not the model.",
     "Raise --bench-sample for steadier timings, or profile the extractor with benchmarks/extract_throughput.py.",
 ]
+OTHER_MODEL_STEP = ("For a verdict on FastESM2_650 against ESM2 3B, rerun without --allow-other-model, with "
+                    "--fast-model / --baseline-model / --dna-model at copies of Synthyra/FastESM2_650, "
+                    "facebook/esm2_t36_3B_UR50D and zhihan1996/DNABERT-S (or those models in the Hugging Face cache).")
 FULL_RUN = ("pytest acceptance/ -m gpu --require-gpu --profile full --viral VIRAL.fasta --host HOST.fasta "
             "on a GPU runner with the three models in the Hugging Face cache")
 
@@ -112,6 +117,11 @@ class ReportContext:
         if self.run is not None:
             return unless_unreadable(self.run.random_weights_reason, None)
         return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
+
+    @property
+    def other_model(self) -> str | None:
+        """Why this run validated another model than the registry's (``--allow-other-model``), or None."""
+        return unless_unreadable(self.run.other_model_reason, None) if self.run is not None else None
 
     def speed_ratio(self) -> tuple[float, Any, Any] | None:
         """``(ratio, fast timing, baseline timing)`` of the gated as-deployed pair, when both were timed."""
@@ -226,22 +236,28 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
             "Read the first error: it names the stage or check, the input and what to do. Once it is fixed, rerun; "
             "finished stages are reused.",
         ], smoke, gates)
+    # Another model than the registry's (--allow-other-model) is never a verdict on FastESM2_650.
+    other = [ctx.other_model] if ctx.other_model else []
     if not_run:
         steps = ["Give each gate that did not run what its line above says it lacks, and rerun: finished stages "
                  "are reused."]
         if smoke:
             steps.append(f"For a verdict on FastESM2_650: {FULL_RUN}.")
+        if other:
+            steps.append(OTHER_MODEL_STEP)
         if parity:
-            return Verdict(INCOMPLETE, [*gate_lines, _parity_line(parity)], [*steps, PARITY_STEP], smoke, gates)
-        return Verdict(INCOMPLETE, gate_lines, steps, smoke, gates)
+            steps.append(PARITY_STEP)
+        return Verdict(INCOMPLETE, other + gate_lines + ([_parity_line(parity)] if parity else []), steps, smoke, gates)
     if smoke:
         return Verdict(INCOMPLETE, [
             "smoke profile: both gates ran and passed, on random-weight stand-ins and bundled synthetic genomes — "
             "this checks the suite, not FastESM2_650",
+            *other,
             *gate_lines,
         ], [f"For a verdict on FastESM2_650: {FULL_RUN}."], smoke, gates)
-    if parity:
-        return Verdict(INCOMPLETE, [_parity_line(parity), *gate_lines], [PARITY_STEP], smoke, gates)
+    if other or parity:
+        steps = ([OTHER_MODEL_STEP] if other else []) + ([PARITY_STEP] if parity else [])
+        return Verdict(INCOMPLETE, other + ([_parity_line(parity)] if parity else []) + gate_lines, steps, smoke, gates)
     return Verdict(PASS, gate_lines, [], smoke, gates)
 
 

@@ -56,6 +56,14 @@ def register(subparsers) -> None:
         "the Hugging Face cache (default: the model's own hub id, looked up in HF_HUB_CACHE / HF_HOME; "
         "nothing is ever downloaded)",
     )
+    parser.add_argument(
+        "--allow-other-model",
+        action="store_true",
+        help="load a --model-path whose config.json states another model than --model (another model_type, "
+        "depth, heads or vocabulary of the same width, e.g. ESM-2 650M as fastesm2_650) instead of refusing it; "
+        "the feature file's meta records what it is (meta['identity']) and later reports flag it "
+        "(default: refuse, naming what the directory holds)",
+    )
     policy = ", ".join(f"{dtype} for {model} on {device.upper()}" for (model, device), dtype in DTYPE_POLICY.items())
     parser.add_argument(
         "--dtype",
@@ -145,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=dtype,
             seed=args.seed,
             path_option="--model-path",
+            allow_other_model=args.allow_other_model,
         )
     out = extract_to_file(
         loaded,

@@ -66,6 +66,12 @@ def register(subparsers) -> None:
     parser.add_argument("--protein-model-path", metavar="DIR_OR_ID",
                         help="protein-model repository copy or hub id for pretrained weights (default: the "
                         "checkpoint's model's hub id in the Hugging Face cache)")
+    parser.add_argument(
+        "--allow-other-model", action="store_true",
+        help="load a model path whose config.json states another model than DNABERT-S or the checkpoint's protein "
+        "model (another model_type, depth, heads or vocabulary of the same width), with a warning in the summary "
+        "(default: refuse it, naming what it is)",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N for the language models "
                         "(default: auto)")
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         rebuild=args.rebuild,
         allow_mismatch=args.allow_mismatch,
+        allow_other_model=args.allow_other_model,
     )
     counts, models = result.counts, result.models
     print(

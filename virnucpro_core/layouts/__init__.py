@@ -14,6 +14,10 @@
   pickle holds, with inert placeholders for the classes a layout needs.
 * :mod:`virnucpro_core.layouts.predictions` — prediction tables: ours and the
   original's ``prediction_results.txt`` / ``prediction_results_highestscore.csv``.
+* :mod:`virnucpro_core.layouts.hub_weights` — a Hugging Face model directory's
+  weights (``model.safetensors``, ``pytorch_model.bin``, or either sharded with
+  an index): which files, the tensors' shapes, the state dict; read for ESM-2,
+  FastESM2 and DNABERT-S alike.
 
 Each module detects a file's layout, loads and validates it, and names the
 file, the layout found and the layout expected when something does not fit.
