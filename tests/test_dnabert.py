@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -14,6 +13,8 @@ from safetensors.torch import save_file
 
 from virnucpro_core import dnabert as D
 from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
+
+from scripts import import_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -371,9 +372,7 @@ def test_standin_tokenizer_files_have_the_published_layout():
 
 
 def test_regenerating_the_standin_tokenizer_reproduces_the_committed_files(tmp_path):
-    spec = importlib.util.spec_from_file_location("make_tokenizer", REPO / "tools" / "make_dnabert_standin_tokenizer.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = import_script("tools/make_dnabert_standin_tokenizer.py")
     assert tool.main(["--out", str(tmp_path)]) == 0
     for name in tool.FILES:
         committed = (D.standin_tokenizer_dir() / name).read_bytes()

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from virnucpro_core import models
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "extract_throughput.py"
+from scripts import imported_script
 
 
 @pytest.fixture(scope="module")
 def xt():
-    """The script imported as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("extract_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with imported_script("benchmarks/extract_throughput.py") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ statistics must stay within what ``fixtures/smoke/README.md`` promises.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 from Bio import SeqIO
+
+from scripts import import_script
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 COMMITTED = FIXTURES / "smoke"
@@ -27,12 +27,7 @@ REGENERATE = "rerun `python fixtures/make_smoke_data.py` and commit fixtures/smo
 
 
 def _load_generator():
-    # fixtures/ is not a package; register the module so its dataclasses resolve.
-    spec = importlib.util.spec_from_file_location("make_smoke_data", FIXTURES / "make_smoke_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_script("fixtures/make_smoke_data.py")
 
 
 @pytest.fixture(scope="module")

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tools" / "gpu_check.sh"
+from scripts import REPO, imported_script
+
+SCRIPT = REPO / "tools" / "gpu_check.sh"
 
 
 @pytest.fixture(scope="module")
 def gc():
-    """tools/gpu_check.py imported as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with imported_script("tools/gpu_check.py") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +25,8 @@ def cpu_run(tmp_path_factory):
     """``tools/gpu_check.sh --cpu`` as a user runs it (about a minute and a half on 2 cores)."""
     out = tmp_path_factory.mktemp("gpu_check")
     done = subprocess.run(
-        [str(SCRIPT), "--cpu", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "PYTHON": sys.executable},
+        [str(SCRIPT), "--cpu", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHON": sys.executable},
     )  # fmt: skip
     return done, out, json.loads((out / "summary.json").read_text(encoding="utf-8"))
 

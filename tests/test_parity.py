@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import importlib.util
 import json
 import re
 import shutil
@@ -25,10 +24,10 @@ import pytest
 from virnucpro_core.parity import (FAILED, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult, default_proteins,
                                    fastesm_parity)
 
+from scripts import import_script
 from test_reference_fastesm import hub_config, reference_model, write_snapshot
 
 REFERENCE_CODE = Path(__file__).parent / "fastesm_reference.py"
-TOOL = Path(__file__).parents[1] / "tools" / "fastesm_parity.py"
 PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
 PROTEINS = default_proteins(12)
 
@@ -153,10 +152,7 @@ def test_older_code_without_token_dropout_rescaling_fails_with_the_measured_valu
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("fastesm_parity_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_script("tools/fastesm_parity.py")
 
 
 def test_the_command_writes_the_result_and_exits_by_status(tmp_path, capsys):

@@ -76,21 +76,13 @@ def test_extract_defaults_to_the_policy_and_records_the_dtype(tmp_path, run_cli,
 
 def test_the_precision_benchmark_orders_the_dtypes_by_their_mantissa(tmp_path):
     """benchmarks/precision.py end to end on the tiny stand-in: fp32 ≈ float64, fp16 closer than bf16."""
-    import importlib.util
     import json
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "precision.py"
-    spec = importlib.util.spec_from_file_location("precision_benchmark", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-        out = tmp_path / "precision.json"
+    from scripts import imported_script
+
+    out = tmp_path / "precision.json"
+    with imported_script("benchmarks/precision.py") as module:
         assert module.main(["--models", "tiny", "--n", "6", "--runs", "1", "--warmup", "0", "--json", str(out)]) == 0
-    finally:
-        sys.modules.pop(spec.name, None)
     report = json.loads(out.read_text())
     rows = {row["dtype"]: row for row in report["rows"]}
     assert set(rows) == {"float32", "bfloat16", "float16"} and report["proteins"]["n"] == 6

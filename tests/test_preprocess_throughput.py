@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
 from virnucpro_core.sequences import read_fasta
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "preprocess_throughput.py"
+from scripts import imported_script
 
 
 @pytest.fixture(scope="module")
 def pt():
-    """The script imported as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("preprocess_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with imported_script("benchmarks/preprocess_throughput.py") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ reference's fingerprint; then they go through our loader
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,14 +23,14 @@ from virnucpro_core import dnabert
 from virnucpro_core.embeddings import embed_batch
 from virnucpro_core.models import LoadedModel, get_spec
 
+from scripts import import_script
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "reference" / "dnabert_s"
 TOLERANCE = 1e-5  # the reference README's suggestion for an fp32 CPU implementation
 CONFIGS = ["A", "B"]  # B: 6 heads (non-power-of-two ALiBi slopes) and inputs past its alibi_starting_size
 
-_spec = importlib.util.spec_from_file_location("vendor_dnabert_reference", REPO / "tools" / "vendor_dnabert_reference.py")
-vendor = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(vendor)
+vendor = import_script("tools/vendor_dnabert_reference.py")
 
 
 def regenerate_weights(recipe: dict) -> dict[str, torch.Tensor]:
