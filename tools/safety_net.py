@@ -1,0 +1,221 @@
+"""The refactoring safety net: record what the smoke profile and the CLI chain produce, and compare two records.
+
+Behaviour-preserving changes (issue 21) must leave every output the same:
+split manifests, features, trained weights, metrics, predictions, the
+acceptance verdict and its numbers. This runs, on the bundled smoke data with
+tiny stand-ins and seed 42,
+
+* the acceptance suite (``pytest acceptance/`` with fresh ``--artifacts``), and
+* the ``virnucpro`` chain (``tools/cli_chain.sh``: preprocess, extract, merge,
+  split, train, evaluate, compare) followed by ``virnucpro predict`` on the
+  viral genomes with the FastESM2 model it trained,
+
+then writes ``fingerprint.json``: for every output file a canonical form with
+what legitimately changes from run to run removed (run ids, clocks, timings,
+the machine, the working directory): JSON and ``.pt`` files as normalised trees
+(tensors as sha256 of their bytes, dtype and shape), text files with the work
+directory replaced. A file digest recorded inside another file is compared
+only as being one (views and checkpoints record absolute paths, so their
+digests move with the work directory; the files themselves are compared by
+content). MMseqs2's hits are compared as sets of lines and its clusters as a
+partition (it may pick another representative of the same cluster from run to
+run). Cache-key suffixes of stage folders are kept apart (``stage_keys``): the
+keys of stages whose inputs record paths differ between work directories, so a
+changed key is a note, not a difference.
+
+Two records of the same code compare identical (checked on 2026-12-04: 160
+files).
+
+    python tools/safety_net.py record OUT        # about 4 minutes on 2 cores
+    python tools/safety_net.py compare OLD/fingerprint.json NEW/fingerprint.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# Keys whose values are clocks, run identities, timings or the machine: never compared.
+VOLATILE_KEYS = {
+    "started", "finished", "created", "created_at", "written", "run", "run_id", "run id", "started (UTC)",
+    "elapsed_s", "elapsed", "seconds", "wall_s", "duration_s", "runs_s", "mean_s", "median_s", "sequences_per_s",
+    "residues_per_s", "tokens_per_s", "timings", "speed_ratios", "environment", "machine", "stages", "platform",
+    "python", "torch", "transformers", "commit", "peak_memory_bytes", "load_average", "hostname",
+}  # fmt: skip
+# Outputs that only restate others (the HTML and markdown pages of acceptance.json) or hold clocks alone.
+SKIPPED = re.compile(r"(\.html|\.png|\.log|benchmark\.json|stages\.json|acceptance\.md|/clusters[^/]*/clu_\w+\.fasta)$")
+STAGE_KEY = re.compile(r"-[0-9a-f]{16}(?=/|$)")
+# The speed gate's sentence carries measured times; its state is compared instead. Run ids and clocks in text.
+TIMED_TEXT = re.compile(r"\d+\.\d+ s\b|time ratio \d+\.\d+|\d+(\.\d+)?×"
+                        r"|\d{8}T\d{6}Z-[0-9a-f]{6}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")
+# A file's digest changes with the absolute paths some files record (views, checkpoints' provenance): the files
+# themselves are compared by content, so a digest is compared only as being one.
+DIGEST = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+SHORT_DIGEST = re.compile(r"sha256 [0-9a-f]{12}\b")
+# MMseqs2 writes hits in thread order (compared as sets of lines) and may pick another representative for the same
+# clusters (compared as a partition; its FASTA files name the representatives and are left out).
+UNORDERED = re.compile(r"\.m8$")
+CLUSTERS = re.compile(r"/clusters[^/]*/clu_cluster\.tsv$")
+
+
+def record(out: Path) -> Path:
+    work = out / "work"
+    if work.exists():
+        raise SystemExit(f"{work} exists: record into a new folder")
+    work.mkdir(parents=True)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    python = sys.executable
+    virnucpro = str(Path(python).with_name("virnucpro"))
+    suite = [python, "-m", "pytest", str(ROOT / "acceptance"), "-p", "no:cacheprovider", "--allow-incomplete",
+             "--artifacts", str(work / "suite" / "artifacts"), "--html", str(work / "suite" / "reports" / "acceptance.html")]
+    _run(suite, work / "suite.log", env)
+    _run(["bash", str(ROOT / "tools" / "cli_chain.sh"), str(work / "cli"), "42"], work / "cli.log",
+         {**env, "VIRNUCPRO": virnucpro})  # fmt: skip
+    _run([virnucpro, "predict", str(ROOT / "fixtures" / "smoke" / "viral.fasta"), "--model",
+          str(work / "cli" / "models" / "fastesm2_650.pt"), "--weights", "random", "--size", "tiny", "--seed", "42",
+          "--no-progress", "--out", str(work / "predict")], work / "predict.log", env)  # fmt: skip
+    return write_fingerprint(out)
+
+
+def write_fingerprint(out: Path) -> Path:
+    fingerprint = fingerprint_tree(out / "work")
+    path = out / "fingerprint.json"
+    path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {path}: {len(fingerprint['files'])} files")
+    return path
+
+
+def _run(command: list[str], log: Path, env: dict[str, str]) -> None:
+    with log.open("w", encoding="utf-8") as handle:
+        done = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ... exited {done.returncode}; see {log}")
+
+
+def fingerprint_tree(work: Path) -> dict[str, Any]:
+    files: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    for path in sorted(p for p in work.rglob("*") if p.is_file()):
+        relative = path.relative_to(work).as_posix()
+        if SKIPPED.search(relative) or relative.endswith(".log") and "/" not in relative:
+            continue
+        name = STAGE_KEY.sub("", relative)
+        for folder in STAGE_KEY.finditer(relative):
+            keys[STAGE_KEY.sub("", relative[: folder.end()])] = relative[folder.start() + 1 : folder.end()]
+        files[name] = canonical(path, work)
+    return {"files": files, "stage_keys": keys}
+
+
+def canonical(path: Path, work: Path) -> Any:
+    if path.suffix == ".json":
+        return normalise(json.loads(path.read_text(encoding="utf-8")), work)
+    if path.suffix in (".pt", ".pth"):
+        import torch
+
+        return normalise(torch.load(path, map_location="cpu", weights_only=True), work)
+    if CLUSTERS.search(path.as_posix()):
+        members: dict[str, list[str]] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            representative, member = line.split("\t")
+            members.setdefault(representative, []).append(member)
+        return sorted(sorted(group) for group in members.values())
+    data = path.read_bytes()
+    try:
+        text = _text(data.decode("utf-8"), work)
+    except UnicodeDecodeError:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "\n".join(sorted(text.splitlines())) if UNORDERED.search(path.as_posix()) else text
+
+
+def normalise(value: Any, work: Path) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        array = value.detach().cpu().contiguous()
+        digest = hashlib.sha256(array.reshape(-1).view(torch.uint8).numpy().tobytes() if array.numel() else b"").hexdigest()
+        return {"tensor": str(array.dtype), "shape": list(array.shape), "sha256": digest}
+    if isinstance(value, dict):
+        return {str(k): normalise(v, work) for k, v in value.items() if str(k) not in VOLATILE_KEYS}
+    if isinstance(value, list | tuple):
+        return [normalise(v, work) for v in value]
+    if isinstance(value, str):
+        return "<sha256>" if DIGEST.match(value) else _text(value, work)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _text(text: str, work: Path) -> str:
+    text = text.replace(str(work), "<WORK>").replace(str(ROOT), "<ROOT>")
+    text = SHORT_DIGEST.sub("sha256 <digest>", text)
+    return TIMED_TEXT.sub("<TIMED>", STAGE_KEY.sub("", text))
+
+
+def compare(old: Path, new: Path) -> int:
+    a = json.loads(old.read_text(encoding="utf-8"))
+    b = json.loads(new.read_text(encoding="utf-8"))
+    problems = []
+    for name in sorted(set(a["files"]) | set(b["files"])):
+        if name not in b["files"]:
+            problems.append(f"missing in new: {name}")
+        elif name not in a["files"]:
+            problems.append(f"new file: {name}")
+        elif a["files"][name] != b["files"][name]:
+            problems.append(f"differs: {name}: {_first_difference(a['files'][name], b['files'][name])}")
+    changed_keys = {k for k in set(a["stage_keys"]) | set(b["stage_keys"])
+                    if a["stage_keys"].get(k) != b["stage_keys"].get(k)}  # fmt: skip
+    for line in problems:
+        print(line)
+    if changed_keys:
+        print(f"note: {len(changed_keys)} cache keys changed (content compared above): "
+              + ", ".join(sorted(changed_keys)[:8]))  # fmt: skip
+    print(f"{len(a['files'])} files compared: " + ("identical" if not problems else f"{len(problems)} differ"))
+    return 1 if problems else 0
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key, "<absent>") != b.get(key, "<absent>"):
+                return _first_difference(a.get(key, "<absent>"), b.get(key, "<absent>"), f"{where}.{key}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{where}[{i}]")
+    if isinstance(a, str) and isinstance(b, str):
+        lines = [(i, x, y) for i, (x, y) in enumerate(zip(a.splitlines(), b.splitlines(), strict=False)) if x != y]
+        if lines:
+            i, x, y = lines[0]
+            return f"{where or '<root>'} line {i + 1}: {x[:200]!r} -> {y[:200]!r}"
+    return f"{where or '<root>'}: {str(a)[:200]!r} -> {str(b)[:200]!r}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("record").add_argument("out", type=Path)
+    sub.add_parser("fingerprint", help="fingerprint OUT/work again (after changing the normalisation)").add_argument(
+        "out", type=Path)
+    cmp = sub.add_parser("compare")
+    cmp.add_argument("old", type=Path)
+    cmp.add_argument("new", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "record":
+        record(args.out)
+        return 0
+    if args.command == "fingerprint":
+        write_fingerprint(args.out)
+        return 0
+    return compare(args.old, args.new)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
