@@ -20,6 +20,7 @@ from virnucpro_core.split import (
     SplitSummary,
     apply_split,
     chunk_of,
+    load_split,
     make_split,
     min_class_size,
     round_half_up,
@@ -204,6 +205,44 @@ def test_edited_manifest_is_refused(inputs, tmp_path):
     SplitPaths(out).manifest.write_text(json.dumps(data))
     with pytest.raises(InputError, match="edited after it was written"):
         SplitManifest.load(SplitPaths(out).manifest)
+
+
+def test_a_made_split_loads_back_from_its_files_as_it_was_made(inputs, tmp_path):
+    """load_split reads the manifest and the summary back, checks them, and recomputes nothing."""
+    viral, host = inputs
+    made = make_split(viral, host, out_dir=tmp_path / "split", seed=3)
+    loaded = load_split(tmp_path / "split", inputs_sha256=[sha256_file(viral), sha256_file(host)])
+    assert loaded.manifest == made.manifest and loaded.summary == made.summary and loaded.paths == made.paths
+    assert loaded.manifest.to_json() == made.paths.manifest.read_text(), "the manifest's bytes (its hash) unchanged"
+    assert loaded.summary.to_dict() == made.summary.to_dict() and loaded.reused
+
+
+def test_a_split_of_other_inputs_or_with_files_missing_is_not_loaded(inputs, tmp_path):
+    viral, host = inputs
+    made = make_split(viral, host, out_dir=tmp_path / "split")
+    with pytest.raises(InputError, match="made from other inputs than these") as info:
+        load_split(tmp_path / "split", inputs_sha256=[sha256_file(host), sha256_file(viral)])
+    assert "--rebuild" in str(info.value)
+    made.paths.test.unlink()
+    with pytest.raises(InputError, match="incomplete: test.pt missing"):
+        load_split(tmp_path / "split")
+
+
+def test_a_split_reads_each_input_through_the_opener_it_is_given(inputs, tmp_path):
+    """A run hands make_split / apply_split its own opener, so each input is opened and hashed once per run."""
+    from virnucpro_core.split import open_input
+
+    viral, host = inputs
+    opened = []
+
+    def opener(path):
+        opened.append(path.name)
+        return open_input(path)
+
+    first = make_split(viral, host, out_dir=tmp_path / "a", open_input=opener)
+    apply_split(first.manifest, viral, host, out_dir=tmp_path / "b", open_input=opener)
+    assert opened == ["viral.pt", "host.pt", "viral.pt", "host.pt"]
+    assert [i.sha256 for i in first.manifest.inputs] == [sha256_file(viral), sha256_file(host)]
 
 
 # --------------------------------------------------------------------------- leakage

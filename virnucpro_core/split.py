@@ -61,6 +61,8 @@ _PURPOSE_TEST = 0
 _PURPOSE_VALIDATION = 1
 _FRAME_TAG = re.compile(r"[FR][1-3]$")
 _SHOW = 5  # ids named in an error message
+# Reads one input file of a split as (rows, sha256).
+InputOpener = Callable[[Path], tuple[MergedRows, str]]
 
 
 # --------------------------------------------------------------------------- paths
@@ -648,7 +650,12 @@ def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def _load_inputs(viral_paths, host_paths) -> tuple[MergedRows, list[InputFile]]:
+def open_input(path: Path) -> tuple[MergedRows, str]:
+    """An input file's rows (left on disk) and its SHA-256: how a split reads an input unless told otherwise."""
+    return open_rows(path), sha256_file(path)
+
+
+def _load_inputs(viral_paths, host_paths, open_input: InputOpener = open_input) -> tuple[MergedRows, list[InputFile]]:
     """Open every input file (rows stay on disk), check labels against roles and widths across files; raise once."""
     pooled: list[MergedRows] = []
     inputs: list[InputFile] = []
@@ -656,7 +663,7 @@ def _load_inputs(viral_paths, host_paths) -> tuple[MergedRows, list[InputFile]]:
     for role, paths in (("viral", _as_paths(viral_paths)), ("host", _as_paths(host_paths))):
         expected_label = CLASS_LABELS[role]
         for path in paths:
-            features = open_rows(path)
+            features, digest = open_input(path)
             wrong = int((features.labels != expected_label).sum())
             if wrong:
                 problems.append(
@@ -664,7 +671,7 @@ def _load_inputs(viral_paths, host_paths) -> tuple[MergedRows, list[InputFile]]:
                     f"{1 - expected_label} ({CLASS_NAMES[1 - expected_label]}); expected all {expected_label}"
                 )
             pooled.append(features)
-            inputs.append(InputFile(role, path.name, sha256_file(path), len(features)))
+            inputs.append(InputFile(role, path.name, digest, len(features)))
     widths = {features.width for features in pooled if len(features)}
     if len(widths) > 1:
         detail = ", ".join(f"{i.name}: {f.width}" for i, f in zip(inputs, pooled, strict=True))
@@ -918,6 +925,7 @@ def make_split(
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
     groups: Mapping[str, str] | None = None,
+    open_input: InputOpener = open_input,
 ) -> SplitResult:
     """Split merged viral and host feature files into train and test, stratified by class.
 
@@ -934,13 +942,14 @@ def make_split(
         out_dir: directory for ``train.pt``, ``test.pt``, ``manifest.json``, ``distribution.json``.
         overwrite: replace a different split already in ``out_dir`` (otherwise refused).
         log: where to say that an existing identical split was reused.
+        open_input: reads an input file as ``(rows, sha256)`` (a run passes one that opens each file once).
 
     Returns:
         :class:`SplitResult` with the paths, manifest and summary.
     """
     _validate_parameters(test_fraction, seed, group_by)
     test_fraction = float(test_fraction)
-    features, inputs = _load_inputs(viral_paths, host_paths)
+    features, inputs = _load_inputs(viral_paths, host_paths, open_input)
     _check_class_sizes(features, inputs, test_fraction, group_by)
     ids = features["ids"]
     labels = features["labels"].tolist()
@@ -985,6 +994,7 @@ def apply_split(
     out_dir: str | Path,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    open_input: InputOpener = open_input,
 ) -> SplitResult:
     """Split another embedder's features of the same samples exactly as ``manifest`` says.
 
@@ -994,7 +1004,7 @@ def apply_split(
     the source manifest's hash (``applied_from``).
     """
     source = manifest if isinstance(manifest, SplitManifest) else SplitManifest.load(manifest)
-    features, inputs = _load_inputs(viral_paths, host_paths)
+    features, inputs = _load_inputs(viral_paths, host_paths, open_input)
     expected = source.labels_by_id()
     found = dict(zip(features["ids"], features["labels"].tolist(), strict=True))
     missing = sorted(set(expected) - set(found))
@@ -1028,3 +1038,28 @@ def apply_split(
         split_id=source.split_id,
     )
     return _write(features, applied, SplitPaths(Path(out_dir)), overwrite=overwrite, log=log)
+
+
+def load_split(out_dir: str | Path, *, inputs_sha256: Sequence[str] | None = None) -> SplitResult:
+    """A finished split read back from its directory, checked, nothing recomputed.
+
+    The manifest's ids are checked against its ``split_id``
+    (:meth:`SplitManifest.load`), ``train.pt``, ``test.pt`` and
+    ``distribution.json`` must be there, and with ``inputs_sha256`` (the
+    SHA-256 of the input files, viral then host, as they were given) the
+    manifest must record exactly those inputs.
+    """
+    paths = SplitPaths(Path(out_dir))
+    manifest = SplitManifest.load(paths.manifest)
+    missing = [p.name for p in (paths.train, paths.test, paths.distribution) if not p.is_file()]
+    if missing:
+        raise InputError(f"the split in {paths.root} is incomplete: {', '.join(missing)} missing",
+                         expected="train.pt, test.pt, distribution.json beside manifest.json",
+                         fix="make it again (`--rebuild` in the acceptance suite, `virnucpro split --force`)")
+    recorded = [i.sha256 for i in manifest.inputs]
+    if inputs_sha256 is not None and recorded != list(inputs_sha256):
+        raise InputError(f"the split in {paths.root} was made from other inputs than these",
+                         expected=f"inputs with sha256 {', '.join(h[:12] for h in inputs_sha256)}",
+                         found=f"{', '.join(h[:12] for h in recorded)} in {paths.manifest}",
+                         fix="make it again (`--rebuild` in the acceptance suite, `virnucpro split --force`)")
+    return SplitResult(paths, manifest, SplitSummary.load(paths.distribution), reused=True)
