@@ -1,7 +1,8 @@
 """FastESM2_650 against the ESM2 3B baseline on the identical test samples, and the accuracy verdict.
 
-The gate: ``accuracy drop = baseline accuracy − FastESM2 accuracy`` (absolute,
-frame level) must be strictly below ``max_accuracy_drop``. The comparison is
+The gate (its rule is :data:`virnucpro_core.gates.ACCURACY_RULE`): ``accuracy
+drop = baseline accuracy − FastESM2 accuracy`` (absolute, frame level) must be
+strictly below ``max_accuracy_drop``. The comparison is
 exact: with paired predictions the drop is ``(correct_baseline − correct_fast) / n``
 in rational arithmetic, otherwise the two accuracies as written; a drop equal
 to the limit fails.
@@ -30,6 +31,7 @@ from scipy import stats
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.gates import ACCURACY_RULE
 from virnucpro_core.metrics import METRICS, Evaluation, Interval, Predictions, evaluate
 from virnucpro_core.split import feature_info, vocabulary_problems
 
@@ -427,8 +429,7 @@ def _exact(value: float) -> Fraction:
 def _reason(drop: float, ci: Interval | None, limit: float, passed: bool, *, level: float, ci_note: str,
             detail: str) -> str:
     ci_text = f"{level:.0%} CI {fmt_ci(ci)}".replace("%", " %") if ci is not None else ci_note
-    relation, verdict = ("<", "PASS") if passed else ("≥", "FAIL")
-    return f"accuracy drop {fmt(drop)} ({ci_text}) {relation} limit {limit:g}: {verdict} — {detail}"
+    return ACCURACY_RULE.sentence(fmt(drop), limit, passed, detail, ci=ci_text)
 
 
 def uses_random_weights(meta: Mapping[str, Any] | None) -> bool:
@@ -602,7 +603,7 @@ def compare(
         source = where
         ci_note = "no paired CI: baseline from metrics only"
 
-    passed = exact_drop < _exact(max_accuracy_drop)
+    passed = ACCURACY_RULE.holds(exact_drop, _exact(max_accuracy_drop))  # the accuracy gate's rule, exactly
     detail = (f"{baseline_name} accuracy {fmt(base_eval.accuracy)}, {fast_name} {fmt(fast_eval.accuracy)} "
               f"on {len(fast)} test samples" + ("" if paired else f"; baseline from {source}, not paired"))
     comparison = Comparison(
