@@ -12,7 +12,9 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -159,19 +161,19 @@ def run(settings, pytestconfig, terminal) -> ValidationRun:
 
 
 class Stages:
-    """Calls stage methods of the run, turning a failure into one clear report."""
+    """Calls stages of the run, turning a failure into one clear report."""
 
-    def __init__(self, run: ValidationRun, terminal: Terminal) -> None:
-        self.run = run
+    def __init__(self, terminal: Terminal) -> None:
         self.terminal = terminal
         self.failed: dict[str, str] = {}
 
-    def __call__(self, name: str, method: str, *args):
+    def __call__(self, name: str, build: Callable[..., Any], *args: Any) -> Any:
+        """``build(*args)``, a stage method of the run; ``name`` says which stage in a failure."""
         if name in self.failed:
             pytest.fail(f"stage '{name}' failed earlier ({self.failed[name]}); see the first failure", pytrace=False)
         try:
             with self.terminal.uncaptured():  # progress bars reach the terminal
-                return getattr(self.run, method)(*args)
+                return build(*args)
         except VirNucProError as error:
             failure = error  # fail outside the except block: no chained traceback
         self.failed[name] = str(failure).splitlines()[0]
@@ -180,14 +182,14 @@ class Stages:
 
 
 @pytest.fixture(scope="session")
-def stage(run, terminal) -> Stages:
-    return Stages(run, terminal)
+def stage(terminal) -> Stages:
+    return Stages(terminal)
 
 
 @pytest.fixture(scope="session")
-def test_split(stage):
+def test_split(stage, run):
     """The FastESM2 split (train/test, manifest, distribution summary)."""
-    return stage("split", "split")
+    return stage("split", run.split)
 
 
 def _skip_if_baseline_from_metrics(settings: Settings, what: str) -> None:
@@ -197,9 +199,9 @@ def _skip_if_baseline_from_metrics(settings: Settings, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def baseline_split(stage, settings):
+def baseline_split(stage, run, settings):
     _skip_if_baseline_from_metrics(settings, "split")
-    return stage("split[baseline]", "split_for", "baseline")
+    return stage("split[baseline]", run.split_for, "baseline")
 
 
 @pytest.fixture(scope="session", params=list(EMBEDDERS), ids=[f"{k}={v}" for k, v in EMBEDDERS.items()])
@@ -208,10 +210,10 @@ def embedder(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained(stage, settings):
+def trained(stage, run, settings):
     """The trained MLPs, keyed ``fast`` / ``baseline`` (no baseline MLP with --baseline-metrics)."""
     names = ["fast"] if settings.baseline_from_metrics else list(EMBEDDERS)
-    return {name: stage(f"train[{name}]", "trained", name) for name in names}
+    return {name: stage(f"train[{name}]", run.trained, name) for name in names}
 
 
 @pytest.fixture
@@ -236,14 +238,15 @@ def meaningful_accuracy(settings, run) -> None:
 
 
 @pytest.fixture(scope="session")
-def evaluations(meaningful_accuracy, stage, trained):
+def evaluations(meaningful_accuracy, stage, run, trained):
     """Test-set metrics of both MLPs (the baseline's from --baseline-metrics when given)."""
-    return {name: stage(f"evaluate[{name}]", "evaluation", name) for name in EMBEDDERS}
+    return {name: stage(f"evaluate[{name}]", run.evaluation, name) for name in EMBEDDERS}
 
 
 @pytest.fixture(scope="session")
-def comparison(stage, evaluations):
-    return stage("compare", "comparison")
+def comparison(stage, run, evaluations):
+    """FastESM2 against ESM2 3B on the identical test samples: what the accuracy gate is measured from."""
+    return stage("compare", run.comparison)
 
 
 MERGED_INPUTS_NO_SPEED = ("merged feature inputs carry no protein sequences to time: pass the FASTA genomes "
@@ -254,7 +257,7 @@ MERGED_INPUTS_NO_SPEED = ("merged feature inputs carry no protein sequences to t
 def bench_proteins(stage, run):
     if run.has_merged_inputs():
         pytest.skip(MERGED_INPUTS_NO_SPEED)
-    return stage("benchmark sample", "benchmark_proteins")
+    return stage("benchmark sample", run.benchmark_proteins)
 
 
 @pytest.fixture(scope="session")
@@ -267,7 +270,7 @@ def timings(pytestconfig) -> dict:
 
 
 @pytest.fixture(scope="session")
-def evidence(stage, comparison):
+def evidence(stage, run, comparison):
     """Extra splits, per-group accuracy, calibration, verdict levels: evidence beside the gate, never gated
     (their tests are in test_generalisation.py, which the verdict ignores)."""
-    return stage("evidence", "evidence")
+    return stage("evidence", run.evidence)

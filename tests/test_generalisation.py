@@ -46,8 +46,8 @@ def test_levels_by_hand():
 def test_group_rows_from_a_group_file(tmp_path):
     table = tmp_path / "groups.tsv"
     table.write_text("# id\tgroup\nv1\tvir_a\nh1\thost_a\nh2_chunk_1F1\thost_b\n")
-    run = SimpleNamespace(settings=SimpleNamespace(groups_file=table, groups={}, seed=1))
-    rows, origin = group_rows(run, FAST, BASE)
+    settings = SimpleNamespace(groups_file=table, groups={}, seed=1)
+    rows, origin = group_rows(settings, FAST, BASE)
     assert origin.startswith("--groups") and [(r.group, r.classes, r.n) for r in rows] == [
         ("host_a", "host", 2), ("host_b", "host", 1), ("vir_a", "viral", 3)]
     vir = rows[2]
@@ -80,8 +80,8 @@ def test_clustered_split_is_skipped_with_the_install_command_without_mmseqs(monk
     from virnucpro_core.generalisation import _extra_split_row
 
     monkeypatch.setattr(clusters.shutil, "which", lambda name: None)
-    row = _extra_split_row(SimpleNamespace(), "cluster", {})
+    row = _extra_split_row(SimpleNamespace(proteins={}), SimpleNamespace(), "cluster")
     assert row.status == "skipped" and not row.gated
     assert "not installed" in row.reason and "apt-get install -y mmseqs2" in row.reason
-    merged = _extra_split_row(SimpleNamespace(), "cluster", None)
+    merged = _extra_split_row(SimpleNamespace(proteins=None), SimpleNamespace(), "cluster")
     assert merged.status == "skipped" and "no protein sequences" in merged.reason

@@ -16,6 +16,7 @@ from html_checks import report_problems, visible_text
 from virnucpro_core import acceptance_report
 from virnucpro_core.html_report import PALETTE, _prose, contrast_ratio, render_sections
 from virnucpro_core.split import Leakage, SplitSummary
+from virnucpro_core.validation import RunResults
 from virnucpro_core.verdict import GATES, Outcome, ReportContext, decide_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,8 @@ def test_leakage_is_a_warning_that_says_what_it_means():
                       chunk_fraction=0.4)
     summary = SplitSummary("abcdef0123456789", 42, "sample", 0.1, "round half up", {}, [], {}, leakage, [])
     split = SimpleNamespace(summary=summary)
-    ctx = ReportContext(settings=None, run=SimpleNamespace(peek={"split[fast]": split}.get), timings={}, outcomes=[])
+    ctx = ReportContext(settings=None, run=SimpleNamespace(results=RunResults(splits={"fast": split})), timings={},
+                        outcomes=[])
     warning = acceptance_report.split_report(ctx).leakage_warning
     assert "10 of 10 test samples (100.0%)" in warning and "4 (40.0%) share a chunk" in warning
     assert "optimistic" in warning, "the warning says what leakage means for the accuracy figures"

@@ -149,6 +149,7 @@ def _genomes(path, n: int, seed: int):
 def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
     """--extract-processes 2 on the CPU stands in for two GPUs: `virnucpro extract` under torchrun."""
     from virnucpro_core.layouts.features import load_features
+    from virnucpro_core.validation import ExtractedModel
 
     viral, host = _genomes(tmp_path / "viral.fa", 4, 1), _genomes(tmp_path / "host.fa", 4, 2)
     options = dict(viral=[viral], host=[host], weights="random", size="tiny", device="cpu")
@@ -159,7 +160,7 @@ def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
     assert x.ids == y.ids and torch.equal(x.data, y.data) and x.meta == y.meta and one.read_bytes() == two.read_bytes()
     (record,) = run.loaded_models()
     assert record.spec.name == "fastesm2_650" and record.provenance["seed"] == 42 and record.dim == x.dim, record
-    assert not run.stages[-1].reused and not run.peek("model:fastesm2_650:float32"), "no model loaded in-process"
+    assert not run.stages[-1].reused and isinstance(record, ExtractedModel), "no model loaded in-process"
 
     again = ValidationRun(Settings.resolve(artifacts=tmp_path / "two", extract_processes=2, **options))
     assert again.features("fastesm2_650", "viral") == two and again.stages[-1].reused, again.stages

@@ -8,6 +8,7 @@ import pytest
 
 from virnucpro_core.benchmark import TimingResult
 from virnucpro_core.parity import ParityResult
+from virnucpro_core.validation import RunResults
 from virnucpro_core.verdict import EXIT_CODES, GATES, PARITY_STEP, PARITY_TEST, Outcome, ReportContext, decide_verdict
 
 ACCURACY, SPEED = GATES["accuracy"], GATES["speed"]
@@ -26,12 +27,9 @@ def comparison(passed: bool):
 class Run:
     """The part of ValidationRun the verdict reads."""
 
-    def __init__(self, other_model: str | None = None, **stages) -> None:
-        self.stages = stages
+    def __init__(self, other_model: str | None = None, comparison=None) -> None:
+        self.results = RunResults(comparison=comparison)
         self.other_model = other_model
-
-    def peek(self, stage):
-        return self.stages.get(stage)
 
     def random_weights_reason(self):
         return None
@@ -51,7 +49,7 @@ def context(outcomes, *, profile="full", weights="pretrained", ratio=0.25, compa
                                max_time_ratio=0.5)
     timings = {} if ratio is None else {("as-deployed", "fast"): timing("fastesm2_650", ratio),
                                         ("as-deployed", "baseline"): timing("esm2_3b", 1.0)}
-    run = Run(other_model, comparison=comparison(passed)) if compared else Run(other_model)
+    run = Run(other_model, comparison(passed) if compared else None)
     result = parity_result() if parity == "passed" else parity
     return ReportContext(settings=settings, run=run, timings=timings, outcomes=outcomes, parity=result, **extra)
 
@@ -203,7 +201,7 @@ def test_extra_splits_cannot_change_the_verdict(outcomes, profile, passed):
     plain = decide_verdict(context(list(outcomes), profile=profile, passed=passed))
     evidence = SimpleNamespace(splits=[SimpleNamespace(name="source", drop=0.4, gated=False, warning="loses 0.4")])
     ctx = context([*outcomes, *EVIDENCE_OUTCOMES], profile=profile, passed=passed)
-    ctx.run.stages["evidence"] = evidence
+    ctx.run.results.evidence = evidence
     with_evidence = decide_verdict(ctx)
     assert (with_evidence.status, with_evidence.reasons, with_evidence.next_steps) == (
         plain.status, plain.reasons, plain.next_steps)

@@ -146,7 +146,7 @@ class SplitReport:
 
 
 def split_report(ctx: ReportContext) -> SplitReport | None:
-    split = ctx.peek("split[fast]")
+    split = ctx.results.split if ctx.results is not None else None
     if split is None:
         return None
     summary = split.summary
@@ -175,10 +175,10 @@ TRAINING_TEXT = ("VirNucPro's hyperparameters for both: 512 hidden, BatchNorm, d
 
 
 def training_table(ctx: ReportContext) -> Table | None:
-    trained = {e: ctx.peek(f"train[{e}]") for e in EMBEDDER_NAMES}
+    trained = ctx.results.trained if ctx.results is not None else {}
     rows = [[EMBEDDER_NAMES[e], str(t.final.meta.input_dim), str(len(t.history.epochs)), str(t.history.best_epoch),
              f"{t.history.best_val_loss:.4f}", t.history.stop_reason]
-            for e, t in trained.items() if t is not None]
+            for e, t in ((e, trained.get(e)) for e in EMBEDDER_NAMES) if t is not None]
     if not rows:
         return None
     return ["protein model", "input dim", "epochs", "best epoch", "best validation loss", "stopped by"], rows
@@ -358,7 +358,8 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
     """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``."""
     from virnucpro_core import report as text_report
 
-    comparison = ctx.peek("comparison")
+    results = ctx.results
+    comparison = results.comparison if results is not None else None
     code = verdict.exit_code(allow_incomplete)
     run_line = f"Run {ctx.run_id}, started {ctx.started} UTC; verdict {verdict.status}, exit status {code}."
     lines = [f"# VirNucPro FastESM2_650 acceptance — {verdict.title}", "", run_line, ""]
@@ -371,7 +372,7 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
     written = []
     if comparison is not None:
         detail = paths.comparison_markdown
-        split = ctx.peek("split[fast]")
+        split = results.split
         text_report.write_markdown(comparison, detail, split_summary=split.summary.to_dict() if split else None,
                                    provenance=model_provenance(ctx), run=run_line)
         written.append(detail)
@@ -388,7 +389,7 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         lines += markdown_table(split.classes) + [""] + markdown_table(split.lengths) + [""]
         if split.leakage_warning:
             lines += [f"> **Warning.** {split.leakage_warning}", ""]
-    evidence = ctx.peek("evidence")
+    evidence = results.evidence if results is not None else None
     if evidence is not None:
         lines += generalisation_markdown(evidence)
     training = training_table(ctx)
@@ -426,14 +427,14 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
 
 
 def _test_set_dict(ctx: ReportContext) -> dict | None:
-    split = ctx.peek("split[fast]")
+    split = ctx.results.split if ctx.results is not None else None
     return split.summary.to_dict() if split is not None else None
 
 
 def _training_dict(ctx: ReportContext) -> dict:
     out = {}
     for embedder, name in EMBEDDER_NAMES.items():
-        trained = ctx.peek(f"train[{embedder}]")
+        trained = ctx.results.trained.get(embedder) if ctx.results is not None else None
         if trained is not None:
             history = trained.history
             out[name] = {"input_dim": trained.final.meta.input_dim, "epochs": len(history.epochs),

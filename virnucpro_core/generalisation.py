@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 
 from virnucpro_core.errors import VirNucProError
-from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
+from virnucpro_core.files import atomic_write_text, sha256_text
+from virnucpro_core.split import apply_split, chunk_of, load_split, make_split, source_of
+from virnucpro_core.stages import RunFiles, StageCache
 
 log = logging.getLogger("virnucpro.generalisation")
 
@@ -128,29 +130,56 @@ def paired_intervals(fast: np.ndarray, baseline: np.ndarray, *, seed: int, n_boo
     return tuple(tuple(float(x) for x in np.quantile(values[:, k], q)) for k in range(3))
 
 
+# ---------------------------------------------------------------------------- what the evidence is built from
+
+
+@dataclass
+class EvidenceInputs:
+    """The finished stages of a validation run the evidence is built from.
+
+    Attributes:
+        settings: the run's settings (seed, limits, clustering, groups, prevalence, record rule).
+        comparison: the gated comparison on the locked split.
+        predictions: ``fast`` / ``baseline`` predictions on the locked split's test set.
+        locked: the locked (gated) split.
+        merged: ``embedder → (viral, host)`` merged feature files the extra splits are made from.
+        protein_fastas: the preprocessed protein FASTA of each class, to cluster (None for merged inputs).
+        proteins: every sample's protein (None for merged inputs, which carry none).
+    """
+
+    settings: Any
+    comparison: Any
+    predictions: dict[str, Any]
+    locked: Any
+    merged: dict[str, tuple[Path, Path]]
+    protein_fastas: list[Path] | None
+    proteins: dict[str, str] | None
+
+
+@dataclass
+class EvidenceStages:
+    """How the evidence builds and reuses its own stages (extra splits, their MLPs, clusters, identity searches).
+
+    Attributes:
+        cache: the run's :class:`~virnucpro_core.stages.StageCache` (and the files it opened and hashed).
+        directory: ``(what, key) → folder`` of an evidence stage.
+        train: ``(embedder, split, stage, directory_of) → TrainedModel``: the run's MLP trained on a split.
+    """
+
+    cache: StageCache
+    directory: Callable[[str, str], Path]
+    train: Callable[..., Any]
+
+
 # ---------------------------------------------------------------------------- splits
 
 
-def _proteins(run) -> dict[str, str] | None:
-    """Protein of every sample (FASTA inputs only; merged features carry none)."""
-    from virnucpro_core.features import read_records
-
-    if run.has_merged_inputs():
-        return None
-    if "evidence proteins" not in run._memo:
-        proteins: dict[str, str] = {}
-        for label in ("viral", "host"):
-            proteins.update(read_records(run.preprocessed(label).protein, "esm"))
-        run._memo["evidence proteins"] = proteins
-    return run._memo["evidence proteins"]
-
-
-def _cluster_groups(run) -> dict[str, str]:
+def _cluster_groups(inputs: EvidenceInputs, stages: EvidenceStages) -> dict[str, str]:
     from virnucpro_core.clusters import cluster_proteins, linked_groups
 
-    s = run.settings
-    fastas = [run.preprocessed(label).protein for label in ("viral", "host")]
-    params = {"proteins": [sha256_file(f) for f in fastas], "min_seq_id": s.cluster_identity,
+    s = inputs.settings
+    fastas = inputs.protein_fastas
+    params = {"proteins": [stages.cache.files.sha256(f) for f in fastas], "min_seq_id": s.cluster_identity,
               "coverage": s.cluster_coverage, "link_chunks": True}
 
     def build(directory: Path) -> None:
@@ -161,39 +190,41 @@ def _cluster_groups(run) -> dict[str, str]:
     def count(groups: dict) -> str:
         return f"{len(groups):,} proteins in {len(set(groups.values())):,} groups (clusters joined by chunk)"
 
-    return run._cached("clusters", params, lambda key: run.paths.evidence("clusters", key), build,
-                       lambda d: json.loads((d / "groups.json").read_text()), count)
+    return stages.cache.cached("clusters", params, lambda key: stages.directory("clusters", key), build,
+                               lambda d: json.loads((d / "groups.json").read_text()), count)
 
 
-def _split_pair(run, kind: str, groups: Mapping[str, str] | None) -> dict:
-    """``{"fast": SplitResult, "baseline": SplitResult}`` of one extra split (made on FastESM2's features)."""
-    from virnucpro_core.split import apply_split, make_split
+def _split_pair(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, groups: Mapping[str, str] | None) -> dict:
+    """``{"fast": SplitResult, "baseline": SplitResult}`` of one extra split (made on FastESM2's features).
 
-    s = run.settings
-    viral, host = run.merged("fast", "viral"), run.merged("fast", "host")
-    params = {"viral": sha256_file(viral), "host": sha256_file(host), "seed": s.seed, "test_fraction": 0.1,
+    Each is built once and then read back from its manifest, never recomputed.
+    """
+    s, files = inputs.settings, stages.cache.files
+    viral, host = inputs.merged["fast"]
+    hashes = [files.sha256(viral), files.sha256(host)]
+    params = {"viral": hashes[0], "host": hashes[1], "seed": s.seed, "test_fraction": 0.1,
               "group_by": kind, "groups": None if groups is None else sha256_text(json.dumps(sorted(groups.items())))}
     group_by = "source" if kind == "source" else "cluster"
-
-    def make(d: Path, overwrite: bool):
-        return make_split(viral, host, test_fraction=0.1, seed=s.seed, group_by=group_by, groups=groups,
-                          out_dir=d, overwrite=overwrite)
-
-    fast = run._cached(f"split[{kind},fast]", params, lambda key: run.paths.evidence(f"split-{kind}-fast", key),
-                       lambda d: make(d, True), lambda d: make(d, False),
-                       lambda r: f"{len(r.manifest.train.ids):,} training and {len(r.manifest.test.ids):,} test")
-    bviral, bhost = run.merged("baseline", "viral"), run.merged("baseline", "host")
-    bparams = {"manifest": fast.manifest.sha256, "viral": sha256_file(bviral), "host": sha256_file(bhost)}
-    baseline = run._cached(
-        f"split[{kind},baseline]", bparams, lambda key: run.paths.evidence(f"split-{kind}-baseline", key),
-        lambda d: apply_split(fast.manifest, bviral, bhost, out_dir=d, overwrite=True),
-        lambda d: apply_split(fast.manifest, bviral, bhost, out_dir=d))
+    fast = stages.cache.cached(
+        f"split[{kind},fast]", params, lambda key: stages.directory(f"split-{kind}-fast", key),
+        lambda d: make_split(viral, host, test_fraction=0.1, seed=s.seed, group_by=group_by, groups=groups,
+                             out_dir=d, overwrite=True, open_input=files.split_input),
+        lambda d: load_split(d, inputs_sha256=hashes),
+        lambda r: f"{len(r.manifest.train.ids):,} training and {len(r.manifest.test.ids):,} test")
+    bviral, bhost = inputs.merged["baseline"]
+    bhashes = [files.sha256(bviral), files.sha256(bhost)]
+    bparams = {"manifest": fast.manifest.sha256, "viral": bhashes[0], "host": bhashes[1]}
+    baseline = stages.cache.cached(
+        f"split[{kind},baseline]", bparams, lambda key: stages.directory(f"split-{kind}-baseline", key),
+        lambda d: apply_split(fast.manifest, bviral, bhost, out_dir=d, overwrite=True, open_input=files.split_input),
+        lambda d: load_split(d, inputs_sha256=bhashes))
     return {"fast": fast, "baseline": baseline}
 
 
-def _leakage(run, split, proteins: dict[str, str] | None) -> dict[str, Any]:
+def _leakage(inputs: EvidenceInputs, stages: EvidenceStages | None, split) -> dict[str, Any]:
     from virnucpro_core.clusters import cross_identity, mmseqs_missing
 
+    proteins = inputs.proteins
     leak = split.summary.leakage
     out: dict[str, Any] = {"test_samples": leak.test_samples, "shared_sources": leak.leaked_sources,
                            "samples_from_shared_sources": leak.leaked_samples,
@@ -209,11 +240,11 @@ def _leakage(run, split, proteins: dict[str, str] | None) -> dict[str, Any]:
     if missing:
         out["identity"] = f"highest train-test identity not measured: {missing}"
         return out
-    s = run.settings
+    s = inputs.settings
     params = {"manifest": split.manifest.sha256, "threshold": s.cluster_identity, "coverage": s.cluster_coverage}
-    found = run._cached(
+    found = stages.cache.cached(
         f"identity[{split.manifest.group_by}]", params,
-        lambda key: run.paths.evidence(f"identity-{split.manifest.group_by}", key),
+        lambda key: stages.directory(f"identity-{split.manifest.group_by}", key),
         lambda d: atomic_write_text(d / "identity.json", json.dumps(
             cross_identity(test, train, d, threshold=s.cluster_identity, coverage=s.cluster_coverage).to_dict())
             + "\n"),
@@ -240,35 +271,35 @@ def _row_from(name: str, comparison, n_test: int, leakage: dict, limit: float) -
     return row
 
 
-def _extra_split_row(run, kind: str, proteins) -> SplitRow:
+def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) -> SplitRow:
     from virnucpro_core.clusters import INSTALL_HINT, mmseqs_missing
     from virnucpro_core.comparison import compare
     from virnucpro_core.metrics import evaluate
     from virnucpro_core.prediction import predict_features
 
     if kind == "cluster":
-        if proteins is None:
+        if inputs.proteins is None:
             return SplitRow(kind, SPLIT_TITLES[kind], False, "skipped",
                             "merged feature inputs carry no protein sequences to cluster; pass FASTA inputs")
         missing = mmseqs_missing()
         if missing:
             return SplitRow(kind, SPLIT_TITLES[kind], False, "skipped", f"{missing} (install: {INSTALL_HINT})")
+    s = inputs.settings
     try:
-        groups = _cluster_groups(run) if kind == "cluster" else None
-        splits = _split_pair(run, kind, groups)
+        groups = _cluster_groups(inputs, stages) if kind == "cluster" else None
+        splits = _split_pair(inputs, stages, kind, groups)
         predictions = {}
         for embedder, split in splits.items():
-            trained = run.trained_on(embedder, split, f"train[{kind},{embedder}]",
-                                     lambda key, e=embedder: run.paths.evidence(f"train-{kind}-{e}", key))
+            trained = stages.train(embedder, split, f"train[{kind},{embedder}]",
+                                   lambda key, e=embedder: stages.directory(f"train-{kind}-{e}", key))
             predictions[embedder] = predict_features(trained.final, split.paths.test)
         # The row needs accuracies, the paired drop CI and McNemar: no per-metric bootstrap (saves ~10 s a split).
-        evaluations = {e: evaluate(p, n_bootstrap=0, seed=run.settings.seed) for e, p in predictions.items()}
-        comparison = compare(predictions["fast"], predictions["baseline"],
-                             max_accuracy_drop=run.settings.max_accuracy_drop, seed=run.settings.seed,
-                             fast_evaluation=evaluations["fast"], baseline_evaluation=evaluations["baseline"])
-        run._memo[f"comparison[{kind}]"] = comparison
-        return _row_from(kind, comparison, len(predictions["fast"]), _leakage(run, splits["fast"], proteins),
-                         run.settings.max_accuracy_drop)
+        evaluations = {e: evaluate(p, n_bootstrap=0, seed=s.seed) for e, p in predictions.items()}
+        comparison = compare(predictions["fast"], predictions["baseline"], max_accuracy_drop=s.max_accuracy_drop,
+                             seed=s.seed, fast_evaluation=evaluations["fast"],
+                             baseline_evaluation=evaluations["baseline"])
+        return _row_from(kind, comparison, len(predictions["fast"]), _leakage(inputs, stages, splits["fast"]),
+                         s.max_accuracy_drop)
     except VirNucProError as error:
         log.warning("%s split: %s", kind, error)
         return SplitRow(kind, SPLIT_TITLES[kind], False, "failed", str(error).splitlines()[0])
@@ -297,12 +328,13 @@ def read_group_file(path: str | Path) -> dict[str, str]:
     return out
 
 
-def sample_groups(run, ids: list[str]) -> tuple[dict[str, str], str]:
-    """Group of each test sample and where the groups came from ({} when the inputs carry none)."""
-    from virnucpro_core.layouts.features import torch_load
-    from virnucpro_core.split import source_of
+def sample_groups(settings, ids: list[str], files: RunFiles | None = None) -> tuple[dict[str, str], str]:
+    """Group of each test sample and where the groups came from ({} when the inputs carry none).
 
-    s = run.settings
+    ``files``: the run's opened files, so a ``--data-dir`` input is not opened again for its ids.
+    """
+    s = settings
+    files = files or RunFiles()
     if s.groups_file is not None:
         mapping = read_group_file(s.groups_file)
         found = {i: mapping.get(i, mapping.get(source_of(i))) for i in ids}
@@ -310,14 +342,14 @@ def sample_groups(run, ids: list[str]) -> tuple[dict[str, str], str]:
     if s.groups:
         by_id = {}
         for path, group in s.groups.items():
-            for sample in torch_load(Path(path), "merged feature", mmap=True)["ids"]:
+            for sample in files.ids(Path(path)):
                 by_id[str(sample)] = group
         return {i: by_id[i] for i in ids if i in by_id}, "data_merge folders (--data-dir)"
     return {}, ""
 
 
-def group_rows(run, fast, baseline) -> tuple[list[GroupRow], str]:
-    groups, origin = sample_groups(run, fast.ids)
+def group_rows(settings, fast, baseline, files: RunFiles | None = None) -> tuple[list[GroupRow], str]:
+    groups, origin = sample_groups(settings, fast.ids, files)
     if not groups:
         return [], origin
     fast_ok, base_ok = fast.correct, baseline.take(fast.ids).correct
@@ -325,7 +357,7 @@ def group_rows(run, fast, baseline) -> tuple[list[GroupRow], str]:
     for group in sorted(set(groups.values())):
         mask = np.array([groups.get(i) == group for i in fast.ids])
         classes = sorted({"viral" if y else "host" for y in fast.y_true[mask].tolist()})
-        f_ci, b_ci, d_ci = paired_intervals(fast_ok[mask], base_ok[mask], seed=run.settings.seed)
+        f_ci, b_ci, d_ci = paired_intervals(fast_ok[mask], base_ok[mask], seed=settings.seed)
         rows.append(GroupRow(group, "+".join(classes), int(mask.sum()), float(fast_ok[mask].mean()), f_ci,
                              float(base_ok[mask].mean()), b_ci, float(base_ok[mask].mean() - fast_ok[mask].mean()),
                              d_ci))
@@ -335,7 +367,6 @@ def group_rows(run, fast, baseline) -> tuple[list[GroupRow], str]:
 def level_rows(fast, baseline, record_rule: str) -> list[LevelRow]:
     from virnucpro_core.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
     from virnucpro_core.metrics import FRAME_RULE
-    from virnucpro_core.split import chunk_of, source_of
 
     baseline = baseline.take(fast.ids)
     chunks = {name: aggregate_chunks(p.ids, p.p_viral) for name, p in (("f", fast), ("b", baseline))}
@@ -356,25 +387,25 @@ def level_rows(fast, baseline, record_rule: str) -> list[LevelRow]:
 # ---------------------------------------------------------------------------- all of it
 
 
-def build_evidence(run) -> Evidence:
-    """Every figure of this module for a :class:`~virnucpro_core.validation.ValidationRun` (see the docstring)."""
+def no_baseline() -> Evidence:
+    """The evidence when the baseline comes from ``--baseline-metrics``: nothing to compare, and why."""
+    return Evidence(notes=["the ESM2 3B baseline comes from --baseline-metrics: no baseline predictions, so no "
+                           "extra splits, per-group, level or calibration comparison"])
+
+
+def build_evidence(inputs: EvidenceInputs, stages: EvidenceStages) -> Evidence:
+    """Every figure of this module from a validation run's finished stages (see the module docstring)."""
     from virnucpro_core.calibration import calibrate
 
     evidence = Evidence()
-    s = run.settings
-    if s.baseline_from_metrics:
-        evidence.notes.append("the ESM2 3B baseline comes from --baseline-metrics: no baseline predictions, so no "
-                              "extra splits, per-group, level or calibration comparison")
-        return evidence
-    comparison = run.comparison()
-    fast, baseline = run.predictions("fast"), run.predictions("baseline")
-    proteins = _proteins(run)
-    locked = run.split()
-    evidence.splits.append(_row_from("locked", comparison, len(fast), _leakage(run, locked, proteins),
+    s = inputs.settings
+    comparison = inputs.comparison
+    fast, baseline = inputs.predictions["fast"], inputs.predictions["baseline"]
+    evidence.splits.append(_row_from("locked", comparison, len(fast), _leakage(inputs, stages, inputs.locked),
                                      s.max_accuracy_drop))
     for kind in ("source", "cluster"):
-        evidence.splits.append(_extra_split_row(run, kind, proteins))
-    evidence.groups, evidence.groups_from = group_rows(run, fast, baseline)
+        evidence.splits.append(_extra_split_row(inputs, stages, kind))
+    evidence.groups, evidence.groups_from = group_rows(s, fast, baseline, stages.cache.files)
     if not evidence.groups:
         evidence.notes.append("no groups: pass --groups id<TAB>group, or --data-dir with VirNucPro's data_merge tree")
     evidence.levels = level_rows(fast, baseline, s.record_rule)

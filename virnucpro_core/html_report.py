@@ -94,22 +94,25 @@ def figures(ctx: ReportContext) -> dict[str, bytes]:
 
     names = data.EMBEDDER_NAMES
     out: dict[str, bytes] = {}
-    split = ctx.peek("split[fast]")
+    results = ctx.results
+    if results is None:
+        return out
+    split = results.split
     if split is not None:
         from virnucpro_core.layouts.features import open_rows  # lengths only: the rows stay on disk
 
         out["test-set lengths"] = fig.length_histogram_png(
             open_rows(split.paths.train).lengths.tolist(), open_rows(split.paths.test).lengths.tolist())
-    histories = {names[e]: ctx.peek(f"train[{e}]").history for e in names if ctx.peek(f"train[{e}]") is not None}
+    histories = {names[e]: results.trained[e].history for e in names if e in results.trained}
     if histories:
         out["loss curves"] = fig.loss_curves_png(
             {name: (h.train_loss, h.val_loss, h.best_epoch) for name, h in histories.items()})
-    evals = {e: ctx.peek(f"evaluation[{e}]") for e in names}
-    preds = {e: ctx.peek(f"predictions[{e}]") for e in names}
+    evals = {e: results.evaluations.get(e) for e in names}
+    preds = {e: results.predictions.get(e) for e in names}
     if all(evals.values()):
         out["confusion matrices"] = fig.confusion_matrices_png(evals["fast"], evals["baseline"],
                                                                [names["fast"], names["baseline"]])
-    evidence = ctx.peek("evidence")
+    evidence = results.evidence
     if evidence is not None and evidence.calibration:
         out["reliability diagram"] = fig.reliability_png(evidence.calibration)
     if all(preds.values()):
@@ -135,7 +138,8 @@ def render_sections(ctx: ReportContext, verdict: Verdict, *, exit_code: int | No
         steps = "".join(f"<li>{_prose(s)}</li>" for s in verdict.next_steps)
         parts.append(_section("next-steps", "Next steps", f"<ol>{steps}</ol>"))
 
-    comparison = ctx.peek("comparison")
+    results = ctx.results
+    comparison = results.comparison if results is not None else None
     if comparison is not None:
         body = [f"<p><b>{_prose(comparison.reason)}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
                 _table(data.accuracy_gate_table(comparison)), _table(metrics_table(comparison))]
@@ -156,7 +160,7 @@ def render_sections(ctx: ReportContext, verdict: Verdict, *, exit_code: int | No
             body.append(_img("protein lengths of the training and test sets", pictures["test-set lengths"]))
         parts.append(_section("test-set", "Test set", *body))
 
-    evidence = ctx.peek("evidence")
+    evidence = results.evidence if results is not None else None
     if evidence is not None:
         parts += _evidence_sections(evidence, pictures)
 

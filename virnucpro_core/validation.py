@@ -20,34 +20,52 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
-from virnucpro_core.paths import ValidationPaths
+from virnucpro_core.files import atomic_write_text
+from virnucpro_core.paths import PreprocessPaths, ValidationPaths
+from virnucpro_core.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
+from virnucpro_core.split import SplitResult, apply_split, load_split, make_split
+from virnucpro_core.stages import RunFiles, StageCache, StageRecord
 
 log = logging.getLogger("virnucpro.validation")
 
-from virnucpro_core.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
+__all__ = ["ExtractedModel", "RunResults", "StageRecord", "TrainedModel", "ValidationRun"]
 
 
 @dataclass
-class StageRecord:
-    """One line of the run's stage log: what ran, whether it was reused, how long it took."""
+class RunResults:
+    """What a run has built in this session, each stage by what it is; a stage not built yet is absent.
 
-    stage: str
-    reused: bool
-    seconds: float
-    key: str
-    detail: str = ""
+    Reports read these attributes; nothing here is built on access (the
+    :class:`ValidationRun` methods build).
+    """
+
+    preprocessed: dict[str, PreprocessPaths] = field(default_factory=dict)  # by class
+    features: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (model, class)
+    merged: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (embedder, class)
+    splits: dict[str, SplitResult] = field(default_factory=dict)  # by embedder; "fast" is the split itself
+    trained: dict[str, TrainedModel] = field(default_factory=dict)  # by embedder
+    predictions: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Predictions on the test set
+    evaluations: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Evaluation
+    comparison: Any = None  # comparison.Comparison
+    evidence: Any = None  # generalisation.Evidence
+    proteins: dict[str, str] | None = None  # every sample's protein (FASTA inputs)
+    bench_proteins: list[tuple[str, str]] | None = None  # the speed benchmark's sample
+
+    @property
+    def split(self) -> SplitResult | None:
+        """The test set: made once on the FastESM2 features (None until built)."""
+        return self.splits.get("fast")
 
 
 class ValidationRun:
-    """The cached chain of stages for one :class:`Settings`."""
+    """The cached chain of stages for one :class:`Settings`; what it built is :attr:`results`."""
 
     def __init__(self, settings: Settings, *, progress: bool = False,
                  announce: Callable[[str], None] | None = None) -> None:
@@ -56,47 +74,17 @@ class ValidationRun:
         self.paths = ValidationPaths(settings.artifacts)
         self.progress = progress
         self.announce = announce or (lambda line: None)
-        self.stages: list[StageRecord] = []
-        self._memo: dict[str, Any] = {}
+        self.files = RunFiles()
+        self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files)
+        self.results = RunResults()
+        self._models: dict[tuple[str, str], Any] = {}  # (name, dtype) -> models.LoadedModel, loaded here
+        self._extracted: dict[tuple[str, str], ExtractedModel] = {}  # (name, dtype) of torchrun extractions
+        self._import_plan: dict | None = None
 
-    def _record(self, stage: str, reused: bool, start: float, key: str, items: str = "", detail: str = "") -> None:
-        seconds = time.perf_counter() - start
-        self.stages.append(StageRecord(stage, reused, seconds, key, detail))
-        self.announce(f"{stage}: {'reused' if reused else 'built'} in {seconds:.1f} s" + (f" ({items})" if items else ""))
-
-    def peek(self, stage: str) -> Any:
-        """A stage's result if it has been built in this session, else ``None`` (never builds)."""
-        return self._memo.get(stage)
-
-    # ------------------------------------------------------------------ caching machinery
-
-    def _cached(self, stage: str, params: dict, directory_of: Callable[[str], Path],
-                build: Callable[[Path], None], load: Callable[[Path], Any],
-                count: Callable[[Any], str] | None = None) -> Any:
-        """Build ``stage`` into a directory keyed by ``params`` unless a finished one exists.
-
-        ``count`` describes the result's size for the progress line (``"2,182 frames"``).
-        """
-        if stage in self._memo:
-            return self._memo[stage]
-        key = sha256_text(json.dumps(params, sort_keys=True, default=str))[:16]
-        directory = directory_of(key)
-        done = directory / "stage.json"
-        start = time.perf_counter()
-        reused = done.is_file() and not self.settings.rebuild
-        if reused:
-            log.info("%s: reusing %s (pass --rebuild to recompute)", stage, directory)
-        else:
-            log.info("%s: building into %s", stage, directory)
-            self.announce(f"{stage}: building ...")
-            directory.mkdir(parents=True, exist_ok=True)
-            done.unlink(missing_ok=True)
-            build(directory)
-            atomic_write_text(done, json.dumps({"stage": stage, "params": params}, indent=2, default=str) + "\n")
-        value = load(directory)
-        self._record(stage, reused, start, key, count(value) if count else "")
-        self._memo[stage] = value
-        return value
+    @property
+    def stages(self) -> list[StageRecord]:
+        """The stage log so far: every stage built or reused, in order."""
+        return self.cache.records
 
     # ------------------------------------------------------------------ models
 
@@ -109,10 +97,9 @@ class ValidationRun:
         """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
         from virnucpro_core.models import load_model
 
-        memo = f"model:{name}:{dtype}"
-        if memo not in self._memo:
+        if (name, dtype) not in self._models:
             # A local directory or a hub id read from the cache; load_model tells a missing directory apart.
-            self._memo[memo] = load_model(
+            self._models[(name, dtype)] = load_model(
                 name,
                 weights=self.settings.weights,
                 size=self.settings.size,
@@ -123,7 +110,7 @@ class ValidationRun:
                 path_option=MODEL_OPTIONS[name],
                 allow_other_model=self.settings.allow_other_model,
             )
-        return self._memo[memo]
+        return self._models[(name, dtype)]
 
     def loaded_models(self) -> list:
         """The models used so far in this session (one per name and dtype), for the report.
@@ -131,10 +118,7 @@ class ValidationRun:
         Models loaded here, and those that extracted features in other
         processes (:meth:`extraction_processes`), described by their feature files.
         """
-        models = {key.removeprefix("model:"): value for key, value in self._memo.items() if key.startswith("model:")}
-        for key, value in self._memo.items():
-            if key.startswith("extracted by:"):
-                models.setdefault(key.removeprefix("extracted by:"), value)
+        models = {**self._extracted, **self._models}  # a model loaded here describes itself
         return [models[key] for key in sorted(models)]
 
     def extraction_processes(self) -> int:
@@ -158,13 +142,14 @@ class ValidationRun:
             )
         return kinds.pop()
 
-    def preprocessed(self, label: str):
+    def preprocessed(self, label: str) -> PreprocessPaths:
         """Chunks and stop-free frames of one class (all its FASTA inputs, concatenated in order)."""
-        from virnucpro_core.paths import PreprocessPaths
         from virnucpro_core.sequences import preprocess, read_fasta, write_fasta
 
+        if label in self.results.preprocessed:
+            return self.results.preprocessed[label]
         inputs = self.settings.inputs(label)
-        params = {"inputs": [sha256_file(p) for p in inputs], "chunk_size": self.settings.chunk_size}
+        params = {"inputs": [self.files.sha256(p) for p in inputs], "chunk_size": self.settings.chunk_size}
 
         def build(directory: Path) -> None:
             if len(inputs) == 1:
@@ -178,8 +163,10 @@ class ValidationRun:
             summary = json.loads(paths.summary.read_text(encoding="utf-8"))
             return f"{summary['records']:,} records, {summary['chunks']:,} chunks, {summary['frames']:,} frames"
 
-        return self._cached(f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key),
-                            build, PreprocessPaths, frames)
+        self.results.preprocessed[label] = self.cache.cached(
+            f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key), build, PreprocessPaths,
+            frames)
+        return self.results.preprocessed[label]
 
     def extraction_dtype(self, model: str) -> str:
         """The dtype each model's accuracy features are extracted in: the precision policy on this run's device.
@@ -202,9 +189,9 @@ class ValidationRun:
         """
         from virnucpro_core.features import extract_to_file
 
-        memo = f"extract[{model},{label}]"
-        if memo in self._memo:
-            return self._memo[memo]
+        if (model, label) in self.results.features:
+            return self.results.features[(model, label)]
+        stage = f"extract[{model},{label}]"
         frames = self.preprocessed(label)
         fasta = frames.nucleotide if model == DNA_MODEL else frames.protein
         out = self.paths.features(model, label)
@@ -212,18 +199,18 @@ class ValidationRun:
         start = time.perf_counter()
         processes = self.extraction_processes()
         if processes > 1:
-            self._extract_with_torchrun(memo, model, fasta, out, processes)
+            self._extract_with_torchrun(stage, model, fasta, out, processes)
         else:
             loaded = self.model(model, dtype=self.extraction_dtype(model))
-            self.announce(f"{memo}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
+            self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
                           f"{loaded.device}) ...")
             extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
         reused = before is not None and out.stat().st_mtime_ns == before
-        self._record(memo, reused, start, "", detail=str(out))
-        self._memo[memo] = out
+        self.cache.record(stage, reused, start, "", detail=str(out))
+        self.results.features[(model, label)] = out
         return out
 
-    def _extract_with_torchrun(self, memo: str, model: str, fasta: Path, out: Path, processes: int) -> None:
+    def _extract_with_torchrun(self, stage: str, model: str, fasta: Path, out: Path, processes: int) -> None:
         """``virnucpro extract`` as ``processes`` processes under torchrun, with this run's settings."""
         from virnucpro_core.features import extract_with_torchrun
         from virnucpro_core.layouts.features import load_features
@@ -233,56 +220,39 @@ class ValidationRun:
         source = settings.model_sources.get(model) or None
         if settings.weights == "pretrained":  # missing weights: the suite's option in the message, before launching
             model_directory(model, source, MODEL_OPTIONS[model])
-        self.announce(f"{memo}: {fasta.name} with {get_spec(model).display_name} ({dtype}, {processes} processes "
+        self.announce(f"{stage}: {fasta.name} with {get_spec(model).display_name} ({dtype}, {processes} processes "
                       f"under torchrun, device {settings.device}) ...")
         extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
                               dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
                               allow_other_model=settings.allow_other_model, rebuild=settings.rebuild,
-                              on_line=lambda line: log.info("%s: %s", memo, line))
+                              on_line=lambda line: log.info("%s: %s", stage, line))
         meta = load_features(out).meta
-        self._memo[f"extracted by:{model}:{meta['dtype']}"] = ExtractedModel.from_meta(meta)
+        self._extracted[(model, meta["dtype"])] = ExtractedModel.from_meta(meta)
 
     def merged(self, embedder: str, label: str) -> Path:
         """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
         from virnucpro_core.features import merge_features
         from virnucpro_core.layouts.features import save_merged
 
+        if (embedder, label) in self.results.merged:
+            return self.results.merged[(embedder, label)]
         if self.input_kind(label) == "merged":
-            return self._merged_inputs(embedder, label)
-        protein_model = EMBEDDERS[embedder]
-        memo = f"merged[{embedder},{label}]"
-        if memo in self._memo:
-            return self._memo[memo]
-        dna, protein = self.features(DNA_MODEL, label), self.features(protein_model, label)
-        params = {"dna": sha256_file(dna), "protein": sha256_file(protein), "label": label}
+            path = self._merged_inputs(embedder, label)
+        else:
+            dna, protein = self.features(DNA_MODEL, label), self.features(EMBEDDERS[embedder], label)
+            params = {"dna": self.files.sha256(dna), "protein": self.files.sha256(protein), "label": label}
 
-        def build(directory: Path) -> None:
-            save_merged(merge_features(dna, protein, label), directory / "merged.pt")
+            def build(directory: Path) -> None:
+                save_merged(merge_features(dna, protein, label), directory / "merged.pt")
 
-        return self._cached(memo, params, lambda key: self.paths.merged(embedder, label, key), build,
-                            lambda d: d / "merged.pt")
+            path = self.cache.cached(f"merged[{embedder},{label}]", params,
+                                     lambda key: self.paths.merged(embedder, label, key), build,
+                                     lambda d: d / "merged.pt")
+        self.results.merged[(embedder, label)] = path
+        return path
 
     def has_merged_inputs(self) -> bool:
         return any(self.input_kind(label) == "merged" for label in CLASSES)
-
-    def layout(self, path: Path) -> str:
-        """The layout of a merged input (tensors memory-mapped, so this reads little)."""
-        from virnucpro_core.layouts.features import detect_layout, torch_load
-
-        memo = f"layout:{path}"
-        if memo not in self._memo:
-            self._memo[memo] = detect_layout(torch_load(path, "merged feature", mmap=True))
-        return self._memo[memo]
-
-    def merged_meta(self, path: Path) -> dict:
-        """The ``meta`` of a merged feature file or view of ours (read once)."""
-        from virnucpro_core.layouts.features import torch_load
-
-        memo = f"merged meta:{path}"
-        if memo not in self._memo:  # the meta only: the rows are memory-mapped and never touched
-            obj = torch_load(path, "merged feature", mmap=True)
-            self._memo[memo] = dict(obj["meta"]) if isinstance(obj.get("meta"), dict) else {}
-        return self._memo[memo]
 
     def declarations(self) -> list:
         from virnucpro_core.layouts.virnucpro import Declaration
@@ -302,8 +272,8 @@ class ValidationRun:
             return None if self.settings.weights == "pretrained" else "--weights random"
         paths = [path for label in CLASSES for path in self.settings.inputs(label)]
         made_by_standins = [path.name for path in paths
-                            if self.layout(path) == OURS_MERGED and uses_random_weights(self.merged_meta(path))]
-        if any(self.layout(path) != OURS_MERGED for path in paths):
+                            if self.files.layout(path) == OURS_MERGED and uses_random_weights(self.files.meta(path))]
+        if any(self.files.layout(path) != OURS_MERGED for path in paths):
             made_by_standins += [f"--declare-features {d}" for d in self.declarations() if d.weights == "random"]
         if made_by_standins:
             return "merged features made with random-weight stand-ins: " + ", ".join(made_by_standins)
@@ -321,8 +291,8 @@ class ValidationRun:
         found = [(record, "") for model in self.loaded_models() for record in identity_records(model.provenance)]
         if self.has_merged_inputs():
             paths = [path for label in CLASSES for path in self.settings.inputs(label)]
-            found += [(record, f" (merged input {path.name})") for path in paths if self.layout(path) == OURS_MERGED
-                      for record in identity_records(self.merged_meta(path))]
+            found += [(record, f" (merged input {path.name})") for path in paths
+                      if self.files.layout(path) == OURS_MERGED for record in identity_records(self.files.meta(path))]
         notes = [f"another model than {record['expected']['display_name']} was validated (--allow-other-model): "
                  f"{describe_identity(record)}{where}" for record, where in found]
         return "; ".join(dict.fromkeys(notes)) or None
@@ -333,17 +303,18 @@ class ValidationRun:
 
         sizes = {DNA_MODEL: self.settings.size, EMBEDDERS[embedder]: self.settings.size}
         if self.input_kind("viral") == "merged":
-            meta = self.merged_meta(self.merged(embedder, "viral"))
+            meta = self.files.meta(self.merged(embedder, "viral"))
             sizes = {DNA_MODEL: meta["dna"]["size"], EMBEDDERS[embedder]: meta["protein"]["size"]}
         return sum(get_spec(name).dim_for(size) for name, size in sizes.items())
 
-    def _import_plan(self) -> dict:
+    def import_plan(self) -> dict:
+        """Which merged inputs hold which ``(protein model, class)`` (read once)."""
         from virnucpro_core.layouts.virnucpro import plan_import
 
-        if "import plan" not in self._memo:
+        if self._import_plan is None:
             inputs = {label: self.settings.inputs(label) for label in CLASSES}
-            self._memo["import plan"] = plan_import(inputs, self.settings.size)
-        return self._memo["import plan"]
+            self._import_plan = plan_import(inputs, self.settings.size)
+        return self._import_plan
 
     def _merged_inputs(self, embedder: str, label: str) -> Path:
         """One merged file of ``embedder`` and class ``label``: a single file of ours as given, else the inputs
@@ -352,7 +323,7 @@ class ValidationRun:
         from virnucpro_core.layouts.virnucpro import import_rows
 
         wanted = EMBEDDERS[embedder]
-        paths = self._import_plan().get((wanted, label))
+        paths = self.import_plan().get((wanted, label))
         if not paths:
             raise InputError(
                 f"no {label} merged feature file from {wanted}",
@@ -361,10 +332,10 @@ class ValidationRun:
                 fix="pass both embedders' merged files (e.g. --data-dir for each data_merge tree), or FASTA inputs "
                 "so the suite extracts them",
             )
-        if len(paths) == 1 and self.layout(paths[0]) == OURS_MERGED:
+        if len(paths) == 1 and self.files.layout(paths[0]) == OURS_MERGED:
             return paths[0]
         groups = {Path(p): g for p, g in self.settings.groups.items()}
-        params = {"inputs": [sha256_file(p) for p in paths], "label": label, "size": self.settings.size,
+        params = {"inputs": [self.files.sha256(p) for p in paths], "label": label, "size": self.settings.size,
                   "declarations": sorted(self.settings.declarations),
                   "groups": [groups.get(p) for p in paths]}
 
@@ -373,39 +344,59 @@ class ValidationRun:
                                option="--declare-features")
             save_view(rows, directory / "merged.pt")  # where each row is; the rows stay in the inputs
 
-        return self._cached(f"import[{embedder},{label}]", params,
-                            lambda key: self.paths.imported(embedder, label, key), build,
-                            lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)")
+        return self.cache.cached(f"import[{embedder},{label}]", params,
+                                 lambda key: self.paths.imported(embedder, label, key), build,
+                                 lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)")
 
-    def split(self):
-        """The test set, made once on the FastESM2 features; same ids for both embedders."""
-        from virnucpro_core.split import make_split
+    def split(self) -> SplitResult:
+        """The test set, made once on the FastESM2 features; same ids for both embedders.
 
+        Built into its stage directory on the first run, then always read back
+        from its manifest (:func:`~virnucpro_core.split.load_split`), never recomputed.
+        """
+        if "fast" in self.results.splits:
+            return self.results.splits["fast"]
         viral, host = self.merged("fast", "viral"), self.merged("fast", "host")
-        params = {"viral": sha256_file(viral), "host": sha256_file(host), "seed": self.settings.seed,
-                  "test_fraction": 0.1}
-        return self._cached(
+        inputs = [self.files.sha256(viral), self.files.sha256(host)]
+        params = {"viral": inputs[0], "host": inputs[1], "seed": self.settings.seed, "test_fraction": 0.1}
+        self.results.splits["fast"] = self.cache.cached(
             "split[fast]", params, lambda key: self.paths.split("fast", key),
-            lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d, overwrite=True),
-            lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d),
+            lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d, overwrite=True,
+                                 open_input=self.files.split_input),
+            lambda d: load_split(d, inputs_sha256=inputs),
             _split_count,
         )
+        return self.results.splits["fast"]
 
-    def split_for(self, embedder: str):
+    def split_for(self, embedder: str) -> SplitResult:
         """The split applied to ``embedder``'s features (the FastESM2 split itself for ``fast``)."""
-        from virnucpro_core.split import apply_split
-
         source = self.split()
-        if embedder == "fast":
-            return source
+        if embedder in self.results.splits:
+            return self.results.splits[embedder]
         viral, host = self.merged(embedder, "viral"), self.merged(embedder, "host")
-        params = {"manifest": source.manifest.sha256, "viral": sha256_file(viral), "host": sha256_file(host)}
-        return self._cached(
+        inputs = [self.files.sha256(viral), self.files.sha256(host)]
+        params = {"manifest": source.manifest.sha256, "viral": inputs[0], "host": inputs[1]}
+        self.results.splits[embedder] = self.cache.cached(
             f"split[{embedder}]", params, lambda key: self.paths.split(embedder, key),
-            lambda d: apply_split(source.manifest, viral, host, out_dir=d, overwrite=True),
-            lambda d: apply_split(source.manifest, viral, host, out_dir=d),
+            lambda d: apply_split(source.manifest, viral, host, out_dir=d, overwrite=True,
+                                  open_input=self.files.split_input),
+            lambda d: load_split(d, inputs_sha256=inputs),
             _split_count,
         )
+        return self.results.splits[embedder]
+
+    def proteins(self) -> dict[str, str] | None:
+        """The protein of every sample, read once (FASTA inputs; None for merged features, which carry none)."""
+        from virnucpro_core.features import read_records
+
+        if self.has_merged_inputs():
+            return None
+        if self.results.proteins is None:
+            proteins: dict[str, str] = {}
+            for label in CLASSES:
+                proteins.update(read_records(self.preprocessed(label).protein, "esm"))
+            self.results.proteins = proteins
+        return self.results.proteins
 
     # ------------------------------------------------------------------ training and evaluation
 
@@ -415,18 +406,21 @@ class ValidationRun:
         return TrainingConfig(max_epochs=self.settings.max_epochs, patience=self.settings.patience,
                               seed=self.settings.seed, device=str(self.device()))
 
-    def trained(self, embedder: str) -> "TrainedModel":
+    def trained(self, embedder: str) -> TrainedModel:
         """Train the MLP for one embedder (VirNucPro's hyperparameters); keeps final and best weights."""
-        return self.trained_on(embedder, self.split_for(embedder), f"train[{embedder}]",
-                               lambda key: self.paths.train(embedder, key))
+        if embedder not in self.results.trained:
+            self.results.trained[embedder] = self.trained_on(embedder, self.split_for(embedder), f"train[{embedder}]",
+                                                             lambda key: self.paths.train(embedder, key))
+        return self.results.trained[embedder]
 
-    def trained_on(self, embedder: str, split, stage: str, directory_of: Callable[[str], Path]) -> "TrainedModel":
+    def trained_on(self, embedder: str, split: SplitResult, stage: str,
+                   directory_of: Callable[[str], Path]) -> TrainedModel:
         """Train ``embedder``'s MLP on ``split``'s training side with the run's hyperparameters (any split)."""
         from virnucpro_core.layouts.checkpoints import load_checkpoint
         from virnucpro_core.training import TrainingHistory, train_classifier
 
         config = self.training_config()
-        params = {"train": sha256_file(split.paths.train), "config": config.to_dict()}
+        params = {"train": self.files.sha256(split.paths.train), "config": config.to_dict()}
 
         def build(directory: Path) -> None:
             result = train_classifier(split.paths.train, config, progress=self.progress, log=log.info)
@@ -448,7 +442,7 @@ class ValidationRun:
             history = trained.history
             return f"{len(history.epochs)} epochs, best {history.best_epoch}, stopped by {history.stop_reason}"
 
-        return self._cached(stage, params, directory_of, build, load, epochs)
+        return self.cache.cached(stage, params, directory_of, build, load, epochs)
 
     def predictions(self, embedder: str):
         """The final MLP's predictions on the test set (the only time the test set is read).
@@ -458,34 +452,33 @@ class ValidationRun:
         """
         from virnucpro_core.prediction import predict_features
 
-        memo = f"predictions[{embedder}]"
-        if memo not in self._memo:
-            self._memo[memo] = predict_features(self.trained(embedder).final, self.split_for(embedder).paths.test)
-        return self._memo[memo]
+        if embedder not in self.results.predictions:
+            self.results.predictions[embedder] = predict_features(self.trained(embedder).final,
+                                                                  self.split_for(embedder).paths.test)
+        return self.results.predictions[embedder]
 
     def evaluation(self, embedder: str):
         """Metrics of one embedder's MLP on the test set; the baseline's come from ``--baseline-metrics`` when given."""
         from virnucpro_core.metrics import Evaluation, evaluate
 
-        memo = f"evaluation[{embedder}]"
-        if memo not in self._memo:
+        if embedder not in self.results.evaluations:
             if embedder == "baseline" and self.settings.baseline_from_metrics:
-                self._memo[memo] = Evaluation.load(self.settings.baseline_metrics)
+                self.results.evaluations[embedder] = Evaluation.load(self.settings.baseline_metrics)
             else:
-                self._memo[memo] = evaluate(self.predictions(embedder), seed=self.settings.seed)
-        return self._memo[memo]
+                self.results.evaluations[embedder] = evaluate(self.predictions(embedder), seed=self.settings.seed)
+        return self.results.evaluations[embedder]
 
     def comparison(self):
-        """FastESM2 against the ESM2 3B baseline on the identical test samples, with the verdict."""
+        """FastESM2 against the ESM2 3B baseline on the identical test samples, and the accuracy gate's decision."""
         from virnucpro_core.comparison import compare
 
-        if "comparison" not in self._memo:
+        if self.results.comparison is None:
             if self.settings.baseline_from_metrics:
                 baseline, baseline_metrics, baseline_evaluation = None, self.evaluation("baseline"), None
             else:
                 baseline, baseline_metrics = self.predictions("baseline"), None
                 baseline_evaluation = self.evaluation("baseline")
-            self._memo["comparison"] = compare(
+            self.results.comparison = compare(
                 self.predictions("fast"),
                 baseline,
                 baseline_metrics=baseline_metrics,
@@ -495,15 +488,30 @@ class ValidationRun:
                 baseline_evaluation=baseline_evaluation,
                 baseline_source=str(self.settings.baseline_metrics) if baseline_metrics is not None else None,
             )
-        return self._memo["comparison"]
+        return self.results.comparison
 
     def evidence(self):
         """Generalisation splits, per-group accuracy, calibration and verdict levels: evidence, never gated."""
-        from virnucpro_core.generalisation import build_evidence
+        from virnucpro_core.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 
-        if "evidence" not in self._memo:
-            self._memo["evidence"] = build_evidence(self)
-        return self._memo["evidence"]
+        if self.results.evidence is None:
+            if self.settings.baseline_from_metrics:
+                self.results.evidence = no_baseline()
+            else:
+                inputs = EvidenceInputs(
+                    settings=self.settings,
+                    comparison=self.comparison(),
+                    predictions={embedder: self.predictions(embedder) for embedder in EMBEDDERS},
+                    locked=self.split(),
+                    merged={embedder: (self.merged(embedder, "viral"), self.merged(embedder, "host"))
+                            for embedder in EMBEDDERS},
+                    protein_fastas=None if self.has_merged_inputs() else
+                    [self.preprocessed(label).protein for label in CLASSES],
+                    proteins=self.proteins(),
+                )
+                stages = EvidenceStages(cache=self.cache, directory=self.paths.evidence, train=self.trained_on)
+                self.results.evidence = build_evidence(inputs, stages)
+        return self.results.evidence
 
     # ------------------------------------------------------------------ speed
 
@@ -511,28 +519,22 @@ class ValidationRun:
         """A seeded sample of test-set proteins that follows the test set's length distribution."""
         from virnucpro_core.benchmark import benchmark_sample
 
-        if "bench" not in self._memo:
+        if self.results.bench_proteins is None:
             if self.has_merged_inputs():
                 raise InputError(
                     "the speed benchmark needs protein sequences, and merged feature inputs carry none",
                     fix="pass FASTA inputs (--viral/--host genomes) so the benchmark can embed test-set proteins",
                 )
-            from virnucpro_core.features import read_records
-
-            proteins = {}
-            for label in CLASSES:
-                proteins.update(read_records(self.preprocessed(label).protein, "esm"))
-            test_ids = [i for i in self.split().manifest.test.ids]
-            records = [(i, proteins[i]) for i in test_ids]
+            proteins = self.proteins()
+            records = [(i, proteins[i]) for i in self.split().manifest.test.ids]
             picked = benchmark_sample([len(s) for _, s in records], self.settings.bench_sample, self.settings.seed)
-            self._memo["bench"] = [records[i] for i in picked]
-        return self._memo["bench"]
+            self.results.bench_proteins = [records[i] for i in picked]
+        return self.results.bench_proteins
 
     # ------------------------------------------------------------------ record
 
     def write_stage_log(self) -> None:
-        atomic_write_text(self.paths.stage_log,
-                          json.dumps([asdict(s) for s in self.stages], indent=2) + "\n")
+        self.cache.write_log(self.paths.stage_log)
 
 
 def _split_count(split) -> str:

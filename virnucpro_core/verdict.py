@@ -96,8 +96,10 @@ class ReportContext:
     run_id: str = ""
     started: str = ""
 
-    def peek(self, stage: str) -> Any:
-        return self.run.peek(stage) if self.run is not None else None
+    @property
+    def results(self) -> Any:
+        """The run's finished stages (:class:`~virnucpro_core.validation.RunResults`), or None without a run."""
+        return getattr(self.run, "results", None)
 
     def outcome(self, suffix: str) -> Outcome | None:
         matches = [o for o in self.outcomes if o.name.endswith(suffix) or o.name.split("[")[0].endswith(suffix)]
@@ -221,7 +223,7 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
 
     if measured_fail:
         steps: list[str] = []
-        comparison = ctx.peek("comparison")
+        comparison = ctx.results.comparison if ctx.results is not None else None
         if any(g.gate == "accuracy" for g in measured_fail) and comparison is not None:
             steps += list(comparison.next_steps)
         if any(g.gate == "speed" for g in measured_fail):
@@ -297,7 +299,7 @@ def is_evidence(outcome: Outcome) -> bool:
 
 def _accuracy_gate(ctx: ReportContext) -> GateResult:
     outcome = ctx.outcome(GATES["accuracy"])
-    comparison = ctx.peek("comparison")
+    comparison = ctx.results.comparison if ctx.results is not None else None
     if outcome is not None and outcome.outcome == "passed" and comparison is not None:
         return GateResult("accuracy", "passed", comparison.reason)
     if outcome is not None and outcome.outcome == "failed" and comparison is not None and not comparison.passed:
