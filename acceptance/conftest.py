@@ -3,7 +3,9 @@
 Every stage is built once per session (and cached on disk across sessions).
 A stage that fails is reported once, with its reason, by the first test that
 needs it; every later test that needs it fails with a one-line pointer
-instead of another traceback.
+instead of another traceback. What the fixtures build is handed to the
+session's :class:`~virnucpro_core.session.AcceptanceSession` (the ``acceptance``
+fixture), which the verdict and the reports read.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 import torch
 
 from virnucpro_core.errors import VirNucProError
+from virnucpro_core.session import AcceptanceSession
 from virnucpro_core.settings import EMBEDDERS, Settings
 from virnucpro_core.validation import ValidationRun
 
@@ -32,7 +35,7 @@ log = logging.getLogger("virnucpro.acceptance")
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("collectonly") or config.getoption("help"):
         return  # nothing runs: no verdict, no reports, pytest's own exit status
-    config.pluginmanager.register(report_plugin.AcceptanceReport(config), "virnucpro-acceptance-report")
+    config.pluginmanager.register(report_plugin.AcceptanceReport(config), report_plugin.PLUGIN_NAME)
 
 
 def _settings_from(config: pytest.Config) -> Settings:
@@ -153,10 +156,18 @@ def terminal(pytestconfig) -> Terminal:
 
 
 @pytest.fixture(scope="session")
-def run(settings, pytestconfig, terminal) -> ValidationRun:
+def acceptance(pytestconfig, settings) -> AcceptanceSession:
+    """This run's acceptance session: fixtures and tests hand it what they measure; the verdict reads it."""
+    session = report_plugin.session_of(pytestconfig)
+    session.settings = settings
+    return session
+
+
+@pytest.fixture(scope="session")
+def run(settings, acceptance, terminal) -> ValidationRun:
     # Bars only on an interactive terminal: in CI logs, tqdm's redraws are noise; the stage lines stay.
     value = ValidationRun(settings, progress=sys.stderr.isatty(), announce=terminal.line)
-    pytestconfig.stash[report_plugin.RUN] = value
+    acceptance.run = value
     return value
 
 
@@ -261,16 +272,7 @@ def bench_proteins(stage, run):
 
 
 @pytest.fixture(scope="session")
-def timings(pytestconfig) -> dict:
-    """Timing results by benchmark name, filled by the speed tests, read by the gate and the report."""
-    store: dict = {}
-    pytestconfig.stash[report_plugin.TIMINGS] = store
-    return store
-
-
-
-@pytest.fixture(scope="session")
 def evidence(stage, run, comparison):
     """Extra splits, per-group accuracy, calibration, verdict levels: evidence beside the gate, never gated
-    (their tests are in test_generalisation.py, which the verdict ignores)."""
+    (their tests are marked ``evidence``, which the verdict ignores)."""
     return stage("evidence", run.evidence)

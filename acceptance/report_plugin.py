@@ -1,7 +1,12 @@
-"""pytest glue for the verdict and the reports: collects outcomes, then hands everything to the library.
+"""pytest glue for the verdict and the reports: hands outcomes to the session, then everything to the library.
 
-At the end of the session the verdict (:mod:`virnucpro_core.verdict`) decides
-the exit status, the markdown and JSON reports are written, and once
+As in pytest-benchmark, this plugin owns one
+:class:`~virnucpro_core.session.AcceptanceSession`: the fixtures hand it the
+run and the timings, the tests the parity result, and this plugin every test's
+outcome with the role its markers give it (``@pytest.mark.gate("accuracy")``,
+``parity``, ``evidence``). At the end of the session the verdict
+(:mod:`virnucpro_core.verdict`) reads the session and decides the exit
+status, the markdown and JSON reports are written from it, and once
 pytest-html has written its file, :func:`~virnucpro_core.html_report.finish_html`
 turns it into the validation report.
 """
@@ -15,13 +20,13 @@ import pytest
 
 from virnucpro_core.acceptance_report import write_side_reports
 from virnucpro_core.html_report import finish_html, page_title, render_sections
+from virnucpro_core.gates import GATES
 from virnucpro_core.paths import ReportPaths
-from virnucpro_core.verdict import EXIT_CODES, Outcome, ReportContext, decide_verdict
+from virnucpro_core.session import CHECK, EVIDENCE, GATE, PARITY, AcceptanceSession, Outcome
+from virnucpro_core.verdict import EXIT_CODES, decide_verdict
 
+PLUGIN_NAME = "virnucpro-acceptance-report"
 SETTINGS = pytest.StashKey["object"]()
-RUN = pytest.StashKey["object"]()
-TIMINGS = pytest.StashKey[dict]()
-PARITY = pytest.StashKey["object"]()  # the FastESM2 parity result, when acceptance/test_parity.py ran it
 ENVIRONMENT_ERROR = pytest.StashKey[str]()  # the run cannot start here: ERROR
 NOT_RUN = pytest.StashKey[str]()  # no acceptance test was run: INCOMPLETE
 RUN_ID = pytest.StashKey[tuple]()  # (run id, start time), set by the root conftest
@@ -30,50 +35,52 @@ RUN_ID = pytest.StashKey[tuple]()  # (run id, start time), set by the root conft
 _PYTEST_ABORTS = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
 
 
+def session_of(config: pytest.Config) -> AcceptanceSession:
+    """The acceptance session of this pytest run (fixtures hand it what they build)."""
+    return config.pluginmanager.get_plugin(PLUGIN_NAME).session
+
+
 class AcceptanceReport:
-    """Registered by ``acceptance/conftest.py``; one per session."""
+    """Registered by ``acceptance/conftest.py`` as :data:`PLUGIN_NAME`; one per session, holding its
+    :class:`~virnucpro_core.session.AcceptanceSession`."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.outcomes: dict[str, Outcome] = {}
-        self._context: ReportContext | None = None
+        self.session = AcceptanceSession()
+        self._roles: dict[str, tuple[str, str | None]] = {}  # node id -> (role, gate), from the test's markers
         self._sections: str | None = None
         self._title = ""
 
     # ------------------------------------------------------------------ collecting
 
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        self._roles[item.nodeid] = _role(item)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path, _, domain = report.location
         name = f"{Path(path).name}::{domain}"
-        previous = self.outcomes.get(name)
+        role, gate = self._roles.get(report.nodeid, (CHECK, None))
+        known = any(o.name == name for o in self.session.outcomes)
         if report.when == "call" or report.outcome != "passed":
             outcome = "error" if report.when != "call" and report.outcome == "failed" else report.outcome
-            self.outcomes[name] = Outcome(name, outcome, _message(report))
-        elif previous is None:
-            self.outcomes[name] = Outcome(name, "pending", "")
+            self.session.record_outcome(Outcome(name, outcome, _message(report), role, gate))
+        elif not known:
+            self.session.record_outcome(Outcome(name, "pending", "", role, gate))
 
-    def context(self) -> ReportContext:
-        if self._context is None:
-            stash = self.config.stash
-            run_id, started = stash.get(RUN_ID, ("", ""))
-            self._context = ReportContext(
-                settings=stash.get(SETTINGS, None),
-                run=stash.get(RUN, None),
-                timings=stash.get(TIMINGS, {}),
-                parity=stash.get(PARITY, None),
-                outcomes=list(self.outcomes.values()),
-                environment_error=stash.get(ENVIRONMENT_ERROR, None),
-                not_run=stash.get(NOT_RUN, None),
-                run_id=run_id,
-                started=started,
-            )
-        return self._context
+    def context(self) -> AcceptanceSession:
+        """The session, with what the configuration knows: settings, run id, why nothing could run here."""
+        stash, session = self.config.stash, self.session
+        session.run_id, session.started = stash.get(RUN_ID, ("", ""))
+        if session.settings is None:
+            session.settings = stash.get(SETTINGS, None)
+        session.environment_error = stash.get(ENVIRONMENT_ERROR, None)
+        session.not_run = stash.get(NOT_RUN, None)
+        return session
 
     # ------------------------------------------------------------------ deciding and writing
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self._context = None  # every outcome is in now
         context = self.context()
         verdict = decide_verdict(context)
         allow = bool(self.config.getoption("--allow-incomplete"))
@@ -118,6 +125,22 @@ class AcceptanceReport:
     def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
         run_id, started = config.stash.get(RUN_ID, ("", ""))
         output_json["virnucpro_run"] = {"id": run_id, "started": started}
+
+
+def _role(item: pytest.Item) -> tuple[str, str | None]:
+    """What a test is to the verdict, from its markers: ``(role, gate)``."""
+    marker = item.get_closest_marker("gate")
+    if marker is not None:
+        gate = marker.args[0] if marker.args else None
+        if gate not in GATES:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.gate({gate!r}) names no gate; the gates are "
+                                    f"{', '.join(GATES)}")
+        return GATE, gate
+    if item.get_closest_marker("parity") is not None:
+        return PARITY, None
+    if item.get_closest_marker("evidence") is not None:
+        return EVIDENCE, None
+    return CHECK, None
 
 
 def _message(report: pytest.TestReport) -> str:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from virnucpro_core.gates import ACCURACY
 from virnucpro_core.validation import EMBEDDERS
 
 REQUIRED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -24,7 +25,10 @@ def test_metrics_present_and_finite(evaluations, embedder):
     )
 
 
-def test_accuracy_gate(comparison):
-    if not comparison.passed:
-        steps = "".join(f"\n  - {step}" for step in comparison.next_steps)
-        pytest.fail(f"accuracy gate {comparison.reason}" + (f"\nnext steps:{steps}" if steps else ""), pytrace=False)
+@pytest.mark.gate(ACCURACY)
+def test_accuracy_gate(comparison, acceptance):
+    """Decides the accuracy gate: the library measures it from the comparison; this asserts on that result."""
+    gate = acceptance.measure(ACCURACY)
+    assert gate is not None and gate.measured == comparison.accuracy_drop, "the gate is measured from the comparison"
+    if not gate.passed:
+        pytest.fail(gate.failure, pytrace=False)

@@ -1,7 +1,7 @@
 """Evidence beside the gate: other splits, groups, calibration, verdict levels.
 
-These tests check that the evidence was built and is consistent; their outcomes
-never change the verdict or the exit status (virnucpro_core.verdict.EVIDENCE_TESTS).
+These tests check that the evidence was built and is consistent; they are marked
+``evidence``, so their outcomes never change the verdict or the exit status.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from virnucpro_core.clusters import mmseqs_missing
+
+pytestmark = pytest.mark.evidence
 
 
 def test_every_split_has_a_row(evidence):

@@ -21,13 +21,12 @@ from virnucpro_core.models import STANDIN_MARKER, model_directory
 from virnucpro_core.parity import FAILED, NOT_RUN, fastesm_parity
 from virnucpro_core.validation import EMBEDDERS, MODEL_OPTIONS
 
-from acceptance import report_plugin
-
 FAST = EMBEDDERS["fast"]
 
 
 @pytest.mark.gpu
-def test_fastesm_matches_its_own_code(run, settings, pytestconfig, terminal):
+@pytest.mark.parity
+def test_fastesm_matches_its_own_code(run, settings, acceptance, terminal):
     if settings.weights != "pretrained":
         pytest.skip(f"--weights {settings.weights}: no real FastESM2 snapshot to compare with its own code "
                     "(pass --weights pretrained and --fast-model DIR)")
@@ -43,7 +42,7 @@ def test_fastesm_matches_its_own_code(run, settings, pytestconfig, terminal):
             result = fastesm_parity(directory, device=run.device())
     except VirNucProError as error:  # our own loader refuses the snapshot: the extraction stage would too
         pytest.fail(f"FastESM2 parity: our loader refuses {directory}: {error}", pytrace=False)
-    pytestconfig.stash[report_plugin.PARITY] = result
+    acceptance.parity = result
     terminal.line(f"FastESM2 parity {result.summary()}")
     if result.status == NOT_RUN:
         pytest.skip(f"FastESM2 parity not run: {result.reason}")

@@ -21,6 +21,7 @@ from virnucpro_core.gates import (
     speed_gate,
 )
 from virnucpro_core.metrics import Predictions
+from virnucpro_core.session import AcceptanceSession, Outcome
 
 
 def timing(embedder: str, seconds: float, pairing: str = "as-deployed") -> TimingResult:
@@ -100,13 +101,27 @@ def test_a_result_round_trips_through_its_file(tmp_path):
 
 @pytest.mark.parametrize(("outcome", "status", "reason"), [
     (None, "not run", "its test was not run (deselected?)"),
-    (("skipped", "no CUDA GPU\nmore"), "not run", "no CUDA GPU"),
-    (("pending", ""), "error", "its test started but did not finish"),
-    (("error", "Failed: stage 'split' failed: x"), "error", "stage 'split' failed: x"),
-    (("failed", "assert shape"), "error", "assert shape"),
-    (("passed", ""), "passed", "time ratio 0.200 ≤ limit 0.5: PASS"),
+    (Outcome.deciding(SPEED, "skipped", "no CUDA GPU\nmore"), "not run", "no CUDA GPU"),
+    (Outcome.deciding(SPEED, "pending"), "error", "its test started but did not finish"),
+    (Outcome.deciding(SPEED, "error", "Failed: stage 'split' failed: x"), "error", "stage 'split' failed: x"),
+    (Outcome.deciding(SPEED, "failed", "assert shape"), "error", "assert shape"),
+    (Outcome.deciding(SPEED, "passed"), "passed", "time ratio 0.200 ≤ limit 0.5: PASS"),
 ], ids=["deselected", "skipped", "pending", "errored", "contradicts", "agrees"])
 def test_a_measurement_stands_only_when_its_test_agrees(outcome, status, reason):
-    outcome = SimpleNamespace(outcome=outcome[0], message=outcome[1]) if outcome else None
     gate = settle(SPEED, speed_gate(timings(0.2), 0.5), outcome)
     assert gate.status == status and gate.reason.startswith(reason), gate
+
+
+def test_the_session_measures_each_gate_once_from_what_it_was_handed():
+    settings = SimpleNamespace(max_time_ratio=0.4)
+    session = AcceptanceSession(settings=settings)
+    assert session.measure(ACCURACY) is None, "no comparison yet"
+    assert session.measure(SPEED).status == "error"
+    session.record_timing("as-deployed", "fast", timing("fastesm2_650", 0.45))
+    session.record_timing("as-deployed", "baseline", timing("esm2_3b", 1.0))
+    first = session.measure(SPEED)
+    assert first.status == "failed" and first.limit == 0.4, "the limit is the settings'"
+    assert session.measure(SPEED) is first, "measured once"
+    assert session.gate(SPEED).status == "not run", "no test decided it"
+    session.record_outcome(Outcome.deciding(SPEED, "failed", first.failure, name="test_x.py::test_y"))
+    assert session.gate(SPEED) is first

@@ -16,20 +16,22 @@ from html_checks import report_problems, visible_text
 from virnucpro_core import acceptance_report
 from virnucpro_core.html_report import PALETTE, _prose, contrast_ratio, render_sections
 from virnucpro_core.split import Leakage, SplitSummary
+from virnucpro_core.gates import ACCURACY, SPEED
+from virnucpro_core.session import AcceptanceSession, Outcome
 from virnucpro_core.validation import RunResults
-from virnucpro_core.verdict import GATES, Outcome, ReportContext, decide_verdict
+from virnucpro_core.verdict import decide_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def context(outcomes, profile="smoke", weights="random") -> ReportContext:
+def context(outcomes, profile="smoke", weights="random") -> AcceptanceSession:
     settings = SimpleNamespace(profile=profile, weights=weights, size="tiny", seed=42, viral=(), host=(),
                                max_accuracy_drop=0.05, max_time_ratio=0.5)
-    return ReportContext(settings=settings, run=None, timings={}, outcomes=outcomes, run_id="20261202T000000Z-abc123",
-                         started="2026-12-02T00:00:00+00:00")
+    return AcceptanceSession(settings=settings, run=None, timings={}, outcomes=outcomes,
+                             run_id="20261202T000000Z-abc123", started="2026-12-02T00:00:00+00:00")
 
 
-def sections(ctx: ReportContext) -> BeautifulSoup:
+def sections(ctx: AcceptanceSession) -> BeautifulSoup:
     return BeautifulSoup(render_sections(ctx, decide_verdict(ctx), exit_code=11), "html.parser")
 
 
@@ -51,8 +53,8 @@ def test_contrast_ratio_matches_wcag_examples():
 
 
 def test_verdict_comes_first_then_the_smoke_notice():
-    soup = sections(context([Outcome(GATES["accuracy"], "skipped", "no weights"),
-                             Outcome(GATES["speed"], "skipped", "no GPU")]))
+    soup = sections(context([Outcome.deciding(ACCURACY, "skipped", "no weights"),
+                             Outcome.deciding(SPEED, "skipped", "no GPU")]))
     first = soup.find("section")
     assert first["id"] == "vnp-verdict" and first.h2.get_text() == "Verdict: INCOMPLETE (smoke profile)"
     assert "20261202T000000Z-abc123" in first.get_text() and "exit status 11" in first.get_text()
@@ -70,8 +72,7 @@ def test_leakage_is_a_warning_that_says_what_it_means():
                       chunk_fraction=0.4)
     summary = SplitSummary("abcdef0123456789", 42, "sample", 0.1, "round half up", {}, [], {}, leakage, [])
     split = SimpleNamespace(summary=summary)
-    ctx = ReportContext(settings=None, run=SimpleNamespace(results=RunResults(splits={"fast": split})), timings={},
-                        outcomes=[])
+    ctx = AcceptanceSession(run=SimpleNamespace(results=RunResults(splits={"fast": split})))
     warning = acceptance_report.split_report(ctx).leakage_warning
     assert "10 of 10 test samples (100.0%)" in warning and "4 (40.0%) share a chunk" in warning
     assert "optimistic" in warning, "the warning says what leakage means for the accuracy figures"
@@ -93,7 +94,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.stash[report_plugin.RUN_ID] = new_run_id()
-    config.pluginmanager.register(report_plugin.AcceptanceReport(config), "virnucpro-acceptance-report")
+    config.pluginmanager.register(report_plugin.AcceptanceReport(config), report_plugin.PLUGIN_NAME)
 '''
 
 

@@ -174,7 +174,9 @@ def test_another_model_allowed_is_named_in_the_verdict_banner_and_environment(tm
     from virnucpro_core import acceptance_report
     from virnucpro_core.html_report import render_sections
     from virnucpro_core.models import write_standin
-    from virnucpro_core.verdict import GATES, Outcome, ReportContext, decide_verdict
+    from virnucpro_core.gates import ACCURACY, SPEED
+    from virnucpro_core.session import AcceptanceSession, Outcome
+    from virnucpro_core.verdict import decide_verdict
 
     directory = write_standin("fastesm2_650", "tiny", tmp_path / "esm", seed=42)
     config = json.loads((directory / "config.json").read_text())
@@ -193,8 +195,8 @@ def test_another_model_allowed_is_named_in_the_verdict_banner_and_environment(tm
               '4 heads, vocabulary 33; differs in model_type "esm" (expected "fast_esm")')
     assert run.other_model_reason() == reason
 
-    outcomes = [Outcome(GATES["accuracy"], "skipped", "no GPU"), Outcome(GATES["speed"], "skipped", "no GPU")]
-    ctx = ReportContext(settings=settings, run=run, timings={}, outcomes=outcomes, run_id="r", started="s")
+    outcomes = [Outcome.deciding(ACCURACY, "skipped", "no GPU"), Outcome.deciding(SPEED, "skipped", "no GPU")]
+    ctx = AcceptanceSession(settings=settings, run=run, timings={}, outcomes=outcomes, run_id="r", started="s")
     assert ctx.other_model == reason
     assert acceptance_report.notice(ctx).endswith(
         "Another model was validated (--allow-other-model): the figures below describe it, not the model it stood in "

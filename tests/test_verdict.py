@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from virnucpro_core.benchmark import TimingResult
+from virnucpro_core.gates import ACCURACY as ACCURACY_GATE
+from virnucpro_core.gates import SPEED as SPEED_GATE
 from virnucpro_core.parity import ParityResult
+from virnucpro_core.session import EVIDENCE, PARITY, AcceptanceSession, Outcome
 from virnucpro_core.validation import RunResults
-from virnucpro_core.verdict import EXIT_CODES, GATES, PARITY_STEP, PARITY_TEST, Outcome, ReportContext, decide_verdict
+from virnucpro_core.verdict import EXIT_CODES, PARITY_STEP, decide_verdict
 
-ACCURACY, SPEED = GATES["accuracy"], GATES["speed"]
+ROOT = Path(__file__).resolve().parents[1]
+# The names the reports show; the verdict finds each test by the role its markers give it, never by these.
+ACCURACY, SPEED = "test_accuracy.py::test_accuracy_gate", "test_speed.py::test_speed_gate"
+PARITY_TEST = "test_parity.py::test_fastesm_matches_its_own_code"
 
 
 def timing(embedder: str, seconds: float, device: str = "cuda:0") -> TimingResult:
@@ -20,8 +31,12 @@ def timing(embedder: str, seconds: float, device: str = "cuda:0") -> TimingResul
 
 
 def comparison(passed: bool):
+    """The part of a Comparison the accuracy gate is measured from."""
     reason = "accuracy drop 0.01 < limit 0.05: PASS" if passed else "accuracy drop 0.09 ≥ limit 0.05: FAIL"
-    return SimpleNamespace(passed=passed, reason=reason, next_steps=["Check the FastESM2_650 weights."])
+    return SimpleNamespace(passed=passed, reason=reason, next_steps=["Check the FastESM2_650 weights."],
+                           accuracy_drop=0.01 if passed else 0.09, max_accuracy_drop=0.05, drop_ci=None,
+                           fast=SimpleNamespace(accuracy=0.9), baseline=SimpleNamespace(accuracy=0.91), n=100,
+                           paired=True, confidence_level=0.95, baseline_source="per-sample predictions")
 
 
 class Run:
@@ -43,7 +58,7 @@ def parity_result(status="passed", reason="min cosine 0.999998 ≥ 0.999 over 48
 
 
 def context(outcomes, *, profile="full", weights="pretrained", ratio=0.25, compared=True, passed=True,
-            parity="passed", other_model=None, **extra) -> ReportContext:
+            parity="passed", other_model=None, **extra) -> AcceptanceSession:
     """``parity``: the stashed ParityResult's status (None: none stashed, as when its test skipped before running)."""
     settings = SimpleNamespace(profile=profile, weights=weights, size="full", max_accuracy_drop=0.05,
                                max_time_ratio=0.5)
@@ -51,14 +66,15 @@ def context(outcomes, *, profile="full", weights="pretrained", ratio=0.25, compa
                                         ("as-deployed", "baseline"): timing("esm2_3b", 1.0)}
     run = Run(other_model, comparison(passed) if compared else None)
     result = parity_result() if parity == "passed" else parity
-    return ReportContext(settings=settings, run=run, timings=timings, outcomes=outcomes, parity=result, **extra)
+    return AcceptanceSession(settings=settings, run=run, timings=timings, outcomes=outcomes, parity=result, **extra)
 
 
 def both(accuracy="passed", speed="passed", accuracy_message="", speed_message="", parity="passed",
          parity_message=""):
     """The two gates' outcomes and the parity check's (``parity=None``: its test was not run)."""
-    outcomes = [Outcome(ACCURACY, accuracy, accuracy_message), Outcome(SPEED, speed, speed_message)]
-    return outcomes if parity is None else [*outcomes, Outcome(PARITY_TEST, parity, parity_message)]
+    outcomes = [Outcome.deciding(ACCURACY_GATE, accuracy, accuracy_message, name=ACCURACY),
+                Outcome.deciding(SPEED_GATE, speed, speed_message, name=SPEED)]
+    return outcomes if parity is None else [*outcomes, Outcome(PARITY_TEST, parity, parity_message, PARITY)]
 
 
 def test_pass_needs_both_gates_measured_within_their_limits():
@@ -183,9 +199,10 @@ def test_exit_codes_are_distinct_and_clear_of_pytests_own(status):
 
 
 EVIDENCE_OUTCOMES = [
-    Outcome("test_generalisation.py::test_extra_splits_ran", "failed", "cluster split: mmseqs exited with status 1"),
-    Outcome("test_generalisation.py::test_calibration_is_reported", "error", "stage 'evidence' failed"),
-    Outcome("test_generalisation.py::test_groups_are_reported", "passed", ""),
+    Outcome("test_generalisation.py::test_extra_splits_ran", "failed", "cluster split: mmseqs exited with status 1",
+            EVIDENCE),
+    Outcome("test_generalisation.py::test_calibration_is_reported", "error", "stage 'evidence' failed", EVIDENCE),
+    Outcome("test_generalisation.py::test_groups_are_reported", "passed", "", EVIDENCE),
 ]
 
 
@@ -290,8 +307,78 @@ def test_parity_does_not_change_the_verdict_without_pretrained_weights_in_the_fu
     ratio = 0.9 if status == "FAIL" else 0.25
     with_parity = decide_verdict(context(outcomes, profile=profile, weights=weights, ratio=ratio))
     why = f"--weights {weights}: no real FastESM2 snapshot to compare with its own code"
-    skipped = [Outcome(PARITY_TEST, "skipped", why) if o.name == PARITY_TEST else o for o in outcomes]
+    skipped = [Outcome(PARITY_TEST, "skipped", why, PARITY) if o.role == PARITY else o for o in outcomes]
     without = decide_verdict(context(skipped, profile=profile, weights=weights, ratio=ratio, parity=None))
     assert without.status == with_parity.status == status
     assert (without.reasons, without.next_steps) == (with_parity.reasons, with_parity.next_steps)
     assert not any("parity" in r for r in without.reasons), without.reasons
+
+
+# ---------------------------------------------------------------------------- gates found by marker, not by name
+
+
+def test_the_verdict_never_reads_a_tests_name():
+    """Renamed gate tests decide their gates as before; a test named like a gate test but unmarked decides none."""
+    renamed = [Outcome.deciding(ACCURACY_GATE, "passed", name="test_a.py::test_anything"),
+               Outcome.deciding(SPEED_GATE, "failed", "too slow", name="test_b.py::test_whatever"),
+               Outcome(PARITY_TEST.replace("fastesm", "x"), "passed", "", PARITY)]
+    assert decide_verdict(context(renamed, ratio=0.7)).reasons == decide_verdict(context(both(speed="failed"),
+                                                                                         ratio=0.7)).reasons
+    unmarked = [Outcome(ACCURACY, "passed"), Outcome(SPEED, "passed"), Outcome(PARITY_TEST, "passed")]
+    verdict = decide_verdict(context(unmarked))
+    assert verdict.status == "INCOMPLETE" and [g.status for g in verdict.gates] == ["not run", "not run"]
+    assert "accuracy gate not run: its test was not run (deselected?)" in verdict.reasons
+
+
+PLUGIN_CONFTEST = '''
+from acceptance import report_plugin
+
+
+def pytest_addoption(parser):
+    parser.addoption("--allow-incomplete", action="store_true")
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(report_plugin.AcceptanceReport(config), report_plugin.PLUGIN_NAME)
+'''
+MARKED_TESTS = '''
+import pytest
+
+
+@pytest.mark.gate("accuracy")
+def test_first_renamed():
+    pytest.fail("stage 'compare' failed: no such file x.pt", pytrace=False)
+
+
+@pytest.mark.gate("speed")
+def test_second_renamed():
+    pytest.skip("no CUDA GPU here")
+
+
+@pytest.mark.evidence
+def test_extra():
+    assert False, "evidence never counts"
+'''
+
+
+@pytest.mark.parametrize("select", [[], ["-k", "not first"]], ids=["all", "accuracy-deselected"])
+def test_the_plugin_gives_each_test_the_role_of_its_marker(tmp_path, select):
+    """A real pytest session: the gates are the marked tests, whatever their names; a deselected gate is not run."""
+    (tmp_path / "conftest.py").write_text(PLUGIN_CONFTEST)
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers\nmarkers =\n    gate(name): g\n"
+                                         "    evidence: e\n    parity: p\n")
+    (tmp_path / "test_marked.py").write_text(MARKED_TESTS)
+    html = tmp_path / "reports" / "acceptance.html"
+    run = subprocess.run([sys.executable, "-m", "pytest", "test_marked.py", "-q", "-p", "no:cacheprovider", "--html",
+                          str(html), *select], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    report = json.loads((html.parent / "acceptance.json").read_text())
+    gates = report["verdict"]["gates"]
+    assert gates["speed"] == {"state": "not run", "detail": "no CUDA GPU here"}, (gates, run.stdout[-2000:])
+    if select:
+        assert gates["accuracy"] == {"state": "not run", "detail": "its test was not run (deselected?)"}, gates
+        assert report["verdict"]["status"] == "INCOMPLETE" and run.returncode == 11, run.stdout[-2000:]
+    else:
+        assert gates["accuracy"] == {"state": "error", "detail": "stage 'compare' failed: no such file x.pt"}, gates
+        assert report["verdict"]["status"] == "ERROR" and run.returncode == 12, run.stdout[-2000:]
+    assert not any("evidence never counts" in reason for reason in report["verdict"]["reasons"])

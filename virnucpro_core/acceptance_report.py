@@ -21,7 +21,9 @@ from typing import Any
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.report import Table, drop_table, length_table, markdown_table, metrics_table, split_table
-from virnucpro_core.verdict import EXIT_CODES, ReportContext, Verdict, unless_unreadable
+from virnucpro_core.gates import ACCURACY, SPEED, SPEED_PAIRING
+from virnucpro_core.session import AcceptanceSession, unless_unreadable
+from virnucpro_core.verdict import EXIT_CODES, Verdict
 
 SMOKE_NOTICE = (
     "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
@@ -67,7 +69,7 @@ def remove_previous_reports(paths: ReportPaths, html: Path | None = None) -> lis
 # ---------------------------------------------------------------------------- tables
 
 
-def environment_rows(ctx: ReportContext) -> list[tuple[str, str]]:
+def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
     """Run, settings, machine, commit and every loaded model with its weights and vocabulary."""
     from virnucpro_core.benchmark import machine_info
     from virnucpro_core.models import describe_identity, identity_records
@@ -113,7 +115,7 @@ def _describe_inputs(paths, shown: int = 4) -> str:
     return f"{len(paths)} files: " + ", ".join(f"{n} in {folder}" for folder, n in folders.items())
 
 
-def _weights_row(ctx: ReportContext) -> str:
+def _weights_row(ctx: AcceptanceSession) -> str:
     settings = ctx.settings
     if ctx.run is not None and unless_unreadable(ctx.run.has_merged_inputs, False):
         row = f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
@@ -145,7 +147,7 @@ class SplitReport:
     leakage_warning: str | None
 
 
-def split_report(ctx: ReportContext) -> SplitReport | None:
+def split_report(ctx: AcceptanceSession) -> SplitReport | None:
     split = ctx.results.split if ctx.results is not None else None
     if split is None:
         return None
@@ -174,7 +176,7 @@ TRAINING_TEXT = ("VirNucPro's hyperparameters for both: 512 hidden, BatchNorm, d
                  "final weights are evaluated.")
 
 
-def training_table(ctx: ReportContext) -> Table | None:
+def training_table(ctx: AcceptanceSession) -> Table | None:
     trained = ctx.results.trained if ctx.results is not None else {}
     rows = [[EMBEDDER_NAMES[e], str(t.final.meta.input_dim), str(len(t.history.epochs)), str(t.history.best_epoch),
              f"{t.history.best_val_loss:.4f}", t.history.stop_reason]
@@ -182,6 +184,11 @@ def training_table(ctx: ReportContext) -> Table | None:
     if not rows:
         return None
     return ["protein model", "input dim", "epochs", "best epoch", "best validation loss", "stopped by"], rows
+
+
+def accuracy_headline(ctx: AcceptanceSession) -> str:
+    """The accuracy section's first line: the accuracy gate's sentence (metric, drop, CI, limit, verdict)."""
+    return ctx.measure(ACCURACY).reason
 
 
 def accuracy_gate_table(comparison: Any) -> Table:
@@ -197,7 +204,7 @@ def accuracy_gate_table(comparison: Any) -> Table:
     return ["quantity", "value"], rows
 
 
-def speed_protocol(ctx: ReportContext) -> str:
+def speed_protocol(ctx: AcceptanceSession) -> str:
     first = next(iter(ctx.timings.values()))
     on_gpu = first.device.startswith("cuda")
     clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
@@ -212,7 +219,7 @@ def speed_protocol(ctx: ReportContext) -> str:
             "were extracted the same way). Like-for-like (shown, not gated): both with FastESM2's settings.")
 
 
-def speed_timing_table(ctx: ReportContext) -> Table:
+def speed_timing_table(ctx: AcceptanceSession) -> Table:
     on_gpu = any(t.peak_memory_bytes for t in ctx.timings.values())
     header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "proteins per s"]
     if on_gpu:
@@ -227,18 +234,19 @@ def speed_timing_table(ctx: ReportContext) -> Table:
     return header, rows
 
 
-def speed_ratio_table(ctx: ReportContext) -> Table:
-    limit = getattr(ctx.settings, "max_time_ratio", 0.5)
+def speed_ratio_table(ctx: AcceptanceSession) -> Table:
+    """Each pairing's time ratio; the gated one with the speed gate's limit and result."""
     rows = []
-    for pairing in ("as-deployed", "like-for-like"):
-        fast, base = ctx.timings.get((pairing, "fast")), ctx.timings.get((pairing, "baseline"))
-        if fast and base:
-            ratio = fast.mean_s / base.mean_s
-            if pairing == "as-deployed":
-                rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", f"≤ {limit:g}",
-                             "PASS" if ratio <= limit else "FAIL"])
-            else:
-                rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", "not gated", "context only"])
+    for pairing in (SPEED_PAIRING, "like-for-like"):
+        ratio = ctx.time_ratio(pairing)
+        if ratio is None:
+            continue
+        gate = ctx.measure(SPEED) if pairing == SPEED_PAIRING else None
+        if gate is not None and gate.was_measured:
+            rows.append([pairing, f"{gate.measured:.3f}", f"{1 / gate.measured:.2f}×", f"{gate.relation} {gate.limit:g}",
+                         gate.result])
+        else:
+            rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", "not gated", "context only"])
     return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
 
 
@@ -335,14 +343,14 @@ def generalisation_markdown(evidence: Any) -> list[str]:
     return lines
 
 
-def stage_table(ctx: ReportContext) -> Table | None:
+def stage_table(ctx: AcceptanceSession) -> Table | None:
     if ctx.run is None or not ctx.run.stages:
         return None
     return ["stage", "status", "seconds"], [[s.stage, "reused" if s.reused else "built", f"{s.seconds:.1f}"]
                                             for s in ctx.run.stages]
 
 
-def notice(ctx: ReportContext) -> str | None:
+def notice(ctx: AcceptanceSession) -> str | None:
     """The banner under the verdict: smoke profile or random weights, and another model (``--allow-other-model``)."""
     notices = [SMOKE_NOTICE if ctx.smoke else RANDOM_NOTICE if ctx.random_weights else None]
     if ctx.other_model:
@@ -353,7 +361,7 @@ def notice(ctx: ReportContext) -> str | None:
 # ---------------------------------------------------------------------------- markdown and JSON
 
 
-def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths, *, allow_incomplete: bool = False,
+def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPaths, *, allow_incomplete: bool = False,
                        finished: str = "") -> list[Path]:
     """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``."""
     from virnucpro_core import report as text_report
@@ -376,7 +384,7 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
         text_report.write_markdown(comparison, detail, split_summary=split.summary.to_dict() if split else None,
                                    provenance=model_provenance(ctx), run=run_line)
         written.append(detail)
-        lines += ["## Accuracy", "", comparison.reason, "", DROP_DEFINITION, ""]
+        lines += ["## Accuracy", "", accuracy_headline(ctx), "", DROP_DEFINITION, ""]
         lines += markdown_table(accuracy_gate_table(comparison)) + [""]
         lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
     ratios = speed_ratio_table(ctx)
@@ -426,12 +434,12 @@ def write_side_reports(ctx: ReportContext, verdict: Verdict, paths: ReportPaths,
     return [paths.markdown, paths.json, *written]
 
 
-def _test_set_dict(ctx: ReportContext) -> dict | None:
+def _test_set_dict(ctx: AcceptanceSession) -> dict | None:
     split = ctx.results.split if ctx.results is not None else None
     return split.summary.to_dict() if split is not None else None
 
 
-def _training_dict(ctx: ReportContext) -> dict:
+def _training_dict(ctx: AcceptanceSession) -> dict:
     out = {}
     for embedder, name in EMBEDDER_NAMES.items():
         trained = ctx.results.trained.get(embedder) if ctx.results is not None else None
@@ -444,7 +452,7 @@ def _training_dict(ctx: ReportContext) -> dict:
     return out
 
 
-def model_provenance(ctx: ReportContext) -> dict:
+def model_provenance(ctx: AcceptanceSession) -> dict:
     """Each loaded model's provenance, keyed ``name (dtype)``."""
     if ctx.run is None:
         return {}

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from virnucpro_core import acceptance_report as data
 from virnucpro_core.report import Table, metrics_table
-from virnucpro_core.verdict import ReportContext, Verdict
+from virnucpro_core.session import AcceptanceSession
+from virnucpro_core.verdict import Verdict
 
 # (text, background) colour pairs we set; tests check each reaches a 4.5:1 contrast ratio.
 PALETTE = {
@@ -88,7 +89,7 @@ def _section(section_id: str, title: str, *parts: str) -> str:
     return f'<section id="vnp-{section_id}"><h2>{html.escape(title)}</h2>{"".join(parts)}</section>'
 
 
-def figures(ctx: ReportContext) -> dict[str, bytes]:
+def figures(ctx: AcceptanceSession) -> dict[str, bytes]:
     """PNG figures of whatever stages finished."""
     from virnucpro_core import figures as fig
 
@@ -121,7 +122,7 @@ def figures(ctx: ReportContext) -> dict[str, bytes]:
     return out
 
 
-def render_sections(ctx: ReportContext, verdict: Verdict, *, exit_code: int | None = None) -> str:
+def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int | None = None) -> str:
     """Our part of the page, in reading order, verdict first."""
     pictures = figures(ctx)
     status_line = f"Run {ctx.run_id}, started {ctx.started} UTC" + (
@@ -141,7 +142,7 @@ def render_sections(ctx: ReportContext, verdict: Verdict, *, exit_code: int | No
     results = ctx.results
     comparison = results.comparison if results is not None else None
     if comparison is not None:
-        body = [f"<p><b>{_prose(comparison.reason)}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
+        body = [f"<p><b>{_prose(data.accuracy_headline(ctx))}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
                 _table(data.accuracy_gate_table(comparison)), _table(metrics_table(comparison))]
         body += [_img(t, pictures[t]) for t in ("confusion matrices", "ROC and PR curves") if t in pictures]
         parts.append(_section("accuracy", "Accuracy", *body))
@@ -227,7 +228,7 @@ def finish_html(path: str | Path, sections: str, *, title: str) -> None:
     atomic_write_text(path, page)
 
 
-def page_title(ctx: ReportContext, verdict: Verdict) -> str:
+def page_title(ctx: AcceptanceSession, verdict: Verdict) -> str:
     if ctx.smoke:
         return f"SMOKE PROFILE — VirNucPro FastESM2_650 acceptance — {verdict.status} (does not validate FastESM2_650)"
     return f"VirNucPro FastESM2_650 acceptance — {verdict.status} — {ctx.profile} profile"

@@ -26,6 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from virnucpro_core.gates import ERROR as GATE_ERROR
+from virnucpro_core.gates import FAILED, NOT_RUN, GateResult, first_line
+from virnucpro_core.session import GATE, AcceptanceSession
+
 PASS, FAIL, INCOMPLETE, ERROR = "PASS", "FAIL", "INCOMPLETE", "ERROR"
 EXIT_CODES = {PASS: 0, FAIL: 10, INCOMPLETE: 11, ERROR: 12}
 MEANINGS = {
@@ -36,120 +40,19 @@ MEANINGS = {
     "with --allow-incomplete",
     ERROR: "the suite, its environment or its inputs broke (a failed stage or check, --require-gpu without a GPU)",
 }
-# The tests that decide each gate.
-GATES = {"accuracy": "test_accuracy.py::test_accuracy_gate", "speed": "test_speed.py::test_speed_gate"}
-# FastESM2 parity (acceptance/test_parity.py): not a gate, but a full-profile PASS on pretrained weights needs it to
+# FastESM2 parity (the test marked ``parity``): not a gate, but a full-profile PASS on pretrained weights needs it to
 # have run and passed; otherwise nothing says the features both gates judged are the model's.
-PARITY_TEST = "test_parity.py::test_fastesm_matches_its_own_code"
 PARITY_FIX = ("give --fast-model DIR with the real Synthyra/FastESM2_650 snapshot including its modeling_fastesm.py "
               "(`hf download Synthyra/FastESM2_650 --local-dir DIR`), and `make install` for the modules its code "
               "imports")
 PARITY_STEP = ("Run the parity check alone until it passes: `python tools/fastesm_parity.py DIR --device cuda` (exit "
                "0: passed, 3: not run, with the reason); then rerun the suite with --fast-model DIR: finished stages "
                "are reused.")
-# Evidence beside the gate (extra splits, groups, calibration): its tests never change the verdict or exit status.
-EVIDENCE_TESTS = "test_generalisation.py::"
-SPEED_NEXT_STEPS = [
-    "Check that the GPU was idle and the same for both models (see Environment).",
-    "Compare the like-for-like pair: if it passes, the difference comes from dtype or batching, not the model.",
-    "Raise --bench-sample for steadier timings, or profile the extractor with benchmarks/extract_throughput.py.",
-]
 OTHER_MODEL_STEP = ("For a verdict on FastESM2_650 against ESM2 3B, rerun without --allow-other-model, with "
                     "--fast-model / --baseline-model / --dna-model at copies of Synthyra/FastESM2_650, "
                     "facebook/esm2_t36_3B_UR50D and zhihan1996/DNABERT-S (or those models in the Hugging Face cache).")
 FULL_RUN = ("pytest acceptance/ -m gpu --require-gpu --profile full --viral VIRAL.fasta --host HOST.fasta "
             "on a GPU runner with the three models in the Hugging Face cache")
-
-
-@dataclass
-class Outcome:
-    """One test's result as the report shows it."""
-
-    name: str
-    outcome: str  # passed, failed, error, skipped, pending
-    message: str = ""
-
-
-@dataclass
-class ReportContext:
-    """Everything the verdict and the reports read, gathered once at the end of the session.
-
-    Attributes:
-        settings: the run's :class:`~virnucpro_core.settings.Settings` (None if the options were bad).
-        run: the :class:`~virnucpro_core.validation.ValidationRun` (None if no stage was asked for).
-        timings: ``(pairing, embedder) → TimingResult`` of the speed tests.
-        outcomes: every test's outcome.
-        environment_error: why the run could not start on this machine (an ERROR), e.g. --require-gpu without CUDA.
-        not_run: why no acceptance test was run at all (an INCOMPLETE), e.g. ``-m gpu`` without CUDA.
-        parity: the FastESM2 parity check's :class:`~virnucpro_core.parity.ParityResult`, when it ran.
-        run_id: this run's id, written into every report file.
-        started: when the run started (ISO 8601, UTC).
-    """
-
-    settings: Any
-    run: Any
-    timings: dict
-    outcomes: list[Outcome]
-    environment_error: str | None = None
-    not_run: str | None = None
-    parity: Any = None
-    run_id: str = ""
-    started: str = ""
-
-    @property
-    def results(self) -> Any:
-        """The run's finished stages (:class:`~virnucpro_core.validation.RunResults`), or None without a run."""
-        return getattr(self.run, "results", None)
-
-    def outcome(self, suffix: str) -> Outcome | None:
-        matches = [o for o in self.outcomes if o.name.endswith(suffix) or o.name.split("[")[0].endswith(suffix)]
-        return matches[0] if matches else None
-
-    @property
-    def profile(self) -> str:
-        return getattr(self.settings, "profile", "unknown")
-
-    @property
-    def smoke(self) -> bool:
-        return self.profile == "smoke"
-
-    @property
-    def random_weights(self) -> str | None:
-        """Why this run's accuracy cannot validate FastESM2 (random weights in the options or the inputs), or None."""
-        if self.run is not None:
-            return unless_unreadable(self.run.random_weights_reason, None)
-        return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
-
-    @property
-    def other_model(self) -> str | None:
-        """Why this run validated another model than the registry's (``--allow-other-model``), or None."""
-        return unless_unreadable(self.run.other_model_reason, None) if self.run is not None else None
-
-    def speed_ratio(self) -> tuple[float, Any, Any] | None:
-        """``(ratio, fast timing, baseline timing)`` of the gated as-deployed pair, when both were timed."""
-        fast, baseline = self.timings.get(("as-deployed", "fast")), self.timings.get(("as-deployed", "baseline"))
-        if fast is None or baseline is None:
-            return None
-        return fast.mean_s / baseline.mean_s, fast, baseline
-
-
-def unless_unreadable(call, default):
-    """``call()``, or ``default`` when the run's inputs cannot be read (the tests that read them report it)."""
-    from virnucpro_core.errors import VirNucProError
-
-    try:
-        return call()
-    except VirNucProError:
-        return default
-
-
-@dataclass
-class GateResult:
-    """What one gate came to: ``passed`` / ``failed`` (measured) or ``error`` / ``not run`` (not measured)."""
-
-    gate: str
-    state: str
-    sentence: str
 
 
 @dataclass
@@ -186,48 +89,44 @@ class Verdict:
             "meaning": MEANINGS[self.status],
             "reasons": list(self.reasons),
             "next_steps": list(self.next_steps),
-            "gates": {g.gate: {"state": g.state, "detail": g.sentence} for g in self.gates},
+            "gates": {g.gate: {"state": g.status, "detail": g.reason} for g in self.gates},
         }
 
 
 # ---------------------------------------------------------------------------- deciding
 
 
-def decide_verdict(ctx: ReportContext) -> Verdict:
+def decide_verdict(session: AcceptanceSession) -> Verdict:
     """The run's verdict: FAIL if a gate measured beyond its limit, else ERROR if anything broke,
     else INCOMPLETE if a gate did not run or ran on stand-ins, or if the FastESM2 parity check did not run
-    and pass in the full profile with pretrained weights, else PASS."""
-    smoke = ctx.smoke
-    if ctx.environment_error:
-        return Verdict(ERROR, [ctx.environment_error], _environment_steps(ctx.environment_error), smoke)
-    if ctx.not_run:
-        return Verdict(INCOMPLETE, [ctx.not_run], [
+    and pass in the full profile with pretrained weights, else PASS.
+
+    Gates, the parity check and the evidence are found by the role their tests' markers give them
+    (:class:`~virnucpro_core.session.Outcome`), never by a test's name.
+    """
+    smoke = session.smoke
+    if session.environment_error:
+        return Verdict(ERROR, [session.environment_error], _environment_steps(session.environment_error), smoke)
+    if session.not_run:
+        return Verdict(INCOMPLETE, [session.not_run], [
             "Run the gate on a GPU runner, with --require-gpu so that a broken CUDA setup is an ERROR there.",
             "For the CPU smoke profile, run `pytest acceptance/` without -m gpu.",
         ], smoke)
-    if not [o for o in ctx.outcomes if not is_evidence(o)]:
+    if not session.counted():
         return Verdict(INCOMPLETE, ["no acceptance test ran (deselected with -k or -m?)"],
                        ["Run `pytest acceptance/` without -k; `-m gpu` selects the whole gate."], smoke)
 
-    gates = [_accuracy_gate(ctx), _speed_gate(ctx)]
-    gate_tests = set(GATES.values())
-    broken = [f"{o.name}: {_first_line(o.message).removeprefix('Failed: ')}" for o in ctx.outcomes
-              if o.outcome in ("failed", "error") and o.name.split("[")[0] not in gate_tests
-              and not is_evidence(o)]
-    measured_fail = [g for g in gates if g.state == "failed"]
-    gate_errors = [g for g in gates if g.state == "error"]
-    not_run = [g for g in gates if g.state == "not run"]
-    gate_lines = [f"{g.gate} gate{'' if g.state in ('passed', 'failed') else ' ' + g.state}: {g.sentence}"
-                  for g in gates]
-    parity = _parity_not_run(ctx)
+    gates = session.gates()
+    broken = [f"{o.name}: {first_line(o.message).removeprefix('Failed: ')}" for o in session.counted()
+              if o.outcome in ("failed", "error") and o.role != GATE]
+    measured_fail = [g for g in gates if g.status == FAILED]
+    gate_errors = [g for g in gates if g.status == GATE_ERROR]
+    not_run = [g for g in gates if g.status == NOT_RUN]
+    gate_lines = [f"{g.gate} gate{'' if g.was_measured else ' ' + g.status}: {g.reason}" for g in gates]
+    parity = _parity_not_run(session)
 
     if measured_fail:
-        steps: list[str] = []
-        comparison = ctx.results.comparison if ctx.results is not None else None
-        if any(g.gate == "accuracy" for g in measured_fail) and comparison is not None:
-            steps += list(comparison.next_steps)
-        if any(g.gate == "speed" for g in measured_fail):
-            steps += SPEED_NEXT_STEPS
+        steps = [step for g in measured_fail for step in g.next_steps]
         also = [f"also broken: {line}" for line in broken]
         if parity:
             also.append(f"also: FastESM2 parity with its own code not run ({parity}), so these features were not "
@@ -239,7 +138,7 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
             "finished stages are reused.",
         ], smoke, gates)
     # Another model than the registry's (--allow-other-model) is never a verdict on FastESM2_650.
-    other = [ctx.other_model] if ctx.other_model else []
+    other = [session.other_model] if session.other_model else []
     if not_run:
         steps = ["Give each gate that did not run what its line above says it lacks, and rerun: finished stages "
                  "are reused."]
@@ -263,15 +162,15 @@ def decide_verdict(ctx: ReportContext) -> Verdict:
     return Verdict(PASS, gate_lines, [], smoke, gates)
 
 
-def _parity_not_run(ctx: ReportContext) -> str | None:
+def _parity_not_run(session: AcceptanceSession) -> str | None:
     """Why the FastESM2 parity check did not run, in a full-profile run on pretrained weights; else None.
 
     None too when it ran and failed (or broke): its test failed, so the run is an ERROR, or a FAIL that lists it
     as "also broken".
     """
-    if ctx.profile != "full" or getattr(ctx.settings, "weights", None) != "pretrained":
+    if session.profile != "full" or getattr(session.settings, "weights", None) != "pretrained":
         return None
-    outcome, result = ctx.outcome(PARITY_TEST), ctx.parity
+    outcome, result = session.parity_outcome, session.parity
     if outcome is not None and outcome.outcome in ("failed", "error"):
         return None
     if outcome is not None and outcome.outcome == "passed" and result is not None and result.passed:
@@ -281,7 +180,7 @@ def _parity_not_run(ctx: ReportContext) -> str | None:
     if outcome is None:
         return "its test was not run (deselected?)"
     if outcome.outcome == "skipped":
-        return _first_line(outcome.message).removeprefix("FastESM2 parity not run: ") or "skipped"
+        return first_line(outcome.message).removeprefix("FastESM2 parity not run: ") or "skipped"
     if outcome.outcome == "passed":
         return "its test passed but left no passed result"
     return "its test started but did not finish"  # pending
@@ -292,48 +191,6 @@ def _parity_line(why: str) -> str:
             f"{PARITY_FIX}")
 
 
-def is_evidence(outcome: Outcome) -> bool:
-    """An outcome of the evidence beside the gate (``acceptance/test_generalisation.py``): never counted."""
-    return outcome.name.startswith(EVIDENCE_TESTS)
-
-
-def _accuracy_gate(ctx: ReportContext) -> GateResult:
-    outcome = ctx.outcome(GATES["accuracy"])
-    comparison = ctx.results.comparison if ctx.results is not None else None
-    if outcome is not None and outcome.outcome == "passed" and comparison is not None:
-        return GateResult("accuracy", "passed", comparison.reason)
-    if outcome is not None and outcome.outcome == "failed" and comparison is not None and not comparison.passed:
-        return GateResult("accuracy", "failed", comparison.reason)
-    return _unmeasured("accuracy", outcome)
-
-
-def _speed_gate(ctx: ReportContext) -> GateResult:
-    outcome = ctx.outcome(GATES["speed"])
-    measured = ctx.speed_ratio()
-    if measured is not None and outcome is not None and outcome.outcome in ("passed", "failed"):
-        ratio, fast, baseline = measured
-        limit = getattr(ctx.settings, "max_time_ratio", 0.5)
-        passed = ratio <= limit
-        if passed == (outcome.outcome == "passed"):
-            sentence = (f"time ratio {ratio:.3f} {'≤' if passed else '>'} limit {limit:g}: "
-                        f"{'PASS' if passed else 'FAIL'} — FastESM2 {fast.mean_s:.3f} s / ESM2 3B "
-                        f"{baseline.mean_s:.3f} s (as-deployed, {fast.sequences} proteins, on {fast.device})")
-            return GateResult("speed", "passed" if passed else "failed", sentence)
-    return _unmeasured("speed", outcome)
-
-
-def _unmeasured(gate: str, outcome: Outcome | None) -> GateResult:
-    if outcome is None:
-        return GateResult(gate, "not run", "its test was not run (deselected?)")
-    if outcome.outcome == "skipped":
-        return GateResult(gate, "not run", _first_line(outcome.message) or "skipped")
-    if outcome.outcome == "pending":
-        return GateResult(gate, "error", "its test started but did not finish")
-    if outcome.outcome == "passed":
-        return GateResult(gate, "error", "its test passed but left no measurement to judge")
-    return GateResult(gate, "error", _first_line(outcome.message).removeprefix("Failed: ") or outcome.outcome)
-
-
 def _environment_steps(problem: str) -> list[str]:
     if "CPU-only build" in problem:
         return ["Install a CUDA build of torch that matches the driver, e.g. "
@@ -341,7 +198,3 @@ def _environment_steps(problem: str) -> list[str]:
     return ["Check `nvidia-smi` (driver loaded, GPU visible) and CUDA_VISIBLE_DEVICES in the job's environment.",
             "Check that torch's CUDA version is supported by the driver (`python -c \"import torch; "
             "print(torch.version.cuda, torch.cuda.device_count())\"`)."]
-
-
-def _first_line(text: str) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
