@@ -313,7 +313,7 @@ class ValidationRun:
 
         if self._import_plan is None:
             inputs = {label: self.settings.inputs(label) for label in CLASSES}
-            self._import_plan = plan_import(inputs, self.settings.size)
+            self._import_plan = plan_import(inputs, self.settings.size, load=self.files.loaded)
         return self._import_plan
 
     def _merged_inputs(self, embedder: str, label: str) -> Path:
@@ -341,7 +341,7 @@ class ValidationRun:
 
         def build(directory: Path) -> None:
             rows = import_rows(paths, label, self.declarations(), size=self.settings.size, groups=groups,
-                               option="--declare-features")
+                               option="--declare-features", load=self.files.loaded)
             save_view(rows, directory / "merged.pt")  # where each row is; the rows stay in the inputs
 
         return self.cache.cached(f"import[{embedder},{label}]", params,

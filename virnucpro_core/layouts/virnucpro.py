@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,12 @@ log = logging.getLogger(__name__)
 ORIGINAL_VIRAL_FOLDER = "viral.1.1_merged"
 MERGED_FOLDER_SUFFIX = "_merged"
 _SHOW = 5  # ids named in an error message
+
+
+def load_merged_file(path: str | os.PathLike) -> Any:
+    """A merged feature file as ``torch.load`` gives it, tensors memory-mapped (how a file is read unless a
+    caller that has it open already passes its own ``load``)."""
+    return torch_load(path, "merged feature", mmap=True)
 
 
 # --------------------------------------------------------------------------- declared provenance
@@ -297,6 +303,7 @@ def import_rows(
     size: str = "full",
     groups: Mapping[Path, str] | None = None,
     option: str = "--declare",
+    load: Callable[[Path], Any] = load_merged_file,
 ) -> MergedRows:
     """Merged files of one class (ours or VirNucPro's, one embedder) as one set whose rows stay in those files.
 
@@ -317,7 +324,7 @@ def import_rows(
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError(f"no {label} feature files", fix=f"pass the {label} merged files")
-    objs = [torch_load(p, "merged feature", mmap=True) for p in paths]
+    objs = [load(p) for p in paths]
     layouts = {detect_layout(o) for o in objs}
     if layouts == {OURS_MERGED}:
         return _join_ours(paths, objs, label)
@@ -496,14 +503,15 @@ def load_original_features(path: str | os.PathLike, *, obj: Any = None) -> Embed
 # --------------------------------------------------------------------------- grouping inputs by embedder
 
 
-def protein_model_of_file(path: str | os.PathLike, size: str) -> str | None:
+def protein_model_of_file(path: str | os.PathLike, size: str, load: Callable[[Path], Any] = load_merged_file,
+                          ) -> str | None:
     """The protein model a merged file (ours or VirNucPro's) comes from: our meta, else the width.
 
     Tensors are memory-mapped, so this reads little more than the file's header.
     """
     from virnucpro_core.split import feature_info
 
-    obj = torch_load(path, "merged feature", mmap=True)
+    obj = load(Path(path))
     layout = detect_layout(obj)
     if layout == OURS_MERGED and isinstance(obj.get("meta"), Mapping):
         return feature_info(obj["meta"])["protein_model"]
@@ -513,8 +521,11 @@ def protein_model_of_file(path: str | os.PathLike, size: str) -> str | None:
     return None
 
 
-def plan_import(inputs: Mapping[str, Sequence[str | os.PathLike]], size: str) -> dict[tuple[str, str], list[Path]]:
+def plan_import(inputs: Mapping[str, Sequence[str | os.PathLike]], size: str,
+                load: Callable[[Path], Any] = load_merged_file) -> dict[tuple[str, str], list[Path]]:
     """``(protein model, class) → files``: which merged inputs make which embedder's set of each class.
+
+    ``load`` reads a file (a run passes its own, so each file is opened once).
 
     Raises:
         DimensionError: a file whose width (or meta) names no supported protein model.
@@ -523,7 +534,7 @@ def plan_import(inputs: Mapping[str, Sequence[str | os.PathLike]], size: str) ->
     unknown = []
     for label, paths in inputs.items():
         for path in map(Path, paths):
-            model = protein_model_of_file(path, size)
+            model = protein_model_of_file(path, size, load)
             if model is None:
                 unknown.append(path.name)
             else:
