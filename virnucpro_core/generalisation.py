@@ -221,7 +221,7 @@ def _split_pair(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, group
     return {"fast": fast, "baseline": baseline}
 
 
-def _leakage(inputs: EvidenceInputs, stages: EvidenceStages | None, split) -> dict[str, Any]:
+def _leakage(inputs: EvidenceInputs, stages: EvidenceStages, split) -> dict[str, Any]:
     from virnucpro_core.clusters import cross_identity, mmseqs_missing
 
     proteins = inputs.proteins
