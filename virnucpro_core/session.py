@@ -81,7 +81,7 @@ class AcceptanceSession:
     parity: Any = None
     run_id: str = ""
     started: str = ""
-    _measured: dict[str, GateResult] = field(default_factory=dict, repr=False)
+    _measured: dict[str, GateResult] = field(default_factory=dict, init=False, repr=False)
 
     # ------------------------------------------------------------------ handing over
 
