@@ -3,8 +3,13 @@
 The acceptance suite's fixtures are one-liners over :class:`ValidationRun`;
 each stage method calls the same library functions as the ``virnucpro``
 command and caches its output under the artifacts directory, keyed by a hash
-of its inputs and parameters. A rerun reuses what is there and says so;
-``rebuild=True`` recomputes.
+of its inputs and parameters (:class:`~virnucpro_core.stages.StageCache`). A
+rerun reuses what is there and says so; ``rebuild=True`` recomputes. A stage
+is built once and always read back from its files (a split from its
+manifest); each input is opened and hashed once per run
+(:class:`~virnucpro_core.stages.RunFiles`). What the run built in this session
+is :attr:`ValidationRun.results` (:class:`RunResults`), each stage by what it
+is; the reports read those attributes.
 
 Stages: inputs → preprocess (per class) → extract (DNABERT-S, FastESM2,
 ESM2 3B) → merge (per embedder and class) → split (once, applied to both
