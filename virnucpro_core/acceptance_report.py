@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from virnucpro_core.defaults import MAX_TIME_RATIO
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.report import Table, drop_table, length_table, markdown_table, metrics_table, split_table
@@ -228,7 +229,7 @@ def speed_timing_table(ctx: ReportContext) -> Table:
 
 
 def speed_ratio_table(ctx: ReportContext) -> Table:
-    limit = getattr(ctx.settings, "max_time_ratio", 0.5)
+    limit = getattr(ctx.settings, "max_time_ratio", MAX_TIME_RATIO)
     rows = []
     for pairing in ("as-deployed", "like-for-like"):
         fast, base = ctx.timings.get((pairing, "fast")), ctx.timings.get((pairing, "baseline"))

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from virnucpro_core.defaults import MAX_TIME_RATIO
+
 PASS, FAIL, INCOMPLETE, ERROR = "PASS", "FAIL", "INCOMPLETE", "ERROR"
 EXIT_CODES = {PASS: 0, FAIL: 10, INCOMPLETE: 11, ERROR: 12}
 MEANINGS = {
@@ -310,7 +312,7 @@ def _speed_gate(ctx: ReportContext) -> GateResult:
     measured = ctx.speed_ratio()
     if measured is not None and outcome is not None and outcome.outcome in ("passed", "failed"):
         ratio, fast, baseline = measured
-        limit = getattr(ctx.settings, "max_time_ratio", 0.5)
+        limit = getattr(ctx.settings, "max_time_ratio", MAX_TIME_RATIO)
         passed = ratio <= limit
         if passed == (outcome.outcome == "passed"):
             sentence = (f"time ratio {ratio:.3f} {'≤' if passed else '>'} limit {limit:g}: "
