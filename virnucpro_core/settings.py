@@ -116,8 +116,9 @@ class Settings:
                     fix=f"drop {name('profile')} smoke to validate your data (the full profile)",
                 )
             viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
-        weights = values.pop("weights") or SUITE_OPTIONS.default("weights", profile)
-        size = values.pop("size") or SUITE_OPTIONS.default("size", profile)
+        defaults_of = "smoke" if profile == "smoke" else "full"  # whose per-profile defaults apply
+        weights = values.pop("weights") or SUITE_OPTIONS.default("weights", defaults_of)
+        size = values.pop("size") or SUITE_OPTIONS.default("size", defaults_of)
         if profile != "smoke" and not has_data:
             if weights == "pretrained":
                 # The real gate must never pass on the bundled synthetic genomes.
@@ -162,7 +163,7 @@ class Settings:
             weights=weights,
             size=size,
             artifacts=Path(artifacts) if artifacts else PROJECT_ROOT / "artifacts" / "acceptance" / profile,
-            bench_sample=values.pop("bench_sample") or SUITE_OPTIONS.default("bench_sample", profile),
+            bench_sample=values.pop("bench_sample") or SUITE_OPTIONS.default("bench_sample", defaults_of),
             model_sources={model: values.pop(field) for model, field in MODEL_FIELDS.items()},
             baseline_metrics=Path(baseline_metrics) if baseline_metrics else None,
             declarations=tuple(declarations),
