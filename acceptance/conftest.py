@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from virnucpro_core.errors import VirNucProError
+from virnucpro_core.options import SUITE_OPTIONS
 from virnucpro_core.session import AcceptanceSession
 from virnucpro_core.settings import EMBEDDERS, Settings
 from virnucpro_core.validation import ValidationRun
@@ -39,40 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _settings_from(config: pytest.Config) -> Settings:
-    opt = config.getoption
-    return Settings.resolve(
-        profile=opt("--profile"),
-        viral=opt("--viral"),
-        host=opt("--host"),
-        data_dir=opt("--data-dir"),
-        declarations=opt("--declare-features"),
-        weights=opt("--weights"),
-        size=opt("--size"),
-        artifacts=opt("--artifacts"),
-        bench_sample=opt("--bench-sample"),
-        fast_model=opt("--fast-model"),
-        baseline_model=opt("--baseline-model"),
-        dna_model=opt("--dna-model"),
-        allow_other_model=opt("--allow-other-model"),
-        baseline_metrics=opt("--baseline-metrics"),
-        chunk_size=opt("--chunk-size"),
-        max_accuracy_drop=opt("--max-accuracy-drop"),
-        max_time_ratio=opt("--max-time-ratio"),
-        bench_runs=opt("--bench-runs"),
-        bench_warmup=opt("--bench-warmup"),
-        rebuild=opt("--rebuild"),
-        device=opt("--device"),
-        require_gpu=opt("--require-gpu"),
-        extract_processes=opt("--extract-processes"),
-        seed=opt("--seed"),
-        max_epochs=opt("--max-epochs"),
-        patience=opt("--patience"),
-        groups_file=opt("--groups"),
-        cluster_identity=opt("--cluster-identity"),
-        cluster_coverage=opt("--cluster-coverage"),
-        viral_prevalence=opt("--viral-prevalence"),
-        record_rule=opt("--record-rule"),
-    )
+    # Errors name the flags a user typed, not the settings' fields.
+    return Settings.resolve(**SUITE_OPTIONS.values(config.getoption), name=SUITE_OPTIONS.flag)
 
 
 def _torch_sees() -> str:

@@ -1,8 +1,8 @@
 """`virnucpro --help` answers without loading torch or transformers.
 
-The parsers read their choices and defaults from ``virnucpro_core.commands.defaults``
-instead of the library modules, which import torch at load time; the library
-is imported only when a command runs. Each check runs in a fresh interpreter,
+The parsers read their choices and defaults from ``virnucpro_core.defaults``
+(which the library modules read too) instead of the library modules, which
+import torch at load time; the library is imported only when a command runs. Each check runs in a fresh interpreter,
 since this one has long imported everything.
 """
 

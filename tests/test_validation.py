@@ -7,6 +7,7 @@ import torch
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.models import get_spec
+from virnucpro_core.options import SUITE_OPTIONS
 from virnucpro_core.settings import SMOKE_DATA, Settings
 from virnucpro_core.validation import ValidationRun
 
@@ -44,11 +45,17 @@ def test_one_class_only_is_refused(tmp_path):
 
 
 def test_bad_limits_are_reported_together():
+    bad = {"max_accuracy_drop": 1.5, "max_time_ratio": 0, "bench_runs": 0, "seed": -3}
     with pytest.raises(InputError) as error:
-        Settings.resolve(max_accuracy_drop=1.5, max_time_ratio=0, bench_runs=0, seed=-3)
+        Settings.resolve(**bad, name=SUITE_OPTIONS.flag)  # as the suite resolves its options
     message = str(error.value)
     assert "--max-accuracy-drop 1.5" in message and "--max-time-ratio 0" in message and "--bench-runs 0" in message
     assert "--seed -3" in message
+    with pytest.raises(InputError) as error:
+        Settings.resolve(**bad)  # the library names the settings' fields
+    message = str(error.value)
+    assert "max_accuracy_drop 1.5" in message and "max_time_ratio 0" in message and "bench_runs 0" in message
+    assert "seed -3" in message and "--" not in message.splitlines()[0], message
 
 
 def test_data_dir_without_both_classes_is_refused(tmp_path):
@@ -131,7 +138,7 @@ def test_features_are_extracted_in_this_process_on_a_cpu_machine():
         assert ValidationRun(Settings.resolve()).extraction_processes() == 1, "no torchrun without several GPUs"
     assert ValidationRun(Settings.resolve(device="cpu", extract_processes=3)).extraction_processes() == 3
     with pytest.raises(InputError, match="--extract-processes 0 is not a positive integer"):
-        Settings.resolve(extract_processes=0)
+        Settings.resolve(extract_processes=0, name=SUITE_OPTIONS.flag)
 
 
 def _genomes(path, n: int, seed: int):

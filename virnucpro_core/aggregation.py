@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from virnucpro_core.defaults import RECORD_RULE
 from virnucpro_core.errors import InputError
 from virnucpro_core.split import chunk_of, source_of
 
@@ -32,7 +33,7 @@ RECORD_RULES = {
     "mean": "record: viral iff the mean p_viral of its frames >= {threshold:g}",
     "majority": "record: viral iff at least {threshold:g} of its chunks are viral by the chunk rule",
 }
-DEFAULT_RECORD_RULE = "mean"
+DEFAULT_RECORD_RULE = RECORD_RULE
 
 
 def _index(keys: Sequence[str], order: Sequence[str] | None) -> tuple[list[str], np.ndarray]:

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from virnucpro_core.defaults import VIRAL_PREVALENCE
 from virnucpro_core.errors import InputError
 
 DEFAULT_BINS = 10
-DEFAULT_PREVALENCE = "1:19"
+DEFAULT_PREVALENCE = VIRAL_PREVALENCE
 DEFAULT_MAX_FDR = 0.05
 
 

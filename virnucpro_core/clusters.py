@@ -29,11 +29,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from virnucpro_core.defaults import CLUSTER_COVERAGE, CLUSTER_IDENTITY
 from virnucpro_core.errors import InputError
 from virnucpro_core.split import chunk_of
 
-DEFAULT_MIN_SEQ_ID = 0.6
-DEFAULT_COVERAGE = 0.8
+DEFAULT_MIN_SEQ_ID = CLUSTER_IDENTITY
+DEFAULT_COVERAGE = CLUSTER_COVERAGE
 INSTALL_HINT = "apt-get install -y mmseqs2 (Debian/Ubuntu), or conda install -c bioconda mmseqs2"
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from virnucpro_core.defaults import COMPARE_NAMES, MAX_ACCURACY_DROP
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.gates import ACCURACY_RULE
@@ -37,7 +38,7 @@ from virnucpro_core.split import feature_info, vocabulary_problems
 
 COMPARISON_FORMAT = "virnucpro-comparison"
 FORMAT_VERSION = 1
-DEFAULT_NAMES = ("FastESM2_650", "ESM2 3B")
+DEFAULT_NAMES = COMPARE_NAMES
 MCNEMAR_METHOD = "McNemar exact test: two-sided binomial test of the discordant pairs, p = 0.5 (scipy.stats.binomtest)"
 DROP_CI_METHOD = "paired percentile bootstrap: the same resampled test samples for both models (scipy.stats.bootstrap)"
 _SHOW = 5  # ids named in an error message
@@ -491,7 +492,7 @@ def compare(
     baseline: Predictions | None,
     *,
     baseline_metrics: Evaluation | Mapping[str, Any] | None = None,
-    max_accuracy_drop: float = 0.05,
+    max_accuracy_drop: float = MAX_ACCURACY_DROP,
     n_bootstrap: int = 1000,
     seed: int = 42,
     confidence_level: float = 0.95,

@@ -54,6 +54,7 @@ from typing import Any
 
 import torch
 
+from virnucpro_core.defaults import RANK_TIMEOUT_S
 from virnucpro_core.errors import InputError, VirNucProError, describe_error
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 # What torchrun sets for each process; a plain run sets none of them.
 ENVIRONMENT = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 # Seconds a rank waits for a silent peer (no finished shard, no answer) before it names it as stalled.
-DEFAULT_TIMEOUT_S = 1800.0
+DEFAULT_TIMEOUT_S = RANK_TIMEOUT_S
 # Key prefix in torchrun's store, which torchrun's own rendezvous shares.
 _PREFIX = "virnucpro"
 

@@ -27,19 +27,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from virnucpro_core.defaults import TOKS_PER_BATCH
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import sha256_text
 from virnucpro_core.models import ESM_POOL_MAX_RESIDUES, LoadedModel
 
 log = logging.getLogger(__name__)
 
-# Default token budget per batch (padded tokens, specials included).
-# ESM: VirNucPro's extract_esm used 2048 for ESM2 3B; 8192 keeps a 3B forward
-# pass under ~2 GB of activations while filling an 80 GB GPU far better. Higher
-# budgets mean fewer, larger batches: faster on a GPU until memory runs out.
-# DNABERT-S (110M parameters, ~100 tokens per 500 bp window) affords twice that;
-# the original embedded one sequence at a time.
-DEFAULT_TOKS_PER_BATCH: dict[str, int] = {"esm": 8192, "dnabert": 16384}
+# Default token budget per batch (padded tokens, specials included), by model family; why: see defaults.py.
+DEFAULT_TOKS_PER_BATCH: dict[str, int] = TOKS_PER_BATCH
 
 
 @dataclass

@@ -35,6 +35,7 @@ from virnucpro_core.embeddings import (
     extract_embeddings,
     records_sha256,
 )
+from virnucpro_core.defaults import SHARD_SIZE
 from virnucpro_core.distributed import ProcessGroup, Rank
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
@@ -43,7 +44,7 @@ from virnucpro_core.models import LoadedModel, get_spec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SHARD_SIZE = 2000
+DEFAULT_SHARD_SIZE = SHARD_SIZE
 # Bump when shard contents or the cache key change meaning, so old shards are not reused.
 # 2: ESM-2 token ids fixed (I = 12, D = 13), vocabulary in the key; 3: chunk size in the meta;
 # 4: the ESM architecture in effect (config.json plus filled defaults) in the key and the meta

@@ -42,18 +42,13 @@ from typing import Any
 import torch
 
 from virnucpro_core import esm, esm_config
+from virnucpro_core.defaults import DTYPES as DTYPE_NAMES, MODELS, SIZES, WEIGHTS
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
 from virnucpro_core.files import atomic_write_text, sha256_text
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = ("pretrained", "random")
-SIZES = ("tiny", "full")
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 # VirNucPro averaged ESM residues 1..min(L, 1024) of the full-length output.
 ESM_POOL_MAX_RESIDUES = 1024
@@ -148,17 +143,14 @@ _ESM_POOLING = (
 )
 _DNABERT_POOLING = "mean of the last hidden state over every non-padding token ([CLS] and [SEP] included)"
 
+_POOLING = {"esm": _ESM_POOLING, "dnabert": _DNABERT_POOLING}
+
+# The registry: each model of virnucpro_core.defaults.MODELS (names, hub ids and identities, which the CLI reads
+# without importing torch) with what the library adds.
 SPECS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("esm2_3b", "facebook/esm2_t36_3B_UR50D", ModelIdentity("esm", 36, 2560, 40, 33),
-                  "esm", _ESM_POOLING, "ESM2 3B"),
-        ModelSpec("fastesm2_650", "Synthyra/FastESM2_650", ModelIdentity("fast_esm", 33, 1280, 20, 33),
-                  "esm", _ESM_POOLING, "FastESM2_650"),
-        # model_type "bert": DNABERT-S's config.json (its remote code's BertConfig), 4096 BPE tokens.
-        ModelSpec("dnabert_s", "zhihan1996/DNABERT-S", ModelIdentity("bert", 12, 768, 12, 4096),
-                  "dnabert", _DNABERT_POOLING, "DNABERT-S"),
-    )
+    model.name: ModelSpec(model.name, model.hub_id, ModelIdentity(*model.identity), model.family,
+                          _POOLING[model.family], model.display_name)
+    for model in MODELS
 }
 # Identities a directory offered as a registry model may have that have a name, for messages.
 KNOWN_IDENTITIES: dict[ModelIdentity, str] = {

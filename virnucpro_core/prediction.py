@@ -35,6 +35,7 @@ import torch
 
 from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
+from virnucpro_core.defaults import CHUNK_SIZE
 from virnucpro_core.errors import InputError
 from virnucpro_core.features import merge_features
 from virnucpro_core.files import sha256_file
@@ -47,7 +48,7 @@ from virnucpro_core.split import chunk_of, feature_info
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SIZE = 300
+DEFAULT_CHUNK_SIZE = CHUNK_SIZE
 DNA_MODEL = "dnabert_s"
 # Rows per MLP forward pass: the classifier is small, this only bounds memory.
 SCORE_BATCH = 65536

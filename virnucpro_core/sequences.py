@@ -33,6 +33,7 @@ from pathlib import Path
 
 from Bio import SeqIO
 
+from virnucpro_core.defaults import BLOCK_BASES
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_path, atomic_write_text, files_together, sha256_file
 from virnucpro_core.paths import PreprocessPaths
@@ -84,7 +85,7 @@ _ALPHABET_AND_WHITESPACE = "".join(sorted(NUCLEOTIDE_ALPHABET)).encode("ascii") 
 # Characters per read of a FASTA file.
 _READ_SIZE = 1 << 20
 # Bases per unit of parallel work (about 3 MB of input and output text per block, 1,700 chunks of 300).
-DEFAULT_BLOCK_BASES = 500_000
+DEFAULT_BLOCK_BASES = BLOCK_BASES
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,25 @@ profile (smoke without data, full with it), inputs (files, directories of
 ``*.pt``, ``--data-dir`` folders of ``viral*``/``host*`` files or VirNucPro
 ``data_merge`` trees), declarations for VirNucPro-layout features, weights,
 limits. Every problem of the options is reported before anything runs.
+
+The settings, their defaults and the flags that set them are one table,
+:data:`virnucpro_core.options.SUITE_OPTIONS`. Errors about a setting name its
+field (``max_time_ratio 0 is not positive``), or what ``name`` makes of it: the
+suite passes ``name=SUITE_OPTIONS.flag`` so that a user reads the flag.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from virnucpro_core.defaults import MAX_SEED
 from virnucpro_core.errors import InputError
+from virnucpro_core.options import SUITE_OPTIONS
 
 log = logging.getLogger("virnucpro.validation")
 
@@ -28,9 +35,11 @@ CLASSES = ("viral", "host")
 # The two protein embedders under comparison, and the DNA embedder they share.
 EMBEDDERS = {"fast": "fastesm2_650", "baseline": "esm2_3b"}
 DNA_MODEL = "dnabert_s"
-# The suite's option that names each model's weights (a local directory or a hub id).
-MODEL_OPTIONS = {"fastesm2_650": "--fast-model", "esm2_3b": "--baseline-model", "dnabert_s": "--dna-model"}
+# The setting that names each model's weights (a local directory or a hub id), and the suite's option for it.
+MODEL_FIELDS = {"fastesm2_650": "fast_model", "esm2_3b": "baseline_model", "dnabert_s": "dna_model"}
+MODEL_OPTIONS = {model: SUITE_OPTIONS.flag(field) for model, field in MODEL_FIELDS.items()}
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
+_default = SUITE_OPTIONS.default
 
 
 @dataclass(frozen=True)
@@ -44,127 +53,109 @@ class Settings:
     size: str
     artifacts: Path
     model_sources: dict[str, str | None] = field(default_factory=dict)  # model name -> hub id or directory
-    allow_other_model: bool = False  # load a directory that states another model (recorded; verdict not PASS)
-    chunk_size: int = 300
-    baseline_metrics: Path | None = None
-    max_accuracy_drop: float = 0.05
-    max_time_ratio: float = 0.5
-    bench_sample: int = 1000
-    bench_runs: int = 3
-    bench_warmup: int = 1
-    rebuild: bool = False
-    device: str = "auto"
-    require_gpu: bool = False
-    extract_processes: int | None = None  # None: every visible GPU when there are several, else this process
-    seed: int = 42
-    max_epochs: int = 200
-    patience: int = 5
-    declarations: tuple[str, ...] = ()  # --declare-features: how VirNucPro-layout feature files were made
+    allow_other_model: bool = _default("allow_other_model")  # load another model (recorded; verdict not PASS)
+    chunk_size: int = _default("chunk_size")
+    baseline_metrics: Path | None = _default("baseline_metrics")
+    max_accuracy_drop: float = _default("max_accuracy_drop")
+    max_time_ratio: float = _default("max_time_ratio")
+    bench_sample: int = _default("bench_sample")
+    bench_runs: int = _default("bench_runs")
+    bench_warmup: int = _default("bench_warmup")
+    rebuild: bool = _default("rebuild")
+    device: str = _default("device")
+    require_gpu: bool = _default("require_gpu")
+    extract_processes: int | None = _default("extract_processes")  # None: every GPU when several, else this process
+    seed: int = _default("seed")
+    max_epochs: int = _default("max_epochs")
+    patience: int = _default("patience")
+    declarations: tuple[str, ...] = _default("declarations")  # how VirNucPro-layout feature files were made
     groups: dict[str, str] = field(default_factory=dict)  # input path -> its data_merge folder (RefSeq category)
     # Evidence beside the gate (virnucpro_core.generalisation); none of it changes the verdict.
-    groups_file: Path | None = None  # record or sample id -> group (TSV)
-    cluster_identity: float = 0.6
-    cluster_coverage: float = 0.8
-    viral_prevalence: str = "1:19"
-    record_rule: str = "mean"
+    groups_file: Path | None = _default("groups_file")  # record or sample id -> group (TSV)
+    cluster_identity: float = _default("cluster_identity")
+    cluster_coverage: float = _default("cluster_coverage")
+    viral_prevalence: str = _default("viral_prevalence")
+    record_rule: str = _default("record_rule")
 
     @classmethod
-    def resolve(
-        cls,
-        *,
-        profile: str | None = None,
-        viral: Sequence[str | Path] = (),
-        host: Sequence[str | Path] = (),
-        data_dir: str | Path | Sequence[str | Path] | None = None,
-        declarations: Sequence[str] = (),
-        weights: str | None = None,
-        size: str | None = None,
-        artifacts: str | Path | None = None,
-        bench_sample: int | None = None,
-        fast_model: str | None = None,
-        baseline_model: str | None = None,
-        dna_model: str | None = None,
-        baseline_metrics: str | Path | None = None,
-        **rest: Any,
-    ) -> "Settings":
-        """Apply the documented defaults: smoke without data, full with it."""
+    def resolve(cls, *, name: Callable[[str], str] = str, **options: Any) -> "Settings":
+        """Apply the documented defaults (smoke without data, full with it) and check every setting.
+
+        Args:
+            name: how an error names a setting, given its field: the field itself, or (the suite's)
+                ``SUITE_OPTIONS.flag`` for the option a user typed.
+            **options: settings by field (:data:`virnucpro_core.options.SUITE_OPTIONS`); one not given takes
+                its default there.
+
+        Raises:
+            InputError: every problem of the settings' values together, or the first of the inputs.
+            TypeError: a keyword that is no setting.
+        """
         from virnucpro_core.layouts.virnucpro import Declaration
 
-        viral, host = _expand(viral, "--viral"), _expand(host, "--host")
+        values = SUITE_OPTIONS.with_defaults(options)
+        declarations = values.pop("declarations")
+        viral, host = _expand(values.pop("viral"), name("viral")), _expand(values.pop("host"), name("host"))
         groups: dict[str, str] = {}
+        data_dir = values.pop("data_dir")
         data_dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir or [])
         for directory in data_dirs:
-            found_viral, found_host, found_groups = _scan_data_dir(Path(directory))
+            found_viral, found_host, found_groups = _scan_data_dir(Path(directory), name)
             viral, host = viral + found_viral, host + found_host
             groups.update(found_groups)
         for text in declarations:
-            Declaration.parse(text, option="--declare-features")
+            Declaration.parse(text, option=name("declarations"))
         has_data = bool(viral or host)
-        profile = profile or ("full" if has_data else "smoke")
+        inputs = f"{name('viral')}/{name('host')}"
+        profile = values.pop("profile") or ("full" if has_data else "smoke")
         if profile == "smoke":
             if has_data:
                 raise InputError(
                     "the smoke profile runs on the bundled data only",
                     found=f"{len(viral)} viral and {len(host)} host inputs",
-                    fix="drop --profile smoke to validate your data (the full profile)",
+                    fix=f"drop {name('profile')} smoke to validate your data (the full profile)",
                 )
             viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
-            weights = weights or "random"
-            size = size or "tiny"
-        else:
-            weights = weights or "pretrained"
-            size = size or "full"
-            if not has_data:
-                if weights == "pretrained":
-                    # The real gate must never pass on the bundled synthetic genomes.
-                    raise InputError(
-                        "the full profile with pretrained weights validates your data, and none was given",
-                        expected="--viral/--host FASTA or merged feature files, or --data-dir with viral* and host* files",
-                        found="no data options",
-                        fix="pass your data; for a speed-only run of the real architectures add --weights random",
-                    )
-                log.warning("full profile with random weights and no data: timing on the bundled synthetic proteins")
-                viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
+        defaults_of = "smoke" if profile == "smoke" else "full"  # whose per-profile defaults apply
+        weights = values.pop("weights") or SUITE_OPTIONS.default("weights", defaults_of)
+        size = values.pop("size") or SUITE_OPTIONS.default("size", defaults_of)
+        if profile != "smoke" and not has_data:
+            if weights == "pretrained":
+                # The real gate must never pass on the bundled synthetic genomes.
+                raise InputError(
+                    "the full profile with pretrained weights validates your data, and none was given",
+                    expected=f"{inputs} FASTA or merged feature files, or {name('data_dir')} with viral* and host* "
+                    "files",
+                    found="no data options",
+                    fix=f"pass your data; for a speed-only run of the real architectures add {name('weights')} random",
+                )
+            log.warning("full profile with random weights and no data: timing on the bundled synthetic proteins")
+            viral, host = [SMOKE_DATA["viral"]], [SMOKE_DATA["host"]]
         if not viral or not host:
             raise InputError(
                 "both classes are needed",
-                expected="at least one viral and one host input (--viral/--host, or --data-dir with viral* and host* files)",
+                expected=f"at least one viral and one host input ({inputs}, or {name('data_dir')} with viral* and "
+                "host* files)",
                 found=f"{len(viral)} viral and {len(host)} host inputs",
                 fix="add the missing class",
             )
-        problems = []
-        if not 0 <= rest.get("max_accuracy_drop", 0.05) <= 1:
-            problems.append(f"--max-accuracy-drop {rest['max_accuracy_drop']} is not in [0, 1]")
-        if not rest.get("max_time_ratio", 0.5) > 0:
-            problems.append(f"--max-time-ratio {rest['max_time_ratio']} is not positive")
-        for name in ("bench_runs", "chunk_size", "max_epochs", "patience"):
-            if name in rest and rest[name] < 1:
-                problems.append(f"--{name.replace('_', '-')} {rest[name]} is not a positive integer")
-        if rest.get("extract_processes") is not None and rest["extract_processes"] < 1:
-            problems.append(f"--extract-processes {rest['extract_processes']} is not a positive integer")
-        if bench_sample is not None and bench_sample < 1:
-            problems.append(f"--bench-sample {bench_sample} is not a positive integer")
-        if not 0 <= rest.get("seed", 0) <= 2**63 - 1:
-            problems.append(f"--seed {rest['seed']} is not from 0 to 2**63 - 1")
-        if rest.get("bench_warmup", 1) < 0:
-            problems.append(f"--bench-warmup {rest['bench_warmup']} is negative")
-        if not 0 < rest.get("cluster_identity", 0.6) <= 1 or not 0 < rest.get("cluster_coverage", 0.8) <= 1:
-            problems.append("--cluster-identity and --cluster-coverage must be fractions in (0, 1]")
+        problems = _problems(values, name)
         if problems:
             raise InputError("invalid acceptance options: " + "; ".join(problems),
                              fix="see `pytest acceptance/ --help`, group 'VirNucPro FastESM2 acceptance suite'")
         for path in [*viral, *host]:
             if not path.exists():
-                raise InputError(f"{path}: no such input file", fix="check the --viral/--host/--data-dir paths")
-        _check_declarations(viral, host, declarations, size)
+                raise InputError(f"{path}: no such input file", fix=f"check the {inputs}/{name('data_dir')} paths")
+        _check_declarations(viral, host, declarations, size, name)
         from virnucpro_core.calibration import parse_prevalence
 
-        parse_prevalence(rest.get("viral_prevalence", "1:19"))
-        groups_file = rest.pop("groups_file", None)
+        parse_prevalence(values["viral_prevalence"])
+        groups_file = values.pop("groups_file")
         groups_file = Path(groups_file) if groups_file else (SMOKE_GROUPS if profile == "smoke" else None)
         if groups_file is not None and not groups_file.is_file():
-            raise InputError(f"--groups {groups_file}: no such file", expected="a TSV of id <TAB> group",
+            raise InputError(f"{name('groups_file')} {groups_file}: no such file", expected="a TSV of id <TAB> group",
                              fix="check the path")
+        artifacts, baseline_metrics = values.pop("artifacts"), values.pop("baseline_metrics")
         return cls(
             profile=profile,
             viral=tuple(viral),
@@ -172,13 +163,13 @@ class Settings:
             weights=weights,
             size=size,
             artifacts=Path(artifacts) if artifacts else PROJECT_ROOT / "artifacts" / "acceptance" / profile,
-            bench_sample=bench_sample or (300 if profile == "smoke" else 1000),
-            model_sources={"fastesm2_650": fast_model, "esm2_3b": baseline_model, "dnabert_s": dna_model},
+            bench_sample=values.pop("bench_sample") or SUITE_OPTIONS.default("bench_sample", defaults_of),
+            model_sources={model: values.pop(field) for model, field in MODEL_FIELDS.items()},
             baseline_metrics=Path(baseline_metrics) if baseline_metrics else None,
             declarations=tuple(declarations),
             groups=groups,
             groups_file=groups_file,
-            **rest,
+            **values,
         )
 
     @property
@@ -194,7 +185,30 @@ class Settings:
         return json.loads(json.dumps(data, default=str))
 
 
-def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declarations: Sequence[str], size: str) -> None:
+def _problems(values: dict[str, Any], name: Callable[[str], str]) -> list[str]:
+    """What is wrong with the settings' values, each naming its setting; empty when nothing is."""
+    problems = []
+    if not 0 <= values["max_accuracy_drop"] <= 1:
+        problems.append(f"{name('max_accuracy_drop')} {values['max_accuracy_drop']} is not in [0, 1]")
+    if not values["max_time_ratio"] > 0:
+        problems.append(f"{name('max_time_ratio')} {values['max_time_ratio']} is not positive")
+    for field in ("bench_runs", "chunk_size", "max_epochs", "patience"):
+        if values[field] < 1:
+            problems.append(f"{name(field)} {values[field]} is not a positive integer")
+    for field in ("extract_processes", "bench_sample"):  # None: the default (decided later)
+        if values[field] is not None and values[field] < 1:
+            problems.append(f"{name(field)} {values[field]} is not a positive integer")
+    if not 0 <= values["seed"] <= MAX_SEED:
+        problems.append(f"{name('seed')} {values['seed']} is not from 0 to 2**63 - 1")
+    if values["bench_warmup"] < 0:
+        problems.append(f"{name('bench_warmup')} {values['bench_warmup']} is negative")
+    if not 0 < values["cluster_identity"] <= 1 or not 0 < values["cluster_coverage"] <= 1:
+        problems.append(f"{name('cluster_identity')} and {name('cluster_coverage')} must be fractions in (0, 1]")
+    return problems
+
+
+def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declarations: Sequence[str], size: str,
+                        name: Callable[[str], str]) -> None:
     """Every protein model given in VirNucPro's layout (which records no provenance) must be declared.
 
     Checked before anything runs, so a missing declaration is one usage error;
@@ -203,7 +217,7 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
     from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout, torch_load
     from virnucpro_core.layouts.virnucpro import Declaration, declaration_for, protein_model_of_width
 
-    parsed = [Declaration.parse(text, option="--declare-features") for text in declarations]
+    parsed = [Declaration.parse(text, option=name("declarations")) for text in declarations]
     models: dict[str, list[str]] = {}
     for path in [*viral, *host]:
         if _input_kind(path) != "merged":
@@ -215,7 +229,7 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
                 models.setdefault(model, []).append(path.name)
     for model, names in models.items():
         declaration_for(parsed, model, f"{len(names)} input file(s) ({', '.join(names[:3])}...)",
-                        option="--declare-features")
+                        option=name("declarations"))
 
 
 def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
@@ -235,22 +249,22 @@ def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
     return out
 
 
-def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path], dict[str, str]]:
+def _scan_data_dir(directory: Path, name: Callable[[str], str]) -> tuple[list[Path], list[Path], dict[str, str]]:
     """Viral and host inputs of a ``--data-dir``, and each file's group (for a VirNucPro data_merge tree)."""
     from virnucpro_core.layouts.virnucpro import is_data_merge_tree, scan_data_merge
 
     expected = ("viral* and host* files: FASTA (.fa/.fasta/.fna, optionally .gz) or merged feature files (.pt); "
                 "or VirNucPro's data/data_merge tree (<category>_merged/*.pt)")
     if not directory.is_dir():
-        raise InputError(f"--data-dir {directory}: not a directory", expected=expected)
+        raise InputError(f"{name('data_dir')} {directory}: not a directory", expected=expected)
     if is_data_merge_tree(directory):
         tree = scan_data_merge(directory)
         viral = [item.path for item in tree if item.label == "viral"]
         host = [item.path for item in tree if item.label == "host"]
         if not viral or not host:
-            raise InputError(f"--data-dir {directory}: {len(viral)} viral and {len(host)} host files",
+            raise InputError(f"{name('data_dir')} {directory}: {len(viral)} viral and {len(host)} host files",
                              expected="viral.1.1_merged/*.pt and at least one other <category>_merged/*.pt",
-                             fix="check the tree, or pass the files with --viral/--host")
+                             fix=f"check the tree, or pass the files with {name('viral')}/{name('host')}")
         return viral, host, {str(item.path): item.group for item in tree}
     files = sorted(p for p in directory.iterdir() if p.is_file())
     pick = lambda prefix: [p for p in files if p.name.lower().startswith(prefix) and _input_kind(p) is not None]
@@ -258,10 +272,11 @@ def _scan_data_dir(directory: Path) -> tuple[list[Path], list[Path], dict[str, s
     if not viral or not host:
         names = ", ".join(p.name for p in files[:8]) + (" ..." if len(files) > 8 else "")
         raise InputError(
-            f"--data-dir {directory}: {len(viral)} viral and {len(host)} host inputs",
+            f"{name('data_dir')} {directory}: {len(viral)} viral and {len(host)} host inputs",
             expected=expected,
             found=names or "an empty directory",
-            fix="rename the files (e.g. viral_genomes.fasta, host_genomes.fasta) or pass them with --viral/--host",
+            fix=f"rename the files (e.g. viral_genomes.fasta, host_genomes.fasta) or pass them with {name('viral')}/"
+            f"{name('host')}",
         )
     return viral, host, {}
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from virnucpro_core.defaults import GROUP_BY_CHOICES
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
 from virnucpro_core.layouts.features import MergedRows, concat_rows, open_rows, save_view
@@ -51,7 +52,6 @@ MANIFEST_FORMAT = "virnucpro-split"
 MANIFEST_VERSION = 1
 CLASS_LABELS: dict[str, int] = {"host": 0, "viral": 1}
 CLASS_NAMES: dict[int, str] = {label: name for name, label in CLASS_LABELS.items()}
-GROUP_BY_CHOICES = ("sample", "source")  # the CLI's --group-by
 # The library also takes "cluster" with an explicit groups mapping (the acceptance suite's clustered split).
 GROUP_BY_MODES = (*GROUP_BY_CHOICES, "cluster")
 ROUNDING_RULE = "test samples per class = floor(n * test_fraction + 1/2) (round half up, exact rational arithmetic)"

@@ -41,6 +41,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from virnucpro_core.classifier import CheckpointMeta, MLPClassifier, describe_features
+from virnucpro_core.defaults import DEVICE, MAX_EPOCHS, PATIENCE, SAVE, SAVE_CHOICES, SEED, VAL_FRACTION
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.checkpoints import save_checkpoint
@@ -54,7 +55,6 @@ from virnucpro_core.split import (
     stratified_ids,
 )
 
-SAVE_CHOICES = ("final", "best")
 STOP_EARLY = "early_stopping"
 STOP_MAX_EPOCHS = "max_epochs"
 STOP_NON_FINITE = "non_finite_loss"
@@ -117,13 +117,13 @@ class TrainingConfig:
     lr_step_size: int = 10
     lr_gamma: float = 0.85
     batch_size: int = 32
-    max_epochs: int = 200
-    patience: int = 5
+    max_epochs: int = MAX_EPOCHS
+    patience: int = PATIENCE
     min_delta: float = 0.0  # an epoch improves when val_loss < best - min_delta
-    save: str = "final"  # "final": weights after the last epoch; "best": lowest validation loss
-    val_fraction: float = 0.1
-    seed: int = 42
-    device: str = "auto"
+    save: str = SAVE  # "final": weights after the last epoch; "best": lowest validation loss
+    val_fraction: float = VAL_FRACTION
+    seed: int = SEED
+    device: str = DEVICE
 
     def __post_init__(self) -> None:
         problems = []

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from virnucpro_core.commands.defaults import COMPARE_NAMES, SEED
+from virnucpro_core.defaults import COMPARE_NAMES, MAX_ACCURACY_DROP, SEED
 from virnucpro_core.commands.options import closed_fraction, non_negative_int, seed_value
 from virnucpro_core.errors import InputError
 
@@ -39,9 +39,9 @@ def register(subparsers) -> None:
         help="ESM2 3B metrics from an earlier run (evaluation_baseline.json of a previous compare, or a JSON "
         'object with at least "accuracy"), when its features are unavailable: no paired CI and no McNemar test',
     )
-    parser.add_argument("--max-accuracy-drop", type=closed_fraction, default=0.05, metavar="FRACTION",
+    parser.add_argument("--max-accuracy-drop", type=closed_fraction, default=MAX_ACCURACY_DROP, metavar="FRACTION",
                         help="the gate: ESM2 3B accuracy − FastESM2 accuracy must be strictly below this "
-                        "(default: 0.05)")
+                        f"(default: {MAX_ACCURACY_DROP})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"directory for the reports and figures (default: ./{DEFAULT_OUT})")
     parser.add_argument("--seed", type=seed_value, default=SEED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from virnucpro_core.commands.defaults import SEED
+from virnucpro_core.defaults import SEED
 from virnucpro_core.commands.options import non_negative_int, seed_value
 from virnucpro_core.errors import InputError
 

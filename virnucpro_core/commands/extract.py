@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-from virnucpro_core.commands.defaults import (
-    DEFAULT_DTYPE, DTYPE_POLICY, DTYPES, MODELS, RANK_TIMEOUT, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
-)  # fmt: skip
 from virnucpro_core.commands.options import positive_float, positive_int, seed_value
+from virnucpro_core.defaults import (
+    DEVICE, DTYPES, MODELS, RANK_TIMEOUT_S, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
+)  # fmt: skip
+from virnucpro_core.precision import DEFAULT_DTYPE, POLICY
 
 
 def register(subparsers) -> None:
-    models = ", ".join(f"{name} ({display_name}, {dim}-d)" for name, display_name, dim in MODELS)
+    models = ", ".join(f"{model.name} ({model.display_name}, {model.dim}-d)" for model in MODELS)
     parser = subparsers.add_parser(
         "extract",
         help="embed every record of a FASTA file with ESM2 3B, FastESM2_650 or DNABERT-S",
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("input", metavar="INPUT", help="FASTA: protein.faa for ESM models, nucleotide.fa for dnabert_s")
     parser.add_argument("--out", required=True, metavar="FILE", help="feature file to write (.pt)")
-    parser.add_argument("--model", required=True, choices=[name for name, _, _ in MODELS], help="language model")
+    parser.add_argument("--model", required=True, choices=[model.name for model in MODELS], help="language model")
     parser.add_argument(
         "--weights",
         choices=list(WEIGHTS),
@@ -64,7 +65,7 @@ def register(subparsers) -> None:
         "the feature file's meta records what it is (meta['identity']) and later reports flag it "
         "(default: refuse, naming what the directory holds)",
     )
-    policy = ", ".join(f"{dtype} for {model} on {device.upper()}" for (model, device), dtype in DTYPE_POLICY.items())
+    policy = ", ".join(f"{dtype} for {model} on {device.upper()}" for (model, device), dtype in POLICY.items())
     parser.add_argument(
         "--dtype",
         choices=list(DTYPES),
@@ -76,7 +77,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--device",
-        default="auto",
+        default=DEVICE,
         help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N (default: auto). Under torchrun: auto, "
         "cuda or cpu, and each process takes cuda:LOCAL_RANK",
     )
@@ -106,10 +107,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--rank-timeout",
         type=positive_float,
-        default=RANK_TIMEOUT,
+        default=RANK_TIMEOUT_S,
         metavar="SECONDS",
         help=f"under torchrun: how long the processes wait for one that shows no progress (no finished shard) "
-        f"before they stop with an error naming it (default: {RANK_TIMEOUT:g}). It must exceed the time of one "
+        f"before they stop with an error naming it (default: {RANK_TIMEOUT_S:g}). It must exceed the time of one "
         "shard and of loading the model; lower values notice a hung GPU sooner",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars (default: shown)")

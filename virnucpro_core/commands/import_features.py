@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from virnucpro_core.commands.defaults import SIZES
+from virnucpro_core.defaults import SIZES
 
 DECLARE_HELP = (
     "how the files' protein features were made, which their layout does not record: MODEL:DTYPE[:WEIGHTS], e.g. "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from virnucpro_core.commands.defaults import LABELS
+from virnucpro_core.defaults import LABELS
 
 
 def register(subparsers) -> None:

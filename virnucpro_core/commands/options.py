@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from virnucpro_core.defaults import MAX_SEED
+
 
 def _number(text: str, kind: type, expected: str):
     try:
@@ -42,7 +44,6 @@ def closed_fraction(text: str) -> float:
     return value
 
 
-MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
 
 
 def seed_value(text: str) -> int:

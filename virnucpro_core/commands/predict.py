@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from virnucpro_core.commands.defaults import CHUNK_SIZE, SEED, SIZES, WEIGHTS
+from virnucpro_core.defaults import CHUNK_SIZE, DEVICE, SEED, SIZES, WEIGHTS
 from virnucpro_core.commands.options import positive_int, seed_value
 
 DEFAULT_OUT = "prediction"
@@ -72,7 +72,7 @@ def register(subparsers) -> None:
         "model (another model_type, depth, heads or vocabulary of the same width), with a warning in the summary "
         "(default: refuse it, naming what it is)",
     )  # fmt: skip
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", default=DEVICE,
                         help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N for the language models "
                         "(default: auto)")
     parser.add_argument("--seed", type=seed_value, default=SEED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from virnucpro_core.commands.defaults import BLOCK_BASES
+from virnucpro_core.defaults import BLOCK_BASES
 from virnucpro_core.commands.options import positive_int
 from virnucpro_core.workers import available_cpus
 

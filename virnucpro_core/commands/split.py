@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from virnucpro_core.commands.defaults import GROUP_BY_CHOICES, SEED
+from virnucpro_core.defaults import GROUP_BY_CHOICES, SEED
 from virnucpro_core.commands.options import open_fraction, seed_value
 from virnucpro_core.errors import InputError
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from virnucpro_core.commands.defaults import SAVE_CHOICES, SEED, TRAINING
 from virnucpro_core.commands.options import open_fraction, positive_int, seed_value
-
-
-def _default(name: str):
-    return SEED if name == "seed" else TRAINING[name]
+from virnucpro_core.defaults import DEVICE, MAX_EPOCHS, PATIENCE, SAVE, SAVE_CHOICES, SEED, VAL_FRACTION
 
 
 def register(subparsers) -> None:
@@ -33,15 +29,15 @@ def register(subparsers) -> None:
         "--patience",
         metavar="N",
         type=positive_int,
-        default=_default("patience"),
-        help=f"stop after this many epochs without a lower validation loss (default: {_default('patience')}, as "
+        default=PATIENCE,
+        help=f"stop after this many epochs without a lower validation loss (default: {PATIENCE}, as "
         "VirNucPro). Higher values train longer and may find a better minimum; lower values stop sooner.",
     )
     parser.add_argument(
         "--save",
         choices=SAVE_CHOICES,
-        default=_default("save"),
-        help=f"which weights the checkpoint holds (default: {_default('save')}, the weights after the last epoch, "
+        default=SAVE,
+        help=f"which weights the checkpoint holds (default: {SAVE}, the weights after the last epoch, "
         "as VirNucPro effectively shipped). 'best' keeps the epoch with the lowest validation loss, which is "
         "usually better by a little but chosen on validation data.",
     )
@@ -49,31 +45,31 @@ def register(subparsers) -> None:
         "--seed",
         metavar="N",
         type=seed_value,
-        default=_default("seed"),
-        help=f"seed of the validation draw, initial weights, shuffling and dropout (default: {_default('seed')}); "
+        default=SEED,
+        help=f"seed of the validation draw, initial weights, shuffling and dropout (default: {SEED}); "
         "the same seed on the same machine gives the same history",
     )
     parser.add_argument(
         "--max-epochs",
         metavar="N",
         type=positive_int,
-        default=_default("max_epochs"),
-        help=f"upper limit on epochs (default: {_default('max_epochs')}, as VirNucPro); early stopping usually ends "
+        default=MAX_EPOCHS,
+        help=f"upper limit on epochs (default: {MAX_EPOCHS}, as VirNucPro); early stopping usually ends "
         "sooner",
     )
     parser.add_argument(
         "--val-fraction",
         metavar="F",
         type=open_fraction,
-        default=_default("val_fraction"),
-        help=f"share of each class of the training split used for validation (default: {_default('val_fraction')}). "
+        default=VAL_FRACTION,
+        help=f"share of each class of the training split used for validation (default: {VAL_FRACTION}). "
         "Larger values make early stopping steadier but train on fewer samples.",
     )
     parser.add_argument(
         "--device",
         metavar="DEVICE",
-        default=_default("device"),
-        help="auto, cpu, cuda or cuda:N (default: auto = CUDA when available). GPU runs are deterministic only "
+        default=DEVICE,
+        help=f"auto, cpu, cuda or cuda:N (default: {DEVICE} = CUDA when available). GPU runs are deterministic only "
         "up to floating-point kernel differences from CPU runs.",
     )
     parser.add_argument(

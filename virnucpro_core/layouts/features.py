@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from virnucpro_core.defaults import LABELS
 from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 FEATURE_KEYS = ("ids", "data", "lengths", "meta")
 MERGED_KEYS = ("ids", "data", "labels", "lengths", "meta")
 REQUIRED_META = ("model", "display_name", "weights", "size", "dtype", "pooling", "input_sha256", "dim", "n")
-LABELS = {"viral": 1, "host": 0}
 CLASS_NAMES = {label: name for name, label in LABELS.items()}
 
 
