@@ -99,6 +99,13 @@ def _to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
+def frame_calls(logits: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_viral, y_pred)`` of the MLP's ``[n, 2]`` logits: the softmax probability of class 1 in float64, and the
+    arg-max (a tie is host, :data:`FRAME_RULE`). The one softmax of evaluation and prediction alike."""
+    logits = _to_numpy(logits).astype(np.float64)
+    return special.softmax(logits, axis=1)[:, VIRAL], np.argmax(logits, axis=1).astype(np.int64)
+
+
 def ids_digest(ids: Sequence[str]) -> str:
     """SHA-256 of the sorted ids: identifies a test set regardless of sample order."""
     return sha256_text("\n".join(sorted(ids)))
@@ -197,12 +204,12 @@ class Predictions:
                 found=f"{list(logits.shape)}",
                 fix="pass the MLP's raw outputs for the same samples, in the order of ids",
             )
-        probabilities = special.softmax(logits, axis=1)
+        p_viral, y_pred = frame_calls(logits)
         return cls(
             ids=list(ids),
             y_true=y_true,
-            p_viral=probabilities[:, VIRAL],
-            y_pred=np.argmax(logits, axis=1),
+            p_viral=p_viral,
+            y_pred=y_pred,
             lengths=lengths,
             meta=dict(meta or {}),
         )

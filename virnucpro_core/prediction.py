@@ -41,7 +41,7 @@ from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, MergedRows, open_rows
 from virnucpro_core.layouts.predictions import CALL_NAMES
-from virnucpro_core.metrics import Predictions
+from virnucpro_core.metrics import Predictions, frame_calls
 from virnucpro_core.sequences import source_id
 from virnucpro_core.split import chunk_of, feature_info
 
@@ -217,10 +217,11 @@ def logits_of(checkpoint: LoadedCheckpoint, data: torch.Tensor, *, batch_size: i
 def score_features(checkpoint: LoadedCheckpoint, features: UnlabeledFeatures | MergedFeatures) -> FrameScores:
     """The checkpoint's calls on features of unknown (or ignored) class."""
     logits = logits_of(checkpoint, features.data)
+    p_viral, y_pred = frame_calls(logits)
     return FrameScores(
         ids=list(features.ids),
-        p_viral=torch.softmax(logits.double(), dim=1)[:, 1].numpy(),
-        y_pred=torch.argmax(logits, dim=1).numpy().astype(np.int64),
+        p_viral=p_viral,
+        y_pred=y_pred,
         lengths=features.lengths.numpy().astype(np.int64),
         logits=logits,
     )
