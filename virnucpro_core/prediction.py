@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import torch
 
 from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
+from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import InputError
 from virnucpro_core.features import merge_features
 from virnucpro_core.files import sha256_file
@@ -114,31 +115,7 @@ class PredictionPaths:
 # --------------------------------------------------------------------------- label-free features
 
 
-@dataclass
-class UnlabeledFeatures:
-    """DNA ‖ protein features of samples whose class is unknown (new sequences).
-
-    Attributes:
-        ids: frame ids, in the protein file's order.
-        data: float32 ``[n, dna_dim + protein_dim]``.
-        lengths: int64 ``[n]`` protein lengths.
-        meta: dims and both inputs' provenance, as :func:`features.merge_features` records them.
-    """
-
-    ids: list[str]
-    data: torch.Tensor
-    lengths: torch.Tensor
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def dim(self) -> int:
-        return int(self.data.shape[1])
-
-
-def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike) -> UnlabeledFeatures:
+def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike) -> Embeddings:
     """Join DNABERT-S and protein-model features by id (DNA first) without a class label.
 
     Runs :func:`virnucpro_core.features.merge_features`, so every check of
@@ -151,7 +128,7 @@ def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike
     """
     merged = merge_features(dna_path, protein_path, "host")
     meta = {key: value for key, value in merged.meta.items() if key != "label"}
-    return UnlabeledFeatures(merged.ids, merged.data, merged.lengths, meta)
+    return Embeddings(merged.ids, merged.data, merged.lengths, meta)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -214,8 +191,8 @@ def logits_of(checkpoint: LoadedCheckpoint, data: torch.Tensor, *, batch_size: i
     return out
 
 
-def score_features(checkpoint: LoadedCheckpoint, features: UnlabeledFeatures | MergedFeatures) -> FrameScores:
-    """The checkpoint's calls on features of unknown (or ignored) class."""
+def score_features(checkpoint: LoadedCheckpoint, features: Embeddings) -> FrameScores:
+    """The checkpoint's calls on feature rows of unknown (or ignored) class."""
     logits = logits_of(checkpoint, features.data)
     p_viral, y_pred = frame_calls(logits)
     return FrameScores(
@@ -265,7 +242,7 @@ def predict_features(
         features: a merged feature file (e.g. a split's ``test.pt``) or its
             :class:`~virnucpro_core.layouts.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
-            Features without labels (:class:`UnlabeledFeatures`) need them; for
+            Features without labels (:class:`~virnucpro_core.embeddings.Embeddings`) need them; for
             new sequences of unknown class use :func:`score_features` or
             :func:`virnucpro_core.prediction_run.predict_fasta` instead.
 
@@ -280,7 +257,7 @@ def predict_features(
         InputError: unreadable files, or no labels.
     """
     features_path = None
-    if not isinstance(features, (MergedFeatures, UnlabeledFeatures)):
+    if not isinstance(features, Embeddings):
         features_path = Path(features)
         features = open_rows(features_path)  # rows stay on disk; scored a block at a time
     info = feature_info(features.meta)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
+from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import extract_to_file
 from virnucpro_core.files import atomic_write_text, sha256_file
@@ -448,7 +449,7 @@ def predict_merged(
                 raise InputError(f"{path}: row(s) {start + int(torch.flatnonzero(~finite)[0])}... hold NaN or "
                                  "infinite values", expected="finite features", fix="re-extract that file")
             stop = start + len(block)
-            pieces.append(score_features(loaded, _Rows(ids[start:stop], block, lengths[start:stop])))
+            pieces.append(score_features(loaded, Embeddings(ids[start:stop], block, lengths[start:stop])))
         inputs.append({"file": str(path), "layout": layout, "rows": len(ids), "protein_dtype": dtype})
         say(f"{path.name}: {len(ids):,} frames scored ({layout})")
     scores = FrameScores(
@@ -486,11 +487,3 @@ def predict_merged(
     result.write()
     return result
 
-
-@dataclass
-class _Rows:
-    """Features of one file for :func:`score_features` (it reads ids, data and lengths)."""
-
-    ids: list[str]
-    data: torch.Tensor
-    lengths: torch.Tensor
