@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from virnucpro_core import cli
+from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import extract_to_file, merge_features
@@ -23,14 +24,8 @@ from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.metrics import Predictions
 from virnucpro_core.models import get_spec, load_model
-from virnucpro_core.prediction import (
-    NO_FRAMES,
-    FrameScores,
-    chunk_calls,
-    merge_unlabeled,
-    predict_features,
-    score_features,
-)
+from virnucpro_core.layouts.predictions import NO_FRAMES, verdicts
+from virnucpro_core.prediction import FrameScores, merge_unlabeled, predict_features, score_features
 from virnucpro_core.sequences import preprocess, read_fasta
 
 SMOKE = Path(__file__).resolve().parents[1] / "fixtures" / "smoke"
@@ -222,14 +217,14 @@ def test_unlabeled_features_need_labels(pipeline):
 # --------------------------------------------------------------------------- chunk rule
 
 
-def test_chunk_calls_hand_checked():
+def test_chunk_rule_hand_checked():
     scores = FrameScores(
         ids=["r_chunk_1F1", "r_chunk_1R2", "r_chunk_2F3", "s_chunk_1F1", "s_chunk_1R1"],
         p_viral=np.array([0.30, 0.60, 0.50, 0.10, 0.45]),
         y_pred=np.array([0, 1, 0, 0, 0]),
         lengths=np.array([10, 10, 10, 10, 10]),
     )
-    calls = chunk_calls(scores, ["r_chunk_1", "r_chunk_2", "r_chunk_3", "s_chunk_1"])
+    calls = aggregate_chunks(scores.ids, scores.p_viral, ["r_chunk_1", "r_chunk_2", "r_chunk_3", "s_chunk_1"])
     assert calls.ids == ["r_chunk_1", "r_chunk_2", "r_chunk_3", "s_chunk_1"]
     assert calls.record_ids == ["r", "r", "r", "s"]
     assert calls.n_frames.tolist() == [2, 1, 0, 2]
@@ -237,7 +232,7 @@ def test_chunk_calls_hand_checked():
     # r_chunk_3 has no frames; s_chunk_1: 0.45 < 0.90 -> others.
     np.testing.assert_allclose(calls.max_p_viral[[0, 1, 3]], [0.60, 0.50, 0.45])
     np.testing.assert_allclose(calls.max_p_host[[0, 1, 3]], [0.70, 0.50, 0.90])
-    assert calls.verdicts == ["others", "virus", NO_FRAMES, "others"]
+    assert verdicts(calls) == ["others", "virus", NO_FRAMES, "others"]
 
 
 # --------------------------------------------------------------------------- predict

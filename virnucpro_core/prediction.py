@@ -5,9 +5,10 @@ Two entry points:
 * :func:`predict_features` — a checkpoint on a merged feature file (e.g. a
   split's ``test.pt``) → :class:`~virnucpro_core.metrics.Predictions`, the file
   ``virnucpro compare`` reads. Behind ``virnucpro evaluate``.
-* :func:`score_features` and :func:`chunk_calls` — the calls on frames of
-  unknown class, and per chunk; :mod:`virnucpro_core.prediction_run` strings
-  them into ``virnucpro predict`` (new sequences, or features made before).
+* :func:`score_features` — the calls on frames of unknown class;
+  :mod:`virnucpro_core.prediction_run` strings it and the chunk rule
+  (:func:`~virnucpro_core.aggregation.aggregate_chunks`) into ``virnucpro
+  predict`` (new sequences, or features made before).
 
 Calls follow VirNucPro (and :mod:`virnucpro_core.metrics`): a frame is viral
 iff its viral score beats its host score (arg-max of the logits, a tie is
@@ -33,7 +34,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import InputError
@@ -41,7 +41,6 @@ from virnucpro_core.features import merge_features
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, MergedRows, open_rows
-from virnucpro_core.layouts.predictions import CALL_NAMES
 from virnucpro_core.metrics import Predictions, frame_calls
 from virnucpro_core.sequences import source_id
 from virnucpro_core.split import chunk_of, feature_info
@@ -52,7 +51,6 @@ DEFAULT_CHUNK_SIZE = 300
 DNA_MODEL = "dnabert_s"
 # Rows per MLP forward pass: the classifier is small, this only bounds memory.
 SCORE_BATCH = 65536
-NO_FRAMES = "no_frames"
 RANDOM_WEIGHTS_WARNING = (
     "RANDOM-WEIGHT STAND-IN MODELS: these predictions come from randomly initialised language models and say "
     "nothing about the sequences. Use --weights pretrained with the published checkpoints for real predictions."
@@ -294,48 +292,3 @@ def predict_features(
     }
     return Predictions.from_logits(features.ids, logits, labels, features.lengths, json.loads(json.dumps(meta)))
 
-
-# --------------------------------------------------------------------------- chunk verdicts
-
-
-@dataclass
-class ChunkCalls:
-    """One verdict per chunk, in input order; chunks without a stop-free frame get :data:`NO_FRAMES`.
-
-    Attributes:
-        ids: chunk ids (``{record}_chunk_{k}``).
-        n_frames: frames of the chunk that were scored.
-        max_p_viral: highest viral score among its frames (NaN without frames).
-        max_p_host: highest host score among its frames (NaN without frames).
-        verdicts: ``virus``, ``others`` or ``no_frames`` (see :data:`~virnucpro_core.metrics.CHUNK_RULE`).
-    """
-
-    ids: list[str]
-    n_frames: np.ndarray
-    max_p_viral: np.ndarray
-    max_p_host: np.ndarray
-    verdicts: list[str]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def record_ids(self) -> list[str]:
-        return [source_id(i) for i in self.ids]
-
-    @property
-    def n_viral(self) -> int:
-        return sum(v == CALL_NAMES[1] for v in self.verdicts)
-
-
-def chunk_calls(scores: FrameScores, chunk_ids: list[str] | None = None) -> ChunkCalls:
-    """Call each chunk from its frames: viral iff max viral score ≥ max host score.
-
-    Args:
-        scores: the frames' scores.
-        chunk_ids: every chunk of the input in order (frameless chunks included);
-            default: the chunks of ``scores`` in first-seen order.
-    """
-    chunks = aggregate_chunks(scores.ids, scores.p_viral, chunk_ids)
-    verdicts = [NO_FRAMES if call < 0 else CALL_NAMES[int(call)] for call in chunks.y_pred.tolist()]
-    return ChunkCalls(chunks.ids, chunks.n_frames, chunks.max_p_viral, chunks.max_p_host, verdicts)

@@ -25,27 +25,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from virnucpro_core.aggregation import ChunkAggregate, aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import extract_to_file
 from virnucpro_core.files import atomic_write_text, sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
-from virnucpro_core.layouts.predictions import CALL_NAMES, write_chunks_tsv, write_frames_tsv, write_original_results
+from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE
 from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model, merged_widths, resolve_device
 from virnucpro_core.precision import extraction_dtype
 from virnucpro_core.prediction import (
     DEFAULT_CHUNK_SIZE,
     DNA_MODEL,
-    NO_FRAMES,
     RANDOM_WEIGHTS_WARNING,
-    ChunkCalls,
     FrameScores,
     PredictionPaths,
     _provenance,
     checkpoint_info,
-    chunk_calls,
     merge_unlabeled,
     score_features,
 )
@@ -64,7 +62,7 @@ class PredictionResult:
 
     paths: PredictionPaths
     frames: FrameScores
-    chunks: ChunkCalls
+    chunks: ChunkAggregate
     parameters: dict[str, Any]
     models: dict[str, Any]
     checkpoint: dict[str, Any]
@@ -305,7 +303,7 @@ def predict_fasta(
     else:
         empty = np.zeros(0)
         scores = FrameScores([], empty.astype(np.float64), empty.astype(np.int64), empty.astype(np.int64))
-    calls = chunk_calls(scores, chunk_ids)
+    calls = aggregate_chunks(scores.ids, scores.p_viral, chunk_ids)
 
     warnings = [RANDOM_WEIGHTS_WARNING] if random_weights else []
     warnings += mismatches or []
@@ -317,7 +315,7 @@ def predict_fasta(
         warnings.append("the checkpoint was trained on pretrained features but this run used random stand-ins")
     if not prep.frames:
         warnings.append("no chunk has a stop-free frame: nothing was classified")
-    frameless = sum(v == NO_FRAMES for v in calls.verdicts)
+    frameless = calls.count(-1)
     if frameless and prep.frames:
         warnings.append(f"{frameless} of {len(calls)} chunks have no stop-free frame and get no verdict ({NO_FRAMES})")
 
@@ -344,8 +342,8 @@ def predict_fasta(
             "chunks": prep.chunks,
             "frames": len(scores),
             "viral_frames": int((scores.y_pred == 1).sum()),
-            "viral_chunks": calls.n_viral,
-            "other_chunks": sum(v == CALL_NAMES[0] for v in calls.verdicts),
+            "viral_chunks": calls.count(1),
+            "other_chunks": calls.count(0),
             "chunks_without_frames": frameless,
         },
         random_weights=random_weights,
@@ -459,7 +457,7 @@ def predict_merged(
         lengths=np.concatenate([p.lengths for p in pieces]) if pieces else np.zeros(0, dtype=np.int64),
         logits=torch.cat([p.logits for p in pieces]) if pieces else torch.zeros((0, 2)),
     )
-    calls = chunk_calls(scores)
+    calls = aggregate_chunks(scores.ids, scores.p_viral)
     random_weights = any(m.get("weights") == "random" for m in models.values() if isinstance(m, dict))
     warnings = ([RANDOM_WEIGHTS_WARNING] if random_weights else []) + list(mismatches or []) + _other_models(models)
     if any(i["layout"] != OURS_MERGED for i in inputs):
@@ -477,8 +475,8 @@ def predict_merged(
             "chunks": len(calls),
             "frames": len(scores),
             "viral_frames": int((scores.y_pred == 1).sum()),
-            "viral_chunks": calls.n_viral,
-            "other_chunks": sum(v == CALL_NAMES[0] for v in calls.verdicts),
+            "viral_chunks": calls.count(1),
+            "other_chunks": calls.count(0),
             "chunks_without_frames": 0,
         },
         random_weights=random_weights,
