@@ -37,6 +37,7 @@ from virnucpro_core.embeddings import (
 )
 from virnucpro_core.distributed import ProcessGroup, Rank
 from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.fasta import NUCLEOTIDE, PROTEIN, read_fasta
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, load_features, save_features
 from virnucpro_core.models import LoadedModel, get_spec
@@ -164,8 +165,7 @@ def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike,
 # --------------------------------------------------------------------------- cached, resumable extraction
 
 
-# Single-character tokens of the ESM-2 vocabulary: what a protein FASTA may contain.
-PROTEIN_ALPHABET = frozenset("LAGVSERTDIPKQNFYMHWCXBUZO.-")
+# The letters of a "protein" file that is nucleotides (see check_records).
 _NUCLEOTIDE_LETTERS = frozenset("ACGTUN")
 
 
@@ -189,75 +189,27 @@ def preprocess_chunk_size(fasta: Path) -> int | None:
 
 def read_records(path: str | os.PathLike, family: str) -> list[tuple[str, str]]:
     """``(id, seq)`` pairs of a nucleotide (``dnabert``) or protein (``esm``) FASTA, validated."""
-    from virnucpro_core import sequences
+    alphabet = PROTEIN if family == "esm" else NUCLEOTIDE
+    return check_records(as_pairs(read_fasta(path, alphabet)), family, path)
 
-    if family == "dnabert":
-        return as_pairs(sequences.read_fasta(path))
-    pairs = _read_protein_fasta(Path(path))
+
+def check_records(pairs: list[tuple[str, str]], family: str, where: str | os.PathLike) -> list[tuple[str, str]]:
+    """Refuse no records, or nucleotide sequences given to a protein model (``where`` names them); returns ``pairs``.
+
+    The alphabet is the reader's to check (:func:`virnucpro_core.fasta.iter_fasta`); records made in memory by
+    ``preprocess`` hold valid letters by construction, and are checked here alone.
+    """
+    if not pairs:
+        raise InputError(f"{where}: no records to embed", expected="at least one sequence", fix="check the input")
     # A, C, G and T are amino acids too: a nucleotide file would be embedded silently.
-    if all(set(seq) <= _NUCLEOTIDE_LETTERS for _, seq in pairs):
+    if family == "esm" and all(set(seq) <= _NUCLEOTIDE_LETTERS for _, seq in pairs):
         raise InputError(
-            f"{path} looks like nucleotide sequences, not proteins",
+            f"{where} looks like nucleotide sequences, not proteins",
             expected="protein sequences for an ESM model (protein.faa of `virnucpro preprocess`)",
             found=f"{len(pairs)} record(s) made only of A, C, G, T, U and N",
             fix="pass protein.faa to --model esm2_3b / fastesm2_650 and nucleotide.fa to --model dnabert_s",
         )
     return pairs
-
-
-def _read_protein_fasta(path: Path) -> list[tuple[str, str]]:
-    # sequences.read_fasta accepts only nucleotide codes, so proteins have their
-    # own reader. Collects every problem, then raises once.
-    if not path.is_file():
-        raise InputError(f"{path}: no such file", expected="a protein FASTA file (.faa)", fix="check the path")
-    records: list[tuple[str, str]] = []
-    problems: list[str] = []
-    header: str | None = None
-    parts: list[str] = []
-    seen: set[str] = set()
-
-    def finish() -> None:
-        if header is None:
-            return
-        rid = header.split(maxsplit=1)[0] if header.strip() else ""
-        seq = "".join(parts)
-        if not rid:
-            problems.append("a header without an id")
-        elif rid in seen:
-            problems.append(f"duplicate id {rid!r}")
-        elif not seq:
-            problems.append(f"record {rid!r} has no sequence")
-        else:
-            bad = sorted(set(seq) - PROTEIN_ALPHABET)
-            if bad:
-                problems.append(f"record {rid!r}: character(s) {''.join(bad)!r} outside the ESM-2 alphabet")
-        seen.add(rid)
-        records.append((rid, seq))
-
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if line.startswith(">"):
-                finish()
-                header, parts = line[1:], []
-            elif line:
-                if header is None:
-                    problems.append(f"line {number}: sequence text before the first '>' header")
-                    break
-                parts.append("".join(line.split()))
-    finish()
-    if not records and not problems:
-        problems.append("no FASTA records")
-    if problems:
-        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
-        raise InputError(
-            f"{path}: not a valid protein FASTA file ({len(problems)} problem(s))",
-            expected="'>id' headers, unique ids, non-empty upper-case sequences of "
-            + "".join(sorted(PROTEIN_ALPHABET)),
-            found="; ".join(shown),
-            fix="pass protein.faa from `virnucpro preprocess` (stop-free frames)",
-        )
-    return records
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ outputs are tested byte for byte against it.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
@@ -34,7 +33,16 @@ from pathlib import Path
 from Bio import SeqIO
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.files import atomic_path, atomic_write_text, files_together, sha256_file
+from virnucpro_core.fasta import (  # re-exported: the FASTA reader and writer, and the alphabet of genomes
+    NUCLEOTIDE_ALPHABET,
+    FastaFile,
+    FastaRecord,
+    _open_text,
+    iter_fasta,
+    read_fasta,
+    write_fasta,
+)
+from virnucpro_core.files import atomic_write_text, files_together, sha256_file
 from virnucpro_core.paths import PreprocessPaths
 from virnucpro_core.translation import (  # re-exported: callers import the sequence API from here
     AMBIGUOUS_BASES,
@@ -56,6 +64,7 @@ __all__ = [
     "CODON_TABLE",
     "DEFAULT_BLOCK_BASES",
     "NUCLEOTIDE_ALPHABET",
+    "FastaFile",
     "FastaRecord",
     "Frame",
     "PreprocessResult",
@@ -76,23 +85,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# IUPAC nucleotide codes (U included); anything else in a FASTA is rejected.
-NUCLEOTIDE_ALPHABET = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
-# What str.split() splits on, within ASCII; a line's other characters are its sequence.
-_ASCII_WHITESPACE = "".join(chr(i) for i in range(128) if chr(i).isspace()).encode("ascii")
-_ALPHABET_AND_WHITESPACE = "".join(sorted(NUCLEOTIDE_ALPHABET)).encode("ascii") + _ASCII_WHITESPACE
-# Characters per read of a FASTA file.
-_READ_SIZE = 1 << 20
 # Bases per unit of parallel work (about 3 MB of input and output text per block, 1,700 chunks of 300).
 DEFAULT_BLOCK_BASES = 500_000
-
-
-@dataclass(frozen=True)
-class FastaRecord:
-    """One FASTA record: ``id`` is the header's first word, as Biopython reads it."""
-
-    id: str
-    seq: str
 
 
 @dataclass
@@ -143,173 +137,6 @@ class PreprocessResult:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _open_text(path: Path, newline: str | None = ""):
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline=newline)
-    return open(path, encoding="utf-8", errors="replace", newline=newline)
-
-
-def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
-    """``(is a header, line number, text)``: each header line without its ``>``, and runs of other lines.
-
-    The handle reads with universal newlines, so every line ends in "\n" alone
-    ("\r\n" and "\r" become "\n": the same lines as the line-by-line
-    reader's). Text is read ``_READ_SIZE`` characters at a time and cut at
-    header lines with ``str.find``: a few Python steps per record, not per line.
-    A run keeps its "\n"s; a record's sequence may come in several runs.
-    """
-    line = 1
-    unfinished: list[str] = []  # a line longer than one read (one-line genomes) is joined once
-    while True:
-        data = handle.read(_READ_SIZE)
-        cut = data.rfind("\n") + 1 if data else len(data)
-        if data and not cut:
-            unfinished.append(data)
-            continue
-        text = "".join([*unfinished, data[:cut]]) if data else "".join(unfinished)
-        unfinished = [data[cut:]] if data and cut < len(data) else []
-        if not text:
-            return
-        position = 0
-        while position < len(text):
-            if text.startswith(">", position):
-                end = text.find("\n", position)
-                end = len(text) if end < 0 else end
-                yield True, line, text[position + 1 : end]
-                line += 1
-                position = end + 1
-            else:
-                end = text.find("\n>", position)
-                end = len(text) if end < 0 else end + 1
-                run = text[position:end]
-                yield False, line, run
-                line += run.count("\n")
-                position = end
-
-
-def iter_fasta(path: str | Path) -> Iterator[FastaRecord]:
-    """Read and validate a (optionally gzipped) nucleotide FASTA file, one record at a time.
-
-    Every problem of the file is collected and reported in one
-    :class:`InputError`, raised after the last line: no records, text before
-    the first header, empty headers or sequences, duplicate ids, characters
-    that are not IUPAC nucleotide codes. Records are yielded only while the
-    file has no problem, so a consumer that streams them into outputs sees the
-    error before it can finish (and must write its outputs whole or not at all).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(
-            f"{path}: no such file",
-            expected="a nucleotide FASTA file (.fa, .fasta, .fna, optionally .gz)",
-            fix="check the path",
-        )
-    problems: list[str] = []
-    seen: dict[str, int] = {}
-    records = 0
-    header: str | None = None
-    header_line = 0
-    runs: list[str] = []
-
-    def sequence_of(record_name: str) -> str:
-        """The record's lines without whitespace; bad characters are added to ``problems`` by line and column."""
-        raw = "".join(runs)
-        # Fast path, one C call per step for the whole record: ASCII, and nothing but IUPAC codes and whitespace.
-        if raw.isascii():
-            data = raw.encode("ascii")
-            if not data.translate(None, _ALPHABET_AND_WHITESPACE):
-                return data.translate(None, _ASCII_WHITESPACE).decode("ascii")
-        parts = []
-        for number, line in enumerate(raw.split("\n"), start=header_line + 1):
-            stripped = "".join(line.split())
-            if not stripped:
-                continue
-            bad = sorted(set(stripped) - NUCLEOTIDE_ALPHABET)
-            if bad:
-                column = next(i for i, c in enumerate(line, start=1) if c in bad)
-                problems.append(
-                    f"line {number}, column {column}: character(s) {''.join(bad)!r} in record '{record_name}'"
-                )
-            parts.append(stripped)
-        return "".join(parts)
-
-    def finish() -> FastaRecord | None:
-        nonlocal records
-        if header is None:
-            return None
-        name = header.split(maxsplit=1)[0] if header.strip() else ""
-        seq = sequence_of(name or "?")
-        if not name:
-            problems.append(f"line {header_line}: header without an id")
-            return None
-        if not seq:
-            problems.append(f"line {header_line}: record '{name}' has no sequence")
-        if name in seen:
-            problems.append(f"line {header_line}: duplicate id '{name}' (first at line {seen[name]})")
-        else:
-            seen[name] = header_line
-        records += 1
-        return FastaRecord(name, seq)
-
-    try:
-        with _open_text(path, newline=None) as handle:
-            for is_header, number, text in _fasta_runs(handle):
-                if is_header:
-                    record = finish()
-                    if record is not None and not problems:
-                        yield record
-                    header, header_line, runs = text, number, []
-                elif header is not None:
-                    runs.append(text)
-                elif text.split():
-                    blank = next(i for i, line in enumerate(text.split("\n")) if line.split())
-                    problems.append(f"line {number + blank}: sequence text before the first '>' header")
-                    break
-            record = finish()
-            if record is not None and not problems:
-                yield record
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise InputError(
-            f"{path}: cannot be read ({error})",
-            expected="a readable FASTA file, plain or gzip-compressed",
-            fix="check that the file is complete (a truncated download?) and not another format",
-        ) from error
-
-    if not records and not problems:
-        raise InputError(
-            f"{path}: no FASTA records",
-            expected="at least one record starting with a '>' header line",
-            found="an empty file" if path.stat().st_size == 0 else "no line starting with '>'",
-            fix="pass a nucleotide FASTA file",
-        )
-    if problems:
-        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
-        raise InputError(
-            f"{path}: not a valid nucleotide FASTA file ({len(problems)} problem(s))",
-            expected="'>id' headers, unique ids, non-empty sequences of IUPAC nucleotide codes "
-            "(ACGTUNRYKMSWBDHV, any case)",
-            found="\n    " + "\n    ".join(shown),
-            fix="fix or remove the records named above",
-        )
-
-
-def read_fasta(path: str | Path) -> list[FastaRecord]:
-    """Every record of a nucleotide FASTA file, validated (see :func:`iter_fasta`)."""
-    return list(iter_fasta(path))
-
-
-def write_fasta(records: Iterable[tuple[str, str]], path: str | Path) -> int:
-    """Write ``(id, sequence)`` pairs as single-line FASTA, atomically; return the count."""
-    count = 0
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        for name, seq in records:
-            handle.write(f">{name}\n{seq}\n")
-            count += 1
-    return count
 
 
 def read_reference_proteins(paths: Sequence[str | Path]) -> dict[str, list[str]]:
