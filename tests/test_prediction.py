@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +272,39 @@ def test_predict_writes_frames_and_chunks(predicted, pipeline, capsys):
         assert float(chunk["max_host_score"]) == pytest.approx(max_host, abs=1e-6)
         if abs(max_viral - max_host) > 1e-5:
             assert chunk["verdict"] == ("virus" if max_viral >= max_host else "others"), chunk
+
+
+_OPENED: list[tuple[str, str]] | None = None  # (path, mode) of every file opened while a test records them
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[1], str):  # os.open's mode is None: skipped
+        _OPENED.append((str(args[0]), args[1]))
+
+
+def test_predict_reads_its_input_once_and_no_intermediate_back(pipeline, commands, tmp_path, predicted):
+    """One pass: the FASTA is read once; the preprocess and feature files are written, not read back; a rerun
+    reads the feature cache once and writes the same outputs."""
+    global _OPENED
+    sys.addaudithook(_record_opens)  # audit hooks cannot be removed: it records only while _OPENED is a list
+    out = tmp_path / "out"
+    runs = []
+    for _ in range(2):
+        _OPENED = []
+        try:
+            assert commands(["predict", str(pipeline["fasta"]), "--model", str(pipeline["ckpt"]), "--weights",
+                             "random", "--size", "tiny", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+        finally:
+            runs.append(_OPENED)
+            _OPENED = None
+    for number, opened in enumerate(runs):
+        reads = [path for path, mode in opened if "r" in mode and "+" not in mode]
+        assert reads.count(str(pipeline["fasta"])) == 1, (number, reads)
+        read_back = sorted(path for path in reads if path.startswith(str(out)))
+        cache = [str(out / "features" / "dna.pt"), str(out / "features" / "protein.pt")]
+        assert read_back == ([] if number == 0 else cache), (number, read_back)
+    for name in ("frames.tsv", "chunks.tsv", "prediction_results.txt", "prediction_results_highestscore.csv"):
+        assert (out / name).read_bytes() == (predicted[0] / name).read_bytes(), name
 
 
 def test_predict_summary_flags_random_weights(predicted, pipeline):

@@ -65,8 +65,18 @@ def _expected_dims(dna: Embeddings, protein: Embeddings) -> tuple[int, int, str]
     return get_spec(dna.meta["model"]).dim_for(size), get_spec(protein.meta["model"]).dim_for(size), size
 
 
-def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike, label: str | int) -> MergedFeatures:
+def merge_features(
+    dna_path: str | os.PathLike,
+    protein_path: str | os.PathLike,
+    label: str | int,
+    *,
+    dna: Embeddings | None = None,
+    protein: Embeddings | None = None,
+) -> MergedFeatures:
     """Concatenate DNABERT-S and ESM features by id (DNA first), in the protein file's order.
+
+    ``dna`` / ``protein`` are the two files' contents when the caller holds them
+    already (e.g. from :func:`extract_records`): they are not read again.
 
     Raises:
         InputError: wrong model in either file, or ids present in one file only.
@@ -76,7 +86,8 @@ def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike,
     """
     dna_path, protein_path = Path(dna_path), Path(protein_path)
     label_name, label_value = _label_value(label)
-    dna, protein = load_features(dna_path), load_features(protein_path)
+    dna = load_features(dna_path) if dna is None else dna
+    protein = load_features(protein_path) if protein is None else protein
 
     if dna.meta["model"] != "dnabert_s":
         raise InputError(
@@ -319,13 +330,59 @@ def extract_to_file(
     Raises:
         RanksFailed: under torchrun, when any rank failed or stalled (each rank raises it; one prints it).
     """
-    group = group or ProcessGroup.single()
+    fasta = Path(fasta_path)
+    _extract(loaded, lambda: read_records(fasta, loaded.spec.family), fasta, Path(out_path),
+             chunk_size=preprocess_chunk_size(fasta), shard_size=shard_size, toks_per_batch=toks_per_batch,
+             rebuild=rebuild, progress=progress, on_shard=on_shard, group=group or ProcessGroup.single())
+    return Path(out_path)
+
+
+def extract_records(
+    loaded: LoadedModel,
+    pairs: list[tuple[str, str]],
+    out_path: str | os.PathLike,
+    *,
+    source: str | os.PathLike,
+    chunk_size: int | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    toks_per_batch: int | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> Embeddings:
+    """:func:`extract_to_file` of the FASTA ``source`` from its records, already in memory; returns the contents.
+
+    The file, its cache key, shards and reuse are those :func:`extract_to_file`
+    gives ``source`` (``chunk_size`` standing for what it reads from the
+    preprocess summary beside it), so a rerun of either reuses the other's
+    output; here neither ``source`` nor the output is read back. One process.
+    """
+    source = Path(source)
+    return _extract(loaded, lambda: check_records(pairs, loaded.spec.family, source), source, Path(out_path),
+                    chunk_size=chunk_size, shard_size=shard_size, toks_per_batch=toks_per_batch, rebuild=rebuild,
+                    progress=progress, on_shard=None, group=ProcessGroup.single())
+
+
+def _extract(
+    loaded: LoadedModel,
+    read: Callable[[], list[tuple[str, str]]],
+    fasta_path: Path,
+    out: Path,
+    *,
+    chunk_size: int | None,
+    shard_size: int,
+    toks_per_batch: int | None,
+    rebuild: bool,
+    progress: bool,
+    on_shard: Callable[[int, int], None] | None,
+    group: ProcessGroup,
+) -> Embeddings | None:
+    """The extraction behind both entry points: the output's contents on rank 0, None on the other ranks."""
     rank = group.rank
-    out = Path(out_path)
+    existing: Embeddings | None = None  # the finished output of this very extraction, when there is one
     with group.step("extraction") as step:
         if shard_size <= 0:
             raise InputError("shard size must be positive", expected=">= 1", found=str(shard_size))
-        pairs = read_records(fasta_path, loaded.spec.family)
+        pairs = read()
         input_sha256 = records_sha256(pairs)
         budget = toks_per_batch or DEFAULT_TOKS_PER_BATCH[loaded.spec.family]
         if toks_per_batch is None:
@@ -339,9 +396,10 @@ def extract_to_file(
             )
         key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
         paths = ShardPaths(out, key)
-        starts = list(range(0, len(pairs), shard_size))  # read_records guarantees >= 1 record
-        step.value = {"params": params, "finished": not rebuild and _finished(out, key), "reused": 0}
-        if step.value["finished"]:
+        starts = list(range(0, len(pairs), shard_size))  # read() gives >= 1 record
+        existing = None if rebuild else _finished(out, key)
+        step.value = {"params": params, "finished": existing is not None, "reused": 0}
+        if existing is not None:
             log.info(
                 "reusing %s: same input (sha256 %s) and model settings; delete it or pass --rebuild to recompute",
                 out,
@@ -360,8 +418,8 @@ def extract_to_file(
                 progress=progress and rank.is_main, on_shard=on_shard, group=group,
             )
     _check_agreement(step.values, rank)
-    if step.value["finished"] or not rank.is_main:
-        return out
+    if existing is not None or not rank.is_main:
+        return existing
 
     total = len(starts)
     if rank.distributed and (reused := sum(v["reused"] for v in step.values)):
@@ -381,13 +439,13 @@ def extract_to_file(
     data = torch.cat([shards[i]["data"] for i in range(total)], dim=0)
     lengths = torch.cat([shards[i]["lengths"] for i in range(total)], dim=0)
     meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
-    meta.update(cache_key=key, input_file=Path(fasta_path).name, shard_size=shard_size,
-                chunk_size=preprocess_chunk_size(Path(fasta_path)))
-    save_features(Embeddings([rid for rid, _ in pairs], data, lengths, meta), out)
+    meta.update(cache_key=key, input_file=fasta_path.name, shard_size=shard_size, chunk_size=chunk_size)
+    embeddings = Embeddings([rid for rid, _ in pairs], data, lengths, meta)
+    save_features(embeddings, out)
     shutil.rmtree(paths.root, ignore_errors=True)
     with contextlib.suppress(OSError):
         paths.parent.rmdir()  # only when no other run's shards are left in it
-    return out
+    return embeddings
 
 
 def extract_with_torchrun(
@@ -429,15 +487,15 @@ def extract_with_torchrun(
     return out
 
 
-def _finished(out: Path, key: str) -> bool:
-    """Whether ``out`` is the finished output of this very extraction (same cache key)."""
+def _finished(out: Path, key: str) -> Embeddings | None:
+    """``out``'s contents when it is the finished output of this very extraction (same cache key), else None."""
     if not out.is_file():
-        return False
+        return None
     try:
         existing = load_features(out)
     except InputError:
-        return False
-    return existing.meta.get("cache_key") == key
+        return None
+    return existing if existing.meta.get("cache_key") == key else None
 
 
 def _embed_share(

@@ -113,18 +113,21 @@ class PredictionPaths:
 # --------------------------------------------------------------------------- label-free features
 
 
-def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike) -> Embeddings:
+def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike, *, dna: Embeddings | None = None,
+                    protein: Embeddings | None = None) -> Embeddings:
     """Join DNABERT-S and protein-model features by id (DNA first) without a class label.
 
     Runs :func:`virnucpro_core.features.merge_features`, so every check of
     ``virnucpro merge`` applies (model families, widths, same ids in both
-    files); its label only fills the ``labels`` column, which is dropped here.
+    files; ``dna`` / ``protein``, the files' contents when in memory, are not
+    read again); its label only fills the ``labels`` column, which is dropped
+    here: the rows, their lengths and the meta (dims, both inputs' provenance) remain.
 
     Raises:
         InputError: wrong model in either file, or ids present in one file only.
         DimensionError: widths other than DNABERT-S + the protein model's.
     """
-    merged = merge_features(dna_path, protein_path, "host")
+    merged = merge_features(dna_path, protein_path, "host", dna=dna, protein=protein)
     meta = {key: value for key, value in merged.meta.items() if key != "label"}
     return Embeddings(merged.ids, merged.data, merged.lengths, meta)
 

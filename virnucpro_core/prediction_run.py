@@ -29,8 +29,8 @@ from virnucpro_core.aggregation import ChunkAggregate, aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.features import extract_to_file
-from virnucpro_core.files import atomic_write_text, sha256_file
+from virnucpro_core.features import extract_records
+from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE
@@ -47,7 +47,7 @@ from virnucpro_core.prediction import (
     merge_unlabeled,
     score_features,
 )
-from virnucpro_core.sequences import preprocess, read_fasta
+from virnucpro_core.sequences import FastaFile, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,8 @@ def predict_fasta(
 
     # Nothing is written until every input has been checked: the FASTA is read first (seconds, before
     # minutes of loading full-size models), then both models are loaded and matched to the checkpoint.
-    read_fasta(input_path)
+    # It is read once: its records stay in memory for preprocessing, and its sha256 is taken in the same pass.
+    fasta = FastaFile.read(input_path)
     options = dict(weights=weights, size=size, device=device, seed=seed, allow_other_model=allow_other_model)
     dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
     # The protein model runs in the precision the training features were extracted in (recorded in the
@@ -282,9 +283,12 @@ def predict_fasta(
                   "--protein-model-path", mismatches)
 
     paths = PredictionPaths(Path(out_dir))
-    prep = preprocess(input_path, chunk_size, paths.preprocess)
+    # The preprocess files and the feature files are written as `virnucpro preprocess` / `extract` write them
+    # (the features are the cache a rerun reuses), but their contents come from memory, never read back.
+    prep = preprocess(fasta, chunk_size, paths.preprocess, keep=True)
+    input_sha256, fasta = fasta.sha256, None  # the records are in prep.samples now: let them go
+    samples = prep.samples
     say(f"{prep.records} records -> {prep.chunks} chunks of {chunk_size} bp -> {prep.frames} stop-free frames")
-    chunk_ids = [record.id for record in read_fasta(prep.paths.chunks)] if prep.chunks else []
     models = {
         "dna": _provenance({**dna.provenance, "model": dna.spec.name, "display_name": dna.spec.display_name,
                             "dim": dna.dim, "device": dna.device.type}),
@@ -295,15 +299,16 @@ def predict_fasta(
     random_weights = any(m.get("weights") == "random" for m in (models["dna"], models["protein"]))
 
     if prep.frames:
-        extract_to_file(dna, prep.paths.nucleotide, paths.dna_features, progress=progress, rebuild=rebuild)
-        extract_to_file(protein, prep.paths.protein, paths.protein_features, progress=progress,
-                        rebuild=rebuild)
-        features = merge_unlabeled(paths.dna_features, paths.protein_features)
+        dna_rows = extract_records(dna, samples.nucleotide, paths.dna_features, source=prep.paths.nucleotide,
+                                   chunk_size=chunk_size, progress=progress, rebuild=rebuild)
+        protein_rows = extract_records(protein, samples.protein, paths.protein_features, source=prep.paths.protein,
+                                       chunk_size=chunk_size, progress=progress, rebuild=rebuild)
+        features = merge_unlabeled(paths.dna_features, paths.protein_features, dna=dna_rows, protein=protein_rows)
         scores = score_features(loaded, features)
     else:
         empty = np.zeros(0)
         scores = FrameScores([], empty.astype(np.float64), empty.astype(np.int64), empty.astype(np.int64))
-    calls = aggregate_chunks(scores.ids, scores.p_viral, chunk_ids)
+    calls = aggregate_chunks(scores.ids, scores.p_viral, samples.chunk_ids)
 
     warnings = [RANDOM_WEIGHTS_WARNING] if random_weights else []
     warnings += mismatches or []
@@ -325,7 +330,7 @@ def predict_fasta(
         chunks=calls,
         parameters={
             "input": str(input_path),
-            "input_sha256": sha256_file(input_path),
+            "input_sha256": input_sha256,
             "chunk_size": chunk_size,
             "weights": weights,
             "size": size,

@@ -23,6 +23,7 @@ outputs are tested byte for byte against it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -42,7 +43,7 @@ from virnucpro_core.fasta import (  # re-exported: the FASTA reader and writer, 
     read_fasta,
     write_fasta,
 )
-from virnucpro_core.files import atomic_write_text, files_together, sha256_file
+from virnucpro_core.files import atomic_write_text, files_together
 from virnucpro_core.paths import PreprocessPaths
 from virnucpro_core.translation import (  # re-exported: callers import the sequence API from here
     AMBIGUOUS_BASES,
@@ -104,6 +105,7 @@ class PreprocessResult:
     rna_records: int = 0
     records_shorter_than_a_codon: int = 0
     chunks_without_frames: int = 0
+    samples: PreprocessSamples | None = None  # the outputs in memory, with ``preprocess(..., keep=True)``
 
     def to_dict(self) -> dict:
         return {
@@ -134,6 +136,24 @@ class PreprocessResult:
             lines.append(f"dropped {self.dropped_ambiguous_chunks} chunk(s) with ambiguous bases (training mode, "
                          "as the original's training scripts)")
         return lines
+
+
+@dataclass
+class PreprocessSamples:
+    """The three FASTA outputs of :func:`preprocess` held in memory: every chunk id, and each frame's
+    nucleotide and protein ``(id, seq)`` pairs, in the files' order."""
+
+    chunk_ids: list[str] = field(default_factory=list)
+    nucleotide: list[tuple[str, str]] = field(default_factory=list)
+    protein: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, samples: BlockSamples) -> None:
+        """Append one block's samples, from the single-line FASTA text its worker returned."""
+        # Lines alternate ">id" and the sequence; the text ends in "\n", so the last split is empty.
+        self.chunk_ids += [header[1:] for header in samples.chunks.decode("utf-8").split("\n")[0:-1:2]]
+        for pairs, text in ((self.nucleotide, samples.nucleotide), (self.protein, samples.protein)):
+            lines = text.decode("utf-8").split("\n")
+            pairs += zip((header[1:] for header in lines[0:-1:2]), lines[1::2], strict=True)
 
 
 # --------------------------------------------------------------------------- reading
@@ -315,22 +335,25 @@ def _positive(name: str, value: object, expected: str, fix: str) -> int:
 
 
 def preprocess(
-    input_path: str | Path,
+    input_path: str | Path | FastaFile,
     chunk_size: int,
     out_dir: str | Path,
     *,
     reference: Sequence[str | Path] | None = None,
     workers: int | None = None,
     block_bases: int = DEFAULT_BLOCK_BASES,
+    keep: bool = False,
 ) -> PreprocessResult:
     """Run VirNucPro preprocessing on a FASTA file and write its four outputs.
 
-    Records are read, translated and written block by block, so memory does
-    not grow with the input; the files appear together when the last block is
-    written (an error, a kill or a full disk leaves an earlier set as it was).
+    Records are read (and the file hashed, in the same pass), translated and
+    written block by block, so memory does not grow with the input; the files
+    appear together when the last block is written (an error, a kill or a full
+    disk leaves an earlier set as it was).
 
     Args:
-        input_path: nucleotide FASTA, optionally gzipped.
+        input_path: nucleotide FASTA, optionally gzipped; or the :class:`FastaFile` of one read before
+            (its records are used, the file is not read again).
         chunk_size: chunk length in bases (VirNucPro models exist for 300 and 500).
         out_dir: directory for ``chunks.fa``, ``nucleotide.fa``, ``protein.faa``
             and ``preprocess.json``.
@@ -340,6 +363,8 @@ def preprocess(
             runs in this process.
         block_bases: bases per unit of work (default :data:`DEFAULT_BLOCK_BASES`);
             smaller blocks balance the workers better and cost more overhead.
+        keep: also hold the three FASTA outputs in memory (``PreprocessResult.samples``) for a caller that
+            embeds them next, so that it reads none of them back; memory then grows with the input.
 
     Returns:
         Counts and the output paths. Outputs keep the input's record order;
@@ -351,8 +376,13 @@ def preprocess(
     _positive("workers", workers, f"a number of processes, e.g. the {available_cpus()} cores here",
               "pass --workers 1 or more")  # fmt: skip
     _positive("block size", block_bases, "a number of bases per unit of work, e.g. 500000", "omit it for the default")
-    input_path = Path(input_path)
+    if isinstance(input_path, FastaFile):
+        records, digest, input_path = input_path.records, input_path.sha256, input_path.path
+    else:
+        input_path, digest = Path(input_path), hashlib.sha256()
+        records = iter_fasta(input_path, digest=digest)
     references = read_reference_proteins(reference) if reference else None
+    kept = PreprocessSamples() if keep else None
 
     paths = PreprocessPaths(Path(out_dir))
     tally = _Tally()
@@ -360,11 +390,13 @@ def preprocess(
     # never new chunks beside old proteins. preprocess.json, moved in last, marks a complete set.
     with files_together(paths.root, paths.summary.name) as staging:
         staged = PreprocessPaths(staging)
-        blocks = _blocks(iter_fasta(input_path), chunk_size, references, block_bases, tally)
+        blocks = _blocks(records, chunk_size, references, block_bases, tally)
         with SampleWriter(staged) as writer:
             for samples in ordered_map(samples_of_block, blocks, workers):
                 writer.write(samples)
                 tally.add(samples)
+                if kept is not None:
+                    kept.add(samples)
         result = PreprocessResult(
             paths=paths,
             chunk_size=chunk_size,
@@ -377,10 +409,11 @@ def preprocess(
             rna_records=tally.rna,
             records_shorter_than_a_codon=tally.shorter_than_a_codon,
             chunks_without_frames=tally.without_frames,
+            samples=kept,
         )
         summary = {
             "input": str(input_path),
-            "input_sha256": sha256_file(input_path),
+            "input_sha256": digest if isinstance(digest, str) else digest.hexdigest(),  # read to its end by now
             "reference": [str(p) for p in reference or []],
             **result.to_dict(),
         }
