@@ -282,9 +282,10 @@ def _record_opens(event: str, args: tuple) -> None:
         _OPENED.append((str(args[0]), args[1]))
 
 
-def test_predict_reads_its_input_once_and_no_intermediate_back(pipeline, commands, tmp_path, predicted):
-    """One pass: the FASTA is read once; the preprocess and feature files are written, not read back; a rerun
-    reads the feature cache once and writes the same outputs."""
+def test_predict_reads_input_and_checkpoint_once_and_no_intermediate_back(pipeline, commands, tmp_path,
+                                                                          predicted):
+    """One pass: the FASTA and the checkpoint are read once; the preprocess and feature files are written, not
+    read back; a rerun reads the feature cache once and writes the same outputs."""
     global _OPENED
     sys.addaudithook(_record_opens)  # audit hooks cannot be removed: it records only while _OPENED is a list
     out = tmp_path / "out"
@@ -300,6 +301,7 @@ def test_predict_reads_its_input_once_and_no_intermediate_back(pipeline, command
     for number, opened in enumerate(runs):
         reads = [path for path, mode in opened if "r" in mode and "+" not in mode]
         assert reads.count(str(pipeline["fasta"])) == 1, (number, reads)
+        assert reads.count(str(pipeline["ckpt"])) == 1, (number, reads)
         read_back = sorted(path for path in reads if path.startswith(str(out)))
         cache = [str(out / "features" / "dna.pt"), str(out / "features" / "protein.pt")]
         assert read_back == ([] if number == 0 else cache), (number, read_back)

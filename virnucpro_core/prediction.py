@@ -217,7 +217,7 @@ def checkpoint_info(checkpoint: LoadedCheckpoint) -> dict[str, Any]:
     path = Path(checkpoint.path)
     return {
         "path": str(path),
-        "sha256": sha256_file(path) if path.is_file() else None,
+        "sha256": checkpoint.sha256 or (sha256_file(path) if path.is_file() else None),
         "protein_model": meta.protein_model,
         "dna_model": meta.dna_model,
         "input_dim": meta.input_dim,

@@ -31,7 +31,7 @@ from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import extract_records
 from virnucpro_core.files import atomic_write_text
-from virnucpro_core.layouts.checkpoints import load_checkpoint
+from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint
 from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE
 from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model, merged_widths, resolve_device
@@ -440,8 +440,8 @@ def predict_merged(
             raise InputError(f"{path} repeats {len(repeated)} id(s) of an earlier file, e.g. "
                              f"{', '.join(sorted(repeated)[:5])}", fix="pass each sample once")
         seen.update(ids)
-        loaded = load_checkpoint(loaded.path, expected_input_dim=int(rows.width),
-                                 expected_protein_model=info["protein_model"]) if not pieces else loaded
+        loaded = fit_checkpoint(loaded, expected_input_dim=int(rows.width),
+                                expected_protein_model=info["protein_model"]) if not pieces else loaded
         dtype, trained_dtype = info.get("protein_dtype"), trained.get("protein_dtype")
         if dtype and trained_dtype and dtype != trained_dtype:
             _mismatch(loaded, f"{path.name}: protein features in {dtype}", f"{trained_dtype} protein features",
