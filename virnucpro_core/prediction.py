@@ -294,4 +294,3 @@ def predict_features(
         "split": features.meta.get("split"),
     }
     return Predictions.from_logits(features.ids, logits, labels, features.lengths, json.loads(json.dumps(meta)))
-

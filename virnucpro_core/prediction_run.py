@@ -2,7 +2,9 @@
 
 * :func:`predict_fasta` — what a user runs on new sequences, as VirNucPro's
   ``prediction.py`` did: preprocess → DNABERT-S on the nucleotide frames and
-  the checkpoint's protein model on the protein frames → merge by id → MLP.
+  the checkpoint's protein model on the protein frames → merge by id → MLP,
+  in one pass: the FASTA and the checkpoint are read once, and what each
+  stage makes goes on in memory (its files are written, never read back).
 * :func:`predict_merged` — the MLP alone on merged features that exist already
   (ours, or VirNucPro's original / FastESM2-fork files), read one file at a time.
 
@@ -489,4 +491,3 @@ def predict_merged(
     )
     result.write()
     return result
-
