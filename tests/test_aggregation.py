@@ -8,8 +8,8 @@ import pytest
 
 from virnucpro_core.aggregation import aggregate_chunks, aggregate_records
 from virnucpro_core.errors import InputError
-from virnucpro_core.metrics import Predictions, chunk_verdicts
-from virnucpro_core.prediction import FrameScores, chunk_calls
+from virnucpro_core.layouts.predictions import verdicts
+from virnucpro_core.metrics import Predictions
 
 # Hand-made frames with every suffix F1..R3; chunk ids end in digits, so stripping two characters matters.
 IDS = ["rec_a_chunk_1F1", "rec_a_chunk_1F2", "rec_a_chunk_1F3", "rec_a_chunk_1R1", "rec_a_chunk_1R2",
@@ -38,11 +38,11 @@ def test_chunks_follow_the_original_rule_on_a_hand_made_example():
 
 def test_evaluation_and_prediction_share_the_aggregation():
     labels = [0] * 8 + [1] * 2
-    verdicts = chunk_verdicts(Predictions(IDS, labels, P_VIRAL, (P_VIRAL > 0.5).astype(int), [5] * 10))
-    calls = chunk_calls(FrameScores(IDS, P_VIRAL, (P_VIRAL > 0.5).astype(int), np.full(10, 5)),
-                        ["rec_a_chunk_1", "rec_a_chunk_12", "rec_a_chunk_3", "rec_b_chunk_2"])
-    assert verdicts.y_pred.tolist() == [0, 0, 1] and verdicts.y_true.tolist() == [0, 0, 1]
-    assert calls.verdicts == ["others", "others", "no_frames", "virus"]
+    labelled = Predictions(IDS, labels, P_VIRAL, (P_VIRAL > 0.5).astype(int), [5] * 10)
+    evaluated = aggregate_chunks(labelled.ids, labelled.p_viral, y_true=labelled.y_true)
+    calls = aggregate_chunks(IDS, P_VIRAL, ["rec_a_chunk_1", "rec_a_chunk_12", "rec_a_chunk_3", "rec_b_chunk_2"])
+    assert evaluated.y_pred.tolist() == [0, 0, 1] and evaluated.y_true.tolist() == [0, 0, 1]
+    assert verdicts(calls) == ["others", "others", "no_frames", "virus"]
     assert np.isnan(calls.max_p_viral[2]) and calls.n_frames.tolist() == [6, 2, 0, 2]
 
 

@@ -18,8 +18,19 @@ import torch
 from checkpoint_files import PAYLOADS, TINY, WHERE, appears, fork_checkpoint, hostile_file, run_original
 from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.features import MergedFeatures
-from virnucpro_core.layouts.checkpoints import FORK, LAYOUTS, ORIGINAL, OURS, save_checkpoint
+from virnucpro_core.errors import DimensionError
+from virnucpro_core.files import sha256_file
+from virnucpro_core.layouts.checkpoints import (
+    FORK,
+    LAYOUTS,
+    ORIGINAL,
+    OURS,
+    fit_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from virnucpro_core.metrics import Predictions
+from virnucpro_core.models import merged_widths
 from virnucpro_core.prediction import merge_unlabeled
 
 # One record whose frame 1 (M K F G P ...) has no stop: every 300 bp chunk gets a frame to score.
@@ -120,6 +131,31 @@ def test_predict_features_scores_with_every_layout(tmp_path, run_cli, original_c
             expected = torch.softmax(model(data).double(), dim=1)[:, 1].numpy()
     rows = (tmp_path / "calls" / "frames.tsv").read_text().splitlines()[1:]
     np.testing.assert_allclose([float(row.split("\t")[3]) for row in rows], expected, atol=1e-6)
+
+
+def _outcome(load, **expected):
+    """What loading gives: the meta, the model's protein model and the digest, or the error's message."""
+    try:
+        loaded = load(**expected)
+    except DimensionError as error:
+        return str(error)
+    return loaded.meta, loaded.model.protein_model, loaded.sha256
+
+
+@pytest.mark.parametrize("layout", [OURS, ORIGINAL, FORK])
+def test_fit_checkpoint_is_loading_again_with_the_features_expectations(tmp_path, original_checkpoints, layout):
+    """`predict --features` checks the checkpoint it loaded against the first file's width and protein model
+    without reading it again: the checkpoint, or the error, that loading it with those expectations gives."""
+    path, _ = checkpoint_of(layout, tmp_path, original_checkpoints)
+    first = load_checkpoint(path, protein_widths=merged_widths("tiny"))
+    assert first.sha256 == sha256_file(path) and first.layout == layout
+    outcomes = []
+    for expected in ({"expected_input_dim": TINY, "expected_protein_model": "fastesm2_650"},
+                     {"expected_input_dim": TINY}, {"expected_input_dim": 2048}, {"expected_protein_model": "esm2_3b"}):
+        fitted = _outcome(lambda **e: fit_checkpoint(first, **e), **expected)
+        assert fitted == _outcome(lambda **e: load_checkpoint(path, **e), **expected), expected
+        outcomes.append(fitted)
+    assert not isinstance(outcomes[0], str) and isinstance(outcomes[2], str), "the features' own fit, then a refusal"
 
 
 def test_a_3328_original_is_refused_where_2048_is_fed(tmp_path, run_cli, original_checkpoints):

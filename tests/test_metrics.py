@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.metrics import (
     METRICS,
     Evaluation,
     Predictions,
     bootstrap_intervals,
-    chunk_verdicts,
     evaluate,
     length_breakdown,
 )
@@ -62,8 +62,9 @@ def test_metric_accessor_lists_names_on_typo():
         e.metric("auc")
 
 
-def test_chunk_verdicts_follow_virnucpro_rule():
-    chunks = chunk_verdicts(eight())
+def test_chunk_calls_follow_virnucpro_rule():
+    e8 = eight()
+    chunks = aggregate_chunks(e8.ids, e8.p_viral, y_true=e8.y_true)
     assert chunks.ids == ["v1_chunk_1", "v1_chunk_2", "v2_chunk_1", "h1_chunk_1", "h1_chunk_2", "h2_chunk_1"]
     assert chunks.n_frames.tolist() == [2, 1, 1, 2, 1, 1]
     # v1_chunk_1: max p_viral 0.9 >= max p_host 0.6 -> viral, although its R1 frame alone is a false negative.
@@ -80,17 +81,17 @@ def test_chunk_tie_is_viral_frame_tie_is_host():
     # Chunk B: frames 0.25 and 0.625 -> 0.625 < 0.75 -> host.
     p = Predictions(["a_chunk_1F1", "a_chunk_1R1", "b_chunk_1F1", "b_chunk_1R1"], [1, 1, 0, 0],
                     [0.25, 0.75, 0.25, 0.625], [0, 1, 0, 1], [5, 5, 5, 5])
-    assert chunk_verdicts(p).y_pred.tolist() == [1, 0]
+    assert aggregate_chunks(p.ids, p.p_viral, y_true=p.y_true).y_pred.tolist() == [1, 0]
     # A single frame at exactly 0.5 is a tie: viral as a chunk, host as a frame (arg-max picks class 0).
     tie = Predictions.from_logits(["c_chunk_1F1"], [[0.0, 0.0]], [1], [5])
     assert tie.p_viral[0] == 0.5 and tie.y_pred[0] == 0
-    assert chunk_verdicts(tie).y_pred.tolist() == [1]
+    assert aggregate_chunks(tie.ids, tie.p_viral, y_true=tie.y_true).y_pred.tolist() == [1]
 
 
 def test_chunk_with_mixed_labels_is_an_error():
     p = Predictions(["a_chunk_1F1", "a_chunk_1R1"], [1, 0], [0.5, 0.5], [0, 0], [1, 1])
     with pytest.raises(InputError, match="a_chunk_1"):
-        chunk_verdicts(p)
+        aggregate_chunks(p.ids, p.p_viral, y_true=p.y_true)
 
 
 def test_from_logits_softmax_and_argmax():
@@ -224,7 +225,7 @@ def test_chunk_verdict_ignores_frame_order(p_frames, rng):
     rng.shuffle(order)
     ids = [f"rec_chunk_1{tags[i]}" for i in order]
     p = Predictions(ids, [1] * len(ids), [p_frames[i] for i in order], [0] * len(ids), [1] * len(ids))
-    verdict = chunk_verdicts(p)
+    verdict = aggregate_chunks(p.ids, p.p_viral, y_true=p.y_true)
     assert verdict.ids == ["rec_chunk_1"]
     assert verdict.y_pred[0] == int(max(p_frames) >= max(1.0 - q for q in p_frames))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from virnucpro_core import cli
+from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.features import extract_to_file, merge_features
@@ -23,14 +25,8 @@ from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.metrics import Predictions
 from virnucpro_core.models import get_spec, load_model
-from virnucpro_core.prediction import (
-    NO_FRAMES,
-    FrameScores,
-    chunk_calls,
-    merge_unlabeled,
-    predict_features,
-    score_features,
-)
+from virnucpro_core.layouts.predictions import NO_FRAMES, verdicts
+from virnucpro_core.prediction import FrameScores, merge_unlabeled, predict_features, score_features
 from virnucpro_core.sequences import preprocess, read_fasta
 
 SMOKE = Path(__file__).resolve().parents[1] / "fixtures" / "smoke"
@@ -222,14 +218,14 @@ def test_unlabeled_features_need_labels(pipeline):
 # --------------------------------------------------------------------------- chunk rule
 
 
-def test_chunk_calls_hand_checked():
+def test_chunk_rule_hand_checked():
     scores = FrameScores(
         ids=["r_chunk_1F1", "r_chunk_1R2", "r_chunk_2F3", "s_chunk_1F1", "s_chunk_1R1"],
         p_viral=np.array([0.30, 0.60, 0.50, 0.10, 0.45]),
         y_pred=np.array([0, 1, 0, 0, 0]),
         lengths=np.array([10, 10, 10, 10, 10]),
     )
-    calls = chunk_calls(scores, ["r_chunk_1", "r_chunk_2", "r_chunk_3", "s_chunk_1"])
+    calls = aggregate_chunks(scores.ids, scores.p_viral, ["r_chunk_1", "r_chunk_2", "r_chunk_3", "s_chunk_1"])
     assert calls.ids == ["r_chunk_1", "r_chunk_2", "r_chunk_3", "s_chunk_1"]
     assert calls.record_ids == ["r", "r", "r", "s"]
     assert calls.n_frames.tolist() == [2, 1, 0, 2]
@@ -237,7 +233,7 @@ def test_chunk_calls_hand_checked():
     # r_chunk_3 has no frames; s_chunk_1: 0.45 < 0.90 -> others.
     np.testing.assert_allclose(calls.max_p_viral[[0, 1, 3]], [0.60, 0.50, 0.45])
     np.testing.assert_allclose(calls.max_p_host[[0, 1, 3]], [0.70, 0.50, 0.90])
-    assert calls.verdicts == ["others", "virus", NO_FRAMES, "others"]
+    assert verdicts(calls) == ["others", "virus", NO_FRAMES, "others"]
 
 
 # --------------------------------------------------------------------------- predict
@@ -276,6 +272,41 @@ def test_predict_writes_frames_and_chunks(predicted, pipeline, capsys):
         assert float(chunk["max_host_score"]) == pytest.approx(max_host, abs=1e-6)
         if abs(max_viral - max_host) > 1e-5:
             assert chunk["verdict"] == ("virus" if max_viral >= max_host else "others"), chunk
+
+
+_OPENED: list[tuple[str, str]] | None = None  # (path, mode) of every file opened while a test records them
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[1], str):  # os.open's mode is None: skipped
+        _OPENED.append((str(args[0]), args[1]))
+
+
+def test_predict_reads_input_and_checkpoint_once_and_no_intermediate_back(pipeline, commands, tmp_path,
+                                                                          predicted):
+    """One pass: the FASTA and the checkpoint are read once; the preprocess and feature files are written, not
+    read back; a rerun reads the feature cache once and writes the same outputs."""
+    global _OPENED
+    sys.addaudithook(_record_opens)  # audit hooks cannot be removed: it records only while _OPENED is a list
+    out = tmp_path / "out"
+    runs = []
+    for _ in range(2):
+        _OPENED = []
+        try:
+            assert commands(["predict", str(pipeline["fasta"]), "--model", str(pipeline["ckpt"]), "--weights",
+                             "random", "--size", "tiny", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+        finally:
+            runs.append(_OPENED)
+            _OPENED = None
+    for number, opened in enumerate(runs):
+        reads = [path for path, mode in opened if "r" in mode and "+" not in mode]
+        assert reads.count(str(pipeline["fasta"])) == 1, (number, reads)
+        assert reads.count(str(pipeline["ckpt"])) == 1, (number, reads)
+        read_back = sorted(path for path in reads if path.startswith(str(out)))
+        cache = [str(out / "features" / "dna.pt"), str(out / "features" / "protein.pt")]
+        assert read_back == ([] if number == 0 else cache), (number, read_back)
+    for name in ("frames.tsv", "chunks.tsv", "prediction_results.txt", "prediction_results_highestscore.csv"):
+        assert (out / name).read_bytes() == (predicted[0] / name).read_bytes(), name
 
 
 def test_predict_summary_flags_random_weights(predicted, pipeline):

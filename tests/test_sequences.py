@@ -11,7 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from virnucpro_core.errors import InputError
+from virnucpro_core.fasta import PROTEIN
+from virnucpro_core.files import sha256_file
 from virnucpro_core.sequences import (
+    FastaFile,
     FastaRecord,
     chunk_record,
     chunk_starts,
@@ -193,6 +196,24 @@ def test_preprocess_writes_three_files_in_input_order(tmp_path):
     assert [n.id for n in nucleotide] == [p[1:] for p in protein if p]
     assert nucleotide[0].id.startswith("b_chunk_1")
     assert not list((tmp_path / "out").glob("*.part"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_preprocess_of_a_file_read_before_keeps_its_outputs_in_memory(tmp_path, workers):
+    """The same four files from a FastaFile as from its path; with keep=True their contents in memory too."""
+    fasta = tmp_path / "in.fa.gz"
+    fasta.write_bytes(gzip.compress(b">b\nATGAAATTTGGGCCCAAA\n>a\nATGTAA\n>c\nTTAATTAATTAACTCATGCCC\n"))
+    kept = preprocess(FastaFile.read(fasta), 9, tmp_path / "kept", keep=True, workers=workers, block_bases=9)
+    plain = preprocess(fasta, 9, tmp_path / "plain", workers=workers, block_bases=9)
+    for name in ("chunks.fa", "nucleotide.fa", "protein.faa", "preprocess.json"):
+        assert (tmp_path / "kept" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes(), name
+    assert json.loads(plain.paths.summary.read_text())["input_sha256"] == sha256_file(fasta)
+    assert plain.samples is None
+    samples = kept.samples
+    assert samples.chunk_ids == [r.id for r in read_fasta(kept.paths.chunks)]
+    assert samples.nucleotide == [(r.id, r.seq) for r in read_fasta(kept.paths.nucleotide)]
+    assert samples.protein == [(r.id, r.seq) for r in read_fasta(kept.paths.protein, PROTEIN)]
+    assert len(samples.chunk_ids) == 6 and samples.protein and len(samples.protein) == len(samples.nucleotide)
 
 
 def test_rna_is_read_as_the_dna_it_stands_for_and_said(tmp_path, caplog):

@@ -23,7 +23,7 @@ from Bio.SeqRecord import SeqRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from virnucpro_core import sequences as sequences_module
+from virnucpro_core import fasta as fasta_module
 from virnucpro_core.errors import InputError
 from virnucpro_core.sequences import (
     CODON_TABLE,
@@ -199,11 +199,11 @@ def test_read_fasta_matches_the_reference(text, compressed, read_size):
         path = Path(tmp) / "in.fa"
         data = text.encode("utf-8")
         path.write_bytes(gzip.compress(data) if compressed else data)
-        default, sequences_module._READ_SIZE = sequences_module._READ_SIZE, read_size
+        default, fasta_module._READ_SIZE = fasta_module._READ_SIZE, read_size
         try:
             assert _read(read_fasta, path) == _read(read_fasta_reference, path)
         finally:
-            sequences_module._READ_SIZE = default
+            fasta_module._READ_SIZE = default
 
 
 def test_read_fasta_reports_every_problem_like_the_reference(tmp_path):

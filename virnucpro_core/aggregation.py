@@ -5,8 +5,9 @@ chunks: frames are grouped by their id minus its two-character frame suffix,
 and a chunk is viral iff the highest viral score among its frames is ≥ the
 highest host score (a tie is viral; ``prediction.py`` of the original,
 ``max(score2) >= max(score1)``). :func:`aggregate_chunks` is the only
-implementation of that rule here: the evaluation (:func:`metrics.chunk_verdicts`)
-and ``virnucpro predict`` (:func:`prediction.chunk_calls`) both call it.
+implementation of that rule here, and its one entry point: the evaluation
+(:func:`metrics.evaluate_chunks`, with the frames' true labels) and ``virnucpro
+predict`` (every chunk of the input, in order) both call it.
 
 The original has no per-record call. :func:`aggregate_records` states one, as
 an option: ``mean`` (default) — a record is viral iff the mean viral score of
@@ -45,22 +46,37 @@ def _index(keys: Sequence[str], order: Sequence[str] | None) -> tuple[list[str],
 
 @dataclass
 class ChunkAggregate:
-    """One row per chunk: frame count, best viral and host scores, the call (NaN scores and call -1 without frames)."""
+    """One row per chunk: frame count, best viral and host scores, the call (NaN scores and call -1 without frames).
+
+    ``y_true`` is each chunk's true label when the frames had labels (evaluation), else None (prediction).
+    """
 
     ids: list[str]
     n_frames: np.ndarray
     max_p_viral: np.ndarray
     max_p_host: np.ndarray
     y_pred: np.ndarray  # 1 viral, 0 host, -1 no scored frame
+    y_true: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
     @property
     def margin(self) -> np.ndarray:
         """``max p_viral − max p_host``: the chunk's ranking score (≥ 0 means viral)."""
         return self.max_p_viral - self.max_p_host
 
+    @property
+    def record_ids(self) -> list[str]:
+        return [source_of(i) for i in self.ids]
 
-def aggregate_chunks(frame_ids: Sequence[str], p_viral: np.ndarray, order: Sequence[str] | None = None
-                     ) -> ChunkAggregate:
+    def count(self, call: int) -> int:
+        """Chunks called ``call``: 1 viral, 0 host, -1 without a scored frame."""
+        return int((self.y_pred == call).sum())
+
+
+def aggregate_chunks(frame_ids: Sequence[str], p_viral: np.ndarray, order: Sequence[str] | None = None, *,
+                     y_true: np.ndarray | None = None) -> ChunkAggregate:
     """Call each chunk from its frames by VirNucPro's rule (:data:`CHUNK_RULE`).
 
     Args:
@@ -68,9 +84,10 @@ def aggregate_chunks(frame_ids: Sequence[str], p_viral: np.ndarray, order: Seque
         p_viral: viral score of each frame; the host score is ``1 - p_viral``.
         order: every chunk to report, in this order (chunks without frames included);
             default: the frames' chunks in first-seen order.
+        y_true: the frames' true labels (0 host / 1 viral), to label each chunk (``ChunkAggregate.y_true``).
 
     Raises:
-        InputError: a frame belongs to no chunk of ``order``.
+        InputError: a frame belongs to no chunk of ``order``, or frames of one chunk carry different labels.
     """
     chunks = [chunk_of(i) for i in frame_ids]
     if order is not None:
@@ -93,7 +110,8 @@ def aggregate_chunks(frame_ids: Sequence[str], p_viral: np.ndarray, order: Seque
     max_viral[empty] = np.nan
     max_host[empty] = np.nan
     y_pred = np.where(empty, -1, (max_viral >= max_host).astype(np.int64))
-    return ChunkAggregate(names, n_frames, max_viral, max_host, y_pred)
+    truth = None if y_true is None else labels_per_group(chunks, y_true, names, "chunk")
+    return ChunkAggregate(names, n_frames, max_viral, max_host, y_pred, truth)
 
 
 @dataclass

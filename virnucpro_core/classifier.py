@@ -199,8 +199,11 @@ class CheckpointMeta:
 
 @dataclass
 class LoadedCheckpoint:
-    """A model rebuilt from a checkpoint (in eval mode) and the checkpoint's meta."""
+    """A model rebuilt from a checkpoint (in eval mode), the checkpoint's meta, and, when known, the file's sha256
+    and layout (a key of ``layouts.checkpoints.LAYOUTS``)."""
 
     model: MLPClassifier
     meta: CheckpointMeta
     path: Path
+    sha256: str | None = None
+    layout: str | None = None

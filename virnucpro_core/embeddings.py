@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -40,7 +40,11 @@ DEFAULT_TOKS_PER_BATCH: dict[str, int] = TOKS_PER_BATCH
 
 @dataclass
 class Embeddings:
-    """Pooled vectors of a set of sequences, in input order.
+    """Feature rows, one per sequence, in input order: the one row container of the package.
+
+    A model's pooled vectors (this module), two models' vectors joined for
+    samples of unknown class (``virnucpro predict``), or, with a label per row,
+    :class:`~virnucpro_core.layouts.features.MergedFeatures`.
 
     Attributes:
         ids: record ids.
@@ -56,6 +60,8 @@ class Embeddings:
     data: torch.Tensor
     lengths: torch.Tensor
     meta: dict[str, Any] = field(default_factory=dict)
+    # The file layout's keys, in the order they are written.
+    KEYS: ClassVar[tuple[str, ...]] = ("ids", "data", "lengths", "meta")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,12 +71,14 @@ class Embeddings:
         return int(self.data.shape[1])
 
     def to_dict(self) -> dict[str, Any]:
-        """The feature-file layout: ``{'ids', 'data', 'lengths', 'meta'}``."""
-        return {"ids": list(self.ids), "data": self.data, "lengths": self.lengths, "meta": dict(self.meta)}
+        """The feature-file layout: ``{'ids', 'data', 'lengths', 'meta'}`` (and ``labels`` for merged features)."""
+        out = {key: getattr(self, key) for key in self.KEYS}
+        out.update(ids=list(self.ids), meta=dict(self.meta))
+        return out
 
     def __getitem__(self, key: str) -> Any:
         # Lets code written against the file's dict layout (emb["data"]) read this object.
-        if key not in ("ids", "data", "lengths", "meta"):
+        if key not in self.KEYS:
             raise KeyError(key)
         return getattr(self, key)
 

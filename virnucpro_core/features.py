@@ -38,6 +38,7 @@ from virnucpro_core.embeddings import (
 from virnucpro_core.defaults import SHARD_SIZE
 from virnucpro_core.distributed import ProcessGroup, Rank
 from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.fasta import NUCLEOTIDE, PROTEIN, read_fasta
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, load_features, save_features
 from virnucpro_core.models import LoadedModel, get_spec
@@ -65,8 +66,18 @@ def _expected_dims(dna: Embeddings, protein: Embeddings) -> tuple[int, int, str]
     return get_spec(dna.meta["model"]).dim_for(size), get_spec(protein.meta["model"]).dim_for(size), size
 
 
-def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike, label: str | int) -> MergedFeatures:
+def merge_features(
+    dna_path: str | os.PathLike,
+    protein_path: str | os.PathLike,
+    label: str | int,
+    *,
+    dna: Embeddings | None = None,
+    protein: Embeddings | None = None,
+) -> MergedFeatures:
     """Concatenate DNABERT-S and ESM features by id (DNA first), in the protein file's order.
+
+    ``dna`` / ``protein`` are the two files' contents when the caller holds them
+    already (e.g. from :func:`extract_records`): they are not read again.
 
     Raises:
         InputError: wrong model in either file, or ids present in one file only.
@@ -76,7 +87,8 @@ def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike,
     """
     dna_path, protein_path = Path(dna_path), Path(protein_path)
     label_name, label_value = _label_value(label)
-    dna, protein = load_features(dna_path), load_features(protein_path)
+    dna = load_features(dna_path) if dna is None else dna
+    protein = load_features(protein_path) if protein is None else protein
 
     if dna.meta["model"] != "dnabert_s":
         raise InputError(
@@ -165,8 +177,7 @@ def merge_features(dna_path: str | os.PathLike, protein_path: str | os.PathLike,
 # --------------------------------------------------------------------------- cached, resumable extraction
 
 
-# Single-character tokens of the ESM-2 vocabulary: what a protein FASTA may contain.
-PROTEIN_ALPHABET = frozenset("LAGVSERTDIPKQNFYMHWCXBUZO.-")
+# The letters of a "protein" file that is nucleotides (see check_records).
 _NUCLEOTIDE_LETTERS = frozenset("ACGTUN")
 
 
@@ -190,75 +201,27 @@ def preprocess_chunk_size(fasta: Path) -> int | None:
 
 def read_records(path: str | os.PathLike, family: str) -> list[tuple[str, str]]:
     """``(id, seq)`` pairs of a nucleotide (``dnabert``) or protein (``esm``) FASTA, validated."""
-    from virnucpro_core import sequences
+    alphabet = PROTEIN if family == "esm" else NUCLEOTIDE
+    return check_records(as_pairs(read_fasta(path, alphabet)), family, path)
 
-    if family == "dnabert":
-        return as_pairs(sequences.read_fasta(path))
-    pairs = _read_protein_fasta(Path(path))
+
+def check_records(pairs: list[tuple[str, str]], family: str, where: str | os.PathLike) -> list[tuple[str, str]]:
+    """Refuse no records, or nucleotide sequences given to a protein model (``where`` names them); returns ``pairs``.
+
+    The alphabet is the reader's to check (:func:`virnucpro_core.fasta.iter_fasta`); records made in memory by
+    ``preprocess`` hold valid letters by construction, and are checked here alone.
+    """
+    if not pairs:
+        raise InputError(f"{where}: no records to embed", expected="at least one sequence", fix="check the input")
     # A, C, G and T are amino acids too: a nucleotide file would be embedded silently.
-    if all(set(seq) <= _NUCLEOTIDE_LETTERS for _, seq in pairs):
+    if family == "esm" and all(set(seq) <= _NUCLEOTIDE_LETTERS for _, seq in pairs):
         raise InputError(
-            f"{path} looks like nucleotide sequences, not proteins",
+            f"{where} looks like nucleotide sequences, not proteins",
             expected="protein sequences for an ESM model (protein.faa of `virnucpro preprocess`)",
             found=f"{len(pairs)} record(s) made only of A, C, G, T, U and N",
             fix="pass protein.faa to --model esm2_3b / fastesm2_650 and nucleotide.fa to --model dnabert_s",
         )
     return pairs
-
-
-def _read_protein_fasta(path: Path) -> list[tuple[str, str]]:
-    # sequences.read_fasta accepts only nucleotide codes, so proteins have their
-    # own reader. Collects every problem, then raises once.
-    if not path.is_file():
-        raise InputError(f"{path}: no such file", expected="a protein FASTA file (.faa)", fix="check the path")
-    records: list[tuple[str, str]] = []
-    problems: list[str] = []
-    header: str | None = None
-    parts: list[str] = []
-    seen: set[str] = set()
-
-    def finish() -> None:
-        if header is None:
-            return
-        rid = header.split(maxsplit=1)[0] if header.strip() else ""
-        seq = "".join(parts)
-        if not rid:
-            problems.append("a header without an id")
-        elif rid in seen:
-            problems.append(f"duplicate id {rid!r}")
-        elif not seq:
-            problems.append(f"record {rid!r} has no sequence")
-        else:
-            bad = sorted(set(seq) - PROTEIN_ALPHABET)
-            if bad:
-                problems.append(f"record {rid!r}: character(s) {''.join(bad)!r} outside the ESM-2 alphabet")
-        seen.add(rid)
-        records.append((rid, seq))
-
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if line.startswith(">"):
-                finish()
-                header, parts = line[1:], []
-            elif line:
-                if header is None:
-                    problems.append(f"line {number}: sequence text before the first '>' header")
-                    break
-                parts.append("".join(line.split()))
-    finish()
-    if not records and not problems:
-        problems.append("no FASTA records")
-    if problems:
-        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
-        raise InputError(
-            f"{path}: not a valid protein FASTA file ({len(problems)} problem(s))",
-            expected="'>id' headers, unique ids, non-empty upper-case sequences of "
-            + "".join(sorted(PROTEIN_ALPHABET)),
-            found="; ".join(shown),
-            fix="pass protein.faa from `virnucpro preprocess` (stop-free frames)",
-        )
-    return records
 
 
 @dataclass(frozen=True)
@@ -368,13 +331,59 @@ def extract_to_file(
     Raises:
         RanksFailed: under torchrun, when any rank failed or stalled (each rank raises it; one prints it).
     """
-    group = group or ProcessGroup.single()
+    fasta = Path(fasta_path)
+    _extract(loaded, lambda: read_records(fasta, loaded.spec.family), fasta, Path(out_path),
+             chunk_size=preprocess_chunk_size(fasta), shard_size=shard_size, toks_per_batch=toks_per_batch,
+             rebuild=rebuild, progress=progress, on_shard=on_shard, group=group or ProcessGroup.single())
+    return Path(out_path)
+
+
+def extract_records(
+    loaded: LoadedModel,
+    pairs: list[tuple[str, str]],
+    out_path: str | os.PathLike,
+    *,
+    source: str | os.PathLike,
+    chunk_size: int | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    toks_per_batch: int | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> Embeddings:
+    """:func:`extract_to_file` of the FASTA ``source`` from its records, already in memory; returns the contents.
+
+    The file, its cache key, shards and reuse are those :func:`extract_to_file`
+    gives ``source`` (``chunk_size`` standing for what it reads from the
+    preprocess summary beside it), so a rerun of either reuses the other's
+    output; here neither ``source`` nor the output is read back. One process.
+    """
+    source = Path(source)
+    return _extract(loaded, lambda: check_records(pairs, loaded.spec.family, source), source, Path(out_path),
+                    chunk_size=chunk_size, shard_size=shard_size, toks_per_batch=toks_per_batch, rebuild=rebuild,
+                    progress=progress, on_shard=None, group=ProcessGroup.single())
+
+
+def _extract(
+    loaded: LoadedModel,
+    read: Callable[[], list[tuple[str, str]]],
+    fasta_path: Path,
+    out: Path,
+    *,
+    chunk_size: int | None,
+    shard_size: int,
+    toks_per_batch: int | None,
+    rebuild: bool,
+    progress: bool,
+    on_shard: Callable[[int, int], None] | None,
+    group: ProcessGroup,
+) -> Embeddings | None:
+    """The extraction behind both entry points: the output's contents on rank 0, None on the other ranks."""
     rank = group.rank
-    out = Path(out_path)
+    existing: Embeddings | None = None  # the finished output of this very extraction, when there is one
     with group.step("extraction") as step:
         if shard_size <= 0:
             raise InputError("shard size must be positive", expected=">= 1", found=str(shard_size))
-        pairs = read_records(fasta_path, loaded.spec.family)
+        pairs = read()
         input_sha256 = records_sha256(pairs)
         budget = toks_per_batch or DEFAULT_TOKS_PER_BATCH[loaded.spec.family]
         if toks_per_batch is None:
@@ -388,9 +397,10 @@ def extract_to_file(
             )
         key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
         paths = ShardPaths(out, key)
-        starts = list(range(0, len(pairs), shard_size))  # read_records guarantees >= 1 record
-        step.value = {"params": params, "finished": not rebuild and _finished(out, key), "reused": 0}
-        if step.value["finished"]:
+        starts = list(range(0, len(pairs), shard_size))  # read() gives >= 1 record
+        existing = None if rebuild else _finished(out, key)
+        step.value = {"params": params, "finished": existing is not None, "reused": 0}
+        if existing is not None:
             log.info(
                 "reusing %s: same input (sha256 %s) and model settings; delete it or pass --rebuild to recompute",
                 out,
@@ -409,8 +419,8 @@ def extract_to_file(
                 progress=progress and rank.is_main, on_shard=on_shard, group=group,
             )
     _check_agreement(step.values, rank)
-    if step.value["finished"] or not rank.is_main:
-        return out
+    if existing is not None or not rank.is_main:
+        return existing
 
     total = len(starts)
     if rank.distributed and (reused := sum(v["reused"] for v in step.values)):
@@ -430,13 +440,13 @@ def extract_to_file(
     data = torch.cat([shards[i]["data"] for i in range(total)], dim=0)
     lengths = torch.cat([shards[i]["lengths"] for i in range(total)], dim=0)
     meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
-    meta.update(cache_key=key, input_file=Path(fasta_path).name, shard_size=shard_size,
-                chunk_size=preprocess_chunk_size(Path(fasta_path)))
-    save_features(Embeddings([rid for rid, _ in pairs], data, lengths, meta), out)
+    meta.update(cache_key=key, input_file=fasta_path.name, shard_size=shard_size, chunk_size=chunk_size)
+    embeddings = Embeddings([rid for rid, _ in pairs], data, lengths, meta)
+    save_features(embeddings, out)
     shutil.rmtree(paths.root, ignore_errors=True)
     with contextlib.suppress(OSError):
         paths.parent.rmdir()  # only when no other run's shards are left in it
-    return out
+    return embeddings
 
 
 def extract_with_torchrun(
@@ -478,15 +488,15 @@ def extract_with_torchrun(
     return out
 
 
-def _finished(out: Path, key: str) -> bool:
-    """Whether ``out`` is the finished output of this very extraction (same cache key)."""
+def _finished(out: Path, key: str) -> Embeddings | None:
+    """``out``'s contents when it is the finished output of this very extraction (same cache key), else None."""
     if not out.is_file():
-        return False
+        return None
     try:
         existing = load_features(out)
     except InputError:
-        return False
-    return existing.meta.get("cache_key") == key
+        return None
+    return existing if existing.meta.get("cache_key") == key else None
 
 
 def _embed_share(

@@ -7,7 +7,7 @@ probability of class 1.
 * Frame-level call: the arg-max of the two logits, i.e. viral iff
   ``p_viral > 0.5``; a tie goes to host, as ``torch.max`` does in VirNucPro's
   ``prediction.py``.
-* Chunk-level call (:func:`chunk_verdicts`), as VirNucPro reports a chunk: the
+* Chunk-level call (:func:`evaluate_chunks`), as VirNucPro reports a chunk: the
   chunk is viral iff its highest viral score over its frames is ≥ its highest
   host score (a tie goes to viral).
 
@@ -40,10 +40,9 @@ from scipy import special, stats
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
-from virnucpro_core.aggregation import CHUNK_RULE, aggregate_chunks, labels_per_group
+from virnucpro_core.aggregation import CHUNK_RULE, aggregate_chunks
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
-from virnucpro_core.split import chunk_of
 
 VIRAL, HOST = 1, 0
 PREDICTIONS_FORMAT = "virnucpro-predictions"
@@ -97,6 +96,13 @@ def _to_numpy(values: Any) -> np.ndarray:
     if hasattr(values, "detach"):  # torch.Tensor, without importing torch here
         values = values.detach().cpu().numpy()
     return np.asarray(values)
+
+
+def frame_calls(logits: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_viral, y_pred)`` of the MLP's ``[n, 2]`` logits: the softmax probability of class 1 in float64, and the
+    arg-max (a tie is host, :data:`FRAME_RULE`). The one softmax of evaluation and prediction alike."""
+    logits = _to_numpy(logits).astype(np.float64)
+    return special.softmax(logits, axis=1)[:, VIRAL], np.argmax(logits, axis=1).astype(np.int64)
 
 
 def ids_digest(ids: Sequence[str]) -> str:
@@ -197,12 +203,12 @@ class Predictions:
                 found=f"{list(logits.shape)}",
                 fix="pass the MLP's raw outputs for the same samples, in the order of ids",
             )
-        probabilities = special.softmax(logits, axis=1)
+        p_viral, y_pred = frame_calls(logits)
         return cls(
             ids=list(ids),
             y_true=y_true,
-            p_viral=probabilities[:, VIRAL],
-            y_pred=np.argmax(logits, axis=1),
+            p_viral=p_viral,
+            y_pred=y_pred,
             lengths=lengths,
             meta=dict(meta or {}),
         )
@@ -480,37 +486,6 @@ def length_breakdown(predictions: Predictions, edges: Sequence[int] = DEFAULT_LE
 
 
 @dataclass
-class ChunkVerdicts:
-    """Per-chunk calls from the frames of each chunk (:data:`CHUNK_RULE`), in first-seen order."""
-
-    ids: list[str]
-    y_true: np.ndarray
-    max_p_viral: np.ndarray
-    max_p_host: np.ndarray
-    y_pred: np.ndarray
-    n_frames: np.ndarray
-
-    @property
-    def margin(self) -> np.ndarray:
-        """``max p_viral − max p_host``: the chunk's ranking score (≥ 0 means viral)."""
-        return self.max_p_viral - self.max_p_host
-
-
-def chunk_verdicts(predictions: Predictions) -> ChunkVerdicts:
-    """Group frames by chunk (id without its F1..R3 tag) and call each chunk as VirNucPro does.
-
-    The rule is :func:`virnucpro_core.aggregation.aggregate_chunks`, the one ``virnucpro predict`` uses too.
-
-    Raises:
-        InputError: frames of one chunk carry different true labels.
-    """
-    chunks = aggregate_chunks(predictions.ids, predictions.p_viral)
-    y_true = labels_per_group([chunk_of(i) for i in predictions.ids], predictions.y_true, chunks.ids, "chunk")
-    return ChunkVerdicts(ids=chunks.ids, y_true=y_true, max_p_viral=chunks.max_p_viral,
-                         max_p_host=chunks.max_p_host, y_pred=chunks.y_pred, n_frames=chunks.n_frames)
-
-
-@dataclass
 class ChunkEvaluation:
     """Metrics of the per-chunk calls; ROC-AUC / AP rank chunks by ``max p_viral − max p_host``."""
 
@@ -544,7 +519,13 @@ class ChunkEvaluation:
 
 
 def evaluate_chunks(predictions: Predictions) -> ChunkEvaluation:
-    chunks = chunk_verdicts(predictions)
+    """Metrics of the chunk calls (:func:`~virnucpro_core.aggregation.aggregate_chunks`, the rule ``virnucpro
+    predict`` uses too), each chunk labelled by its frames.
+
+    Raises:
+        InputError: frames of one chunk carry different true labels.
+    """
+    chunks = aggregate_chunks(predictions.ids, predictions.p_viral, y_true=predictions.y_true)
     values = dict(zip(METRICS, _score_vector(chunks.y_true, chunks.y_pred, chunks.margin)))
     return ChunkEvaluation(
         n_chunks=len(chunks.ids),

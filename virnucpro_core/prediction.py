@@ -5,9 +5,10 @@ Two entry points:
 * :func:`predict_features` — a checkpoint on a merged feature file (e.g. a
   split's ``test.pt``) → :class:`~virnucpro_core.metrics.Predictions`, the file
   ``virnucpro compare`` reads. Behind ``virnucpro evaluate``.
-* :func:`score_features` and :func:`chunk_calls` — the calls on frames of
-  unknown class, and per chunk; :mod:`virnucpro_core.prediction_run` strings
-  them into ``virnucpro predict`` (new sequences, or features made before).
+* :func:`score_features` — the calls on frames of unknown class;
+  :mod:`virnucpro_core.prediction_run` strings it and the chunk rule
+  (:func:`~virnucpro_core.aggregation.aggregate_chunks`) into ``virnucpro
+  predict`` (new sequences, or features made before).
 
 Calls follow VirNucPro (and :mod:`virnucpro_core.metrics`): a frame is viral
 iff its viral score beats its host score (arg-max of the logits, a tie is
@@ -26,23 +27,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from virnucpro_core.aggregation import aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.defaults import CHUNK_SIZE
+from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import InputError
 from virnucpro_core.features import merge_features
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, MergedRows, open_rows
-from virnucpro_core.layouts.predictions import CALL_NAMES
-from virnucpro_core.metrics import Predictions
+from virnucpro_core.metrics import Predictions, frame_calls
 from virnucpro_core.sequences import source_id
 from virnucpro_core.split import chunk_of, feature_info
 
@@ -52,7 +52,6 @@ DEFAULT_CHUNK_SIZE = CHUNK_SIZE
 DNA_MODEL = "dnabert_s"
 # Rows per MLP forward pass: the classifier is small, this only bounds memory.
 SCORE_BATCH = 65536
-NO_FRAMES = "no_frames"
 RANDOM_WEIGHTS_WARNING = (
     "RANDOM-WEIGHT STAND-IN MODELS: these predictions come from randomly initialised language models and say "
     "nothing about the sequences. Use --weights pretrained with the published checkpoints for real predictions."
@@ -115,44 +114,23 @@ class PredictionPaths:
 # --------------------------------------------------------------------------- label-free features
 
 
-@dataclass
-class UnlabeledFeatures:
-    """DNA ‖ protein features of samples whose class is unknown (new sequences).
-
-    Attributes:
-        ids: frame ids, in the protein file's order.
-        data: float32 ``[n, dna_dim + protein_dim]``.
-        lengths: int64 ``[n]`` protein lengths.
-        meta: dims and both inputs' provenance, as :func:`features.merge_features` records them.
-    """
-
-    ids: list[str]
-    data: torch.Tensor
-    lengths: torch.Tensor
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def dim(self) -> int:
-        return int(self.data.shape[1])
-
-
-def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike) -> UnlabeledFeatures:
+def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike, *, dna: Embeddings | None = None,
+                    protein: Embeddings | None = None) -> Embeddings:
     """Join DNABERT-S and protein-model features by id (DNA first) without a class label.
 
     Runs :func:`virnucpro_core.features.merge_features`, so every check of
     ``virnucpro merge`` applies (model families, widths, same ids in both
-    files); its label only fills the ``labels`` column, which is dropped here.
+    files; ``dna`` / ``protein``, the files' contents when in memory, are not
+    read again); its label only fills the ``labels`` column, which is dropped
+    here: the rows, their lengths and the meta (dims, both inputs' provenance) remain.
 
     Raises:
         InputError: wrong model in either file, or ids present in one file only.
         DimensionError: widths other than DNABERT-S + the protein model's.
     """
-    merged = merge_features(dna_path, protein_path, "host")
+    merged = merge_features(dna_path, protein_path, "host", dna=dna, protein=protein)
     meta = {key: value for key, value in merged.meta.items() if key != "label"}
-    return UnlabeledFeatures(merged.ids, merged.data, merged.lengths, meta)
+    return Embeddings(merged.ids, merged.data, merged.lengths, meta)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -215,13 +193,14 @@ def logits_of(checkpoint: LoadedCheckpoint, data: torch.Tensor, *, batch_size: i
     return out
 
 
-def score_features(checkpoint: LoadedCheckpoint, features: UnlabeledFeatures | MergedFeatures) -> FrameScores:
-    """The checkpoint's calls on features of unknown (or ignored) class."""
+def score_features(checkpoint: LoadedCheckpoint, features: Embeddings) -> FrameScores:
+    """The checkpoint's calls on feature rows of unknown (or ignored) class."""
     logits = logits_of(checkpoint, features.data)
+    p_viral, y_pred = frame_calls(logits)
     return FrameScores(
         ids=list(features.ids),
-        p_viral=torch.softmax(logits.double(), dim=1)[:, 1].numpy(),
-        y_pred=torch.argmax(logits, dim=1).numpy().astype(np.int64),
+        p_viral=p_viral,
+        y_pred=y_pred,
         lengths=features.lengths.numpy().astype(np.int64),
         logits=logits,
     )
@@ -239,7 +218,7 @@ def checkpoint_info(checkpoint: LoadedCheckpoint) -> dict[str, Any]:
     path = Path(checkpoint.path)
     return {
         "path": str(path),
-        "sha256": sha256_file(path) if path.is_file() else None,
+        "sha256": checkpoint.sha256 or (sha256_file(path) if path.is_file() else None),
         "protein_model": meta.protein_model,
         "dna_model": meta.dna_model,
         "input_dim": meta.input_dim,
@@ -265,7 +244,7 @@ def predict_features(
         features: a merged feature file (e.g. a split's ``test.pt``) or its
             :class:`~virnucpro_core.layouts.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
-            Features without labels (:class:`UnlabeledFeatures`) need them; for
+            Features without labels (:class:`~virnucpro_core.embeddings.Embeddings`) need them; for
             new sequences of unknown class use :func:`score_features` or
             :func:`virnucpro_core.prediction_run.predict_fasta` instead.
 
@@ -280,7 +259,7 @@ def predict_features(
         InputError: unreadable files, or no labels.
     """
     features_path = None
-    if not isinstance(features, (MergedFeatures, UnlabeledFeatures)):
+    if not isinstance(features, Embeddings):
         features_path = Path(features)
         features = open_rows(features_path)  # rows stay on disk; scored a block at a time
     info = feature_info(features.meta)
@@ -316,49 +295,3 @@ def predict_features(
         "split": features.meta.get("split"),
     }
     return Predictions.from_logits(features.ids, logits, labels, features.lengths, json.loads(json.dumps(meta)))
-
-
-# --------------------------------------------------------------------------- chunk verdicts
-
-
-@dataclass
-class ChunkCalls:
-    """One verdict per chunk, in input order; chunks without a stop-free frame get :data:`NO_FRAMES`.
-
-    Attributes:
-        ids: chunk ids (``{record}_chunk_{k}``).
-        n_frames: frames of the chunk that were scored.
-        max_p_viral: highest viral score among its frames (NaN without frames).
-        max_p_host: highest host score among its frames (NaN without frames).
-        verdicts: ``virus``, ``others`` or ``no_frames`` (see :data:`~virnucpro_core.metrics.CHUNK_RULE`).
-    """
-
-    ids: list[str]
-    n_frames: np.ndarray
-    max_p_viral: np.ndarray
-    max_p_host: np.ndarray
-    verdicts: list[str]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def record_ids(self) -> list[str]:
-        return [source_id(i) for i in self.ids]
-
-    @property
-    def n_viral(self) -> int:
-        return sum(v == CALL_NAMES[1] for v in self.verdicts)
-
-
-def chunk_calls(scores: FrameScores, chunk_ids: list[str] | None = None) -> ChunkCalls:
-    """Call each chunk from its frames: viral iff max viral score ≥ max host score.
-
-    Args:
-        scores: the frames' scores.
-        chunk_ids: every chunk of the input in order (frameless chunks included);
-            default: the chunks of ``scores`` in first-seen order.
-    """
-    chunks = aggregate_chunks(scores.ids, scores.p_viral, chunk_ids)
-    verdicts = [NO_FRAMES if call < 0 else CALL_NAMES[int(call)] for call in chunks.y_pred.tolist()]
-    return ChunkCalls(chunks.ids, chunks.n_frames, chunks.max_p_viral, chunks.max_p_host, verdicts)

@@ -2,7 +2,9 @@
 
 * :func:`predict_fasta` — what a user runs on new sequences, as VirNucPro's
   ``prediction.py`` did: preprocess → DNABERT-S on the nucleotide frames and
-  the checkpoint's protein model on the protein frames → merge by id → MLP.
+  the checkpoint's protein model on the protein frames → merge by id → MLP,
+  in one pass: the FASTA and the checkpoint are read once, and what each
+  stage makes goes on in memory (its files are written, never read back).
 * :func:`predict_merged` — the MLP alone on merged features that exist already
   (ours, or VirNucPro's original / FastESM2-fork files), read one file at a time.
 
@@ -25,30 +27,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from virnucpro_core.aggregation import ChunkAggregate, aggregate_chunks
 from virnucpro_core.classifier import LoadedCheckpoint, display_name
+from virnucpro_core.embeddings import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.features import extract_to_file
-from virnucpro_core.files import atomic_write_text, sha256_file
-from virnucpro_core.layouts.checkpoints import load_checkpoint
-from virnucpro_core.layouts.predictions import CALL_NAMES, write_chunks_tsv, write_frames_tsv, write_original_results
+from virnucpro_core.features import extract_records
+from virnucpro_core.files import atomic_write_text
+from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint
+from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.metrics import CHUNK_RULE, FRAME_RULE
 from virnucpro_core.models import SIZES, SPECS, WEIGHTS, get_spec, load_model, merged_widths, resolve_device
 from virnucpro_core.precision import extraction_dtype
 from virnucpro_core.prediction import (
     DEFAULT_CHUNK_SIZE,
     DNA_MODEL,
-    NO_FRAMES,
     RANDOM_WEIGHTS_WARNING,
-    ChunkCalls,
     FrameScores,
     PredictionPaths,
     _provenance,
     checkpoint_info,
-    chunk_calls,
     merge_unlabeled,
     score_features,
 )
-from virnucpro_core.sequences import preprocess, read_fasta
+from virnucpro_core.sequences import FastaFile, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class PredictionResult:
 
     paths: PredictionPaths
     frames: FrameScores
-    chunks: ChunkCalls
+    chunks: ChunkAggregate
     parameters: dict[str, Any]
     models: dict[str, Any]
     checkpoint: dict[str, Any]
@@ -267,7 +268,8 @@ def predict_fasta(
 
     # Nothing is written until every input has been checked: the FASTA is read first (seconds, before
     # minutes of loading full-size models), then both models are loaded and matched to the checkpoint.
-    read_fasta(input_path)
+    # It is read once: its records stay in memory for preprocessing, and its sha256 is taken in the same pass.
+    fasta = FastaFile.read(input_path)
     options = dict(weights=weights, size=size, device=device, seed=seed, allow_other_model=allow_other_model)
     dna = load_model(DNA_MODEL, model_path=dna_model_path, path_option="--dna-model-path", **options)
     # The protein model runs in the precision the training features were extracted in (recorded in the
@@ -283,9 +285,12 @@ def predict_fasta(
                   "--protein-model-path", mismatches)
 
     paths = PredictionPaths(Path(out_dir))
-    prep = preprocess(input_path, chunk_size, paths.preprocess)
+    # The preprocess files and the feature files are written as `virnucpro preprocess` / `extract` write them
+    # (the features are the cache a rerun reuses), but their contents come from memory, never read back.
+    prep = preprocess(fasta, chunk_size, paths.preprocess, keep=True)
+    input_sha256, fasta = fasta.sha256, None  # the records are in prep.samples now: let them go
+    samples = prep.samples
     say(f"{prep.records} records -> {prep.chunks} chunks of {chunk_size} bp -> {prep.frames} stop-free frames")
-    chunk_ids = [record.id for record in read_fasta(prep.paths.chunks)] if prep.chunks else []
     models = {
         "dna": _provenance({**dna.provenance, "model": dna.spec.name, "display_name": dna.spec.display_name,
                             "dim": dna.dim, "device": dna.device.type}),
@@ -296,15 +301,16 @@ def predict_fasta(
     random_weights = any(m.get("weights") == "random" for m in (models["dna"], models["protein"]))
 
     if prep.frames:
-        extract_to_file(dna, prep.paths.nucleotide, paths.dna_features, progress=progress, rebuild=rebuild)
-        extract_to_file(protein, prep.paths.protein, paths.protein_features, progress=progress,
-                        rebuild=rebuild)
-        features = merge_unlabeled(paths.dna_features, paths.protein_features)
+        dna_rows = extract_records(dna, samples.nucleotide, paths.dna_features, source=prep.paths.nucleotide,
+                                   chunk_size=chunk_size, progress=progress, rebuild=rebuild)
+        protein_rows = extract_records(protein, samples.protein, paths.protein_features, source=prep.paths.protein,
+                                       chunk_size=chunk_size, progress=progress, rebuild=rebuild)
+        features = merge_unlabeled(paths.dna_features, paths.protein_features, dna=dna_rows, protein=protein_rows)
         scores = score_features(loaded, features)
     else:
         empty = np.zeros(0)
         scores = FrameScores([], empty.astype(np.float64), empty.astype(np.int64), empty.astype(np.int64))
-    calls = chunk_calls(scores, chunk_ids)
+    calls = aggregate_chunks(scores.ids, scores.p_viral, samples.chunk_ids)
 
     warnings = [RANDOM_WEIGHTS_WARNING] if random_weights else []
     warnings += mismatches or []
@@ -316,7 +322,7 @@ def predict_fasta(
         warnings.append("the checkpoint was trained on pretrained features but this run used random stand-ins")
     if not prep.frames:
         warnings.append("no chunk has a stop-free frame: nothing was classified")
-    frameless = sum(v == NO_FRAMES for v in calls.verdicts)
+    frameless = calls.count(-1)
     if frameless and prep.frames:
         warnings.append(f"{frameless} of {len(calls)} chunks have no stop-free frame and get no verdict ({NO_FRAMES})")
 
@@ -326,7 +332,7 @@ def predict_fasta(
         chunks=calls,
         parameters={
             "input": str(input_path),
-            "input_sha256": sha256_file(input_path),
+            "input_sha256": input_sha256,
             "chunk_size": chunk_size,
             "weights": weights,
             "size": size,
@@ -343,8 +349,8 @@ def predict_fasta(
             "chunks": prep.chunks,
             "frames": len(scores),
             "viral_frames": int((scores.y_pred == 1).sum()),
-            "viral_chunks": calls.n_viral,
-            "other_chunks": sum(v == CALL_NAMES[0] for v in calls.verdicts),
+            "viral_chunks": calls.count(1),
+            "other_chunks": calls.count(0),
             "chunks_without_frames": frameless,
         },
         random_weights=random_weights,
@@ -436,8 +442,8 @@ def predict_merged(
             raise InputError(f"{path} repeats {len(repeated)} id(s) of an earlier file, e.g. "
                              f"{', '.join(sorted(repeated)[:5])}", fix="pass each sample once")
         seen.update(ids)
-        loaded = load_checkpoint(loaded.path, expected_input_dim=int(rows.width),
-                                 expected_protein_model=info["protein_model"]) if not pieces else loaded
+        loaded = fit_checkpoint(loaded, expected_input_dim=int(rows.width),
+                                expected_protein_model=info["protein_model"]) if not pieces else loaded
         dtype, trained_dtype = info.get("protein_dtype"), trained.get("protein_dtype")
         if dtype and trained_dtype and dtype != trained_dtype:
             _mismatch(loaded, f"{path.name}: protein features in {dtype}", f"{trained_dtype} protein features",
@@ -448,7 +454,7 @@ def predict_merged(
                 raise InputError(f"{path}: row(s) {start + int(torch.flatnonzero(~finite)[0])}... hold NaN or "
                                  "infinite values", expected="finite features", fix="re-extract that file")
             stop = start + len(block)
-            pieces.append(score_features(loaded, _Rows(ids[start:stop], block, lengths[start:stop])))
+            pieces.append(score_features(loaded, Embeddings(ids[start:stop], block, lengths[start:stop])))
         inputs.append({"file": str(path), "layout": layout, "rows": len(ids), "protein_dtype": dtype})
         say(f"{path.name}: {len(ids):,} frames scored ({layout})")
     scores = FrameScores(
@@ -458,7 +464,7 @@ def predict_merged(
         lengths=np.concatenate([p.lengths for p in pieces]) if pieces else np.zeros(0, dtype=np.int64),
         logits=torch.cat([p.logits for p in pieces]) if pieces else torch.zeros((0, 2)),
     )
-    calls = chunk_calls(scores)
+    calls = aggregate_chunks(scores.ids, scores.p_viral)
     random_weights = any(m.get("weights") == "random" for m in models.values() if isinstance(m, dict))
     warnings = ([RANDOM_WEIGHTS_WARNING] if random_weights else []) + list(mismatches or []) + _other_models(models)
     if any(i["layout"] != OURS_MERGED for i in inputs):
@@ -476,8 +482,8 @@ def predict_merged(
             "chunks": len(calls),
             "frames": len(scores),
             "viral_frames": int((scores.y_pred == 1).sum()),
-            "viral_chunks": calls.n_viral,
-            "other_chunks": sum(v == CALL_NAMES[0] for v in calls.verdicts),
+            "viral_chunks": calls.count(1),
+            "other_chunks": calls.count(0),
             "chunks_without_frames": 0,
         },
         random_weights=random_weights,
@@ -485,12 +491,3 @@ def predict_merged(
     )
     result.write()
     return result
-
-
-@dataclass
-class _Rows:
-    """Features of one file for :func:`score_features` (it reads ids, data and lengths)."""
-
-    ids: list[str]
-    data: torch.Tensor
-    lengths: torch.Tensor

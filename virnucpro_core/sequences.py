@@ -23,7 +23,7 @@ outputs are tested byte for byte against it.
 
 from __future__ import annotations
 
-import gzip
+import hashlib
 import json
 import logging
 import math
@@ -35,7 +35,16 @@ from Bio import SeqIO
 
 from virnucpro_core.defaults import BLOCK_BASES
 from virnucpro_core.errors import InputError
-from virnucpro_core.files import atomic_path, atomic_write_text, files_together, sha256_file
+from virnucpro_core.fasta import (  # re-exported: the FASTA reader and writer, and the alphabet of genomes
+    NUCLEOTIDE_ALPHABET,
+    FastaFile,
+    FastaRecord,
+    _open_text,
+    iter_fasta,
+    read_fasta,
+    write_fasta,
+)
+from virnucpro_core.files import atomic_write_text, files_together
 from virnucpro_core.paths import PreprocessPaths
 from virnucpro_core.translation import (  # re-exported: callers import the sequence API from here
     AMBIGUOUS_BASES,
@@ -57,6 +66,7 @@ __all__ = [
     "CODON_TABLE",
     "DEFAULT_BLOCK_BASES",
     "NUCLEOTIDE_ALPHABET",
+    "FastaFile",
     "FastaRecord",
     "Frame",
     "PreprocessResult",
@@ -77,23 +87,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# IUPAC nucleotide codes (U included); anything else in a FASTA is rejected.
-NUCLEOTIDE_ALPHABET = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
-# What str.split() splits on, within ASCII; a line's other characters are its sequence.
-_ASCII_WHITESPACE = "".join(chr(i) for i in range(128) if chr(i).isspace()).encode("ascii")
-_ALPHABET_AND_WHITESPACE = "".join(sorted(NUCLEOTIDE_ALPHABET)).encode("ascii") + _ASCII_WHITESPACE
-# Characters per read of a FASTA file.
-_READ_SIZE = 1 << 20
 # Bases per unit of parallel work (about 3 MB of input and output text per block, 1,700 chunks of 300).
 DEFAULT_BLOCK_BASES = BLOCK_BASES
-
-
-@dataclass(frozen=True)
-class FastaRecord:
-    """One FASTA record: ``id`` is the header's first word, as Biopython reads it."""
-
-    id: str
-    seq: str
 
 
 @dataclass
@@ -111,6 +106,7 @@ class PreprocessResult:
     rna_records: int = 0
     records_shorter_than_a_codon: int = 0
     chunks_without_frames: int = 0
+    samples: PreprocessSamples | None = None  # the outputs in memory, with ``preprocess(..., keep=True)``
 
     def to_dict(self) -> dict:
         return {
@@ -143,174 +139,25 @@ class PreprocessResult:
         return lines
 
 
+@dataclass
+class PreprocessSamples:
+    """The three FASTA outputs of :func:`preprocess` held in memory: every chunk id, and each frame's
+    nucleotide and protein ``(id, seq)`` pairs, in the files' order."""
+
+    chunk_ids: list[str] = field(default_factory=list)
+    nucleotide: list[tuple[str, str]] = field(default_factory=list)
+    protein: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, samples: BlockSamples) -> None:
+        """Append one block's samples, from the single-line FASTA text its worker returned."""
+        # Lines alternate ">id" and the sequence; the text ends in "\n", so the last split is empty.
+        self.chunk_ids += [header[1:] for header in samples.chunks.decode("utf-8").split("\n")[0:-1:2]]
+        for pairs, text in ((self.nucleotide, samples.nucleotide), (self.protein, samples.protein)):
+            lines = text.decode("utf-8").split("\n")
+            pairs += zip((header[1:] for header in lines[0:-1:2]), lines[1::2], strict=True)
+
+
 # --------------------------------------------------------------------------- reading
-
-
-def _open_text(path: Path, newline: str | None = ""):
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline=newline)
-    return open(path, encoding="utf-8", errors="replace", newline=newline)
-
-
-def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
-    """``(is a header, line number, text)``: each header line without its ``>``, and runs of other lines.
-
-    The handle reads with universal newlines, so every line ends in "\n" alone
-    ("\r\n" and "\r" become "\n": the same lines as the line-by-line
-    reader's). Text is read ``_READ_SIZE`` characters at a time and cut at
-    header lines with ``str.find``: a few Python steps per record, not per line.
-    A run keeps its "\n"s; a record's sequence may come in several runs.
-    """
-    line = 1
-    unfinished: list[str] = []  # a line longer than one read (one-line genomes) is joined once
-    while True:
-        data = handle.read(_READ_SIZE)
-        cut = data.rfind("\n") + 1 if data else len(data)
-        if data and not cut:
-            unfinished.append(data)
-            continue
-        text = "".join([*unfinished, data[:cut]]) if data else "".join(unfinished)
-        unfinished = [data[cut:]] if data and cut < len(data) else []
-        if not text:
-            return
-        position = 0
-        while position < len(text):
-            if text.startswith(">", position):
-                end = text.find("\n", position)
-                end = len(text) if end < 0 else end
-                yield True, line, text[position + 1 : end]
-                line += 1
-                position = end + 1
-            else:
-                end = text.find("\n>", position)
-                end = len(text) if end < 0 else end + 1
-                run = text[position:end]
-                yield False, line, run
-                line += run.count("\n")
-                position = end
-
-
-def iter_fasta(path: str | Path) -> Iterator[FastaRecord]:
-    """Read and validate a (optionally gzipped) nucleotide FASTA file, one record at a time.
-
-    Every problem of the file is collected and reported in one
-    :class:`InputError`, raised after the last line: no records, text before
-    the first header, empty headers or sequences, duplicate ids, characters
-    that are not IUPAC nucleotide codes. Records are yielded only while the
-    file has no problem, so a consumer that streams them into outputs sees the
-    error before it can finish (and must write its outputs whole or not at all).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(
-            f"{path}: no such file",
-            expected="a nucleotide FASTA file (.fa, .fasta, .fna, optionally .gz)",
-            fix="check the path",
-        )
-    problems: list[str] = []
-    seen: dict[str, int] = {}
-    records = 0
-    header: str | None = None
-    header_line = 0
-    runs: list[str] = []
-
-    def sequence_of(record_name: str) -> str:
-        """The record's lines without whitespace; bad characters are added to ``problems`` by line and column."""
-        raw = "".join(runs)
-        # Fast path, one C call per step for the whole record: ASCII, and nothing but IUPAC codes and whitespace.
-        if raw.isascii():
-            data = raw.encode("ascii")
-            if not data.translate(None, _ALPHABET_AND_WHITESPACE):
-                return data.translate(None, _ASCII_WHITESPACE).decode("ascii")
-        parts = []
-        for number, line in enumerate(raw.split("\n"), start=header_line + 1):
-            stripped = "".join(line.split())
-            if not stripped:
-                continue
-            bad = sorted(set(stripped) - NUCLEOTIDE_ALPHABET)
-            if bad:
-                column = next(i for i, c in enumerate(line, start=1) if c in bad)
-                problems.append(
-                    f"line {number}, column {column}: character(s) {''.join(bad)!r} in record '{record_name}'"
-                )
-            parts.append(stripped)
-        return "".join(parts)
-
-    def finish() -> FastaRecord | None:
-        nonlocal records
-        if header is None:
-            return None
-        name = header.split(maxsplit=1)[0] if header.strip() else ""
-        seq = sequence_of(name or "?")
-        if not name:
-            problems.append(f"line {header_line}: header without an id")
-            return None
-        if not seq:
-            problems.append(f"line {header_line}: record '{name}' has no sequence")
-        if name in seen:
-            problems.append(f"line {header_line}: duplicate id '{name}' (first at line {seen[name]})")
-        else:
-            seen[name] = header_line
-        records += 1
-        return FastaRecord(name, seq)
-
-    try:
-        with _open_text(path, newline=None) as handle:
-            for is_header, number, text in _fasta_runs(handle):
-                if is_header:
-                    record = finish()
-                    if record is not None and not problems:
-                        yield record
-                    header, header_line, runs = text, number, []
-                elif header is not None:
-                    runs.append(text)
-                elif text.split():
-                    blank = next(i for i, line in enumerate(text.split("\n")) if line.split())
-                    problems.append(f"line {number + blank}: sequence text before the first '>' header")
-                    break
-            record = finish()
-            if record is not None and not problems:
-                yield record
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise InputError(
-            f"{path}: cannot be read ({error})",
-            expected="a readable FASTA file, plain or gzip-compressed",
-            fix="check that the file is complete (a truncated download?) and not another format",
-        ) from error
-
-    if not records and not problems:
-        raise InputError(
-            f"{path}: no FASTA records",
-            expected="at least one record starting with a '>' header line",
-            found="an empty file" if path.stat().st_size == 0 else "no line starting with '>'",
-            fix="pass a nucleotide FASTA file",
-        )
-    if problems:
-        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
-        raise InputError(
-            f"{path}: not a valid nucleotide FASTA file ({len(problems)} problem(s))",
-            expected="'>id' headers, unique ids, non-empty sequences of IUPAC nucleotide codes "
-            "(ACGTUNRYKMSWBDHV, any case)",
-            found="\n    " + "\n    ".join(shown),
-            fix="fix or remove the records named above",
-        )
-
-
-def read_fasta(path: str | Path) -> list[FastaRecord]:
-    """Every record of a nucleotide FASTA file, validated (see :func:`iter_fasta`)."""
-    return list(iter_fasta(path))
-
-
-def write_fasta(records: Iterable[tuple[str, str]], path: str | Path) -> int:
-    """Write ``(id, sequence)`` pairs as single-line FASTA, atomically; return the count."""
-    count = 0
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        for name, seq in records:
-            handle.write(f">{name}\n{seq}\n")
-            count += 1
-    return count
 
 
 def read_reference_proteins(paths: Sequence[str | Path]) -> dict[str, list[str]]:
@@ -489,22 +336,25 @@ def _positive(name: str, value: object, expected: str, fix: str) -> int:
 
 
 def preprocess(
-    input_path: str | Path,
+    input_path: str | Path | FastaFile,
     chunk_size: int,
     out_dir: str | Path,
     *,
     reference: Sequence[str | Path] | None = None,
     workers: int | None = None,
     block_bases: int = DEFAULT_BLOCK_BASES,
+    keep: bool = False,
 ) -> PreprocessResult:
     """Run VirNucPro preprocessing on a FASTA file and write its four outputs.
 
-    Records are read, translated and written block by block, so memory does
-    not grow with the input; the files appear together when the last block is
-    written (an error, a kill or a full disk leaves an earlier set as it was).
+    Records are read (and the file hashed, in the same pass), translated and
+    written block by block, so memory does not grow with the input; the files
+    appear together when the last block is written (an error, a kill or a full
+    disk leaves an earlier set as it was).
 
     Args:
-        input_path: nucleotide FASTA, optionally gzipped.
+        input_path: nucleotide FASTA, optionally gzipped; or the :class:`FastaFile` of one read before
+            (its records are used, the file is not read again).
         chunk_size: chunk length in bases (VirNucPro models exist for 300 and 500).
         out_dir: directory for ``chunks.fa``, ``nucleotide.fa``, ``protein.faa``
             and ``preprocess.json``.
@@ -514,6 +364,8 @@ def preprocess(
             runs in this process.
         block_bases: bases per unit of work (default :data:`DEFAULT_BLOCK_BASES`);
             smaller blocks balance the workers better and cost more overhead.
+        keep: also hold the three FASTA outputs in memory (``PreprocessResult.samples``) for a caller that
+            embeds them next, so that it reads none of them back; memory then grows with the input.
 
     Returns:
         Counts and the output paths. Outputs keep the input's record order;
@@ -525,8 +377,13 @@ def preprocess(
     _positive("workers", workers, f"a number of processes, e.g. the {available_cpus()} cores here",
               "pass --workers 1 or more")  # fmt: skip
     _positive("block size", block_bases, "a number of bases per unit of work, e.g. 500000", "omit it for the default")
-    input_path = Path(input_path)
+    if isinstance(input_path, FastaFile):
+        records, digest, input_path = input_path.records, input_path.sha256, input_path.path
+    else:
+        input_path, digest = Path(input_path), hashlib.sha256()
+        records = iter_fasta(input_path, digest=digest)
     references = read_reference_proteins(reference) if reference else None
+    kept = PreprocessSamples() if keep else None
 
     paths = PreprocessPaths(Path(out_dir))
     tally = _Tally()
@@ -534,11 +391,13 @@ def preprocess(
     # never new chunks beside old proteins. preprocess.json, moved in last, marks a complete set.
     with files_together(paths.root, paths.summary.name) as staging:
         staged = PreprocessPaths(staging)
-        blocks = _blocks(iter_fasta(input_path), chunk_size, references, block_bases, tally)
+        blocks = _blocks(records, chunk_size, references, block_bases, tally)
         with SampleWriter(staged) as writer:
             for samples in ordered_map(samples_of_block, blocks, workers):
                 writer.write(samples)
                 tally.add(samples)
+                if kept is not None:
+                    kept.add(samples)
         result = PreprocessResult(
             paths=paths,
             chunk_size=chunk_size,
@@ -551,10 +410,11 @@ def preprocess(
             rna_records=tally.rna,
             records_shorter_than_a_codon=tally.shorter_than_a_codon,
             chunks_without_frames=tally.without_frames,
+            samples=kept,
         )
         summary = {
             "input": str(input_path),
-            "input_sha256": sha256_file(input_path),
+            "input_sha256": digest if isinstance(digest, str) else digest.hexdigest(),  # read to its end by now
             "reference": [str(p) for p in reference or []],
             **result.to_dict(),
         }

@@ -20,17 +20,14 @@ from pathlib import Path
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text, files_together, sha256_file
 from virnucpro_core.paths import PreprocessPaths
+from virnucpro_core.fasta import NUCLEOTIDE_ALPHABET, FastaRecord, _open_text, write_fasta
 from virnucpro_core.sequences import (
     AMBIGUOUS_BASES,
     CODON_TABLE,
-    NUCLEOTIDE_ALPHABET,
-    FastaRecord,
     Frame,
     PreprocessResult,
-    _open_text,
     chunk_record,
     read_reference_proteins,
-    write_fasta,
 )
 
 log = logging.getLogger(__name__)

@@ -44,9 +44,11 @@ weights, epoch, chunk size, protein dtype) stay None, never guessed;
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +121,15 @@ PICKLED_MODULES: dict[str, type[PickledObject]] = {
 }
 
 
-def _read(path: Path) -> Any:
-    """The file's object, read with ``torch.load(weights_only=True)`` after refusing unexpected globals.
+def _read(path: Path, data: bytes) -> Any:
+    """The object of ``path``, whose bytes are ``data``, read with ``torch.load(weights_only=True)`` after
+    refusing unexpected globals.
 
     Raises:
         InputError: the pickle names other globals than tensors, containers and the original's four module
             classes (nothing of it is run); or torch cannot read it with ``weights_only=True``.
     """
-    names, is_zip = pickled_globals(path)
+    names, is_zip = pickled_globals(data)
     foreign = [name for name in names if name not in PICKLED_MODULES and not is_tensor_global(name)]
     if foreign:
         raise InputError(
@@ -148,7 +151,7 @@ def _read(path: Path) -> Any:
             "(`torch.save(torch.load(path, weights_only=False), new_path)`), or retrain with `virnucpro train`",
         )
     try:
-        return load_weights_only(path, PICKLED_MODULES.values())
+        return load_weights_only(data, PICKLED_MODULES.values())
     except Exception as error:  # unpickling errors have many types
         found = load_failure(error) if is_zip or names else f"not a torch.save file ({load_failure(error)})"
         raise InputError(
@@ -166,7 +169,7 @@ def detect_layout(path: str | Path) -> str:
         InputError: no such file, an unsafe or unreadable pickle, or none of the three layouts.
     """
     path = _checked_path(path)
-    return _layout_of(path, _read(path))
+    return _layout_of(path, _read(path, path.read_bytes()))
 
 
 def _checked_path(path: str | Path) -> Path:
@@ -456,6 +459,58 @@ def _fork(path: Path, payload: Mapping) -> tuple[CheckpointMeta, dict, dict]:
 # --------------------------------------------------------------------------- loading, whatever the layout
 
 
+def fit_checkpoint(
+    loaded: LoadedCheckpoint, *, expected_input_dim: int | None = None, expected_protein_model: str | None = None
+) -> LoadedCheckpoint:
+    """What :func:`load_checkpoint` of ``loaded``'s file returns with these expectations (and no
+    ``protein_widths``), made from the checkpoint loaded before: the file is not read again.
+
+    Raises:
+        DimensionError: as :func:`load_checkpoint`.
+    """
+    meta = loaded.meta
+    if loaded.layout == ORIGINAL:  # it names no protein model: its width does (the real models'), else the caller
+        protein_model, source = _protein_model_of_width(
+            loaded.path, ORIGINAL, meta.input_dim, expected_input_dim=expected_input_dim,
+            expected_protein_model=expected_protein_model, protein_widths=None,
+        )  # fmt: skip
+        if (protein_model, source) != (meta.protein_model, meta.features.get("protein_model_from")):
+            meta = replace(meta, protein_model=protein_model, features={**meta.features, "protein_model_from": source})
+    check_fits(loaded.path, meta, expected_input_dim=expected_input_dim, expected_protein_model=expected_protein_model)
+    if meta is loaded.meta:
+        return loaded
+    model = copy.copy(loaded.model)  # the same weights, named after the model the caller's features come from
+    model.protein_model = meta.protein_model
+    return replace(loaded, model=model, meta=meta)
+
+
+def check_fits(path: str | Path, meta: CheckpointMeta, *, expected_input_dim: int | None = None,
+               expected_protein_model: str | None = None) -> None:
+    """Refuse a checkpoint (``meta``; ``path`` names it) trained on features of another width or embedder than
+    the pipeline's, with a :class:`DimensionError` naming both."""
+    pipeline_model = expected_protein_model or (
+        infer_protein_model(expected_input_dim, meta.dna_model) if expected_input_dim else None
+    )
+    if expected_input_dim is not None and meta.input_dim != expected_input_dim:
+        raise DimensionError(
+            f"checkpoint {path} was trained on {meta.input_dim}-d {display_name(meta.protein_model)} features; "
+            f"this pipeline feeds {expected_input_dim}-d {display_name(pipeline_model)} features — retrain or pick "
+            "the matching checkpoint",
+            expected=describe_features(expected_input_dim, pipeline_model, meta.dna_model),
+            found=meta.describe(),
+            fix=f"retrain with `virnucpro train` on the {display_name(pipeline_model)} split, or load the checkpoint "
+            f"trained on {display_name(pipeline_model)} features",
+        )
+    if expected_protein_model is not None and meta.protein_model not in (None, expected_protein_model):
+        raise DimensionError(
+            f"checkpoint {path} was trained on {display_name(meta.protein_model)} features; this pipeline feeds "
+            f"{display_name(expected_protein_model)} features — retrain or pick the matching checkpoint",
+            expected=display_name(expected_protein_model),
+            found=display_name(meta.protein_model),
+            fix="load the checkpoint trained on this pipeline's embedder",
+        )
+
+
 def load_checkpoint(
     path: str | Path,
     *,
@@ -482,7 +537,8 @@ def load_checkpoint(
             contradicts its weights.
     """
     path = _checked_path(path)
-    payload = _read(path)
+    data = path.read_bytes()  # read once: scanned, loaded and hashed from memory
+    payload = _read(path, data)
     layout = _layout_of(path, payload)
     if layout == OURS:
         meta, state, extra = _ours(path, payload)
@@ -492,27 +548,7 @@ def load_checkpoint(
                                        protein_widths=protein_widths)  # fmt: skip
     else:
         meta, state, extra = _fork(path, payload)
-    pipeline_model = expected_protein_model or (
-        infer_protein_model(expected_input_dim, meta.dna_model) if expected_input_dim else None
-    )
-    if expected_input_dim is not None and meta.input_dim != expected_input_dim:
-        raise DimensionError(
-            f"checkpoint {path} was trained on {meta.input_dim}-d {display_name(meta.protein_model)} features; "
-            f"this pipeline feeds {expected_input_dim}-d {display_name(pipeline_model)} features — retrain or pick "
-            "the matching checkpoint",
-            expected=describe_features(expected_input_dim, pipeline_model, meta.dna_model),
-            found=meta.describe(),
-            fix=f"retrain with `virnucpro train` on the {display_name(pipeline_model)} split, or load the checkpoint "
-            f"trained on {display_name(pipeline_model)} features",
-        )
-    if expected_protein_model is not None and meta.protein_model not in (None, expected_protein_model):
-        raise DimensionError(
-            f"checkpoint {path} was trained on {display_name(meta.protein_model)} features; this pipeline feeds "
-            f"{display_name(expected_protein_model)} features — retrain or pick the matching checkpoint",
-            expected=display_name(expected_protein_model),
-            found=display_name(meta.protein_model),
-            fix="load the checkpoint trained on this pipeline's embedder",
-        )
+    check_fits(path, meta, expected_input_dim=expected_input_dim, expected_protein_model=expected_protein_model)
     model = MLPClassifier(
         meta.input_dim,
         meta.hidden_dim,
@@ -558,4 +594,4 @@ def load_checkpoint(
     model.load_state_dict(state)
     model.to(device)
     model.eval()
-    return LoadedCheckpoint(model, meta, path)
+    return LoadedCheckpoint(model, meta, path, hashlib.sha256(data).hexdigest(), layout)

@@ -26,9 +26,9 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -197,9 +197,9 @@ def load_features(path: str | os.PathLike) -> Embeddings:
 # --------------------------------------------------------------------------- our merged files
 
 
-@dataclass
-class MergedFeatures:
-    """DNA ‖ protein features of one class, in the merged layout.
+@dataclass(init=False)
+class MergedFeatures(Embeddings):
+    """DNA ‖ protein features of one class, in the merged layout: :class:`Embeddings` with a label per row.
 
     Attributes:
         ids: sample ids (order of the protein file).
@@ -209,27 +209,14 @@ class MergedFeatures:
         meta: label, dims, both inputs' paths and provenance.
     """
 
-    ids: list[str]
-    data: torch.Tensor
-    labels: torch.Tensor
-    lengths: torch.Tensor
-    meta: dict[str, Any] = field(default_factory=dict)
+    labels: torch.Tensor | None = None
+    KEYS: ClassVar[tuple[str, ...]] = MERGED_KEYS
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def dim(self) -> int:
-        return int(self.data.shape[1])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ids": list(self.ids), "data": self.data, "labels": self.labels, "lengths": self.lengths,
-                "meta": dict(self.meta)}
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in MERGED_KEYS:
-            raise KeyError(key)
-        return getattr(self, key)
+    # Arguments in the merged layout's key order (labels before lengths), as every caller passes them.
+    def __init__(self, ids: list[str], data: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor,
+                 meta: dict[str, Any] | None = None) -> None:
+        super().__init__(ids, data, lengths, {} if meta is None else meta)
+        self.labels = labels
 
     def save(self, path: str | os.PathLike) -> Path:
         return save_merged(self, path)

@@ -20,6 +20,7 @@ opcode it does not follow) still meets torch's refusal.
 from __future__ import annotations
 
 import _compat_pickle
+import io
 import pickletools
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -103,17 +104,21 @@ def _globals_in_stream(data: bytes) -> Iterator[str]:
         del pushed[:-2]
 
 
-def _streams(path: Path) -> tuple[list[bytes], bool]:
-    if zipfile.is_zipfile(path):
+def _streams(source: Path | bytes) -> tuple[list[bytes], bool]:
+    where = io.BytesIO(source) if isinstance(source, bytes) else source
+    if zipfile.is_zipfile(where):
         try:
-            with zipfile.ZipFile(path) as archive:
+            with zipfile.ZipFile(where) as archive:
                 records = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
                 return ([archive.read(records[0])] if records else []), True
         except (zipfile.BadZipFile, KeyError, EOFError):
             return [], True  # damaged: torch.load says why
     streams: list[bytes] = []
-    with open(path, "rb") as handle:
-        raw = handle.read(_LEGACY_SCAN_BYTES)
+    if isinstance(source, bytes):
+        raw = source[:_LEGACY_SCAN_BYTES]
+    else:
+        with open(source, "rb") as handle:
+            raw = handle.read(_LEGACY_SCAN_BYTES)
     while raw and len(streams) < _LEGACY_PICKLES:
         try:
             end = max(pos for _, _, pos in pickletools.genops(raw)) + 1
@@ -124,17 +129,17 @@ def _streams(path: Path) -> tuple[list[bytes], bool]:
     return streams, False
 
 
-def pickled_globals(path: str | Path) -> tuple[list[str], bool]:
+def pickled_globals(path: str | Path | bytes) -> tuple[list[str], bool]:
     """Every class or function a ``torch.save`` file's pickle names, in order, without unpickling it.
 
     Reads ``data.pkl`` of the zip format (torch ≥ 1.6), else the pickles at the
-    start of a legacy file.
+    start of a legacy file. ``path`` may be the file's bytes, read before.
 
     Returns:
         The names as Python 3 resolves them (``posix.system``, ``builtins.eval``,
         ``subprocess.Popen``), and whether the file is in the zip format.
     """
-    streams, is_zip = _streams(Path(path))
+    streams, is_zip = _streams(path if isinstance(path, bytes) else Path(path))
     names: list[str] = []
     for stream in streams:
         try:
@@ -146,15 +151,18 @@ def pickled_globals(path: str | Path) -> tuple[list[str], bool]:
     return names, is_zip
 
 
-def load_weights_only(path: str | Path, placeholders: Iterable[type[PickledObject]] = ()) -> Any:
+def load_weights_only(path: str | Path | bytes, placeholders: Iterable[type[PickledObject]] = ()) -> Any:
     """``torch.load(path, weights_only=True)`` onto the CPU, each placeholder standing in for its pickled class.
+
+    ``path`` may be the file's bytes, read before (then the file is not opened again).
 
     Raises:
         Exception: whatever torch raises for a file it will not read this way (see :func:`load_failure`).
     """
     allowed = [(cls, cls.pickled_name) for cls in placeholders]
     with torch.serialization.safe_globals(allowed):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(path) if isinstance(path, bytes) else path, map_location="cpu",
+                          weights_only=True)
 
 
 # Lines of torch's weights_only error that are advice, not the reason (the advice is to trust the file).

@@ -32,12 +32,14 @@ import torch
 
 from virnucpro_core.files import atomic_write_text
 
-if TYPE_CHECKING:  # the scoring types live in prediction.py, which imports this module
-    from virnucpro_core.prediction import ChunkCalls, FrameScores
+if TYPE_CHECKING:  # the scoring types live in prediction.py and aggregation.py, which import this module
+    from virnucpro_core.aggregation import ChunkAggregate
+    from virnucpro_core.prediction import FrameScores
 
 FRAME_COLUMNS = ("frame_id", "chunk_id", "record_id", "viral_score", "host_score", "prediction")
 CHUNK_COLUMNS = ("chunk_id", "record_id", "n_frames", "max_viral_score", "max_host_score", "verdict")
 CALL_NAMES = {1: "virus", 0: "others"}
+NO_FRAMES = "no_frames"  # the verdict of a chunk without a stop-free frame
 
 ORIGINAL_RESULTS = "prediction_results.txt"
 ORIGINAL_HIGHEST = "prediction_results_highestscore.csv"
@@ -60,12 +62,17 @@ def write_frames_tsv(scores: FrameScores, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def write_chunks_tsv(calls: ChunkCalls, path: str | os.PathLike) -> Path:
+def verdicts(chunks: ChunkAggregate) -> list[str]:
+    """Each chunk's verdict as ``chunks.tsv`` words it: ``virus``, ``others`` or :data:`NO_FRAMES`."""
+    return [NO_FRAMES if call < 0 else CALL_NAMES[call] for call in chunks.y_pred.tolist()]
+
+
+def write_chunks_tsv(chunks: ChunkAggregate, path: str | os.PathLike) -> Path:
     """``chunks.tsv``: one row per chunk (``NA`` scores and ``no_frames`` for chunks without frames)."""
     lines = ["\t".join(CHUNK_COLUMNS)]
     for chunk, record, n, v, h, verdict in zip(
-        calls.ids, calls.record_ids, calls.n_frames.tolist(), calls.max_p_viral.tolist(),
-        calls.max_p_host.tolist(), calls.verdicts,
+        chunks.ids, chunks.record_ids, chunks.n_frames.tolist(), chunks.max_p_viral.tolist(),
+        chunks.max_p_host.tolist(), verdicts(chunks),
     ):  # fmt: skip
         lines.append(f"{chunk}\t{record}\t{n}\t{_score(v)}\t{_score(h)}\t{verdict}")
     atomic_write_text(path, "\n".join(lines) + "\n")

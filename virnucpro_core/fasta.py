@@ -1,0 +1,293 @@
+"""FASTA files: the one reader (nucleotide and protein files alike) and the writer.
+
+:func:`iter_fasta` reads a file, plain or gzipped, once: it validates every
+record against an alphabet (:data:`NUCLEOTIDE` for genomes and frames,
+:data:`PROTEIN` for the frames' translations), collects every problem of the
+file and raises them in one :class:`~virnucpro_core.errors.InputError`, and can
+hash the file's bytes as it reads them, so that a caller needing the records
+and the file's sha256 (``virnucpro predict``) reads the file once
+(:meth:`FastaFile.read`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from virnucpro_core.errors import InputError
+from virnucpro_core.files import atomic_path
+
+# IUPAC nucleotide codes (U included); anything else in a nucleotide FASTA is rejected.
+NUCLEOTIDE_ALPHABET = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
+# Single-character tokens of the ESM-2 vocabulary: what a protein FASTA may contain.
+PROTEIN_ALPHABET = frozenset("LAGVSERTDIPKQNFYMHWCXBUZO.-")
+# What str.split() splits on, within ASCII; a line's other characters are its sequence.
+_ASCII_WHITESPACE = "".join(chr(i) for i in range(128) if chr(i).isspace()).encode("ascii")
+# Characters per read of a FASTA file.
+_READ_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class FastaAlphabet:
+    """What the sequences of one kind of FASTA file may hold, and how its errors name that kind."""
+
+    name: str  # "nucleotide" or "protein"
+    letters: frozenset[str]
+    file: str  # what such a file is, for a missing path
+    expected: str  # what a valid file holds
+    fix: str  # what to do about an invalid one
+
+    @property
+    def allowed_bytes(self) -> bytes:
+        """The alphabet's and ASCII whitespace's bytes: what a valid line holds, in one ``bytes.translate``."""
+        return "".join(sorted(self.letters)).encode("ascii") + _ASCII_WHITESPACE
+
+
+NUCLEOTIDE = FastaAlphabet(
+    "nucleotide",
+    NUCLEOTIDE_ALPHABET,
+    file="a nucleotide FASTA file (.fa, .fasta, .fna, optionally .gz)",
+    expected="'>id' headers, unique ids, non-empty sequences of IUPAC nucleotide codes (ACGTUNRYKMSWBDHV, any case)",
+    fix="fix or remove the records named above",
+)
+PROTEIN = FastaAlphabet(
+    "protein",
+    PROTEIN_ALPHABET,
+    file="a protein FASTA file (.faa)",
+    expected="'>id' headers, unique ids, non-empty upper-case sequences of " + "".join(sorted(PROTEIN_ALPHABET)),
+    fix="pass protein.faa from `virnucpro preprocess` (stop-free frames)",
+)
+
+
+@dataclass(frozen=True)
+class FastaRecord:
+    """One FASTA record: ``id`` is the header's first word, as Biopython reads it."""
+
+    id: str
+    seq: str
+
+
+@dataclass(frozen=True)
+class FastaFile:
+    """A FASTA file read whole, once: its validated records and the sha256 of its bytes (as stored, gzip or not)."""
+
+    path: Path
+    records: list[FastaRecord]
+    sha256: str
+
+    @classmethod
+    def read(cls, path: str | Path, alphabet: FastaAlphabet | None = None) -> FastaFile:
+        """Read, validate (see :func:`iter_fasta`) and hash ``path`` in one pass."""
+        digest = hashlib.sha256()
+        records = list(iter_fasta(path, alphabet, digest=digest))
+        return cls(Path(path), records, digest.hexdigest())
+
+
+class _Digesting(io.RawIOBase):
+    """A binary file whose bytes also go into ``digest`` as they are read."""
+
+    def __init__(self, raw: io.BufferedIOBase, digest: Any):
+        super().__init__()
+        self._raw, self._digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._raw.readinto(buffer)
+        if count:
+            self._digest.update(memoryview(buffer)[:count])
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _open_text(path: Path, newline: str | None = "", digest: Any = None) -> Iterator[io.TextIOBase]:
+    """``path`` as UTF-8 text (gunzipped when it starts with gzip's magic), opened once; every byte read from the
+    file, and on leaving the rest of it, goes into ``digest`` when one is given."""
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(open(path, "rb"))
+        if digest is not None:
+            raw = stack.enter_context(io.BufferedReader(_Digesting(raw, digest), buffer_size=_READ_SIZE))
+        binary = stack.enter_context(gzip.GzipFile(fileobj=raw)) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline=newline)
+        try:
+            yield text
+            if digest is not None:
+                while raw.read(_READ_SIZE):  # what the reader left (gzip padding) is part of the file's hash
+                    pass
+        finally:
+            text.detach()  # the stack closes the binary layers, in order
+
+
+def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
+    """``(is a header, line number, text)``: each header line without its ``>``, and runs of other lines.
+
+    The handle reads with universal newlines, so every line ends in "\n" alone
+    ("\r\n" and "\r" become "\n": the same lines as the line-by-line
+    reader's). Text is read ``_READ_SIZE`` characters at a time and cut at
+    header lines with ``str.find``: a few Python steps per record, not per line.
+    A run keeps its "\n"s; a record's sequence may come in several runs.
+    """
+    line = 1
+    unfinished: list[str] = []  # a line longer than one read (one-line genomes) is joined once
+    while True:
+        data = handle.read(_READ_SIZE)
+        cut = data.rfind("\n") + 1 if data else len(data)
+        if data and not cut:
+            unfinished.append(data)
+            continue
+        text = "".join([*unfinished, data[:cut]]) if data else "".join(unfinished)
+        unfinished = [data[cut:]] if data and cut < len(data) else []
+        if not text:
+            return
+        position = 0
+        while position < len(text):
+            if text.startswith(">", position):
+                end = text.find("\n", position)
+                end = len(text) if end < 0 else end
+                yield True, line, text[position + 1 : end]
+                line += 1
+                position = end + 1
+            else:
+                end = text.find("\n>", position)
+                end = len(text) if end < 0 else end + 1
+                run = text[position:end]
+                yield False, line, run
+                line += run.count("\n")
+                position = end
+
+
+def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, digest: Any = None
+               ) -> Iterator[FastaRecord]:
+    """Read and validate a (optionally gzipped) FASTA file, one record at a time.
+
+    Every problem of the file is collected and reported in one
+    :class:`InputError`, raised after the last line: no records, text before
+    the first header, empty headers or sequences, duplicate ids, characters
+    outside ``alphabet`` (default :data:`NUCLEOTIDE`: IUPAC nucleotide codes).
+    Records are yielded only while the file has no problem, so a consumer that
+    streams them into outputs sees the error before it can finish (and must
+    write its outputs whole or not at all).
+
+    Args:
+        path: the file.
+        alphabet: :data:`NUCLEOTIDE` (default) or :data:`PROTEIN`.
+        digest: a ``hashlib`` object updated with the file's bytes as they are read (the whole file once the
+            last record is yielded), so that reading and hashing take one pass.
+    """
+    alphabet = alphabet or NUCLEOTIDE
+    allowed = alphabet.allowed_bytes
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file", expected=alphabet.file, fix="check the path")
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    records = 0
+    header: str | None = None
+    header_line = 0
+    runs: list[str] = []
+
+    def sequence_of(record_name: str) -> str:
+        """The record's lines without whitespace; bad characters are added to ``problems`` by line and column."""
+        raw = "".join(runs)
+        # Fast path, one C call per step for the whole record: ASCII, and nothing but the alphabet and whitespace.
+        if raw.isascii():
+            data = raw.encode("ascii")
+            if not data.translate(None, allowed):
+                return data.translate(None, _ASCII_WHITESPACE).decode("ascii")
+        parts = []
+        for number, line in enumerate(raw.split("\n"), start=header_line + 1):
+            stripped = "".join(line.split())
+            if not stripped:
+                continue
+            bad = sorted(set(stripped) - alphabet.letters)
+            if bad:
+                column = next(i for i, c in enumerate(line, start=1) if c in bad)
+                problems.append(
+                    f"line {number}, column {column}: character(s) {''.join(bad)!r} in record '{record_name}'"
+                )
+            parts.append(stripped)
+        return "".join(parts)
+
+    def finish() -> FastaRecord | None:
+        nonlocal records
+        if header is None:
+            return None
+        name = header.split(maxsplit=1)[0] if header.strip() else ""
+        seq = sequence_of(name or "?")
+        if not name:
+            problems.append(f"line {header_line}: header without an id")
+            return None
+        if not seq:
+            problems.append(f"line {header_line}: record '{name}' has no sequence")
+        if name in seen:
+            problems.append(f"line {header_line}: duplicate id '{name}' (first at line {seen[name]})")
+        else:
+            seen[name] = header_line
+        records += 1
+        return FastaRecord(name, seq)
+
+    try:
+        with _open_text(path, newline=None, digest=digest) as handle:
+            for is_header, number, text in _fasta_runs(handle):
+                if is_header:
+                    record = finish()
+                    if record is not None and not problems:
+                        yield record
+                    header, header_line, runs = text, number, []
+                elif header is not None:
+                    runs.append(text)
+                elif text.split():
+                    blank = next(i for i, line in enumerate(text.split("\n")) if line.split())
+                    problems.append(f"line {number + blank}: sequence text before the first '>' header")
+                    break
+            record = finish()
+            if record is not None and not problems:
+                yield record
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise InputError(
+            f"{path}: cannot be read ({error})",
+            expected="a readable FASTA file, plain or gzip-compressed",
+            fix="check that the file is complete (a truncated download?) and not another format",
+        ) from error
+
+    if not records and not problems:
+        raise InputError(
+            f"{path}: no FASTA records",
+            expected="at least one record starting with a '>' header line",
+            found="an empty file" if path.stat().st_size == 0 else "no line starting with '>'",
+            fix=f"pass a {alphabet.name} FASTA file",
+        )
+    if problems:
+        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
+        raise InputError(
+            f"{path}: not a valid {alphabet.name} FASTA file ({len(problems)} problem(s))",
+            expected=alphabet.expected,
+            found="\n    " + "\n    ".join(shown),
+            fix=alphabet.fix,
+        )
+
+
+def read_fasta(path: str | Path, alphabet: FastaAlphabet | None = None) -> list[FastaRecord]:
+    """Every record of a FASTA file, validated (see :func:`iter_fasta`)."""
+    return list(iter_fasta(path, alphabet))
+
+
+def write_fasta(records: Iterable[tuple[str, str]], path: str | Path) -> int:
+    """Write ``(id, sequence)`` pairs as single-line FASTA, atomically; return the count."""
+    count = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        for name, seq in records:
+            handle.write(f">{name}\n{seq}\n")
+            count += 1
+    return count
