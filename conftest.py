@@ -1,8 +1,8 @@
 """Options of the acceptance suite, and the HTML report's default location.
 
-The options are the table :data:`virnucpro_core.options.SUITE_OPTIONS` (flags,
+The options are the table :data:`virnucpro_core.gate.options.SUITE_OPTIONS` (flags,
 defaults, help texts that state each default); ``acceptance/conftest.py``
-parses them into :class:`virnucpro_core.settings.Settings` by the same table.
+parses them into :class:`virnucpro_core.gate.settings.Settings` by the same table.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro_core.options import SUITE_OPTIONS
+from virnucpro_core.gate.options import SUITE_OPTIONS
 
 DEFAULT_HTML = Path("reports") / "acceptance.html"
 
@@ -29,7 +29,7 @@ def _runs_acceptance(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _runs_acceptance(config):
         return
-    from virnucpro_core.acceptance_report import new_run_id, remove_previous_reports
+    from virnucpro_core.gate.acceptance_report import new_run_id, remove_previous_reports
     from virnucpro_core.paths import ReportPaths
 
     from acceptance.report_plugin import RUN_ID

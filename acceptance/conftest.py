@@ -4,7 +4,7 @@ Every stage is built once per session (and cached on disk across sessions).
 A stage that fails is reported once, with its reason, by the first test that
 needs it; every later test that needs it fails with a one-line pointer
 instead of another traceback. What the fixtures build is handed to the
-session's :class:`~virnucpro_core.session.AcceptanceSession` (the ``acceptance``
+session's :class:`~virnucpro_core.gate.session.AcceptanceSession` (the ``acceptance``
 fixture), which the verdict and the reports read.
 """
 
@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from virnucpro_core.errors import VirNucProError
-from virnucpro_core.options import SUITE_OPTIONS
-from virnucpro_core.session import AcceptanceSession
-from virnucpro_core.settings import EMBEDDERS, Settings
-from virnucpro_core.validation import ValidationRun
+from virnucpro_core.gate.options import SUITE_OPTIONS
+from virnucpro_core.gate.session import AcceptanceSession
+from virnucpro_core.gate.settings import EMBEDDERS, Settings
+from virnucpro_core.gate.validation import ValidationRun
 
 from acceptance import report_plugin
 

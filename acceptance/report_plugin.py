@@ -1,13 +1,13 @@
 """pytest glue for the verdict and the reports: hands outcomes to the session, then everything to the library.
 
 As in pytest-benchmark, this plugin owns one
-:class:`~virnucpro_core.session.AcceptanceSession`: the fixtures hand it the
+:class:`~virnucpro_core.gate.session.AcceptanceSession`: the fixtures hand it the
 run and the timings, the tests the parity result, and this plugin every test's
 outcome with the role its markers give it (``@pytest.mark.gate("accuracy")``,
 ``parity``, ``evidence``). At the end of the session the verdict
-(:mod:`virnucpro_core.verdict`) reads the session and decides the exit
+(:mod:`virnucpro_core.gate.verdict`) reads the session and decides the exit
 status, the markdown and JSON reports are written from it, and once
-pytest-html has written its file, :func:`~virnucpro_core.html_report.finish_html`
+pytest-html has written its file, :func:`~virnucpro_core.gate.html_report.finish_html`
 turns it into the validation report.
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro_core.acceptance_report import write_side_reports
-from virnucpro_core.html_report import finish_html, page_title, render_sections
-from virnucpro_core.gates import GATES
+from virnucpro_core.gate.acceptance_report import write_side_reports
+from virnucpro_core.gate.html_report import finish_html, page_title, render_sections
+from virnucpro_core.gate.gates import GATES
 from virnucpro_core.paths import ReportPaths
-from virnucpro_core.session import CHECK, EVIDENCE, GATE, PARITY, AcceptanceSession, Outcome
-from virnucpro_core.verdict import EXIT_CODES, decide_verdict
+from virnucpro_core.gate.session import CHECK, EVIDENCE, GATE, PARITY, AcceptanceSession, Outcome
+from virnucpro_core.gate.verdict import EXIT_CODES, decide_verdict
 
 PLUGIN_NAME = "virnucpro-acceptance-report"
 SETTINGS = pytest.StashKey["object"]()
@@ -42,7 +42,7 @@ def session_of(config: pytest.Config) -> AcceptanceSession:
 
 class AcceptanceReport:
     """Registered by ``acceptance/conftest.py`` as :data:`PLUGIN_NAME`; one per session, holding its
-    :class:`~virnucpro_core.session.AcceptanceSession`."""
+    :class:`~virnucpro_core.gate.session.AcceptanceSession`."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config

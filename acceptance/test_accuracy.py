@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from virnucpro_core.gates import ACCURACY
-from virnucpro_core.validation import EMBEDDERS
+from virnucpro_core.gate.gates import ACCURACY
+from virnucpro_core.gate.validation import EMBEDDERS
 
 REQUIRED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 # Both tests skip with the reason when random weights make accuracy meaningless (conftest: meaningful_accuracy).

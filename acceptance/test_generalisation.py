@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from virnucpro_core.clusters import mmseqs_missing
+from virnucpro_core.split.clusters import mmseqs_missing
 
 pytestmark = pytest.mark.evidence
 

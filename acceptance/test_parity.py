@@ -1,13 +1,13 @@
 """FastESM2 parity: our loader against the model's own code, on the real snapshot the suite uses.
 
-Runs :func:`virnucpro_core.parity.fastesm_parity` when the suite's FastESM2
+Runs :func:`virnucpro_core.models.parity.fastesm_parity` when the suite's FastESM2
 weights (``--fast-model DIR``, or Synthyra/FastESM2_650 in the Hugging Face
 cache) are a real pretrained snapshot; skips with the reason otherwise (random
 weights, no snapshot here, or the snapshot's own code cannot run here). Not a
 gate: a failure means the FastESM2 features this run extracts are not the
 model's, so the run ends in ERROR rather than in a verdict on FastESM2; a skip
 in the full profile with pretrained weights leaves the verdict INCOMPLETE with
-the reason (:func:`virnucpro_core.verdict.decide_verdict`), since a PASS needs
+the reason (:func:`virnucpro_core.gate.verdict.decide_verdict`), since a PASS needs
 the features checked against the model's own code. The result is in the
 report's Environment table and in acceptance.json (``parity``).
 """
@@ -17,9 +17,9 @@ from __future__ import annotations
 import pytest
 
 from virnucpro_core.errors import VirNucProError
-from virnucpro_core.models import STANDIN_MARKER, model_directory
-from virnucpro_core.parity import FAILED, NOT_RUN, fastesm_parity
-from virnucpro_core.validation import EMBEDDERS, MODEL_OPTIONS
+from virnucpro_core.models.registry import STANDIN_MARKER, model_directory
+from virnucpro_core.models.parity import FAILED, NOT_RUN, fastesm_parity
+from virnucpro_core.gate.validation import EMBEDDERS, MODEL_OPTIONS
 
 FAST = EMBEDDERS["fast"]
 

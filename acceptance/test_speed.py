@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from virnucpro_core.benchmark import PAIRINGS, TimingResult, extraction_settings, synchronized_timer
-from virnucpro_core.embeddings import extract_embeddings
-from virnucpro_core.gates import SPEED
-from virnucpro_core.validation import EMBEDDERS
+from virnucpro_core.gate.benchmark import PAIRINGS, TimingResult, extraction_settings, synchronized_timer
+from virnucpro_core.extract.embeddings import extract_embeddings
+from virnucpro_core.gate.gates import SPEED
+from virnucpro_core.gate.validation import EMBEDDERS
 
 from acceptance.conftest import MERGED_INPUTS_NO_SPEED
 

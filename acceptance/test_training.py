@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from virnucpro_core.layouts.features import open_rows
-from virnucpro_core.validation import EMBEDDERS
+from virnucpro_core.gate.validation import EMBEDDERS
 
 # Recomputed validation loss of the restored weights vs the logged best (float32 sums).
 LOSS_TOLERANCE = 1e-4

@@ -6,8 +6,8 @@ group, this times
 * ``naive`` — what a first script does: the Hugging Face tokenizer called on a
   fixed-size slice of the input (``--naive-batch``, default 16, ``padding=True``),
   ``model(**inputs)``, masked mean pooling, ``.cpu()`` per batch, in input order;
-* ``ours`` — :func:`virnucpro_core.embeddings.extract_embeddings` with the
-  model's deployed settings (:func:`virnucpro_core.benchmark.deployed_settings`,
+* ``ours`` — :func:`virnucpro_core.extract.embeddings.extract_embeddings` with the
+  model's deployed settings (:func:`virnucpro_core.gate.benchmark.deployed_settings`,
   those the speed gate times: FastESM2 in the precision policy's dtype, fp16 on
   CUDA and fp32 on CPU, with ``DEFAULT_TOKS_PER_BATCH``; ESM2 3B in fp32 with
   2,048-token batches, as VirNucPro ran it), plus every combination
@@ -18,7 +18,7 @@ group, this times
 
 Protocol: models are loaded outside the timed region; ``--warmup`` untimed
 passes, then ``--runs`` timed passes over the whole sample, each read with
-:func:`virnucpro_core.benchmark.synchronized_timer` (CUDA synchronised before
+:func:`virnucpro_core.gate.benchmark.synchronized_timer` (CUDA synchronised before
 the clock); median and mean of the timed passes and every raw duration are
 kept. On CUDA the peak memory of each variant (weights included) is read with
 ``torch.cuda.reset_peak_memory_stats`` / ``max_memory_allocated``.
@@ -33,7 +33,7 @@ FLOPs: ``2 x (weights of the encoder's Linear layers) x real tokens`` — the
 dense matmuls only; **attention score FLOPs (QK^T and PV, 4·T·h per token per
 layer) are excluded** (~1.3 % extra for FastESM2 at ~100 tokens, ~2 % at ~166),
 and padded positions are not counted (useful work only). For ESM models this
-equals :func:`virnucpro_core.models.matmul_flops_per_token`; DNABERT-S's GEGLU
+equals :func:`virnucpro_core.models.registry.matmul_flops_per_token`; DNABERT-S's GEGLU
 has a third feed-forward matrix (``4h^2 + 3hi`` per layer), which the Linear
 count includes. Tokens include the special tokens (``<cls>``/``<eos>``,
 ``[CLS]``/``[SEP]``).
@@ -66,8 +66,10 @@ from typing import Any
 
 import torch
 
-from virnucpro_core import benchmark, models
-from virnucpro_core.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, tokenize
+from virnucpro_core.gate import benchmark
+
+from virnucpro_core.models import registry as models
+from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, tokenize
 from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.files import atomic_write_text
 
@@ -133,7 +135,7 @@ def sequence_groups(args: argparse.Namespace, family: str) -> list[SequenceGroup
     """The length groups one model is timed on: synthetic per ``--lengths``, or the FASTA file."""
     fasta = args.dna_fasta if family == "dnabert" else args.fasta
     if fasta is not None:
-        from virnucpro_core.features import read_records  # needs Biopython: imported only here
+        from virnucpro_core.extract.features import read_records  # needs Biopython: imported only here
 
         records = read_records(fasta, family)
         if args.n < len(records):

@@ -1,8 +1,8 @@
 """Pooled-vector error and speed of fp32, bf16 and fp16 against a float64 reference: the evidence for the dtype policy.
 
 For each model, the same weights are cast to each dtype (the rotary table
-stays float32, as :func:`virnucpro_core.models.load_model` keeps it) and the
-same proteins are embedded by :func:`virnucpro_core.embeddings.extract_embeddings`
+stays float32, as :func:`virnucpro_core.models.registry.load_model` keeps it) and the
+same proteins are embedded by :func:`virnucpro_core.extract.embeddings.extract_embeddings`
 — VirNucPro's pooling, float32 output. The reference is the same weights in
 float64, pooled in float64 (its rotary angles are computed in float32 by
 transformers, an error of ~1e-7, far below bf16's and fp16's).
@@ -51,8 +51,14 @@ from typing import Any
 
 import torch
 
-from virnucpro_core import benchmark, esm, esm_config, models
-from virnucpro_core.embeddings import (
+from virnucpro_core.gate import benchmark
+
+from virnucpro_core.models import esm
+
+from virnucpro_core.models import esm_config
+
+from virnucpro_core.models import registry as models
+from virnucpro_core.extract.embeddings import (
     DEFAULT_TOKS_PER_BATCH, collate, extract_embeddings, pad_id, plan_batches, pooling_weights, tokenize,
 )  # fmt: skip
 from virnucpro_core.errors import VirNucProError
@@ -90,8 +96,8 @@ class Row:
 
 def smoke_proteins(n: int, seed: int) -> list[tuple[str, str]]:
     """A length-stratified sample of the smoke genomes' stop-free frames (300 bp chunks)."""
-    from virnucpro_core.features import read_records
-    from virnucpro_core.sequences import preprocess
+    from virnucpro_core.extract.features import read_records
+    from virnucpro_core.preprocess.sequences import preprocess
 
     with tempfile.TemporaryDirectory() as tmp:
         frames = preprocess(SMOKE_GENOMES, 300, tmp).paths.protein
@@ -210,7 +216,7 @@ def create_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> list[Row]:
-    from virnucpro_core.features import read_records
+    from virnucpro_core.extract.features import read_records
 
     device = models.resolve_device(args.device)
     args.dtypes = [models.dtype_name(models.resolve_dtype(d.strip())) for d in args.dtypes.split(",") if d.strip()]

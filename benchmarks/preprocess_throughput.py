@@ -3,9 +3,9 @@
 Variants, each a whole ``preprocess`` call (read and validate the FASTA, chunk,
 translate six frames, select, write the four files):
 
-* ``reference`` — :func:`virnucpro_core.sequences_reference.preprocess_reference`,
+* ``reference`` — :func:`virnucpro_core.preprocess.reference.preprocess_reference`,
   the code before vectorisation (a dict lookup per codon, one core);
-* ``vectorised`` — :func:`virnucpro_core.sequences.preprocess` with each
+* ``vectorised`` — :func:`virnucpro_core.preprocess.sequences.preprocess` with each
   ``--workers`` count (default: 1 and every core).
 
 Input: ``--genomes`` synthetic genomes (seeded) of ``--min-length`` to
@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro_core.files import atomic_write_text
-from virnucpro_core.sequences import preprocess
-from virnucpro_core.sequences_reference import preprocess_reference
-from virnucpro_core.workers import available_cpus
+from virnucpro_core.preprocess.sequences import preprocess
+from virnucpro_core.preprocess.reference import preprocess_reference
+from virnucpro_core.preprocess.workers import available_cpus
 
 OUTPUTS = ("chunks.fa", "nucleotide.fa", "protein.faa", "preprocess.json")
 _BASES = np.frombuffer(b"ACGT", np.uint8)

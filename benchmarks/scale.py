@@ -37,14 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 STAGE_CODE = {
     "split": """
-from virnucpro_core.split import make_split
+from virnucpro_core.split.make import make_split
 import glob
 make_split(sorted(glob.glob(f"{data}/viral_*.pt")), sorted(glob.glob(f"{data}/host_*.pt")), out_dir=f"{work}/split",
            overwrite=True)
 print(json.dumps({"samples": n}))
 """,
     "train": """
-from virnucpro_core.training import TrainingConfig, train_classifier
+from virnucpro_core.train.training import TrainingConfig, train_classifier
 result = train_classifier(f"{work}/split", TrainingConfig(max_epochs=1, patience=1, seed=42, device="cpu"),
                           progress=False, log=None)
 result.save(f"{work}/mlp.pt", "final")
@@ -57,9 +57,9 @@ print(json.dumps({"samples": result.history.train_samples, "epoch_seconds": epoc
 import time, torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from virnucpro_core.classifier import MLPClassifier
+from virnucpro_core.train.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
-from virnucpro_core.training import TrainingConfig, _carve_validation, deterministic_training
+from virnucpro_core.train.training import TrainingConfig, _carve_validation, deterministic_training
 config = TrainingConfig(max_epochs=1, seed=42)
 with deterministic_training(config.seed):
     features = read_merged(f"{work}/split/train.pt")
@@ -82,8 +82,8 @@ with deterministic_training(config.seed):
 print(json.dumps({"samples": len(train_ids), "epoch_seconds": time.perf_counter() - start}))
 """,
     "evaluate": """
-from virnucpro_core.metrics import evaluate
-from virnucpro_core.prediction import predict_features
+from virnucpro_core.evaluate.metrics import evaluate
+from virnucpro_core.predict.scoring import predict_features
 predictions = predict_features(f"{work}/mlp.pt", f"{work}/split/test.pt")
 evaluation = evaluate(predictions, seed=42)
 print(json.dumps({"samples": len(predictions), "accuracy": evaluation.metric("accuracy")}))

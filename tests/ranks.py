@@ -15,7 +15,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from virnucpro_core.distributed import ProcessGroup, Rank
+from virnucpro_core.extract.distributed import ProcessGroup, Rank
 
 
 @contextlib.contextmanager

@@ -123,7 +123,7 @@ def test_full_profile_with_random_weights_decides_no_accuracy(tmp_path, artifact
 
 def test_another_model_with_allow_other_model_is_named_and_never_passes(tmp_path, artifacts):
     """--allow-other-model through pytest's options: loaded, in the verdict, the banner and the environment table."""
-    from virnucpro_core.models import write_standin
+    from virnucpro_core.models.registry import write_standin
 
     models = {name: write_standin(name, "tiny", tmp_path / name, seed=42)
               for name in ("fastesm2_650", "esm2_3b", "dnabert_s")}

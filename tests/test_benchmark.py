@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from virnucpro_core.benchmark import benchmark_sample, extraction_settings
+from virnucpro_core.gate.benchmark import benchmark_sample, extraction_settings
 
 
 def test_sample_follows_the_length_distribution_and_is_seeded():

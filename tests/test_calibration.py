@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from virnucpro_core.calibration import (
+from virnucpro_core.evaluate.calibration import (
     brier_score,
     calibrate,
     expected_calibration_error,

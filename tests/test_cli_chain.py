@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro_core.sequences import read_fasta, write_fasta
+from virnucpro_core.preprocess.sequences import read_fasta, write_fasta
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from checkpoint_files import PAYLOADS, TINY, WHERE, appears, fork_checkpoint, hostile_file, run_original
-from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
-from virnucpro_core.features import MergedFeatures
+from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.extract.features import MergedFeatures
 from virnucpro_core.errors import DimensionError
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import (
@@ -29,9 +29,9 @@ from virnucpro_core.layouts.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from virnucpro_core.metrics import Predictions
-from virnucpro_core.models import merged_widths
-from virnucpro_core.prediction import merge_unlabeled
+from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.models.registry import merged_widths
+from virnucpro_core.predict.scoring import merge_unlabeled
 
 # One record whose frame 1 (M K F G P ...) has no stop: every 300 bp chunk gets a frame to score.
 FASTA = ">x\n" + "ATGAAATTTGGGCCC" * 50 + "\n"

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virnucpro_core.clusters import cluster_proteins, cross_identity, linked_groups, mmseqs_missing
+from virnucpro_core.split.clusters import cluster_proteins, cross_identity, linked_groups, mmseqs_missing
 from virnucpro_core.errors import InputError
-from virnucpro_core.split import chunk_of, make_split, round_half_up, source_of, stratified_ids
+from virnucpro_core.split.make import chunk_of, make_split, round_half_up, source_of, stratified_ids
 
 from test_split import merged
 

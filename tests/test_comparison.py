@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from virnucpro_core.comparison import Comparison, McNemar, compare
+from virnucpro_core.compare.comparison import Comparison, McNemar, compare
 from virnucpro_core.errors import InputError
-from virnucpro_core.metrics import Evaluation, Predictions, evaluate
+from virnucpro_core.evaluate.metrics import Evaluation, Predictions, evaluate
 
 
 def make(correct: list[bool], *, meta: dict | None = None, order: list[int] | None = None) -> Predictions:

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from virnucpro_core.distributed import ProcessGroup, Rank, RanksFailed
+from virnucpro_core.extract.distributed import ProcessGroup, Rank, RanksFailed
 from virnucpro_core.errors import InputError
 
 from ranks import run_ranks, store_groups
@@ -152,7 +152,7 @@ def test_an_unexpected_error_keeps_its_traceback_on_its_rank(groups, caplog):
             if group.rank.rank == 1:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
 
-    with caplog.at_level("ERROR", logger="virnucpro_core.distributed"):
+    with caplog.at_level("ERROR", logger="virnucpro_core.extract.distributed"):
         errors = run_ranks(groups(2), body)
     message = str(errors[0])
     assert message.startswith("rank 1 of 2: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"), message
@@ -221,7 +221,7 @@ def test_a_timeout_must_be_positive():
 
 
 def test_the_error_of_a_torchrun_job_is_rank_0s_message():
-    from virnucpro_core.distributed import _reported_error
+    from virnucpro_core.extract.distributed import _reported_error
 
     lines = ["[rank 0/2] loaded FastESM2_650", "virnucpro extract: error: rank 1 of 2: cannot use /x/shard.pt: full",
              "  to fix: free space", "  extraction stopped: the other processes stopped", "W1202 torchrun: closing",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from virnucpro_core import dnabert as D
+from virnucpro_core.models import dnabert as D
 from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
 
 from scripts import import_script
@@ -299,7 +299,7 @@ def test_masked_lm_checkpoint_with_prefix_and_heads_loads(tiny, tmp_path, fmt, c
         torch.save(state, tmp_path / fmt)
     else:
         save_file(state, str(tmp_path / fmt))
-    with caplog.at_level(logging.DEBUG, logger="virnucpro_core.dnabert"):
+    with caplog.at_level(logging.DEBUG, logger="virnucpro_core.models.dnabert"):
         loaded = D.load_dnabert(tmp_path)
     assert "ignored 6 entries" in caplog.text and "cls.predictions.decoder.weight" in caplog.text, caplog.text
     ids, mask = ids_of([1, 9, 10, 11, 2], [1, 12, 2])

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virnucpro_core import embeddings as E
+from virnucpro_core.extract import embeddings as E
 from virnucpro_core.errors import InputError
-from virnucpro_core.models import load_model
+from virnucpro_core.models.registry import load_model
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -19,14 +19,14 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 def dnabert_available() -> bool:
     """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
     try:
-        from virnucpro_core import dnabert
+        from virnucpro_core.models import dnabert
     except ImportError:
         return False
     return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 needs_dnabert = pytest.mark.skipif(
-    not dnabert_available(), reason="virnucpro_core.dnabert or its stand-in tokenizer is not there yet"
+    not dnabert_available(), reason="virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet"
 )
 
 
@@ -43,7 +43,7 @@ def esm3b():
 @pytest.fixture(scope="module")
 def dnabert_s():
     if not dnabert_available():
-        pytest.skip("virnucpro_core.dnabert or its stand-in tokenizer is not there yet")
+        pytest.skip("virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet")
     return load_model("dnabert_s", weights="random", size="tiny", device="cpu", seed=0)
 
 
@@ -191,7 +191,7 @@ def test_exact_length_batches_give_the_padded_vectors(model, request):
 
 
 def test_result_layout_and_meta(fastesm):
-    from virnucpro_core.sequences import FastaRecord
+    from virnucpro_core.preprocess.sequences import FastaRecord
 
     records = [FastaRecord("x", "MKV"), FastaRecord("y", "MKVLLA")]
     emb = E.extract_embeddings(fastesm, records, progress=False)

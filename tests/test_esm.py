@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from virnucpro_core import esm, models
+from virnucpro_core.models import esm
+
+from virnucpro_core.models import registry as models
 from virnucpro_core.errors import InputError
-from virnucpro_core.esm import ESM2_VOCAB
-from virnucpro_core.models import load_model, write_standin
+from virnucpro_core.models.esm import ESM2_VOCAB
+from virnucpro_core.models.registry import load_model, write_standin
 
 IDS = torch.tensor([[0, 20, 15, 11, 5, 19, 4, 7, 2]])  # <cls> M K T A Y L V <eos>
 
@@ -51,7 +53,7 @@ def test_a_directory_vocab_in_another_order_is_the_source_of_truth(tmp_path, cap
     """A model's own vocab.txt decides its token ids, even in another order than ESM-2's (with a warning)."""
     reordered = [*ESM2_VOCAB[:4], *reversed(ESM2_VOCAB[4:29]), *ESM2_VOCAB[29:]]
     (tmp_path / "vocab.txt").write_text("\n".join(reordered))
-    with caplog.at_level("WARNING", logger="virnucpro_core.models"):
+    with caplog.at_level("WARNING", logger="virnucpro_core.models.registry"):
         tokenizer = esm.esm_tokenizer(tmp_path)
     assert models.vocab_tokens(tokenizer) == reordered
     assert "not in ESM-2's token order" in caplog.text
@@ -113,7 +115,7 @@ def test_fastesm_config_without_a_key_gets_fastesmconfigs_default_and_says_so(
 ):
     write_standin("fastesm2_650", "tiny", tmp_path)
     _edit_config(tmp_path, **{key: _DROP})
-    with caplog.at_level("WARNING", logger="virnucpro_core.esm_config"):
+    with caplog.at_level("WARNING", logger="virnucpro_core.models.esm_config"):
         loaded = load_model("fastesm2_650", model_path=tmp_path, device="cpu")
     assert getattr(loaded.model.config, key) == fastesm_default
     assert key in caplog.text and "FastEsmConfig" in caplog.text, caplog.text
@@ -152,8 +154,8 @@ def test_fastesm_keys_without_a_default_stay_required(tmp_path, key):
 
 
 def test_architecture_is_recorded_in_provenance_feature_meta_and_merged_meta(tmp_path):
-    from virnucpro_core.embeddings import extract_embeddings
-    from virnucpro_core.features import merge_features, save_features
+    from virnucpro_core.extract.embeddings import extract_embeddings
+    from virnucpro_core.extract.features import merge_features, save_features
 
     expected = {
         "model_type": "fast_esm", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -356,7 +358,7 @@ def resave_with_transformers(name: str, directory: Path, seed: int = 6, *, as_fa
 
 @pytest.mark.parametrize("name", ["esm2_3b", "fastesm2_650"])
 def test_a_checkpoint_resaved_by_transformers_5_gives_the_same_vectors(name, tmp_path):
-    from virnucpro_core.embeddings import extract_embeddings
+    from virnucpro_core.extract.embeddings import extract_embeddings
 
     original = resave_with_transformers(name, tmp_path)
     resaved = load_model(name, model_path=tmp_path / "resaved", device="cpu")
@@ -372,7 +374,7 @@ def test_a_checkpoint_resaved_by_transformers_5_gives_the_same_vectors(name, tmp
 
 def test_a_checkpoint_transformers_5_shards_itself_gives_the_same_vectors(tmp_path):
     """save_pretrained(max_shard_size=...) writes model-0000i-of-0000N.safetensors and its own index."""
-    from virnucpro_core.embeddings import extract_embeddings
+    from virnucpro_core.extract.embeddings import extract_embeddings
 
     original = resave_with_transformers("fastesm2_650", tmp_path, max_shard_size="50KB")
     index = json.loads((tmp_path / "resaved" / "model.safetensors.index.json").read_text())

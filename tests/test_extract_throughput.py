@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from virnucpro_core import models
+from virnucpro_core.models import registry as models
 
 from scripts import imported_script
 

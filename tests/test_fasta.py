@@ -7,7 +7,7 @@ import gzip
 import pytest
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.fasta import NUCLEOTIDE, PROTEIN, FastaFile, FastaRecord, read_fasta
+from virnucpro_core.preprocess.fasta import NUCLEOTIDE, PROTEIN, FastaFile, FastaRecord, read_fasta
 from virnucpro_core.files import sha256_file
 
 TEXT = ">r1 first\nACGT\nacgn\n>r2\nTTTT\n"

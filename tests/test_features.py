@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from virnucpro_core import features as F
+from virnucpro_core.extract import features as F
 from virnucpro_core.layouts import features as L
-from virnucpro_core.embeddings import Embeddings, extract_embeddings
+from virnucpro_core.extract.embeddings import Embeddings, extract_embeddings
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.models import get_spec, load_model
+from virnucpro_core.models.registry import get_spec, load_model
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -28,14 +28,14 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 def dnabert_available() -> bool:
     """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
     try:
-        from virnucpro_core import dnabert
+        from virnucpro_core.models import dnabert
     except ImportError:
         return False
     return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 needs_dnabert = pytest.mark.skipif(
-    not dnabert_available(), reason="virnucpro_core.dnabert or its stand-in tokenizer is not there yet"
+    not dnabert_available(), reason="virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet"
 )
 
 
@@ -218,7 +218,7 @@ def test_rerun_reuses_the_finished_output(tmp_path, fastesm, caplog):
     fasta = write_proteins(tmp_path / "p.faa", 5)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", shard_size=2, progress=False)
     stamp = out.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
         F.extract_to_file(fastesm, fasta, out, shard_size=2, progress=False)
     assert "reusing" in caplog.text and "--rebuild" in caplog.text, caplog.text
     assert out.stat().st_mtime_ns == stamp
@@ -230,21 +230,21 @@ def test_other_model_settings_do_not_reuse(tmp_path, fastesm, caplog):
     fasta = write_proteins(tmp_path / "p.faa", 5)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", progress=False)
     other = load_model("fastesm2_650", weights="random", device="cpu", seed=1)
-    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
         F.extract_to_file(other, fasta, out, progress=False)
     assert "reusing" not in caplog.text
     assert L.load_features(out).meta["seed"] == 1
 
 
 def test_feature_files_carry_the_vocabulary_fingerprint_and_it_keys_the_cache(tmp_path, fastesm, caplog):
-    from virnucpro_core.models import vocab_sha256
+    from virnucpro_core.models.registry import vocab_sha256
 
     fasta = write_proteins(tmp_path / "p.faa", 5)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", progress=False)
     meta = L.load_features(out).meta
     assert meta["vocab_sha256"] == vocab_sha256(fastesm.tokenizer) and meta["vocab"] == fastesm.provenance["vocab"]
     other_vocab = dataclasses.replace(fastesm, provenance={**fastesm.provenance, "vocab_sha256": "0" * 64})
-    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
         F.extract_to_file(other_vocab, fasta, out, progress=False)
     assert "reusing" not in caplog.text, "features of another vocabulary must not be reused"
 
@@ -265,7 +265,7 @@ def test_interrupted_run_resumes_to_the_identical_file(tmp_path, fastesm, caplog
     with pytest.raises(Interrupt):
         F.extract_to_file(fastesm, fasta, out, shard_size=3, progress=False, on_shard=stop_after_second)
     assert not out.exists()
-    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
         F.extract_to_file(fastesm, fasta, out, shard_size=3, progress=False)
     assert "reusing 2/4 shards from" in caplog.text and "--rebuild" in caplog.text, caplog.text
     assert out.read_bytes() != b"" and _same(out, reference)
@@ -279,8 +279,8 @@ def _same(a: Path, b: Path) -> bool:
 _CHILD = textwrap.dedent(
     """
     import sys
-    from virnucpro_core.features import extract_to_file
-    from virnucpro_core.models import load_model
+    from virnucpro_core.extract.features import extract_to_file
+    from virnucpro_core.models.registry import load_model
 
     loaded = load_model("fastesm2_650", weights="random", size="tiny", device="cpu", seed=0)
     def report(index, total):
@@ -308,7 +308,7 @@ def test_kill_9_then_resume_gives_the_identical_file(tmp_path, fastesm, caplog):
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
     assert not out.exists()
-    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
         F.extract_to_file(fastesm, fasta, out, shard_size=5, progress=False)
     assert "reusing" in caplog.text and "/80 shards from" in caplog.text, caplog.text
     reference = F.extract_to_file(fastesm, fasta, tmp_path / "ref" / "p.pt", shard_size=5, progress=False)
@@ -444,8 +444,8 @@ def test_merge_command_error_reaches_the_user(tmp_path):
 
 
 def test_features_of_a_preprocess_output_record_its_chunk_size(tmp_path, fastesm):
-    from virnucpro_core.sequences import preprocess
-    from virnucpro_core.split import feature_info
+    from virnucpro_core.preprocess.sequences import preprocess
+    from virnucpro_core.split.make import feature_info
 
     (tmp_path / "g.fa").write_text(">g\n" + "ATGAAATTTGGGCCC" * 30 + "\n")
     prep = preprocess(tmp_path / "g.fa", 150, tmp_path / "pp")

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from virnucpro_core import features as F
-from virnucpro_core.distributed import RanksFailed, torchrun_command
-from virnucpro_core.embeddings import records_sha256
+from virnucpro_core.extract import features as F
+from virnucpro_core.extract.distributed import RanksFailed, torchrun_command
+from virnucpro_core.extract.embeddings import records_sha256
 from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.features import load_features
-from virnucpro_core.models import load_model
+from virnucpro_core.models.registry import load_model
 
 from ranks import run_ranks, store_groups
 from test_features import write_proteins
@@ -98,7 +98,7 @@ def test_ranks_reuse_the_shards_they_own_from_an_interrupted_run(tmp_path, faste
         return real(loaded, chunk, **kwargs)
 
     monkeypatch.setattr(F, "extract_embeddings", spy)
-    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
         run_ranks(groups(2), lambda group: F.extract_to_file(fastesm, fasta, out, shard_size=3, progress=False,
                                                              group=group))
     assert embedded == ["s9"], "only the unfinished shard (3: record s9, rank 1's) is embedded again"
@@ -221,7 +221,7 @@ def test_torchrun_killed_mid_run_leaves_shards_that_a_rerun_reuses(tmp_path, fas
     assert not out.exists(), "the run finished before it could be killed: give it a larger input"
     assert 4 <= finished < 60, finished
 
-    with caplog.at_level(logging.INFO, logger="virnucpro_core.features"):  # resumed by one process
+    with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):  # resumed by one process
         F.extract_to_file(fastesm, fasta, out, shard_size=4, progress=False)
     assert "reusing " in caplog.text and "/60 shards from" in caplog.text, caplog.text
     reference = F.extract_to_file(fastesm, fasta, tmp_path / "ref.pt", shard_size=4, progress=False)

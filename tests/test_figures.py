@@ -6,8 +6,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from virnucpro_core import figures
-from virnucpro_core.metrics import Evaluation, Predictions, evaluate
+from virnucpro_core.compare import figures
+from virnucpro_core.evaluate.metrics import Evaluation, Predictions, evaluate
 
 NAMES = ["FastESM2_650", "ESM2 3B"]
 

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from virnucpro_core.benchmark import TimingResult
-from virnucpro_core.comparison import compare
-from virnucpro_core.gates import (
+from virnucpro_core.gate.benchmark import TimingResult
+from virnucpro_core.compare.comparison import compare
+from virnucpro_core.gate.gates import (
     ACCURACY,
     ACCURACY_RULE,
     SPEED,
@@ -20,8 +20,8 @@ from virnucpro_core.gates import (
     settle,
     speed_gate,
 )
-from virnucpro_core.metrics import Predictions
-from virnucpro_core.session import AcceptanceSession, Outcome
+from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.gate.session import AcceptanceSession, Outcome
 
 
 def timing(embedder: str, seconds: float, pairing: str = "as-deployed") -> TimingResult:

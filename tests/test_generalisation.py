@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from virnucpro_core.acceptance_report import generalisation_table
+from virnucpro_core.gate.acceptance_report import generalisation_table
 from virnucpro_core.errors import InputError
-from virnucpro_core.generalisation import (
+from virnucpro_core.gate.generalisation import (
     Evidence,
     SplitRow,
     group_rows,
@@ -17,7 +17,7 @@ from virnucpro_core.generalisation import (
     paired_intervals,
     read_group_file,
 )
-from virnucpro_core.metrics import Predictions
+from virnucpro_core.evaluate.metrics import Predictions
 
 IDS = ["v1_chunk_1F1", "v1_chunk_1R1", "v1_chunk_2F2", "h1_chunk_1F1", "h1_chunk_1R3", "h2_chunk_1F1"]
 Y = [1, 1, 1, 0, 0, 0]
@@ -76,8 +76,8 @@ def test_generalisation_table_marks_only_the_locked_split_as_gating():
 
 
 def test_clustered_split_is_skipped_with_the_install_command_without_mmseqs(monkeypatch):
-    import virnucpro_core.clusters as clusters
-    from virnucpro_core.generalisation import _extra_split_row
+    import virnucpro_core.split.clusters as clusters
+    from virnucpro_core.gate.generalisation import _extra_split_row
 
     monkeypatch.setattr(clusters.shutil, "which", lambda name: None)
     row = _extra_split_row(SimpleNamespace(proteins={}), SimpleNamespace(), "cluster")

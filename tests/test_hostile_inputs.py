@@ -16,13 +16,15 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from virnucpro_core import files, sequences
-from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core import files
+
+from virnucpro_core.preprocess import sequences
+from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import save_checkpoint
-from virnucpro_core.metrics import Predictions
+from virnucpro_core.evaluate.metrics import Predictions
 
 WIDTH = 12
 

@@ -13,13 +13,13 @@ import pytest
 from bs4 import BeautifulSoup
 
 from html_checks import report_problems, visible_text
-from virnucpro_core import acceptance_report
-from virnucpro_core.html_report import PALETTE, _prose, contrast_ratio, render_sections
-from virnucpro_core.split import Leakage, SplitSummary
-from virnucpro_core.gates import ACCURACY, SPEED
-from virnucpro_core.session import AcceptanceSession, Outcome
-from virnucpro_core.validation import RunResults
-from virnucpro_core.verdict import decide_verdict
+from virnucpro_core.gate import acceptance_report
+from virnucpro_core.gate.html_report import PALETTE, _prose, contrast_ratio, render_sections
+from virnucpro_core.split.make import Leakage, SplitSummary
+from virnucpro_core.gate.gates import ACCURACY, SPEED
+from virnucpro_core.gate.session import AcceptanceSession, Outcome
+from virnucpro_core.gate.validation import RunResults
+from virnucpro_core.gate.verdict import decide_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_leakage_is_a_warning_that_says_what_it_means():
 
 PLUGIN_CONFTEST = '''
 from acceptance import report_plugin
-from virnucpro_core.acceptance_report import new_run_id
+from virnucpro_core.gate.acceptance_report import new_run_id
 
 
 def pytest_addoption(parser):

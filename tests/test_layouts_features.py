@@ -14,7 +14,7 @@ import torch
 import virnucpro_layouts as V
 from virnucpro_core import cli
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.features import merge_features
+from virnucpro_core.extract.features import merge_features
 from virnucpro_core.layouts import features as L
 from virnucpro_core.layouts import virnucpro as VL
 
@@ -161,7 +161,7 @@ def test_original_per_model_files_merge_like_ours(tmp_path):
 
 
 def get_width(model: str) -> int:
-    from virnucpro_core.models import get_spec
+    from virnucpro_core.models.registry import get_spec
 
     return get_spec(model).dim
 

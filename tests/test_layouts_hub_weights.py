@@ -17,11 +17,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from virnucpro_core.embeddings import extract_embeddings
+from virnucpro_core.extract.embeddings import extract_embeddings
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
 from virnucpro_core.layouts import hub_weights
 from virnucpro_core.layouts.hub_weights import find_weights
-from virnucpro_core.models import load_model, write_standin
+from virnucpro_core.models.registry import load_model, write_standin
 
 PROTEINS = [("p1", "MKTAYIAKQRQISFVKSHFSRQ"), ("p2", "DIDI"), ("p3", "MLSDEDFKAVFGMTRSAFANLPLWKQQNLKKEKGLF")]
 DNA = [("d1", "ACGTACGGTTCAAGTACCGT"), ("d2", "GGCATTACGA"), ("d3", "ACGTTGCAAGTCCAGGTTAACG")]

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import virnucpro_layouts as V
-from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.layouts import predictions as P
 from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import load_merged
-from virnucpro_core.prediction import predict_features
+from virnucpro_core.predict.scoring import predict_features
 
 # Two chunks with their frames out of order, and a chunk id that sorts before them.
 IDS = ["g1_chunk_2F1", "g1_chunk_10R3", "g1_chunk_2R1", "g1_chunk_10F2", "a_chunk_1F1"]

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from virnucpro_core.aggregation import aggregate_chunks
+from virnucpro_core.evaluate.aggregation import aggregate_chunks
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.metrics import (
+from virnucpro_core.evaluate.metrics import (
     METRICS,
     Evaluation,
     Predictions,
@@ -232,7 +232,8 @@ def test_chunk_verdict_ignores_frame_order(p_frames, rng):
 
 def test_bootstrap_in_batches_gives_the_intervals_of_one_batch(monkeypatch):
     """Memory is bounded by drawing resamples in batches; the seeded intervals must not change."""
-    from virnucpro_core import comparison, metrics
+    from virnucpro_core.compare import comparison
+    from virnucpro_core.evaluate import metrics
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 400)

@@ -9,11 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from virnucpro_core import models
+from virnucpro_core.models import registry as models
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
-from virnucpro_core import esm, esm_config
-from virnucpro_core.esm import ESM2_VOCAB
-from virnucpro_core.models import ModelIdentity, check_identity, get_spec, load_model, matmul_flops_per_token, write_standin
+from virnucpro_core.models import esm
+from virnucpro_core.models import esm_config
+from virnucpro_core.models.esm import ESM2_VOCAB
+from virnucpro_core.models.registry import ModelIdentity, check_identity, get_spec, load_model, matmul_flops_per_token, write_standin
 
 ESM_NAMES = ["esm2_3b", "fastesm2_650"]
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -23,14 +24,14 @@ IDS = torch.tensor([[0, 20, 15, 11, 5, 19, 4, 7, 2]])  # <cls> M K T A Y L V <eo
 def dnabert_available() -> bool:
     """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
     try:
-        from virnucpro_core import dnabert
+        from virnucpro_core.models import dnabert
     except ImportError:
         return False
     return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 needs_dnabert = pytest.mark.skipif(
-    not dnabert_available(), reason="virnucpro_core.dnabert or its stand-in tokenizer is not there yet"
+    not dnabert_available(), reason="virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet"
 )
 ALL_NAMES = ESM_NAMES + [pytest.param("dnabert_s", marks=needs_dnabert)]
 
@@ -146,7 +147,7 @@ def test_standin_round_trip_through_the_real_loader(name, tmp_path):
 @pytest.mark.parametrize("name", ["fastesm2_650", "dnabert_s"])
 def test_standin_marker_is_written_before_the_weights(name, tmp_path, monkeypatch):
     """An interrupted stand-in write must not leave random weights that load as pretrained."""
-    from virnucpro_core import dnabert
+    from virnucpro_core.models import dnabert
 
     def interrupted(*args, **kwargs):
         assert (tmp_path / models.STANDIN_MARKER).is_file(), "the marker must exist before any weight is written"
@@ -291,7 +292,7 @@ def test_registry_states_what_each_model_is():
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_the_identities_are_what_the_configs_we_write_state(name, tmp_path):
     """The stand-ins' config.json (tiny) and the published config (full) state the registry's identities."""
-    from virnucpro_core import dnabert
+    from virnucpro_core.models import dnabert
 
     spec = get_spec(name)
     fields = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
@@ -388,9 +389,9 @@ def test_an_esm_model_type_is_not_fastesm2(tmp_path):
 
 
 def test_allow_other_model_loads_it_and_records_what_it_is(tmp_path, caplog):
-    from virnucpro_core.embeddings import extract_embeddings
+    from virnucpro_core.extract.embeddings import extract_embeddings
 
-    with caplog.at_level("WARNING", logger="virnucpro_core.models"):
+    with caplog.at_level("WARNING", logger="virnucpro_core.models.registry"):
         other = load_model("fastesm2_650", model_path=_as_esm2(tmp_path), device="cpu", allow_other_model=True)
     record = {
         "expected": {"model": "fastesm2_650", "display_name": "FastESM2_650", "hub_id": "Synthyra/FastESM2_650",

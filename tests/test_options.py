@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from virnucpro_core import defaults
-from virnucpro_core.aggregation import RECORD_RULES
+from virnucpro_core.evaluate.aggregation import RECORD_RULES
 from virnucpro_core.errors import InputError
-from virnucpro_core.options import SUITE_OPTIONS, Option
-from virnucpro_core.settings import MODEL_FIELDS, MODEL_OPTIONS, Settings
+from virnucpro_core.gate.options import SUITE_OPTIONS, Option
+from virnucpro_core.gate.settings import MODEL_FIELDS, MODEL_OPTIONS, Settings
 
 SETTINGS = [option for option in SUITE_OPTIONS if option.setting]
 # Settings fields that no single option sets: they are made from several (see Settings.resolve).
@@ -74,7 +74,7 @@ def test_every_setting_is_a_keyword_of_resolve_and_reaches_settings():
         )
     table = {option.field for option in SUITE_OPTIONS}
     for name in fields - set(DERIVED):
-        assert name in table, f"Settings.{name} is set by no option of virnucpro_core.options.SUITE_OPTIONS"
+        assert name in table, f"Settings.{name} is set by no option of virnucpro_core.gate.options.SUITE_OPTIONS"
 
 
 def test_settings_defaults_are_the_tables():
@@ -128,7 +128,7 @@ def test_record_rule_choices_are_the_librarys():
 
 
 def test_reading_the_table_imports_no_heavy_library():
-    probe = ("import json, sys\nimport virnucpro_core.options, virnucpro_core.settings\n"
+    probe = ("import json, sys\nimport virnucpro_core.gate.options, virnucpro_core.gate.settings\n"
              "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'numpy', 'transformers'})))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro_core.parity import (FAILED, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult, default_proteins,
+from virnucpro_core.models.parity import (FAILED, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult, default_proteins,
                                    fastesm_parity)
 
 from scripts import import_script

@@ -7,13 +7,13 @@ import logging
 import pytest
 import torch
 
-from virnucpro_core import precision
-from virnucpro_core.benchmark import deployed_fast_settings, extraction_settings
+from virnucpro_core.models import precision
+from virnucpro_core.gate.benchmark import deployed_fast_settings, extraction_settings
 from virnucpro_core.errors import InputError
-from virnucpro_core.features import load_features
-from virnucpro_core.precision import extraction_dtype
-from virnucpro_core.settings import Settings
-from virnucpro_core.validation import ValidationRun
+from virnucpro_core.extract.features import load_features
+from virnucpro_core.models.precision import extraction_dtype
+from virnucpro_core.gate.settings import Settings
+from virnucpro_core.gate.validation import ValidationRun
 
 
 @pytest.mark.parametrize(

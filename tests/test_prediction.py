@@ -17,17 +17,17 @@ import pytest
 import torch
 
 from virnucpro_core import cli
-from virnucpro_core.aggregation import aggregate_chunks
-from virnucpro_core.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.evaluate.aggregation import aggregate_chunks
+from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.features import extract_to_file, merge_features
+from virnucpro_core.extract.features import extract_to_file, merge_features
 from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
-from virnucpro_core.metrics import Predictions
-from virnucpro_core.models import get_spec, load_model
+from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.models.registry import get_spec, load_model
 from virnucpro_core.layouts.predictions import NO_FRAMES, verdicts
-from virnucpro_core.prediction import FrameScores, merge_unlabeled, predict_features, score_features
-from virnucpro_core.sequences import preprocess, read_fasta
+from virnucpro_core.predict.scoring import FrameScores, merge_unlabeled, predict_features, score_features
+from virnucpro_core.preprocess.sequences import preprocess, read_fasta
 
 SMOKE = Path(__file__).resolve().parents[1] / "fixtures" / "smoke"
 PREFIX = 900  # bases kept of each record: 3 chunks of 300, a few frames each
@@ -35,7 +35,7 @@ PREFIX = 900  # bases kept of each record: 3 chunks of 300, a few frames each
 
 def _dnabert_available() -> bool:
     try:
-        from virnucpro_core import dnabert
+        from virnucpro_core.models import dnabert
     except ImportError:
         return False
     return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
@@ -377,7 +377,7 @@ def test_predict_missing_weights_exits_2_before_writing(pipeline, commands, tmp_
 
 def test_pretrained_from_standin_directories_is_flagged(pipeline, commands, tmp_path, capsys):
     """Stand-ins written in the hub layout load as 'pretrained' but are recorded, and flagged, as random."""
-    from virnucpro_core.models import write_standin
+    from virnucpro_core.models.registry import write_standin
 
     dna_dir = write_standin("dnabert_s", "tiny", tmp_path / "dnabert")
     protein_dir = write_standin("fastesm2_650", "tiny", tmp_path / "fastesm")
@@ -395,7 +395,7 @@ def test_pretrained_from_standin_directories_is_flagged(pipeline, commands, tmp_
 
 def test_predict_refuses_another_protein_model_unless_allowed_and_then_says_so(pipeline, commands, tmp_path, capsys):
     """A FastESM2 stand-in whose config says model_type esm (ESM-2 650M's, at full size) is not FastESM2_650."""
-    from virnucpro_core.models import write_standin
+    from virnucpro_core.models.registry import write_standin
 
     dna_dir = write_standin("dnabert_s", "tiny", tmp_path / "dnabert")
     protein_dir = write_standin("fastesm2_650", "tiny", tmp_path / "esm")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from virnucpro_core.sequences import read_fasta
+from virnucpro_core.preprocess.sequences import read_fasta
 
 from scripts import imported_script
 

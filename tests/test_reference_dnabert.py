@@ -19,9 +19,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from virnucpro_core import dnabert
-from virnucpro_core.embeddings import embed_batch
-from virnucpro_core.models import LoadedModel, get_spec
+from virnucpro_core.models import dnabert
+from virnucpro_core.extract.embeddings import embed_batch
+from virnucpro_core.models.registry import LoadedModel, get_spec
 
 from scripts import import_script
 

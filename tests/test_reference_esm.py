@@ -22,10 +22,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from virnucpro_core import models
-from virnucpro_core.embeddings import extract_embeddings, plan_batches, tokenize
-from virnucpro_core.esm import ESM2_VOCAB, esm_tokenizer
-from virnucpro_core.models import load_model
+from virnucpro_core.models import registry as models
+from virnucpro_core.extract.embeddings import extract_embeddings, plan_batches, tokenize
+from virnucpro_core.models.esm import ESM2_VOCAB, esm_tokenizer
+from virnucpro_core.models.registry import load_model
 
 esm = pytest.importorskip("esm", reason="fair-esm (a test dependency: pip install -e '.[test]') is not installed")
 from esm.model.esm2 import ESM2  # noqa: E402

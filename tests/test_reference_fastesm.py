@@ -24,10 +24,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from virnucpro_core import esm_config
-from virnucpro_core.embeddings import extract_embeddings, plan_batches
-from virnucpro_core.esm import ESM2_VOCAB
-from virnucpro_core.models import load_model
+from virnucpro_core.models import esm_config
+from virnucpro_core.extract.embeddings import extract_embeddings, plan_batches
+from virnucpro_core.models.esm import ESM2_VOCAB
+from virnucpro_core.models.registry import load_model
 
 from fastesm_reference import FastEsmReference
 

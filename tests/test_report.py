@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from virnucpro_core import report
+from virnucpro_core.compare import report
 from virnucpro_core.commands import compare as compare_command
-from virnucpro_core.comparison import Comparison, compare
-from virnucpro_core.metrics import Predictions, evaluate
+from virnucpro_core.compare.comparison import Comparison, compare
+from virnucpro_core.evaluate.metrics import Predictions, evaluate
 
 
 def make(wrong: set[int], n: int = 20, meta: dict | None = None) -> Predictions:
@@ -86,7 +86,7 @@ def test_markdown_states_baseline_from_file(tmp_path):
     fast = make({0})
     metrics = tmp_path / "esm2_3b_metrics.json"
     metrics.write_text(json.dumps({"accuracy": 0.98, "n": 20}))
-    from virnucpro_core.metrics import Evaluation
+    from virnucpro_core.evaluate.metrics import Evaluation
 
     c = compare(fast, None, baseline_metrics=Evaluation.load(metrics), n_bootstrap=0)
     text = report.write_markdown(c, tmp_path / "r.md").read_text()

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.fasta import PROTEIN
+from virnucpro_core.preprocess.fasta import PROTEIN
 from virnucpro_core.files import sha256_file
-from virnucpro_core.sequences import (
+from virnucpro_core.preprocess.sequences import (
     FastaFile,
     FastaRecord,
     chunk_record,
@@ -222,7 +222,7 @@ def test_rna_is_read_as_the_dna_it_stands_for_and_said(tmp_path, caplog):
     (tmp_path / "dna.fa").write_text(f">x\n{dna}\n")
     (tmp_path / "rna.fa").write_text(f">x\n{dna.replace('T', 'U').lower()}\n")
     as_dna = preprocess(tmp_path / "dna.fa", 60, tmp_path / "dna")
-    with caplog.at_level("WARNING", logger="virnucpro_core.sequences"):
+    with caplog.at_level("WARNING", logger="virnucpro_core.preprocess.sequences"):
         as_rna = preprocess(tmp_path / "rna.fa", 60, tmp_path / "rna")
     assert "written with U (RNA); read as T" in caplog.text
     assert as_rna.rna_records == 1 and as_dna.rna_records == 0

@@ -12,7 +12,7 @@ import torch
 from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import sha256_file
-from virnucpro_core.split import (
+from virnucpro_core.split.make import (
     InputFile,
     SampleList,
     SplitManifest,
@@ -230,7 +230,7 @@ def test_a_split_of_other_inputs_or_with_files_missing_is_not_loaded(inputs, tmp
 
 def test_a_split_reads_each_input_through_the_opener_it_is_given(inputs, tmp_path):
     """A run hands make_split / apply_split its own opener, so each input is opened and hashed once per run."""
-    from virnucpro_core.split import open_input
+    from virnucpro_core.split.make import open_input
 
     viral, host = inputs
     opened = []

@@ -6,9 +6,9 @@ import os
 
 import torch
 
-from virnucpro_core import stages as stages_module
+from virnucpro_core.gate import stages as stages_module
 from virnucpro_core.files import sha256_file
-from virnucpro_core.stages import RunFiles, StageCache
+from virnucpro_core.gate.stages import RunFiles, StageCache
 
 
 def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):

@@ -11,8 +11,8 @@ from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
-from virnucpro_core.split import SplitPaths, make_split
-from virnucpro_core.training import (
+from virnucpro_core.split.make import SplitPaths, make_split
+from virnucpro_core.train.training import (
     TrainingConfig,
     TrainingHistory,
     TrainingPaths,

@@ -1,6 +1,6 @@
 """The vectorised preprocessing against the original code, output for output and byte for byte.
 
-``virnucpro_core.sequences_reference`` is the code as it was (a dict lookup per
+``virnucpro_core.preprocess.reference`` is the code as it was (a dict lookup per
 codon, a set difference per FASTA line, one core). Every test here runs it and
 the new code on the same input and asks for identical results: random
 sequences from hypothesis (IUPAC codes, U, lower case, ORF-like stretches so
@@ -23,9 +23,9 @@ from Bio.SeqRecord import SeqRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from virnucpro_core import fasta as fasta_module
+from virnucpro_core.preprocess import fasta as fasta_module
 from virnucpro_core.errors import InputError
-from virnucpro_core.sequences import (
+from virnucpro_core.preprocess.sequences import (
     CODON_TABLE,
     FastaRecord,
     preprocess,
@@ -35,7 +35,7 @@ from virnucpro_core.sequences import (
     six_frames,
     translate,
 )
-from virnucpro_core.sequences_reference import (
+from virnucpro_core.preprocess.reference import (
     preprocess_reference,
     read_fasta_reference,
     reverse_complement_reference,

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.models import get_spec
-from virnucpro_core.options import SUITE_OPTIONS
-from virnucpro_core.settings import SMOKE_DATA, Settings
-from virnucpro_core.validation import ValidationRun
+from virnucpro_core.models.registry import get_spec
+from virnucpro_core.gate.options import SUITE_OPTIONS
+from virnucpro_core.gate.settings import SMOKE_DATA, Settings
+from virnucpro_core.gate.validation import ValidationRun
 
 
 def test_no_data_means_smoke_profile_with_tiny_random_stand_ins():
@@ -156,7 +156,7 @@ def _genomes(path, n: int, seed: int):
 def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
     """--extract-processes 2 on the CPU stands in for two GPUs: `virnucpro extract` under torchrun."""
     from virnucpro_core.layouts.features import load_features
-    from virnucpro_core.validation import ExtractedModel
+    from virnucpro_core.gate.validation import ExtractedModel
 
     viral, host = _genomes(tmp_path / "viral.fa", 4, 1), _genomes(tmp_path / "host.fa", 4, 2)
     options = dict(viral=[viral], host=[host], weights="random", size="tiny", device="cpu")
@@ -178,12 +178,12 @@ def test_another_model_allowed_is_named_in_the_verdict_banner_and_environment(tm
     import json
     from bs4 import BeautifulSoup
 
-    from virnucpro_core import acceptance_report
-    from virnucpro_core.html_report import render_sections
-    from virnucpro_core.models import write_standin
-    from virnucpro_core.gates import ACCURACY, SPEED
-    from virnucpro_core.session import AcceptanceSession, Outcome
-    from virnucpro_core.verdict import decide_verdict
+    from virnucpro_core.gate import acceptance_report
+    from virnucpro_core.gate.html_report import render_sections
+    from virnucpro_core.models.registry import write_standin
+    from virnucpro_core.gate.gates import ACCURACY, SPEED
+    from virnucpro_core.gate.session import AcceptanceSession, Outcome
+    from virnucpro_core.gate.verdict import decide_verdict
 
     directory = write_standin("fastesm2_650", "tiny", tmp_path / "esm", seed=42)
     config = json.loads((directory / "config.json").read_text())
@@ -223,9 +223,9 @@ def test_another_model_allowed_is_named_in_the_verdict_banner_and_environment(tm
 def test_torchrun_extraction_passes_allow_other_model_on_and_the_report_reads_it_back(tmp_path, monkeypatch):
     """Under torchrun the model loads in `virnucpro extract` processes: the flag goes with them, the record comes
     back in the feature file's meta."""
-    from virnucpro_core import distributed
-    from virnucpro_core.features import extract_with_torchrun
-    from virnucpro_core.validation import ExtractedModel
+    from virnucpro_core.extract import distributed
+    from virnucpro_core.extract.features import extract_with_torchrun
+    from virnucpro_core.gate.validation import ExtractedModel
 
     seen = []
     monkeypatch.setattr(distributed, "run_torchrun", lambda argv, processes, on_line=None: seen.append(argv))

@@ -11,13 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from virnucpro_core.benchmark import TimingResult
-from virnucpro_core.gates import ACCURACY as ACCURACY_GATE
-from virnucpro_core.gates import SPEED as SPEED_GATE
-from virnucpro_core.parity import ParityResult
-from virnucpro_core.session import EVIDENCE, PARITY, AcceptanceSession, Outcome
-from virnucpro_core.validation import RunResults
-from virnucpro_core.verdict import EXIT_CODES, PARITY_STEP, decide_verdict
+from virnucpro_core.gate.benchmark import TimingResult
+from virnucpro_core.gate.gates import ACCURACY as ACCURACY_GATE
+from virnucpro_core.gate.gates import SPEED as SPEED_GATE
+from virnucpro_core.models.parity import ParityResult
+from virnucpro_core.gate.session import EVIDENCE, PARITY, AcceptanceSession, Outcome
+from virnucpro_core.gate.validation import RunResults
+from virnucpro_core.gate.verdict import EXIT_CODES, PARITY_STEP, decide_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 # The names the reports show; the verdict finds each test by the role its markers give it, never by these.

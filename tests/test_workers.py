@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from virnucpro_core.workers import IN_FLIGHT_PER_WORKER, available_cpus, ordered_map
+from virnucpro_core.preprocess.workers import IN_FLIGHT_PER_WORKER, available_cpus, ordered_map
 
 
 def square_and_pid(value: int) -> tuple[int, int]:

@@ -128,7 +128,7 @@ def plan(args: argparse.Namespace, python: str, out: Path, artifacts: Path) -> l
 
 ENVIRONMENT_SCRIPT = """
 import json, sys
-from virnucpro_core.benchmark import machine_info
+from virnucpro_core.gate.benchmark import machine_info
 import torch
 info = machine_info(sys.argv[2])
 if torch.cuda.is_available():

@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from virnucpro_core import dnabert  # noqa: E402
+from virnucpro_core.models import dnabert  # noqa: E402
 
 FILES = (dnabert.TOKENIZER_NAME, dnabert.TOKENIZER_CONFIG_NAME, dnabert.SPECIAL_TOKENS_MAP_NAME)
 

@@ -2,7 +2,7 @@
 
 The modules that use these values (``models``, ``training``, ``features``...)
 import them from here, and so do the ``virnucpro`` subcommands' parsers and the
-acceptance suite's option table (:mod:`virnucpro_core.options`). Those modules
+acceptance suite's option table (:mod:`virnucpro_core.gate.options`). Those modules
 import torch, transformers or scipy at load time (seconds), and
 ``virnucpro --help`` must not pay for that (``tests/test_cli_startup.py``), so
 this module imports nothing of the project or beyond the standard library.
@@ -19,13 +19,13 @@ MAX_SEED = 2**63 - 1
 
 
 class Model(NamedTuple):
-    """A language model of the registry; :data:`virnucpro_core.models.SPECS` is built from these."""
+    """A language model of the registry; :data:`virnucpro_core.models.registry.SPECS` is built from these."""
 
     name: str
     display_name: str
     hub_id: str
     family: str  # esm (protein) or dnabert (DNA): decides tokenizer and pooling
-    # What its config.json states (virnucpro_core.models.ModelIdentity): model_type, layers, width, heads, vocabulary.
+    # What its config.json states (virnucpro_core.models.registry.ModelIdentity): model_type, layers, width, heads, vocabulary.
     identity: tuple[str, int, int, int, int]
 
     @property
@@ -68,7 +68,7 @@ BLOCK_BASES = 500_000
 # Units of the split's test draw that `virnucpro split --group-by` offers.
 GROUP_BY_CHOICES = ("sample", "source")
 
-# Training (virnucpro_core.training.TrainingConfig): the defaults `virnucpro train` and the suite expose, VirNucPro's.
+# Training (virnucpro_core.train.training.TrainingConfig): the defaults `virnucpro train` and the suite expose, VirNucPro's.
 MAX_EPOCHS = 200
 PATIENCE = 5
 VAL_FRACTION = 0.1

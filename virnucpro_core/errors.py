@@ -19,7 +19,7 @@ class VirNucProError(Exception):
     """
 
     # True where another process of the same job prints this error (a rank of a torchrun job other than the
-    # one that reports it: :class:`virnucpro_core.distributed.RanksFailed`); the command then exits quietly.
+    # one that reports it: :class:`virnucpro_core.extract.distributed.RanksFailed`); the command then exits quietly.
     silent = False
 
     def __init__(

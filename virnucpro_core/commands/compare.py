@@ -26,7 +26,7 @@ def register(subparsers) -> None:
             "FastESM2 accuracy < --max-accuracy-drop. Prints a summary and writes report.md, report.json, "
             "comparison.json, evaluation_{fast,baseline}.json and figures/ under --out. Exit status: 0 PASS, "
             "1 FAIL, 2 unusable input. Predictions files (.json or .npz) are written by "
-            "virnucpro_core.metrics.Predictions.save: ids, y_true, p_viral, y_pred, lengths, meta."
+            "virnucpro_core.evaluate.metrics.Predictions.save: ids, y_true, p_viral, y_pred, lengths, meta."
         ),
     )
     parser.add_argument("--fast", required=True, metavar="PREDICTIONS",
@@ -87,7 +87,7 @@ def _load_json(path: str, option: str, load: Callable[[str], T], expected: str, 
 
 
 def _load_history(path: str, option: str):
-    from virnucpro_core.training import TrainingHistory
+    from virnucpro_core.train.training import TrainingHistory
 
     return _load_json(
         path, option, TrainingHistory.load,
@@ -97,7 +97,7 @@ def _load_history(path: str, option: str):
 
 
 def _load_split_summary(path: str):
-    from virnucpro_core.split import SplitSummary
+    from virnucpro_core.split.make import SplitSummary
 
     return _load_json(
         path, "--split-summary", SplitSummary.load,
@@ -109,10 +109,10 @@ def _load_split_summary(path: str):
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in scipy, pandas and matplotlib, which `--help` does not need.
-    from virnucpro_core.comparison import compare
-    from virnucpro_core.figures import write_figures
-    from virnucpro_core.metrics import Evaluation, Predictions
-    from virnucpro_core.report import CompareReportPaths, format_summary, write_json, write_markdown
+    from virnucpro_core.compare.comparison import compare
+    from virnucpro_core.compare.figures import write_figures
+    from virnucpro_core.evaluate.metrics import Evaluation, Predictions
+    from virnucpro_core.compare.report import CompareReportPaths, format_summary, write_json, write_markdown
 
     from virnucpro_core.files import check_output, earlier_outputs, files_together
 

@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in torch, scipy and scikit-learn, which `--help` does not need.
     import numpy as np
 
-    from virnucpro_core.comparison import fmt, fmt_ci, uses_random_weights
-    from virnucpro_core.metrics import HOST, METRICS, VIRAL, evaluate
-    from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING, predict_features
-    from virnucpro_core.report import checkpoint_weights
+    from virnucpro_core.compare.comparison import fmt, fmt_ci, uses_random_weights
+    from virnucpro_core.evaluate.metrics import HOST, METRICS, VIRAL, evaluate
+    from virnucpro_core.predict.scoring import RANDOM_WEIGHTS_WARNING, predict_features
+    from virnucpro_core.compare.report import checkpoint_weights
 
     from virnucpro_core.files import check_output, earlier_outputs
 

@@ -2,7 +2,7 @@
 
 Runs as one process, or as N under ``torchrun --nproc_per_node=N -m
 virnucpro_core.cli extract ...`` (one per GPU): the library reads the
-torchrun environment (:mod:`virnucpro_core.distributed`), shares the shards
+torchrun environment (:mod:`virnucpro_core.extract.distributed`), shares the shards
 out and has rank 0 write the file and print; this module only passes options.
 """
 
@@ -15,7 +15,7 @@ from virnucpro_core.commands.options import positive_float, positive_int, seed_v
 from virnucpro_core.defaults import (
     DEVICE, DTYPES, MODELS, RANK_TIMEOUT_S, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
 )  # fmt: skip
-from virnucpro_core.precision import DEFAULT_DTYPE, POLICY
+from virnucpro_core.models.precision import DEFAULT_DTYPE, POLICY
 
 
 def register(subparsers) -> None:
@@ -119,12 +119,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
-    from virnucpro_core.distributed import ProcessGroup
-    from virnucpro_core.features import extract_to_file
+    from virnucpro_core.extract.distributed import ProcessGroup
+    from virnucpro_core.extract.features import extract_to_file
     from virnucpro_core.files import check_output
     from virnucpro_core.layouts.features import load_features
-    from virnucpro_core.models import load_model
-    from virnucpro_core.precision import extraction_dtype
+    from virnucpro_core.models.registry import load_model
+    from virnucpro_core.models.precision import extraction_dtype
 
     group = ProcessGroup.join(timeout=args.rank_timeout)  # one process, or this rank of a torchrun job
     rank = group.rank
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         dtype = args.dtype or extraction_dtype(args.model, device.type)
         if args.dtype is None:
             logging.getLogger(__name__).info(
-                "computing in %s, the precision policy for %s on %s (virnucpro_core/precision.py); change with "
+                "computing in %s, the precision policy for %s on %s (virnucpro_core/models/precision.py); change with "
                 "--dtype", dtype, args.model, device.type,
             )
         if rank.distributed:

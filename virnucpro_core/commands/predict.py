@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch and transformers, which `--help` does not need.
     from virnucpro_core.errors import InputError
     from virnucpro_core.files import check_output
-    from virnucpro_core.prediction import RANDOM_WEIGHTS_WARNING
-    from virnucpro_core.prediction_run import predict_fasta, predict_merged
+    from virnucpro_core.predict.scoring import RANDOM_WEIGHTS_WARNING
+    from virnucpro_core.predict.run import predict_fasta, predict_merged
 
     if bool(args.input) == bool(args.features):
         raise InputError("give either INPUT (a FASTA to embed and score) or --features (merged features to score)",

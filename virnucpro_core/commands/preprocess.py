@@ -6,7 +6,7 @@ import argparse
 
 from virnucpro_core.defaults import BLOCK_BASES
 from virnucpro_core.commands.options import positive_int
-from virnucpro_core.workers import available_cpus
+from virnucpro_core.preprocess.workers import available_cpus
 
 
 def register(subparsers) -> None:
@@ -53,7 +53,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in Biopython, which `--help` does not need.
     from virnucpro_core.files import check_output, earlier_outputs
-    from virnucpro_core.sequences import preprocess
+    from virnucpro_core.preprocess.sequences import preprocess
 
     outputs = ["chunks.fa", "nucleotide.fa", "protein.faa", "preprocess.json"]
     check_output(args.out, kind="directory", inputs=[args.input, *(args.reference or [])], writes=outputs)

@@ -73,7 +73,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from virnucpro_core.files import check_output
-    from virnucpro_core.split import apply_split, make_split
+    from virnucpro_core.split.make import apply_split, make_split
 
     check_output(args.out, kind="directory", inputs=[*args.viral, *args.host, args.manifest],
                  writes=["train.pt", "test.pt", "manifest.json", "distribution.json"])

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from virnucpro_core.files import check_output
-    from virnucpro_core.training import TrainingConfig, TrainingPaths, train_classifier
+    from virnucpro_core.train.training import TrainingConfig, TrainingPaths, train_classifier
 
     # Checked before hours of training, not after: a result that cannot be written is lost.
     features = Path(args.features)

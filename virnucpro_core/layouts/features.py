@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import torch
 
 from virnucpro_core.defaults import LABELS
-from virnucpro_core.embeddings import Embeddings
+from virnucpro_core.extract.embeddings import Embeddings
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save
 
@@ -308,7 +308,7 @@ def load_merged(path: str | os.PathLike) -> MergedFeatures:
 class MergedRows:
     """A merged set whose ids, labels, lengths and meta are in memory and whose rows stay on disk.
 
-    ``rows`` reads them on demand (:mod:`virnucpro_core.store`), so memory does
+    ``rows`` reads them on demand (:mod:`virnucpro_core.layouts.store`), so memory does
     not grow with the set. Opened from one of our merged files or a view file
     (:func:`open_rows`); written as a view (:func:`save_view`), never copied.
     """
@@ -358,7 +358,7 @@ class MergedRows:
 
 def rows_in_memory(features: Mapping) -> MergedRows:
     """A checked merged dict (``check_merged``) as :class:`MergedRows` over its in-memory ``data``."""
-    from virnucpro_core.store import RowView, TensorRows
+    from virnucpro_core.layouts.store import RowView, TensorRows
 
     return MergedRows(list(features["ids"]), features["labels"], features["lengths"], dict(features["meta"]),
                       RowView.whole([TensorRows(features["data"])]))
@@ -366,7 +366,7 @@ def rows_in_memory(features: Mapping) -> MergedRows:
 
 def concat_rows(parts: list[MergedRows], meta: Mapping) -> MergedRows:
     """One set of several (rows of each part after the last)."""
-    from virnucpro_core.store import RowView
+    from virnucpro_core.layouts.store import RowView
 
     return MergedRows([i for p in parts for i in p.ids], torch.cat([p.labels for p in parts]),
                       torch.cat([p.lengths for p in parts]), dict(meta), RowView.concat([p.rows for p in parts]))
@@ -379,7 +379,7 @@ def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = 
     (``check_finite``); a view's were scanned when it was made, and its input
     files must still be where, and as large as, they were.
     """
-    from virnucpro_core.store import FileRows, RowView
+    from virnucpro_core.layouts.store import FileRows, RowView
 
     path = Path(path)
     if obj is None:
@@ -424,7 +424,7 @@ def save_view(rows: MergedRows, path: str | os.PathLike) -> Path:
 
 
 def _open_view(path: Path, obj: Mapping) -> MergedRows:
-    from virnucpro_core.store import FileRows, RowView
+    from virnucpro_core.layouts.store import FileRows, RowView
 
     problems = []
     files = []

@@ -2,7 +2,7 @@
 
 The hub ships a model's weights in one of four layouts. transformers reads the
 first one present in this order, and so does every loader here (ESM-2 and
-FastESM2 in :mod:`virnucpro_core.esm`, DNABERT-S in :mod:`virnucpro_core.dnabert`):
+FastESM2 in :mod:`virnucpro_core.models.esm`, DNABERT-S in :mod:`virnucpro_core.models.dnabert`):
 
 =================================  ==================================================================
 ``model.safetensors``              one safetensors file

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from virnucpro_core.embeddings import Embeddings
+from virnucpro_core.extract.embeddings import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.layouts.features import (
     CLASS_NAMES,
@@ -48,8 +48,8 @@ from virnucpro_core.layouts.features import (
     open_rows,
     torch_load,
 )
-from virnucpro_core.models import DTYPES, SPECS, WEIGHTS, get_spec, merged_widths
-from virnucpro_core.store import FileRows, RowView
+from virnucpro_core.models.registry import DTYPES, SPECS, WEIGHTS, get_spec, merged_widths
+from virnucpro_core.layouts.store import FileRows, RowView
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +509,7 @@ def protein_model_of_file(path: str | os.PathLike, size: str, load: Callable[[Pa
 
     Tensors are memory-mapped, so this reads little more than the file's header.
     """
-    from virnucpro_core.split import feature_info
+    from virnucpro_core.split.make import feature_info
 
     obj = load(Path(path))
     layout = detect_layout(obj)

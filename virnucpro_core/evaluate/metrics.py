@@ -1,0 +1,786 @@
+"""Test-set metrics of one classifier: predictions, scalar metrics with bootstrap CIs, per-length and per-chunk views.
+
+The positive class is viral (label 1); host is 0. A sample is one translated
+frame (id ``{record}_chunk_{k}F1`` .. ``R3``); its viral score is the softmax
+probability of class 1.
+
+* Frame-level call: the arg-max of the two logits, i.e. viral iff
+  ``p_viral > 0.5``; a tie goes to host, as ``torch.max`` does in VirNucPro's
+  ``prediction.py``.
+* Chunk-level call (:func:`evaluate_chunks`), as VirNucPro reports a chunk: the
+  chunk is viral iff its highest viral score over its frames is ≥ its highest
+  host score (a tie goes to viral).
+
+Every metric comes from :mod:`sklearn.metrics`; precision (and F1) is 0 when
+nothing is predicted viral (``zero_division=0``). Confidence intervals are
+percentile bootstrap intervals from :func:`scipy.stats.bootstrap` (samples
+resampled with replacement, one seeded generator, the same resamples for every
+metric). A resample that holds one class only has no ROC-AUC or average
+precision: those resamples are left out of those two metrics' intervals
+(``Interval.n_resamples`` says how many were used), never counted as 0 or 1.
+
+Files: :class:`Predictions` saves to JSON or ``.npz`` (see its docstring);
+:class:`Evaluation` to JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from scipy import special, stats
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
+
+from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks
+from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
+
+VIRAL, HOST = 1, 0
+PREDICTIONS_FORMAT = "virnucpro-predictions"
+EVALUATION_FORMAT = "virnucpro-evaluation"
+FORMAT_VERSION = 1
+
+# Scalar metrics in report order, with the names people read.
+METRICS: dict[str, str] = {
+    "accuracy": "accuracy",
+    "precision": "precision (viral)",
+    "recall": "recall (viral)",
+    "f1": "F1 (viral)",
+    "roc_auc": "ROC-AUC",
+    "average_precision": "PR-AUC (average precision)",
+    "mcc": "MCC",
+}
+# Metrics that need both classes in y_true (undefined on a one-class resample).
+NEEDS_BOTH_CLASSES = ("roc_auc", "average_precision")
+
+# Protein length bins, in residues: [0, 25), [25, 50), ..., [300, ∞). VirNucPro's
+# 300 / 500 nt chunks translate to proteins of at most 100 / 166 residues.
+DEFAULT_LENGTH_BINS: tuple[int, ...] = (0, 25, 50, 75, 100, 125, 150, 200, 300)
+
+FRAME_RULE = "frame: viral iff p_viral > p_host (arg-max of the logits; a tie is host, as torch.max)"
+CI_METHOD = (
+    "percentile bootstrap (scipy.stats.bootstrap, paired resampling of samples); resamples with one class "
+    "are left out of ROC-AUC and average precision"
+)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _nan_to_none(value: Any) -> Any:
+    """JSON has no NaN: write None, read it back as NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _to_numpy(values: Any) -> np.ndarray:
+    """Arrays, lists or torch tensors (on any device) as a numpy array."""
+    if hasattr(values, "detach"):  # torch.Tensor, without importing torch here
+        values = values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def frame_calls(logits: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_viral, y_pred)`` of the MLP's ``[n, 2]`` logits: the softmax probability of class 1 in float64, and the
+    arg-max (a tie is host, :data:`FRAME_RULE`). The one softmax of evaluation and prediction alike."""
+    logits = _to_numpy(logits).astype(np.float64)
+    return special.softmax(logits, axis=1)[:, VIRAL], np.argmax(logits, axis=1).astype(np.int64)
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """SHA-256 of the sorted ids: identifies a test set regardless of sample order."""
+    return sha256_text("\n".join(sorted(ids)))
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+@dataclass
+class Predictions:
+    """One model's calls on a test set, one row per sample (frame).
+
+    Attributes:
+        ids: sample ids, unique.
+        y_true: true class, int64 0 (host) / 1 (viral).
+        p_viral: viral score, the softmax probability of class 1 (float64).
+        y_pred: predicted class, int64 0 / 1 (see :data:`FRAME_RULE`).
+        lengths: protein length of each sample in residues (int64).
+        meta: free-form provenance: model, weights (``pretrained`` / ``random``),
+            checkpoint, split id... Written to the file as is.
+
+    File formats (chosen by suffix):
+
+    * ``.json``: ``{"format": "virnucpro-predictions", "version": 1, "ids": [...],
+      "y_true": [...], "p_viral": [...], "y_pred": [...], "lengths": [...],
+      "meta": {...}}``; floats are written with full precision.
+    * ``.npz`` (``numpy.savez_compressed``, loads without pickle): arrays
+      ``ids`` (unicode), ``y_true``, ``p_viral``, ``y_pred``, ``lengths``, and
+      0-d strings ``format``, ``version`` and ``meta`` (JSON text).
+    """
+
+    ids: list[str]
+    y_true: np.ndarray
+    p_viral: np.ndarray
+    y_pred: np.ndarray
+    lengths: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ids = [str(i) for i in self.ids]
+        self.y_true = _to_numpy(self.y_true).astype(np.int64, copy=False).reshape(-1)
+        self.p_viral = _to_numpy(self.p_viral).astype(np.float64, copy=False).reshape(-1)
+        self.y_pred = _to_numpy(self.y_pred).astype(np.int64, copy=False).reshape(-1)
+        self.lengths = _to_numpy(self.lengths).astype(np.int64, copy=False).reshape(-1)
+        self.meta = dict(self.meta or {})
+        problems = []
+        n = len(self.ids)
+        for name in ("y_true", "p_viral", "y_pred", "lengths"):
+            if len(getattr(self, name)) != n:
+                problems.append(f"{name} has {len(getattr(self, name))} entries for {n} ids")
+        if not problems:
+            for name in ("y_true", "y_pred"):
+                bad = sorted(set(np.unique(getattr(self, name)).tolist()) - {HOST, VIRAL})
+                if bad:
+                    problems.append(f"{name} holds values other than 0 (host) and 1 (viral): {bad[:5]}")
+            non_finite = int((~np.isfinite(self.p_viral)).sum())
+            outside = int(((self.p_viral < 0) | (self.p_viral > 1)).sum())
+            if non_finite or outside:
+                problems.append(f"p_viral holds {non_finite} NaN or infinite value(s) and {outside} outside [0, 1]; "
+                                "it must be a probability per sample")
+            if np.any(self.lengths < 0):
+                problems.append("lengths holds negative values")
+        duplicates = [i for i, count in pd.Series(self.ids).value_counts().items() if count > 1]
+        if duplicates:
+            problems.append(f"{len(duplicates)} duplicated ids, e.g. {', '.join(sorted(duplicates)[:5])}")
+        if problems:
+            raise InputError(
+                "predictions are not consistent",
+                expected="unique ids and, per id, a 0/1 y_true, a probability p_viral, a 0/1 y_pred and a length",
+                found="; ".join(problems),
+                fix="recreate the predictions with `virnucpro evaluate` from the checkpoint and the features",
+            )
+
+    @classmethod
+    def from_logits(
+        cls,
+        ids: Sequence[str],
+        logits: Any,
+        y_true: Any,
+        lengths: Any,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Predictions:
+        """Predictions from the MLP's ``[n, 2]`` logits (class 0 host, class 1 viral).
+
+        ``p_viral`` is ``softmax(logits)[:, 1]``; ``y_pred`` the arg-max (a tie is
+        host). Accepts numpy arrays, lists or torch tensors.
+
+        Raises:
+            DimensionError: logits are not ``[len(ids), 2]``.
+        """
+        logits = _to_numpy(logits).astype(np.float64)
+        if logits.ndim != 2 or logits.shape[1] != 2 or logits.shape[0] != len(ids):
+            raise DimensionError(
+                "logits have the wrong shape",
+                expected=f"[{len(ids)}, 2]: one row per id, columns host (0) and viral (1)",
+                found=f"{list(logits.shape)}",
+                fix="pass the MLP's raw outputs for the same samples, in the order of ids",
+            )
+        p_viral, y_pred = frame_calls(logits)
+        return cls(
+            ids=list(ids),
+            y_true=y_true,
+            p_viral=p_viral,
+            y_pred=y_pred,
+            lengths=lengths,
+            meta=dict(meta or {}),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def p_host(self) -> np.ndarray:
+        """Host score, ``1 - p_viral`` (the softmax probability of class 0)."""
+        return 1.0 - self.p_viral
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Boolean per sample: the frame-level call is right."""
+        return self.y_pred == self.y_true
+
+    @property
+    def ids_sha256(self) -> str:
+        return ids_digest(self.ids)
+
+    def take(self, ids: Sequence[str]) -> Predictions:
+        """These predictions in the order of ``ids`` (which must all be present)."""
+        index = {sample_id: row for row, sample_id in enumerate(self.ids)}
+        rows = np.fromiter((index[i] for i in ids), dtype=np.int64, count=len(ids))
+        return Predictions(list(ids), self.y_true[rows], self.p_viral[rows], self.y_pred[rows],
+                           self.lengths[rows], dict(self.meta))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": PREDICTIONS_FORMAT,
+            "version": FORMAT_VERSION,
+            "ids": list(self.ids),
+            "y_true": self.y_true.tolist(),
+            "p_viral": self.p_viral.tolist(),
+            "y_pred": self.y_pred.tolist(),
+            "lengths": self.lengths.tolist(),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "predictions") -> Predictions:
+        if data.get("format") != PREDICTIONS_FORMAT:
+            raise InputError(
+                f"{where} is not a predictions file",
+                expected=f"format {PREDICTIONS_FORMAT!r} (written by Predictions.save)",
+                found=f"format {data.get('format')!r}",
+                fix="pass the predictions file of the evaluate/predict step",
+            )
+        missing = [k for k in ("ids", "y_true", "p_viral", "y_pred", "lengths") if k not in data]
+        if missing:
+            raise InputError(f"{where} lacks {', '.join(missing)}",
+                             expected="ids, y_true, p_viral, y_pred, lengths (and meta)",
+                             found=", ".join(sorted(data)), fix="rewrite it with Predictions.save")
+        try:
+            return cls(list(data["ids"]), data["y_true"], data["p_viral"], data["y_pred"], data["lengths"],
+                       dict(data.get("meta") or {}))
+        except InputError as error:
+            raise InputError(
+                f"{where}: {error.problem}",
+                expected=error.expected,
+                found=error.found,
+                fix="recreate the file with `virnucpro evaluate` (or `virnucpro predict`) from the checkpoint and "
+                "features; a hand-edited or truncated file cannot be compared",
+            ) from None
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{where} holds values of the wrong type", expected="ids as strings; y_true, p_viral, "
+                             "y_pred and lengths as lists of numbers", found=f"{type(error).__name__}: {error}",
+                             fix="recreate the file with `virnucpro evaluate`") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.json`` or ``.npz`` (by suffix) atomically."""
+        path = Path(path)
+        if path.suffix == ".json":
+            atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+        elif path.suffix == ".npz":
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as handle:  # a file object: savez would append ".npz" to a name
+                    np.savez_compressed(
+                        handle,
+                        format=np.array(PREDICTIONS_FORMAT),
+                        version=np.array(str(FORMAT_VERSION)),
+                        ids=np.array(self.ids, dtype=str),
+                        y_true=self.y_true,
+                        p_viral=self.p_viral,
+                        y_pred=self.y_pred,
+                        lengths=self.lengths,
+                        meta=np.array(json.dumps(self.meta, sort_keys=True)),
+                    )
+        else:
+            raise InputError(f"cannot write predictions to {path}", expected="a .json or .npz file name",
+                             found=repr(path.suffix), fix="name the file predictions.json or predictions.npz")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Predictions:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"no predictions file at {path}", expected="a .json or .npz file from Predictions.save",
+                             fix="check the path, or run the evaluate/predict step first")
+        if path.suffix == ".json":
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as error:
+                raise InputError(f"{path} is not valid JSON", found=str(error),
+                                 fix="rewrite it with Predictions.save") from error
+            return cls.from_dict(data, str(path))
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files}
+            data["format"] = str(data["format"]) if "format" in data else None
+            data["meta"] = json.loads(str(data["meta"])) if "meta" in data else {}
+            if "ids" in data:
+                data["ids"] = data["ids"].tolist()
+            return cls.from_dict(data, str(path))
+        raise InputError(f"cannot read predictions from {path}", expected="a .json or .npz file",
+                         found=repr(path.suffix))
+
+
+# --------------------------------------------------------------------------- metric values
+
+
+@dataclass
+class Interval:
+    """A confidence interval; ``n_resamples``: bootstrap resamples where the metric was defined."""
+
+    low: float
+    high: float
+    n_resamples: int = 0
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def to_dict(self) -> dict[str, Any]:
+        return _nan_to_none(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | Sequence[float]) -> Interval:
+        if isinstance(data, Mapping):
+            return cls(_float(data.get("low")), _float(data.get("high")), int(data.get("n_resamples") or 0))
+        low, high = data  # [low, high] as some hand-written metrics files have it
+        return cls(_float(low), _float(high), 0)
+
+
+def _score_vector(y_true: np.ndarray, y_pred: np.ndarray, p_viral: np.ndarray) -> np.ndarray:
+    """All scalar metrics, in :data:`METRICS` order; NaN for ROC-AUC / AP when y_true has one class."""
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y_true, y_pred, pos_label=VIRAL, average="binary", zero_division=0.0
+    )
+    both = np.any(y_true == VIRAL) and np.any(y_true == HOST)
+    values = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": skm.roc_auc_score(y_true, p_viral) if both else math.nan,
+        "average_precision": skm.average_precision_score(y_true, p_viral, pos_label=VIRAL) if both else math.nan,
+        "mcc": skm.matthews_corrcoef(y_true, y_pred),
+    }
+    return np.array([float(values[name]) for name in METRICS])
+
+
+def _confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
+    """``[[tn, fp], [fn, tp]]``: rows true host/viral, columns predicted host/viral."""
+    return skm.confusion_matrix(y_true, y_pred, labels=[HOST, VIRAL]).tolist()
+
+
+# Resamples drawn at a time (memory BOOTSTRAP_BATCH x n); the same seed gives the same resamples in any batch size.
+BOOTSTRAP_BATCH = 50
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    p_viral: np.ndarray,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 42,
+    confidence_level: float = 0.95,
+) -> dict[str, Interval]:
+    """Percentile bootstrap CIs of every metric in :data:`METRICS`, from the same seeded resamples.
+
+    Costs about 5 ms per resample (one call of each sklearn metric).
+    Resamples where a metric is undefined (ROC-AUC / AP with one class) are
+    left out of that metric's quantiles.
+    """
+    if n_bootstrap <= 0:
+        return {}
+
+    def statistic(yt: np.ndarray, yp: np.ndarray, pv: np.ndarray) -> np.ndarray:
+        return _score_vector(yt.astype(np.int64), yp.astype(np.int64), pv)
+
+    # Inputs were validated once above; skipping sklearn's per-call validation
+    # halves the cost of the resamples. Warnings from one-class resamples are expected.
+    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        result = stats.bootstrap(
+            (y_true, y_pred, p_viral),
+            statistic,
+            n_resamples=n_bootstrap,
+            paired=True,
+            vectorized=False,
+            confidence_level=confidence_level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+            batch=BOOTSTRAP_BATCH,  # resample indices BOOTSTRAP_BATCH x n at a time, not n_bootstrap x n
+        )
+    distribution = np.atleast_2d(result.bootstrap_distribution)
+    alpha = (1.0 - confidence_level) / 2.0
+    intervals = {}
+    for row, name in enumerate(METRICS):
+        values = distribution[row][~np.isnan(distribution[row])]
+        if len(values) == 0:
+            intervals[name] = Interval(math.nan, math.nan, 0)
+        else:
+            low, high = np.quantile(values, [alpha, 1.0 - alpha])
+            intervals[name] = Interval(float(low), float(high), int(len(values)))
+    return intervals
+
+
+# --------------------------------------------------------------------------- length and chunk views
+
+
+@dataclass
+class LengthBin:
+    """Frame-level accuracy of the samples whose protein length is in ``[low, high)`` residues."""
+
+    low: int
+    high: int | None  # exclusive; None: no upper bound
+    n: int
+    n_viral: int
+    correct: int
+    accuracy: float
+
+    @property
+    def label(self) -> str:
+        return f"≥ {self.low}" if self.high is None else f"{self.low}–{self.high - 1}"
+
+    @property
+    def key(self) -> tuple[int, int | None]:
+        return (self.low, self.high)
+
+
+def length_breakdown(predictions: Predictions, edges: Sequence[int] = DEFAULT_LENGTH_BINS) -> list[LengthBin]:
+    """Accuracy per protein-length bin ``[edges[i], edges[i+1])``, the last one open; empty bins left out.
+
+    Samples of length 0 (not recorded) are in no bin.
+    """
+    edges = [int(e) for e in edges]
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
+        raise InputError("length bins must be increasing, non-negative residue counts",
+                         expected="e.g. (0, 50, 100, 200)", found=repr(tuple(edges)))
+    if edges[0] > 0:
+        edges = [0, *edges]
+    which = np.digitize(predictions.lengths, edges, right=False) - 1  # bin index, 0-based
+    which[predictions.lengths == 0] = -1  # length not recorded (imported from VirNucPro's files): in no bin
+    bins = []
+    for i, low in enumerate(edges):
+        mask = which == i
+        if not mask.any():
+            continue
+        y, yp = predictions.y_true[mask], predictions.y_pred[mask]
+        bins.append(LengthBin(
+            low=low,
+            high=edges[i + 1] if i + 1 < len(edges) else None,
+            n=int(mask.sum()),
+            n_viral=int((y == VIRAL).sum()),
+            correct=int((y == yp).sum()),
+            accuracy=float(skm.accuracy_score(y, yp)),
+        ))
+    return bins
+
+
+@dataclass
+class ChunkEvaluation:
+    """Metrics of the per-chunk calls; ROC-AUC / AP rank chunks by ``max p_viral − max p_host``."""
+
+    n_chunks: int
+    n_frames: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float
+    average_precision: float
+    mcc: float
+    confusion_matrix: list[list[int]]
+    rule: str = CHUNK_RULE
+
+    def metric(self, name: str) -> float:
+        return float(getattr(self, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _nan_to_none(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChunkEvaluation:
+        return cls(
+            n_chunks=int(data.get("n_chunks") or 0),
+            n_frames=int(data.get("n_frames") or 0),
+            **{name: _float(data.get(name)) for name in METRICS},
+            confusion_matrix=data.get("confusion_matrix") or [[0, 0], [0, 0]],
+            rule=data.get("rule", CHUNK_RULE),
+        )
+
+
+def evaluate_chunks(predictions: Predictions) -> ChunkEvaluation:
+    """Metrics of the chunk calls (:func:`~virnucpro_core.evaluate.aggregation.aggregate_chunks`, the rule ``virnucpro
+    predict`` uses too), each chunk labelled by its frames.
+
+    Raises:
+        InputError: frames of one chunk carry different true labels.
+    """
+    chunks = aggregate_chunks(predictions.ids, predictions.p_viral, y_true=predictions.y_true)
+    values = dict(zip(METRICS, _score_vector(chunks.y_true, chunks.y_pred, chunks.margin)))
+    return ChunkEvaluation(
+        n_chunks=len(chunks.ids),
+        n_frames=len(predictions),
+        **{name: float(v) for name, v in values.items()},
+        confusion_matrix=_confusion(chunks.y_true, chunks.y_pred),
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Evaluation:
+    """Test-set metrics of one model (frame level unless named ``chunks``).
+
+    Scalar metrics are floats (NaN when a metrics file did not give them).
+    ``confusion_matrix`` is ``[[tn, fp], [fn, tp]]`` (rows: true host, viral;
+    columns: predicted host, viral). ``ci`` maps a metric name to its bootstrap
+    interval. ``origin`` says where the numbers came from; ``loaded_from``
+    (not saved) is the file :meth:`load` read.
+    """
+
+    n: int
+    n_viral: int
+    n_host: int
+    accuracy: float
+    precision: float = math.nan
+    recall: float = math.nan
+    f1: float = math.nan
+    roc_auc: float = math.nan
+    average_precision: float = math.nan
+    mcc: float = math.nan
+    confusion_matrix: list[list[int]] | None = None
+    ci: dict[str, Interval] = field(default_factory=dict)
+    length_bins: list[LengthBin] = field(default_factory=list)
+    chunks: ChunkEvaluation | None = None
+    n_bootstrap: int = 0
+    seed: int | None = None
+    confidence_level: float = 0.95
+    ids_sha256: str | None = None
+    origin: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    loaded_from: str | None = field(default=None, compare=False)
+
+    # -- accessors
+    def metric(self, name: str) -> float:
+        """A scalar metric by name (one of :data:`METRICS`)."""
+        if name not in METRICS:
+            raise KeyError(f"unknown metric {name!r}; metrics are {', '.join(METRICS)}")
+        return float(getattr(self, name))
+
+    def interval(self, name: str) -> Interval | None:
+        return self.ci.get(name)
+
+    @property
+    def tn(self) -> int:
+        return self._cell(0, 0)
+
+    @property
+    def fp(self) -> int:
+        return self._cell(0, 1)
+
+    @property
+    def fn(self) -> int:
+        return self._cell(1, 0)
+
+    @property
+    def tp(self) -> int:
+        return self._cell(1, 1)
+
+    def _cell(self, row: int, col: int) -> int:
+        if self.confusion_matrix is None:
+            raise ValueError("this evaluation has no confusion matrix (it was read from a metrics-only file)")
+        return int(self.confusion_matrix[row][col])
+
+    # -- files
+    def to_dict(self) -> dict[str, Any]:
+        return _nan_to_none({
+            "format": EVALUATION_FORMAT,
+            "version": FORMAT_VERSION,
+            "n": self.n,
+            "n_viral": self.n_viral,
+            "n_host": self.n_host,
+            **{name: float(getattr(self, name)) for name in METRICS},
+            "confusion_matrix": self.confusion_matrix,
+            "ci": {name: interval.to_dict() for name, interval in self.ci.items()},
+            "ci_method": CI_METHOD if self.ci else None,
+            "length_bins": [asdict(b) for b in self.length_bins],
+            "chunks": self.chunks.to_dict() if self.chunks is not None else None,
+            "frame_rule": FRAME_RULE,
+            "n_bootstrap": self.n_bootstrap,
+            "seed": self.seed,
+            "confidence_level": self.confidence_level,
+            "ids_sha256": self.ids_sha256,
+            "origin": self.origin,
+            "meta": self.meta,
+        })
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "metrics") -> Evaluation:
+        """Read a saved evaluation, or a hand-written metrics file that gives at least ``accuracy``.
+
+        Metrics it lacks become NaN, with no intervals or breakdowns.
+        """
+        if not isinstance(data, Mapping) or data.get("accuracy") is None:
+            found = f"keys {', '.join(sorted(map(str, data)))}" if isinstance(data, Mapping) else type(data).__name__
+            raise InputError(
+                f"{where} gives no accuracy",
+                expected='a JSON object with at least "accuracy" (a fraction in [0, 1]); optionally "n", '
+                f'{", ".join(repr(m) for m in METRICS if m != "accuracy")}, "confusion_matrix" [[tn, fp], [fn, tp]], '
+                '"ids_sha256"',
+                found=found,
+                fix="pass the evaluation.json written by Evaluation.save, or write the baseline's accuracy into a "
+                "JSON object",
+            )
+        _check_numbers(data, where)
+        accuracy = float(data["accuracy"])
+        if not 0.0 <= accuracy <= 1.0:
+            raise InputError(f"{where}: accuracy {accuracy} is not a fraction", expected="a value in [0, 1]",
+                             found=str(accuracy), fix="write accuracy as a fraction (0.95), not a percentage")
+        try:
+            return cls._from_checked_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            found = f"missing field {error}" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+            raise InputError(
+                f"{where}: a field of the evaluation is malformed",
+                expected='the layout Evaluation.save writes ("confusion_matrix" [[tn, fp], [fn, tp]], "ci" '
+                '{metric: {"low", "high"}}, "length_bins" and "chunks" as saved)',
+                found=found,
+                fix="pass the evaluation.json written by Evaluation.save, or keep only the scalar metrics",
+            ) from None
+
+    @classmethod
+    def _from_checked_dict(cls, data: Mapping[str, Any]) -> Evaluation:
+        matrix = data.get("confusion_matrix")
+        n = int(data.get("n") or (sum(map(sum, matrix)) if matrix else 0))
+        return cls(
+            n=n,
+            n_viral=int(data.get("n_viral") or (sum(matrix[1]) if matrix else 0)),
+            n_host=int(data.get("n_host") or (sum(matrix[0]) if matrix else 0)),
+            **{name: _float(data.get(name)) for name in METRICS},
+            confusion_matrix=[[int(v) for v in row] for row in matrix] if matrix else None,
+            ci={name: Interval.from_dict(v) for name, v in (data.get("ci") or {}).items() if v is not None},
+            length_bins=[LengthBin(**b) for b in data.get("length_bins") or []],
+            chunks=ChunkEvaluation.from_dict(data["chunks"]) if data.get("chunks") else None,
+            n_bootstrap=int(data.get("n_bootstrap") or 0),
+            seed=data.get("seed"),
+            confidence_level=float(data.get("confidence_level") or 0.95),
+            ids_sha256=data.get("ids_sha256"),
+            origin=str(data.get("origin") or ""),
+            meta=dict(data.get("meta") or {}),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Evaluation:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"no metrics file at {path}", expected="evaluation JSON (Evaluation.save)",
+                             fix="check the path of --baseline-metrics")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise InputError(f"{path} is not valid JSON", found=str(error)) from error
+        evaluation = cls.from_dict(data, str(path))
+        evaluation.loaded_from = str(path)
+        return evaluation
+
+
+# Scalar fields of a metrics file and what each must be.
+_COUNT_FIELDS = ("n", "n_viral", "n_host", "n_bootstrap")
+
+
+def _check_numbers(data: Mapping[str, Any], where: str) -> None:
+    """Refuse non-numeric metrics and counts (e.g. ``"accuracy": "abc"``), naming every bad field at once."""
+    problems = []
+    for name in (*METRICS, *_COUNT_FIELDS, "confidence_level"):
+        value = data.get(name)
+        if value is None:
+            continue
+        try:
+            number = float(value)
+            if name in _COUNT_FIELDS and (isinstance(value, bool) or number != int(number) or number < 0):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            problems.append(f"{name} = {value!r}")
+    if problems:
+        raise InputError(
+            f"{where}: {len(problems)} field(s) are not numbers of the right kind",
+            expected="metrics as numbers (accuracy 0.93, or null when unknown); n, n_viral, n_host and "
+            "n_bootstrap as non-negative integers",
+            found=", ".join(problems),
+            fix="write each value as a JSON number, e.g. \"accuracy\": 0.93 (null for an unknown metric)",
+        )
+
+
+def _check_evaluable(predictions: Predictions) -> None:
+    if len(predictions) == 0:
+        raise InputError("no predictions to evaluate", expected="at least one viral and one host test sample",
+                         found="0 samples", fix="check that the test split is not empty")
+    classes = set(np.unique(predictions.y_true).tolist())
+    if classes != {HOST, VIRAL}:
+        present = "viral (1)" if VIRAL in classes else "host (0)"
+        raise InputError(
+            f"the test samples are all {present}: ROC-AUC and average precision are undefined with one class, "
+            "and accuracy would only measure one side",
+            expected="test samples of both classes, viral (1) and host (0)",
+            found=f"{len(predictions)} samples, all {present}",
+            fix="evaluate on the test split of both classes (virnucpro split draws each class separately)",
+        )
+
+
+def evaluate(
+    predictions: Predictions,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 42,
+    length_bins: Sequence[int] = DEFAULT_LENGTH_BINS,
+    confidence_level: float = 0.95,
+) -> Evaluation:
+    """Every metric of one model's test-set predictions.
+
+    Args:
+        predictions: frame-level predictions with true labels.
+        n_bootstrap: bootstrap resamples for the confidence intervals (0: none).
+            About 5 ms each; more gives steadier interval ends.
+        seed: seed of the resampling; the same seed gives the same intervals.
+        length_bins: protein-length bin edges in residues (see :func:`length_breakdown`).
+        confidence_level: of the intervals.
+
+    Raises:
+        InputError: no samples, or samples of one class only.
+    """
+    _check_evaluable(predictions)
+    if n_bootstrap < 0:
+        raise InputError("n_bootstrap must be 0 (no intervals) or more", found=str(n_bootstrap))
+    y, yp, pv = predictions.y_true, predictions.y_pred, predictions.p_viral
+    point = dict(zip(METRICS, _score_vector(y, yp, pv)))
+    return Evaluation(
+        n=len(predictions),
+        n_viral=int((y == VIRAL).sum()),
+        n_host=int((y == HOST).sum()),
+        **{name: float(value) for name, value in point.items()},
+        confusion_matrix=_confusion(y, yp),
+        ci=bootstrap_intervals(y, yp, pv, n_bootstrap=n_bootstrap, seed=seed, confidence_level=confidence_level),
+        length_bins=length_breakdown(predictions, length_bins),
+        chunks=evaluate_chunks(predictions),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        confidence_level=confidence_level,
+        ids_sha256=predictions.ids_sha256,
+        origin=f"computed from {len(predictions)} test predictions",
+        meta=dict(predictions.meta),
+    )

@@ -1,0 +1,563 @@
+"""Feature stages: DNA ‖ protein merging, and cached, resumable extraction.
+
+The files themselves (ours, VirNucPro's and the fork's) are described, read
+and written by :mod:`virnucpro_core.layouts.features`.
+
+:func:`merge_features` joins a DNABERT-S and a protein-model feature file by
+id. :func:`extract_to_file` is the cached, resumable extraction used by the
+CLI and the acceptance fixtures: it embeds a FASTA in shards written beside the
+output and reuses finished shards (or a finished output) when rerun with the
+same input, model and settings. Under ``torchrun --nproc_per_node=N`` the
+shards are shared out among N processes (shard ``i`` to rank ``i % N``, see
+:mod:`virnucpro_core.extract.distributed`) and rank 0 assembles the same file one
+process would write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro_core.extract.embeddings import (
+    DEFAULT_TOKS_PER_BATCH,
+    Embeddings,
+    as_pairs,
+    embedding_meta,
+    extract_embeddings,
+    records_sha256,
+)
+from virnucpro_core.defaults import SHARD_SIZE
+from virnucpro_core.extract.distributed import ProcessGroup, Rank
+from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.preprocess.fasta import NUCLEOTIDE, PROTEIN, read_fasta
+from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
+from virnucpro_core.layouts.features import LABELS, MergedFeatures, load_features, save_features
+from virnucpro_core.models.registry import LoadedModel, get_spec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = SHARD_SIZE
+# Bump when shard contents or the cache key change meaning, so old shards are not reused.
+# 2: ESM-2 token ids fixed (I = 12, D = 13), vocabulary in the key; 3: chunk size in the meta;
+# 4: the ESM architecture in effect (config.json plus filled defaults) in the key and the meta
+_CACHE_FORMAT = 4
+
+
+def _label_value(label: str | int) -> tuple[str, int]:
+    if isinstance(label, str) and label in LABELS:
+        return label, LABELS[label]
+    if label in (0, 1) and not isinstance(label, bool):
+        return ("viral" if label == 1 else "host"), int(label)
+    raise InputError(f"unknown label {label!r}", expected="viral (1) or host (0)", found=repr(label))
+
+
+def _expected_dims(dna: Embeddings, protein: Embeddings) -> tuple[int, int, str]:
+    """Widths the two files should have, from the models and sizes they claim."""
+    size = protein.meta["size"]
+    return get_spec(dna.meta["model"]).dim_for(size), get_spec(protein.meta["model"]).dim_for(size), size
+
+
+def merge_features(
+    dna_path: str | os.PathLike,
+    protein_path: str | os.PathLike,
+    label: str | int,
+    *,
+    dna: Embeddings | None = None,
+    protein: Embeddings | None = None,
+) -> MergedFeatures:
+    """Concatenate DNABERT-S and ESM features by id (DNA first), in the protein file's order.
+
+    ``dna`` / ``protein`` are the two files' contents when the caller holds them
+    already (e.g. from :func:`extract_records`): they are not read again.
+
+    Raises:
+        InputError: wrong model in either file, or ids present in one file only.
+        DimensionError: widths other than DNABERT-S + the protein model's
+            (768 + 1280 = 2048 for FastESM2_650, 768 + 2560 = 3328 for ESM2 3B,
+            the stand-ins' widths for tiny stand-ins).
+    """
+    dna_path, protein_path = Path(dna_path), Path(protein_path)
+    label_name, label_value = _label_value(label)
+    dna = load_features(dna_path) if dna is None else dna
+    protein = load_features(protein_path) if protein is None else protein
+
+    if dna.meta["model"] != "dnabert_s":
+        raise InputError(
+            f"{dna_path} is not DNABERT-S features",
+            expected="the DNA file first, extracted with --model dnabert_s",
+            found=f"features of {dna.meta['model']} ({dna.meta['display_name']})",
+            fix="pass DNA.pt (dnabert_s) then PROTEIN.pt (esm2_3b or fastesm2_650)",
+        )
+    protein_spec = get_spec(protein.meta["model"])
+    if protein_spec.family != "esm":
+        raise InputError(
+            f"{protein_path} is not protein-model features",
+            expected="the protein file second, extracted with --model esm2_3b or --model fastesm2_650",
+            found=f"features of {protein.meta['model']} ({protein.meta['display_name']})",
+            fix="pass DNA.pt (dnabert_s) then PROTEIN.pt (esm2_3b or fastesm2_650)",
+        )
+
+    dna_dim, protein_dim, size = _expected_dims(dna, protein)
+    stand_in = " tiny stand-in" if size == "tiny" else ""
+    if dna.dim != dna_dim or protein.dim != protein_dim or dna.meta["size"] != protein.meta["size"]:
+        raise DimensionError(
+            f"cannot merge {dna_path} ({dna.meta['size']}) with {protein_path} ({protein.meta['size']}): "
+            "widths do not fit",
+            expected=f"{dna_dim} (DNABERT-S{stand_in}) + {protein_dim} ({protein_spec.display_name}{stand_in}) "
+            f"= {dna_dim + protein_dim}",
+            found=f"{dna.dim} ({dna_path.name}) + {protein.dim} ({protein_path.name}) = {dna.dim + protein.dim}",
+            fix="extract both files with the same --size (and --weights) settings",
+        )
+
+    non_finite = [(path, emb) for path, emb in ((dna_path, dna), (protein_path, protein))
+                  if not bool(torch.isfinite(emb.data).all())]
+    if non_finite:
+        found = []
+        for path, emb in non_finite:
+            rows = (~torch.isfinite(emb.data)).any(dim=1)
+            shown = ", ".join(rid for rid, bad in zip(emb.ids, rows.tolist(), strict=True) if bad)
+            found.append(f"{path}: {int(rows.sum())} of {len(emb)} rows hold NaN or infinite values "
+                         f"({shown[:200]}{'...' if len(shown) > 200 else ''})")
+        raise InputError(
+            "features with NaN or infinite values cannot be merged",
+            expected="finite embeddings in both files",
+            found="; ".join(found),
+            fix="re-extract the file with `virnucpro extract --rebuild` (a GPU fault or float16 overflow writes "
+            "non-finite vectors); try --dtype float32",
+        )
+
+    dna_index = {rid: i for i, rid in enumerate(dna.ids)}
+    protein_set = set(protein.ids)
+    only_protein = [rid for rid in protein.ids if rid not in dna_index]
+    only_dna = [rid for rid in dna.ids if rid not in protein_set]
+    if only_protein or only_dna:
+        parts = []
+        for name, items, total in (
+            (protein_path.name, only_protein, len(protein)),
+            (dna_path.name, only_dna, len(dna)),
+        ):
+            if items:
+                shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
+                parts.append(f"{len(items)} of {total} ids only in {name}: {shown}")
+        raise InputError(
+            f"{dna_path} and {protein_path} do not hold the same samples",
+            expected="the same ids in both files (nucleotide.fa and protein.faa of one preprocess run)",
+            found="; ".join(parts),
+            fix="extract both files from the same `virnucpro preprocess` output",
+        )
+
+    order = torch.tensor([dna_index[rid] for rid in protein.ids], dtype=torch.long)
+    data = torch.cat([dna.data[order], protein.data], dim=1).contiguous()
+    meta = {
+        "label": label_name,
+        "dim": data.shape[1],
+        "dna_dim": dna.dim,
+        "protein_dim": protein.dim,
+        "n": len(protein),
+        "size": size,
+        # Names, not paths: the same features merged in another directory are byte-identical.
+        "dna_file": Path(dna_path).name,
+        "protein_file": Path(protein_path).name,
+        "dna": dict(dna.meta),
+        "protein": dict(protein.meta),
+    }
+    labels = torch.full((len(protein),), label_value, dtype=torch.long)
+    return MergedFeatures(list(protein.ids), data, labels, protein.lengths.clone(), meta)
+
+
+# --------------------------------------------------------------------------- cached, resumable extraction
+
+
+# The letters of a "protein" file that is nucleotides (see check_records).
+_NUCLEOTIDE_LETTERS = frozenset("ACGTUN")
+
+
+def preprocess_chunk_size(fasta: Path) -> int | None:
+    """The chunk size ``fasta`` was cut with, when it is an output of ``virnucpro preprocess`` (else None).
+
+    Recorded in feature files and from there in checkpoints, so that ``predict``
+    cuts new sequences the way the classifier's training data was cut.
+    """
+    from virnucpro_core.paths import PreprocessPaths
+
+    paths = PreprocessPaths(fasta.parent)
+    if fasta.name not in (paths.nucleotide.name, paths.protein.name) or not paths.summary.is_file():
+        return None
+    try:
+        value = json.loads(paths.summary.read_text(encoding="utf-8")).get("chunk_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def read_records(path: str | os.PathLike, family: str) -> list[tuple[str, str]]:
+    """``(id, seq)`` pairs of a nucleotide (``dnabert``) or protein (``esm``) FASTA, validated."""
+    alphabet = PROTEIN if family == "esm" else NUCLEOTIDE
+    return check_records(as_pairs(read_fasta(path, alphabet)), family, path)
+
+
+def check_records(pairs: list[tuple[str, str]], family: str, where: str | os.PathLike) -> list[tuple[str, str]]:
+    """Refuse no records, or nucleotide sequences given to a protein model (``where`` names them); returns ``pairs``.
+
+    The alphabet is the reader's to check (:func:`virnucpro_core.preprocess.fasta.iter_fasta`); records made in memory by
+    ``preprocess`` hold valid letters by construction, and are checked here alone.
+    """
+    if not pairs:
+        raise InputError(f"{where}: no records to embed", expected="at least one sequence", fix="check the input")
+    # A, C, G and T are amino acids too: a nucleotide file would be embedded silently.
+    if family == "esm" and all(set(seq) <= _NUCLEOTIDE_LETTERS for _, seq in pairs):
+        raise InputError(
+            f"{where} looks like nucleotide sequences, not proteins",
+            expected="protein sequences for an ESM model (protein.faa of `virnucpro preprocess`)",
+            found=f"{len(pairs)} record(s) made only of A, C, G, T, U and N",
+            fix="pass protein.faa to --model esm2_3b / fastesm2_650 and nucleotide.fa to --model dnabert_s",
+        )
+    return pairs
+
+
+@dataclass(frozen=True)
+class ShardPaths:
+    """Where the shards of one extraction live: ``<out>.shards/<key>/``."""
+
+    out: Path
+    key: str
+
+    @property
+    def parent(self) -> Path:
+        return self.out.with_name(self.out.name + ".shards")
+
+    @property
+    def root(self) -> Path:
+        return self.parent / self.key[:16]
+
+    @property
+    def manifest(self) -> Path:
+        """Parameters, input hash and shard count of the run."""
+        return self.root / "manifest.json"
+
+    def shard(self, index: int) -> Path:
+        return self.root / f"shard_{index:05d}.pt"
+
+
+def cache_key(
+    loaded: LoadedModel, input_sha256: str, *, toks_per_batch: int, shard_size: int
+) -> tuple[str, dict[str, Any]]:
+    """Hash of everything that can change a bit of the result, and the parameters hashed."""
+    prov = loaded.provenance
+    params = {
+        "format": _CACHE_FORMAT,
+        "input_sha256": input_sha256,
+        "model": loaded.spec.name,
+        "weights": prov["weights"],
+        "size": prov["size"],
+        "source": prov.get("source"),
+        "revision": prov.get("revision"),
+        "seed": prov.get("seed"),
+        "dtype": prov["dtype"],
+        "vocab_sha256": prov.get("vocab_sha256"),
+        "architecture": prov.get("architecture"),
+        "device": loaded.device.type,
+        "toks_per_batch": toks_per_batch,
+        "shard_size": shard_size,
+    }
+    return sha256_text(json.dumps(params, sort_keys=True)), params
+
+
+def _read_shard(path: Path, ids: list[str]) -> dict[str, Any] | None:
+    """A finished shard's tensors, or None when absent or not the expected records."""
+    if not path.is_file():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        log.warning("ignoring unreadable shard %s; it will be recomputed", path)
+        return None
+    if not isinstance(obj, dict) or obj.get("ids") != ids:
+        log.warning("ignoring shard %s: it holds other records; it will be recomputed", path)
+        return None
+    return obj
+
+
+def extract_to_file(
+    loaded: LoadedModel,
+    fasta_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    toks_per_batch: int | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+    on_shard: Callable[[int, int], None] | None = None,
+    group: ProcessGroup | None = None,
+) -> Path:
+    """Embed a FASTA file into a feature file, in resumable shards.
+
+    Shards of ``shard_size`` records are written atomically to
+    ``<out>.shards/<key>/`` where the key hashes the records, the model's
+    provenance, dtype, device type, token budget and shard size. A rerun with
+    the same key reuses a finished output or finished shards (and logs so); an
+    interrupted run resumes to the identical file. The output is assembled
+    atomically and the shards are then removed.
+
+    With a ``group`` of several ranks (torchrun, :meth:`ProcessGroup.join`)
+    each rank embeds the shards it owns (shard ``i`` is rank ``i % N``'s) with
+    its own ``loaded`` model; once every rank has finished its share, rank 0
+    writes the manifest's output: the same file, meta included, as one process
+    writes. The shard directory must be one that every rank sees.
+
+    Args:
+        loaded: model from :func:`virnucpro_core.models.registry.load_model`.
+        fasta_path: input FASTA.
+        out_path: feature file to write.
+        shard_size: records per shard; smaller loses less work to an interruption.
+        toks_per_batch: token budget per batch (default per model family).
+        rebuild: ignore and replace any cached output or shards.
+        progress: show progress bars (rank 0 only).
+        on_shard: called as ``on_shard(index, total)`` after each of this rank's shards is on disk.
+        group: the ranks sharing the work; default: this process alone.
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        RanksFailed: under torchrun, when any rank failed or stalled (each rank raises it; one prints it).
+    """
+    fasta = Path(fasta_path)
+    _extract(loaded, lambda: read_records(fasta, loaded.spec.family), fasta, Path(out_path),
+             chunk_size=preprocess_chunk_size(fasta), shard_size=shard_size, toks_per_batch=toks_per_batch,
+             rebuild=rebuild, progress=progress, on_shard=on_shard, group=group or ProcessGroup.single())
+    return Path(out_path)
+
+
+def extract_records(
+    loaded: LoadedModel,
+    pairs: list[tuple[str, str]],
+    out_path: str | os.PathLike,
+    *,
+    source: str | os.PathLike,
+    chunk_size: int | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    toks_per_batch: int | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> Embeddings:
+    """:func:`extract_to_file` of the FASTA ``source`` from its records, already in memory; returns the contents.
+
+    The file, its cache key, shards and reuse are those :func:`extract_to_file`
+    gives ``source`` (``chunk_size`` standing for what it reads from the
+    preprocess summary beside it), so a rerun of either reuses the other's
+    output; here neither ``source`` nor the output is read back. One process.
+    """
+    source = Path(source)
+    return _extract(loaded, lambda: check_records(pairs, loaded.spec.family, source), source, Path(out_path),
+                    chunk_size=chunk_size, shard_size=shard_size, toks_per_batch=toks_per_batch, rebuild=rebuild,
+                    progress=progress, on_shard=None, group=ProcessGroup.single())
+
+
+def _extract(
+    loaded: LoadedModel,
+    read: Callable[[], list[tuple[str, str]]],
+    fasta_path: Path,
+    out: Path,
+    *,
+    chunk_size: int | None,
+    shard_size: int,
+    toks_per_batch: int | None,
+    rebuild: bool,
+    progress: bool,
+    on_shard: Callable[[int, int], None] | None,
+    group: ProcessGroup,
+) -> Embeddings | None:
+    """The extraction behind both entry points: the output's contents on rank 0, None on the other ranks."""
+    rank = group.rank
+    existing: Embeddings | None = None  # the finished output of this very extraction, when there is one
+    with group.step("extraction") as step:
+        if shard_size <= 0:
+            raise InputError("shard size must be positive", expected=">= 1", found=str(shard_size))
+        pairs = read()
+        input_sha256 = records_sha256(pairs)
+        budget = toks_per_batch or DEFAULT_TOKS_PER_BATCH[loaded.spec.family]
+        if toks_per_batch is None:
+            log.info(
+                "%d records; batches of up to %d padded tokens (default for %s models; change with "
+                "--toks-per-batch), shards of %d records",
+                len(pairs),
+                budget,
+                loaded.spec.family,
+                shard_size,
+            )
+        key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
+        paths = ShardPaths(out, key)
+        starts = list(range(0, len(pairs), shard_size))  # read() gives >= 1 record
+        existing = None if rebuild else _finished(out, key)
+        step.value = {"params": params, "finished": existing is not None, "reused": 0}
+        if existing is not None:
+            log.info(
+                "reusing %s: same input (sha256 %s) and model settings; delete it or pass --rebuild to recompute",
+                out,
+                input_sha256[:12],
+            )
+        else:
+            paths.root.mkdir(parents=True, exist_ok=True)
+            if rank.is_main:
+                atomic_write_text(
+                    paths.manifest,
+                    json.dumps({**params, "key": key, "shards": len(starts), "records": len(pairs),
+                                "fasta": str(fasta_path)}, indent=2) + "\n",
+                )
+            shards, step.value["reused"] = _embed_share(
+                loaded, pairs, starts, paths, shard_size=shard_size, budget=budget, rebuild=rebuild,
+                progress=progress and rank.is_main, on_shard=on_shard, group=group,
+            )
+    _check_agreement(step.values, rank)
+    if existing is not None or not rank.is_main:
+        return existing
+
+    total = len(starts)
+    if rank.distributed and (reused := sum(v["reused"] for v in step.values)):
+        log.info("reused %d/%d shards from %s (each process reuses the shards it owns) — delete it or pass "
+                 "--rebuild to recompute", reused, total, paths.root)
+    for index, start in enumerate(starts):
+        if index not in shards:  # another rank's: on disk, since that rank reported its share finished
+            shards[index] = _read_shard(paths.shard(index), [rid for rid, _ in pairs[start : start + shard_size]])
+            if shards[index] is None:
+                raise InputError(
+                    f"shard {index + 1}/{total} of {out} is missing after rank {index % rank.world_size} finished it",
+                    expected=f"every rank's shards in {paths.root}",
+                    found=f"no readable {paths.shard(index).name}",
+                    fix="put --out on a file system that every process sees (one machine, or a shared file "
+                    "system), then rerun the same command",
+                )
+    data = torch.cat([shards[i]["data"] for i in range(total)], dim=0)
+    lengths = torch.cat([shards[i]["lengths"] for i in range(total)], dim=0)
+    meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
+    meta.update(cache_key=key, input_file=fasta_path.name, shard_size=shard_size, chunk_size=chunk_size)
+    embeddings = Embeddings([rid for rid, _ in pairs], data, lengths, meta)
+    save_features(embeddings, out)
+    shutil.rmtree(paths.root, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        paths.parent.rmdir()  # only when no other run's shards are left in it
+    return embeddings
+
+
+def extract_with_torchrun(
+    processes: int,
+    model: str,
+    fasta_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    weights: str,
+    size: str,
+    dtype: str,
+    device: str = "auto",
+    seed: int,
+    model_path: str | None = None,
+    allow_other_model: bool = False,
+    rebuild: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> Path:
+    """What :func:`extract_to_file` writes, made by ``virnucpro extract`` as ``processes`` ranks under torchrun.
+
+    One process per GPU (rank r on ``cuda:r``; with ``device="cpu"``, CPU
+    processes); default shard size and token budget, so the file, its cache
+    key and its shards are those of an extraction in this process. Each line
+    the job prints goes to ``on_line``.
+
+    Raises:
+        VirNucProError: the job failed, with the error rank 0 printed.
+    """
+    from virnucpro_core.extract.distributed import run_torchrun
+
+    out = Path(out_path)
+    argv = ["extract", str(Path(fasta_path).resolve()), "--out", str(out.resolve()), "--model", model,
+            "--weights", weights, "--size", size, "--dtype", dtype, "--device", device, "--seed", str(seed),
+            "--shard-size", str(DEFAULT_SHARD_SIZE), "--no-progress"]
+    argv += ["--model-path", str(model_path)] if model_path else []
+    argv += ["--allow-other-model"] if allow_other_model else []
+    argv += ["--rebuild"] if rebuild else []
+    run_torchrun(argv, processes, on_line=on_line)
+    return out
+
+
+def _finished(out: Path, key: str) -> Embeddings | None:
+    """``out``'s contents when it is the finished output of this very extraction (same cache key), else None."""
+    if not out.is_file():
+        return None
+    try:
+        existing = load_features(out)
+    except InputError:
+        return None
+    return existing if existing.meta.get("cache_key") == key else None
+
+
+def _embed_share(
+    loaded: LoadedModel,
+    pairs: list[tuple[str, str]],
+    starts: list[int],
+    paths: ShardPaths,
+    *,
+    shard_size: int,
+    budget: int,
+    rebuild: bool,
+    progress: bool,
+    on_shard: Callable[[int, int], None] | None,
+    group: ProcessGroup,
+) -> tuple[dict[int, dict[str, Any]], int]:
+    """Embed this rank's shards (reusing finished ones); the shards rank 0 keeps for assembly, and how many were reused.
+
+    Other ranks keep nothing in memory: rank 0 reads their shards from disk.
+    """
+    rank = group.rank
+    total = len(starts)
+    owned = [index for index in range(total) if rank.owns(index)]
+    ids = lambda index: [rid for rid, _ in pairs[starts[index] : starts[index] + shard_size]]  # noqa: E731
+    finished = {} if rebuild else {i: s for i in owned if (s := _read_shard(paths.shard(i), ids(i))) is not None}
+    reused = len(finished)
+    if reused:
+        log.info("%sreusing %d/%d shards from %s — delete it or pass --rebuild to recompute", rank.prefix, reused,
+                 len(owned) if rank.distributed else total, paths.root)
+    kept: dict[int, dict[str, Any]] = {}
+    for index in owned:
+        shard = finished.get(index)
+        if shard is None:
+            chunk = pairs[starts[index] : starts[index] + shard_size]
+            emb = extract_embeddings(
+                loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
+            )
+            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths}
+            atomic_torch_save(shard, paths.shard(index))
+        if rank.is_main:
+            kept[index] = shard
+        group.progress()
+        if on_shard is not None:
+            on_shard(index, total)
+    return kept, reused
+
+
+def _check_agreement(values: list[dict[str, Any]], rank: Rank) -> None:
+    """Every rank must have computed the same cache key: the same input, model, dtype and device type."""
+    reference = values[0]["params"]
+    differing = sorted({name for v in values[1:] for name in reference if v["params"].get(name) != reference[name]})
+    if not differing:
+        return
+    found = "; ".join(
+        f"{name}: " + ", ".join(f"rank {r} {v['params'].get(name)!r}" for r, v in enumerate(values))
+        for name in differing
+    )
+    error = InputError(
+        "the extraction processes do not compute the same thing, so their shards cannot make one file",
+        expected="the same input, model, weights, dtype and device type on every rank",
+        found=found[:2000],
+        fix="give every process the same options and the same kind of device (all GPUs, or all CPUs), then rerun",
+    )
+    error.silent = not rank.is_main
+    raise error

@@ -1,0 +1,460 @@
+"""The acceptance run's reports as data, and the markdown and JSON files.
+
+Every table here is ``(header, rows)`` of display strings, read from finished
+results; the HTML report (:mod:`virnucpro_core.gate.html_report`), ``acceptance.md``
+and ``acceptance.json`` lay out the same tables, so the three files always carry
+the same numbers. Each file names the run (:func:`new_run_id`), and a run first
+removes the report files an earlier run left where it writes
+(:func:`remove_previous_reports`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from virnucpro_core.files import atomic_write_text
+from virnucpro_core.paths import ReportPaths
+from virnucpro_core.compare.report import Table, drop_table, length_table, markdown_table, metrics_table, split_table
+from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING
+from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
+from virnucpro_core.gate.verdict import EXIT_CODES, Verdict
+
+SMOKE_NOTICE = (
+    "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
+    "random-weight stand-in models. It does not validate FastESM2_650."
+)
+RANDOM_NOTICE = (
+    "Random-weight stand-ins: accuracy figures below (if any) say nothing about FastESM2_650; only the "
+    "timings of the real architectures are meaningful."
+)
+OTHER_MODEL_NOTICE = ("Another model was validated (--allow-other-model): the figures below describe it, not the "
+                      "model it stood in for; the verdict cannot be PASS.")
+DROP_DEFINITION = (
+    "Sign convention: drop = ESM2 3B − FastESM2_650, for accuracy and every other metric; a positive drop means "
+    "FastESM2_650 is worse. The gate passes when the accuracy drop is below the limit."
+)
+EMBEDDER_NAMES = {"fast": "FastESM2_650", "baseline": "ESM2 3B"}
+
+
+def new_run_id(now: datetime | None = None) -> tuple[str, str]:
+    """``(run id, start time)``: ``20261202T031500Z-3fa2c1`` and ``2026-12-02T03:15:00+00:00``."""
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", now.isoformat()
+
+
+def remove_previous_reports(paths: ReportPaths, html: Path | None = None) -> list[Path]:
+    """Delete the report files a run writes from ``paths.root`` (and the ``html`` report); return them.
+
+    Files of an earlier run must never sit beside this run's, looking current.
+    Only our own file names are touched; pytest-html's ``assets/`` folder goes
+    only when its stylesheet was all it held.
+    """
+    removed = []
+    for path in {*paths.owned(), *([html] if html is not None else [])}:
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    assets = paths.html_stylesheet.parent
+    if assets.is_dir() and not any(assets.iterdir()):
+        assets.rmdir()
+    return sorted(removed)
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
+    """Run, settings, machine, commit and every loaded model with its weights and vocabulary."""
+    from virnucpro_core.gate.benchmark import machine_info
+    from virnucpro_core.models.registry import describe_identity, identity_records
+
+    rows = [("run id", ctx.run_id), ("started (UTC)", ctx.started)]
+    settings = ctx.settings
+    if settings is not None:
+        rows += [
+            ("profile", settings.profile),
+            ("weights", _weights_row(ctx)),
+            ("seed", str(settings.seed)),
+            ("viral inputs", _describe_inputs(settings.viral)),
+            ("host inputs", _describe_inputs(settings.host)),
+            ("limits", f"accuracy drop < {settings.max_accuracy_drop}; time ratio ≤ {settings.max_time_ratio}"),
+        ]
+        if ctx.other_model:  # also when the other model made merged inputs, which no model row below describes
+            rows.insert(4, ("OTHER MODEL", ctx.other_model))  # after "weights"
+    device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
+    rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
+    rows.append(("commit", _git_commit()))
+    if ctx.parity is not None:
+        rows.append(("FastESM2 parity with its own code", ctx.parity.summary()))
+    for model in ctx.run.loaded_models() if ctx.run is not None else []:
+        p = model.provenance
+        origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
+                  if p.get("weights") == "pretrained" else f"stand-in seed {p.get('seed')}")
+        other = "".join(f"; OTHER MODEL (--allow-other-model): {describe_identity(record)}"
+                        for record in identity_records(p))
+        rows.append((f"model {model.spec.display_name} ({p.get('dtype')})",
+                     f"{p.get('weights')} weights, size {p.get('size')}, {origin}; hub id {model.spec.hub_id}; "
+                     f"dim {model.dim}; vocabulary {p.get('vocab')} (sha256 {str(p.get('vocab_sha256'))[:12]})"
+                     + other))
+    return rows
+
+
+def _describe_inputs(paths, shown: int = 4) -> str:
+    """Input files, or for many (a data_merge tree has hundreds) their count per folder."""
+    if len(paths) <= shown:
+        return ", ".join(str(p) for p in paths)
+    folders: dict[str, int] = {}
+    for path in paths:
+        folders[str(Path(path).parent)] = folders.get(str(Path(path).parent), 0) + 1
+    return f"{len(paths)} files: " + ", ".join(f"{n} in {folder}" for folder, n in folders.items())
+
+
+def _weights_row(ctx: AcceptanceSession) -> str:
+    settings = ctx.settings
+    if ctx.run is not None and unless_unreadable(ctx.run.has_merged_inputs, False):
+        row = f"from the merged feature inputs: {ctx.random_weights or 'pretrained'}"
+        if settings.declarations:
+            # VirNucPro-layout files record nothing of how they were made; the user declared it.
+            row += ("; VirNucPro-layout files: DECLARED, not verified — "
+                    + ", ".join(f"--declare-features {d}" for d in settings.declarations))
+        return row
+    return f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random" else settings.weights
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class SplitReport:
+    """The split the gates were measured on."""
+
+    description: str
+    classes: Table
+    lengths: Table
+    leakage: dict
+    leakage_warning: str | None
+
+
+def split_report(ctx: AcceptanceSession) -> SplitReport | None:
+    split = ctx.results.split if ctx.results is not None else None
+    if split is None:
+        return None
+    summary = split.summary
+    leak = summary.leakage
+    warning = None
+    if leak.leaked_samples:
+        warning = (
+            f"Leakage: {leak.leaked_samples} of {leak.test_samples} test samples ({leak.fraction:.1%}) come from "
+            f"genomes that also have training samples, and {leak.chunk_leaked_samples} ({leak.chunk_fraction:.1%}) "
+            "share a chunk (the same DNA, another reading frame) with a training sample. Both models' accuracies "
+            "are therefore optimistic: they partly measure recognition of near-duplicates, not generalisation to "
+            "new genomes, and the drop between the models may differ on unseen genomes. VirNucPro's sample-level "
+            "split allows this; `virnucpro split --group-by source` keeps each genome on one side."
+        )
+    description = (f"Split {summary.split_id[:12]}: {summary.rounding_rule}; seed {summary.seed}; "
+                   f"split by {summary.group_by}; both models use these exact test samples.")
+    leakage = {"test_samples": leak.test_samples, "leaked_samples": leak.leaked_samples,
+               "fraction": leak.fraction, "chunk_leaked_samples": leak.chunk_leaked_samples,
+               "chunk_fraction": leak.chunk_fraction, "leaked_sources": leak.leaked_sources}
+    return SplitReport(description, split_table(summary), length_table(summary), leakage, warning)
+
+
+TRAINING_TEXT = ("VirNucPro's hyperparameters for both: 512 hidden, BatchNorm, dropout 0.5, SGD lr 2e-4 momentum 0.9, "
+                 "StepLR 10/0.85, batch 32, early stopping on a validation set carved from the training side; the "
+                 "final weights are evaluated.")
+
+
+def training_table(ctx: AcceptanceSession) -> Table | None:
+    trained = ctx.results.trained if ctx.results is not None else {}
+    rows = [[EMBEDDER_NAMES[e], str(t.final.meta.input_dim), str(len(t.history.epochs)), str(t.history.best_epoch),
+             f"{t.history.best_val_loss:.4f}", t.history.stop_reason]
+            for e, t in ((e, trained.get(e)) for e in EMBEDDER_NAMES) if t is not None]
+    if not rows:
+        return None
+    return ["protein model", "input dim", "epochs", "best epoch", "best validation loss", "stopped by"], rows
+
+
+def accuracy_headline(ctx: AcceptanceSession) -> str:
+    """The accuracy section's first line: the accuracy gate's sentence (metric, drop, CI, limit, verdict)."""
+    return ctx.measure(ACCURACY).reason
+
+
+def accuracy_gate_table(comparison: Any) -> Table:
+    """The gated drop, its CI, the limit and McNemar's test, with the sign convention in the row names."""
+    header, rows = drop_table(comparison)
+    if comparison.mcnemar is not None:
+        m = comparison.mcnemar
+        rows.insert(3, ["McNemar exact p (paired errors)", f"{m.p_value:.4g} ({m.discordant} discordant pairs: "
+                                                           f"{m.baseline_only_correct} only ESM2 3B right, "
+                                                           f"{m.fast_only_correct} only FastESM2 right)"])
+    else:
+        rows.insert(3, ["McNemar exact p (paired errors)", f"not computed: {comparison.paired_note}"])
+    return ["quantity", "value"], rows
+
+
+def speed_protocol(ctx: AcceptanceSession) -> str:
+    first = next(iter(ctx.timings.values()))
+    on_gpu = first.device.startswith("cuda")
+    clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
+             else "timed on the CPU with its wall clock (no GPU in this run)")
+    from virnucpro_core.models.precision import extraction_dtype
+
+    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
+            f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
+            "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
+            f"here ({extraction_dtype('fastesm2_650', 'cuda')} on a GPU, "
+            f"{extraction_dtype('fastesm2_650', 'cpu')} on the CPU: the precision policy; the accuracy features "
+            "were extracted the same way). Like-for-like (shown, not gated): both with FastESM2's settings.")
+
+
+def speed_timing_table(ctx: AcceptanceSession) -> Table:
+    on_gpu = any(t.peak_memory_bytes for t in ctx.timings.values())
+    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "proteins per s"]
+    if on_gpu:
+        header.append("peak GPU memory (GiB, weights + runs)")
+    rows = []
+    for (pairing, _embedder), t in sorted(ctx.timings.items()):
+        row = [pairing, t.model, t.settings.get("dtype", ""), str(t.settings.get("toks_per_batch", "")),
+               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", f"{t.sequences_per_s:,.1f}"]
+        if on_gpu:
+            row.append(f"{t.peak_memory_bytes / 2**30:.2f}" if t.peak_memory_bytes else "—")
+        rows.append(row)
+    return header, rows
+
+
+def speed_ratio_table(ctx: AcceptanceSession) -> Table:
+    """Each pairing's time ratio; the gated one with the speed gate's limit and result."""
+    rows = []
+    for pairing in (SPEED_PAIRING, "like-for-like"):
+        ratio = ctx.time_ratio(pairing)
+        if ratio is None:
+            continue
+        gate = ctx.measure(SPEED) if pairing == SPEED_PAIRING else None
+        if gate is not None and gate.was_measured:
+            rows.append([pairing, f"{gate.measured:.3f}", f"{1 / gate.measured:.2f}×", f"{gate.relation} {gate.limit:g}",
+                         gate.result])
+        else:
+            rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", "not gated", "context only"])
+    return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
+
+
+GENERALISATION_TEXT = (
+    "Only the locked split gates. The other rows retrain both MLPs with the same hyperparameters on the same "
+    "features, split so that test genomes (source-disjoint) or test protein clusters (similarity-clustered, "
+    "MMseqs2) are unseen in training: evidence of how the drop holds on new genomes, never part of the verdict "
+    "or the exit status. Leakage: test samples whose record / chunk also has training samples, test proteins "
+    "identical to a training protein, and the highest identity of a test protein to any training protein."
+)
+
+
+def _ci(interval) -> str:
+    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "—"
+
+
+def _acc(value: float, interval) -> str:
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+def _leak_text(leak: dict) -> str:
+    if not leak:
+        return "—"
+    parts = [f"{leak['shared_sources']} shared records ({leak['samples_from_shared_sources']} test samples)",
+             f"{leak['samples_sharing_a_chunk']} test samples share a chunk"]
+    if "test_proteins_identical_to_training" in leak:
+        parts.append(f"{leak['test_proteins_identical_to_training']} identical proteins")
+    if leak.get("max_identity_to_training") is not None:
+        over = next((f"{v} at ≥ {k.split('_')[-2]}" for k, v in leak.items() if k.endswith("_identity")
+                     and k.startswith("test_proteins_at")), "")
+        parts.append(f"highest identity {leak['max_identity_to_training']:.3f} at ≥ {leak['identity_coverage']:g} "
+                     f"coverage, median best "
+                     f"{leak['median_best_identity']:.3f}" + (f", {over}" if over else ""))
+    elif "identity_coverage" in leak:
+        parts.append(f"no test protein aligns to a training protein over ≥ {leak['identity_coverage']:g} coverage")
+    elif "identity" in leak:
+        parts.append(leak["identity"])
+    return "; ".join(parts)
+
+
+def generalisation_table(evidence: Any) -> Table:
+    rows = []
+    for r in evidence.splits:
+        if r.status != "measured":
+            rows.append([r.title, r.status, "", "", r.reason, "", "", ""])
+            continue
+        rows.append([r.title, "gates the verdict" if r.gated else "evidence (not gated)",
+                     f"{r.fast_accuracy:.4f}", f"{r.baseline_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
+                     f"{r.mcnemar_p:.4g}" if r.mcnemar_p is not None else "—", str(r.n_test), _leak_text(r.leakage)])
+    return ["split", "role", "FastESM2_650 accuracy", "ESM2 3B accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
+            "McNemar p", "test samples", "leakage"], rows
+
+
+def group_table(evidence: Any) -> Table:
+    return ["group", "class", "test samples", "FastESM2_650 accuracy [95 % CI]", "ESM2 3B accuracy [95 % CI]",
+            "drop [95 % CI]"], [
+        [g.group, g.classes, str(g.n), _acc(g.fast_accuracy, g.fast_ci), _acc(g.baseline_accuracy, g.baseline_ci),
+         f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
+        for g in evidence.groups]
+
+
+GROUPS_TEXT = ("Accuracy on the locked split's test samples of each group; in a one-class group it is the recall "
+               "(viral) or specificity (host). Intervals: percentile bootstrap, 1,000 paired resamples.")
+
+
+def level_table(evidence: Any) -> Table:
+    return ["level", "rule", "calls", "FastESM2_650 accuracy", "ESM2 3B accuracy"], [
+        [v.level, v.rule, str(v.n), f"{v.fast_accuracy:.4f}", f"{v.baseline_accuracy:.4f}"] for v in evidence.levels]
+
+
+def calibration_text(evidence: Any) -> str:
+    first = next(iter(evidence.calibration.values()))
+    return (f"Locked split, frame level. ECE over {first.n_bins} equal-mass bins of test frames. Precision and FDR "
+            f"reweighted to a viral prevalence of {first.prevalence_text} (π = {first.prevalence:.4f}): viral frames "
+            f"weigh π / n_viral, host frames (1 − π) / n_host; at the model's own calls (p_viral > 0.5). The "
+            f"threshold is the lowest t (viral iff p_viral ≥ t) with reweighted FDR ≤ {first.max_fdr:g}.")
+
+
+def generalisation_markdown(evidence: Any) -> list[str]:
+    from virnucpro_core.evaluate.calibration import calibration_table
+
+    lines = ["## Generalisation (evidence, not gated)", "", GENERALISATION_TEXT, ""]
+    lines += markdown_table(generalisation_table(evidence)) + [""]
+    lines += [f"> **Warning.** {r.warning}" for r in evidence.splits if r.warning] + [""]
+    lines += [f"- {note}" for note in evidence.notes] + ([""] if evidence.notes else [])
+    if evidence.groups:
+        lines += ["## Per-group accuracy", "", f"Groups from {evidence.groups_from}. {GROUPS_TEXT}", ""]
+        lines += markdown_table(group_table(evidence)) + [""]
+    if evidence.calibration:
+        lines += ["## Calibration and prevalence", "", calibration_text(evidence), ""]
+        lines += markdown_table(calibration_table(evidence.calibration)) + [""]
+    if evidence.levels:
+        lines += ["## Verdict levels", ""] + markdown_table(level_table(evidence)) + [""]
+    return lines
+
+
+def stage_table(ctx: AcceptanceSession) -> Table | None:
+    if ctx.run is None or not ctx.run.stages:
+        return None
+    return ["stage", "status", "seconds"], [[s.stage, "reused" if s.reused else "built", f"{s.seconds:.1f}"]
+                                            for s in ctx.run.stages]
+
+
+def notice(ctx: AcceptanceSession) -> str | None:
+    """The banner under the verdict: smoke profile or random weights, and another model (``--allow-other-model``)."""
+    notices = [SMOKE_NOTICE if ctx.smoke else RANDOM_NOTICE if ctx.random_weights else None]
+    if ctx.other_model:
+        notices.append(f"{OTHER_MODEL_NOTICE} {ctx.other_model[0].upper()}{ctx.other_model[1:]}.")
+    return " ".join(text for text in notices if text) or None
+
+
+# ---------------------------------------------------------------------------- markdown and JSON
+
+
+def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPaths, *, allow_incomplete: bool = False,
+                       finished: str = "") -> list[Path]:
+    """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``."""
+    from virnucpro_core.compare import report as text_report
+
+    results = ctx.results
+    comparison = results.comparison if results is not None else None
+    code = verdict.exit_code(allow_incomplete)
+    run_line = f"Run {ctx.run_id}, started {ctx.started} UTC; verdict {verdict.status}, exit status {code}."
+    lines = [f"# VirNucPro FastESM2_650 acceptance — {verdict.title}", "", run_line, ""]
+    banner = notice(ctx)
+    if banner:
+        lines += [f"**{banner}**", ""]
+    lines += ["## Verdict", ""] + [f"- {r}" for r in verdict.reasons] + [""]
+    if verdict.next_steps:
+        lines += ["## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(verdict.next_steps, 1)] + [""]
+    written = []
+    if comparison is not None:
+        detail = paths.comparison_markdown
+        split = results.split
+        text_report.write_markdown(comparison, detail, split_summary=split.summary.to_dict() if split else None,
+                                   provenance=model_provenance(ctx), run=run_line)
+        written.append(detail)
+        lines += ["## Accuracy", "", accuracy_headline(ctx), "", DROP_DEFINITION, ""]
+        lines += markdown_table(accuracy_gate_table(comparison)) + [""]
+        lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
+    ratios = speed_ratio_table(ctx)
+    if ctx.timings:
+        lines += ["## Speed", "", speed_protocol(ctx), ""]
+        lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(ratios) + [""]
+    split = split_report(ctx)
+    if split is not None:
+        lines += ["## Test set", "", split.description, ""]
+        lines += markdown_table(split.classes) + [""] + markdown_table(split.lengths) + [""]
+        if split.leakage_warning:
+            lines += [f"> **Warning.** {split.leakage_warning}", ""]
+    evidence = results.evidence if results is not None else None
+    if evidence is not None:
+        lines += generalisation_markdown(evidence)
+    training = training_table(ctx)
+    if training is not None:
+        lines += ["## Training", "", TRAINING_TEXT, ""] + markdown_table(training) + [""]
+    lines += ["## Environment", ""] + markdown_table((["item", "value"], [list(r) for r in environment_rows(ctx)]))
+    stages = stage_table(ctx)
+    if stages is not None:
+        lines += ["", "## Stages", "", f"Artifacts: {ctx.run.paths.root} (rerun with --rebuild to recompute)", ""]
+        lines += markdown_table(stages)
+    atomic_write_text(paths.markdown, "\n".join(lines) + "\n")
+
+    payload = {
+        "run": {"id": ctx.run_id, "started": ctx.started, "finished": finished},
+        "verdict": verdict.to_dict(allow_incomplete),
+        "exit_codes": EXIT_CODES,
+        "profile": ctx.profile,
+        "smoke": ctx.smoke,
+        "notice": banner,
+        "settings": ctx.settings.to_dict() if ctx.settings is not None else None,
+        "environment": dict(environment_rows(ctx)),
+        "test_set": _test_set_dict(ctx),
+        "training": _training_dict(ctx),
+        "generalisation": evidence.to_dict() if evidence is not None else None,
+        "comparison": comparison.to_dict() if comparison is not None else None,
+        "parity": ctx.parity.to_dict() if ctx.parity is not None else None,
+        "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
+        "speed_ratios": [dict(zip(ratios[0], row, strict=True)) for row in ratios[1]],
+        "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
+                   for s in getattr(ctx.run, "stages", [])],
+        "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],
+    }
+    atomic_write_text(paths.json, json.dumps(payload, indent=2, default=str) + "\n")
+    return [paths.markdown, paths.json, *written]
+
+
+def _test_set_dict(ctx: AcceptanceSession) -> dict | None:
+    split = ctx.results.split if ctx.results is not None else None
+    return split.summary.to_dict() if split is not None else None
+
+
+def _training_dict(ctx: AcceptanceSession) -> dict:
+    out = {}
+    for embedder, name in EMBEDDER_NAMES.items():
+        trained = ctx.results.trained.get(embedder) if ctx.results is not None else None
+        if trained is not None:
+            history = trained.history
+            out[name] = {"input_dim": trained.final.meta.input_dim, "epochs": len(history.epochs),
+                         "best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
+                         "stop_reason": history.stop_reason, "train_loss": history.train_loss,
+                         "val_loss": history.val_loss}
+    return out
+
+
+def model_provenance(ctx: AcceptanceSession) -> dict:
+    """Each loaded model's provenance, keyed ``name (dtype)``."""
+    if ctx.run is None:
+        return {}
+    return {f"{model.spec.name} ({model.provenance.get('dtype')})": model.provenance
+            for model in ctx.run.loaded_models()}

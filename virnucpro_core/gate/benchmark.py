@@ -1,0 +1,173 @@
+"""Timings: the benchmark sample, a GPU-synchronised clock, typed timing results and machine info.
+
+The speed gate's protocol (locked): model loading outside the timed region,
+warmup rounds first, then 3 timed runs averaged, each run embedding the whole
+benchmark sample from scratch (no caching between rounds), with a clock that
+waits for queued CUDA work before it is read.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+
+def synchronized_timer() -> float:
+    """``time.perf_counter()`` read only after all queued CUDA work has finished.
+
+    CUDA kernels run asynchronously: without the synchronisation a timed
+    region can end before the GPU has done the work it timed.
+    """
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def benchmark_sample(lengths: Sequence[int], n: int, seed: int) -> list[int]:
+    """Pick ``n`` indices whose length distribution follows ``lengths``.
+
+    The indices are sorted by length and cut into ``n`` equal strata; one
+    index is drawn from each (seeded), so every length quantile is
+    represented. Returns indices in ascending order; all of them when
+    ``n >= len(lengths)``.
+    """
+    total = len(lengths)
+    if n <= 0:
+        raise ValueError(f"benchmark sample size must be positive, got {n}")
+    if n >= total:
+        return list(range(total))
+    rng = random.Random(seed)
+    by_length = sorted(range(total), key=lambda i: (lengths[i], i))
+    picked = []
+    for stratum in range(n):
+        lo = stratum * total // n
+        hi = (stratum + 1) * total // n
+        picked.append(by_length[rng.randrange(lo, hi)])
+    return sorted(picked)
+
+
+@dataclass
+class TimingResult:
+    """Raw timed runs of one embedder over one benchmark sample."""
+
+    name: str
+    model: str
+    settings: dict
+    sequences: int
+    residues: int
+    runs_s: list[float]
+    warmup_runs: int
+    device: str
+    peak_memory_bytes: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mean_s(self) -> float:
+        return statistics.fmean(self.runs_s)
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.sequences / self.mean_s
+
+    @property
+    def residues_per_s(self) -> float:
+        return self.residues / self.mean_s
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(mean_s=self.mean_s, sequences_per_s=self.sequences_per_s, residues_per_s=self.residues_per_s)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TimingResult":
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**fields)
+
+
+def machine_info(device: str | torch.device | None = None) -> dict:
+    """Versions and hardware that timings and accuracies depend on."""
+    import transformers
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "device": str(device) if device is not None else None,
+    }
+    if torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            driver=_nvidia_driver(),
+        )
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        import subprocess
+
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# The original ran ESM2 3B in fp32 with esm's 2,048-token batches (the precision policy keeps fp32 for it).
+ORIGINAL_ESM2_3B = {"dtype": "float32", "toks_per_batch": 2048}
+PAIRINGS = ("as-deployed", "like-for-like")
+
+
+def deployed_settings(model_name: str, device_type: str) -> dict:
+    """dtype and token budget ``model_name`` is timed with as deployed: ESM2 3B as VirNucPro ran it
+    (:data:`ORIGINAL_ESM2_3B`), the others with the precision policy's dtype and the default token budget."""
+    if model_name == "esm2_3b":
+        return dict(ORIGINAL_ESM2_3B)
+    from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH
+    from virnucpro_core.models.registry import get_spec
+    from virnucpro_core.models.precision import extraction_dtype
+
+    family = get_spec(model_name).family
+    return {"dtype": extraction_dtype(model_name, device_type), "toks_per_batch": DEFAULT_TOKS_PER_BATCH[family]}
+
+
+def deployed_fast_settings(device_type: str) -> dict:
+    """The settings FastESM2 ships with: the precision policy's dtype and the default token budget.
+
+    The dtype is :func:`virnucpro_core.models.precision.extraction_dtype` (fp16 on
+    CUDA, fp32 on the CPU), the one ``virnucpro extract`` defaults to and the
+    acceptance run extracts FastESM2's accuracy features in, so the speed gate
+    times what the accuracy gate validated.
+    """
+    return deployed_settings("fastesm2_650", device_type)
+
+
+def extraction_settings(pairing: str, embedder: str, device_type: str) -> dict:
+    """dtype and token budget of one side of a timing pair.
+
+    ``as-deployed``: ESM2 3B as VirNucPro ran it, FastESM2 as we ship it (the gate).
+    ``like-for-like``: both with FastESM2's settings, so the ratio isolates the model.
+    """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"unknown pairing {pairing!r}; expected one of {', '.join(PAIRINGS)}")
+    if embedder == "baseline" and pairing == "as-deployed":
+        return deployed_settings("esm2_3b", device_type)
+    return deployed_fast_settings(device_type)

@@ -1,0 +1,238 @@
+"""The two acceptance gates: the rule each applies and the typed result each comes to.
+
+* ``accuracy`` — ESM2 3B accuracy − FastESM2 accuracy on the identical test
+  samples must be strictly below the limit (``settings.max_accuracy_drop``);
+  shown with its paired 95 % CI. :func:`~virnucpro_core.compare.comparison.compare`
+  measures the drop exactly and applies :data:`ACCURACY_RULE`;
+  :func:`accuracy_gate` turns that comparison into the gate's result.
+* ``speed`` — FastESM2's embedding time over ESM2 3B's, the as-deployed pair,
+  must be at most the limit (``settings.max_time_ratio``): :func:`speed_gate`.
+
+Each gate is computed once, here, into a :class:`GateResult`: the measured
+value, the limit, the comparison that passes, the CI where there is one, the
+status, the sentence a reader sees and the numbers behind it. The acceptance
+tests assert on these results, and the verdict and every report read the same
+objects (through :class:`~virnucpro_core.gate.session.AcceptanceSession`).
+:func:`settle` joins a measurement with the outcome of the test that decides
+the gate: a gate whose test errored, was skipped or did not run is ``error``
+or ``not run``, whatever was measured. Limits are never restated here: they
+come from the run's settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from virnucpro_core.files import atomic_write_text
+from virnucpro_core.evaluate.metrics import Interval
+
+if TYPE_CHECKING:  # annotations only: comparison imports this module for its rule
+    from virnucpro_core.gate.benchmark import TimingResult
+    from virnucpro_core.compare.comparison import Comparison
+
+ACCURACY, SPEED = "accuracy", "speed"
+GATES = (ACCURACY, SPEED)  # in the order the verdict lists them
+PASSED, FAILED, NOT_RUN, ERROR = "passed", "failed", "not run", "error"
+MEASURED = (PASSED, FAILED)
+SPEED_PAIRING = "as-deployed"  # the gated pair; like-for-like is shown beside it, never gated
+EMBEDDER_MODELS = {"fast": "FastESM2", "baseline": "ESM2 3B"}
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """What a gate compares: its metric, and the relation to the limit under which it passes."""
+
+    gate: str
+    metric: str
+    relation: str  # "<" (strictly below the limit) or "≤" (at most the limit)
+
+    @property
+    def negation(self) -> str:
+        """The relation a failing value has to the limit."""
+        return {"<": "≥", "≤": ">"}[self.relation]
+
+    def holds(self, measured: Any, limit: Any) -> bool:
+        """Whether ``measured`` passes against ``limit`` (numbers of any exact or float type)."""
+        return measured < limit if self.relation == "<" else measured <= limit
+
+    def sentence(self, value: str, limit: float, passed: bool, detail: str, *, ci: str = "") -> str:
+        """``accuracy drop 0.0123 (95 % CI …) < limit 0.05: PASS — detail``: metric, value, CI, limit, verdict."""
+        relation = self.relation if passed else self.negation
+        return (f"{self.metric} {value}{f' ({ci})' if ci else ''} {relation} limit {limit:g}: "
+                f"{'PASS' if passed else 'FAIL'} — {detail}")
+
+
+ACCURACY_RULE = GateRule(ACCURACY, "accuracy drop", "<")
+SPEED_RULE = GateRule(SPEED, "time ratio", "≤")
+RULES = {rule.gate: rule for rule in (ACCURACY_RULE, SPEED_RULE)}
+
+
+@dataclass
+class GateResult:
+    """What one gate came to.
+
+    Attributes:
+        gate: ``accuracy`` or ``speed``.
+        status: ``passed`` / ``failed`` (measured) or ``not run`` / ``error`` (nothing to judge).
+        reason: the one sentence the verdict and the reports show.
+        measured: the gated value (accuracy drop, time ratio); None when not measured.
+        limit: the limit it was judged against (from the run's settings).
+        relation: the relation that passes (``<`` or ``≤``).
+        ci: the measured value's confidence interval, where there is one (the accuracy drop's paired 95 % CI).
+        failure: what the gate's test fails with: the reason with its context and next steps.
+        next_steps: what to do about a failed gate.
+        numbers: the figures behind it (accuracies, times, proteins, device, pairing, ...).
+    """
+
+    gate: str
+    status: str
+    reason: str
+    measured: float | None = None
+    limit: float | None = None
+    relation: str = ""
+    ci: Interval | None = None
+    failure: str = ""
+    next_steps: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    @property
+    def was_measured(self) -> bool:
+        """Passed or failed: a value was judged against the limit."""
+        return self.status in MEASURED
+
+    @property
+    def result(self) -> str:
+        """``PASS`` / ``FAIL`` for a measured gate, else its status."""
+        return {PASSED: "PASS", FAILED: "FAIL"}.get(self.status, self.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ci"] = self.ci.to_dict() if self.ci is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        fields = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+        fields["ci"] = Interval.from_dict(data["ci"]) if data.get("ci") else None
+        return cls(**fields)
+
+    def save(self, path: str | Path) -> Path:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GateResult:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def accuracy_gate(comparison: Comparison) -> GateResult:
+    """The accuracy gate from a comparison on the identical test samples (which applied :data:`ACCURACY_RULE`)."""
+    steps = "".join(f"\n  - {step}" for step in comparison.next_steps)
+    return GateResult(
+        gate=ACCURACY,
+        status=PASSED if comparison.passed else FAILED,
+        reason=comparison.reason,
+        measured=comparison.accuracy_drop,
+        limit=comparison.max_accuracy_drop,
+        relation=ACCURACY_RULE.relation,
+        ci=comparison.drop_ci,
+        failure="" if comparison.passed else
+        f"accuracy gate {comparison.reason}" + (f"\nnext steps:{steps}" if steps else ""),
+        next_steps=list(comparison.next_steps),
+        numbers={"fast_accuracy": comparison.fast.accuracy, "baseline_accuracy": comparison.baseline.accuracy,
+                 "test_samples": comparison.n, "paired": comparison.paired,
+                 "confidence_level": comparison.confidence_level, "baseline_source": comparison.baseline_source},
+    )
+
+
+# Shown when the speed gate fails; the like-for-like pair tells the model from its settings.
+SPEED_NEXT_STEPS = [
+    "Check that the GPU was idle and the same for both models (see Environment).",
+    "Compare the like-for-like pair: if it passes, the difference comes from dtype or batching, not the model.",
+    "Raise --bench-sample for steadier timings, or profile the extractor with benchmarks/extract_throughput.py.",
+]
+
+
+def time_ratio(timings: Mapping[tuple[str, str], TimingResult], pairing: str) -> float | None:
+    """FastESM2's mean time over ESM2 3B's in one pairing, or None when either was not timed."""
+    fast, baseline = timings.get((pairing, "fast")), timings.get((pairing, "baseline"))
+    if fast is None or baseline is None:
+        return None
+    return fast.mean_s / baseline.mean_s
+
+
+def speed_gate(timings: Mapping[tuple[str, str], TimingResult], limit: float) -> GateResult:
+    """The speed gate from the as-deployed timings (``(pairing, embedder) → TimingResult``) and the run's limit.
+
+    Without both timings it is an ``error``: their benchmark test failed or did not run, so nothing can pass.
+    """
+    pairing = SPEED_PAIRING
+    missing = [embedder for embedder in EMBEDDER_MODELS if (pairing, embedder) not in timings]
+    if missing:
+        sentence = (f"speed gate FAIL ({pairing}): no timing for {', '.join(EMBEDDER_MODELS[m] for m in missing)} — "
+                    "its benchmark test failed or did not run, so the gate cannot pass")
+        return GateResult(SPEED, ERROR, sentence, limit=limit, relation=SPEED_RULE.relation, failure=sentence,
+                          numbers={"pairing": pairing})
+    fast, baseline = timings[(pairing, "fast")], timings[(pairing, "baseline")]
+    ratio = fast.mean_s / baseline.mean_s
+    passed = SPEED_RULE.holds(ratio, limit)
+    detail = (f"FastESM2 {fast.mean_s:.3f} s / ESM2 3B {baseline.mean_s:.3f} s ({pairing}, {fast.sequences} proteins, "
+              f"on {fast.device})")
+    failure = "" if passed else (
+        f"speed gate FAIL ({pairing}): FastESM2 {fast.mean_s:.3f} s vs ESM2 3B {baseline.mean_s:.3f} s for "
+        f"{fast.sequences} proteins (mean of {len(fast.runs_s)} runs) -> time ratio {ratio:.3f} > limit {limit}")
+    return GateResult(
+        gate=SPEED,
+        status=PASSED if passed else FAILED,
+        reason=SPEED_RULE.sentence(f"{ratio:.3f}", limit, passed, detail),
+        measured=ratio,
+        limit=limit,
+        relation=SPEED_RULE.relation,
+        failure=failure,
+        next_steps=[] if passed else list(SPEED_NEXT_STEPS),
+        numbers={"pairing": pairing, "fast_mean_s": fast.mean_s, "baseline_mean_s": baseline.mean_s,
+                 "proteins": fast.sequences, "runs": len(fast.runs_s), "device": fast.device},
+    )
+
+
+# ---------------------------------------------------------------------------- settling against the test's outcome
+
+
+def settle(gate: str, measured: GateResult | None, outcome: Any) -> GateResult:
+    """What ``gate`` came to, given its measurement and the outcome of the test that decides it.
+
+    The measurement stands when the test agrees with it (passed / failed); otherwise nothing was judged: a test
+    that was not run or skipped is ``not run``, one that broke (or contradicts its measurement) is ``error``.
+    ``outcome``: a :class:`~virnucpro_core.gate.session.Outcome` or None.
+    """
+    if measured is not None and measured.was_measured and outcome is not None and outcome.outcome == measured.status:
+        return measured
+    return unmeasured(gate, outcome)
+
+
+def unmeasured(gate: str, outcome: Any) -> GateResult:
+    """A gate nothing was judged for, with why, from its test's outcome (None: its test was not run)."""
+    if outcome is None:
+        return GateResult(gate, NOT_RUN, "its test was not run (deselected?)")
+    if outcome.outcome == "skipped":
+        return GateResult(gate, NOT_RUN, first_line(outcome.message) or "skipped")
+    if outcome.outcome == "pending":
+        return GateResult(gate, ERROR, "its test started but did not finish")
+    if outcome.outcome == "passed":
+        return GateResult(gate, ERROR, "its test passed but left no measurement to judge")
+    return GateResult(gate, ERROR, first_line(outcome.message).removeprefix("Failed: ") or outcome.outcome)
+
+
+def first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""

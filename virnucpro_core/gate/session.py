@@ -1,0 +1,168 @@
+"""One acceptance session: what the suite's fixtures and tests hand over, and what the verdict and reports read.
+
+As in pytest-benchmark (plugin → session → results), the pytest plugin
+(``acceptance/report_plugin.py``) creates one :class:`AcceptanceSession`; the
+fixtures hand it the validation run and the timings, the tests hand it the
+parity result, and the plugin records each test's :class:`Outcome` with the
+role its markers give it (``gate("accuracy")``, ``parity``, ``evidence``). The
+gates are measured here once, through :mod:`virnucpro_core.gate.gates`, and settled
+against the outcome of the test that carries their marker: nothing reads a
+test's name to find a gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from virnucpro_core.errors import VirNucProError
+from virnucpro_core.gate.gates import ACCURACY, GATES, SPEED, GateResult, accuracy_gate, settle, speed_gate, time_ratio
+
+# What a test is to the verdict, from its markers: it decides a gate, it is the FastESM2 parity check a full-profile
+# PASS needs, it is evidence beside the gate (never counted), or it is one of the checks that must not break.
+GATE, PARITY, EVIDENCE, CHECK = "gate", "parity", "evidence", "check"
+
+
+@dataclass
+class Outcome:
+    """One test's result as the report shows it, with the role its markers give it.
+
+    Attributes:
+        name: ``file.py::test[params]``, as the reports list it.
+        outcome: passed, failed, error, skipped, pending (started, not finished).
+        message: the skip reason or the failure's first lines.
+        role: :data:`GATE`, :data:`PARITY`, :data:`EVIDENCE` or :data:`CHECK`.
+        gate: the gate it decides (``accuracy`` / ``speed``) when ``role`` is :data:`GATE`.
+    """
+
+    name: str
+    outcome: str
+    message: str = ""
+    role: str = CHECK
+    gate: str | None = None
+
+    @classmethod
+    def deciding(cls, gate: str, outcome: str, message: str = "", name: str = "") -> Outcome:
+        """The outcome of the test that decides ``gate``."""
+        return cls(name or f"{gate} gate", outcome, message, GATE, gate)
+
+
+def unless_unreadable(call, default):
+    """``call()``, or ``default`` when the run's inputs cannot be read (the tests that read them report it)."""
+    try:
+        return call()
+    except VirNucProError:
+        return default
+
+
+@dataclass
+class AcceptanceSession:
+    """Everything the verdict and the reports read, handed over while the suite runs.
+
+    Attributes:
+        settings: the run's :class:`~virnucpro_core.gate.settings.Settings` (None if the options were bad).
+        run: the :class:`~virnucpro_core.gate.validation.ValidationRun` (None if no stage was asked for); its
+            finished stages are ``run.results``.
+        timings: ``(pairing, embedder) → TimingResult`` of the speed tests.
+        outcomes: every test's outcome, in the order they finished.
+        environment_error: why the run could not start on this machine (an ERROR), e.g. --require-gpu without CUDA.
+        not_run: why no acceptance test was run at all (an INCOMPLETE), e.g. ``-m gpu`` without CUDA.
+        parity: the FastESM2 parity check's :class:`~virnucpro_core.models.parity.ParityResult`, when it ran.
+        run_id: this run's id, written into every report file.
+        started: when the run started (ISO 8601, UTC).
+    """
+
+    settings: Any = None
+    run: Any = None
+    timings: dict = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+    environment_error: str | None = None
+    not_run: str | None = None
+    parity: Any = None
+    run_id: str = ""
+    started: str = ""
+    _measured: dict[str, GateResult] = field(default_factory=dict, init=False, repr=False)
+
+    # ------------------------------------------------------------------ handing over
+
+    def record_timing(self, pairing: str, embedder: str, timing: Any) -> None:
+        """A speed test's timing; the speed gate is measured again from the timings it now has."""
+        self.timings[(pairing, embedder)] = timing
+        self._measured.pop(SPEED, None)
+
+    def record_outcome(self, outcome: Outcome) -> None:
+        """A test's outcome, replacing an earlier one of the same test (setup, then call, then teardown)."""
+        for i, known in enumerate(self.outcomes):
+            if known.name == outcome.name:
+                self.outcomes[i] = outcome
+                return
+        self.outcomes.append(outcome)
+
+    # ------------------------------------------------------------------ the gates
+
+    def measure(self, gate: str) -> GateResult | None:
+        """``gate`` measured from what this session holds (once; None when it has nothing to measure it from).
+
+        Accuracy from the run's comparison, speed from the timings against the settings' limit.
+        """
+        if gate not in self._measured:
+            result = None
+            if gate == ACCURACY and self.results is not None and self.results.comparison is not None:
+                result = accuracy_gate(self.results.comparison)
+            elif gate == SPEED and self.settings is not None:  # without both timings: an error, and why
+                result = speed_gate(self.timings, self.settings.max_time_ratio)
+            if result is None:
+                return None
+            self._measured[gate] = result
+        return self._measured[gate]
+
+    def decided_by(self, gate: str) -> Outcome | None:
+        """The outcome of the test that decides ``gate`` (None: no such test ran)."""
+        return next((o for o in self.outcomes if o.role == GATE and o.gate == gate), None)
+
+    def gate(self, gate: str) -> GateResult:
+        """What ``gate`` came to: its measurement if the test deciding it agrees, else not run / error and why."""
+        return settle(gate, self.measure(gate), self.decided_by(gate))
+
+    def gates(self) -> list[GateResult]:
+        return [self.gate(name) for name in GATES]
+
+    def time_ratio(self, pairing: str) -> float | None:
+        return time_ratio(self.timings, pairing)
+
+    # ------------------------------------------------------------------ outcomes by role
+
+    @property
+    def parity_outcome(self) -> Outcome | None:
+        return next((o for o in self.outcomes if o.role == PARITY), None)
+
+    def counted(self) -> list[Outcome]:
+        """Every outcome but the evidence's, which never changes the verdict."""
+        return [o for o in self.outcomes if o.role != EVIDENCE]
+
+    # ------------------------------------------------------------------ the run, as the reports see it
+
+    @property
+    def results(self) -> Any:
+        """The run's finished stages (:class:`~virnucpro_core.gate.validation.RunResults`), or None without a run."""
+        return getattr(self.run, "results", None)
+
+    @property
+    def profile(self) -> str:
+        return getattr(self.settings, "profile", "unknown")
+
+    @property
+    def smoke(self) -> bool:
+        return self.profile == "smoke"
+
+    @property
+    def random_weights(self) -> str | None:
+        """Why this run's accuracy cannot validate FastESM2 (random weights in the options or the inputs), or None."""
+        if self.run is not None:
+            return unless_unreadable(self.run.random_weights_reason, None)
+        return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
+
+    @property
+    def other_model(self) -> str | None:
+        """Why this run validated another model than the registry's (``--allow-other-model``), or None."""
+        return unless_unreadable(self.run.other_model_reason, None) if self.run is not None else None

@@ -1,0 +1,583 @@
+"""A validation run: every stage from input genomes to the FastESM2-vs-ESM2-3B comparison, cached.
+
+The acceptance suite's fixtures are one-liners over :class:`ValidationRun`;
+each stage method calls the same library functions as the ``virnucpro``
+command and caches its output under the artifacts directory, keyed by a hash
+of its inputs and parameters (:class:`~virnucpro_core.gate.stages.StageCache`). A
+rerun reuses what is there and says so; ``rebuild=True`` recomputes. A stage
+is built once and always read back from its files (a split from its
+manifest); each input is opened and hashed once per run
+(:class:`~virnucpro_core.gate.stages.RunFiles`). What the run built in this session
+is :attr:`ValidationRun.results` (:class:`RunResults`), each stage by what it
+is; the reports read those attributes.
+
+Stages: inputs → preprocess (per class) → extract (DNABERT-S, FastESM2,
+ESM2 3B) → merge (per embedder and class) → split (once, applied to both
+embedders) → train (per embedder) → predictions and evaluation → comparison.
+The speed benchmark samples its proteins from the test set. Extraction runs
+in this process, or as one process per GPU under torchrun when several GPUs
+are visible (:meth:`ValidationRun.extraction_processes`): the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from virnucpro_core.errors import InputError
+from virnucpro_core.files import atomic_write_text
+from virnucpro_core.paths import PreprocessPaths, ValidationPaths
+from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
+from virnucpro_core.split.make import SplitResult, apply_split, load_split, make_split
+from virnucpro_core.gate.stages import RunFiles, StageCache, StageRecord
+
+log = logging.getLogger("virnucpro.validation")
+
+__all__ = ["ExtractedModel", "RunResults", "StageRecord", "TrainedModel", "ValidationRun"]
+
+
+@dataclass
+class RunResults:
+    """What a run has built in this session, each stage by what it is; a stage not built yet is absent.
+
+    Reports read these attributes; nothing here is built on access (the
+    :class:`ValidationRun` methods build).
+    """
+
+    preprocessed: dict[str, PreprocessPaths] = field(default_factory=dict)  # by class
+    features: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (model, class)
+    merged: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (embedder, class)
+    splits: dict[str, SplitResult] = field(default_factory=dict)  # by embedder; "fast" is the split itself
+    trained: dict[str, TrainedModel] = field(default_factory=dict)  # by embedder
+    predictions: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Predictions on the test set
+    evaluations: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Evaluation
+    comparison: Any = None  # comparison.Comparison
+    evidence: Any = None  # generalisation.Evidence
+    proteins: dict[str, str] | None = None  # every sample's protein (FASTA inputs)
+    bench_proteins: list[tuple[str, str]] | None = None  # the speed benchmark's sample
+
+    @property
+    def split(self) -> SplitResult | None:
+        """The test set: made once on the FastESM2 features (None until built)."""
+        return self.splits.get("fast")
+
+
+class ValidationRun:
+    """The cached chain of stages for one :class:`Settings`; what it built is :attr:`results`."""
+
+    def __init__(self, settings: Settings, *, progress: bool = False,
+                 announce: Callable[[str], None] | None = None) -> None:
+        """``progress``: tqdm bars on long loops; ``announce``: called with one line as each stage starts and ends."""
+        self.settings = settings
+        self.paths = ValidationPaths(settings.artifacts)
+        self.progress = progress
+        self.announce = announce or (lambda line: None)
+        self.files = RunFiles()
+        self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files)
+        self.results = RunResults()
+        self._models: dict[tuple[str, str], Any] = {}  # (name, dtype) -> models.LoadedModel, loaded here
+        self._extracted: dict[tuple[str, str], ExtractedModel] = {}  # (name, dtype) of torchrun extractions
+        self._import_plan: dict | None = None
+
+    @property
+    def stages(self) -> list[StageRecord]:
+        """The stage log so far: every stage built or reused, in order."""
+        return self.cache.records
+
+    # ------------------------------------------------------------------ models
+
+    def device(self) -> torch.device:
+        from virnucpro_core.models.registry import resolve_device
+
+        return resolve_device(self.settings.device)
+
+    def model(self, name: str, *, dtype: str = "float32"):
+        """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
+        from virnucpro_core.models.registry import load_model
+
+        if (name, dtype) not in self._models:
+            # A local directory or a hub id read from the cache; load_model tells a missing directory apart.
+            self._models[(name, dtype)] = load_model(
+                name,
+                weights=self.settings.weights,
+                size=self.settings.size,
+                model_path=self.settings.model_sources.get(name) or None,
+                device=self.device(),
+                dtype=dtype,
+                seed=self.settings.seed,
+                path_option=MODEL_OPTIONS[name],
+                allow_other_model=self.settings.allow_other_model,
+            )
+        return self._models[(name, dtype)]
+
+    def loaded_models(self) -> list:
+        """The models used so far in this session (one per name and dtype), for the report.
+
+        Models loaded here, and those that extracted features in other
+        processes (:meth:`extraction_processes`), described by their feature files.
+        """
+        models = {**self._extracted, **self._models}  # a model loaded here describes itself
+        return [models[key] for key in sorted(models)]
+
+    def extraction_processes(self) -> int:
+        """How many processes extract features: ``--extract-processes``, else every visible GPU when there
+        are several and ``--device`` is auto or cuda, else 1 (in this process)."""
+        if self.settings.extract_processes is not None:
+            return self.settings.extract_processes
+        if self.settings.device in ("auto", "cuda") and torch.cuda.device_count() > 1:
+            return torch.cuda.device_count()
+        return 1
+
+    # ------------------------------------------------------------------ data stages
+
+    def input_kind(self, label: str) -> str:
+        kinds = {_input_kind(p) for p in self.settings.inputs(label)}
+        if None in kinds or len(kinds) != 1:
+            raise InputError(
+                f"{label} inputs must be all FASTA or all merged feature files",
+                found=", ".join(str(p) for p in self.settings.inputs(label)),
+                expected="*.fa/*.fasta/*.fna(.gz) genomes, or *.pt files written by `virnucpro merge`",
+            )
+        return kinds.pop()
+
+    def preprocessed(self, label: str) -> PreprocessPaths:
+        """Chunks and stop-free frames of one class (all its FASTA inputs, concatenated in order)."""
+        from virnucpro_core.preprocess.sequences import preprocess, read_fasta, write_fasta
+
+        if label in self.results.preprocessed:
+            return self.results.preprocessed[label]
+        inputs = self.settings.inputs(label)
+        params = {"inputs": [self.files.sha256(p) for p in inputs], "chunk_size": self.settings.chunk_size}
+
+        def build(directory: Path) -> None:
+            if len(inputs) == 1:
+                source = inputs[0]
+            else:
+                source = directory / "input.fasta"
+                write_fasta(((r.id, r.seq) for p in inputs for r in read_fasta(p)), source)
+            preprocess(source, self.settings.chunk_size, directory)
+
+        def frames(paths: PreprocessPaths) -> str:
+            summary = json.loads(paths.summary.read_text(encoding="utf-8"))
+            return f"{summary['records']:,} records, {summary['chunks']:,} chunks, {summary['frames']:,} frames"
+
+        self.results.preprocessed[label] = self.cache.cached(
+            f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key), build, PreprocessPaths,
+            frames)
+        return self.results.preprocessed[label]
+
+    def extraction_dtype(self, model: str) -> str:
+        """The dtype each model's accuracy features are extracted in: the precision policy on this run's device.
+
+        :func:`virnucpro_core.models.precision.extraction_dtype` — FastESM2 in fp16 on
+        CUDA and fp32 on the CPU, ESM2 3B and DNABERT-S in fp32 as VirNucPro ran
+        them; the as-deployed timings use the same, so the accuracy gate
+        validates the configuration whose speed is gated.
+        """
+        from virnucpro_core.models.precision import extraction_dtype
+
+        return extraction_dtype(model, self.device().type)
+
+    def features(self, model: str, label: str) -> Path:
+        """Per-model feature file of one class (``extract_to_file`` keeps its own resumable shards).
+
+        Extracted in this process, or by ``virnucpro extract`` under torchrun
+        when :meth:`extraction_processes` is more than 1 (one process per GPU):
+        the same file either way, reused on a rerun either way.
+        """
+        from virnucpro_core.extract.features import extract_to_file
+
+        if (model, label) in self.results.features:
+            return self.results.features[(model, label)]
+        stage = f"extract[{model},{label}]"
+        frames = self.preprocessed(label)
+        fasta = frames.nucleotide if model == DNA_MODEL else frames.protein
+        out = self.paths.features(model, label)
+        before = out.stat().st_mtime_ns if out.exists() else None
+        start = time.perf_counter()
+        processes = self.extraction_processes()
+        if processes > 1:
+            self._extract_with_torchrun(stage, model, fasta, out, processes)
+        else:
+            loaded = self.model(model, dtype=self.extraction_dtype(model))
+            self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
+                          f"{loaded.device}) ...")
+            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
+        reused = before is not None and out.stat().st_mtime_ns == before
+        self.cache.record(stage, reused, start, "", detail=str(out))
+        self.results.features[(model, label)] = out
+        return out
+
+    def _extract_with_torchrun(self, stage: str, model: str, fasta: Path, out: Path, processes: int) -> None:
+        """``virnucpro extract`` as ``processes`` processes under torchrun, with this run's settings."""
+        from virnucpro_core.extract.features import extract_with_torchrun
+        from virnucpro_core.layouts.features import load_features
+        from virnucpro_core.models.registry import get_spec, model_directory
+
+        settings, dtype = self.settings, self.extraction_dtype(model)
+        source = settings.model_sources.get(model) or None
+        if settings.weights == "pretrained":  # missing weights: the suite's option in the message, before launching
+            model_directory(model, source, MODEL_OPTIONS[model])
+        self.announce(f"{stage}: {fasta.name} with {get_spec(model).display_name} ({dtype}, {processes} processes "
+                      f"under torchrun, device {settings.device}) ...")
+        extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
+                              dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
+                              allow_other_model=settings.allow_other_model, rebuild=settings.rebuild,
+                              on_line=lambda line: log.info("%s: %s", stage, line))
+        meta = load_features(out).meta
+        self._extracted[(model, meta["dtype"])] = ExtractedModel.from_meta(meta)
+
+    def merged(self, embedder: str, label: str) -> Path:
+        """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
+        from virnucpro_core.extract.features import merge_features
+        from virnucpro_core.layouts.features import save_merged
+
+        if (embedder, label) in self.results.merged:
+            return self.results.merged[(embedder, label)]
+        if self.input_kind(label) == "merged":
+            path = self._merged_inputs(embedder, label)
+        else:
+            dna, protein = self.features(DNA_MODEL, label), self.features(EMBEDDERS[embedder], label)
+            params = {"dna": self.files.sha256(dna), "protein": self.files.sha256(protein), "label": label}
+
+            def build(directory: Path) -> None:
+                save_merged(merge_features(dna, protein, label), directory / "merged.pt")
+
+            path = self.cache.cached(f"merged[{embedder},{label}]", params,
+                                     lambda key: self.paths.merged(embedder, label, key), build,
+                                     lambda d: d / "merged.pt")
+        self.results.merged[(embedder, label)] = path
+        return path
+
+    def has_merged_inputs(self) -> bool:
+        return any(self.input_kind(label) == "merged" for label in CLASSES)
+
+    def declarations(self) -> list:
+        from virnucpro_core.layouts.virnucpro import Declaration
+
+        return [Declaration.parse(text, option="--declare-features") for text in self.settings.declarations]
+
+    def random_weights_reason(self) -> str | None:
+        """Why accuracy here cannot validate FastESM2, or ``None``: random weights, in the settings or in the inputs.
+
+        Our merged files say which weights made them; VirNucPro-layout files
+        are taken at the word of ``--declare-features``.
+        """
+        from virnucpro_core.compare.comparison import uses_random_weights
+        from virnucpro_core.layouts.features import OURS_MERGED
+
+        if not self.has_merged_inputs():
+            return None if self.settings.weights == "pretrained" else "--weights random"
+        paths = [path for label in CLASSES for path in self.settings.inputs(label)]
+        made_by_standins = [path.name for path in paths
+                            if self.files.layout(path) == OURS_MERGED and uses_random_weights(self.files.meta(path))]
+        if any(self.files.layout(path) != OURS_MERGED for path in paths):
+            made_by_standins += [f"--declare-features {d}" for d in self.declarations() if d.weights == "random"]
+        if made_by_standins:
+            return "merged features made with random-weight stand-ins: " + ", ".join(made_by_standins)
+        return None
+
+    def other_model_reason(self) -> str | None:
+        """Why this run validated another model than the registry's (``--allow-other-model``), or ``None``.
+
+        Read from the provenance of the models loaded so far (here or by torchrun processes) and, for
+        merged inputs of ours, from the provenance their meta carries.
+        """
+        from virnucpro_core.layouts.features import OURS_MERGED
+        from virnucpro_core.models.registry import describe_identity, identity_records
+
+        found = [(record, "") for model in self.loaded_models() for record in identity_records(model.provenance)]
+        if self.has_merged_inputs():
+            paths = [path for label in CLASSES for path in self.settings.inputs(label)]
+            found += [(record, f" (merged input {path.name})") for path in paths
+                      if self.files.layout(path) == OURS_MERGED for record in identity_records(self.files.meta(path))]
+        notes = [f"another model than {record['expected']['display_name']} was validated (--allow-other-model): "
+                 f"{describe_identity(record)}{where}" for record, where in found]
+        return "; ".join(dict.fromkeys(notes)) or None
+
+    def pipeline_dim(self, embedder: str) -> int:
+        """Width the ``embedder`` pipeline feeds its MLP: DNABERT-S plus the protein model, at the run's size."""
+        from virnucpro_core.models.registry import get_spec
+
+        sizes = {DNA_MODEL: self.settings.size, EMBEDDERS[embedder]: self.settings.size}
+        if self.input_kind("viral") == "merged":
+            meta = self.files.meta(self.merged(embedder, "viral"))
+            sizes = {DNA_MODEL: meta["dna"]["size"], EMBEDDERS[embedder]: meta["protein"]["size"]}
+        return sum(get_spec(name).dim_for(size) for name, size in sizes.items())
+
+    def import_plan(self) -> dict:
+        """Which merged inputs hold which ``(protein model, class)`` (read once)."""
+        from virnucpro_core.layouts.virnucpro import plan_import
+
+        if self._import_plan is None:
+            inputs = {label: self.settings.inputs(label) for label in CLASSES}
+            self._import_plan = plan_import(inputs, self.settings.size, load=self.files.loaded)
+        return self._import_plan
+
+    def _merged_inputs(self, embedder: str, label: str) -> Path:
+        """One merged file of ``embedder`` and class ``label``: a single file of ours as given, else the inputs
+        (ours joined, or VirNucPro's imported under their declared provenance) written once into the artifacts."""
+        from virnucpro_core.layouts.features import OURS_MERGED, save_view
+        from virnucpro_core.layouts.virnucpro import import_rows
+
+        wanted = EMBEDDERS[embedder]
+        paths = self.import_plan().get((wanted, label))
+        if not paths:
+            raise InputError(
+                f"no {label} merged feature file from {wanted}",
+                expected=f"merged files of each embedder for each class ({', '.join(EMBEDDERS.values())})",
+                found=", ".join(str(p) for p in self.settings.inputs(label)),
+                fix="pass both embedders' merged files (e.g. --data-dir for each data_merge tree), or FASTA inputs "
+                "so the suite extracts them",
+            )
+        if len(paths) == 1 and self.files.layout(paths[0]) == OURS_MERGED:
+            return paths[0]
+        groups = {Path(p): g for p, g in self.settings.groups.items()}
+        params = {"inputs": [self.files.sha256(p) for p in paths], "label": label, "size": self.settings.size,
+                  "declarations": sorted(self.settings.declarations),
+                  "groups": [groups.get(p) for p in paths]}
+
+        def build(directory: Path) -> None:
+            rows = import_rows(paths, label, self.declarations(), size=self.settings.size, groups=groups,
+                               option="--declare-features", load=self.files.loaded)
+            save_view(rows, directory / "merged.pt")  # where each row is; the rows stay in the inputs
+
+        return self.cache.cached(f"import[{embedder},{label}]", params,
+                                 lambda key: self.paths.imported(embedder, label, key), build,
+                                 lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)")
+
+    def split(self) -> SplitResult:
+        """The test set, made once on the FastESM2 features; same ids for both embedders.
+
+        Built into its stage directory on the first run, then always read back
+        from its manifest (:func:`~virnucpro_core.split.make.load_split`), never recomputed.
+        """
+        if "fast" in self.results.splits:
+            return self.results.splits["fast"]
+        viral, host = self.merged("fast", "viral"), self.merged("fast", "host")
+        inputs = [self.files.sha256(viral), self.files.sha256(host)]
+        params = {"viral": inputs[0], "host": inputs[1], "seed": self.settings.seed, "test_fraction": 0.1}
+        self.results.splits["fast"] = self.cache.cached(
+            "split[fast]", params, lambda key: self.paths.split("fast", key),
+            lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d, overwrite=True,
+                                 open_input=self.files.split_input),
+            lambda d: load_split(d, inputs_sha256=inputs),
+            _split_count,
+        )
+        return self.results.splits["fast"]
+
+    def split_for(self, embedder: str) -> SplitResult:
+        """The split applied to ``embedder``'s features (the FastESM2 split itself for ``fast``)."""
+        source = self.split()
+        if embedder in self.results.splits:
+            return self.results.splits[embedder]
+        viral, host = self.merged(embedder, "viral"), self.merged(embedder, "host")
+        inputs = [self.files.sha256(viral), self.files.sha256(host)]
+        params = {"manifest": source.manifest.sha256, "viral": inputs[0], "host": inputs[1]}
+        self.results.splits[embedder] = self.cache.cached(
+            f"split[{embedder}]", params, lambda key: self.paths.split(embedder, key),
+            lambda d: apply_split(source.manifest, viral, host, out_dir=d, overwrite=True,
+                                  open_input=self.files.split_input),
+            lambda d: load_split(d, inputs_sha256=inputs),
+            _split_count,
+        )
+        return self.results.splits[embedder]
+
+    def proteins(self) -> dict[str, str] | None:
+        """The protein of every sample, read once (FASTA inputs; None for merged features, which carry none)."""
+        from virnucpro_core.extract.features import read_records
+
+        if self.has_merged_inputs():
+            return None
+        if self.results.proteins is None:
+            proteins: dict[str, str] = {}
+            for label in CLASSES:
+                proteins.update(read_records(self.preprocessed(label).protein, "esm"))
+            self.results.proteins = proteins
+        return self.results.proteins
+
+    # ------------------------------------------------------------------ training and evaluation
+
+    def training_config(self):
+        from virnucpro_core.train.training import TrainingConfig
+
+        return TrainingConfig(max_epochs=self.settings.max_epochs, patience=self.settings.patience,
+                              seed=self.settings.seed, device=str(self.device()))
+
+    def trained(self, embedder: str) -> TrainedModel:
+        """Train the MLP for one embedder (VirNucPro's hyperparameters); keeps final and best weights."""
+        if embedder not in self.results.trained:
+            self.results.trained[embedder] = self.trained_on(embedder, self.split_for(embedder), f"train[{embedder}]",
+                                                             lambda key: self.paths.train(embedder, key))
+        return self.results.trained[embedder]
+
+    def trained_on(self, embedder: str, split: SplitResult, stage: str,
+                   directory_of: Callable[[str], Path]) -> TrainedModel:
+        """Train ``embedder``'s MLP on ``split``'s training side with the run's hyperparameters (any split)."""
+        from virnucpro_core.layouts.checkpoints import load_checkpoint
+        from virnucpro_core.train.training import TrainingHistory, train_classifier
+
+        config = self.training_config()
+        params = {"train": self.files.sha256(split.paths.train), "config": config.to_dict()}
+
+        def build(directory: Path) -> None:
+            result = train_classifier(split.paths.train, config, progress=self.progress, log=log.info)
+            result.save(directory / "final.pt", "final")
+            result.save(directory / "best.pt", "best")
+            atomic_write_text(directory / "val_ids.json", json.dumps(result.val_ids) + "\n")
+
+        def load(directory: Path) -> TrainedModel:
+            return TrainedModel(
+                embedder=embedder,
+                final=load_checkpoint(directory / "final.pt"),
+                best=load_checkpoint(directory / "best.pt"),
+                history=TrainingHistory.load(directory / "final.history.json"),
+                val_ids=json.loads((directory / "val_ids.json").read_text()),
+                train_path=split.paths.train,
+            )
+
+        def epochs(trained: TrainedModel) -> str:
+            history = trained.history
+            return f"{len(history.epochs)} epochs, best {history.best_epoch}, stopped by {history.stop_reason}"
+
+        return self.cache.cached(stage, params, directory_of, build, load, epochs)
+
+    def predictions(self, embedder: str):
+        """The final MLP's predictions on the test set (the only time the test set is read).
+
+        Their ``meta`` carries the checkpoint and both embedders' provenance, so
+        the comparison knows whether random-weight stand-ins made the features.
+        """
+        from virnucpro_core.predict.scoring import predict_features
+
+        if embedder not in self.results.predictions:
+            self.results.predictions[embedder] = predict_features(self.trained(embedder).final,
+                                                                  self.split_for(embedder).paths.test)
+        return self.results.predictions[embedder]
+
+    def evaluation(self, embedder: str):
+        """Metrics of one embedder's MLP on the test set; the baseline's come from ``--baseline-metrics`` when given."""
+        from virnucpro_core.evaluate.metrics import Evaluation, evaluate
+
+        if embedder not in self.results.evaluations:
+            if embedder == "baseline" and self.settings.baseline_from_metrics:
+                self.results.evaluations[embedder] = Evaluation.load(self.settings.baseline_metrics)
+            else:
+                self.results.evaluations[embedder] = evaluate(self.predictions(embedder), seed=self.settings.seed)
+        return self.results.evaluations[embedder]
+
+    def comparison(self):
+        """FastESM2 against the ESM2 3B baseline on the identical test samples, and the accuracy gate's decision."""
+        from virnucpro_core.compare.comparison import compare
+
+        if self.results.comparison is None:
+            if self.settings.baseline_from_metrics:
+                baseline, baseline_metrics, baseline_evaluation = None, self.evaluation("baseline"), None
+            else:
+                baseline, baseline_metrics = self.predictions("baseline"), None
+                baseline_evaluation = self.evaluation("baseline")
+            self.results.comparison = compare(
+                self.predictions("fast"),
+                baseline,
+                baseline_metrics=baseline_metrics,
+                max_accuracy_drop=self.settings.max_accuracy_drop,
+                seed=self.settings.seed,
+                fast_evaluation=self.evaluation("fast"),
+                baseline_evaluation=baseline_evaluation,
+                baseline_source=str(self.settings.baseline_metrics) if baseline_metrics is not None else None,
+            )
+        return self.results.comparison
+
+    def evidence(self):
+        """Generalisation splits, per-group accuracy, calibration and verdict levels: evidence, never gated."""
+        from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
+
+        if self.results.evidence is None:
+            if self.settings.baseline_from_metrics:
+                self.results.evidence = no_baseline()
+            else:
+                inputs = EvidenceInputs(
+                    settings=self.settings,
+                    comparison=self.comparison(),
+                    predictions={embedder: self.predictions(embedder) for embedder in EMBEDDERS},
+                    locked=self.split(),
+                    merged={embedder: (self.merged(embedder, "viral"), self.merged(embedder, "host"))
+                            for embedder in EMBEDDERS},
+                    protein_fastas=None if self.has_merged_inputs() else
+                    [self.preprocessed(label).protein for label in CLASSES],
+                    proteins=self.proteins(),
+                )
+                stages = EvidenceStages(cache=self.cache, directory=self.paths.evidence, train=self.trained_on)
+                self.results.evidence = build_evidence(inputs, stages)
+        return self.results.evidence
+
+    # ------------------------------------------------------------------ speed
+
+    def benchmark_proteins(self) -> list[tuple[str, str]]:
+        """A seeded sample of test-set proteins that follows the test set's length distribution."""
+        from virnucpro_core.gate.benchmark import benchmark_sample
+
+        if self.results.bench_proteins is None:
+            if self.has_merged_inputs():
+                raise InputError(
+                    "the speed benchmark needs protein sequences, and merged feature inputs carry none",
+                    fix="pass FASTA inputs (--viral/--host genomes) so the benchmark can embed test-set proteins",
+                )
+            proteins = self.proteins()
+            records = [(i, proteins[i]) for i in self.split().manifest.test.ids]
+            picked = benchmark_sample([len(s) for _, s in records], self.settings.bench_sample, self.settings.seed)
+            self.results.bench_proteins = [records[i] for i in picked]
+        return self.results.bench_proteins
+
+    # ------------------------------------------------------------------ record
+
+    def write_stage_log(self) -> None:
+        self.cache.write_log(self.paths.stage_log)
+
+
+def _split_count(split) -> str:
+    manifest = split.manifest
+    return f"{len(manifest.train.ids):,} training and {len(manifest.test.ids):,} test samples"
+
+
+@dataclass(frozen=True)
+class ExtractedModel:
+    """A model that ran in other processes (torchrun), as the report sees it: its feature file's provenance.
+
+    Has the attributes of :class:`~virnucpro_core.models.registry.LoadedModel` the
+    report reads: ``spec``, ``provenance`` and ``dim``.
+    """
+
+    spec: Any  # models.ModelSpec
+    provenance: dict
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "ExtractedModel":
+        from virnucpro_core.models.registry import get_spec
+
+        keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
+        identity = {"identity": meta["identity"]} if meta.get("identity") else {}
+        return cls(get_spec(meta["model"]), {**{key: meta.get(key) for key in keys}, **identity})
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim_for(self.provenance["size"])
+
+
+@dataclass
+class TrainedModel:
+    """The two checkpoints of one training stage, its history and its validation ids."""
+
+    embedder: str
+    final: Any  # classifier.LoadedCheckpoint
+    best: Any
+    history: Any  # training.TrainingHistory
+    val_ids: list[str]
+    train_path: Path
