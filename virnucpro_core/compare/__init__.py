@@ -1,1 +1,6 @@
-"""compare."""
+"""FastESM2_650 against ESM2 3B on the same test set.
+
+* ``comparison`` — the accuracy drop with its paired CI and McNemar test;
+* ``report`` — the comparison's markdown and JSON;
+* ``figures`` — its PNG figures.
+"""

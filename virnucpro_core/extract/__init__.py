@@ -1,1 +1,6 @@
-"""extract."""
+"""Embedding extraction: per-model vectors, merged DNA ‖ protein features.
+
+* ``embeddings`` — token-budget batching, tokenisation and pooling;
+* ``features`` — cached, resumable extraction and merging of the two embedders;
+* ``distributed`` — extraction under torchrun: shards per rank, device, agreement and failure.
+"""

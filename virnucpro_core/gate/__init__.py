@@ -1,1 +1,12 @@
-"""gate."""
+"""The acceptance run behind ``pytest acceptance/``: options, stages, gates, verdict and reports.
+
+* ``options``, ``settings`` — the suite's options as one table, resolved and checked once;
+* ``validation``, ``stages`` — the cached chain of stages and its typed results;
+  the stage cache and the run's input files, each opened and hashed once;
+* ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;
+* ``gates`` — the two gates' rules and typed results (measured, limit, CI, status, reason);
+* ``generalisation`` — the evidence beside the gate (other splits, per-group accuracy, calibration);
+* ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
+* ``verdict`` — PASS / FAIL / INCOMPLETE / ERROR and the exit status;
+* ``acceptance_report``, ``html_report`` — the markdown / JSON and HTML reports.
+"""

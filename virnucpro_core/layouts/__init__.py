@@ -18,6 +18,8 @@
   weights (``model.safetensors``, ``pytorch_model.bin``, or either sharded with
   an index): which files, the tensors' shapes, the state dict; read for ESM-2,
   FastESM2 and DNABERT-S alike.
+* :mod:`virnucpro_core.layouts.store` — feature rows read from disk on demand
+  (``os.preadv`` into one buffer), so memory stays bounded at any scale.
 
 Each module detects a file's layout, loads and validates it, and names the
 file, the layout found and the layout expected when something does not fit.

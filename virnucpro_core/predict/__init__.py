@@ -1,1 +1,5 @@
-"""predict."""
+"""Prediction: an MLP checkpoint applied to features or to a FASTA file.
+
+* ``scoring`` — features scored by a checkpoint, frame calls and chunk calls;
+* ``run`` — ``virnucpro predict`` in one pass over its input.
+"""
