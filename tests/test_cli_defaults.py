@@ -18,32 +18,32 @@ def _library(module: str, name: str):
 
 
 def _training(name: str):
-    return lambda: getattr(_library("training", "TrainingConfig")(), name)
+    return lambda: getattr(_library("train.training", "TrainingConfig")(), name)
 
 
 # (name in virnucpro_core.defaults, what the library uses); the library is imported only when a test runs.
 LIBRARY = {
     "MODELS": lambda: tuple((s.name, s.display_name, s.hub_id, s.family, tuple(s.identity.to_dict().values()))
-                            for s in _library("models", "SPECS").values()),
-    "WEIGHTS": lambda: _library("models", "WEIGHTS"),
-    "SIZES": lambda: _library("models", "SIZES"),
-    "DTYPES": lambda: tuple(_library("models", "DTYPES")),
-    "TOKS_PER_BATCH": lambda: _library("embeddings", "DEFAULT_TOKS_PER_BATCH"),
-    "LABELS": lambda: _library("features", "LABELS"),
-    "SHARD_SIZE": lambda: _library("features", "DEFAULT_SHARD_SIZE"),
-    "RANK_TIMEOUT_S": lambda: _library("distributed", "DEFAULT_TIMEOUT_S"),
-    "CHUNK_SIZE": lambda: _library("prediction", "DEFAULT_CHUNK_SIZE"),
-    "BLOCK_BASES": lambda: _library("sequences", "DEFAULT_BLOCK_BASES"),
-    "GROUP_BY_CHOICES": lambda: _library("split", "GROUP_BY_CHOICES"),
-    "SAVE_CHOICES": lambda: _library("training", "SAVE_CHOICES"),
+                            for s in _library("models.registry", "SPECS").values()),
+    "WEIGHTS": lambda: _library("models.registry", "WEIGHTS"),
+    "SIZES": lambda: _library("models.registry", "SIZES"),
+    "DTYPES": lambda: tuple(_library("models.registry", "DTYPES")),
+    "TOKS_PER_BATCH": lambda: _library("extract.embeddings", "DEFAULT_TOKS_PER_BATCH"),
+    "LABELS": lambda: _library("extract.features", "LABELS"),
+    "SHARD_SIZE": lambda: _library("extract.features", "DEFAULT_SHARD_SIZE"),
+    "RANK_TIMEOUT_S": lambda: _library("extract.distributed", "DEFAULT_TIMEOUT_S"),
+    "CHUNK_SIZE": lambda: _library("predict.scoring", "DEFAULT_CHUNK_SIZE"),
+    "BLOCK_BASES": lambda: _library("preprocess.sequences", "DEFAULT_BLOCK_BASES"),
+    "GROUP_BY_CHOICES": lambda: _library("split.make", "GROUP_BY_CHOICES"),
+    "SAVE_CHOICES": lambda: _library("train.training", "SAVE_CHOICES"),
     "SEED": _training("seed"),
     "PATIENCE": _training("patience"),
     "SAVE": _training("save"),
     "MAX_EPOCHS": _training("max_epochs"),
     "VAL_FRACTION": _training("val_fraction"),
     "DEVICE": _training("device"),
-    "COMPARE_NAMES": lambda: _library("comparison", "DEFAULT_NAMES"),
-    "MAX_ACCURACY_DROP": lambda: inspect.signature(_library("comparison", "compare")).parameters[
+    "COMPARE_NAMES": lambda: _library("compare.comparison", "DEFAULT_NAMES"),
+    "MAX_ACCURACY_DROP": lambda: inspect.signature(_library("compare.comparison", "compare")).parameters[
         "max_accuracy_drop"].default,
 }
 
@@ -69,24 +69,24 @@ def _action(command: str, flag: str) -> argparse.Action:
 
 # (command, flag, "default" or "choices", the library's value): what each parser offers, read from the library.
 PARSERS = [
-    ("extract", "--model", "choices", lambda: list(_library("models", "SPECS"))),
-    ("extract", "--weights", "choices", lambda: list(_library("models", "WEIGHTS"))),
-    ("extract", "--size", "choices", lambda: list(_library("models", "SIZES"))),
-    ("extract", "--dtype", "choices", lambda: list(_library("models", "DTYPES"))),
+    ("extract", "--model", "choices", lambda: list(_library("models.registry", "SPECS"))),
+    ("extract", "--weights", "choices", lambda: list(_library("models.registry", "WEIGHTS"))),
+    ("extract", "--size", "choices", lambda: list(_library("models.registry", "SIZES"))),
+    ("extract", "--dtype", "choices", lambda: list(_library("models.registry", "DTYPES"))),
     ("extract", "--device", "default", _training("device")),
-    ("extract", "--shard-size", "default", lambda: _library("features", "DEFAULT_SHARD_SIZE")),
-    ("extract", "--rank-timeout", "default", lambda: _library("distributed", "DEFAULT_TIMEOUT_S")),
-    ("merge", "--label", "choices", lambda: list(_library("features", "LABELS"))),
-    ("import", "--size", "choices", lambda: list(_library("models", "SIZES"))),
-    ("split", "--group-by", "choices", lambda: _library("split", "GROUP_BY_CHOICES")),
-    ("train", "--save", "choices", lambda: _library("training", "SAVE_CHOICES")),
+    ("extract", "--shard-size", "default", lambda: _library("extract.features", "DEFAULT_SHARD_SIZE")),
+    ("extract", "--rank-timeout", "default", lambda: _library("extract.distributed", "DEFAULT_TIMEOUT_S")),
+    ("merge", "--label", "choices", lambda: list(_library("extract.features", "LABELS"))),
+    ("import", "--size", "choices", lambda: list(_library("models.registry", "SIZES"))),
+    ("split", "--group-by", "choices", lambda: _library("split.make", "GROUP_BY_CHOICES")),
+    ("train", "--save", "choices", lambda: _library("train.training", "SAVE_CHOICES")),
     *(("train", f"--{name.replace('_', '-')}", "default", _training(name))
       for name in ("patience", "save", "max_epochs", "val_fraction", "device")),
-    ("predict", "--weights", "choices", lambda: list(_library("models", "WEIGHTS"))),
-    ("predict", "--size", "choices", lambda: list(_library("models", "SIZES"))),
+    ("predict", "--weights", "choices", lambda: list(_library("models.registry", "WEIGHTS"))),
+    ("predict", "--size", "choices", lambda: list(_library("models.registry", "SIZES"))),
     ("compare", "--max-accuracy-drop", "default", LIBRARY["MAX_ACCURACY_DROP"]),
-    ("compare", "--fast-name", "default", lambda: _library("comparison", "DEFAULT_NAMES")[0]),
-    ("compare", "--baseline-name", "default", lambda: _library("comparison", "DEFAULT_NAMES")[1]),
+    ("compare", "--fast-name", "default", lambda: _library("compare.comparison", "DEFAULT_NAMES")[0]),
+    ("compare", "--baseline-name", "default", lambda: _library("compare.comparison", "DEFAULT_NAMES")[1]),
 ]
 
 
@@ -99,12 +99,12 @@ def test_parsers_offer_what_the_library_does(command, flag, what, library):
 
 # (command, flag, the library value its help must state): defaults the parser leaves to the library.
 HELP = [
-    ("preprocess", "--workers", lambda: f"{_library('sequences', 'DEFAULT_BLOCK_BASES'):,} bases"),
+    ("preprocess", "--workers", lambda: f"{_library('preprocess.sequences', 'DEFAULT_BLOCK_BASES'):,} bases"),
     *(("extract", "--toks-per-batch",
-       lambda family=family: f"{_library('embeddings', 'DEFAULT_TOKS_PER_BATCH')[family]} for {family} models")
+       lambda family=family: f"{_library('extract.embeddings', 'DEFAULT_TOKS_PER_BATCH')[family]} for {family} models")
       for family in defaults.TOKS_PER_BATCH),
-    ("extract", "--dtype", lambda: f"{_library('precision', 'DEFAULT_DTYPE')} otherwise"),
-    ("predict", "--chunk-size", lambda: f"else {_library('prediction', 'DEFAULT_CHUNK_SIZE')})"),
+    ("extract", "--dtype", lambda: f"{_library('models.precision', 'DEFAULT_DTYPE')} otherwise"),
+    ("predict", "--chunk-size", lambda: f"else {_library('predict.scoring', 'DEFAULT_CHUNK_SIZE')})"),
 ]
 
 
