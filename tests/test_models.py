@@ -452,7 +452,7 @@ def test_extract_refuses_another_model_and_allow_other_model_records_it(tmp_path
     assert "Traceback" not in err and not (tmp_path / "f.pt").exists()
     code, out, err = run_cli([*argv, "--allow-other-model"])
     assert code == 0, err
-    from virnucpro_core.layouts.features import load_features
+    from virnucpro_core.layouts.virnucpro import load_features
 
     assert load_features(tmp_path / "f.pt").meta["identity"]["differences"] == ['model_type "esm" (expected "fast_esm")']
 

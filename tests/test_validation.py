@@ -155,7 +155,7 @@ def _genomes(path, n: int, seed: int):
 @pytest.mark.slow
 def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
     """--extract-processes 2 on the CPU stands in for two GPUs: `virnucpro extract` under torchrun."""
-    from virnucpro_core.layouts.features import load_features
+    from virnucpro_core.layouts.virnucpro import load_features
     from virnucpro_core.gate.validation import ExtractedModel
 
     viral, host = _genomes(tmp_path / "viral.fa", 4, 1), _genomes(tmp_path / "host.fa", 4, 2)

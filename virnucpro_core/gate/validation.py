@@ -35,7 +35,8 @@ from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import PreprocessPaths, ValidationPaths
 from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
-from virnucpro_core.split.make import SplitResult, apply_split, load_split, make_split
+from virnucpro_core.split.make import apply_split, load_split, make_split
+from virnucpro_core.split.records import SplitResult
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageRecord
 
 log = logging.getLogger("virnucpro.validation")
@@ -218,7 +219,7 @@ class ValidationRun:
     def _extract_with_torchrun(self, stage: str, model: str, fasta: Path, out: Path, processes: int) -> None:
         """``virnucpro extract`` as ``processes`` processes under torchrun, with this run's settings."""
         from virnucpro_core.extract.features import extract_with_torchrun
-        from virnucpro_core.layouts.features import load_features
+        from virnucpro_core.layouts.virnucpro import load_features
         from virnucpro_core.models.registry import get_spec, model_directory
 
         settings, dtype = self.settings, self.extraction_dtype(model)

@@ -671,6 +671,7 @@ def load_dnabert_tokenizer(directory: str | os.PathLike):
     ``special_tokens_map.json`` / ``tokenizer_config.json`` when present (the
     real repository's files and the stand-in's load the same way).
     """
+    # transformers takes seconds to import; loaded only when a model is built
     from transformers import PreTrainedTokenizerFast
 
     directory = Path(directory)
@@ -741,6 +742,7 @@ def standin_corpus(seed: int = STANDIN_TOKENIZER_SEED, n_sequences: int = 1000, 
 
 def train_standin_tokenizer(seed: int = STANDIN_TOKENIZER_SEED, vocab_size: int = 4096):
     """Train the stand-in BPE tokenizer (a ``tokenizers.Tokenizer``); deterministic for a seed."""
+    # tokenizers is only needed to train the stand-in tokenizer
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))

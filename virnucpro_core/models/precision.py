@@ -50,6 +50,7 @@ def extraction_dtype(model_name: str, device_type: str) -> str:
     Raises:
         InputError: an unknown model name (the error lists the allowed ones).
     """
+    # The registry loads torch; the CLI's parser imports this module.
     from virnucpro_core.models.registry import get_spec
 
     get_spec(model_name)

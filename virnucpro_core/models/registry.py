@@ -41,12 +41,10 @@ from typing import Any
 
 import torch
 
-from virnucpro_core.models import esm
-
-from virnucpro_core.models import esm_config
 from virnucpro_core.defaults import DTYPES as DTYPE_NAMES, MODELS, SIZES, WEIGHTS
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
 from virnucpro_core.files import atomic_write_text, sha256_text
+from virnucpro_core.models import dnabert, esm, esm_config
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +199,6 @@ def standin_config(name: str, size: str):
     _check_choice(size, SIZES, "model size")
     if spec.family == "esm":
         return esm_config.standin_config_file(name, size).config
-    from virnucpro_core.models import dnabert
-
     return dnabert.TINY_CONFIG if size == "tiny" else dnabert.FULL_CONFIG
 
 
@@ -436,13 +432,12 @@ def _build_standin(spec: ModelSpec, size: str, seed: int, device: torch.device):
     # full-size ones are built where they run (3B parameters initialise much faster on a GPU).
     build_device = device if size == "full" else torch.device("cpu")
     if spec.family == "esm":
+        # transformers takes seconds to import; loaded only when a model is built
         from transformers import EsmModel
 
         with _seeded(seed, build_device), build_device:
             model = EsmModel(standin_config(spec.name, size), add_pooling_layer=False)
         return model.to(device), esm.esm_tokenizer()
-    from virnucpro_core.models import dnabert
-
     model = dnabert.random_dnabert(standin_config(spec.name, size), seed, device=build_device)
     return model.to(device), dnabert.standin_tokenizer()
 
@@ -501,6 +496,7 @@ def _from_hf_cache(
     ``given``: ``hub_id`` came from the user's model path, which may also have
     been meant as a (missing) relative directory; the error then says both.
     """
+    # huggingface_hub is only needed to download weights
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -616,8 +612,6 @@ def _load_directory(
         esm.check_vocab_fits(model.config, vocab_tokens(tokenizer), directory, vocab)
         architecture = config_file.architecture()
     else:
-        from virnucpro_core.models import dnabert
-
         config = dnabert.read_dnabert_config(directory)
         found = ModelIdentity(config.extra.get("model_type"), config.num_hidden_layers, config.hidden_size,
                               config.num_attention_heads, config.vocab_size)
@@ -769,8 +763,6 @@ def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int 
         }
         (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
     else:
-        from virnucpro_core.models import dnabert
-
         dnabert.save_dnabert(model, directory, tokenizer=tokenizer)
     return directory
 
