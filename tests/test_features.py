@@ -22,7 +22,8 @@ from virnucpro_core.extract.embeddings import extract_embeddings
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.models.registry import get_spec, load_model
+from virnucpro_core.models.registry import load_model
+from virnucpro_core.models.specs import get_spec
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -30,10 +31,10 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 def dnabert_available() -> bool:
     """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
     try:
-        from virnucpro_core.models import dnabert
+        from virnucpro_core.models import dnabert_tokenizer
     except ImportError:
         return False
-    return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
+    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 needs_dnabert = pytest.mark.skipif(

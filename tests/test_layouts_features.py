@@ -163,7 +163,7 @@ def test_original_per_model_files_merge_like_ours(tmp_path):
 
 
 def get_width(model: str) -> int:
-    from virnucpro_core.models.registry import get_spec
+    from virnucpro_core.models.specs import get_spec
 
     return get_spec(model).dim
 

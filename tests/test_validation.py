@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.models.registry import get_spec
+from virnucpro_core.models.specs import get_spec
 from virnucpro_core.gate.options import SUITE_OPTIONS
 from virnucpro_core.gate.settings import SMOKE_DATA, Settings
 from virnucpro_core.gate.validation import ValidationRun

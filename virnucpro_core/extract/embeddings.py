@@ -30,7 +30,8 @@ from virnucpro_core.defaults import TOKS_PER_BATCH
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import sha256_text
 from virnucpro_core.layouts.rows import Embeddings
-from virnucpro_core.models.registry import ESM_POOL_MAX_RESIDUES, LoadedModel
+from virnucpro_core.models.registry import LoadedModel
+from virnucpro_core.models.specs import ESM_POOL_MAX_RESIDUES
 
 log = logging.getLogger(__name__)
 

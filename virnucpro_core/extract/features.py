@@ -41,7 +41,8 @@ from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_te
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, save_features
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.layouts.virnucpro import load_features
-from virnucpro_core.models.registry import LoadedModel, get_spec
+from virnucpro_core.models.registry import LoadedModel
+from virnucpro_core.models.specs import get_spec
 from virnucpro_core.paths import PreprocessPaths
 from virnucpro_core.preprocess.fasta import NUCLEOTIDE, PROTEIN, read_fasta
 

@@ -220,7 +220,8 @@ class ValidationRun:
         """``virnucpro extract`` as ``processes`` processes under torchrun, with this run's settings."""
         from virnucpro_core.extract.features import extract_with_torchrun
         from virnucpro_core.layouts.virnucpro import load_features
-        from virnucpro_core.models.registry import get_spec, model_directory
+        from virnucpro_core.models.hub_cache import model_directory
+        from virnucpro_core.models.specs import get_spec
 
         settings, dtype = self.settings, self.extraction_dtype(model)
         source = settings.model_sources.get(model) or None
@@ -305,7 +306,7 @@ class ValidationRun:
 
     def pipeline_dim(self, embedder: str) -> int:
         """Width the ``embedder`` pipeline feeds its MLP: DNABERT-S plus the protein model, at the run's size."""
-        from virnucpro_core.models.registry import get_spec
+        from virnucpro_core.models.specs import get_spec
 
         sizes = {DNA_MODEL: self.settings.size, EMBEDDERS[embedder]: self.settings.size}
         if self.input_kind("viral") == "merged":
@@ -561,7 +562,7 @@ class ExtractedModel:
 
     @classmethod
     def from_meta(cls, meta: dict) -> "ExtractedModel":
-        from virnucpro_core.models.registry import get_spec
+        from virnucpro_core.models.specs import get_spec
 
         keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
         identity = {"identity": meta["identity"]} if meta.get("identity") else {}

@@ -53,7 +53,8 @@ from virnucpro_core.layouts.features import (
 from virnucpro_core.layouts.pickles import torch_load
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.layouts.store import FileRows, RowView
-from virnucpro_core.models.registry import DTYPES, SPECS, WEIGHTS, get_spec, merged_widths
+from virnucpro_core.models.registry import WEIGHTS
+from virnucpro_core.models.specs import DTYPES, SPECS, get_spec, merged_widths
 
 log = logging.getLogger(__name__)
 

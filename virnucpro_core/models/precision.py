@@ -51,7 +51,7 @@ def extraction_dtype(model_name: str, device_type: str) -> str:
         InputError: an unknown model name (the error lists the allowed ones).
     """
     # The registry loads torch; the CLI's parser imports this module.
-    from virnucpro_core.models.registry import get_spec
+    from virnucpro_core.models.specs import get_spec
 
     get_spec(model_name)
     return POLICY.get((model_name, device_type), DEFAULT_DTYPE)

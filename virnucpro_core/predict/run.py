@@ -36,7 +36,8 @@ from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint
 from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, FRAME_RULE
-from virnucpro_core.models.registry import SIZES, SPECS, WEIGHTS, get_spec, load_model, merged_widths, resolve_device
+from virnucpro_core.models.registry import SIZES, WEIGHTS, load_model, resolve_device
+from virnucpro_core.models.specs import SPECS, get_spec, merged_widths
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.predict.scoring import (
     DEFAULT_CHUNK_SIZE,
