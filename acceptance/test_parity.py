@@ -17,7 +17,8 @@ from __future__ import annotations
 import pytest
 
 from virnucpro_core.errors import VirNucProError
-from virnucpro_core.models.registry import STANDIN_MARKER, model_directory
+from virnucpro_core.models.hub_cache import model_directory
+from virnucpro_core.models.registry import STANDIN_MARKER
 from virnucpro_core.models.parity import FAILED, NOT_RUN, fastesm_parity
 from virnucpro_core.gate.validation import EMBEDDERS, MODEL_OPTIONS
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from virnucpro_core.preprocess.sequences import source_id
-from virnucpro_core.split.make import make_split, round_half_up
+from virnucpro_core.split.ids import round_half_up
+from virnucpro_core.split.make import make_split
 
 # Train/test length distributions must not differ detectably (two-sample KS test). A seeded random
 # split gives p roughly uniform, so this limit is also the false-alarm rate of a sound split: 0.1 %.

@@ -69,6 +69,7 @@ import torch
 from virnucpro_core.gate import benchmark
 
 from virnucpro_core.models import registry as models
+from virnucpro_core.models import specs
 from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, tokenize
 from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.files import atomic_write_text
@@ -305,7 +306,7 @@ def naive_embed(loaded: models.LoadedModel, seqs: Sequence[str], batch: int) -> 
                 ends = inputs["attention_mask"].sum(dim=1) - 1
                 mask[:, 0] = 0
                 mask[torch.arange(mask.shape[0], device=device), ends] = 0
-                mask[:, models.ESM_POOL_MAX_RESIDUES + 1 :] = 0
+                mask[:, specs.ESM_POOL_MAX_RESIDUES + 1 :] = 0
             weights = mask.to(torch.float32).unsqueeze(-1)
             pooled = (hidden.float() * weights).sum(dim=1) / weights.sum(dim=1)
             out.append(pooled.cpu())
@@ -371,7 +372,7 @@ def bench_model(
     name: str, args: argparse.Namespace, device: torch.device, peak: float | None, on_row=None
 ) -> list[ThroughputRow]:
     """Every variant of one model on every sequence group, one loaded dtype at a time; ``on_row(row)`` after each."""
-    spec = models.get_spec(name)
+    spec = specs.get_spec(name)
     groups = sequence_groups(args, spec.family)
     variants = variants_for(args, name, device)
     dtypes = ["float32"] + sorted({v.dtype for v in variants} - {"float32"})
@@ -539,7 +540,7 @@ def create_parser() -> argparse.ArgumentParser:
         "with a same-run cosine check against float32.",
     )
     add = parser.add_argument
-    add("--models", type=_choice_list(tuple(models.SPECS)), default=["fastesm2_650", "esm2_3b"],
+    add("--models", type=_choice_list(tuple(specs.SPECS)), default=["fastesm2_650", "esm2_3b"],
         help="comma-separated models (default: fastesm2_650,esm2_3b; also dnabert_s).")
     add("--size", choices=models.SIZES, default="full",
         help="random-weight stand-in size (default: full, the real architecture; tiny: CPU smoke in seconds).")
@@ -554,7 +555,7 @@ def create_parser() -> argparse.ArgumentParser:
     add("--dna-fasta", type=Path, default=None, help="nucleotide FASTA for dnabert_s instead of synthetic DNA.")
     add("--runs", type=int, default=3, help="timed passes per variant; rates use their median (default: 3).")
     add("--warmup", type=int, default=1, help="untimed passes before the timed ones (default: 1).")
-    add("--dtypes", type=_choice_list(tuple(models.DTYPES)), default=None,
+    add("--dtypes", type=_choice_list(tuple(specs.DTYPES)), default=None,
         help="extra dtypes for our extractor, e.g. float32,bfloat16 (default: only the deployed one, "
         "fp16 on CUDA / fp32 on CPU).")
     add("--toks-per-batch", type=_int_list, default=None,
@@ -571,7 +572,7 @@ def create_parser() -> argparse.ArgumentParser:
         f"{', '.join(COMPILE_MODES)}). Compilation runs in the warmup passes: keep --warmup >= 1; "
         "expect a minute or more per mode and length group on a full-size model.")
     add("--naive-batch", type=int, default=16, help="sequences per batch of the naive loop (default: 16).")
-    add("--naive-dtype", choices=tuple(models.DTYPES), default="float32", help="naive loop dtype (default: float32).")
+    add("--naive-dtype", choices=tuple(specs.DTYPES), default="float32", help="naive loop dtype (default: float32).")
     add("--naive-attention", choices=("sdpa", "eager"), default="sdpa",
         help="attention of the naive loop for ESM models (default: sdpa; eager matches the issue's fp32 baseline).")
     add("--no-naive", action="store_true",

@@ -58,6 +58,7 @@ from virnucpro_core.models import esm
 from virnucpro_core.models import esm_config
 
 from virnucpro_core.models import registry as models
+from virnucpro_core.models import specs
 from virnucpro_core.extract.embeddings import (
     DEFAULT_TOKS_PER_BATCH, collate, extract_embeddings, pad_id, plan_batches, pooling_weights, tokenize,
 )  # fmt: skip
@@ -115,7 +116,7 @@ def wide_model(layers: int, device: torch.device, seed: int) -> models.LoadedMod
         torch.manual_seed(seed)
         network = EsmModel(config, add_pooling_layer=False)
     provenance = {"weights": "random", "size": "full", "dtype": "float32", "seed": seed}
-    return models.LoadedModel(models.get_spec(MODEL), network.to(device).eval(), esm.esm_tokenizer(), device,
+    return models.LoadedModel(specs.get_spec(MODEL), network.to(device).eval(), esm.esm_tokenizer(), device,
                               torch.float32, provenance)
 
 

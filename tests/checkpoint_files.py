@@ -23,7 +23,7 @@ import torch
 
 from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.layouts.checkpoints import save_checkpoint
-from virnucpro_core.models.registry import get_spec
+from virnucpro_core.models.specs import get_spec
 
 TINY = get_spec("dnabert_s").dim_for("tiny") + get_spec("fastesm2_650").dim_for("tiny")  # 112, the stand-ins' width
 

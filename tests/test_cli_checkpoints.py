@@ -30,7 +30,7 @@ from virnucpro_core.layouts.checkpoints import (
     save_checkpoint,
 )
 from virnucpro_core.evaluate.metrics import Predictions
-from virnucpro_core.models.registry import merged_widths
+from virnucpro_core.models.specs import merged_widths
 from virnucpro_core.predict.scoring import merge_unlabeled
 
 # One record whose frame 1 (M K F G P ...) has no stop: every 300 bp chunk gets a frame to score.

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from virnucpro_core.split.clusters import cluster_proteins, cross_identity, linked_groups, mmseqs_missing
 from virnucpro_core.errors import InputError
-from virnucpro_core.split.make import chunk_of, make_split, round_half_up, source_of, stratified_ids
+from virnucpro_core.split.ids import chunk_of, round_half_up, source_of, stratified_ids
+from virnucpro_core.split.make import make_split
 
 from test_split import merged
 

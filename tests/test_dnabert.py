@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from virnucpro_core.models import dnabert as D
+from virnucpro_core.models import dnabert_tokenizer as T
 from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
 
 from scripts import import_script
@@ -84,7 +85,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return D.standin_tokenizer()
+    return T.standin_tokenizer()
 
 
 def ids_of(*rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,7 +278,7 @@ def test_save_load_round_trip_in_the_published_layout(tiny, tokenizer, tmp_path)
     with torch.inference_mode():
         assert torch.equal(loaded(ids, mask), tiny(ids, mask))
     assert loaded.config == tiny.config and not loaded.training
-    again = D.load_dnabert_tokenizer(tmp_path)
+    again = T.load_dnabert_tokenizer(tmp_path)
     assert again("ACGTTGCAAGT")["input_ids"] == tokenizer("ACGTTGCAAGT")["input_ids"]
 
 
@@ -336,7 +337,7 @@ def test_missing_files_say_what_to_download(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="model.safetensors or pytorch_model.bin"):
         D.load_dnabert(tmp_path)
     with pytest.raises(WeightsNotFoundError, match="no tokenizer.json there"):
-        D.load_dnabert_tokenizer(tmp_path)
+        T.load_dnabert_tokenizer(tmp_path)
 
 
 def test_load_casts_to_the_requested_dtype(tiny, tmp_path):
@@ -349,7 +350,7 @@ def test_load_casts_to_the_requested_dtype(tiny, tmp_path):
 
 
 def test_standin_tokenizer_special_tokens_and_template(tokenizer):
-    assert {t: tokenizer.convert_tokens_to_ids(t) for t in D.SPECIAL_TOKENS} == {
+    assert {t: tokenizer.convert_tokens_to_ids(t) for t in T.SPECIAL_TOKENS} == {
         "[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "[MASK]": 4,
     }
     assert (tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id) == (3, 1, 2)
@@ -361,13 +362,13 @@ def test_standin_tokenizer_special_tokens_and_template(tokenizer):
 
 
 def test_standin_tokenizer_files_have_the_published_layout():
-    directory = D.standin_tokenizer_dir()
+    directory = T.standin_tokenizer_dir()
     assert json.loads((directory / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     # Hub sizes of zhihan1996/DNABERT-S's two small files.
     assert ((directory / "tokenizer_config.json").stat().st_size, (directory / "special_tokens_map.json").stat().st_size) == (268, 125)
     spec = json.loads((directory / "tokenizer.json").read_text())
     assert spec["model"]["type"] == "BPE"
-    assert [t["content"] for t in spec["added_tokens"]] == list(D.SPECIAL_TOKENS)
+    assert [t["content"] for t in spec["added_tokens"]] == list(T.SPECIAL_TOKENS)
     assert spec["post_processor"]["special_tokens"]["[CLS]"]["ids"] == [1]
 
 
@@ -375,7 +376,7 @@ def test_regenerating_the_standin_tokenizer_reproduces_the_committed_files(tmp_p
     tool = import_script("tools/make_dnabert_standin_tokenizer.py")
     assert tool.main(["--out", str(tmp_path)]) == 0
     for name in tool.FILES:
-        committed = (D.standin_tokenizer_dir() / name).read_bytes()
+        committed = (T.standin_tokenizer_dir() / name).read_bytes()
         assert (tmp_path / name).read_bytes() == committed, f"{name} differs; run tools/make_dnabert_standin_tokenizer.py"
 
 

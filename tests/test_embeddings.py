@@ -19,10 +19,10 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 def dnabert_available() -> bool:
     """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
     try:
-        from virnucpro_core.models import dnabert
+        from virnucpro_core.models import dnabert_tokenizer
     except ImportError:
         return False
-    return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
+    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 needs_dnabert = pytest.mark.skipif(

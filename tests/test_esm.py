@@ -12,6 +12,7 @@ import torch
 from virnucpro_core.models import esm
 
 from virnucpro_core.models import registry as models
+from virnucpro_core.models import specs
 from virnucpro_core.errors import InputError
 from virnucpro_core.models.esm import ESM2_VOCAB
 from virnucpro_core.models.registry import load_model, write_standin
@@ -368,7 +369,7 @@ def test_a_checkpoint_resaved_by_transformers_5_gives_the_same_vectors(name, tmp
     assert torch.equal(after, before), f"{name}: re-saved vectors differ by {(after - before).abs().max().item():.2e}"
     assert torch.equal(resaved.model.rotary_embeddings.inv_freq, original.model.rotary_embeddings.inv_freq)
     assert resaved.provenance["architecture"] == original.provenance["architecture"]
-    heads = models.standin_config(name, "tiny").num_attention_heads
+    heads = specs.standin_config(name, "tiny").num_attention_heads
     assert esm.weights_architecture(esm.checkpoint_shapes(tmp_path / "resaved"))["num_attention_heads"] == heads
 
 

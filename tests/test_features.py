@@ -18,9 +18,12 @@ import torch
 
 from virnucpro_core.extract import features as F
 from virnucpro_core.layouts import features as L
-from virnucpro_core.extract.embeddings import Embeddings, extract_embeddings
+from virnucpro_core.extract.embeddings import extract_embeddings
+from virnucpro_core.layouts.rows import Embeddings
+from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.models.registry import get_spec, load_model
+from virnucpro_core.models.registry import load_model
+from virnucpro_core.models.specs import get_spec
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -28,10 +31,10 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 def dnabert_available() -> bool:
     """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
     try:
-        from virnucpro_core.models import dnabert
+        from virnucpro_core.models import dnabert_tokenizer
     except ImportError:
         return False
-    return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
+    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 needs_dnabert = pytest.mark.skipif(
@@ -82,7 +85,7 @@ def fake_features(
 def test_save_load_round_trip(tmp_path):
     emb = fake_features("fastesm2_650", ["a", "b", "c"])
     L.save_features(emb, tmp_path / "f.pt")
-    back = L.load_features(tmp_path / "f.pt")
+    back = load_features(tmp_path / "f.pt")
     assert back.ids == emb.ids and torch.equal(back.data, emb.data) and torch.equal(back.lengths, emb.lengths)
     assert back.meta == emb.meta and back["data"] is back.data
     assert sorted(torch.load(tmp_path / "f.pt", weights_only=True)) == ["data", "ids", "lengths", "meta"]
@@ -97,7 +100,7 @@ def test_layout_problems_are_listed_together(tmp_path):
     del bad["meta"]["pooling"]
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(InputError) as info:
-        L.load_features(tmp_path / "bad.pt")
+        load_features(tmp_path / "bad.pt")
     message = str(info.value)
     for expected in (
         "missing key 'lengths'",
@@ -112,9 +115,9 @@ def test_layout_problems_are_listed_together(tmp_path):
 def test_unreadable_and_missing_files(tmp_path):
     (tmp_path / "junk.pt").write_text("not a torch file")
     with pytest.raises(InputError, match="not a readable feature file"):
-        L.load_features(tmp_path / "junk.pt")
+        load_features(tmp_path / "junk.pt")
     with pytest.raises(InputError, match="not found"):
-        L.load_features(tmp_path / "absent.pt")
+        load_features(tmp_path / "absent.pt")
 
 
 # --------------------------------------------------------------------------- merging
@@ -207,7 +210,7 @@ def test_wrong_model_family(tmp_path, dna_model, protein_model, message):
 def test_extract_to_file_matches_direct_extraction_and_cleans_up(tmp_path, fastesm):
     fasta = write_proteins(tmp_path / "p.faa", 11)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "out" / "p.pt", shard_size=4, progress=False)
-    emb = L.load_features(out)
+    emb = load_features(out)
     direct = extract_embeddings(fastesm, F.read_records(fasta, "esm"), progress=False)
     assert emb.ids == direct.ids and torch.allclose(emb.data, direct.data, atol=1e-6)
     assert emb.meta["input_file"] == fasta.name and len(emb.meta["cache_key"]) == 64
@@ -233,7 +236,7 @@ def test_other_model_settings_do_not_reuse(tmp_path, fastesm, caplog):
     with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
         F.extract_to_file(other, fasta, out, progress=False)
     assert "reusing" not in caplog.text
-    assert L.load_features(out).meta["seed"] == 1
+    assert load_features(out).meta["seed"] == 1
 
 
 def test_feature_files_carry_the_vocabulary_fingerprint_and_it_keys_the_cache(tmp_path, fastesm, caplog):
@@ -241,7 +244,7 @@ def test_feature_files_carry_the_vocabulary_fingerprint_and_it_keys_the_cache(tm
 
     fasta = write_proteins(tmp_path / "p.faa", 5)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", progress=False)
-    meta = L.load_features(out).meta
+    meta = load_features(out).meta
     assert meta["vocab_sha256"] == vocab_sha256(fastesm.tokenizer) and meta["vocab"] == fastesm.provenance["vocab"]
     other_vocab = dataclasses.replace(fastesm, provenance={**fastesm.provenance, "vocab_sha256": "0" * 64})
     with caplog.at_level(logging.INFO, logger="virnucpro_core.extract.features"):
@@ -272,7 +275,7 @@ def test_interrupted_run_resumes_to_the_identical_file(tmp_path, fastesm, caplog
 
 
 def _same(a: Path, b: Path) -> bool:
-    x, y = L.load_features(a), L.load_features(b)
+    x, y = load_features(a), load_features(b)
     return x.ids == y.ids and torch.equal(x.data, y.data) and torch.equal(x.lengths, y.lengths)
 
 
@@ -378,7 +381,7 @@ def test_extract_command_writes_features(tmp_path, capsys):
     assert args.run(args) == 0
     out = capsys.readouterr().out
     assert "4 records -> ESM2 3B (random weights, tiny, float32, cpu" in out and "128-d vectors" in out, out
-    assert L.load_features(tmp_path / "p.pt").data.shape == (4, 128)
+    assert load_features(tmp_path / "p.pt").data.shape == (4, 128)
 
 
 @needs_dnabert
@@ -445,15 +448,15 @@ def test_merge_command_error_reaches_the_user(tmp_path):
 
 def test_features_of_a_preprocess_output_record_its_chunk_size(tmp_path, fastesm):
     from virnucpro_core.preprocess.sequences import preprocess
-    from virnucpro_core.split.make import feature_info
+    from virnucpro_core.layouts.features import feature_info
 
     (tmp_path / "g.fa").write_text(">g\n" + "ATGAAATTTGGGCCC" * 30 + "\n")
     prep = preprocess(tmp_path / "g.fa", 150, tmp_path / "pp")
     out = F.extract_to_file(fastesm, prep.paths.protein, tmp_path / "p.pt", progress=False)
-    meta = L.load_features(out).meta
+    meta = load_features(out).meta
     assert meta["chunk_size"] == 150
     assert feature_info({"protein": meta})["chunk_size"] == 150 and feature_info({"protein": meta})[
         "protein_dtype"] == "float32"
     loose = write_proteins(tmp_path / "loose.faa", 3)
-    assert L.load_features(F.extract_to_file(fastesm, loose, tmp_path / "l.pt", progress=False)).meta[
+    assert load_features(F.extract_to_file(fastesm, loose, tmp_path / "l.pt", progress=False)).meta[
         "chunk_size"] is None, "a FASTA that is not a preprocess output says nothing about chunks"

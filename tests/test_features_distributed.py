@@ -23,7 +23,7 @@ from virnucpro_core.extract import features as F
 from virnucpro_core.extract.distributed import RanksFailed, torchrun_command
 from virnucpro_core.extract.embeddings import records_sha256
 from virnucpro_core.errors import InputError
-from virnucpro_core.layouts.features import load_features
+from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.models.registry import load_model
 
 from ranks import run_ranks, store_groups

@@ -15,7 +15,7 @@ from bs4 import BeautifulSoup
 from html_checks import report_problems, visible_text
 from virnucpro_core.gate import acceptance_report
 from virnucpro_core.gate.html_report import PALETTE, _prose, contrast_ratio, render_sections
-from virnucpro_core.split.make import Leakage, SplitSummary
+from virnucpro_core.split.records import Leakage, SplitSummary
 from virnucpro_core.gate.gates import ACCURACY, SPEED
 from virnucpro_core.gate.session import AcceptanceSession, Outcome
 from virnucpro_core.gate.validation import RunResults

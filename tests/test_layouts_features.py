@@ -17,6 +17,8 @@ from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.features import merge_features
 from virnucpro_core.layouts import features as L
 from virnucpro_core.layouts import virnucpro as VL
+from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.layouts.virnucpro import load_features
 
 TINY = V.widths("tiny")
 
@@ -152,7 +154,7 @@ def test_original_per_model_files_merge_like_ours(tmp_path):
     protein = torch.randn(5, get_width("esm2_3b"))
     dna_file = V.write_original_dnabert(tmp_path / "x_DNABERT_S.pt", ids, dna)
     protein_file = V.write_original_esm(tmp_path / "x_ESM.pt", list(reversed(ids)), protein)
-    loaded = L.load_features(dna_file)
+    loaded = load_features(dna_file)
     assert loaded.meta["model"] == "dnabert_s" and loaded.meta["layout"] == L.ORIGINAL_DNABERT
     merged = merge_features(dna_file, protein_file, "viral")
     assert merged.ids == list(reversed(ids)) and merged.dim == get_width("dnabert_s") + get_width("esm2_3b")
@@ -161,7 +163,7 @@ def test_original_per_model_files_merge_like_ours(tmp_path):
 
 
 def get_width(model: str) -> int:
-    from virnucpro_core.models.registry import get_spec
+    from virnucpro_core.models.specs import get_spec
 
     return get_spec(model).dim
 
@@ -197,6 +199,6 @@ def test_a_feature_file_that_asks_to_run_code_is_refused_and_nothing_runs(tmp_pa
     path = tmp_path / "evil.pt"
     torch.save({"ids": ["a"], "data": torch.zeros(1, 4), "labels": [1], "x": _RunsCode(marker)}, path)
     with pytest.raises(InputError, match="asks to run code") as error:
-        L.torch_load(path, "merged feature")
+        torch_load(path, "merged feature")
     assert "system" in str(error.value)
     assert not marker.exists()

@@ -10,11 +10,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from virnucpro_core.models import registry as models
+from virnucpro_core.models import hub_cache
+from virnucpro_core.models import specs
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
 from virnucpro_core.models import esm
 from virnucpro_core.models import esm_config
 from virnucpro_core.models.esm import ESM2_VOCAB
-from virnucpro_core.models.registry import ModelIdentity, check_identity, get_spec, load_model, matmul_flops_per_token, write_standin
+from virnucpro_core.models.registry import check_identity, load_model, matmul_flops_per_token, write_standin
+from virnucpro_core.models.specs import ModelIdentity, get_spec
 
 ESM_NAMES = ["esm2_3b", "fastesm2_650"]
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -24,10 +27,10 @@ IDS = torch.tensor([[0, 20, 15, 11, 5, 19, 4, 7, 2]])  # <cls> M K T A Y L V <eo
 def dnabert_available() -> bool:
     """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
     try:
-        from virnucpro_core.models import dnabert
+        from virnucpro_core.models import dnabert_tokenizer
     except ImportError:
         return False
-    return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
+    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 needs_dnabert = pytest.mark.skipif(
@@ -51,7 +54,7 @@ def dna_ids(loaded):
 
 
 def test_registry_names_dims_and_families():
-    assert {name: (spec.dim, spec.family) for name, spec in models.SPECS.items()} == {
+    assert {name: (spec.dim, spec.family) for name, spec in specs.SPECS.items()} == {
         "esm2_3b": (2560, "esm"),
         "fastesm2_650": (1280, "esm"),
         "dnabert_s": (768, "dnabert"),
@@ -83,7 +86,7 @@ def test_dim_for_sizes():
 
 
 def test_tiny_esm2_3b_costs_clearly_more_than_tiny_fastesm2():
-    big, small = (models.standin_config(n, "tiny") for n in ESM_NAMES)
+    big, small = (specs.standin_config(n, "tiny") for n in ESM_NAMES)
     assert big.num_hidden_layers > small.num_hidden_layers and big.hidden_size > small.hidden_size
     tiny_ratio = matmul_flops_per_token("esm2_3b", "tiny") / matmul_flops_per_token("fastesm2_650", "tiny")
     full_ratio = matmul_flops_per_token("esm2_3b", "full") / matmul_flops_per_token("fastesm2_650", "full")
@@ -92,7 +95,7 @@ def test_tiny_esm2_3b_costs_clearly_more_than_tiny_fastesm2():
 
 
 def test_full_configs_are_the_published_architectures():
-    c3b, c650 = (models.standin_config(n, "full") for n in ESM_NAMES)
+    c3b, c650 = (specs.standin_config(n, "full") for n in ESM_NAMES)
     assert (c3b.num_hidden_layers, c3b.hidden_size, c3b.num_attention_heads, c3b.intermediate_size) == (
         36,
         2560,
@@ -276,12 +279,12 @@ def test_non_esm_config_is_rejected(tmp_path):
 
 
 def test_registry_states_what_each_model_is():
-    assert {name: spec.identity for name, spec in models.SPECS.items()} == {
+    assert {name: spec.identity for name, spec in specs.SPECS.items()} == {
         "esm2_3b": ModelIdentity("esm", 36, 2560, 40, 33),
         "fastesm2_650": ModelIdentity("fast_esm", 33, 1280, 20, 33),
         "dnabert_s": ModelIdentity("bert", 12, 768, 12, 4096),
     }
-    assert {name: spec.identity_for("tiny") for name, spec in models.SPECS.items()} == {
+    assert {name: spec.identity_for("tiny") for name, spec in specs.SPECS.items()} == {
         "esm2_3b": ModelIdentity("esm", 6, 128, 8, 33),
         "fastesm2_650": ModelIdentity("fast_esm", 2, 64, 4, 33),
         "dnabert_s": ModelIdentity("bert", 2, 48, 6, 4096),
@@ -337,7 +340,7 @@ def test_esm2_650m_offered_as_fastesm2_is_named():
 
 
 def test_the_identities_themselves_are_accepted_as_full_and_tiny():
-    for name, spec in models.SPECS.items():
+    for name, spec in specs.SPECS.items():
         assert check_identity(spec, spec.identity, Path("x")) == ("full", None)
         assert check_identity(spec, spec.identity_for("tiny"), Path("x")) == ("tiny", None)
 
@@ -452,7 +455,7 @@ def test_extract_refuses_another_model_and_allow_other_model_records_it(tmp_path
     assert "Traceback" not in err and not (tmp_path / "f.pt").exists()
     code, out, err = run_cli([*argv, "--allow-other-model"])
     assert code == 0, err
-    from virnucpro_core.layouts.features import load_features
+    from virnucpro_core.layouts.virnucpro import load_features
 
     assert load_features(tmp_path / "f.pt").meta["identity"]["differences"] == ['model_type "esm" (expected "fast_esm")']
 
@@ -490,7 +493,7 @@ def test_pretrained_weights_come_from_hf_hub_cache(tmp_path, clean_hf_env):
 def test_hf_home_is_respected_and_refs_are_optional(tmp_path, clean_hf_env):
     clean_hf_env.setenv("HF_HOME", str(tmp_path / "hfhome"))
     _fake_cache(tmp_path / "hfhome" / "hub", "facebook/esm2_t36_3B_UR50D", "esm2_3b", refs=False)
-    assert models.hf_hub_cache_dir() == tmp_path / "hfhome" / "hub"
+    assert hub_cache.hf_hub_cache_dir() == tmp_path / "hfhome" / "hub"
     loaded = load_model("esm2_3b", device="cpu")
     assert loaded.provenance["revision"] == REVISION
 

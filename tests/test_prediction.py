@@ -24,7 +24,8 @@ from virnucpro_core.extract.features import extract_to_file, merge_features
 from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.evaluate.metrics import Predictions
-from virnucpro_core.models.registry import get_spec, load_model
+from virnucpro_core.models.registry import load_model
+from virnucpro_core.models.specs import get_spec
 from virnucpro_core.layouts.predictions import NO_FRAMES, verdicts
 from virnucpro_core.predict.scoring import FrameScores, merge_unlabeled, predict_features, score_features
 from virnucpro_core.preprocess.sequences import preprocess, read_fasta
@@ -35,10 +36,10 @@ PREFIX = 900  # bases kept of each record: 3 chunks of 300, a few frames each
 
 def _dnabert_available() -> bool:
     try:
-        from virnucpro_core.models import dnabert
+        from virnucpro_core.models import dnabert_tokenizer
     except ImportError:
         return False
-    return (dnabert.standin_tokenizer_dir() / "tokenizer.json").is_file()
+    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
 
 
 pytestmark = pytest.mark.skipif(not _dnabert_available(), reason="DNABERT-S stand-in tokenizer is not there")

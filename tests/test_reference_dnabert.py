@@ -21,7 +21,8 @@ from safetensors.torch import load_file, save_file
 
 from virnucpro_core.models import dnabert
 from virnucpro_core.extract.embeddings import embed_batch
-from virnucpro_core.models.registry import LoadedModel, get_spec
+from virnucpro_core.models.registry import LoadedModel
+from virnucpro_core.models.specs import get_spec
 
 from scripts import import_script
 

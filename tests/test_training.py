@@ -11,7 +11,8 @@ from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
-from virnucpro_core.split.make import SplitPaths, make_split
+from virnucpro_core.split.make import make_split
+from virnucpro_core.split.records import SplitPaths
 from virnucpro_core.train.training import (
     TrainingConfig,
     TrainingHistory,

@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from test_training import features, quiet
 from virnucpro_core.train.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
-from virnucpro_core.split.make import SplitPaths, make_split
+from virnucpro_core.split.make import make_split
+from virnucpro_core.split.records import SplitPaths
 from virnucpro_core.train.training import (
     TrainingConfig,
     _carve_validation,

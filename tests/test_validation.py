@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from virnucpro_core.errors import InputError
-from virnucpro_core.models.registry import get_spec
+from virnucpro_core.models.specs import get_spec
 from virnucpro_core.gate.options import SUITE_OPTIONS
 from virnucpro_core.gate.settings import SMOKE_DATA, Settings
 from virnucpro_core.gate.validation import ValidationRun
@@ -155,7 +155,7 @@ def _genomes(path, n: int, seed: int):
 @pytest.mark.slow
 def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
     """--extract-processes 2 on the CPU stands in for two GPUs: `virnucpro extract` under torchrun."""
-    from virnucpro_core.layouts.features import load_features
+    from virnucpro_core.layouts.virnucpro import load_features
     from virnucpro_core.gate.validation import ExtractedModel
 
     viral, host = _genomes(tmp_path / "viral.fa", 4, 1), _genomes(tmp_path / "host.fa", 4, 2)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from virnucpro_core.models.registry import get_spec
+from virnucpro_core.models.specs import get_spec
 
 HOST_FOLDERS = ("bacteria.1.1_merged", "fungi.1.1_merged")
 

@@ -23,9 +23,9 @@ from pathlib import Path
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from virnucpro_core.models import dnabert  # noqa: E402
+from virnucpro_core.models import dnabert_tokenizer  # noqa: E402
 
-FILES = (dnabert.TOKENIZER_NAME, dnabert.TOKENIZER_CONFIG_NAME, dnabert.SPECIAL_TOKENS_MAP_NAME)
+FILES = (dnabert_tokenizer.TOKENIZER_NAME, dnabert_tokenizer.TOKENIZER_CONFIG_NAME, dnabert_tokenizer.SPECIAL_TOKENS_MAP_NAME)
 
 
 def create_parser() -> argparse.ArgumentParser:
@@ -35,13 +35,13 @@ def create_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="directory to write the three files to (default: the committed package data, "
-        f"virnucpro_core/{dnabert.STANDIN_TOKENIZER_DIR}).",
+        f"virnucpro_core/{dnabert_tokenizer.STANDIN_TOKENIZER_DIR}).",
     )
     parser.add_argument(
         "--seed",
         type=int,
-        default=dnabert.STANDIN_TOKENIZER_SEED,
-        help=f"seed of the synthetic DNA (default: {dnabert.STANDIN_TOKENIZER_SEED}; another seed gives "
+        default=dnabert_tokenizer.STANDIN_TOKENIZER_SEED,
+        help=f"seed of the synthetic DNA (default: {dnabert_tokenizer.STANDIN_TOKENIZER_SEED}; another seed gives "
         "other merges and so no longer matches the committed files).",
     )
     parser.add_argument(
@@ -52,15 +52,15 @@ def create_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def generate(directory: Path, seed: int = dnabert.STANDIN_TOKENIZER_SEED) -> list[Path]:
+def generate(directory: Path, seed: int = dnabert_tokenizer.STANDIN_TOKENIZER_SEED) -> list[Path]:
     """Train the stand-in and write its files to ``directory``; returns their paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    dnabert.write_tokenizer_files(dnabert.train_standin_tokenizer(seed), directory)
+    dnabert_tokenizer.write_tokenizer_files(dnabert_tokenizer.train_standin_tokenizer(seed), directory)
     return [directory / name for name in FILES]
 
 
 def run(args: argparse.Namespace) -> int:
-    out = args.out if args.out is not None else dnabert.standin_tokenizer_dir()
+    out = args.out if args.out is not None else dnabert_tokenizer.standin_tokenizer_dir()
     if not args.check:
         for path in generate(out, args.seed):
             print(f"wrote {path} ({path.stat().st_size:,} bytes)")

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from virnucpro_core.errors import InputError
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -64,6 +66,7 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
     ("archive"); ``torch.save(obj, tmp_path)`` would name it after the random
     temporary file, so equal content would give different bytes and hashes.
     """
+    # files.py stays torch-free so the CLI starts fast; torch only to save tensors
     import torch
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -125,8 +128,6 @@ def check_output(
     Raises:
         InputError: with the path, what is wrong and what to do.
     """
-    from virnucpro_core.errors import InputError
-
     out = Path(path).expanduser()
     targets = [out] if kind == "file" else [out / name for name in writes]
     sources = {Path(p).expanduser().resolve() for p in inputs if p is not None}

@@ -87,6 +87,7 @@ def _load_json(path: str, option: str, load: Callable[[str], T], expected: str, 
 
 
 def _load_history(path: str, option: str):
+    # lazy: the library (and torch) load only when this command runs, keeping `virnucpro --help` fast
     from virnucpro_core.train.training import TrainingHistory
 
     return _load_json(
@@ -97,7 +98,8 @@ def _load_history(path: str, option: str):
 
 
 def _load_split_summary(path: str):
-    from virnucpro_core.split.make import SplitSummary
+    # lazy: the library (and torch) load only when this command runs, keeping `virnucpro --help` fast
+    from virnucpro_core.split.records import SplitSummary
 
     return _load_json(
         path, "--split-summary", SplitSummary.load,

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.extract.distributed import ProcessGroup
     from virnucpro_core.extract.features import extract_to_file
     from virnucpro_core.files import check_output
-    from virnucpro_core.layouts.features import load_features
+    from virnucpro_core.layouts.virnucpro import load_features
     from virnucpro_core.models.registry import load_model
     from virnucpro_core.models.precision import extraction_dtype
 

@@ -44,6 +44,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: the library (and torch) load only when this command runs, keeping `virnucpro --help` fast
     from virnucpro_core.errors import InputError
     from virnucpro_core.files import atomic_write_text, check_output
     from virnucpro_core.layouts import virnucpro as layouts
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 def collect_inputs(trees, viral, host) -> tuple[dict[str, list[Path]], dict[Path, str]]:
     """Files per class, and each file's group (its data_merge folder), from trees and --viral/--host paths."""
+    # lazy: the library (and torch) load only when this command runs, keeping `virnucpro --help` fast
     from virnucpro_core.errors import InputError
     from virnucpro_core.layouts import virnucpro as layouts
 

@@ -34,7 +34,8 @@ from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.gate.gates import ACCURACY_RULE
 from virnucpro_core.evaluate.metrics import METRICS, Evaluation, Interval, Predictions, evaluate
-from virnucpro_core.split.make import feature_info, vocabulary_problems
+from virnucpro_core.layouts.features import feature_info
+from virnucpro_core.split.make import vocabulary_problems
 
 COMPARISON_FORMAT = "virnucpro-comparison"
 FORMAT_VERSION = 1

@@ -233,7 +233,7 @@ def random_weight_sources(comparison: Comparison, provenance: Mapping[str, Any] 
 
 
 def _split_summary(summary: Any):
-    from virnucpro_core.split.make import SplitSummary
+    from virnucpro_core.split.records import SplitSummary
 
     return summary if isinstance(summary, SplitSummary) else SplitSummary.from_dict(summary)
 

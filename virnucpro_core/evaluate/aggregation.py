@@ -24,7 +24,7 @@ import numpy as np
 
 from virnucpro_core.defaults import RECORD_RULE
 from virnucpro_core.errors import InputError
-from virnucpro_core.split.make import chunk_of, source_of
+from virnucpro_core.split.ids import chunk_of, source_of
 
 CHUNK_RULE = (
     "chunk: viral iff max over its frames of p_viral >= max over its frames of p_host "

@@ -56,6 +56,7 @@ import torch
 
 from virnucpro_core.defaults import RANK_TIMEOUT_S
 from virnucpro_core.errors import InputError, VirNucProError, describe_error
+from virnucpro_core.models.registry import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +154,6 @@ class Rank:
             InputError: a single GPU named, no CUDA for ``cuda``, or fewer
                 visible GPUs than processes on this machine.
         """
-        from virnucpro_core.models.registry import resolve_device
-
         if not self.distributed:
             return resolve_device(requested)
         text = "auto" if requested is None else str(requested)
@@ -298,6 +297,7 @@ class ProcessGroup:
         rank = Rank.from_env(environ)
         if not rank.distributed:
             return cls(rank, timeout=timeout)
+        # torch.distributed only when several ranks run
         import torch.distributed as dist
 
         try:

@@ -27,21 +27,24 @@ from typing import Any
 
 import torch
 
+from virnucpro_core.defaults import SHARD_SIZE
+from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.extract.distributed import ProcessGroup, Rank, run_torchrun
 from virnucpro_core.extract.embeddings import (
     DEFAULT_TOKS_PER_BATCH,
-    Embeddings,
     as_pairs,
     embedding_meta,
     extract_embeddings,
     records_sha256,
 )
-from virnucpro_core.defaults import SHARD_SIZE
-from virnucpro_core.extract.distributed import ProcessGroup, Rank
-from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.preprocess.fasta import NUCLEOTIDE, PROTEIN, read_fasta
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
-from virnucpro_core.layouts.features import LABELS, MergedFeatures, load_features, save_features
-from virnucpro_core.models.registry import LoadedModel, get_spec
+from virnucpro_core.layouts.features import LABELS, MergedFeatures, save_features
+from virnucpro_core.layouts.rows import Embeddings
+from virnucpro_core.layouts.virnucpro import load_features
+from virnucpro_core.models.registry import LoadedModel
+from virnucpro_core.models.specs import get_spec
+from virnucpro_core.paths import PreprocessPaths
+from virnucpro_core.preprocess.fasta import NUCLEOTIDE, PROTEIN, read_fasta
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +190,6 @@ def preprocess_chunk_size(fasta: Path) -> int | None:
     Recorded in feature files and from there in checkpoints, so that ``predict``
     cuts new sequences the way the classifier's training data was cut.
     """
-    from virnucpro_core.paths import PreprocessPaths
-
     paths = PreprocessPaths(fasta.parent)
     if fasta.name not in (paths.nucleotide.name, paths.protein.name) or not paths.summary.is_file():
         return None
@@ -475,8 +476,6 @@ def extract_with_torchrun(
     Raises:
         VirNucProError: the job failed, with the error rank 0 printed.
     """
-    from virnucpro_core.extract.distributed import run_torchrun
-
     out = Path(out_path)
     argv = ["extract", str(Path(fasta_path).resolve()), "--out", str(out.resolve()), "--model", model,
             "--weights", weights, "--size", size, "--dtype", dtype, "--device", device, "--seed", str(seed),

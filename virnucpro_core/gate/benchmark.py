@@ -142,7 +142,7 @@ def deployed_settings(model_name: str, device_type: str) -> dict:
     if model_name == "esm2_3b":
         return dict(ORIGINAL_ESM2_3B)
     from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH
-    from virnucpro_core.models.registry import get_spec
+    from virnucpro_core.models.specs import get_spec
     from virnucpro_core.models.precision import extraction_dtype
 
     family = get_spec(model_name).family

@@ -37,7 +37,8 @@ import numpy as np
 
 from virnucpro_core.errors import VirNucProError
 from virnucpro_core.files import atomic_write_text, sha256_text
-from virnucpro_core.split.make import apply_split, chunk_of, load_split, make_split, source_of
+from virnucpro_core.split.ids import chunk_of, source_of
+from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.gate.stages import RunFiles, StageCache
 
 log = logging.getLogger("virnucpro.generalisation")

@@ -214,7 +214,8 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
     Checked before anything runs, so a missing declaration is one usage error;
     files are memory-mapped, so this reads little more than their headers.
     """
-    from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout, torch_load
+    from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout
+    from virnucpro_core.layouts.pickles import torch_load
     from virnucpro_core.layouts.virnucpro import Declaration, declaration_for, protein_model_of_width
 
     parsed = [Declaration.parse(text, option=name("declarations")) for text in declarations]

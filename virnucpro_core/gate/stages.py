@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from virnucpro_core.files import atomic_write_text, sha256_file, sha256_text
-from virnucpro_core.layouts.features import MergedRows, detect_layout, open_rows, torch_load
+from virnucpro_core.layouts.features import MergedRows, detect_layout, open_rows
+from virnucpro_core.layouts.pickles import torch_load
 
 log = logging.getLogger("virnucpro.validation")
 

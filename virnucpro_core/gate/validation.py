@@ -35,7 +35,8 @@ from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import PreprocessPaths, ValidationPaths
 from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
-from virnucpro_core.split.make import SplitResult, apply_split, load_split, make_split
+from virnucpro_core.split.make import apply_split, load_split, make_split
+from virnucpro_core.split.records import SplitResult
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageRecord
 
 log = logging.getLogger("virnucpro.validation")
@@ -218,8 +219,9 @@ class ValidationRun:
     def _extract_with_torchrun(self, stage: str, model: str, fasta: Path, out: Path, processes: int) -> None:
         """``virnucpro extract`` as ``processes`` processes under torchrun, with this run's settings."""
         from virnucpro_core.extract.features import extract_with_torchrun
-        from virnucpro_core.layouts.features import load_features
-        from virnucpro_core.models.registry import get_spec, model_directory
+        from virnucpro_core.layouts.virnucpro import load_features
+        from virnucpro_core.models.hub_cache import model_directory
+        from virnucpro_core.models.specs import get_spec
 
         settings, dtype = self.settings, self.extraction_dtype(model)
         source = settings.model_sources.get(model) or None
@@ -304,7 +306,7 @@ class ValidationRun:
 
     def pipeline_dim(self, embedder: str) -> int:
         """Width the ``embedder`` pipeline feeds its MLP: DNABERT-S plus the protein model, at the run's size."""
-        from virnucpro_core.models.registry import get_spec
+        from virnucpro_core.models.specs import get_spec
 
         sizes = {DNA_MODEL: self.settings.size, EMBEDDERS[embedder]: self.settings.size}
         if self.input_kind("viral") == "merged":
@@ -560,7 +562,7 @@ class ExtractedModel:
 
     @classmethod
     def from_meta(cls, meta: dict) -> "ExtractedModel":
-        from virnucpro_core.models.registry import get_spec
+        from virnucpro_core.models.specs import get_spec
 
         keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
         identity = {"identity": meta["identity"]} if meta.get("identity") else {}

@@ -72,7 +72,7 @@ from virnucpro_core.layouts.pickles import (
     load_weights_only,
     pickled_globals,
 )
-from virnucpro_core.models.registry import SPECS
+from virnucpro_core.models.specs import SPECS
 
 CHECKPOINT_FORMAT = "virnucpro-mlp-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -30,12 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from virnucpro_core.defaults import LABELS
-from virnucpro_core.extract.embeddings import Embeddings
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save
+from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.layouts.rows import Embeddings
+from virnucpro_core.layouts.store import FileRows, RowView, TensorRows
 
 log = logging.getLogger(__name__)
 
@@ -59,45 +62,6 @@ _SHOW = 5  # ids named in an error message
 
 
 # --------------------------------------------------------------------------- reading any file
-
-
-def torch_load(path: str | os.PathLike, what: str, *, mmap: bool = False) -> Any:
-    """``torch.load(weights_only=True)`` of a feature file, with one clear error for anything unreadable.
-
-    ``mmap=True`` maps tensors instead of reading them (a file of the old
-    non-zip format is then read whole). A file that asks the unpickler for
-    anything but tensors and plain values is refused here, before it can run.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} file not found: {path}", fix="run `virnucpro extract` / `virnucpro merge` first, "
-                         "or fix the path")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as error:
-            if mmap and "mmap" in str(error):  # legacy (non-zip) torch.save format
-                return torch.load(path, map_location="cpu", weights_only=True)
-            raise
-    except Exception as error:  # pickle, zip and unpickler errors all mean "not a file we can read safely"
-        first = str(error).splitlines()[0] if str(error) else ""
-        unsafe = _unsafe_global(str(error))
-        raise InputError(
-            f"{path} is not a readable {what} file" + (" (it asks to run code, which is refused)" if unsafe else ""),
-            expected="a torch.save'd dict of tensors, lists and plain values (virnucpro-accept's or VirNucPro's "
-            "layouts), readable with torch.load(weights_only=True)",
-            found=unsafe or f"{type(error).__name__}: {first}",
-            fix="re-create it with `virnucpro extract` / `virnucpro merge`; never load a file of unknown origin "
-            "with weights_only=False",
-        ) from None
-
-
-def _unsafe_global(message: str) -> str | None:
-    """The object a refused pickle asked for, from torch's weights-only unpickler message."""
-    import re
-
-    found = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", message, re.IGNORECASE)
-    return f"the file asks the unpickler for {found.group(1)}, which is not tensors or plain data" if found else None
 
 
 def detect_layout(obj: Any) -> str:
@@ -145,53 +109,6 @@ def _id_problems(ids: Any) -> list[str]:
     if duplicates:
         return [f"{len(duplicates)} duplicate id(s): {', '.join(duplicates[:_SHOW])}"]
     return []
-
-
-def load_features(path: str | os.PathLike) -> Embeddings:
-    """Read and validate one of our per-model feature files (every problem listed at once).
-
-    An original VirNucPro DNABERT-S / ESM file is named as such, with the
-    command that converts it (:func:`load_original_features` reads it).
-    """
-    path = Path(path)
-    obj = torch_load(path, "feature")
-    layout = detect_layout(obj)
-    if layout in (ORIGINAL_DNABERT, ORIGINAL_ESM):
-        from virnucpro_core.layouts.virnucpro import load_original_features
-
-        return load_original_features(path, obj=obj)
-    problems = [f"missing key {k!r}" for k in FEATURE_KEYS if not isinstance(obj, Mapping) or k not in obj]
-    if isinstance(obj, Mapping):
-        ids, data, lengths, meta = obj.get("ids"), obj.get("data"), obj.get("lengths"), obj.get("meta")
-        if ids is not None:
-            problems += _id_problems(ids)
-        n = len(ids) if isinstance(ids, (list, tuple)) else None
-        if data is not None:
-            if not isinstance(data, torch.Tensor) or data.dim() != 2:
-                problems.append(f"'data' is not a 2-D tensor (found {_describe(data)})")
-            elif data.dtype != torch.float32:
-                problems.append(f"'data' is {data.dtype}, not torch.float32")
-            elif n is not None and data.shape[0] != n:
-                problems.append(f"'data' has {data.shape[0]} rows for {n} ids")
-        if lengths is not None:
-            if not isinstance(lengths, torch.Tensor) or lengths.dtype != torch.int64 or lengths.dim() != 1:
-                problems.append("'lengths' is not a 1-D int64 tensor")
-            elif n is not None and lengths.shape[0] != n:
-                problems.append(f"'lengths' has {lengths.shape[0]} entries for {n} ids")
-        if meta is not None and not isinstance(meta, dict):
-            problems.append("'meta' is not a dict")
-        elif isinstance(meta, dict):
-            problems += [f"meta lacks {k!r}" for k in REQUIRED_META if k not in meta]
-            if isinstance(data, torch.Tensor) and data.dim() == 2 and "dim" in meta and data.shape[1] != meta["dim"]:
-                problems.append(f"'data' is {data.shape[1]} wide but meta says dim {meta['dim']}")
-    if problems:
-        raise InputError(
-            f"{path} is not a valid feature file ({layout} layout found)",
-            expected=f"the {OURS_FEATURES} layout: keys " + ", ".join(repr(k) for k in FEATURE_KEYS),
-            found="; ".join(problems),
-            fix="re-create it with `virnucpro extract`",
-        )
-    return Embeddings(list(obj["ids"]), obj["data"], obj["lengths"], obj["meta"])
 
 
 # --------------------------------------------------------------------------- our merged files
@@ -338,8 +255,6 @@ class MergedRows:
 
     def take(self, positions: Any, meta: Mapping | None = None) -> MergedRows:
         """The subset at ``positions`` (in that order), sharing the files."""
-        import numpy as np
-
         positions = np.asarray(positions, dtype=np.int64)
         index = torch.from_numpy(positions)
         return MergedRows([self.ids[i] for i in positions.tolist()], self.labels[index], self.lengths[index],
@@ -358,16 +273,12 @@ class MergedRows:
 
 def rows_in_memory(features: Mapping) -> MergedRows:
     """A checked merged dict (``check_merged``) as :class:`MergedRows` over its in-memory ``data``."""
-    from virnucpro_core.layouts.store import RowView, TensorRows
-
     return MergedRows(list(features["ids"]), features["labels"], features["lengths"], dict(features["meta"]),
                       RowView.whole([TensorRows(features["data"])]))
 
 
 def concat_rows(parts: list[MergedRows], meta: Mapping) -> MergedRows:
     """One set of several (rows of each part after the last)."""
-    from virnucpro_core.layouts.store import RowView
-
     return MergedRows([i for p in parts for i in p.ids], torch.cat([p.labels for p in parts]),
                       torch.cat([p.lengths for p in parts]), dict(meta), RowView.concat([p.rows for p in parts]))
 
@@ -379,8 +290,6 @@ def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = 
     (``check_finite``); a view's were scanned when it was made, and its input
     files must still be where, and as large as, they were.
     """
-    from virnucpro_core.layouts.store import FileRows, RowView
-
     path = Path(path)
     if obj is None:
         obj = torch_load(path, "merged feature", mmap=True)
@@ -424,8 +333,6 @@ def save_view(rows: MergedRows, path: str | os.PathLike) -> Path:
 
 
 def _open_view(path: Path, obj: Mapping) -> MergedRows:
-    from virnucpro_core.layouts.store import FileRows, RowView
-
     problems = []
     files = []
     for entry in obj.get("inputs") or []:
@@ -445,3 +352,26 @@ def _open_view(path: Path, obj: Mapping) -> MergedRows:
                             "lengths": obj["lengths"], "meta": obj["meta"]}, str(path))
     view = RowView(files, obj["file_index"].numpy().astype("int32"), obj["row_index"].numpy().astype("int64"))
     return MergedRows(checked["ids"], checked["labels"], checked["lengths"], checked["meta"], view, path)
+
+
+def feature_info(meta: Mapping) -> dict:
+    """Which embedders made a merged file: model keys, size, weights kind, vocabulary fingerprints, the protein
+    model's dtype and the chunk size (None where unknown).
+
+    Reads the top-level ``protein_model`` / ``dna_model`` keys if present, else the
+    ``meta['protein']`` / ``meta['dna']`` provenance that ``virnucpro merge`` writes
+    (predictions carry the same two entries).
+    """
+    protein = meta.get("protein") if isinstance(meta.get("protein"), Mapping) else {}
+    dna = meta.get("dna") if isinstance(meta.get("dna"), Mapping) else {}
+    return {
+        "protein_model": meta.get("protein_model") or protein.get("model"),
+        "dna_model": meta.get("dna_model") or dna.get("model"),
+        "size": meta.get("size") or protein.get("size"),
+        "protein_weights": protein.get("weights"),
+        "dna_weights": dna.get("weights"),
+        "protein_vocab": protein.get("vocab_sha256"),
+        "dna_vocab": dna.get("vocab_sha256"),
+        "protein_dtype": protein.get("dtype"),
+        "chunk_size": protein.get("chunk_size") or dna.get("chunk_size"),
+    }

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from virnucpro_core.errors import InputError, WeightsNotFoundError
+from virnucpro_core.layouts.pickles import _unsafe_global
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -226,6 +227,7 @@ def _safetensors_error(path: Path, error: Exception) -> InputError:
 
 
 def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    # safetensors is only needed when weights are read or written
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -236,6 +238,7 @@ def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def _read_safetensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    # safetensors is only needed when weights are read or written
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -247,8 +250,6 @@ def _read_safetensors(path: Path, device: torch.device | str = "cpu") -> dict[st
 
 def _read_bin(path: Path, device: torch.device | str = "cpu", *, mmap: bool = False) -> dict[str, torch.Tensor]:
     """A ``torch.save``'d state dict, with ``weights_only=True``; ``mmap`` maps the tensors instead of reading them."""
-    from virnucpro_core.layouts.features import _unsafe_global
-
     try:
         try:
             state = torch.load(path, map_location=device, weights_only=True, mmap=mmap)

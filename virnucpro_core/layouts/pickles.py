@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import os
 import pickletools
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from virnucpro_core.errors import InputError
 
 # Globals torch.save writes for tensors, parameters, dtypes and containers; torch.load(weights_only=True)
 # allows these by default (see torch/_weights_only_unpickler.py, _get_allowed_globals).
@@ -177,3 +181,40 @@ def load_failure(error: BaseException) -> str:
     reasons = marked or [line for line in lines if not line.startswith(_TORCH_ADVICE)] or lines
     reason = reasons[0].split(" Please use ", 1)[0] if reasons else ""
     return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+
+
+def torch_load(path: str | os.PathLike, what: str, *, mmap: bool = False) -> Any:
+    """``torch.load(weights_only=True)`` of a feature file, with one clear error for anything unreadable.
+
+    ``mmap=True`` maps tensors instead of reading them (a file of the old
+    non-zip format is then read whole). A file that asks the unpickler for
+    anything but tensors and plain values is refused here, before it can run.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file not found: {path}", fix="run `virnucpro extract` / `virnucpro merge` first, "
+                         "or fix the path")
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as error:
+            if mmap and "mmap" in str(error):  # legacy (non-zip) torch.save format
+                return torch.load(path, map_location="cpu", weights_only=True)
+            raise
+    except Exception as error:  # pickle, zip and unpickler errors all mean "not a file we can read safely"
+        first = str(error).splitlines()[0] if str(error) else ""
+        unsafe = _unsafe_global(str(error))
+        raise InputError(
+            f"{path} is not a readable {what} file" + (" (it asks to run code, which is refused)" if unsafe else ""),
+            expected="a torch.save'd dict of tensors, lists and plain values (virnucpro-accept's or VirNucPro's "
+            "layouts), readable with torch.load(weights_only=True)",
+            found=unsafe or f"{type(error).__name__}: {first}",
+            fix="re-create it with `virnucpro extract` / `virnucpro merge`; never load a file of unknown origin "
+            "with weights_only=False",
+        ) from None
+
+
+def _unsafe_global(message: str) -> str | None:
+    """The object a refused pickle asked for, from torch's weights-only unpickler message."""
+    found = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", message, re.IGNORECASE)
+    return f"the file asks the unpickler for {found.group(1)}, which is not tensors or plain data" if found else None

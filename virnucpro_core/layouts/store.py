@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from virnucpro_core.errors import InputError
+from virnucpro_core.layouts.pickles import torch_load
 
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.bfloat16: None, torch.float64: np.float64}
 BLOCK_BYTES = 64 << 20  # contiguous reads: 64 MiB at a time
@@ -70,8 +71,6 @@ class FileRows:
 
     @classmethod
     def open(cls, path: str | os.PathLike, obj: dict | None = None) -> FileRows:
-        from virnucpro_core.layouts.features import torch_load
-
         path = Path(path)
         if obj is None:
             obj = torch_load(path, "merged feature", mmap=True)

@@ -29,15 +29,17 @@ from typing import Any
 
 import torch
 
-from virnucpro_core.extract.embeddings import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.layouts.features import (
     CLASS_NAMES,
+    FEATURE_KEYS,
     LABELS,
     ORIGINAL_DNABERT,
     ORIGINAL_ESM,
     ORIGINAL_MERGED,
+    OURS_FEATURES,
     OURS_MERGED,
+    REQUIRED_META,
     MergedFeatures,
     MergedRows,
     _describe,
@@ -45,11 +47,14 @@ from virnucpro_core.layouts.features import (
     _id_problems,
     concat_rows,
     detect_layout,
+    feature_info,
     open_rows,
-    torch_load,
 )
-from virnucpro_core.models.registry import DTYPES, SPECS, WEIGHTS, get_spec, merged_widths
+from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.layouts.store import FileRows, RowView
+from virnucpro_core.models.registry import WEIGHTS
+from virnucpro_core.models.specs import DTYPES, SPECS, get_spec, merged_widths
 
 log = logging.getLogger(__name__)
 
@@ -509,8 +514,6 @@ def protein_model_of_file(path: str | os.PathLike, size: str, load: Callable[[Pa
 
     Tensors are memory-mapped, so this reads little more than the file's header.
     """
-    from virnucpro_core.split.make import feature_info
-
     obj = load(Path(path))
     layout = detect_layout(obj)
     if layout == OURS_MERGED and isinstance(obj.get("meta"), Mapping):
@@ -546,3 +549,48 @@ def plan_import(inputs: Mapping[str, Sequence[str | os.PathLike]], size: str,
                              fix="pass merged DNABERT-S ‖ protein-model features" +
                              ("" if size == "tiny" else " (stand-in features need --size tiny)"))
     return dict(sorted(plan.items()))
+
+
+def load_features(path: str | os.PathLike) -> Embeddings:
+    """Read and validate one of our per-model feature files (every problem listed at once).
+
+    An original VirNucPro DNABERT-S / ESM file is named as such, with the
+    command that converts it (:func:`load_original_features` reads it).
+    """
+    path = Path(path)
+    obj = torch_load(path, "feature")
+    layout = detect_layout(obj)
+    if layout in (ORIGINAL_DNABERT, ORIGINAL_ESM):
+        return load_original_features(path, obj=obj)
+    problems = [f"missing key {k!r}" for k in FEATURE_KEYS if not isinstance(obj, Mapping) or k not in obj]
+    if isinstance(obj, Mapping):
+        ids, data, lengths, meta = obj.get("ids"), obj.get("data"), obj.get("lengths"), obj.get("meta")
+        if ids is not None:
+            problems += _id_problems(ids)
+        n = len(ids) if isinstance(ids, (list, tuple)) else None
+        if data is not None:
+            if not isinstance(data, torch.Tensor) or data.dim() != 2:
+                problems.append(f"'data' is not a 2-D tensor (found {_describe(data)})")
+            elif data.dtype != torch.float32:
+                problems.append(f"'data' is {data.dtype}, not torch.float32")
+            elif n is not None and data.shape[0] != n:
+                problems.append(f"'data' has {data.shape[0]} rows for {n} ids")
+        if lengths is not None:
+            if not isinstance(lengths, torch.Tensor) or lengths.dtype != torch.int64 or lengths.dim() != 1:
+                problems.append("'lengths' is not a 1-D int64 tensor")
+            elif n is not None and lengths.shape[0] != n:
+                problems.append(f"'lengths' has {lengths.shape[0]} entries for {n} ids")
+        if meta is not None and not isinstance(meta, dict):
+            problems.append("'meta' is not a dict")
+        elif isinstance(meta, dict):
+            problems += [f"meta lacks {k!r}" for k in REQUIRED_META if k not in meta]
+            if isinstance(data, torch.Tensor) and data.dim() == 2 and "dim" in meta and data.shape[1] != meta["dim"]:
+                problems.append(f"'data' is {data.shape[1]} wide but meta says dim {meta['dim']}")
+    if problems:
+        raise InputError(
+            f"{path} is not a valid feature file ({layout} layout found)",
+            expected=f"the {OURS_FEATURES} layout: keys " + ", ".join(repr(k) for k in FEATURE_KEYS),
+            found="; ".join(problems),
+            fix="re-create it with `virnucpro extract`",
+        )
+    return Embeddings(list(obj["ids"]), obj["data"], obj["lengths"], obj["meta"])

@@ -85,10 +85,8 @@ import json
 import logging
 import math
 import os
-import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -99,21 +97,15 @@ from torch import Tensor, nn
 from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
 from virnucpro_core.files import atomic_torch_save, atomic_write_text
 from virnucpro_core.layouts.hub_weights import find_weights
+from virnucpro_core.models.dnabert_tokenizer import HUB_ID, write_tokenizer_files
 
 log = logging.getLogger(__name__)
 
-HUB_ID = "zhihan1996/DNABERT-S"
-SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")  # ids 0-4, in this order
 PADDING_BIAS = -10000.0  # the published additive mask value for padded keys
-STANDIN_TOKENIZER_DIR = "data/dnabert_s_standin_tokenizer"  # inside the virnucpro_core package
-STANDIN_TOKENIZER_SEED = 0
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
 BIN_NAME = "pytorch_model.bin"
-TOKENIZER_NAME = "tokenizer.json"
-TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
-SPECIAL_TOKENS_MAP_NAME = "special_tokens_map.json"
 
 # config.json entries that describe the hub repository, not the architecture;
 # the values are those of zhihan1996/DNABERT-S.
@@ -127,19 +119,6 @@ _PUBLISHED_BOOKKEEPING: dict[str, Any] = {
         "AutoModelForSequenceClassification": "bert_layers.BertForSequenceClassification",
     },
     "model_type": "bert",
-}
-_SPECIAL_TOKENS_MAP = {
-    "cls_token": "[CLS]",
-    "mask_token": "[MASK]",
-    "pad_token": "[PAD]",
-    "sep_token": "[SEP]",
-    "unk_token": "[UNK]",
-}
-_TOKENIZER_CONFIG = {
-    "clean_up_tokenization_spaces": True,
-    **_SPECIAL_TOKENS_MAP,
-    "model_max_length": 1000000000000000019884624838656,  # transformers' "no limit" (VERY_LARGE_INTEGER)
-    "tokenizer_class": "PreTrainedTokenizerFast",
 }
 
 # Checkpoint entries we read past: heads of other published classes
@@ -184,7 +163,6 @@ def _check_architecture(values: Mapping[str, Any], path: Path) -> None:
             found="; ".join(problems),
             fix="re-download the repository's config.json; if the model really has the value shown, add that key",
         )
-
 
 
 @dataclass(frozen=True)
@@ -633,149 +611,11 @@ def save_dnabert(model: DnaBertModel, directory: str | os.PathLike, *, tokenizer
         write_tokenizer_files(tokenizer, directory)
 
 
-# --------------------------------------------------------------------------- tokenizers
-
-
-def write_tokenizer_files(tokenizer: Any, directory: str | os.PathLike) -> None:
-    """Write a DNABERT tokenizer as the hub repository holds it (three files, each atomically).
-
-    Args:
-        tokenizer: a ``tokenizers.Tokenizer`` or a transformers fast tokenizer
-            whose vocabulary starts with ``[UNK] [CLS] [SEP] [PAD] [MASK]``.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    found = [backend.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
-    if tuple(found) != SPECIAL_TOKENS:
-        raise InputError(
-            "not a DNABERT tokenizer: ids 0-4 are not its special tokens",
-            expected=" ".join(SPECIAL_TOKENS),
-            found=" ".join(str(t) for t in found),
-            fix="pass the tokenizer from load_dnabert_tokenizer() or standin_tokenizer()",
-        )
-    directory = Path(directory)
-    atomic_write_text(directory / TOKENIZER_NAME, backend.to_str(pretty=True))
-    # The hub's two small files, byte for byte (transformers 4 wrote indent=2 plus a newline).
-    atomic_write_text(directory / TOKENIZER_CONFIG_NAME, json.dumps(_TOKENIZER_CONFIG, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(directory / SPECIAL_TOKENS_MAP_NAME, json.dumps(_SPECIAL_TOKENS_MAP, indent=2, sort_keys=True) + "\n")
-
-
-def _token_content(value: Any) -> Any:
-    """``"[CLS]"`` from either ``"[CLS]"`` or the ``{"content": "[CLS]", ...}`` form."""
-    return value.get("content") if isinstance(value, dict) else value
-
-
-def load_dnabert_tokenizer(directory: str | os.PathLike):
-    """The DNABERT tokenizer of a directory in the hub layout, as a ``PreTrainedTokenizerFast``.
-
-    Reads ``tokenizer.json``; special tokens and ``model_max_length`` come from
-    ``special_tokens_map.json`` / ``tokenizer_config.json`` when present (the
-    real repository's files and the stand-in's load the same way).
-    """
-    from transformers import PreTrainedTokenizerFast
-
-    directory = Path(directory)
-    path = directory / TOKENIZER_NAME
-    if not path.is_file():
-        raise WeightsNotFoundError(
-            f"no DNABERT tokenizer in {directory}",
-            expected=f"{TOKENIZER_NAME} (with {TOKENIZER_CONFIG_NAME} and {SPECIAL_TOKENS_MAP_NAME}) as in {HUB_ID}",
-            found="no such directory" if not directory.is_dir() else f"no {TOKENIZER_NAME} there",
-            fix=f"`hf download {HUB_ID} --local-dir {directory}`, or use dnabert.standin_tokenizer() for random weights",
-        )
-    options: dict[str, Any] = dict(_TOKENIZER_CONFIG)
-    for name in (TOKENIZER_CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME):
-        extra = directory / name
-        if extra.is_file():
-            options.update(json.loads(extra.read_text(encoding="utf-8")))
-    kwargs = {key: _token_content(options[key]) for key in _SPECIAL_TOKENS_MAP}
-    return PreTrainedTokenizerFast(
-        tokenizer_file=str(path),
-        model_max_length=int(options["model_max_length"]),
-        clean_up_tokenization_spaces=bool(options.get("clean_up_tokenization_spaces", True)),
-        **kwargs,
-    )
-
-
-def standin_tokenizer_dir() -> Path:
-    """Where the committed stand-in tokenizer files live (package data)."""
-    return Path(str(resources.files("virnucpro_core").joinpath(STANDIN_TOKENIZER_DIR)))
-
-
-def standin_tokenizer():
-    """The committed deterministic stand-in for DNABERT-S's tokenizer (same layout and special ids).
-
-    A BPE tokenizer trained on seeded synthetic DNA by
-    ``tools/make_dnabert_standin_tokenizer.py``: 4096 tokens, ``[UNK] [CLS]
-    [SEP] [PAD] [MASK]`` = 0-4, ``[CLS] $A [SEP]``. Its merges are not the real
-    ones, so token ids differ from DNABERT-S's for the same DNA.
-    """
-    return load_dnabert_tokenizer(standin_tokenizer_dir())
-
-
-def standin_corpus(seed: int = STANDIN_TOKENIZER_SEED, n_sequences: int = 1000, length: int = 400) -> Iterator[str]:
-    """Deterministic synthetic DNA: an order-3 Markov chain with seeded random transitions.
-
-    Skewed transitions give BPE frequent, genome-like repeats to merge, so the
-    vocabulary fills to 4096 from 0.4 Mbp. Only ``random.Random`` and float
-    comparisons are used, so the text is the same on every platform.
-    """
-    rng = random.Random(seed)
-    thresholds = []
-    for _ in range(64):  # one distribution over A, C, G, T per 3-base context
-        weights = [rng.random() ** 2 + 0.05 for _ in range(4)]
-        total, running, cumulative = sum(weights), 0.0, []
-        for weight in weights:
-            running += weight / total
-            cumulative.append(running)
-        thresholds.append(cumulative)
-    for _ in range(n_sequences):
-        context, bases = rng.randrange(64), []
-        for _ in range(length):
-            draw, cumulative, base = rng.random(), thresholds[context], 0
-            while base < 3 and draw >= cumulative[base]:
-                base += 1
-            bases.append("ACGT"[base])
-            context = ((context << 2) | base) & 63
-        yield "".join(bases)
-
-
-def train_standin_tokenizer(seed: int = STANDIN_TOKENIZER_SEED, vocab_size: int = 4096):
-    """Train the stand-in BPE tokenizer (a ``tokenizers.Tokenizer``); deterministic for a seed."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-
-    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=list("ACGT"),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(standin_corpus(seed), trainer=trainer)
-    cls, sep = SPECIAL_TOKENS.index("[CLS]"), SPECIAL_TOKENS.index("[SEP]")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    if tokenizer.get_vocab_size() != vocab_size:
-        raise VirNucProError(
-            "the stand-in DNABERT tokenizer did not reach its vocabulary size",
-            expected=str(vocab_size),
-            found=str(tokenizer.get_vocab_size()),
-            fix="enlarge standin_corpus()",
-        )
-    return tokenizer
-
-
 __all__: Sequence[str] = (
     "DnaBertConfig",
     "DnaBertModel",
     "FULL_CONFIG",
     "TINY_CONFIG",
-    "HUB_ID",
-    "SPECIAL_TOKENS",
     "alibi_slopes",
     "alibi_bias",
     "attention_bias",
@@ -783,10 +623,4 @@ __all__: Sequence[str] = (
     "load_dnabert",
     "save_dnabert",
     "published_to_model_state",
-    "load_dnabert_tokenizer",
-    "write_tokenizer_files",
-    "standin_tokenizer",
-    "standin_tokenizer_dir",
-    "standin_corpus",
-    "train_standin_tokenizer",
 )

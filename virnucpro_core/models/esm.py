@@ -74,6 +74,7 @@ def esm_tokenizer(directory: str | os.PathLike | None = None):
     Raises:
         InputError: ``vocab.txt`` lacks tokens every ESM vocabulary has, or repeats one.
     """
+    # transformers takes seconds to import; loaded only when a model is built
     from transformers import EsmTokenizer
 
     vocab_file = Path(directory) / "vocab.txt" if directory is not None else None
@@ -241,6 +242,7 @@ def load_esm_checkpoint(
     Raises:
         InputError: the checkpoint does not fit the configuration.
     """
+    # transformers takes seconds to import; loaded only when a model is built
     from transformers import EsmModel
 
     directory = Path(directory)
@@ -340,6 +342,7 @@ def esm_checkpoint_state(model, *, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def save_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
+    # safetensors is only needed when weights are read or written
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"format": "pt"})

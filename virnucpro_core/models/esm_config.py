@@ -231,6 +231,7 @@ def _contradictions(config: dict[str, Any], filled: dict[str, Any]) -> list[str]
 
 def esm_config(config_dict: dict[str, Any]):
     """transformers' ``EsmConfig`` of a complete config dict (no checks: stand-ins and checked files)."""
+    # transformers takes seconds to import; loaded only when a model is built
     from transformers import EsmConfig
 
     fields = {k: v for k, v in config_dict.items() if k not in _CONFIG_BOOKKEEPING}

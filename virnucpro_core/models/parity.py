@@ -44,7 +44,18 @@ from typing import Any
 
 import torch
 
+from virnucpro_core.extract.embeddings import (
+    DEFAULT_TOKS_PER_BATCH,
+    collate,
+    extract_embeddings,
+    pad_id,
+    plan_batches,
+    pool,
+    pooling_weights,
+    tokenize,
+)
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.models.registry import load_model, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +208,7 @@ def _missing_modules_reason(reference: str | None, missing: list[str]) -> str:
 
 def _load_remote(directory: Path, device: torch.device, dtype: torch.dtype):
     """The model's own code via ``AutoModel`` (``trust_remote_code``): ``(model, unloaded weights)``."""
+    # transformers takes seconds to import; loaded only when a model is built
     from transformers import AutoModel
 
     model, info = AutoModel.from_pretrained(
@@ -207,8 +219,6 @@ def _load_remote(directory: Path, device: torch.device, dtype: torch.dtype):
 
 def _remote_pooled(model, loaded, records: list[tuple[str, str]], batches: list[list[int]]) -> torch.Tensor:
     """The model's own code on our token ids and batches, pooled as VirNucPro pools."""
-    from virnucpro_core.extract.embeddings import collate, pad_id, pool, pooling_weights, tokenize
-
     token_ids = tokenize(loaded, [seq for _, seq in records])
     out = torch.empty((len(records), loaded.dim), dtype=torch.float32)
     with torch.inference_mode():
@@ -258,10 +268,8 @@ def fastesm_parity(
     Raises:
         InputError, WeightsNotFoundError: our own loader refuses the snapshot (as ``virnucpro extract`` would).
     """
+    # transformers takes seconds to import; loaded only when a model is built
     import transformers
-
-    from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, plan_batches, tokenize
-    from virnucpro_core.models.registry import load_model, resolve_dtype
 
     directory = Path(model_dir).expanduser()
     records = list(proteins) if proteins is not None else default_proteins()

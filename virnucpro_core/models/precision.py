@@ -50,7 +50,8 @@ def extraction_dtype(model_name: str, device_type: str) -> str:
     Raises:
         InputError: an unknown model name (the error lists the allowed ones).
     """
-    from virnucpro_core.models.registry import get_spec
+    # The registry loads torch; the CLI's parser imports this module.
+    from virnucpro_core.models.specs import get_spec
 
     get_spec(model_name)
     return POLICY.get((model_name, device_type), DEFAULT_DTYPE)

@@ -31,179 +31,37 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections import Counter
 import os
-import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from virnucpro_core.models import esm
-
-from virnucpro_core.models import esm_config
-from virnucpro_core.defaults import DTYPES as DTYPE_NAMES, MODELS, SIZES, WEIGHTS
-from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
+from virnucpro_core.defaults import SIZES, WEIGHTS
+from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_write_text, sha256_text
+from virnucpro_core.models import dnabert, dnabert_tokenizer, esm, esm_config
+from virnucpro_core.models.hub_cache import model_directory
+from virnucpro_core.models.specs import (
+    DTYPES,
+    IDENTITY_FIELDS,
+    KNOWN_IDENTITIES,
+    ModelIdentity,
+    ModelSpec,
+    _check_choice,
+    get_spec,
+    standin_config,
+)
 
 log = logging.getLogger(__name__)
-
-DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
-
-# VirNucPro averaged ESM residues 1..min(L, 1024) of the full-length output.
-ESM_POOL_MAX_RESIDUES = 1024
 
 # Marker written beside a stand-in checkpoint so that loading it from disk is
 # recorded as random weights, not as the pretrained model it imitates.
 STANDIN_MARKER = "virnucpro_standin.json"
 
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What a model is, as its config.json states it: the fields that tell one model from another.
-
-    Width alone does not: ESM-2 650M (``facebook/esm2_t33_650M_UR50D``) and
-    FastESM2_650 are both 33 layers of 1280 and differ in ``model_type``
-    (``esm`` vs ``fast_esm``); another 2560-d model is not ESM2 3B unless its
-    depth, heads and vocabulary are too.
-    """
-
-    model_type: str | None
-    num_hidden_layers: int
-    hidden_size: int
-    num_attention_heads: int
-    vocab_size: int
-
-    def describe(self) -> str:
-        """``model_type fast_esm, 33 layers × 1280, 20 heads, vocabulary 33``."""
-        return (f"model_type {self.model_type}, {self.num_hidden_layers} layers × {self.hidden_size}, "
-                f"{self.num_attention_heads} heads, vocabulary {self.vocab_size}")
-
-    def differences(self, expected: ModelIdentity) -> list[str]:
-        """Every field where this identity is not ``expected``: ``model_type "esm" (expected "fast_esm")``."""
-        return [f"{name} {json.dumps(getattr(self, name))} (expected {json.dumps(getattr(expected, name))})"
-                for name in IDENTITY_FIELDS if getattr(self, name) != getattr(expected, name)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-IDENTITY_FIELDS = tuple(f.name for f in fields(ModelIdentity))
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the pipeline knows about one language model.
-
-    Attributes:
-        name: registry name (``esm2_3b``, ``fastesm2_650``, ``dnabert_s``).
-        hub_id: Hugging Face repository of the pretrained weights.
-        identity: what the real model is (model type, layers, width, heads, vocabulary);
-            a directory loaded as this model must state it, or its tiny stand-in's.
-        family: ``esm`` (protein) or ``dnabert`` (DNA); decides tokenizer and pooling.
-        pooling: how a sequence's vector is made from the last hidden state.
-        display_name: name for reports and messages.
-    """
-
-    name: str
-    hub_id: str
-    identity: ModelIdentity
-    family: str
-    pooling: str
-    display_name: str
-
-    @property
-    def dim(self) -> int:
-        """Embedding width of the real model."""
-        return self.identity.hidden_size
-
-    def dim_for(self, size: str | None) -> int:
-        """Embedding width of a model of ``size`` (``None`` or ``full``: the real width)."""
-        if size in (None, "full", "pretrained"):
-            return self.dim
-        if size == "tiny":
-            return int(standin_config(self.name, "tiny").hidden_size)
-        raise InputError(f"unknown model size {size!r}", expected=" or ".join(SIZES), found=repr(size))
-
-    def identity_for(self, size: str | None) -> ModelIdentity:
-        """The identity a directory of ``size`` states: the real model's (``full``), or its tiny stand-in's."""
-        if size in (None, "full", "pretrained"):
-            return self.identity
-        self.dim_for(size)  # an unknown size is refused with the allowed ones
-        config = standin_config(self.name, size)
-        return ModelIdentity(self.identity.model_type, int(config.num_hidden_layers), int(config.hidden_size),
-                             int(config.num_attention_heads), int(config.vocab_size))
-
-
-_ESM_POOLING = (
-    f"mean of the last hidden state over residue positions 1..min(L, {ESM_POOL_MAX_RESIDUES}) "
-    "(no <cls>, no <eos>, no padding; the whole sequence goes through the model)"
-)
-_DNABERT_POOLING = "mean of the last hidden state over every non-padding token ([CLS] and [SEP] included)"
-
-_POOLING = {"esm": _ESM_POOLING, "dnabert": _DNABERT_POOLING}
-
-# The registry: each model of virnucpro_core.defaults.MODELS (names, hub ids and identities, which the CLI reads
-# without importing torch) with what the library adds.
-SPECS: dict[str, ModelSpec] = {
-    model.name: ModelSpec(model.name, model.hub_id, ModelIdentity(*model.identity), model.family,
-                          _POOLING[model.family], model.display_name)
-    for model in MODELS
-}
-# Identities a directory offered as a registry model may have that have a name, for messages.
-KNOWN_IDENTITIES: dict[ModelIdentity, str] = {
-    **{spec.identity: f"{spec.display_name} ({spec.hub_id})" for spec in SPECS.values()},
-    ModelIdentity("esm", 33, 1280, 20, 33): "ESM-2 650M (facebook/esm2_t33_650M_UR50D)",
-}
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The registry entry for ``name``; the error lists the allowed names."""
-    try:
-        return SPECS[name]
-    except KeyError:
-        raise InputError(
-            f"unknown model {name!r}",
-            expected="one of " + ", ".join(SPECS),
-            found=repr(name),
-            fix="pass --model " + " | ".join(SPECS),
-        ) from None
-
-
-def merged_widths(size: str | None, dna_model: str = "dnabert_s") -> dict[int, str]:
-    """Merged width (the DNA model's plus a protein model's, at ``size``) → that protein model.
-
-    The one place a merged feature width is read as an embedder; a width two
-    protein models would share is left out, so it never names either.
-    """
-    dna = get_spec(dna_model).dim_for(size)
-    widths = [(dna + spec.dim_for(size), name) for name, spec in SPECS.items() if spec.family == "esm"]
-    counts = Counter(width for width, _ in widths)
-    return {width: name for width, name in widths if counts[width] == 1}
-
-
-def _check_choice(value: str, allowed, what: str) -> str:
-    if value not in allowed:
-        raise InputError(f"unknown {what} {value!r}", expected="one of " + ", ".join(allowed), found=repr(value))
-    return value
-
-
 # --------------------------------------------------------------------------- stand-in configs
-
-
-def standin_config(name: str, size: str):
-    """The architecture config of a stand-in: ``EsmConfig`` or ``DnaBertConfig``."""
-    spec = get_spec(name)
-    _check_choice(size, SIZES, "model size")
-    if spec.family == "esm":
-        return esm_config.standin_config_file(name, size).config
-    from virnucpro_core.models import dnabert
-
-    return dnabert.TINY_CONFIG if size == "tiny" else dnabert.FULL_CONFIG
 
 
 def matmul_flops_per_token(name: str, size: str) -> int:
@@ -436,158 +294,14 @@ def _build_standin(spec: ModelSpec, size: str, seed: int, device: torch.device):
     # full-size ones are built where they run (3B parameters initialise much faster on a GPU).
     build_device = device if size == "full" else torch.device("cpu")
     if spec.family == "esm":
+        # transformers takes seconds to import; loaded only when a model is built
         from transformers import EsmModel
 
         with _seeded(seed, build_device), build_device:
             model = EsmModel(standin_config(spec.name, size), add_pooling_layer=False)
         return model.to(device), esm.esm_tokenizer()
-    from virnucpro_core.models import dnabert
-
     model = dnabert.random_dnabert(standin_config(spec.name, size), seed, device=build_device)
-    return model.to(device), dnabert.standin_tokenizer()
-
-
-# --------------------------------------------------------------------------- the Hugging Face cache
-
-
-def hf_hub_cache_dir() -> Path:
-    """The hub cache directory, read from the environment now (not at import time).
-
-    Precedence as in huggingface_hub: ``HF_HUB_CACHE``, ``HUGGINGFACE_HUB_CACHE``,
-    ``HF_HOME/hub``, ``XDG_CACHE_HOME/huggingface/hub``, ``~/.cache/huggingface/hub``.
-    """
-    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(variable):
-            return Path(os.path.expanduser(os.path.expandvars(os.environ[variable])))
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
-    )
-    return Path(os.path.expanduser(os.path.expandvars(home))) / "hub"
-
-
-def model_directory(
-    name: str, model_path: str | os.PathLike | None = None, path_option: str | None = None
-) -> tuple[Path, str | None, str]:
-    """Where :func:`load_model` reads pretrained ``name`` from: ``(directory, snapshot commit, source)``.
-
-    ``model_path``: a directory, another hub id in the cache, or None (the spec's hub id in the cache).
-    Nothing is downloaded. Raises :class:`WeightsNotFoundError` as :func:`load_model` does.
-    """
-    spec = get_spec(name)
-    # "org/name" that is no local path is a hub id, unless "org" is a local directory: then it is
-    # a directory that does not exist, and saying so beats suggesting `hf download org/name`.
-    if model_path is not None and _is_hub_id(model_path) and not Path(model_path).expanduser().parent.is_dir():
-        return (*_from_hf_cache(spec, str(model_path), path_option, given=str(model_path) != spec.hub_id),
-                str(model_path))
-    if model_path is None:
-        return (*_from_hf_cache(spec, spec.hub_id, path_option), spec.hub_id)
-    directory = Path(model_path).expanduser()
-    if not directory.is_dir():
-        raise _directory_not_found(spec, directory, path_option)
-    return directory, _revision_from_path(Path(model_path)), str(model_path)
-
-
-def _is_hub_id(value: str | os.PathLike) -> bool:
-    """``org/name`` that is not an existing local path."""
-    text = str(value)
-    return not Path(text).expanduser().exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None
-
-
-def _from_hf_cache(
-    spec: ModelSpec, hub_id: str | None = None, path_option: str | None = None, *, given: bool = False
-) -> tuple[Path, str | None]:
-    """Snapshot directory and commit of ``hub_id`` (default ``spec.hub_id``) in the local cache (no network).
-
-    ``given``: ``hub_id`` came from the user's model path, which may also have
-    been meant as a (missing) relative directory; the error then says both.
-    """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    hub_id = hub_id or spec.hub_id
-    cache = hf_hub_cache_dir()
-    try:
-        snapshot = Path(snapshot_download(hub_id, cache_dir=cache, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
-        # A cache copied without refs/main still has usable snapshots; take one only if unambiguous.
-        snapshots = sorted(
-            p for p in (cache / _repo_folder(hub_id) / "snapshots").glob("*") if (p / "config.json").is_file()
-        )
-        if len(snapshots) != 1:
-            raise _weights_not_found(spec, cache, snapshots, hub_id, path_option, given=given) from None
-        snapshot = snapshots[0]
-        log.info("no refs/main for %s in %s; using its only snapshot %s", hub_id, cache, snapshot.name)
-    if not (snapshot / "config.json").is_file():
-        raise _weights_not_found(spec, cache, [snapshot], hub_id, path_option, given=given)
-    return snapshot, snapshot.name
-
-
-def _repo_folder(hub_id: str) -> str:
-    return "models--" + hub_id.replace("/", "--")
-
-
-def _revision_from_path(path: Path) -> str | None:
-    """The snapshot commit when ``path`` is a ``.../snapshots/<commit>`` cache folder."""
-    resolved = path.expanduser().absolute()
-    if resolved.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", resolved.name):
-        return resolved.name
-    return None
-
-
-# Where each entry point takes a model directory, for hints given without the caller's option name.
-MODEL_PATH_OPTIONS = (
-    "`virnucpro extract --model-path`, `virnucpro predict --dna-model-path / --protein-model-path`, "
-    "the acceptance suite's --fast-model / --baseline-model / --dna-model"
-)
-
-
-def _path_hint(path_option: str | None) -> str:
-    """How to hand a local copy over: the caller's option when known, else every entry point's."""
-    if path_option:
-        return f"pass {path_option} DIR with a copy of the repository"
-    return f"pass a directory with a copy of the repository to the command's model-path option ({MODEL_PATH_OPTIONS})"
-
-
-def _weights_not_found(
-    spec: ModelSpec,
-    cache: Path,
-    snapshots: list[Path],
-    hub_id: str,
-    path_option: str | None = None,
-    *,
-    given: bool = False,
-) -> WeightsNotFoundError:
-    found = (
-        f"no usable snapshot under {cache / _repo_folder(hub_id)}"
-        if len(snapshots) <= 1
-        else f"{len(snapshots)} snapshots and no refs/main under {cache / _repo_folder(hub_id)}: "
-        + ", ".join(p.name for p in snapshots)
-    )
-    if given:  # "org/name" that is no local path: a hub id, or a mistyped relative directory
-        found += f"; and no directory {Path(hub_id).expanduser().absolute()}"
-    return WeightsNotFoundError(
-        f"pretrained weights for {spec.display_name} ({hub_id}) are not on this machine",
-        expected=f"the model in the Hugging Face cache at {cache} "
-        f"({_repo_folder(hub_id)}/snapshots/<revision>/ with config.json and the weights; "
-        "set by HF_HUB_CACHE or HF_HOME)" + (", or a local directory of that name" if given else ""),
-        found=found,
-        fix=(f"if {hub_id} is a directory, fix the path; if it is a hub id, " if given else "")
-        + f"on a machine with network run `hf download {hub_id}` and copy the cache here "
-        f"(or point HF_HOME at it), or {_path_hint(path_option)}; "
-        "for an offline smoke run use --weights random",
-    )
-
-
-def _directory_not_found(spec: ModelSpec, directory: Path, path_option: str | None) -> WeightsNotFoundError:
-    option = path_option or "the model-path option"
-    return WeightsNotFoundError(
-        f"model directory for {spec.display_name} does not exist: {directory}",
-        expected=f"an existing directory with {spec.hub_id}'s files (config.json, model.safetensors or "
-        "pytorch_model.bin)",
-        found=f"nothing at {directory.absolute()}",
-        fix=f"check the path given to {option}; to fill a new directory, run "
-        f"`hf download {spec.hub_id} --local-dir {directory}` on a machine with network and copy it here",
-    )
+    return model.to(device), dnabert_tokenizer.standin_tokenizer()
 
 
 # --------------------------------------------------------------------------- loading directories
@@ -616,14 +330,12 @@ def _load_directory(
         esm.check_vocab_fits(model.config, vocab_tokens(tokenizer), directory, vocab)
         architecture = config_file.architecture()
     else:
-        from virnucpro_core.models import dnabert
-
         config = dnabert.read_dnabert_config(directory)
         found = ModelIdentity(config.extra.get("model_type"), config.num_hidden_layers, config.hidden_size,
                               config.num_attention_heads, config.vocab_size)
         size, identity = check_identity(spec, found, directory, **check)
         model = dnabert.load_dnabert(directory, device=device, config=config)
-        tokenizer = dnabert.load_dnabert_tokenizer(directory)
+        tokenizer = dnabert_tokenizer.load_dnabert_tokenizer(directory)
         vocab, architecture = str(directory / "tokenizer.json"), None
     return model, tokenizer, size, vocab, architecture, identity
 
@@ -769,8 +481,6 @@ def write_standin(name: str, size: str, directory: str | os.PathLike, seed: int 
         }
         (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
     else:
-        from virnucpro_core.models import dnabert
-
         dnabert.save_dnabert(model, directory, tokenizer=tokenizer)
     return directory
 

@@ -29,14 +29,15 @@ import torch
 
 from virnucpro_core.evaluate.aggregation import ChunkAggregate, aggregate_chunks
 from virnucpro_core.train.classifier import LoadedCheckpoint, display_name
-from virnucpro_core.extract.embeddings import Embeddings
+from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.features import extract_records
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint
 from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, FRAME_RULE
-from virnucpro_core.models.registry import SIZES, SPECS, WEIGHTS, get_spec, load_model, merged_widths, resolve_device
+from virnucpro_core.models.registry import SIZES, WEIGHTS, load_model, resolve_device
+from virnucpro_core.models.specs import SPECS, get_spec, merged_widths
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.predict.scoring import (
     DEFAULT_CHUNK_SIZE,
@@ -403,11 +404,10 @@ def predict_merged(
         DimensionError: features of another width or protein model than the checkpoint's.
         InputError: unreadable files or checkpoint, duplicate ids, non-finite values, or another precision.
     """
-    from virnucpro_core.layouts.features import (
-        ORIGINAL_MERGED, OURS_MERGED, OURS_VIEW, detect_layout, open_rows, torch_load,
-    )
+    from virnucpro_core.layouts.features import ORIGINAL_MERGED, OURS_MERGED, OURS_VIEW, detect_layout, open_rows
+    from virnucpro_core.layouts.pickles import torch_load
     from virnucpro_core.layouts.virnucpro import protein_model_of_width, read_foreign_merged
-    from virnucpro_core.split.make import feature_info
+    from virnucpro_core.layouts.features import feature_info
     from virnucpro_core.layouts.store import FileRows, RowView
 
     say = on_log or log.info

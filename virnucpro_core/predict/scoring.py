@@ -36,7 +36,7 @@ import torch
 
 from virnucpro_core.train.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.defaults import CHUNK_SIZE
-from virnucpro_core.extract.embeddings import Embeddings
+from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.errors import InputError
 from virnucpro_core.extract.features import merge_features
 from virnucpro_core.files import sha256_file
@@ -44,7 +44,8 @@ from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, MergedRows, open_rows
 from virnucpro_core.evaluate.metrics import Predictions, frame_calls
 from virnucpro_core.preprocess.sequences import source_id
-from virnucpro_core.split.make import chunk_of, feature_info
+from virnucpro_core.layouts.features import feature_info
+from virnucpro_core.split.ids import chunk_of
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int) ->
     if len(head) < 2:
         yield from map(function, head)
         return
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor  # the CLI's parser imports this module: keep its start-up light
 
     # The platform's default start method: fork on Linux (before Python 3.14), so workers start in
     # milliseconds with nothing re-imported; the workers run numpy and string code only, none of the

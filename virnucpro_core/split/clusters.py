@@ -31,7 +31,7 @@ from pathlib import Path
 
 from virnucpro_core.defaults import CLUSTER_COVERAGE, CLUSTER_IDENTITY
 from virnucpro_core.errors import InputError
-from virnucpro_core.split.make import chunk_of
+from virnucpro_core.split.ids import chunk_of
 
 DEFAULT_MIN_SEQ_ID = CLUSTER_IDENTITY
 DEFAULT_COVERAGE = CLUSTER_COVERAGE

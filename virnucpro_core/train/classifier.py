@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from virnucpro_core.errors import DimensionError
-from virnucpro_core.models.registry import SPECS
+from virnucpro_core.models.specs import SPECS
 
 # Width and name of each embedder's vector in the merged features (DNA first, then protein),
 # from the model registry so there is one source of truth.

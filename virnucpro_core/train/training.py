@@ -47,13 +47,9 @@ from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.checkpoints import save_checkpoint
 from virnucpro_core.models.registry import resolve_device
 from virnucpro_core.layouts.features import MergedRows, check_merged, open_rows, rows_in_memory
-from virnucpro_core.split.make import (
-    CLASS_NAMES,
-    SplitPaths,
-    feature_info,
-    min_class_size,
-    stratified_ids,
-)
+from virnucpro_core.layouts.features import feature_info
+from virnucpro_core.split.ids import CLASS_NAMES, min_class_size, stratified_ids
+from virnucpro_core.split.records import SplitPaths
 
 STOP_EARLY = "early_stopping"
 STOP_MAX_EPOCHS = "max_epochs"
