@@ -13,9 +13,9 @@ probability of class 1.
 
 Every metric comes from :mod:`sklearn.metrics`; precision (and F1) is 0 when
 nothing is predicted viral (``zero_division=0``). Confidence intervals are
-percentile bootstrap intervals from :func:`scipy.stats.bootstrap` (samples
-resampled with replacement, one seeded generator, the same resamples for every
-metric). A resample that holds one class only has no ROC-AUC or average
+percentile bootstrap intervals from :mod:`virnucpro_core.evaluate.bootstrap`
+(samples resampled with replacement, one seeded generator, the same resamples
+for every metric). A resample that holds one class only has no ROC-AUC or average
 precision: those resamples are left out of those two metrics' intervals
 (``Interval.n_resamples`` says how many were used), never counted as 0 or 1.
 
@@ -36,10 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
-from scipy import special, stats
+from scipy import special
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
@@ -59,8 +60,6 @@ METRICS: dict[str, str] = {
     "average_precision": "PR-AUC (average precision)",
     "mcc": "MCC",
 }
-# Metrics that need both classes in y_true (undefined on a one-class resample).
-NEEDS_BOTH_CLASSES = ("roc_auc", "average_precision")
 
 # Protein length bins, in residues: [0, 25), [25, 50), ..., [300, ∞). VirNucPro's
 # 300 / 500 nt chunks translate to proteins of at most 100 / 166 residues.
@@ -376,10 +375,6 @@ def _confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
     return skm.confusion_matrix(y_true, y_pred, labels=[HOST, VIRAL]).tolist()
 
 
-# Resamples drawn at a time (memory BOOTSTRAP_BATCH x n); the same seed gives the same resamples in any batch size.
-BOOTSTRAP_BATCH = 50
-
-
 def bootstrap_intervals(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -397,38 +392,26 @@ def bootstrap_intervals(
     """
     if n_bootstrap <= 0:
         return {}
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    p_viral = np.asarray(p_viral, dtype=np.float64)
 
-    def statistic(yt: np.ndarray, yp: np.ndarray, pv: np.ndarray) -> np.ndarray:
-        return _score_vector(yt.astype(np.int64), yp.astype(np.int64), pv)
+    def statistic(rows: np.ndarray) -> np.ndarray:
+        return np.stack([_score_vector(y_true[i], y_pred[i], p_viral[i]) for i in rows])
 
     # Inputs were validated once above; skipping sklearn's per-call validation
     # halves the cost of the resamples. Warnings from one-class resamples are expected.
     with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
-        result = stats.bootstrap(
-            (y_true, y_pred, p_viral),
-            statistic,
-            n_resamples=n_bootstrap,
-            paired=True,
-            vectorized=False,
-            confidence_level=confidence_level,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-            batch=BOOTSTRAP_BATCH,  # resample indices BOOTSTRAP_BATCH x n at a time, not n_bootstrap x n
-        )
-    distribution = np.atleast_2d(result.bootstrap_distribution)
-    alpha = (1.0 - confidence_level) / 2.0
+        distribution = bootstrap.resampled(statistic, len(y_true), n_resamples=n_bootstrap, seed=seed)
     intervals = {}
-    for row, name in enumerate(METRICS):
-        values = distribution[row][~np.isnan(distribution[row])]
+    for column, name in enumerate(METRICS):
+        values = distribution[:, column][~np.isnan(distribution[:, column])]
         if len(values) == 0:
             intervals[name] = Interval(math.nan, math.nan, 0)
         else:
-            low, high = np.quantile(values, [alpha, 1.0 - alpha])
-            intervals[name] = Interval(float(low), float(high), int(len(values)))
+            intervals[name] = Interval(*bootstrap.percentile_interval(values, confidence_level), int(len(values)))
     return intervals
 
 

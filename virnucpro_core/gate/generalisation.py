@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from virnucpro_core.errors import VirNucProError
+from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.split.make import apply_split, chunk_of, load_split, make_split, source_of
 from virnucpro_core.gate.stages import RunFiles, StageCache
@@ -48,7 +49,6 @@ SPLIT_TITLES = {
     "cluster": "similarity-clustered: whole MMseqs2 protein clusters per side — evidence",
 }
 N_BOOTSTRAP = 1000
-_BATCH = 50
 
 
 @dataclass
@@ -120,14 +120,12 @@ def paired_intervals(fast: np.ndarray, baseline: np.ndarray, *, seed: int, n_boo
                      level: float = 0.95) -> tuple[tuple[float, float], ...]:
     """Percentile CIs of mean(fast), mean(baseline) and mean(baseline − fast) from the same paired resamples."""
     a, b = np.asarray(fast, dtype=float), np.asarray(baseline, dtype=float)
-    rng = np.random.default_rng(seed)
-    stats = []
-    for start in range(0, n_bootstrap, _BATCH):
-        idx = rng.integers(0, len(a), size=(min(_BATCH, n_bootstrap - start), len(a)))
-        stats.append(np.stack([a[idx].mean(1), b[idx].mean(1), b[idx].mean(1) - a[idx].mean(1)], axis=1))
-    values = np.concatenate(stats)
-    q = [(1 - level) / 2, 1 - (1 - level) / 2]
-    return tuple(tuple(float(x) for x in np.quantile(values[:, k], q)) for k in range(3))
+
+    def means(rows: np.ndarray) -> np.ndarray:
+        return np.stack([a[rows].mean(1), b[rows].mean(1), b[rows].mean(1) - a[rows].mean(1)], axis=1)
+
+    values = bootstrap.draws(means, len(a), n_resamples=n_bootstrap, seed=seed)
+    return tuple(bootstrap.percentile_interval(values[:, k], level) for k in range(3))
 
 
 # ---------------------------------------------------------------------------- what the evidence is built from
