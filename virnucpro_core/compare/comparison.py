@@ -1,6 +1,6 @@
 """FastESM2_650 against the ESM2 3B baseline on the identical test samples, and the accuracy verdict.
 
-The gate (its rule is :data:`virnucpro_core.gate.gates.ACCURACY_RULE`): ``accuracy
+The gate (its rule is :data:`virnucpro_core.compare.rules.ACCURACY_RULE`): ``accuracy
 drop = baseline accuracy − FastESM2 accuracy`` (absolute, frame level) must be
 strictly below ``max_accuracy_drop``. The comparison is
 exact: with paired predictions the drop is ``(correct_baseline − correct_fast) / n``
@@ -29,9 +29,9 @@ import numpy as np
 from scipy import stats
 
 from virnucpro_core.defaults import COMPARE_NAMES, MAX_ACCURACY_DROP
+from virnucpro_core.compare.rules import ACCURACY_RULE
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
-from virnucpro_core.gate.gates import ACCURACY_RULE
 from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.evaluate.metrics import METRICS, Evaluation, Interval, Predictions, evaluate
 from virnucpro_core.split.make import feature_info, vocabulary_problems
