@@ -71,10 +71,6 @@ class CompareReportPaths:
 # --------------------------------------------------------------------------- tables (data → rows)
 
 
-def _pct(value: float) -> str:
-    return fmt(100.0 * value, 1) + " %"
-
-
 def metrics_table(comparison: Comparison, level: str = "frame", *, with_ci: bool = True) -> Table:
     """Every metric of both models and its drop: baseline − FastESM2 (positive: FastESM2 is worse).
 

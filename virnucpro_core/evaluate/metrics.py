@@ -216,11 +216,6 @@ class Predictions:
         return len(self.ids)
 
     @property
-    def p_host(self) -> np.ndarray:
-        """Host score, ``1 - p_viral`` (the softmax probability of class 0)."""
-        return 1.0 - self.p_viral
-
-    @property
     def correct(self) -> np.ndarray:
         """Boolean per sample: the frame-level call is right."""
         return self.y_pred == self.y_true

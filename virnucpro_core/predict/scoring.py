@@ -157,10 +157,6 @@ class FrameScores:
         return len(self.ids)
 
     @property
-    def p_host(self) -> np.ndarray:
-        return 1.0 - self.p_viral
-
-    @property
     def chunk_ids(self) -> list[str]:
         return [chunk_of(i) for i in self.ids]
 
