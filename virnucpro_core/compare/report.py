@@ -25,6 +25,7 @@ from virnucpro_core.compare.comparison import (
 from virnucpro_core.compare.figures import FIGURE_FILES, FIGURE_TITLES
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, CI_METHOD, FRAME_RULE, Evaluation
+from virnucpro_core.split.make import SplitSummary
 
 REPORT_FORMAT = "virnucpro-comparison-report"
 REPORT_VERSION = 1
@@ -229,8 +230,6 @@ def random_weight_sources(comparison: Comparison, provenance: Mapping[str, Any] 
 
 
 def _split_summary(summary: Any):
-    from virnucpro_core.split.make import SplitSummary
-
     return summary if isinstance(summary, SplitSummary) else SplitSummary.from_dict(summary)
 
 

@@ -35,11 +35,17 @@ from typing import Any
 
 import numpy as np
 
-from virnucpro_core.errors import VirNucProError
+from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.split.make import apply_split, chunk_of, load_split, make_split, source_of
 from virnucpro_core.gate.stages import RunFiles, StageCache
+from virnucpro_core.compare.comparison import compare
+from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
+from virnucpro_core.evaluate.calibration import calibrate
+from virnucpro_core.evaluate.metrics import FRAME_RULE, evaluate
+from virnucpro_core.predict.scoring import predict_features
+from virnucpro_core.split.clusters import INSTALL_HINT, cluster_proteins, cross_identity, linked_groups, mmseqs_missing
 
 log = logging.getLogger("virnucpro.generalisation")
 
@@ -173,8 +179,6 @@ class EvidenceStages:
 
 
 def _cluster_groups(inputs: EvidenceInputs, stages: EvidenceStages) -> dict[str, str]:
-    from virnucpro_core.split.clusters import cluster_proteins, linked_groups
-
     s = inputs.settings
     fastas = inputs.protein_fastas
     params = {"proteins": [stages.cache.files.sha256(f) for f in fastas], "min_seq_id": s.cluster_identity,
@@ -220,8 +224,6 @@ def _split_pair(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, group
 
 
 def _leakage(inputs: EvidenceInputs, stages: EvidenceStages, split) -> dict[str, Any]:
-    from virnucpro_core.split.clusters import cross_identity, mmseqs_missing
-
     proteins = inputs.proteins
     leak = split.summary.leakage
     out: dict[str, Any] = {"test_samples": leak.test_samples, "shared_sources": leak.leaked_sources,
@@ -270,11 +272,6 @@ def _row_from(name: str, comparison, n_test: int, leakage: dict, limit: float) -
 
 
 def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) -> SplitRow:
-    from virnucpro_core.split.clusters import INSTALL_HINT, mmseqs_missing
-    from virnucpro_core.compare.comparison import compare
-    from virnucpro_core.evaluate.metrics import evaluate
-    from virnucpro_core.predict.scoring import predict_features
-
     if kind == "cluster":
         if inputs.proteins is None:
             return SplitRow(kind, SPLIT_TITLES[kind], False, "skipped",
@@ -308,7 +305,6 @@ def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) 
 
 def read_group_file(path: str | Path) -> dict[str, str]:
     """``id <TAB> group`` lines (``#`` comments and blank lines skipped); ids are record or sample ids."""
-    from virnucpro_core.errors import InputError
 
     out: dict[str, str] = {}
     bad = []
@@ -363,9 +359,6 @@ def group_rows(settings, fast, baseline, files: RunFiles | None = None) -> tuple
 
 
 def level_rows(fast, baseline, record_rule: str) -> list[LevelRow]:
-    from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
-    from virnucpro_core.evaluate.metrics import FRAME_RULE
-
     baseline = baseline.take(fast.ids)
     chunks = {name: aggregate_chunks(p.ids, p.p_viral) for name, p in (("f", fast), ("b", baseline))}
     chunk_truth = labels_per_group([chunk_of(i) for i in fast.ids], fast.y_true, chunks["f"].ids, "chunk")
@@ -393,7 +386,6 @@ def no_baseline() -> Evidence:
 
 def build_evidence(inputs: EvidenceInputs, stages: EvidenceStages) -> Evidence:
     """Every figure of this module from a validation run's finished stages (see the module docstring)."""
-    from virnucpro_core.evaluate.calibration import calibrate
 
     evidence = Evidence()
     s = inputs.settings
