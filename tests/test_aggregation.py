@@ -9,7 +9,7 @@ import pytest
 from virnucpro_core.evaluate.aggregation import aggregate_chunks, aggregate_records
 from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.predictions import verdicts
-from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.evaluate.predictions import Predictions
 
 # Hand-made frames with every suffix F1..R3; chunk ids end in digits, so stripping two characters matters.
 IDS = ["rec_a_chunk_1F1", "rec_a_chunk_1F2", "rec_a_chunk_1F3", "rec_a_chunk_1R1", "rec_a_chunk_1R2",

@@ -157,3 +157,25 @@ def test_function_level_imports_say_why():
         "function-level imports without a reason (a `# ...` comment on the line above the block or on one of its "
         "lines); hoist them to module level unless start-up time needs them:\n" + "\n".join(unexplained)
     )
+
+
+def _subpackages() -> list[Path]:
+    return sorted(p.parent for p in PACKAGE.glob("*/__init__.py"))
+
+
+@pytest.mark.parametrize("package", _subpackages(), ids=lambda p: p.name)
+def test_each_package_docstring_names_its_modules(package):
+    """A package's docstring says what each of its modules owns: a module it does not name is one nobody documented."""
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    missing = [p.stem for p in sorted(package.glob("*.py")) if p.stem != "__init__" and p.stem not in doc]
+    assert not missing, f"virnucpro_core/{package.name}/__init__.py's docstring does not name {missing}"
+
+
+def test_readme_layout_shows_the_tree():
+    """README.md's Layout block names every package and every module of the library."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]
+    missing = [f"{p.name}/" for p in _subpackages() if f"{p.name}/" not in layout]
+    missing += [p.name for p in sorted(PACKAGE.rglob("*.py")) if p.stem != "__init__" and p.name not in layout]
+    assert not missing, f"README.md's Layout does not show {missing}"

@@ -29,7 +29,7 @@ from virnucpro_core.layouts.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.models.specs import merged_widths
 from virnucpro_core.predict.scoring import merge_unlabeled
 

@@ -24,10 +24,10 @@ def _training(name: str):
 # (name in virnucpro_core.defaults, what the library uses); the library is imported only when a test runs.
 LIBRARY = {
     "MODELS": lambda: tuple((s.name, s.display_name, s.hub_id, s.family, tuple(s.identity.to_dict().values()))
-                            for s in _library("models.registry", "SPECS").values()),
+                            for s in _library("models.specs", "SPECS").values()),
     "WEIGHTS": lambda: _library("models.registry", "WEIGHTS"),
     "SIZES": lambda: _library("models.registry", "SIZES"),
-    "DTYPES": lambda: tuple(_library("models.registry", "DTYPES")),
+    "DTYPES": lambda: tuple(_library("models.specs", "DTYPES")),
     "TOKS_PER_BATCH": lambda: _library("extract.embeddings", "DEFAULT_TOKS_PER_BATCH"),
     "LABELS": lambda: _library("extract.features", "LABELS"),
     "SHARD_SIZE": lambda: _library("extract.features", "DEFAULT_SHARD_SIZE"),
@@ -69,10 +69,10 @@ def _action(command: str, flag: str) -> argparse.Action:
 
 # (command, flag, "default" or "choices", the library's value): what each parser offers, read from the library.
 PARSERS = [
-    ("extract", "--model", "choices", lambda: list(_library("models.registry", "SPECS"))),
+    ("extract", "--model", "choices", lambda: list(_library("models.specs", "SPECS"))),
     ("extract", "--weights", "choices", lambda: list(_library("models.registry", "WEIGHTS"))),
     ("extract", "--size", "choices", lambda: list(_library("models.registry", "SIZES"))),
-    ("extract", "--dtype", "choices", lambda: list(_library("models.registry", "DTYPES"))),
+    ("extract", "--dtype", "choices", lambda: list(_library("models.specs", "DTYPES"))),
     ("extract", "--device", "default", _training("device")),
     ("extract", "--shard-size", "default", lambda: _library("extract.features", "DEFAULT_SHARD_SIZE")),
     ("extract", "--rank-timeout", "default", lambda: _library("extract.distributed", "DEFAULT_TIMEOUT_S")),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.evaluate.predictions import Predictions
 
 # Eight hand-labelled frames of two viral and two host records (as in test_metrics).
 IDS = [

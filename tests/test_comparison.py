@@ -7,7 +7,8 @@ import pytest
 
 from virnucpro_core.compare.comparison import Comparison, McNemar, compare
 from virnucpro_core.errors import InputError
-from virnucpro_core.evaluate.metrics import Evaluation, Predictions, evaluate
+from virnucpro_core.evaluate.metrics import Evaluation, evaluate
+from virnucpro_core.evaluate.predictions import Predictions
 
 
 def make(correct: list[bool], *, meta: dict | None = None, order: list[int] | None = None) -> Predictions:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from virnucpro_core.compare import figures
-from virnucpro_core.evaluate.metrics import Evaluation, Predictions, evaluate
+from virnucpro_core.evaluate.metrics import Evaluation, evaluate
+from virnucpro_core.evaluate.predictions import Predictions
 
 NAMES = ["FastESM2_650", "ESM2 3B"]
 

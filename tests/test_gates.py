@@ -9,18 +9,17 @@ import pytest
 
 from virnucpro_core.gate.benchmark import TimingResult
 from virnucpro_core.compare.comparison import compare
+from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE
 from virnucpro_core.gate.gates import (
     ACCURACY,
-    ACCURACY_RULE,
     SPEED,
     SPEED_NEXT_STEPS,
-    SPEED_RULE,
     GateResult,
     accuracy_gate,
     settle,
     speed_gate,
 )
-from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.gate.session import AcceptanceSession, Outcome
 
 

@@ -17,7 +17,7 @@ from virnucpro_core.gate.generalisation import (
     paired_intervals,
     read_group_file,
 )
-from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.evaluate.predictions import Predictions
 
 IDS = ["v1_chunk_1F1", "v1_chunk_1R1", "v1_chunk_2F2", "h1_chunk_1F1", "h1_chunk_1R3", "h2_chunk_1F1"]
 Y = [1, 1, 1, 0, 0, 0]

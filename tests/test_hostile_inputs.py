@@ -24,7 +24,7 @@ from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import save_checkpoint
-from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.evaluate.predictions import Predictions
 
 WIDTH = 12
 

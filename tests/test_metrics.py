@@ -13,14 +13,8 @@ from hypothesis import strategies as st
 
 from virnucpro_core.evaluate.aggregation import aggregate_chunks
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.evaluate.metrics import (
-    METRICS,
-    Evaluation,
-    Predictions,
-    bootstrap_intervals,
-    evaluate,
-    length_breakdown,
-)
+from virnucpro_core.evaluate.metrics import METRICS, Evaluation, bootstrap_intervals, evaluate, length_breakdown
+from virnucpro_core.evaluate.predictions import Predictions
 
 # Eight frames, hand-labelled. TP: 0, 2, 3; FN: 1; FP: 4; TN: 5, 6, 7.
 IDS = [
@@ -233,7 +227,7 @@ def test_chunk_verdict_ignores_frame_order(p_frames, rng):
 def test_bootstrap_in_batches_gives_the_intervals_of_one_batch(monkeypatch):
     """Memory is bounded by drawing resamples in batches; the seeded intervals must not change."""
     from virnucpro_core.compare import comparison
-    from virnucpro_core.evaluate import metrics
+    from virnucpro_core.evaluate import bootstrap, metrics
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 400)
@@ -242,8 +236,7 @@ def test_bootstrap_in_batches_gives_the_intervals_of_one_batch(monkeypatch):
     batched = metrics.bootstrap_intervals(y, pred, p, n_bootstrap=200, seed=9)
     drop_batched = comparison._paired_drop_ci(y == pred, rng.random(400) < 0.9, n_bootstrap=200, seed=9,
                                               confidence_level=0.95)
-    monkeypatch.setattr(metrics, "BOOTSTRAP_BATCH", None)
-    monkeypatch.setattr(comparison, "BOOTSTRAP_BATCH", None)
+    monkeypatch.setattr(bootstrap, "BATCH", None)
     rng = np.random.default_rng(3)
     rng.integers(0, 2, 400), rng.random(400)  # the same draws as above, for the second paired vector
     assert metrics.bootstrap_intervals(y, pred, p, n_bootstrap=200, seed=9) == batched

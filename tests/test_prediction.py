@@ -23,7 +23,7 @@ from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.features import extract_to_file, merge_features
 from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
-from virnucpro_core.evaluate.metrics import Predictions
+from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.models.registry import load_model
 from virnucpro_core.models.specs import get_spec
 from virnucpro_core.layouts.predictions import NO_FRAMES, verdicts

@@ -11,7 +11,8 @@ import pytest
 from virnucpro_core.compare import report
 from virnucpro_core.commands import compare as compare_command
 from virnucpro_core.compare.comparison import Comparison, compare
-from virnucpro_core.evaluate.metrics import Predictions, evaluate
+from virnucpro_core.evaluate.metrics import evaluate
+from virnucpro_core.evaluate.predictions import Predictions
 
 
 def make(wrong: set[int], n: int = 20, meta: dict | None = None) -> Predictions:

@@ -19,13 +19,13 @@ MAX_SEED = 2**63 - 1
 
 
 class Model(NamedTuple):
-    """A language model of the registry; :data:`virnucpro_core.models.registry.SPECS` is built from these."""
+    """A language model of the registry; :data:`virnucpro_core.models.specs.SPECS` is built from these."""
 
     name: str
     display_name: str
     hub_id: str
     family: str  # esm (protein) or dnabert (DNA): decides tokenizer and pooling
-    # What its config.json states (virnucpro_core.models.registry.ModelIdentity): model_type, layers, width, heads, vocabulary.
+    # What its config.json states (virnucpro_core.models.specs.ModelIdentity): model_type, layers, width, heads, vocabulary.
     identity: tuple[str, int, int, int, int]
 
     @property

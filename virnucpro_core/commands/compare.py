@@ -26,7 +26,7 @@ def register(subparsers) -> None:
             "FastESM2 accuracy < --max-accuracy-drop. Prints a summary and writes report.md, report.json, "
             "comparison.json, evaluation_{fast,baseline}.json and figures/ under --out. Exit status: 0 PASS, "
             "1 FAIL, 2 unusable input. Predictions files (.json or .npz) are written by "
-            "virnucpro_core.evaluate.metrics.Predictions.save: ids, y_true, p_viral, y_pred, lengths, meta."
+            "virnucpro_core.evaluate.predictions.Predictions.save: ids, y_true, p_viral, y_pred, lengths, meta."
         ),
     )
     parser.add_argument("--fast", required=True, metavar="PREDICTIONS",
@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in scipy, pandas and matplotlib, which `--help` does not need.
     from virnucpro_core.compare.comparison import compare
     from virnucpro_core.compare.figures import write_figures
-    from virnucpro_core.evaluate.metrics import Evaluation, Predictions
+    from virnucpro_core.evaluate.metrics import Evaluation
+    from virnucpro_core.evaluate.predictions import Predictions
     from virnucpro_core.compare.report import CompareReportPaths, format_summary, write_json, write_markdown
 
     from virnucpro_core.files import check_output, earlier_outputs, files_together

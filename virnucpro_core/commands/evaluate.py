@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from virnucpro_core.compare.comparison import fmt, fmt_ci, uses_random_weights
-    from virnucpro_core.evaluate.metrics import HOST, METRICS, VIRAL, evaluate
+    from virnucpro_core.evaluate.metrics import METRICS, evaluate
+    from virnucpro_core.evaluate.predictions import HOST, VIRAL
     from virnucpro_core.predict.scoring import RANDOM_WEIGHTS_WARNING, predict_features
     from virnucpro_core.compare.report import checkpoint_weights
 

@@ -1,6 +1,6 @@
 """FastESM2_650 against the ESM2 3B baseline on the identical test samples, and the accuracy verdict.
 
-The gate (its rule is :data:`virnucpro_core.gate.gates.ACCURACY_RULE`): ``accuracy
+The gate (its rule is :data:`virnucpro_core.compare.rules.ACCURACY_RULE`): ``accuracy
 drop = baseline accuracy − FastESM2 accuracy`` (absolute, frame level) must be
 strictly below ``max_accuracy_drop``. The comparison is
 exact: with paired predictions the drop is ``(correct_baseline − correct_fast) / n``
@@ -9,7 +9,7 @@ to the limit fails.
 
 With the baseline's per-sample predictions the comparison is *paired*: ids
 must match exactly, the drop gets a paired bootstrap CI (the same resampled
-indices for both models, :func:`scipy.stats.bootstrap` with ``paired=True``,
+indices for both models, from :mod:`virnucpro_core.evaluate.bootstrap`,
 percentile method) and McNemar's exact test runs on the discordant pairs
 (:func:`scipy.stats.binomtest`, two-sided, p = 0.5). With a baseline metrics
 file only, neither is possible and the comparison says so (``paired=False``).
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -30,10 +29,12 @@ import numpy as np
 from scipy import stats
 
 from virnucpro_core.defaults import COMPARE_NAMES, MAX_ACCURACY_DROP
+from virnucpro_core.compare.rules import ACCURACY_RULE
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
-from virnucpro_core.gate.gates import ACCURACY_RULE
-from virnucpro_core.evaluate.metrics import METRICS, Evaluation, Interval, Predictions, evaluate
+from virnucpro_core.evaluate import bootstrap
+from virnucpro_core.evaluate.metrics import METRICS, Evaluation, Interval, evaluate
+from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.layouts.features import feature_info
 from virnucpro_core.split.make import vocabulary_problems
 
@@ -399,28 +400,17 @@ def _align(fast: Predictions, baseline: Predictions) -> Predictions:
     return baseline
 
 
-# Resamples drawn and evaluated at a time: memory is BOOTSTRAP_BATCH x n, not n_bootstrap x n (1.7 GB at
-# 210,000 test samples); the same seed gives the same resamples and the same interval either way.
-BOOTSTRAP_BATCH = 50
-
-
 def _paired_drop_ci(baseline_correct: np.ndarray, fast_correct: np.ndarray, *, n_bootstrap: int, seed: int,
                     confidence_level: float) -> Interval | None:
     if n_bootstrap <= 0:
         return None
+    base, fast = np.asarray(baseline_correct, dtype=float), np.asarray(fast_correct, dtype=float)
 
-    def drop(base: np.ndarray, fast: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean(base, axis=axis) - np.mean(fast, axis=axis)
+    def drop(rows: np.ndarray) -> np.ndarray:
+        return np.mean(base[rows], axis=-1) - np.mean(fast[rows], axis=-1)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # e.g. both models right everywhere
-        result = stats.bootstrap(
-            (baseline_correct.astype(float), fast_correct.astype(float)), drop, n_resamples=n_bootstrap,
-            paired=True, vectorized=True, confidence_level=confidence_level, method="percentile",
-            rng=np.random.default_rng(seed), batch=BOOTSTRAP_BATCH,
-        )
-    ci = result.confidence_interval
-    return Interval(float(ci.low), float(ci.high), n_bootstrap)
+    drops = bootstrap.resampled(drop, len(base), n_resamples=n_bootstrap, seed=seed)
+    return Interval(*bootstrap.scipy_percentile_interval(drops, confidence_level), n_bootstrap)
 
 
 def _exact(value: float) -> Fraction:

@@ -24,7 +24,8 @@ from sklearn import metrics as skm
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from virnucpro_core.files import atomic_path
-from virnucpro_core.evaluate.metrics import VIRAL, Evaluation, Predictions
+from virnucpro_core.evaluate.metrics import Evaluation
+from virnucpro_core.evaluate.predictions import VIRAL, Predictions
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DPI = 100

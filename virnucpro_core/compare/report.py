@@ -25,6 +25,7 @@ from virnucpro_core.compare.comparison import (
 from virnucpro_core.compare.figures import FIGURE_FILES, FIGURE_TITLES
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, CI_METHOD, FRAME_RULE, Evaluation
+from virnucpro_core.split.records import SplitSummary
 
 REPORT_FORMAT = "virnucpro-comparison-report"
 REPORT_VERSION = 1
@@ -69,10 +70,6 @@ class CompareReportPaths:
 
 
 # --------------------------------------------------------------------------- tables (data → rows)
-
-
-def _pct(value: float) -> str:
-    return fmt(100.0 * value, 1) + " %"
 
 
 def metrics_table(comparison: Comparison, level: str = "frame", *, with_ci: bool = True) -> Table:
@@ -233,13 +230,11 @@ def random_weight_sources(comparison: Comparison, provenance: Mapping[str, Any] 
 
 
 def _split_summary(summary: Any):
-    from virnucpro_core.split.records import SplitSummary
-
     return summary if isinstance(summary, SplitSummary) else SplitSummary.from_dict(summary)
 
 
 def split_table(summary: Any) -> Table:
-    """Class counts of the split (a :class:`~virnucpro_core.split.make.SplitSummary` or its dict)."""
+    """Class counts of the split (a :class:`~virnucpro_core.split.records.SplitSummary` or its dict)."""
     summary = _split_summary(summary)
     header = ["class", "all", "train", "test", "target test", "test share achieved"]
     rows = [[c.name, str(c.full), str(c.train), str(c.test), str(c.target_test), f"{c.test_fraction_achieved:.4f}"]
@@ -436,7 +431,7 @@ def write_markdown(
     Args:
         comparison: the result of :func:`~virnucpro_core.compare.comparison.compare`.
         path: the ``.md`` file to write.
-        split_summary: the split's :class:`~virnucpro_core.split.make.SplitSummary` (or its dict).
+        split_summary: the split's :class:`~virnucpro_core.split.records.SplitSummary` (or its dict).
         histories: model name → TrainingHistory or ``(train_loss, val_loss, best_epoch)``.
         figures_dir: directory holding the PNGs of :data:`~virnucpro_core.compare.figures.FIGURE_FILES`; the ones
             present are linked relative to ``path``.

@@ -139,7 +139,7 @@ def aggregate_records(frame_ids: Sequence[str], p_viral: np.ndarray, *, rule: st
     n_frames = np.bincount(where, minlength=len(records)).astype(np.int64)
     mean = np.bincount(where, weights=p, minlength=len(records)) / np.maximum(n_frames, 1)
     chunks = aggregate_chunks(frame_ids, p)
-    chunk_records, chunk_where = _index([source_of(c) for c in chunks.ids], records)
+    _, chunk_where = _index([source_of(c) for c in chunks.ids], records)
     n_chunks = np.bincount(chunk_where, minlength=len(records)).astype(np.int64)
     viral_chunks = np.bincount(chunk_where, weights=(chunks.y_pred == 1).astype(float), minlength=len(records))
     share = viral_chunks / np.maximum(n_chunks, 1)

@@ -1,4 +1,4 @@
-"""Test-set metrics of one classifier: predictions, scalar metrics with bootstrap CIs, per-length and per-chunk views.
+"""Test-set metrics of one classifier: scalar metrics with bootstrap CIs, per-length and per-chunk views.
 
 The positive class is viral (label 1); host is 0. A sample is one translated
 frame (id ``{record}_chunk_{k}F1`` .. ``R3``); its viral score is the softmax
@@ -13,14 +13,14 @@ probability of class 1.
 
 Every metric comes from :mod:`sklearn.metrics`; precision (and F1) is 0 when
 nothing is predicted viral (``zero_division=0``). Confidence intervals are
-percentile bootstrap intervals from :func:`scipy.stats.bootstrap` (samples
-resampled with replacement, one seeded generator, the same resamples for every
-metric). A resample that holds one class only has no ROC-AUC or average
+percentile bootstrap intervals from :mod:`virnucpro_core.evaluate.bootstrap`
+(samples resampled with replacement, one seeded generator, the same resamples
+for every metric). A resample that holds one class only has no ROC-AUC or average
 precision: those resamples are left out of those two metrics' intervals
 (``Interval.n_resamples`` says how many were used), never counted as 0 or 1.
 
-Files: :class:`Predictions` saves to JSON or ``.npz`` (see its docstring);
-:class:`Evaluation` to JSON.
+Files: :class:`~virnucpro_core.evaluate.predictions.Predictions` saves to JSON
+or ``.npz`` (see its docstring); :class:`Evaluation` to JSON.
 """
 
 from __future__ import annotations
@@ -34,20 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import sklearn
-from scipy import special, stats
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
+from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks
-from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
+from virnucpro_core.errors import InputError
+from virnucpro_core.evaluate.predictions import FORMAT_VERSION, HOST, VIRAL, Predictions, _float, _nan_to_none
+from virnucpro_core.files import atomic_write_text
 
-VIRAL, HOST = 1, 0
-PREDICTIONS_FORMAT = "virnucpro-predictions"
 EVALUATION_FORMAT = "virnucpro-evaluation"
-FORMAT_VERSION = 1
 
 # Scalar metrics in report order, with the names people read.
 METRICS: dict[str, str] = {
@@ -59,8 +56,6 @@ METRICS: dict[str, str] = {
     "average_precision": "PR-AUC (average precision)",
     "mcc": "MCC",
 }
-# Metrics that need both classes in y_true (undefined on a one-class resample).
-NEEDS_BOTH_CLASSES = ("roc_auc", "average_precision")
 
 # Protein length bins, in residues: [0, 25), [25, 50), ..., [300, ∞). VirNucPro's
 # 300 / 500 nt chunks translate to proteins of at most 100 / 166 residues.
@@ -71,261 +66,6 @@ CI_METHOD = (
     "percentile bootstrap (scipy.stats.bootstrap, paired resampling of samples); resamples with one class "
     "are left out of ROC-AUC and average precision"
 )
-
-
-# --------------------------------------------------------------------------- small helpers
-
-
-def _nan_to_none(value: Any) -> Any:
-    """JSON has no NaN: write None, read it back as NaN."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return value
-
-
-def _float(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _to_numpy(values: Any) -> np.ndarray:
-    """Arrays, lists or torch tensors (on any device) as a numpy array."""
-    if hasattr(values, "detach"):  # torch.Tensor, without importing torch here
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
-
-
-def frame_calls(logits: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(p_viral, y_pred)`` of the MLP's ``[n, 2]`` logits: the softmax probability of class 1 in float64, and the
-    arg-max (a tie is host, :data:`FRAME_RULE`). The one softmax of evaluation and prediction alike."""
-    logits = _to_numpy(logits).astype(np.float64)
-    return special.softmax(logits, axis=1)[:, VIRAL], np.argmax(logits, axis=1).astype(np.int64)
-
-
-def ids_digest(ids: Sequence[str]) -> str:
-    """SHA-256 of the sorted ids: identifies a test set regardless of sample order."""
-    return sha256_text("\n".join(sorted(ids)))
-
-
-# --------------------------------------------------------------------------- predictions
-
-
-@dataclass
-class Predictions:
-    """One model's calls on a test set, one row per sample (frame).
-
-    Attributes:
-        ids: sample ids, unique.
-        y_true: true class, int64 0 (host) / 1 (viral).
-        p_viral: viral score, the softmax probability of class 1 (float64).
-        y_pred: predicted class, int64 0 / 1 (see :data:`FRAME_RULE`).
-        lengths: protein length of each sample in residues (int64).
-        meta: free-form provenance: model, weights (``pretrained`` / ``random``),
-            checkpoint, split id... Written to the file as is.
-
-    File formats (chosen by suffix):
-
-    * ``.json``: ``{"format": "virnucpro-predictions", "version": 1, "ids": [...],
-      "y_true": [...], "p_viral": [...], "y_pred": [...], "lengths": [...],
-      "meta": {...}}``; floats are written with full precision.
-    * ``.npz`` (``numpy.savez_compressed``, loads without pickle): arrays
-      ``ids`` (unicode), ``y_true``, ``p_viral``, ``y_pred``, ``lengths``, and
-      0-d strings ``format``, ``version`` and ``meta`` (JSON text).
-    """
-
-    ids: list[str]
-    y_true: np.ndarray
-    p_viral: np.ndarray
-    y_pred: np.ndarray
-    lengths: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.ids = [str(i) for i in self.ids]
-        self.y_true = _to_numpy(self.y_true).astype(np.int64, copy=False).reshape(-1)
-        self.p_viral = _to_numpy(self.p_viral).astype(np.float64, copy=False).reshape(-1)
-        self.y_pred = _to_numpy(self.y_pred).astype(np.int64, copy=False).reshape(-1)
-        self.lengths = _to_numpy(self.lengths).astype(np.int64, copy=False).reshape(-1)
-        self.meta = dict(self.meta or {})
-        problems = []
-        n = len(self.ids)
-        for name in ("y_true", "p_viral", "y_pred", "lengths"):
-            if len(getattr(self, name)) != n:
-                problems.append(f"{name} has {len(getattr(self, name))} entries for {n} ids")
-        if not problems:
-            for name in ("y_true", "y_pred"):
-                bad = sorted(set(np.unique(getattr(self, name)).tolist()) - {HOST, VIRAL})
-                if bad:
-                    problems.append(f"{name} holds values other than 0 (host) and 1 (viral): {bad[:5]}")
-            non_finite = int((~np.isfinite(self.p_viral)).sum())
-            outside = int(((self.p_viral < 0) | (self.p_viral > 1)).sum())
-            if non_finite or outside:
-                problems.append(f"p_viral holds {non_finite} NaN or infinite value(s) and {outside} outside [0, 1]; "
-                                "it must be a probability per sample")
-            if np.any(self.lengths < 0):
-                problems.append("lengths holds negative values")
-        duplicates = [i for i, count in pd.Series(self.ids).value_counts().items() if count > 1]
-        if duplicates:
-            problems.append(f"{len(duplicates)} duplicated ids, e.g. {', '.join(sorted(duplicates)[:5])}")
-        if problems:
-            raise InputError(
-                "predictions are not consistent",
-                expected="unique ids and, per id, a 0/1 y_true, a probability p_viral, a 0/1 y_pred and a length",
-                found="; ".join(problems),
-                fix="recreate the predictions with `virnucpro evaluate` from the checkpoint and the features",
-            )
-
-    @classmethod
-    def from_logits(
-        cls,
-        ids: Sequence[str],
-        logits: Any,
-        y_true: Any,
-        lengths: Any,
-        meta: Mapping[str, Any] | None = None,
-    ) -> Predictions:
-        """Predictions from the MLP's ``[n, 2]`` logits (class 0 host, class 1 viral).
-
-        ``p_viral`` is ``softmax(logits)[:, 1]``; ``y_pred`` the arg-max (a tie is
-        host). Accepts numpy arrays, lists or torch tensors.
-
-        Raises:
-            DimensionError: logits are not ``[len(ids), 2]``.
-        """
-        logits = _to_numpy(logits).astype(np.float64)
-        if logits.ndim != 2 or logits.shape[1] != 2 or logits.shape[0] != len(ids):
-            raise DimensionError(
-                "logits have the wrong shape",
-                expected=f"[{len(ids)}, 2]: one row per id, columns host (0) and viral (1)",
-                found=f"{list(logits.shape)}",
-                fix="pass the MLP's raw outputs for the same samples, in the order of ids",
-            )
-        p_viral, y_pred = frame_calls(logits)
-        return cls(
-            ids=list(ids),
-            y_true=y_true,
-            p_viral=p_viral,
-            y_pred=y_pred,
-            lengths=lengths,
-            meta=dict(meta or {}),
-        )
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def p_host(self) -> np.ndarray:
-        """Host score, ``1 - p_viral`` (the softmax probability of class 0)."""
-        return 1.0 - self.p_viral
-
-    @property
-    def correct(self) -> np.ndarray:
-        """Boolean per sample: the frame-level call is right."""
-        return self.y_pred == self.y_true
-
-    @property
-    def ids_sha256(self) -> str:
-        return ids_digest(self.ids)
-
-    def take(self, ids: Sequence[str]) -> Predictions:
-        """These predictions in the order of ``ids`` (which must all be present)."""
-        index = {sample_id: row for row, sample_id in enumerate(self.ids)}
-        rows = np.fromiter((index[i] for i in ids), dtype=np.int64, count=len(ids))
-        return Predictions(list(ids), self.y_true[rows], self.p_viral[rows], self.y_pred[rows],
-                           self.lengths[rows], dict(self.meta))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": PREDICTIONS_FORMAT,
-            "version": FORMAT_VERSION,
-            "ids": list(self.ids),
-            "y_true": self.y_true.tolist(),
-            "p_viral": self.p_viral.tolist(),
-            "y_pred": self.y_pred.tolist(),
-            "lengths": self.lengths.tolist(),
-            "meta": self.meta,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "predictions") -> Predictions:
-        if data.get("format") != PREDICTIONS_FORMAT:
-            raise InputError(
-                f"{where} is not a predictions file",
-                expected=f"format {PREDICTIONS_FORMAT!r} (written by Predictions.save)",
-                found=f"format {data.get('format')!r}",
-                fix="pass the predictions file of the evaluate/predict step",
-            )
-        missing = [k for k in ("ids", "y_true", "p_viral", "y_pred", "lengths") if k not in data]
-        if missing:
-            raise InputError(f"{where} lacks {', '.join(missing)}",
-                             expected="ids, y_true, p_viral, y_pred, lengths (and meta)",
-                             found=", ".join(sorted(data)), fix="rewrite it with Predictions.save")
-        try:
-            return cls(list(data["ids"]), data["y_true"], data["p_viral"], data["y_pred"], data["lengths"],
-                       dict(data.get("meta") or {}))
-        except InputError as error:
-            raise InputError(
-                f"{where}: {error.problem}",
-                expected=error.expected,
-                found=error.found,
-                fix="recreate the file with `virnucpro evaluate` (or `virnucpro predict`) from the checkpoint and "
-                "features; a hand-edited or truncated file cannot be compared",
-            ) from None
-        except (TypeError, ValueError) as error:
-            raise InputError(f"{where} holds values of the wrong type", expected="ids as strings; y_true, p_viral, "
-                             "y_pred and lengths as lists of numbers", found=f"{type(error).__name__}: {error}",
-                             fix="recreate the file with `virnucpro evaluate`") from None
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``.json`` or ``.npz`` (by suffix) atomically."""
-        path = Path(path)
-        if path.suffix == ".json":
-            atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
-        elif path.suffix == ".npz":
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as handle:  # a file object: savez would append ".npz" to a name
-                    np.savez_compressed(
-                        handle,
-                        format=np.array(PREDICTIONS_FORMAT),
-                        version=np.array(str(FORMAT_VERSION)),
-                        ids=np.array(self.ids, dtype=str),
-                        y_true=self.y_true,
-                        p_viral=self.p_viral,
-                        y_pred=self.y_pred,
-                        lengths=self.lengths,
-                        meta=np.array(json.dumps(self.meta, sort_keys=True)),
-                    )
-        else:
-            raise InputError(f"cannot write predictions to {path}", expected="a .json or .npz file name",
-                             found=repr(path.suffix), fix="name the file predictions.json or predictions.npz")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> Predictions:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"no predictions file at {path}", expected="a .json or .npz file from Predictions.save",
-                             fix="check the path, or run the evaluate/predict step first")
-        if path.suffix == ".json":
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError as error:
-                raise InputError(f"{path} is not valid JSON", found=str(error),
-                                 fix="rewrite it with Predictions.save") from error
-            return cls.from_dict(data, str(path))
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                data = {key: npz[key] for key in npz.files}
-            data["format"] = str(data["format"]) if "format" in data else None
-            data["meta"] = json.loads(str(data["meta"])) if "meta" in data else {}
-            if "ids" in data:
-                data["ids"] = data["ids"].tolist()
-            return cls.from_dict(data, str(path))
-        raise InputError(f"cannot read predictions from {path}", expected="a .json or .npz file",
-                         found=repr(path.suffix))
 
 
 # --------------------------------------------------------------------------- metric values
@@ -376,10 +116,6 @@ def _confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
     return skm.confusion_matrix(y_true, y_pred, labels=[HOST, VIRAL]).tolist()
 
 
-# Resamples drawn at a time (memory BOOTSTRAP_BATCH x n); the same seed gives the same resamples in any batch size.
-BOOTSTRAP_BATCH = 50
-
-
 def bootstrap_intervals(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -397,38 +133,26 @@ def bootstrap_intervals(
     """
     if n_bootstrap <= 0:
         return {}
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    p_viral = np.asarray(p_viral, dtype=np.float64)
 
-    def statistic(yt: np.ndarray, yp: np.ndarray, pv: np.ndarray) -> np.ndarray:
-        return _score_vector(yt.astype(np.int64), yp.astype(np.int64), pv)
+    def statistic(rows: np.ndarray) -> np.ndarray:
+        return np.stack([_score_vector(y_true[i], y_pred[i], p_viral[i]) for i in rows])
 
     # Inputs were validated once above; skipping sklearn's per-call validation
     # halves the cost of the resamples. Warnings from one-class resamples are expected.
     with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
-        result = stats.bootstrap(
-            (y_true, y_pred, p_viral),
-            statistic,
-            n_resamples=n_bootstrap,
-            paired=True,
-            vectorized=False,
-            confidence_level=confidence_level,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-            batch=BOOTSTRAP_BATCH,  # resample indices BOOTSTRAP_BATCH x n at a time, not n_bootstrap x n
-        )
-    distribution = np.atleast_2d(result.bootstrap_distribution)
-    alpha = (1.0 - confidence_level) / 2.0
+        distribution = bootstrap.resampled(statistic, len(y_true), n_resamples=n_bootstrap, seed=seed)
     intervals = {}
-    for row, name in enumerate(METRICS):
-        values = distribution[row][~np.isnan(distribution[row])]
+    for column, name in enumerate(METRICS):
+        values = distribution[:, column][~np.isnan(distribution[:, column])]
         if len(values) == 0:
             intervals[name] = Interval(math.nan, math.nan, 0)
         else:
-            low, high = np.quantile(values, [alpha, 1.0 - alpha])
-            intervals[name] = Interval(float(low), float(high), int(len(values)))
+            intervals[name] = Interval(*bootstrap.percentile_interval(values, confidence_level), int(len(values)))
     return intervals
 
 

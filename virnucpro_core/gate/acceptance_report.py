@@ -24,6 +24,11 @@ from virnucpro_core.compare.report import Table, drop_table, length_table, markd
 from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
 from virnucpro_core.gate.verdict import EXIT_CODES, Verdict
+from virnucpro_core.compare import report as text_report
+from virnucpro_core.evaluate.calibration import calibration_table
+from virnucpro_core.gate.benchmark import machine_info
+from virnucpro_core.models.precision import extraction_dtype
+from virnucpro_core.models.registry import describe_identity, identity_records
 
 SMOKE_NOTICE = (
     "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
@@ -71,8 +76,6 @@ def remove_previous_reports(paths: ReportPaths, html: Path | None = None) -> lis
 
 def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
     """Run, settings, machine, commit and every loaded model with its weights and vocabulary."""
-    from virnucpro_core.gate.benchmark import machine_info
-    from virnucpro_core.models.registry import describe_identity, identity_records
 
     rows = [("run id", ctx.run_id), ("started (UTC)", ctx.started)]
     settings = ctx.settings
@@ -209,7 +212,6 @@ def speed_protocol(ctx: AcceptanceSession) -> str:
     on_gpu = first.device.startswith("cuda")
     clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
              else "timed on the CPU with its wall clock (no GPU in this run)")
-    from virnucpro_core.models.precision import extraction_dtype
 
     return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
             f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
@@ -326,8 +328,6 @@ def calibration_text(evidence: Any) -> str:
 
 
 def generalisation_markdown(evidence: Any) -> list[str]:
-    from virnucpro_core.evaluate.calibration import calibration_table
-
     lines = ["## Generalisation (evidence, not gated)", "", GENERALISATION_TEXT, ""]
     lines += markdown_table(generalisation_table(evidence)) + [""]
     lines += [f"> **Warning.** {r.warning}" for r in evidence.splits if r.warning] + [""]
@@ -364,7 +364,6 @@ def notice(ctx: AcceptanceSession) -> str | None:
 def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPaths, *, allow_incomplete: bool = False,
                        finished: str = "") -> list[Path]:
     """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``."""
-    from virnucpro_core.compare import report as text_report
 
     results = ctx.results
     comparison = results.comparison if results is not None else None

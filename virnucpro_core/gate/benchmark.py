@@ -11,11 +11,16 @@ from __future__ import annotations
 import platform
 import random
 import statistics
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
+
+from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH
+from virnucpro_core.models.precision import extraction_dtype
+from virnucpro_core.models.specs import get_spec
 
 
 def synchronized_timer() -> float:
@@ -92,7 +97,7 @@ class TimingResult:
 
 def machine_info(device: str | torch.device | None = None) -> dict:
     """Versions and hardware that timings and accuracies depend on."""
-    import transformers
+    import transformers  # seconds to import; only the machine description needs its version
 
     info = {
         "python": platform.python_version(),
@@ -118,8 +123,6 @@ def machine_info(device: str | torch.device | None = None) -> dict:
 
 def _nvidia_driver() -> str | None:
     try:
-        import subprocess
-
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
             capture_output=True,
@@ -141,9 +144,6 @@ def deployed_settings(model_name: str, device_type: str) -> dict:
     (:data:`ORIGINAL_ESM2_3B`), the others with the precision policy's dtype and the default token budget."""
     if model_name == "esm2_3b":
         return dict(ORIGINAL_ESM2_3B)
-    from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH
-    from virnucpro_core.models.specs import get_spec
-    from virnucpro_core.models.precision import extraction_dtype
 
     family = get_spec(model_name).family
     return {"dtype": extraction_dtype(model_name, device_type), "toks_per_batch": DEFAULT_TOKS_PER_BATCH[family]}

@@ -3,7 +3,8 @@
 * ``accuracy`` — ESM2 3B accuracy − FastESM2 accuracy on the identical test
   samples must be strictly below the limit (``settings.max_accuracy_drop``);
   shown with its paired 95 % CI. :func:`~virnucpro_core.compare.comparison.compare`
-  measures the drop exactly and applies :data:`ACCURACY_RULE`;
+  measures the drop exactly and applies
+  :data:`~virnucpro_core.compare.rules.ACCURACY_RULE`;
   :func:`accuracy_gate` turns that comparison into the gate's result.
 * ``speed`` — FastESM2's embedding time over ESM2 3B's, the as-deployed pair,
   must be at most the limit (``settings.max_time_ratio``): :func:`speed_gate`.
@@ -27,48 +28,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from virnucpro_core.compare.rules import ACCURACY, ACCURACY_RULE, SPEED, SPEED_RULE
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import Interval
 
-if TYPE_CHECKING:  # annotations only: comparison imports this module for its rule
+if TYPE_CHECKING:  # annotations only: keeps scipy (via comparison) and the benchmark out of this import
     from virnucpro_core.gate.benchmark import TimingResult
     from virnucpro_core.compare.comparison import Comparison
 
-ACCURACY, SPEED = "accuracy", "speed"
 GATES = (ACCURACY, SPEED)  # in the order the verdict lists them
 PASSED, FAILED, NOT_RUN, ERROR = "passed", "failed", "not run", "error"
 MEASURED = (PASSED, FAILED)
 SPEED_PAIRING = "as-deployed"  # the gated pair; like-for-like is shown beside it, never gated
 EMBEDDER_MODELS = {"fast": "FastESM2", "baseline": "ESM2 3B"}
-
-
-@dataclass(frozen=True)
-class GateRule:
-    """What a gate compares: its metric, and the relation to the limit under which it passes."""
-
-    gate: str
-    metric: str
-    relation: str  # "<" (strictly below the limit) or "≤" (at most the limit)
-
-    @property
-    def negation(self) -> str:
-        """The relation a failing value has to the limit."""
-        return {"<": "≥", "≤": ">"}[self.relation]
-
-    def holds(self, measured: Any, limit: Any) -> bool:
-        """Whether ``measured`` passes against ``limit`` (numbers of any exact or float type)."""
-        return measured < limit if self.relation == "<" else measured <= limit
-
-    def sentence(self, value: str, limit: float, passed: bool, detail: str, *, ci: str = "") -> str:
-        """``accuracy drop 0.0123 (95 % CI …) < limit 0.05: PASS — detail``: metric, value, CI, limit, verdict."""
-        relation = self.relation if passed else self.negation
-        return (f"{self.metric} {value}{f' ({ci})' if ci else ''} {relation} limit {limit:g}: "
-                f"{'PASS' if passed else 'FAIL'} — {detail}")
-
-
-ACCURACY_RULE = GateRule(ACCURACY, "accuracy drop", "<")
-SPEED_RULE = GateRule(SPEED, "time ratio", "≤")
-RULES = {rule.gate: rule for rule in (ACCURACY_RULE, SPEED_RULE)}
 
 
 @dataclass

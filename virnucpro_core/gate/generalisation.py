@@ -35,11 +35,18 @@ from typing import Any
 
 import numpy as np
 
-from virnucpro_core.errors import VirNucProError
+from virnucpro_core.errors import InputError, VirNucProError
+from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.split.ids import chunk_of, source_of
 from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.gate.stages import RunFiles, StageCache
+from virnucpro_core.compare.comparison import compare
+from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
+from virnucpro_core.evaluate.calibration import calibrate
+from virnucpro_core.evaluate.metrics import FRAME_RULE, evaluate
+from virnucpro_core.predict.scoring import predict_features
+from virnucpro_core.split.clusters import INSTALL_HINT, cluster_proteins, cross_identity, linked_groups, mmseqs_missing
 
 log = logging.getLogger("virnucpro.generalisation")
 
@@ -49,7 +56,6 @@ SPLIT_TITLES = {
     "cluster": "similarity-clustered: whole MMseqs2 protein clusters per side — evidence",
 }
 N_BOOTSTRAP = 1000
-_BATCH = 50
 
 
 @dataclass
@@ -121,14 +127,12 @@ def paired_intervals(fast: np.ndarray, baseline: np.ndarray, *, seed: int, n_boo
                      level: float = 0.95) -> tuple[tuple[float, float], ...]:
     """Percentile CIs of mean(fast), mean(baseline) and mean(baseline − fast) from the same paired resamples."""
     a, b = np.asarray(fast, dtype=float), np.asarray(baseline, dtype=float)
-    rng = np.random.default_rng(seed)
-    stats = []
-    for start in range(0, n_bootstrap, _BATCH):
-        idx = rng.integers(0, len(a), size=(min(_BATCH, n_bootstrap - start), len(a)))
-        stats.append(np.stack([a[idx].mean(1), b[idx].mean(1), b[idx].mean(1) - a[idx].mean(1)], axis=1))
-    values = np.concatenate(stats)
-    q = [(1 - level) / 2, 1 - (1 - level) / 2]
-    return tuple(tuple(float(x) for x in np.quantile(values[:, k], q)) for k in range(3))
+
+    def means(rows: np.ndarray) -> np.ndarray:
+        return np.stack([a[rows].mean(1), b[rows].mean(1), b[rows].mean(1) - a[rows].mean(1)], axis=1)
+
+    values = bootstrap.draws(means, len(a), n_resamples=n_bootstrap, seed=seed)
+    return tuple(bootstrap.percentile_interval(values[:, k], level) for k in range(3))
 
 
 # ---------------------------------------------------------------------------- what the evidence is built from
@@ -176,8 +180,6 @@ class EvidenceStages:
 
 
 def _cluster_groups(inputs: EvidenceInputs, stages: EvidenceStages) -> dict[str, str]:
-    from virnucpro_core.split.clusters import cluster_proteins, linked_groups
-
     s = inputs.settings
     fastas = inputs.protein_fastas
     params = {"proteins": [stages.cache.files.sha256(f) for f in fastas], "min_seq_id": s.cluster_identity,
@@ -223,8 +225,6 @@ def _split_pair(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, group
 
 
 def _leakage(inputs: EvidenceInputs, stages: EvidenceStages, split) -> dict[str, Any]:
-    from virnucpro_core.split.clusters import cross_identity, mmseqs_missing
-
     proteins = inputs.proteins
     leak = split.summary.leakage
     out: dict[str, Any] = {"test_samples": leak.test_samples, "shared_sources": leak.leaked_sources,
@@ -273,11 +273,6 @@ def _row_from(name: str, comparison, n_test: int, leakage: dict, limit: float) -
 
 
 def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) -> SplitRow:
-    from virnucpro_core.split.clusters import INSTALL_HINT, mmseqs_missing
-    from virnucpro_core.compare.comparison import compare
-    from virnucpro_core.evaluate.metrics import evaluate
-    from virnucpro_core.predict.scoring import predict_features
-
     if kind == "cluster":
         if inputs.proteins is None:
             return SplitRow(kind, SPLIT_TITLES[kind], False, "skipped",
@@ -311,7 +306,6 @@ def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) 
 
 def read_group_file(path: str | Path) -> dict[str, str]:
     """``id <TAB> group`` lines (``#`` comments and blank lines skipped); ids are record or sample ids."""
-    from virnucpro_core.errors import InputError
 
     out: dict[str, str] = {}
     bad = []
@@ -366,9 +360,6 @@ def group_rows(settings, fast, baseline, files: RunFiles | None = None) -> tuple
 
 
 def level_rows(fast, baseline, record_rule: str) -> list[LevelRow]:
-    from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
-    from virnucpro_core.evaluate.metrics import FRAME_RULE
-
     baseline = baseline.take(fast.ids)
     chunks = {name: aggregate_chunks(p.ids, p.p_viral) for name, p in (("f", fast), ("b", baseline))}
     chunk_truth = labels_per_group([chunk_of(i) for i in fast.ids], fast.y_true, chunks["f"].ids, "chunk")
@@ -396,7 +387,6 @@ def no_baseline() -> Evidence:
 
 def build_evidence(inputs: EvidenceInputs, stages: EvidenceStages) -> Evidence:
     """Every figure of this module from a validation run's finished stages (see the module docstring)."""
-    from virnucpro_core.evaluate.calibration import calibrate
 
     evidence = Evidence()
     s = inputs.settings

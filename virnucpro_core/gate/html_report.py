@@ -20,6 +20,10 @@ from virnucpro_core.gate import acceptance_report as data
 from virnucpro_core.compare.report import Table, metrics_table
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.verdict import Verdict
+from virnucpro_core.compare import figures as fig
+from virnucpro_core.evaluate.calibration import calibration_table
+from virnucpro_core.files import atomic_write_text
+from virnucpro_core.layouts.features import open_rows
 
 # (text, background) colour pairs we set; tests check each reaches a 4.5:1 contrast ratio.
 PALETTE = {
@@ -91,7 +95,6 @@ def _section(section_id: str, title: str, *parts: str) -> str:
 
 def figures(ctx: AcceptanceSession) -> dict[str, bytes]:
     """PNG figures of whatever stages finished."""
-    from virnucpro_core.compare import figures as fig
 
     names = data.EMBEDDER_NAMES
     out: dict[str, bytes] = {}
@@ -100,8 +103,6 @@ def figures(ctx: AcceptanceSession) -> dict[str, bytes]:
         return out
     split = results.split
     if split is not None:
-        from virnucpro_core.layouts.features import open_rows  # lengths only: the rows stay on disk
-
         out["test-set lengths"] = fig.length_histogram_png(
             open_rows(split.paths.train).lengths.tolist(), open_rows(split.paths.test).lengths.tolist())
     histories = {names[e]: results.trained[e].history for e in names if e in results.trained}
@@ -183,7 +184,6 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
 
 def _evidence_sections(evidence, pictures: dict[str, bytes]) -> list[str]:
     """Generalisation, per-group, calibration and levels: evidence beside the gate, never gated."""
-    from virnucpro_core.evaluate.calibration import calibration_table
 
     body = [f"<p>{_prose(data.GENERALISATION_TEXT)}</p>", _table(data.generalisation_table(evidence))]
     body += [f'<div class="vnp-warning" role="note"><b>Warning (evidence, not gated).</b> {_prose(r.warning)}</div>'
@@ -214,7 +214,6 @@ def finish_html(path: str | Path, sections: str, *, title: str) -> None:
     pytest-html's environment heading goes (its script still needs the empty
     element), its "Summary" becomes "Tests", and its inline assets stay.
     """
-    from virnucpro_core.files import atomic_write_text
 
     path = Path(path)
     page = path.read_text(encoding="utf-8")

@@ -91,6 +91,7 @@ class Settings:
             InputError: every problem of the settings' values together, or the first of the inputs.
             TypeError: a keyword that is no setting.
         """
+        # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
         from virnucpro_core.layouts.virnucpro import Declaration
 
         values = SUITE_OPTIONS.with_defaults(options)
@@ -147,6 +148,7 @@ class Settings:
             if not path.exists():
                 raise InputError(f"{path}: no such input file", fix=f"check the {inputs}/{name('data_dir')} paths")
         _check_declarations(viral, host, declarations, size, name)
+        # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
         from virnucpro_core.evaluate.calibration import parse_prevalence
 
         parse_prevalence(values["viral_prevalence"])
@@ -214,6 +216,7 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
     Checked before anything runs, so a missing declaration is one usage error;
     files are memory-mapped, so this reads little more than their headers.
     """
+    # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
     from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout
     from virnucpro_core.layouts.pickles import torch_load
     from virnucpro_core.layouts.virnucpro import Declaration, declaration_for, protein_model_of_width
@@ -235,6 +238,7 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
 
 def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
     """Input paths with each directory replaced by its ``*.pt`` files (sorted)."""
+    # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
     from virnucpro_core.layouts.virnucpro import merged_files
 
     out: list[Path] = []
@@ -252,6 +256,7 @@ def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
 
 def _scan_data_dir(directory: Path, name: Callable[[str], str]) -> tuple[list[Path], list[Path], dict[str, str]]:
     """Viral and host inputs of a ``--data-dir``, and each file's group (for a VirNucPro data_merge tree)."""
+    # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
     from virnucpro_core.layouts.virnucpro import is_data_merge_tree, scan_data_merge
 
     expected = ("viral* and host* files: FASTA (.fa/.fasta/.fna, optionally .gz) or merged feature files (.pt); "

@@ -38,6 +38,21 @@ from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OP
 from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.split.records import SplitResult
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageRecord
+from virnucpro_core.compare.comparison import compare, uses_random_weights
+from virnucpro_core.evaluate.metrics import Evaluation, evaluate
+from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, merge_features, read_records
+from virnucpro_core.gate.benchmark import benchmark_sample
+from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
+from virnucpro_core.layouts.checkpoints import load_checkpoint
+from virnucpro_core.layouts.features import OURS_MERGED, save_merged, save_view
+from virnucpro_core.layouts.virnucpro import Declaration, import_rows, load_features, plan_import
+from virnucpro_core.models.precision import extraction_dtype
+from virnucpro_core.models.hub_cache import model_directory
+from virnucpro_core.models.registry import describe_identity, identity_records, load_model, resolve_device
+from virnucpro_core.models.specs import get_spec
+from virnucpro_core.predict.scoring import predict_features
+from virnucpro_core.preprocess.sequences import preprocess, read_fasta, write_fasta
+from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train_classifier
 
 log = logging.getLogger("virnucpro.validation")
 
@@ -57,7 +72,7 @@ class RunResults:
     merged: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (embedder, class)
     splits: dict[str, SplitResult] = field(default_factory=dict)  # by embedder; "fast" is the split itself
     trained: dict[str, TrainedModel] = field(default_factory=dict)  # by embedder
-    predictions: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Predictions on the test set
+    predictions: dict[str, Any] = field(default_factory=dict)  # by embedder: evaluate.predictions.Predictions on the test set
     evaluations: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Evaluation
     comparison: Any = None  # comparison.Comparison
     evidence: Any = None  # generalisation.Evidence
@@ -95,13 +110,10 @@ class ValidationRun:
     # ------------------------------------------------------------------ models
 
     def device(self) -> torch.device:
-        from virnucpro_core.models.registry import resolve_device
-
         return resolve_device(self.settings.device)
 
     def model(self, name: str, *, dtype: str = "float32"):
         """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
-        from virnucpro_core.models.registry import load_model
 
         if (name, dtype) not in self._models:
             # A local directory or a hub id read from the cache; load_model tells a missing directory apart.
@@ -150,7 +162,6 @@ class ValidationRun:
 
     def preprocessed(self, label: str) -> PreprocessPaths:
         """Chunks and stop-free frames of one class (all its FASTA inputs, concatenated in order)."""
-        from virnucpro_core.preprocess.sequences import preprocess, read_fasta, write_fasta
 
         if label in self.results.preprocessed:
             return self.results.preprocessed[label]
@@ -182,7 +193,6 @@ class ValidationRun:
         them; the as-deployed timings use the same, so the accuracy gate
         validates the configuration whose speed is gated.
         """
-        from virnucpro_core.models.precision import extraction_dtype
 
         return extraction_dtype(model, self.device().type)
 
@@ -193,7 +203,6 @@ class ValidationRun:
         when :meth:`extraction_processes` is more than 1 (one process per GPU):
         the same file either way, reused on a rerun either way.
         """
-        from virnucpro_core.extract.features import extract_to_file
 
         if (model, label) in self.results.features:
             return self.results.features[(model, label)]
@@ -218,10 +227,6 @@ class ValidationRun:
 
     def _extract_with_torchrun(self, stage: str, model: str, fasta: Path, out: Path, processes: int) -> None:
         """``virnucpro extract`` as ``processes`` processes under torchrun, with this run's settings."""
-        from virnucpro_core.extract.features import extract_with_torchrun
-        from virnucpro_core.layouts.virnucpro import load_features
-        from virnucpro_core.models.hub_cache import model_directory
-        from virnucpro_core.models.specs import get_spec
 
         settings, dtype = self.settings, self.extraction_dtype(model)
         source = settings.model_sources.get(model) or None
@@ -238,8 +243,6 @@ class ValidationRun:
 
     def merged(self, embedder: str, label: str) -> Path:
         """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
-        from virnucpro_core.extract.features import merge_features
-        from virnucpro_core.layouts.features import save_merged
 
         if (embedder, label) in self.results.merged:
             return self.results.merged[(embedder, label)]
@@ -262,8 +265,6 @@ class ValidationRun:
         return any(self.input_kind(label) == "merged" for label in CLASSES)
 
     def declarations(self) -> list:
-        from virnucpro_core.layouts.virnucpro import Declaration
-
         return [Declaration.parse(text, option="--declare-features") for text in self.settings.declarations]
 
     def random_weights_reason(self) -> str | None:
@@ -272,8 +273,6 @@ class ValidationRun:
         Our merged files say which weights made them; VirNucPro-layout files
         are taken at the word of ``--declare-features``.
         """
-        from virnucpro_core.compare.comparison import uses_random_weights
-        from virnucpro_core.layouts.features import OURS_MERGED
 
         if not self.has_merged_inputs():
             return None if self.settings.weights == "pretrained" else "--weights random"
@@ -292,8 +291,6 @@ class ValidationRun:
         Read from the provenance of the models loaded so far (here or by torchrun processes) and, for
         merged inputs of ours, from the provenance their meta carries.
         """
-        from virnucpro_core.layouts.features import OURS_MERGED
-        from virnucpro_core.models.registry import describe_identity, identity_records
 
         found = [(record, "") for model in self.loaded_models() for record in identity_records(model.provenance)]
         if self.has_merged_inputs():
@@ -306,7 +303,6 @@ class ValidationRun:
 
     def pipeline_dim(self, embedder: str) -> int:
         """Width the ``embedder`` pipeline feeds its MLP: DNABERT-S plus the protein model, at the run's size."""
-        from virnucpro_core.models.specs import get_spec
 
         sizes = {DNA_MODEL: self.settings.size, EMBEDDERS[embedder]: self.settings.size}
         if self.input_kind("viral") == "merged":
@@ -316,7 +312,6 @@ class ValidationRun:
 
     def import_plan(self) -> dict:
         """Which merged inputs hold which ``(protein model, class)`` (read once)."""
-        from virnucpro_core.layouts.virnucpro import plan_import
 
         if self._import_plan is None:
             inputs = {label: self.settings.inputs(label) for label in CLASSES}
@@ -326,8 +321,6 @@ class ValidationRun:
     def _merged_inputs(self, embedder: str, label: str) -> Path:
         """One merged file of ``embedder`` and class ``label``: a single file of ours as given, else the inputs
         (ours joined, or VirNucPro's imported under their declared provenance) written once into the artifacts."""
-        from virnucpro_core.layouts.features import OURS_MERGED, save_view
-        from virnucpro_core.layouts.virnucpro import import_rows
 
         wanted = EMBEDDERS[embedder]
         paths = self.import_plan().get((wanted, label))
@@ -394,7 +387,6 @@ class ValidationRun:
 
     def proteins(self) -> dict[str, str] | None:
         """The protein of every sample, read once (FASTA inputs; None for merged features, which carry none)."""
-        from virnucpro_core.extract.features import read_records
 
         if self.has_merged_inputs():
             return None
@@ -408,8 +400,6 @@ class ValidationRun:
     # ------------------------------------------------------------------ training and evaluation
 
     def training_config(self):
-        from virnucpro_core.train.training import TrainingConfig
-
         return TrainingConfig(max_epochs=self.settings.max_epochs, patience=self.settings.patience,
                               seed=self.settings.seed, device=str(self.device()))
 
@@ -423,8 +413,6 @@ class ValidationRun:
     def trained_on(self, embedder: str, split: SplitResult, stage: str,
                    directory_of: Callable[[str], Path]) -> TrainedModel:
         """Train ``embedder``'s MLP on ``split``'s training side with the run's hyperparameters (any split)."""
-        from virnucpro_core.layouts.checkpoints import load_checkpoint
-        from virnucpro_core.train.training import TrainingHistory, train_classifier
 
         config = self.training_config()
         params = {"train": self.files.sha256(split.paths.train), "config": config.to_dict()}
@@ -457,7 +445,6 @@ class ValidationRun:
         Their ``meta`` carries the checkpoint and both embedders' provenance, so
         the comparison knows whether random-weight stand-ins made the features.
         """
-        from virnucpro_core.predict.scoring import predict_features
 
         if embedder not in self.results.predictions:
             self.results.predictions[embedder] = predict_features(self.trained(embedder).final,
@@ -466,7 +453,6 @@ class ValidationRun:
 
     def evaluation(self, embedder: str):
         """Metrics of one embedder's MLP on the test set; the baseline's come from ``--baseline-metrics`` when given."""
-        from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 
         if embedder not in self.results.evaluations:
             if embedder == "baseline" and self.settings.baseline_from_metrics:
@@ -477,7 +463,6 @@ class ValidationRun:
 
     def comparison(self):
         """FastESM2 against the ESM2 3B baseline on the identical test samples, and the accuracy gate's decision."""
-        from virnucpro_core.compare.comparison import compare
 
         if self.results.comparison is None:
             if self.settings.baseline_from_metrics:
@@ -499,7 +484,6 @@ class ValidationRun:
 
     def evidence(self):
         """Generalisation splits, per-group accuracy, calibration and verdict levels: evidence, never gated."""
-        from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 
         if self.results.evidence is None:
             if self.settings.baseline_from_metrics:
@@ -524,7 +508,6 @@ class ValidationRun:
 
     def benchmark_proteins(self) -> list[tuple[str, str]]:
         """A seeded sample of test-set proteins that follows the test set's length distribution."""
-        from virnucpro_core.gate.benchmark import benchmark_sample
 
         if self.results.bench_proteins is None:
             if self.has_merged_inputs():
@@ -562,8 +545,6 @@ class ExtractedModel:
 
     @classmethod
     def from_meta(cls, meta: dict) -> "ExtractedModel":
-        from virnucpro_core.models.specs import get_spec
-
         keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
         identity = {"identity": meta["identity"]} if meta.get("identity") else {}
         return cls(get_spec(meta["model"]), {**{key: meta.get(key) for key in keys}, **identity})

@@ -18,6 +18,8 @@
   weights (``model.safetensors``, ``pytorch_model.bin``, or either sharded with
   an index): which files, the tensors' shapes, the state dict; read for ESM-2,
   FastESM2 and DNABERT-S alike.
+* :mod:`virnucpro_core.layouts.rows` — the one row container (ids, vectors,
+  protein lengths, meta) every feature layout is read into.
 * :mod:`virnucpro_core.layouts.store` — feature rows read from disk on demand
   (``os.preadv`` into one buffer), so memory stays bounded at any scale.
 

@@ -36,7 +36,14 @@ from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint
 from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, FRAME_RULE
-from virnucpro_core.models.registry import SIZES, WEIGHTS, load_model, resolve_device
+from virnucpro_core.models.registry import (
+    SIZES,
+    WEIGHTS,
+    describe_identity,
+    identity_records,
+    load_model,
+    resolve_device,
+)
 from virnucpro_core.models.specs import SPECS, get_spec, merged_widths
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.predict.scoring import (
@@ -51,6 +58,17 @@ from virnucpro_core.predict.scoring import (
     score_features,
 )
 from virnucpro_core.preprocess.sequences import FastaFile, preprocess
+from virnucpro_core.layouts.features import (
+    ORIGINAL_MERGED,
+    OURS_MERGED,
+    OURS_VIEW,
+    detect_layout,
+    feature_info,
+    open_rows,
+)
+from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.layouts.store import FileRows, RowView
+from virnucpro_core.layouts.virnucpro import merged_files, protein_model_of_width, read_foreign_merged
 
 log = logging.getLogger(__name__)
 
@@ -363,15 +381,12 @@ def predict_fasta(
 
 def _other_models(models: dict[str, Any]) -> list[str]:
     """A warning for each language model that is another model than the registry's (``--allow-other-model``)."""
-    from virnucpro_core.models.registry import describe_identity, identity_records
 
     return [f"another model than {record['expected']['display_name']} embedded these sequences "
             f"(--allow-other-model): {describe_identity(record)}" for record in identity_records(models)]
 
 
 def _feature_files(features: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    from virnucpro_core.layouts.virnucpro import merged_files
-
     items = [features] if isinstance(features, (str, os.PathLike)) else list(features)
     paths: list[Path] = []
     for item in map(Path, items):
@@ -404,11 +419,6 @@ def predict_merged(
         DimensionError: features of another width or protein model than the checkpoint's.
         InputError: unreadable files or checkpoint, duplicate ids, non-finite values, or another precision.
     """
-    from virnucpro_core.layouts.features import ORIGINAL_MERGED, OURS_MERGED, OURS_VIEW, detect_layout, open_rows
-    from virnucpro_core.layouts.pickles import torch_load
-    from virnucpro_core.layouts.virnucpro import protein_model_of_width, read_foreign_merged
-    from virnucpro_core.layouts.features import feature_info
-    from virnucpro_core.layouts.store import FileRows, RowView
 
     say = on_log or log.info
     paths = _feature_files(features)

@@ -3,7 +3,7 @@
 Two entry points:
 
 * :func:`predict_features` — a checkpoint on a merged feature file (e.g. a
-  split's ``test.pt``) → :class:`~virnucpro_core.evaluate.metrics.Predictions`, the file
+  split's ``test.pt``) → :class:`~virnucpro_core.evaluate.predictions.Predictions`, the file
   ``virnucpro compare`` reads. Behind ``virnucpro evaluate``.
 * :func:`score_features` — the calls on frames of unknown class;
   :mod:`virnucpro_core.predict.run` strings it and the chunk rule
@@ -42,7 +42,7 @@ from virnucpro_core.extract.features import merge_features
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, MergedRows, open_rows
-from virnucpro_core.evaluate.metrics import Predictions, frame_calls
+from virnucpro_core.evaluate.predictions import Predictions, frame_calls
 from virnucpro_core.preprocess.sequences import source_id
 from virnucpro_core.layouts.features import feature_info
 from virnucpro_core.split.ids import chunk_of
@@ -158,10 +158,6 @@ class FrameScores:
         return len(self.ids)
 
     @property
-    def p_host(self) -> np.ndarray:
-        return 1.0 - self.p_viral
-
-    @property
     def chunk_ids(self) -> list[str]:
         return [chunk_of(i) for i in self.ids]
 
@@ -245,12 +241,12 @@ def predict_features(
         features: a merged feature file (e.g. a split's ``test.pt``) or its
             :class:`~virnucpro_core.layouts.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
-            Features without labels (:class:`~virnucpro_core.extract.embeddings.Embeddings`) need them; for
+            Features without labels (:class:`~virnucpro_core.layouts.rows.Embeddings`) need them; for
             new sequences of unknown class use :func:`score_features` or
             :func:`virnucpro_core.predict.run.predict_fasta` instead.
 
     Returns:
-        :class:`~virnucpro_core.evaluate.metrics.Predictions` whose ``meta`` records the
+        :class:`~virnucpro_core.evaluate.predictions.Predictions` whose ``meta`` records the
         checkpoint and both embedders' provenance (a ``weights: random`` there
         makes ``virnucpro compare`` flag the run).
 

@@ -1,6 +1,10 @@
 """The test set: stratified, seeded, recorded in a manifest and read back from it.
 
-* ``make`` — the id format, stratified selection, the manifest and summary,
-  making, applying and loading a split;
+* ``ids`` — the sample-id format and the seeded stratified choice of test and
+  validation samples;
+* ``records`` — the typed records: manifest, summary, paths, inputs, result;
+* ``summary`` — a split's summary statistics;
+* ``make`` — the inputs checked and read, the split made, applied to other
+  embedders, written, and loaded back from its manifest;
 * ``clusters`` — MMseqs2 protein clusters and the train-test identity search.
 """
