@@ -223,12 +223,12 @@ def test_another_model_allowed_is_named_in_the_verdict_banner_and_environment(tm
 def test_torchrun_extraction_passes_allow_other_model_on_and_the_report_reads_it_back(tmp_path, monkeypatch):
     """Under torchrun the model loads in `virnucpro extract` processes: the flag goes with them, the record comes
     back in the feature file's meta."""
-    from virnucpro_core.extract import distributed
+    from virnucpro_core.extract import features
     from virnucpro_core.extract.features import extract_with_torchrun
     from virnucpro_core.gate.validation import ExtractedModel
 
     seen = []
-    monkeypatch.setattr(distributed, "run_torchrun", lambda argv, processes, on_line=None: seen.append(argv))
+    monkeypatch.setattr(features, "run_torchrun", lambda argv, processes, on_line=None: seen.append(argv))
     common = dict(weights="pretrained", size="tiny", dtype="float32", seed=1, model_path="m")
     extract_with_torchrun(2, "fastesm2_650", tmp_path / "p.faa", tmp_path / "f.pt", allow_other_model=True, **common)
     extract_with_torchrun(2, "fastesm2_650", tmp_path / "p.faa", tmp_path / "f.pt", **common)
