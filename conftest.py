@@ -7,6 +7,7 @@ parses them into :class:`virnucpro_core.gate.settings.Settings` by the same tabl
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from virnucpro_core.gate.options import SUITE_OPTIONS
 
 DEFAULT_HTML = Path("reports") / "acceptance.html"
+ARTIFACTS_LOCK = pytest.StashKey["object"]()  # this run's lock of its --artifacts folder
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,10 +31,14 @@ def _runs_acceptance(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _runs_acceptance(config):
         return
+    from virnucpro_core.errors import VirNucProError
+    from virnucpro_core.files import check_output
     from virnucpro_core.gate.acceptance_report import new_run_id, remove_previous_reports
+    from virnucpro_core.gate.lock import ArtifactsLock
+    from virnucpro_core.gate.settings import Settings
     from virnucpro_core.paths import ReportPaths
 
-    from acceptance.report_plugin import RUN_ID
+    from acceptance.report_plugin import RUN_ID, SETTINGS
 
     # `pytest acceptance/` writes its HTML report without being asked; an explicit --html wins. Either way the
     # report is one self-contained file (styles and figures inline, no assets/ beside it).
@@ -46,10 +52,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "benchmark_json") and config.option.benchmark_json is None:
         # pytest-benchmark's raw timings (every round, machine info) beside the HTML report.
         config.option.benchmark_json = paths.benchmark_json
+    # The options and the report's place are checked before an earlier report is touched: a bad option or an
+    # unusable --html is one usage error (exit 4) that leaves the earlier reports as they were.
+    try:
+        config.stash[SETTINGS] = Settings.resolve(**SUITE_OPTIONS.values(config.getoption), name=SUITE_OPTIONS.flag)
+        check_output(config.option.htmlpath, kind="file", option="--html")
+        check_output(paths.root, kind="directory", writes=[p.name for p in paths.owned()], option="--html's folder")
+        # One run at a time per --artifacts: a second one waits here, before it touches any report or stage.
+        config.stash[ARTIFACTS_LOCK] = ArtifactsLock(config.stash[SETTINGS].artifacts).acquire(
+            lambda text: print(f"acceptance: {text}", file=sys.stderr, flush=True))
+    except VirNucProError as error:
+        raise pytest.UsageError(f"acceptance options: {error}") from None
     # One run, one set of reports: nothing an earlier run wrote here may sit beside this run's files.
     remove_previous_reports(paths, Path(config.option.htmlpath))
     paths.root.mkdir(parents=True, exist_ok=True)
     config.stash[RUN_ID] = new_run_id()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lock = config.stash.get(ARTIFACTS_LOCK, None)
+    if lock is not None:
+        lock.release()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -74,7 +74,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Resolve the options once, before anything runs: a bad option is one usage error, not 20 test errors."""
+    """Resolve the options once, before anything runs: a bad option is one usage error, not 20 test errors.
+
+    The root ``conftest.py`` resolves them first (before it touches an earlier report); this is for a session
+    that did not pass through it."""
+    if report_plugin.SETTINGS in session.config.stash:
+        return
     try:
         session.config.stash[report_plugin.SETTINGS] = _settings_from(session.config)
     except VirNucProError as error:

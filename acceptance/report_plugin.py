@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from virnucpro_core.errors import describe_error
 from virnucpro_core.gate.acceptance_report import write_side_reports
 from virnucpro_core.gate.html_report import finish_html, page_title, render_sections
 from virnucpro_core.gate.gates import GATES
@@ -82,24 +83,40 @@ class AcceptanceReport:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         context = self.context()
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if session.exitstatus in _PYTEST_ABORTS:
+            # Interrupted (Ctrl-C) or broken before the end: no verdict is written, so none can disagree with the
+            # exit status, which stays pytest's own (2, 3 or 4). Finished stages stay cached for the rerun.
+            self._write_stage_log(context, terminal)
+            if terminal is not None:
+                terminal.write_sep("=", f"acceptance: no verdict — the session did not finish (exit status "
+                                        f"{int(session.exitstatus)}); rerun the same command: finished stages are "
+                                        "reused", bold=True, yellow=True)
+            return
         verdict = decide_verdict(context)
         allow = bool(self.config.getoption("--allow-incomplete"))
         code = verdict.exit_code(allow)
-        if session.exitstatus not in _PYTEST_ABORTS:
-            session.exitstatus = code
+        session.exitstatus = code
         html_path = self.config.getoption("htmlpath", default=None)
         paths = ReportPaths(Path(html_path).parent if html_path else Path("reports"))
         finished = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-        written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished)
+        try:
+            written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished)
+        except OSError as error:
+            # acceptance.json is written last: without it there is no verdict on disk, and the status says ERROR.
+            session.exitstatus = code = EXIT_CODES["ERROR"]
+            if terminal is not None:
+                terminal.write_sep("=", f"acceptance: the reports could not be written — exit status {code}",
+                                   bold=True, red=True)
+                terminal.write_line(describe_error(error))
+            return
         if html_path:
             # pytest-html writes its file after this hook; pytest_unconfigure finishes it.
             self._sections = render_sections(context, verdict, exit_code=code)
             self._title = page_title(context, verdict)
             written.insert(0, Path(html_path))
-        if context.run is not None:
-            context.run.write_stage_log()
+        self._write_stage_log(context, terminal)
 
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is None:
             return
         colour = {"PASS": "green", "FAIL": "red", "ERROR": "red", "INCOMPLETE": "yellow"}[verdict.status]
@@ -116,6 +133,17 @@ class AcceptanceReport:
                                 f"{context.run.paths.root} (--rebuild recomputes them)")
         for path in written:
             terminal.write_line(f"wrote {path}")
+
+    @staticmethod
+    def _write_stage_log(context: AcceptanceSession, terminal) -> None:
+        """The run's stage log, beside its cached stages; a place that cannot take it is one line, not a traceback."""
+        if context.run is None:
+            return
+        try:
+            context.run.write_stage_log()
+        except OSError as error:
+            if terminal is not None:
+                terminal.write_line(f"stage log not written: {describe_error(error)}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         html_path = config.getoption("htmlpath", default=None)

@@ -42,7 +42,8 @@ def parse_prevalence(text: str | float) -> float:
     try:
         if isinstance(text, str) and ":" in text:
             viral, other = (Fraction(part.strip()) for part in text.split(":"))
-            value = float(viral / (viral + other))
+            # Both parts are counts: -1:-19 gives 1/20 as a fraction, and is no prevalence.
+            value = float(viral / (viral + other)) if viral > 0 and other > 0 else float("nan")
         else:
             value = float(text)
     except (ValueError, ZeroDivisionError):

@@ -6,6 +6,7 @@
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;
 * ``gates`` — the two gates' rules and typed results (measured, limit, CI, status, reason);
 * ``generalisation`` — the evidence beside the gate (other splits, per-group accuracy, calibration);
+* ``lock`` — one run at a time per ``--artifacts`` folder (a second one waits, with a message);
 * ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
 * ``verdict`` — PASS / FAIL / INCOMPLETE / ERROR and the exit status;
 * ``acceptance_report``, ``html_report`` — the markdown / JSON and HTML reports.

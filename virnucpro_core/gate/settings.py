@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from virnucpro_core.defaults import MAX_SEED
 from virnucpro_core.errors import InputError
+from virnucpro_core.files import check_output
 from virnucpro_core.gate.options import SUITE_OPTIONS
 
 log = logging.getLogger("virnucpro.validation")
@@ -158,6 +160,9 @@ class Settings:
             raise InputError(f"{name('groups_file')} {groups_file}: no such file", expected="a TSV of id <TAB> group",
                              fix="check the path")
         artifacts, baseline_metrics = values.pop("artifacts"), values.pop("baseline_metrics")
+        if artifacts:
+            # A file, or a read-only place, is one message here, not a traceback from the first stage.
+            check_output(artifacts, kind="directory", option=name("artifacts"))
         return cls(
             profile=profile,
             viral=tuple(viral),
@@ -194,6 +199,8 @@ def _problems(values: dict[str, Any], name: Callable[[str], str]) -> list[str]:
         problems.append(f"{name('max_accuracy_drop')} {values['max_accuracy_drop']} is not in [0, 1]")
     if not values["max_time_ratio"] > 0:
         problems.append(f"{name('max_time_ratio')} {values['max_time_ratio']} is not positive")
+    elif not math.isfinite(values["max_time_ratio"]):
+        problems.append(f"{name('max_time_ratio')} {values['max_time_ratio']} is not a finite number")
     for field in ("bench_runs", "chunk_size", "max_epochs", "patience"):
         if values[field] < 1:
             problems.append(f"{name(field)} {values[field]} is not a positive integer")
