@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -69,8 +70,17 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
     # files.py stays torch-free so the CLI starts fast; torch only to save tensors
     import torch
 
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch.save(obj, handle)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+    except RuntimeError as error:
+        # torch's zip writer reports a failed write (a full disk, a quota) as a RuntimeError from its C++
+        # inline_container: an OSError here, so that every caller says it as one message with the path.
+        if "PytorchStreamWriter" not in str(error) and "inline_container" not in str(error):
+            raise
+        full = shutil.disk_usage(Path(path).absolute().parent).free < (64 << 20)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else "the file could not be written", str(path)) from None
     return Path(path)
 
 
@@ -155,3 +165,22 @@ def check_output(
             fix=f"choose another {option}",
         )
     return out
+
+
+def check_free_space(path: str | os.PathLike, needed: int, *, what: str, option: str = "--out") -> None:
+    """Refuse to start work whose ``needed`` bytes of output cannot fit where ``path`` goes.
+
+    Raises:
+        InputError: the file system holding ``path`` has less than ``needed`` bytes free.
+    """
+    existing = Path(path).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing if existing.is_dir() else existing.parent).free
+    if free < needed:
+        raise InputError(
+            f"{option} {path}: not enough free space for {what}",
+            expected=f"at least {needed:,} bytes free on the file system of {existing}",
+            found=f"{free:,} bytes free",
+            fix=f"free space there, or choose another {option}; nothing was started",
+        )

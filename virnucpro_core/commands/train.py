@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
 
 from virnucpro_core.commands.options import open_fraction, positive_int, seed_value
 from virnucpro_core.defaults import DEVICE, MAX_EPOCHS, PATIENCE, SAVE, SAVE_CHOICES, SEED, VAL_FRACTION
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from pathlib import Path
 
-    from virnucpro_core.files import check_output
+    from virnucpro_core.errors import InputError, os_error_message
+    from virnucpro_core.files import check_free_space, check_output
     from virnucpro_core.train.training import TrainingConfig, TrainingPaths, train_classifier
 
     # Checked before hours of training, not after: a result that cannot be written is lost.
@@ -100,8 +104,39 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         device=args.device,
     )
-    result = train_classifier(args.features, config, progress=not args.no_progress, log=print)
-    paths = result.save(args.out)
+    def room_for_the_checkpoint(model) -> None:
+        # The checkpoint is the weights (plus a little meta), the history a few KB per epoch: both must fit
+        # before the first epoch, not after the last.
+        needed = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + (1 << 20)
+        check_free_space(args.out, needed, what="the trained checkpoint and its history")
+
+    result = train_classifier(args.features, config, progress=not args.no_progress, log=print,
+                              on_start=room_for_the_checkpoint)
+    try:
+        paths = result.save(args.out)
+    except OSError as error:
+        kept = _keep_weights(result, Path(args.out))
+        where = (f"the trained weights are kept at {kept} (move them where you want them)" if kept else
+                 "the trained weights could not be kept anywhere else either")
+        raise InputError(f"--out {args.out}: the trained checkpoint could not be written; {where}",
+                         found=os_error_message(error).replace("\n  to fix: ", "; "),
+                         fix="free space (or choose another --out) and rerun; nothing partial is left at --out"
+                         ) from None
     print(f"wrote {paths.checkpoint} ({result.which} weights, epoch {result.epoch_of(result.which)})")
     print(f"wrote {paths.history}")
     return 0
+
+
+def _keep_weights(result, out):
+    """Save ``result``'s checkpoint where it fits when ``out`` cannot take it: the temporary folder, then the home
+    and the working folder; return where it went (``None`` when nowhere)."""
+    name = f"{out.stem}.kept-{os.getpid()}{out.suffix or '.pt'}"
+    for folder in (Path(tempfile.gettempdir()), Path.home(), Path.cwd()):
+        target = folder / name
+        if target.parent.resolve() == out.absolute().parent.resolve():
+            continue  # the place that just failed
+        try:
+            return result.save(target).checkpoint
+        except OSError:
+            continue
+    return None

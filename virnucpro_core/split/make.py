@@ -38,7 +38,7 @@ from typing import Any
 
 from virnucpro_core.defaults import GROUP_BY_CHOICES
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import sha256_file
+from virnucpro_core.files import files_together, sha256_file
 from virnucpro_core.layouts.features import MergedRows, concat_rows, feature_info, open_rows, save_view
 from virnucpro_core.split.ids import CLASS_LABELS, CLASS_NAMES, ROUNDING_RULE, min_class_size, source_of, stratified_ids
 from virnucpro_core.split.records import InputFile, SplitManifest, SplitPaths, SplitResult, SplitSummary
@@ -241,21 +241,25 @@ def _write(
         "test_fraction": manifest.test_fraction,
         "group_by": manifest.group_by,
     }
-    for side, samples in (("train", manifest.train), ("test", manifest.test)):
-        meta = dict(features["meta"])
-        meta.update(
-            protein_model=manifest.features.get("protein_model"),
-            dna_model=manifest.features.get("dna_model"),
-            dim=manifest.features.get("dim"),
-            n=len(samples),
-            label="both",
-            split={**split_meta, "side": side},
-        )
-        target = paths.train if side == "train" else paths.test
-        # A view: which input row each sample is, not a copy of the rows (memory and disk stay flat).
-        save_view(features.take(features.positions(samples.ids), meta), target)
-    summary.save(paths.distribution)
-    manifest.save(paths.manifest)  # last: its presence marks a finished split
+    # The four files are one result, staged beside and moved in together (manifest.json last): a full disk or a
+    # kill leaves no half-written split, and no empty folder where there was none.
+    with files_together(paths.root, paths.manifest.name) as staging:
+        staged = SplitPaths(staging)
+        for side, samples in (("train", manifest.train), ("test", manifest.test)):
+            meta = dict(features["meta"])
+            meta.update(
+                protein_model=manifest.features.get("protein_model"),
+                dna_model=manifest.features.get("dna_model"),
+                dim=manifest.features.get("dim"),
+                n=len(samples),
+                label="both",
+                split={**split_meta, "side": side},
+            )
+            target = staged.train if side == "train" else staged.test
+            # A view: which input row each sample is, not a copy of the rows (memory and disk stay flat).
+            save_view(features.take(features.positions(samples.ids), meta), target)
+        summary.save(staged.distribution)
+        manifest.save(staged.manifest)  # last: its presence marks a finished split
     return SplitResult(paths, manifest, summary)
 
 

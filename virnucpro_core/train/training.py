@@ -417,6 +417,7 @@ def train_classifier(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     on_epoch_end: Callable[[EpochRecord, MLPClassifier], None] | None = None,
+    on_start: Callable[[MLPClassifier], None] | None = None,
 ) -> TrainingResult:
     """Train VirNucPro's MLP on the training side of a split, stopping early on a validation set carved from it.
 
@@ -427,13 +428,16 @@ def train_classifier(
         log: receives one line per epoch (epoch, train_loss, val_loss, val_accuracy, lr, seconds) and a
             few lines about the setup; ``None`` for silence.
         on_epoch_end: called after each epoch with its record and the live model (e.g. to snapshot weights).
+        on_start: called with the model before the first epoch (e.g. to check that its checkpoint will fit on
+            disk); what it raises stops training before it starts.
 
     Returns:
         :class:`TrainingResult`; its ``model`` holds the ``config.save`` weights, in eval mode.
     """
     config = config or TrainingConfig()
     with deterministic_training(config.seed):
-        return _train(train_features, config, progress=progress, log=log, on_epoch_end=on_epoch_end)
+        return _train(train_features, config, progress=progress, log=log, on_epoch_end=on_epoch_end,
+                      on_start=on_start)
 
 
 def _train(
@@ -443,6 +447,7 @@ def _train(
     progress: bool,
     log: Callable[[str], None] | None,
     on_epoch_end: Callable[[EpochRecord, MLPClassifier], None] | None,
+    on_start: Callable[[MLPClassifier], None] | None = None,
 ) -> TrainingResult:
     say = log or (lambda _line: None)
     features, where = _load_training_features(train_features)
@@ -470,6 +475,8 @@ def _train(
         protein_model=protein_model,
         dna_model=dna_model,
     ).to(device)
+    if on_start is not None:
+        on_start(model)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma)
