@@ -57,6 +57,7 @@ from virnucpro_core.predict.scoring import (
     merge_unlabeled,
     score_features,
 )
+from virnucpro_core.preprocess.fasta import formula_warning, reads_as_formula
 from virnucpro_core.preprocess.sequences import FastaFile, preprocess
 from virnucpro_core.layouts.features import (
     ORIGINAL_MERGED,
@@ -339,6 +340,8 @@ def predict_fasta(
                         "features mean nothing")  # fmt: skip
     elif trained.get("protein_weights") == "pretrained" and random_weights:
         warnings.append("the checkpoint was trained on pretrained features but this run used random stand-ins")
+    if prep.formula_ids:
+        warnings.append(formula_warning(prep.formula_ids))
     if not prep.frames:
         warnings.append("no chunk has a stop-free frame: nothing was classified")
     frameless = calls.count(-1)
@@ -480,6 +483,9 @@ def predict_merged(
     if any(i["layout"] != OURS_MERGED for i in inputs):
         warnings.append("VirNucPro-layout features record no provenance: their embedder is read off the width, "
                         "their precision is unknown")
+    formulas = sum(map(reads_as_formula, scores.ids))
+    if formulas:
+        warnings.append(formula_warning(formulas, "frame id(s)"))
     result = PredictionResult(
         paths=PredictionPaths(Path(out_dir)),
         frames=scores,

@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,28 @@ PROTEIN_ALPHABET = frozenset("LAGVSERTDIPKQNFYMHWCXBUZO.-")
 _ASCII_WHITESPACE = "".join(chr(i) for i in range(128) if chr(i).isspace()).encode("ascii")
 # Characters per read of a FASTA file.
 _READ_SIZE = 1 << 20
+# Unicode categories an id may not hold: control characters (NUL, C0/C1) and format characters (bidi controls such
+# as U+202E, zero-width characters such as U+200B), which hide or reorder what a reader sees of an id.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
+# First characters a spreadsheet reads as the start of a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+
+
+def invisible_characters(text: str) -> list[str]:
+    """The control, bidi and zero-width characters of ``text``, each as ``U+XXXX NAME`` (empty when none)."""
+    found = dict.fromkeys(c for c in text if unicodedata.category(c) in _INVISIBLE_CATEGORIES)
+    return [f"U+{ord(c):04X} {unicodedata.name(c, 'control character')}" for c in found]
+
+
+def reads_as_formula(record_id: str) -> bool:
+    """Whether a spreadsheet opening a table with ``record_id`` in a cell would read it as a formula."""
+    return record_id.startswith(FORMULA_PREFIXES)
+
+
+def formula_warning(count: int, what: str = "record id(s)") -> str:
+    """The one-line warning for ``count`` ids a spreadsheet would read as formulas (they are kept exactly)."""
+    return (f"{count} {what} begin with = + - or @: kept exactly, so that the outputs join with your files, but a "
+            "spreadsheet opening the tables reads them as formulas (import them as text)")
 
 
 @dataclass(frozen=True)
@@ -133,8 +156,8 @@ def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
     """``(is a header, line number, text)``: each header line without its ``>``, and runs of other lines.
 
     The handle reads with universal newlines, so every line ends in "\n" alone
-    ("\r\n" and "\r" become "\n": the same lines as the line-by-line
-    reader's). Text is read ``_READ_SIZE`` characters at a time and cut at
+    ("\r\n" and a lone "\r" become "\n": the same lines as the line-by-line
+    reader's, and the line numbers an editor shows). Text is read ``_READ_SIZE`` characters at a time and cut at
     header lines with ``str.find``: a few Python steps per record, not per line.
     A run keeps its "\n"s; a record's sequence may come in several runs.
     """
@@ -173,7 +196,9 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
 
     Every problem of the file is collected and reported in one
     :class:`InputError`, raised after the last line: no records, text before
-    the first header, empty headers or sequences, duplicate ids, characters
+    the first header, empty headers or sequences, duplicate ids (ids equal
+    after Unicode NFC normalisation are duplicates: ``café`` composed and
+    decomposed), ids holding control, bidi or zero-width characters, characters
     outside ``alphabet`` (default :data:`NUCLEOTIDE`: IUPAC nucleotide codes).
     Records are yielded only while the file has no problem, so a consumer that
     streams them into outputs sees the error before it can finish (and must
@@ -191,7 +216,8 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
     if not path.is_file():
         raise InputError(f"{path}: no such file", expected=alphabet.file, fix="check the path")
     problems: list[str] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {}  # NFC-normalised id -> its header's line
+    seen_raw: set[str] = set()
     records = 0
     header: str | None = None
     header_line = 0
@@ -228,12 +254,21 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
         if not name:
             problems.append(f"line {header_line}: header without an id")
             return None
+        hidden = invisible_characters(name)
+        if hidden:
+            shown = name.encode("unicode_escape").decode("ascii")
+            problems.append(f"line {header_line}: id '{shown}' holds {', '.join(hidden)} (a control, bidi or "
+                            "zero-width character, which hides or reorders what a reader sees)")
+            name = shown
         if not seq:
             problems.append(f"line {header_line}: record '{name}' has no sequence")
-        if name in seen:
-            problems.append(f"line {header_line}: duplicate id '{name}' (first at line {seen[name]})")
+        key = unicodedata.normalize("NFC", name)
+        if key in seen:
+            same = "" if name in seen_raw else " (the same after Unicode NFC normalisation)"
+            problems.append(f"line {header_line}: duplicate id '{name}'{same} (first at line {seen[key]})")
         else:
-            seen[name] = header_line
+            seen[key] = header_line
+            seen_raw.add(name)
         records += 1
         return FastaRecord(name, seq)
 

@@ -40,8 +40,10 @@ from virnucpro_core.preprocess.fasta import (  # re-exported: the FASTA reader a
     FastaFile,
     FastaRecord,
     _open_text,
+    formula_warning,
     iter_fasta,
     read_fasta,
+    reads_as_formula,
     write_fasta,
 )
 from virnucpro_core.files import atomic_write_text, files_together
@@ -106,6 +108,7 @@ class PreprocessResult:
     rna_records: int = 0
     records_shorter_than_a_codon: int = 0
     chunks_without_frames: int = 0
+    formula_ids: int = 0  # records whose id a spreadsheet reads as a formula (= + - @), kept exactly
     samples: PreprocessSamples | None = None  # the outputs in memory, with ``preprocess(..., keep=True)``
 
     def to_dict(self) -> dict:
@@ -133,6 +136,8 @@ class PreprocessResult:
         if self.chunks_without_frames:
             lines.append(f"{self.chunks_without_frames} of {self.chunks} chunk(s) have no stop-free frame, so no "
                          "sample (as in the original)")
+        if self.formula_ids:
+            lines.append(formula_warning(self.formula_ids))
         if self.training_mode and self.dropped_ambiguous_chunks:
             lines.append(f"dropped {self.dropped_ambiguous_chunks} chunk(s) with ambiguous bases (training mode, "
                          "as the original's training scripts)")
@@ -276,6 +281,7 @@ class _Tally:
 
     records: int = 0
     rna: int = 0
+    formula_ids: int = 0
     shorter_than_a_codon: int = 0
     missing: list[str] = field(default_factory=list)
     chunks: int = 0
@@ -303,6 +309,7 @@ def _blocks(
     bases = 0
     for record in records:
         tally.records += 1
+        tally.formula_ids += reads_as_formula(record.id)
         seq = record.seq
         # RNA genomes spell thymine as U; VirNucPro's codon table and complement are DNA's. Read U as T, and say so.
         if "U" in seq or "u" in seq:
@@ -410,6 +417,7 @@ def preprocess(
             rna_records=tally.rna,
             records_shorter_than_a_codon=tally.shorter_than_a_codon,
             chunks_without_frames=tally.without_frames,
+            formula_ids=tally.formula_ids,
             samples=kept,
         )
         summary = {
