@@ -8,6 +8,7 @@ only lay those tables out. Every write is atomic.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -278,11 +279,18 @@ def training_table(histories: Mapping[str, Any]) -> Table:
 # --------------------------------------------------------------------------- layouts
 
 
+def markdown_text(text: Any) -> str:
+    """``text`` safe in markdown: ``& < >`` as HTML entities (as the HTML report escapes them), so that a file name,
+    id or group name holding ``<script>`` or ``<img onerror=...>`` is shown, never run, by a markdown viewer."""
+    return html.escape(str(text), quote=False)
+
+
 def markdown_table(table: Table) -> list[str]:
+    """A markdown table whose every cell is escaped (:func:`markdown_text`; ``|`` and line ends too)."""
     header, rows = table
 
     def cell(text: Any) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
+        return markdown_text(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
@@ -350,20 +358,21 @@ def markdown_lines(
     fast, base = comparison.fast_name, comparison.baseline_name
     lines = [f"# {fast} vs {base}: accuracy gate — {comparison.verdict}", ""]
     if run:
-        lines += [run, ""]
+        lines += [markdown_text(run), ""]
     random_sources = random_weight_sources(comparison, provenance)
     if random_sources:
         lines += [f"> **⚠ {RANDOM_WARNING}** (random weights: {', '.join(random_sources)})", ""]
-    lines += [f"**{comparison.reason}**", "", "Sign convention: drop = baseline − FastESM2 for every metric; a positive "
+    lines += [f"**{markdown_text(comparison.reason)}**", "", "Sign convention: drop = baseline − FastESM2 for every metric; a positive "
               "drop means FastESM2 is worse.", ""]
     for note in comparison.notes:
-        lines += [f"> Note: {note}", ""]
+        lines += [f"> Note: {markdown_text(note)}", ""]
     if comparison.next_steps:
-        lines += ["## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(comparison.next_steps, 1)] + [""]
+        lines += ["## Next steps", ""] + [f"{i}. {markdown_text(s)}" for i, s in enumerate(comparison.next_steps, 1)]
+        lines += [""]
 
     lines += ["## Provenance", ""] + markdown_table(provenance_table(comparison, provenance)) + [""]
     if not comparison.paired:
-        lines += [f"The baseline's numbers came from **{comparison.baseline_source}**, not from predictions made "
+        lines += [f"The baseline's numbers came from **{markdown_text(comparison.baseline_source)}**, not from predictions made "
                   "here: no paired confidence interval and no McNemar test.", ""]
 
     if split_summary is not None:

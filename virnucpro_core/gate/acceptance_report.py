@@ -20,7 +20,15 @@ from typing import Any
 
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
-from virnucpro_core.compare.report import Table, drop_table, length_table, markdown_table, metrics_table, split_table
+from virnucpro_core.compare.report import (
+    Table,
+    drop_table,
+    length_table,
+    markdown_table,
+    markdown_text,
+    metrics_table,
+    split_table,
+)
 from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
 from virnucpro_core.gate.verdict import EXIT_CODES, Verdict
@@ -330,10 +338,10 @@ def calibration_text(evidence: Any) -> str:
 def generalisation_markdown(evidence: Any) -> list[str]:
     lines = ["## Generalisation (evidence, not gated)", "", GENERALISATION_TEXT, ""]
     lines += markdown_table(generalisation_table(evidence)) + [""]
-    lines += [f"> **Warning.** {r.warning}" for r in evidence.splits if r.warning] + [""]
-    lines += [f"- {note}" for note in evidence.notes] + ([""] if evidence.notes else [])
+    lines += [f"> **Warning.** {markdown_text(r.warning)}" for r in evidence.splits if r.warning] + [""]
+    lines += [f"- {markdown_text(note)}" for note in evidence.notes] + ([""] if evidence.notes else [])
     if evidence.groups:
-        lines += ["## Per-group accuracy", "", f"Groups from {evidence.groups_from}. {GROUPS_TEXT}", ""]
+        lines += ["## Per-group accuracy", "", f"Groups from {markdown_text(evidence.groups_from)}. {GROUPS_TEXT}", ""]
         lines += markdown_table(group_table(evidence)) + [""]
     if evidence.calibration:
         lines += ["## Calibration and prevalence", "", calibration_text(evidence), ""]
@@ -372,10 +380,11 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
     lines = [f"# VirNucPro FastESM2_650 acceptance — {verdict.title}", "", run_line, ""]
     banner = notice(ctx)
     if banner:
-        lines += [f"**{banner}**", ""]
-    lines += ["## Verdict", ""] + [f"- {r}" for r in verdict.reasons] + [""]
+        lines += [f"**{markdown_text(banner)}**", ""]
+    lines += ["## Verdict", ""] + [f"- {markdown_text(r)}" for r in verdict.reasons] + [""]
     if verdict.next_steps:
-        lines += ["## Next steps", ""] + [f"{i}. {s}" for i, s in enumerate(verdict.next_steps, 1)] + [""]
+        lines += ["## Next steps", ""] + [f"{i}. {markdown_text(s)}" for i, s in enumerate(verdict.next_steps, 1)]
+        lines += [""]
     written = []
     if comparison is not None:
         detail = paths.comparison_markdown
@@ -383,7 +392,7 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         text_report.write_markdown(comparison, detail, split_summary=split.summary.to_dict() if split else None,
                                    provenance=model_provenance(ctx), run=run_line)
         written.append(detail)
-        lines += ["## Accuracy", "", accuracy_headline(ctx), "", DROP_DEFINITION, ""]
+        lines += ["## Accuracy", "", markdown_text(accuracy_headline(ctx)), "", DROP_DEFINITION, ""]
         lines += markdown_table(accuracy_gate_table(comparison)) + [""]
         lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
     ratios = speed_ratio_table(ctx)
@@ -392,10 +401,10 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(ratios) + [""]
     split = split_report(ctx)
     if split is not None:
-        lines += ["## Test set", "", split.description, ""]
+        lines += ["## Test set", "", markdown_text(split.description), ""]
         lines += markdown_table(split.classes) + [""] + markdown_table(split.lengths) + [""]
         if split.leakage_warning:
-            lines += [f"> **Warning.** {split.leakage_warning}", ""]
+            lines += [f"> **Warning.** {markdown_text(split.leakage_warning)}", ""]
     evidence = results.evidence if results is not None else None
     if evidence is not None:
         lines += generalisation_markdown(evidence)
@@ -405,7 +414,7 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
     lines += ["## Environment", ""] + markdown_table((["item", "value"], [list(r) for r in environment_rows(ctx)]))
     stages = stage_table(ctx)
     if stages is not None:
-        lines += ["", "## Stages", "", f"Artifacts: {ctx.run.paths.root} (rerun with --rebuild to recompute)", ""]
+        lines += ["", "## Stages", "", f"Artifacts: {markdown_text(ctx.run.paths.root)} (rerun with --rebuild to recompute)", ""]
         lines += markdown_table(stages)
     atomic_write_text(paths.markdown, "\n".join(lines) + "\n")
 
