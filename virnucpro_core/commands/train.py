@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                  "the trained weights could not be kept anywhere else either")
         raise InputError(f"--out {args.out}: the trained checkpoint could not be written; {where}",
                          found=os_error_message(error).replace("\n  to fix: ", "; "),
-                         fix="free space (or choose another --out) and rerun; nothing partial is left at --out"
+                         fix="free space (or choose another --out) and rerun; no half-written file is left at --out"
                          ) from None
     print(f"wrote {paths.checkpoint} ({result.which} weights, epoch {result.epoch_of(result.which)})")
     print(f"wrote {paths.history}")
