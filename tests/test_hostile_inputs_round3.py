@@ -284,3 +284,49 @@ def test_ctrl_c_exits_2_without_a_verdict_that_could_disagree(tmp_path):
     assert "no verdict" in out and "rerun the same command" in out, out[-2000:]
     assert not (reports / "acceptance.json").exists(), "no verdict may be written that disagrees with exit 2"
     assert ArtifactsLock(tmp_path / "art").acquire(announce=lambda _t: None, timeout=0), "the lock was released"
+
+
+# --------------------------------------------------------------------------- identical feature rows
+
+
+def test_identical_rows_are_counted_and_label_conflicts_warned(tmp_path, run_cli):
+    data = torch.randn(20, 12, generator=torch.Generator().manual_seed(3))
+    data[1] = data[0]  # one copy within the viral class
+    lengths = torch.full((20,), 99, dtype=torch.long)
+    viral = MergedFeatures([f"v{i}_chunk_1F1" for i in range(20)], data, torch.ones(20, dtype=torch.long), lengths,
+                           {"protein_model": "fastesm2_650"}).save(tmp_path / "v.pt")
+    # every viral row again, under new ids and the host label: what a host file built from viral records holds
+    host = MergedFeatures([f"h{i}_chunk_1F1" for i in range(20)], data.clone(), torch.zeros(20, dtype=torch.long),
+                          lengths, {"protein_model": "fastesm2_650"}).save(tmp_path / "h.pt")
+    code, out, err = run_cli(["split", "--viral", str(viral), "--host", str(host), "--out", str(tmp_path / "s")])
+    assert code == 0, err
+    assert out.count("warning: 40 samples share 19 identical feature vector(s) with opposite labels") == 1, out
+    assert "v0_chunk_1F1 = h0_chunk_1F1" in out, "the warning gives examples"
+    duplicates = json.loads((tmp_path / "s" / "distribution.json").read_text())["duplicates"]
+    assert duplicates["within_class"] == {"host": 1, "viral": 1}
+    assert (duplicates["conflicting_vectors"], duplicates["conflicting_samples"]) == (19, 40)
+    test = json.loads((tmp_path / "s" / "manifest.json").read_text())["test"]["ids"]
+    vector = {f"{c}{i}_chunk_1F1": 0 if i == 1 else i for c in "vh" for i in range(20)}  # rows 0 and 1: one vector
+    in_training = {vector[i] for i in vector if i not in test}
+    expected = sum(vector[i] in in_training for i in test)
+    assert duplicates["test_identical_to_training"] == expected > 0
+
+
+def test_the_reports_show_identical_rows_in_the_test_set_section(tmp_path):
+    from virnucpro_core.gate.acceptance_report import split_report
+    from virnucpro_core.split.records import Duplicates
+
+    summary = SimpleNamespace(
+        leakage=SimpleNamespace(leaked_samples=0, test_samples=10, fraction=0.0, chunk_leaked_samples=0,
+                                chunk_fraction=0.0, leaked_sources=0),
+        split_id="s" * 64, rounding_rule="r", seed=1, group_by="sample",
+        duplicates=Duplicates({"host": 0, "viral": 2}, 1, 2, [["<b>v</b>", "h|1"]], 3, 10))
+    from unittest import mock
+
+    with mock.patch("virnucpro_core.gate.acceptance_report.split_table", return_value=(["a"], [])), \
+            mock.patch("virnucpro_core.gate.acceptance_report.length_table", return_value=(["a"], [])):
+        report = split_report(SimpleNamespace(results=SimpleNamespace(split=SimpleNamespace(summary=summary))))
+    assert "3 of 10 test samples have a feature vector identical to a training sample's" in report.leakage_warning
+    assert "2 samples share 1 identical feature vector(s) with opposite labels" in report.leakage_warning
+    assert ["test samples identical to a training sample", "3 of 10"] in report.duplicates[1]
+    assert report.leakage["test_identical_to_training"] == 3

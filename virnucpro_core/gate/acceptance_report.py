@@ -156,6 +156,7 @@ class SplitReport:
     lengths: Table
     leakage: dict
     leakage_warning: str | None
+    duplicates: Table | None = None  # identical feature rows (absent from a split made before they were counted)
 
 
 def split_report(ctx: AcceptanceSession) -> SplitReport | None:
@@ -179,7 +180,26 @@ def split_report(ctx: AcceptanceSession) -> SplitReport | None:
     leakage = {"test_samples": leak.test_samples, "leaked_samples": leak.leaked_samples,
                "fraction": leak.fraction, "chunk_leaked_samples": leak.chunk_leaked_samples,
                "chunk_fraction": leak.chunk_fraction, "leaked_sources": leak.leaked_sources}
-    return SplitReport(description, split_table(summary), length_table(summary), leakage, warning)
+    duplicates, table = summary.duplicates, None
+    if duplicates is not None:
+        table = (["identical feature rows", "samples"],
+                 [*([f"within {name} (copies of an earlier {name} row)", str(count)]
+                    for name, count in sorted(duplicates.within_class.items(), reverse=True)),
+                  ["across classes (label conflicts)", f"{duplicates.conflicting_samples} samples, "
+                                                       f"{duplicates.conflicting_vectors} vectors"],
+                  ["test samples identical to a training sample", f"{duplicates.test_identical_to_training} of "
+                                                                  f"{duplicates.test_samples}"]])
+        extra = []
+        if duplicates.test_identical_to_training:
+            extra.append(f"{duplicates.test_identical_to_training} of {duplicates.test_samples} test samples have "
+                         "a feature vector identical to a training sample's: for them the test measures memory, "
+                         "not generalisation.")
+        if duplicates.warning:
+            extra.append(duplicates.warning[0].upper() + duplicates.warning[1:] + ".")
+        if extra:
+            warning = " ".join([*([warning] if warning else []), *extra])
+            leakage["test_identical_to_training"] = duplicates.test_identical_to_training
+    return SplitReport(description, split_table(summary), length_table(summary), leakage, warning, table)
 
 
 TRAINING_TEXT = ("VirNucPro's hyperparameters for both: 512 hidden, BatchNorm, dropout 0.5, SGD lr 2e-4 momentum 0.9, "
@@ -403,6 +423,8 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
     if split is not None:
         lines += ["## Test set", "", markdown_text(split.description), ""]
         lines += markdown_table(split.classes) + [""] + markdown_table(split.lengths) + [""]
+        if split.duplicates is not None:
+            lines += markdown_table(split.duplicates) + [""]
         if split.leakage_warning:
             lines += [f"> **Warning.** {markdown_text(split.leakage_warning)}", ""]
     evidence = results.evidence if results is not None else None

@@ -158,6 +158,8 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
         if split.leakage_warning:
             body.append(f'<div class="vnp-warning" role="note"><b>Warning.</b> {_prose(split.leakage_warning)}</div>')
         body += [_table(split.classes), _table(split.lengths)]
+        if split.duplicates is not None:
+            body.append(_table(split.duplicates))
         if "test-set lengths" in pictures:
             body.append(_img("protein lengths of the training and test sets", pictures["test-set lengths"]))
         parts.append(_section("test-set", "Test set", *body))

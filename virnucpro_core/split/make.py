@@ -31,6 +31,7 @@ before the trailing frame tag.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -42,7 +43,9 @@ from virnucpro_core.files import files_together, sha256_file
 from virnucpro_core.layouts.features import MergedRows, concat_rows, feature_info, open_rows, save_view
 from virnucpro_core.split.ids import CLASS_LABELS, CLASS_NAMES, ROUNDING_RULE, min_class_size, source_of, stratified_ids
 from virnucpro_core.split.records import InputFile, SplitManifest, SplitPaths, SplitResult, SplitSummary
-from virnucpro_core.split.summary import _sample_list, summarize
+from virnucpro_core.split.summary import _sample_list, duplicate_rows, summarize
+
+logger = logging.getLogger("virnucpro.split")
 
 # The library also takes "cluster" with an explicit groups mapping (the acceptance suite's clustered split).
 GROUP_BY_MODES = (*GROUP_BY_CHOICES, "cluster")
@@ -216,7 +219,11 @@ def _write(
                     f"reusing the split in {paths.root} (same inputs and parameters, split {manifest.split_id[:12]}); "
                     "pass --force to rebuild it"
                 )
-            if not paths.distribution.is_file():
+            saved = SplitSummary.load(paths.distribution) if paths.distribution.is_file() else None
+            summary.duplicates = saved.duplicates if saved is not None else None
+            if summary.duplicates is None:  # a split made before rows were compared: counted, not rewritten
+                summary.duplicates = duplicate_rows(features, manifest)
+            if saved is None:
                 summary.save(paths.distribution)
             return SplitResult(paths, manifest, summary, reused=True)
         if not overwrite:
@@ -234,6 +241,9 @@ def _write(
                 "--out, or pass --force to replace it",
             )
         paths.manifest.unlink()  # an incomplete directory never looks finished
+    summary.duplicates = duplicate_rows(features, manifest)
+    if summary.duplicates.warning:
+        (log or logger.warning)(f"warning: {summary.duplicates.warning}")
     split_meta = {
         "split_id": manifest.split_id,
         "manifest_sha256": manifest.sha256,

@@ -261,6 +261,36 @@ class Leakage:
 
 
 @dataclass
+class Duplicates:
+    """Identical feature rows (the same vector, byte for byte) across the split's samples.
+
+    ``within_class``: per class, samples whose vector an earlier sample of that
+    class already has. ``conflicting_vectors`` / ``conflicting_samples``:
+    vectors held by samples of both classes (a label conflict: no classifier
+    can call both right) and the samples holding them; ``conflict_examples``:
+    up to five ``[viral id, host id]`` pairs. ``test_identical_to_training``:
+    test samples whose vector is a training sample's (leakage no id shows).
+    """
+
+    within_class: dict[str, int]
+    conflicting_vectors: int
+    conflicting_samples: int
+    conflict_examples: list[list[str]]
+    test_identical_to_training: int
+    test_samples: int
+
+    @property
+    def warning(self) -> str | None:
+        """One line for a split whose rows conflict across classes (``None`` when none do)."""
+        if not self.conflicting_vectors:
+            return None
+        examples = ", ".join(f"{v} = {h}" for v, h in self.conflict_examples)
+        return (f"{self.conflicting_samples} samples share {self.conflicting_vectors} identical feature vector(s) "
+                f"with opposite labels (viral and host), e.g. {examples}: the same input cannot be both, so check "
+                "the inputs for a file given under both classes or records renamed into the other class")
+
+
+@dataclass
 class SplitSummary:
     """``distribution.json``: how the split distributes classes, lengths and sources."""
 
@@ -274,6 +304,7 @@ class SplitSummary:
     lengths: dict[str, LengthComparison]  # "all", "viral", "host"
     leakage: Leakage
     sources: list[SourceCount]
+    duplicates: Duplicates | None = None  # None in a distribution.json written before rows were compared
 
     def to_dict(self) -> dict:
         return {
@@ -287,6 +318,7 @@ class SplitSummary:
             "lengths": {key: asdict(value) for key, value in self.lengths.items()},
             "leakage": asdict(self.leakage),
             "sources": [asdict(s) for s in self.sources],
+            **({"duplicates": asdict(self.duplicates)} if self.duplicates is not None else {}),
         }
 
     @classmethod
@@ -302,6 +334,7 @@ class SplitSummary:
             lengths={k: LengthComparison.from_dict(v) for k, v in data["lengths"].items()},
             leakage=Leakage(**data["leakage"]),
             sources=[SourceCount(**s) for s in data["sources"]],
+            duplicates=Duplicates(**data["duplicates"]) if data.get("duplicates") else None,
         )
 
     def save(self, path: str | Path) -> None:

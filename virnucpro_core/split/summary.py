@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -10,6 +11,7 @@ import numpy as np
 from virnucpro_core.split.ids import CLASS_LABELS, chunk_of, round_half_up, source_of
 from virnucpro_core.split.records import (
     ClassSplit,
+    Duplicates,
     LengthComparison,
     Leakage,
     SampleList,
@@ -91,4 +93,38 @@ def summarize(manifest: SplitManifest, lengths_by_id: Mapping[str, int]) -> Spli
         lengths=comparisons,
         leakage=leakage,
         sources=sources,
+    )
+
+
+def duplicate_rows(features, manifest: SplitManifest, max_examples: int = 5) -> Duplicates:
+    """Count identical feature rows of ``features`` (a :class:`~virnucpro_core.layouts.features.MergedRows`):
+    within each class, across the classes (label conflicts) and across the split's sides (test rows equal to
+    training rows). Rows are read a block at a time and kept as 16-byte digests, so memory grows with the
+    sample count, not the width."""
+    ids, labels = list(features["ids"]), features["labels"].tolist()
+    digests: list[bytes] = []
+    for _, block in features.rows.blocks():
+        array = np.ascontiguousarray(block.numpy(), dtype=np.float32)
+        digests += [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in array]
+    train = set(manifest.train.ids)
+    by_class: dict[int, Counter] = {label: Counter() for label in CLASS_LABELS.values()}
+    first_of: dict[tuple[bytes, int], str] = {}
+    in_training: set[bytes] = set()
+    for sample, label, digest in zip(ids, labels, digests, strict=True):
+        by_class[label][digest] += 1
+        first_of.setdefault((digest, label), sample)
+        if sample in train:
+            in_training.add(digest)
+    viral, host = by_class[CLASS_LABELS["viral"]], by_class[CLASS_LABELS["host"]]
+    conflicts = [d for d in viral if d in host]
+    return Duplicates(
+        within_class={name: sum(by_class[label].values()) - len(by_class[label])
+                      for name, label in CLASS_LABELS.items()},
+        conflicting_vectors=len(conflicts),
+        conflicting_samples=sum(viral[d] + host[d] for d in conflicts),
+        conflict_examples=[[first_of[(d, CLASS_LABELS["viral"])], first_of[(d, CLASS_LABELS["host"])]]
+                           for d in conflicts[:max_examples]],
+        test_identical_to_training=sum(1 for sample, digest in zip(ids, digests, strict=True)
+                                       if sample not in train and digest in in_training),
+        test_samples=len(manifest.test.ids),
     )
