@@ -330,3 +330,63 @@ def test_the_reports_show_identical_rows_in_the_test_set_section(tmp_path):
     assert "2 samples share 1 identical feature vector(s) with opposite labels" in report.leakage_warning
     assert ["test samples identical to a training sample", "3 of 10"] in report.duplicates[1]
     assert report.leakage["test_identical_to_training"] == 3
+
+
+# --------------------------------------------------------------------------- kill -9, then a rerun
+
+# A line the suite prints as each stage starts; the run is killed (SIGKILL, its whole process group) right there.
+KILL_AT = ["extract[esm2_3b,viral]", "split[fast]", "train[fast]: building", "split[source,fast]",
+           "train[source,fast]: building"]
+# What a rerun must reproduce: every number, not the run's id, times or which stages were reused.
+NUMBERS = ("verdict", "test_set", "training", "comparison", "generalisation")
+
+
+def _numbers(reports: Path) -> dict:
+    report = json.loads((reports / "acceptance.json").read_text(encoding="utf-8"))
+    numbers = {key: report[key] for key in NUMBERS}
+    for training in (numbers["training"] or {}).values():
+        if isinstance(training, dict):
+            training.pop("seconds", None)
+    return json.loads(json.dumps(numbers).replace(str(reports.parent), "TMP"))
+
+
+@pytest.mark.slow
+def test_kill_9_at_each_stage_then_a_rerun_gives_the_numbers_of_a_clean_run(tmp_path):
+    options = ["-s", "--max-epochs", "3", "--allow-incomplete"]
+    clean = suite(*options, "--artifacts", str(tmp_path / "clean"), "--html", str(tmp_path / "a" / "acceptance.html"))
+    out, err = clean.communicate(timeout=1200)
+    assert clean.returncode == 0, out[-3000:] + err[-2000:]
+    killed = tmp_path / "killed"
+    for stage in KILL_AT:
+        run = suite(*options, "--artifacts", str(killed), "--html", str(tmp_path / "b" / "acceptance.html"),
+                    start_new_session=True)
+        seen = ""
+        for line in run.stdout:
+            seen += line
+            if stage in line:
+                os.killpg(run.pid, signal.SIGKILL)  # the suite and anything it started: nothing cleans up
+                break
+        run.communicate(timeout=120)
+        assert run.returncode == -signal.SIGKILL, f"{stage} never started:\n{seen[-3000:]}"
+    rerun = suite(*options, "--artifacts", str(killed), "--html", str(tmp_path / "b" / "acceptance.html"))
+    out, err = rerun.communicate(timeout=1200)
+    assert rerun.returncode == 0, out[-3000:] + err[-2000:]
+    assert "reused" in out, "finished stages are reused after a kill"
+    clean_numbers = _numbers(tmp_path / "a")
+    rerun_numbers = json.loads(json.dumps(_numbers(tmp_path / "b")).replace("killed", "clean"))
+    assert rerun_numbers == clean_numbers
+
+
+def test_a_view_made_with_relative_paths_is_used_from_another_directory(tmp_path, run_cli, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    one_class(tmp_path / "data" / "v.pt", 1)
+    one_class(tmp_path / "data" / "h.pt", 0)
+    monkeypatch.chdir(tmp_path / "data")
+    code, _, err = run_cli(["split", "--viral", "v.pt", "--host", "h.pt", "--out", "split"])
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, err = run_cli(["train", "--features", "../data/split", "--out", "m.pt", "--max-epochs", "1",
+                              "--no-progress"])
+    assert code == 0, err
+    assert (tmp_path / "elsewhere" / "m.pt").is_file()
