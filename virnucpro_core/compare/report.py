@@ -8,9 +8,9 @@ only lay those tables out. Every write is atomic.
 
 from __future__ import annotations
 
-import html
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,10 +279,18 @@ def training_table(histories: Mapping[str, Any]) -> Table:
 # --------------------------------------------------------------------------- layouts
 
 
+# Where markdown passes HTML through (CommonMark's raw HTML and entities).
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_ENTITY = re.compile(r"&(?=#?\w+;)")
+
+
 def markdown_text(text: Any) -> str:
-    """``text`` safe in markdown: ``& < >`` as HTML entities (as the HTML report escapes them), so that a file name,
-    id or group name holding ``<script>`` or ``<img onerror=...>`` is shown, never run, by a markdown viewer."""
-    return html.escape(str(text), quote=False)
+    """``text`` safe in markdown: every ``<`` that could open an HTML tag, comment or declaration, and every ``&``
+    that could start an entity, as an HTML entity, as the HTML report escapes them, so that a file name, id or
+    group name holding ``<script>`` or ``<img onerror=...>`` is shown, never run, by a markdown viewer. A ``<``
+    no tag can follow (``drop < limit``) stays as it is, readable in the file itself."""
+    text = _ENTITY.sub("&amp;", str(text))
+    return _TAG_START.sub("&lt;", text)
 
 
 def markdown_table(table: Table) -> list[str]:
