@@ -234,13 +234,28 @@ class RowView:
                 if read(fd, [whole[j * stride : (j + 1) * stride]], offset) != stride:
                     raise InputError("a feature file ended early: it is shorter than its header says",
                                      fix="re-create the file; it was cut short")
-            return torch.from_numpy(out_array)
+            return self._finite(torch.from_numpy(out_array), positions)
         out = torch.empty((len(positions), self.width), dtype=torch.float32)
         which = self.file_index[positions]
         for number in np.unique(which).tolist():
             mask = which == number
             out[torch.from_numpy(np.flatnonzero(mask))] = self.files[number].rows(self.row_index[positions[mask]])
-        return out
+        return self._finite(out, positions)
+
+    def _finite(self, rows: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+        """``rows``, unless one holds NaN or an infinity: then one error naming the file and row it came from."""
+        if bool(torch.isfinite(rows).all()):
+            return rows
+        bad = torch.nonzero(~torch.isfinite(rows).all(dim=1)).flatten().tolist()
+        where = []
+        for j in bad[:3]:
+            source = getattr(self.files[self.file_index[positions[j]]], "path", None) or "rows in memory"
+            where.append(f"row {int(self.row_index[positions[j]])} of {source}")
+        raise InputError(f"{len(bad)} feature row(s) read hold NaN or infinite values: {'; '.join(where)}",
+                         expected="finite features (NaN or infinite rows cannot be trained on or scored)",
+                         found=f"{len(bad)} non-finite row(s) among {len(rows)} read",
+                         fix="re-extract the features of those samples (or drop them) and make the merged file and "
+                         "its views again")
 
     def blocks(self, rows_per_block: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """``(start, float32 rows)`` over the view in order, a bounded block at a time."""

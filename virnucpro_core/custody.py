@@ -1,0 +1,158 @@
+"""Content records: a file we wrote or read is used again only if it still holds what was recorded.
+
+A :class:`ContentRecord` is a file's SHA-256 and a stat record (size,
+mtime_ns, ctime_ns, inode, device), taken when the file was written or first
+read. Checking a file against its record (:func:`verify`, :func:`changed`)
+takes the stat record as the fast path: unchanged, the file is the one that
+was recorded (microseconds, no byte read). Any stat field different, the
+digest is recomputed (one read of the file) and decides. A user cannot set a
+file's ctime back, so a replacement with its old mtime restored (``cp`` then
+``touch -r``) still takes the slow path and is caught. This is the idea of
+DVC's state table (content digests behind an inode/mtime/size record), not
+its code.
+
+Digests are remembered for the life of the process by path and stat record
+(:func:`digest`), and files written through
+:func:`virnucpro_core.files.atomic_torch_save` are hashed while they are
+written (:func:`remember`), so a run hashes each file at most once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from virnucpro_core.errors import InputError
+
+# (resolved path, stat key) -> sha256 of everything this process hashed or wrote.
+_DIGESTS: dict[tuple[str, tuple[int, ...]], str] = {}
+
+
+def _stat_key(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def remember(path: str | os.PathLike, sha256: str) -> None:
+    """Note that ``path``, as it is now on disk, has this digest (a file just written and hashed as it was)."""
+    resolved = Path(path).resolve()
+    _DIGESTS[(str(resolved), _stat_key(resolved.stat()))] = sha256
+
+
+def digest(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of the file's bytes, read at most once per process for the same file state."""
+    resolved = Path(path).resolve()
+    key = (str(resolved), _stat_key(resolved.stat()))
+    if key not in _DIGESTS:
+        with open(resolved, "rb") as handle:
+            found = hashlib.file_digest(handle, "sha256").hexdigest()
+        # A file that changed while it was read: its digest describes no state of it worth remembering.
+        if _stat_key(resolved.stat()) != key[1]:
+            return found
+        _DIGESTS[key] = found
+    return _DIGESTS[key]
+
+
+def known_digest(path: str | os.PathLike) -> str | None:
+    """The digest of ``path`` as it is now if this process already computed it, else None (nothing is read)."""
+    try:
+        resolved = Path(path).resolve()
+        return _DIGESTS.get((str(resolved), _stat_key(resolved.stat())))
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    """What a file held when it was recorded: its digest and the stat record of that state.
+
+    Attributes:
+        sha256: hex SHA-256 of the bytes.
+        size, mtime_ns, ctime_ns, inode, device: ``os.stat`` of the file then.
+        recorded: when (ISO 8601, UTC).
+    """
+
+    sha256: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+    recorded: str
+
+    @classmethod
+    def of(cls, path: str | os.PathLike, sha256: str | None = None) -> ContentRecord:
+        """The record of ``path`` as it is now (``sha256`` when already known, else :func:`digest`)."""
+        stat = Path(path).stat()
+        found = sha256 or digest(path)
+        return cls(found, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev, _now())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ContentRecord | None:
+        """The record written by :meth:`to_dict`, or None when ``data`` is not one (an older file)."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            return cls(str(data["sha256"]), int(data["size"]), int(data["mtime_ns"]), int(data["ctime_ns"]),
+                       int(data["inode"]), int(data["device"]), str(data["recorded"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def same_state(self, stat: os.stat_result) -> bool:
+        """Whether ``stat`` is the recorded state (the fast path: then the content is the recorded one)."""
+        return _stat_key(stat) == (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.device)
+
+
+def _difference(path: Path, record: ContentRecord) -> tuple[str, str] | None:
+    """``(how it differs, what was found)``, or None when ``path`` holds the recorded content."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return "is gone", "no file"
+    if record.same_state(stat):
+        return None
+    if stat.st_size != record.size:
+        return (f"is {stat.st_size:,} bytes, was {record.size:,}",
+                f"{stat.st_size:,} bytes, modified {_when(stat.st_mtime_ns)}")
+    found = digest(path)
+    if found == record.sha256:
+        return None
+    return "holds other bytes of the same size", f"sha256 {found} ({stat.st_size:,} bytes, modified {_when(stat.st_mtime_ns)})"
+
+
+def changed(path: str | os.PathLike, record: ContentRecord) -> str | None:
+    """How ``path`` differs from ``record`` (one phrase, e.g. "is gone"), or None when it holds that content."""
+    difference = _difference(Path(path), record)
+    return None if difference is None else difference[0]
+
+
+def verify(path: str | os.PathLike, record: ContentRecord, *, what: str, fix: str) -> None:
+    """Raise one :class:`InputError` unless ``path`` holds the content ``record`` says.
+
+    ``what`` names who recorded it ("the view split/test.pt"); ``fix`` says what to do.
+    """
+    difference = _difference(Path(path), record)
+    if difference is None:
+        return
+    how, found = difference
+    raise InputError(
+        f"{path} {how}: it is not the file {what} recorded on {record.recorded}",
+        expected=f"sha256 {record.sha256} ({record.size:,} bytes)",
+        found=found,
+        fix=fix,
+    )
+
+
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat(timespec="seconds")
