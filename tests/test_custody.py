@@ -222,6 +222,22 @@ def test_nan_rows_reached_through_a_view_are_named_by_file_and_row_where_read(sp
         view.gather([4, 2])
 
 
+def test_evaluating_through_a_view_whose_file_was_replaced_by_other_rows_is_refused(split_dir, run_cli):
+    # The issue's case: `cp` of a same-size file of host rows over the viral merged file, then evaluate: accuracy
+    # fell from 0.948 to 0.497 with exit status 0. Now one message and exit status 2.
+    model = split_dir / "m.pt"
+    code, _, err = run_cli(["train", "--features", str(split_dir / "split"), "--out", str(model), "--max-epochs", "1",
+                            "--no-progress"])
+    assert code == 0, err
+    args = ["evaluate", "--model", str(model), "--features", str(split_dir / "split" / "test.pt"), "--out",
+            str(split_dir / "p.json"), "--n-bootstrap", "10"]
+    assert run_cli(args)[0] == 0
+    viral = split_dir / "merged" / "viral.pt"
+    torch.save(merged(VIRAL, 0, 2), viral)
+    code, out, err = run_cli(args)
+    assert code == 2 and str(viral) in err and "holds other bytes" in err and "Traceback" not in err, err
+
+
 def test_training_on_a_view_whose_file_changed_stops_before_the_first_epoch(split_dir, run_cli):
     viral = split_dir / "merged" / "viral.pt"
     torch.save(merged(VIRAL, 0, 2), viral)
@@ -311,3 +327,25 @@ def test_an_extracted_file_whose_vectors_changed_is_extracted_again_and_refused_
         F.extract_to_file(model, fasta, out, progress=False)
     assert "cannot be reused; extracting again" in caplog.text
     assert torch.equal(torch.load(out)["data"], written["data"])
+
+
+def test_finite_rows_whose_sum_overflows_are_still_read(tmp_path):
+    from virnucpro_core.layouts.store import FileRows, RowView
+    import numpy as np
+
+    path = tmp_path / "big.pt"
+    torch.save({"ids": list("ab"), "data": torch.full((2, 4), 3e38)}, path)
+    view = RowView([FileRows.open(path)], np.zeros(2, dtype=np.int32), np.arange(2))
+    assert torch.equal(view.gather([0, 1]), torch.full((2, 4), 3e38))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_checking_a_files_rows_hashes_it_in_the_same_read(tmp_path, monkeypatch, dtype):
+    path = tmp_path / "m.pt"
+    torch.save({**merged(VIRAL, 1, 1), "data": merged(VIRAL, 1, 1)["data"].to(dtype)}, path)
+    reads = []
+    real = custody.hashlib.file_digest
+    monkeypatch.setattr(custody.hashlib, "file_digest", lambda f, name: reads.append(f.name) or real(f, name))
+    rows = open_rows(path)
+    assert digest(path) == sha256_file(path) and reads == [], "the rows' check already hashed the file"
+    assert len(rows) == len(VIRAL)

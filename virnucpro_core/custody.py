@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,10 +42,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def remember(path: str | os.PathLike, sha256: str) -> None:
-    """Note that ``path``, as it is now on disk, has this digest (a file just written and hashed as it was)."""
+def remember(path: str | os.PathLike, sha256: str, read_as: os.stat_result | None = None) -> None:
+    """Note that ``path``, as it is now on disk, has this digest (a file hashed as it was written or read).
+
+    ``read_as``: the file's stat when the reading began; a file that changed since keeps no digest.
+    """
     resolved = Path(path).resolve()
-    _DIGESTS[(str(resolved), _stat_key(resolved.stat()))] = sha256
+    now = _stat_key(resolved.stat())
+    if read_as is None or _stat_key(read_as) == now:
+        _DIGESTS[(str(resolved), now)] = sha256
 
 
 def digest(path: str | os.PathLike) -> str:
@@ -68,6 +74,16 @@ def known_digest(path: str | os.PathLike) -> str | None:
         return _DIGESTS.get((str(resolved), _stat_key(resolved.stat())))
     except OSError:
         return None
+
+
+def digests(paths: Sequence[str | os.PathLike], workers: int | None = None) -> list[str]:
+    """:func:`digest` of each path, several files at once (hashlib hashes without the GIL): a full check of
+    many files runs at the disk's pace rather than one core's (default: one thread per usable core)."""
+    workers = workers or len(os.sched_getaffinity(0))
+    if len(paths) < 2 or workers < 2:
+        return [digest(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+        return list(pool.map(digest, paths))
 
 
 @dataclass(frozen=True)

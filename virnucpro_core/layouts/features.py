@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from virnucpro_core.custody import ContentRecord, changed
+from virnucpro_core.custody import ContentRecord, changed, digests
 from virnucpro_core.defaults import LABELS
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save
@@ -305,8 +305,8 @@ def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = 
         # check_merged sees one column per row: NaN where the row has a non-finite value (scanned a block at a
         # time), so every problem of the file is still named in one message.
         marks = torch.zeros((rows.n, 1), dtype=torch.float32)
-        if check_finite:
-            for start, block in rows.blocks():
+        if check_finite:  # one read of the file: its rows checked and its bytes hashed (custody.digest is then free)
+            for start, block in rows.hashed_blocks():
                 marks[start : start + len(block), 0][~torch.isfinite(block).all(dim=1)] = float("nan")
         small["data"] = marks
     checked = check_merged(small, str(path))
@@ -367,6 +367,10 @@ def _open_view(path: Path, obj: Mapping) -> MergedRows:
                          found=f"version {obj.get('version')}", fix=_REMAKE_VIEW)
     inputs = list(obj.get("inputs") or [])
     problems, files = [], []
+    # Files whose stat record changed are hashed first, several at once; each check below then reads nothing.
+    records = [(_view_source(path, entry), ContentRecord.from_dict(entry.get("content"))) for entry in inputs]
+    digests([source for source, record in records
+             if record is not None and source.is_file() and not record.same_state(source.stat())])
     for entry in inputs:
         source = _view_source(path, entry)
         record = ContentRecord.from_dict(entry.get("content"))
