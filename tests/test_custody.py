@@ -349,3 +349,31 @@ def test_checking_a_files_rows_hashes_it_in_the_same_read(tmp_path, monkeypatch,
     rows = open_rows(path)
     assert digest(path) == sha256_file(path) and reads == [], "the rows' check already hashed the file"
     assert len(rows) == len(VIRAL)
+
+
+def test_a_finished_shard_whose_vectors_changed_is_computed_again(tmp_path, caplog):
+    import logging
+
+    from virnucpro_core.extract import features as F
+    from virnucpro_core.models.registry import load_model
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(index, total):
+        raise Interrupt
+
+    model = load_model("fastesm2_650", weights="random", size="tiny", device="cpu", seed=0)
+    fasta = tmp_path / "p.faa"
+    fasta.write_text("".join(f">s{i}\nMKVLAAGIVW{'ACDEFGHIK'[i]}\n" for i in range(4)))
+    reference = torch.load(F.extract_to_file(model, fasta, tmp_path / "ref.pt", shard_size=2, progress=False))
+    out = tmp_path / "p.pt"
+    with pytest.raises(Interrupt):
+        F.extract_to_file(model, fasta, out, shard_size=2, progress=False, on_shard=stop)
+    (shard,) = tmp_path.glob("p.pt.shards/*/*.pt")
+    kept = torch.load(shard)
+    torch.save({**kept, "data": -kept["data"]}, shard)  # same ids, same size, other vectors
+    with caplog.at_level(logging.WARNING, logger="virnucpro_core.extract.features"):
+        F.extract_to_file(model, fasta, out, shard_size=2, progress=False)
+    assert "its vectors are not the ones written" in caplog.text
+    assert torch.equal(torch.load(out)["data"], reference["data"])

@@ -287,6 +287,9 @@ def _read_shard(path: Path, ids: list[str]) -> dict[str, Any] | None:
     if not isinstance(obj, dict) or obj.get("ids") != ids:
         log.warning("ignoring shard %s: it holds other records; it will be recomputed", path)
         return None
+    if not isinstance(obj.get("data"), torch.Tensor) or obj.get("data_sha256") != data_sha256(obj["data"]):
+        log.warning("ignoring shard %s: its vectors are not the ones written; it will be recomputed", path)
+        return None
     return obj
 
 
@@ -541,7 +544,7 @@ def _embed_share(
             emb = extract_embeddings(
                 loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
             )
-            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths}
+            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths, "data_sha256": data_sha256(emb.data)}
             atomic_torch_save(shard, paths.shard(index))
         if rank.is_main:
             kept[index] = shard
