@@ -31,7 +31,8 @@ def test_scale_smoke_measures_each_stage(tmp_path):
     for row in report["rows"]:
         assert set(row["custody_s"]) == {"verify", "finite", "digest"}, row
     custody = [r for r in report["rows"] if r["stage"] == "custody"]
-    assert all(r["files"] == 6 and r["digest_gb_s"] > 0 and r["digests_gb_s"] > 0 and r["fast_path_ms_per_file"] > 0 for r in custody), custody
+    assert [r["files"] for r in custody] == [4, 6], custody  # shards of 400 rows per class
+    assert all(r["digest_gb_s"] > 0 and r["digests_gb_s"] > 0 and r["fast_path_ms_per_file"] > 0 for r in custody)
     train = next(r for r in report["rows"] if r["stage"] == "train")
     assert train["custody_s"]["verify"] > 0 and train["custody_s"]["finite"] > 0, "training reads through views"
     assert "| 2,000 |" in run.stdout and "slope of peak RSS" in run.stdout
