@@ -2,7 +2,7 @@
 
 A :class:`ContentRecord` is a file's SHA-256 and a stat record (size,
 mtime_ns, ctime_ns, inode, device), taken when the file was written or first
-read. Checking a file against its record (:func:`verify`, :func:`changed`)
+read. Checking a file against its record (:func:`changed`)
 takes the stat record as the fast path: unchanged, the file is the one that
 was recorded (microseconds, no byte read). Any stat field different, the
 digest is recomputed (one read of the file) and decides. A user cannot set a
@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from virnucpro_core.errors import InputError
 
 # (resolved path, stat key) -> sha256 of everything this process hashed or wrote.
 _DIGESTS: dict[tuple[str, tuple[int, ...]], str] = {}
@@ -130,44 +129,27 @@ class ContentRecord:
         return _stat_key(stat) == (self.size, self.mtime_ns, self.ctime_ns, self.inode, self.device)
 
 
-def _difference(path: Path, record: ContentRecord) -> tuple[str, str] | None:
-    """``(how it differs, what was found)``, or None when ``path`` holds the recorded content."""
+def changed(path: str | os.PathLike, record: ContentRecord) -> str | None:
+    """How ``path`` differs from ``record``, or None when it holds the recorded content.
+
+    One phrase that completes "``path`` ...": "is gone", "is 3 bytes, was 4,000 when recorded on ...", or
+    "holds other bytes (sha256 ..., recorded sha256 ... on ...)" with both digests in full.
+    """
+    path = Path(path)
     try:
         stat = path.stat()
     except FileNotFoundError:
-        return "is gone", "no file"
+        return "is gone"
     if record.same_state(stat):
         return None
+    modified = _when(stat.st_mtime_ns)
     if stat.st_size != record.size:
-        return (f"is {stat.st_size:,} bytes, was {record.size:,}",
-                f"{stat.st_size:,} bytes, modified {_when(stat.st_mtime_ns)}")
+        return f"is {stat.st_size:,} bytes (modified {modified}), was {record.size:,} when recorded on {record.recorded}"
     found = digest(path)
     if found == record.sha256:
         return None
-    return "holds other bytes of the same size", f"sha256 {found} ({stat.st_size:,} bytes, modified {_when(stat.st_mtime_ns)})"
-
-
-def changed(path: str | os.PathLike, record: ContentRecord) -> str | None:
-    """How ``path`` differs from ``record`` (one phrase, e.g. "is gone"), or None when it holds that content."""
-    difference = _difference(Path(path), record)
-    return None if difference is None else difference[0]
-
-
-def verify(path: str | os.PathLike, record: ContentRecord, *, what: str, fix: str) -> None:
-    """Raise one :class:`InputError` unless ``path`` holds the content ``record`` says.
-
-    ``what`` names who recorded it ("the view split/test.pt"); ``fix`` says what to do.
-    """
-    difference = _difference(Path(path), record)
-    if difference is None:
-        return
-    how, found = difference
-    raise InputError(
-        f"{path} {how}: it is not the file {what} recorded on {record.recorded}",
-        expected=f"sha256 {record.sha256} ({record.size:,} bytes)",
-        found=found,
-        fix=fix,
-    )
+    return (f"holds other bytes of the same size (modified {modified}): sha256 {found}, recorded "
+            f"{record.sha256} on {record.recorded}")
 
 
 def _when(ns: int) -> str:

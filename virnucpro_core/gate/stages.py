@@ -100,7 +100,7 @@ def _stale(done: Path) -> str | None:
     except (OSError, ValueError):
         return f"{done.name} is unreadable"
     outputs = record.get("outputs") if isinstance(record, dict) else None
-    if record.get("format") != STAGE_FORMAT or not isinstance(outputs, dict):
+    if not isinstance(outputs, dict) or record.get("format") != STAGE_FORMAT:
         return "its outputs were recorded without their content (an older version)"
     for name, entry in outputs.items():
         content = ContentRecord.from_dict(entry)
