@@ -10,7 +10,13 @@ its own (``os.wait4``'s ``ru_maxrss``):
 * ``split``    — ``make_split`` of every shard (stratified 10 % per class, views written);
 * ``train``    — ``train_classifier`` on the split, one epoch at VirNucPro's batch 32 (rows streamed from disk);
 * ``train-reference`` — the in-memory ``DataLoader`` path streaming replaced, one epoch, as the baseline;
-* ``evaluate`` — ``predict_features`` on the test view, then ``evaluate`` (1,000 bootstrap resamples).
+* ``evaluate`` — ``predict_features`` on the test view, then ``evaluate`` (1,000 bootstrap resamples);
+* ``custody``  — what checking the inputs costs: a plain read of every file, a full SHA-256 of every file (one
+  thread, then one per usable core as a view's check runs), and the stat fast path of a content record per
+  file (:mod:`virnucpro_core.custody`); ``--cold`` drops the page cache before each, so all read from disk.
+
+Every stage also reports the seconds it spent on chain of custody (``custody_s``: checking views' files
+against their records, the finite check of rows read through views, hashing), to set beside its wall time.
 
 It prints wall time, samples/s and peak RSS per stage and N, the least-squares
 slope of peak RSS against the feature bytes (1.0 would mean "holds every
@@ -41,7 +47,7 @@ from virnucpro_core.split.make import make_split
 import glob
 make_split(sorted(glob.glob(f"{data}/viral_*.pt")), sorted(glob.glob(f"{data}/host_*.pt")), out_dir=f"{work}/split",
            overwrite=True)
-print(json.dumps({"samples": n}))
+result = {"samples": n}
 """,
     "train": """
 from virnucpro_core.train.training import TrainingConfig, train_classifier
@@ -49,7 +55,7 @@ result = train_classifier(f"{work}/split", TrainingConfig(max_epochs=1, patience
                           progress=False, log=None)
 result.save(f"{work}/mlp.pt", "final")
 epoch = result.history.epochs[0]
-print(json.dumps({"samples": result.history.train_samples, "epoch_seconds": epoch.seconds}))
+result = {"samples": result.history.train_samples, "epoch_seconds": epoch.seconds}
 """,
     "train-reference": """
 # The path streaming replaced, as a baseline in the same run: every training row in memory, a DataLoader over a
@@ -79,16 +85,90 @@ with deterministic_training(config.seed):
         optimizer.zero_grad()
         criterion(model(x), y).backward()
         optimizer.step()
-print(json.dumps({"samples": len(train_ids), "epoch_seconds": time.perf_counter() - start}))
+result = {"samples": len(train_ids), "epoch_seconds": time.perf_counter() - start}
 """,
     "evaluate": """
 from virnucpro_core.evaluate.metrics import evaluate
 from virnucpro_core.predict.scoring import predict_features
 predictions = predict_features(f"{work}/mlp.pt", f"{work}/split/test.pt")
 evaluation = evaluate(predictions, seed=42)
-print(json.dumps({"samples": len(predictions), "accuracy": evaluation.metric("accuracy")}))
+result = {"samples": len(predictions), "accuracy": evaluation.metric("accuracy")}
+""",
+    "custody": """
+# What checking the inputs costs: a plain read of every file, then a full digest of every file, then the stat fast
+# path of a content record (the check a view or cached stage makes each time it is used), each over all files.
+import glob
+import os
+from virnucpro_core import custody as C
+files = sorted(glob.glob(f"{data}/*.pt"))
+records = [C.ContentRecord.of(p) for p in files]
+
+
+def drop_caches():
+    # --cold: from disk, not the page cache (needs root; otherwise the page cache stays and the result says so)
+    if not cold:
+        return False
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as handle:
+            handle.write("3\\n")
+        return True
+    except OSError:
+        return False
+
+
+cold_read = drop_caches()
+start, total = time.perf_counter(), 0
+for p in files:
+    with open(p, "rb") as handle:
+        while block := handle.read(1 << 20):
+            total += len(block)
+read_s = time.perf_counter() - start
+C._DIGESTS.clear()
+cold_digest = drop_caches()
+start = time.perf_counter()
+assert [C.digest(p) for p in files] == [r.sha256 for r in records]
+digest_s = time.perf_counter() - start
+C._DIGESTS.clear()
+drop_caches()
+start = time.perf_counter()
+assert C.digests(files) == [r.sha256 for r in records]  # one thread per usable core, as a view's check runs
+digests_s = time.perf_counter() - start
+rounds = 50
+start = time.perf_counter()
+for _ in range(rounds):
+    assert all(C.changed(p, r) is None for p, r in zip(files, records))
+fast_s = (time.perf_counter() - start) / (rounds * len(files))
+result = {"samples": n, "files": len(files), "bytes": total, "read_gb_s": round(total / read_s / 1e9, 3),
+          "digest_gb_s": round(total / digest_s / 1e9, 3), "digests_gb_s": round(total / digests_s / 1e9, 3),
+          "digest_threads": len(os.sched_getaffinity(0)), "fast_path_ms_per_file": round(fast_s * 1e3, 4),
+          "from_disk": cold_read and cold_digest}
 """,
 }
+
+# Every stage's child: the time it spends on chain of custody, by kind. "verify": checking a view's input files
+# against their content records; "finite": the NaN/Inf check of every row read through a view; "digest": hashing
+# files (a split hashed its inputs before content records too). Reported beside the stage's wall time.
+CUSTODY_TIMERS = """
+import json, time
+from virnucpro_core import custody as _custody
+from virnucpro_core.layouts import features as _features, store as _store
+from virnucpro_core.split import make as _make
+_spent = {"verify": 0.0, "finite": 0.0, "digest": 0.0}
+def _timed(owner, name, bucket):
+    real = getattr(owner, name)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            _spent[bucket] += time.perf_counter() - start
+    setattr(owner, name, timed)
+_timed(_features, "changed", "verify")
+_timed(_store.RowView, "_finite", "finite")
+_timed(_make, "digest", "digest")
+_timed(_custody, "digest", "digest")
+"""
 
 
 def write_features(directory: Path, n: int, dim: int, shard_rows: int, seed: int) -> int:
@@ -114,9 +194,10 @@ def write_features(directory: Path, n: int, dim: int, shard_rows: int, seed: int
     return written
 
 
-def run_stage(stage: str, data: Path, work: Path, n: int) -> dict:
+def run_stage(stage: str, data: Path, work: Path, n: int, cold: bool = False) -> dict:
     """Run one stage in a child process; its wall time, peak RSS and what it printed."""
-    code = "import json\n" + f"data, work, n = {str(data)!r}, {str(work)!r}, {n}\n" + STAGE_CODE[stage]
+    code = (CUSTODY_TIMERS + f"data, work, n, cold = {str(data)!r}, {str(work)!r}, {n}, {cold}\n" + STAGE_CODE[stage]
+            + '\nprint(json.dumps({**result, "custody_s": {k: round(v, 6) for k, v in _spent.items()}}))\n')
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
@@ -150,11 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", default="20000,100000", help="sample counts, comma-separated (default: 20000,100000)")
     parser.add_argument("--dim", type=int, default=2048, help="feature width (default: 2048, DNABERT-S + FastESM2)")
     parser.add_argument("--shard-rows", type=int, default=10000, help="rows per input file (default: 10000)")
-    parser.add_argument("--stages", default="split,train,train-reference,evaluate",
-                        help="stages to run, in order (default: split,train,train-reference,evaluate)")
+    parser.add_argument("--stages", default="custody,split,train,train-reference,evaluate",
+                        help="stages to run, in order (default: custody,split,train,train-reference,evaluate)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, removed after)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic features (default: 0)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write every measurement here")
+    parser.add_argument("--cold", action="store_true",
+                        help="custody stage: drop the page cache before the plain read and the digest, so both read "
+                        "from disk (needs root; the result's from_disk says whether it could)")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.n.split(",")]
     stages = args.stages.split(",")
@@ -167,11 +251,18 @@ def main(argv: list[str] | None = None) -> int:
             feature_bytes[n] = write_features(data, n, args.dim, args.shard_rows, args.seed)
             work.mkdir(parents=True, exist_ok=True)
             for stage in stages:
-                row = run_stage(stage, data, work, n)
+                row = run_stage(stage, data, work, n, args.cold)
                 rows.append(row)
+                custody = row["custody_s"]
                 print(f"N={n:>9,} {stage:<9} {row['seconds']:>8.1f} s  {row['samples_per_s'] or 0:>10,.0f} samples/s  "
-                      f"peak RSS {row['peak_rss_bytes'] / 2**30:6.2f} GiB  (features {feature_bytes[n] / 2**30:.2f} GiB)",
-                      flush=True)
+                      f"peak RSS {row['peak_rss_bytes'] / 2**30:6.2f} GiB  (features {feature_bytes[n] / 2**30:.2f} GiB)"
+                      f"  custody: verify {custody['verify']:.3f} s, finite {custody['finite']:.3f} s, "
+                      f"digest {custody['digest']:.3f} s", flush=True)
+                if stage == "custody":
+                    print(f"    read {row['read_gb_s']} GB/s, digest {row['digest_gb_s']} GB/s (1 thread), "
+                          f"{row['digests_gb_s']} GB/s ({row['digest_threads']} threads) "
+                          f"({'from disk' if row['from_disk'] else 'page cache'}), fast path "
+                          f"{row['fast_path_ms_per_file']} ms per file ({row['files']} files)", flush=True)
             shutil.rmtree(scratch / f"n{n}", ignore_errors=True)
     finally:
         if args.work is None:

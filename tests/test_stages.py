@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from virnucpro_core import custody
 from virnucpro_core.gate import stages as stages_module
 from virnucpro_core.files import sha256_file
 from virnucpro_core.gate.stages import RunFiles, StageCache
@@ -15,7 +16,8 @@ def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
     path = tmp_path / "a.txt"
     path.write_text("one")
     hashed = []
-    monkeypatch.setattr(stages_module, "sha256_file", lambda p: hashed.append(p) or sha256_file(p))
+    real = custody.hashlib.file_digest
+    monkeypatch.setattr(custody.hashlib, "file_digest", lambda f, name: hashed.append(f.name) or real(f, name))
     files = RunFiles()
     assert files.sha256(path) == files.sha256(tmp_path / "." / "a.txt") == sha256_file(path)
     assert len(hashed) == 1, "the same file, however named, is hashed once"

@@ -63,6 +63,8 @@ SHORT_DIGEST = re.compile(r"sha256 [0-9a-f]{12}\b")
 # MMseqs2 writes hits in thread order (compared as sets of lines) and may pick another representative for the same
 # clusters (compared as a partition; its FASTA files name the representatives and are left out).
 UNORDERED = re.compile(r"\.m8$")
+# A content record (virnucpro_core.custody): size, times, inode and device differ from one work directory to the next.
+CONTENT_RECORD = {"sha256", "size", "mtime_ns", "ctime_ns", "inode", "device", "recorded"}
 CLUSTERS = re.compile(r"/clusters[^/]*/clu_cluster\.tsv$")
 
 
@@ -143,6 +145,8 @@ def normalise(value: Any, work: Path) -> Any:
         digest = hashlib.sha256(array.reshape(-1).view(torch.uint8).numpy().tobytes() if array.numel() else b"").hexdigest()
         return {"tensor": str(array.dtype), "shape": list(array.shape), "sha256": digest}
     if isinstance(value, dict):
+        if CONTENT_RECORD <= set(map(str, value)):  # stat fields and clock of a file we recorded: its digest stays
+            return {"content": normalise(value["sha256"], work)}
         return {str(k): normalise(v, work) for k, v in value.items() if str(k) not in VOLATILE_KEYS}
     if isinstance(value, list | tuple):
         return [normalise(v, work) for v in value]

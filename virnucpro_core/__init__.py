@@ -21,7 +21,9 @@ The packages read as the pipeline, each depending only on those before it:
 * :mod:`~virnucpro_core.commands` and ``cli`` — the thin ``virnucpro`` command.
 
 Shared by all: ``defaults`` (every default and choice, no heavy imports),
-``errors``, ``files`` (atomic writes, digests) and ``paths``.
+``errors``, ``files`` (atomic writes, digests), ``custody`` (content records:
+a file is reused or read through a view only while it holds what was
+recorded) and ``paths``.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Small file helpers shared by every stage: atomic writes and content hashes."""
+"""Small file helpers shared by every stage: atomic writes and content hashes (files saved with torch are
+hashed as they are written: :mod:`virnucpro_core.custody`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from virnucpro_core.custody import remember
 from virnucpro_core.errors import InputError
 
 
@@ -72,7 +74,8 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
 
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            torch.save(obj, handle)
+            writer = _HashingWriter(handle)
+            torch.save(obj, writer)
     except RuntimeError as error:
         # torch's zip writer reports a failed write (a full disk, a quota) as a RuntimeError from its C++
         # inline_container: an OSError here, so that every caller says it as one message with the path.
@@ -81,7 +84,24 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
         full = shutil.disk_usage(Path(path).absolute().parent).free < (64 << 20)
         raise OSError(errno.ENOSPC if full else errno.EIO,
                       "No space left on device" if full else "the file could not be written", str(path)) from None
+    # Hashed as it was written (torch.save writes its zip in order): a content record of it reads nothing.
+    remember(path, writer.digest.hexdigest())
     return Path(path)
+
+
+class _HashingWriter:
+    """A binary file that hashes what is written through it."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 @contextlib.contextmanager

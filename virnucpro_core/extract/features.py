@@ -39,7 +39,7 @@ from virnucpro_core.extract.embeddings import (
 )
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, save_features
-from virnucpro_core.layouts.rows import Embeddings
+from virnucpro_core.layouts.rows import Embeddings, data_sha256
 from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.models.registry import LoadedModel
 from virnucpro_core.models.specs import get_spec
@@ -170,8 +170,10 @@ def merge_features(
         # Names, not paths: the same features merged in another directory are byte-identical.
         "dna_file": Path(dna_path).name,
         "protein_file": Path(protein_path).name,
-        "dna": dict(dna.meta),
-        "protein": dict(protein.meta),
+        # Provenance without the digest of each input's vectors (checked on reading them), so a merged file's
+        # bytes depend on what the vectors are and where they came from, not on how they were checked.
+        "dna": {k: v for k, v in dna.meta.items() if k != "data_sha256"},
+        "protein": {k: v for k, v in protein.meta.items() if k != "data_sha256"},
     }
     labels = torch.full((len(protein),), label_value, dtype=torch.long)
     return MergedFeatures(list(protein.ids), data, labels, protein.lengths.clone(), meta)
@@ -284,6 +286,9 @@ def _read_shard(path: Path, ids: list[str]) -> dict[str, Any] | None:
         return None
     if not isinstance(obj, dict) or obj.get("ids") != ids:
         log.warning("ignoring shard %s: it holds other records; it will be recomputed", path)
+        return None
+    if not isinstance(obj.get("data"), torch.Tensor) or obj.get("data_sha256") != data_sha256(obj["data"]):
+        log.warning("ignoring shard %s: its vectors are not the ones written; it will be recomputed", path)
         return None
     return obj
 
@@ -441,7 +446,8 @@ def _extract(
     data = torch.cat([shards[i]["data"] for i in range(total)], dim=0)
     lengths = torch.cat([shards[i]["lengths"] for i in range(total)], dim=0)
     meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
-    meta.update(cache_key=key, input_file=fasta_path.name, shard_size=shard_size, chunk_size=chunk_size)
+    meta.update(cache_key=key, input_file=fasta_path.name, shard_size=shard_size, chunk_size=chunk_size,
+                data_sha256=data_sha256(data))
     embeddings = Embeddings([rid for rid, _ in pairs], data, lengths, meta)
     save_features(embeddings, out)
     shutil.rmtree(paths.root, ignore_errors=True)
@@ -493,9 +499,15 @@ def _finished(out: Path, key: str) -> Embeddings | None:
         return None
     try:
         existing = load_features(out)
-    except InputError:
+    except InputError as error:
+        log.warning("%s cannot be reused; extracting again: %s", out, error.found or error.problem)
         return None
-    return existing if existing.meta.get("cache_key") == key else None
+    if existing.meta.get("cache_key") != key:
+        return None
+    if "data_sha256" not in existing.meta:
+        log.warning("%s records no digest of its vectors (written by an older version): extracting again", out)
+        return None
+    return existing
 
 
 def _embed_share(
@@ -532,7 +544,7 @@ def _embed_share(
             emb = extract_embeddings(
                 loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
             )
-            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths}
+            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths, "data_sha256": data_sha256(emb.data)}
             atomic_torch_save(shard, paths.shard(index))
         if rank.is_main:
             kept[index] = shard

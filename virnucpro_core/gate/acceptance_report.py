@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from virnucpro_core.custody import known_digest
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.compare.report import (
@@ -371,6 +372,37 @@ def generalisation_markdown(evidence: Any) -> list[str]:
     return lines
 
 
+FILES_TEXT = ("The files the verdict was computed from, by content: each input as this run read it, the split "
+              "manifest that names the test set, and the checkpoint each model's predictions came from. A view or "
+              "cached stage is used only while the files it recorded still hold these bytes.")
+
+
+def files_table(ctx: AcceptanceSession, shown: int | None = None) -> Table | None:
+    """Inputs, the split manifest and the evaluated checkpoints with their SHA-256 (``shown``: inputs listed).
+
+    Only digests this run computed are given: an input the run stopped before reading says so.
+    """
+    settings = ctx.settings
+    if settings is None:
+        return None
+    rows = []
+    for role, paths in (("viral input", settings.viral), ("host input", settings.host)):
+        for number, path in enumerate(paths):
+            if shown is not None and number == shown:
+                rows.append([role, f"… {len(paths) - shown} more (all in acceptance.json)", ""])
+                break
+            rows.append([role, str(path), known_digest(path) or "not read: the run stopped before it"])
+    results = ctx.results
+    split = results.split if results is not None else None
+    if split is not None:
+        rows.append(["split manifest", str(split.paths.manifest), split.manifest.sha256])
+    for embedder, name in EMBEDDER_NAMES.items():
+        trained = results.trained.get(embedder) if results is not None else None
+        if trained is not None:
+            rows.append([f"{name} checkpoint (evaluated)", str(trained.final.path), trained.final.sha256 or ""])
+    return ["file", "path", "sha256"], rows
+
+
 def stage_table(ctx: AcceptanceSession) -> Table | None:
     if ctx.run is None or not ctx.run.stages:
         return None
@@ -434,6 +466,9 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
     if training is not None:
         lines += ["## Training", "", TRAINING_TEXT, ""] + markdown_table(training) + [""]
     lines += ["## Environment", ""] + markdown_table((["item", "value"], [list(r) for r in environment_rows(ctx)]))
+    files = files_table(ctx, shown=8)
+    if files is not None:
+        lines += ["", "## Files behind the verdict", "", FILES_TEXT, ""] + markdown_table(files)
     stages = stage_table(ctx)
     if stages is not None:
         lines += ["", "## Stages", "", f"Artifacts: {markdown_text(ctx.run.paths.root)} (rerun with --rebuild to recompute)", ""]
@@ -449,6 +484,7 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         "notice": banner,
         "settings": ctx.settings.to_dict() if ctx.settings is not None else None,
         "environment": dict(environment_rows(ctx)),
+        "files": [dict(zip(["file", "path", "sha256"], row, strict=True)) for row in (files_table(ctx) or (None, []))[1]],
         "test_set": _test_set_dict(ctx),
         "training": _training_dict(ctx),
         "generalisation": evidence.to_dict() if evidence is not None else None,

@@ -177,6 +177,9 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
 
     rows = [list(r) for r in data.environment_rows(ctx)]
     parts.append(_section("environment", "Environment", _table((["item", "value"], rows))))
+    files = data.files_table(ctx, shown=8)
+    if files is not None:
+        parts.append(_section("files", "Files behind the verdict", f"<p>{_prose(data.FILES_TEXT)}</p>", _table(files)))
     stages = data.stage_table(ctx)
     if stages is not None:
         parts.append(_section("stages", "Stages", f"<p>Artifacts: {html.escape(str(ctx.run.paths.root))} (rerun "

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from virnucpro_core.custody import ContentRecord, changed, digests
 from virnucpro_core.defaults import LABELS
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save
@@ -288,7 +289,8 @@ def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = 
 
     A merged file's rows are scanned block by block for NaN or infinite values
     (``check_finite``); a view's were scanned when it was made, and its input
-    files must still be where, and as large as, they were.
+    files must still hold the content recorded then (:mod:`virnucpro_core.custody`),
+    with every row index inside its file.
     """
     path = Path(path)
     if obj is None:
@@ -303,8 +305,8 @@ def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = 
         # check_merged sees one column per row: NaN where the row has a non-finite value (scanned a block at a
         # time), so every problem of the file is still named in one message.
         marks = torch.zeros((rows.n, 1), dtype=torch.float32)
-        if check_finite:
-            for start, block in rows.blocks():
+        if check_finite:  # one read of the file: its rows checked and its bytes hashed (custody.digest is then free)
+            for start, block in rows.hashed_blocks():
                 marks[start : start + len(block), 0][~torch.isfinite(block).all(dim=1)] = float("nan")
         small["data"] = marks
     checked = check_merged(small, str(path))
@@ -312,16 +314,25 @@ def open_rows(path: str | os.PathLike, *, obj: Any = None, check_finite: bool = 
                       path)
 
 
+VIEW_VERSION = 2  # 2: every input file's content record (version 1 trusted path and size)
+
+
 def save_view(rows: MergedRows, path: str | os.PathLike) -> Path:
-    """Write ``rows`` as a view: ids, labels, lengths, meta and where each row is, not the rows themselves."""
+    """Write ``rows`` as a view: ids, labels, lengths, meta and where each row is, not the rows themselves.
+
+    Each input file is recorded with its row count, its width and its content record (SHA-256 and stat
+    record; :mod:`virnucpro_core.custody`) and its path both absolute and relative to the view's folder,
+    so the view and its inputs can move together.
+    """
     files = rows.rows.files
     if any(getattr(f, "path", None) is None for f in files):
         raise ValueError("a view can only point to rows in files")
+    folder = Path(path).resolve().parent
     obj = {
         "format": VIEW_FORMAT,
-        "version": 1,
-        "inputs": [{"path": str(Path(f.path).resolve()), "bytes": Path(f.path).stat().st_size, "rows": f.n,
-                    "width": f.width} for f in files],
+        "version": VIEW_VERSION,
+        "inputs": [{"path": str(Path(f.path).resolve()), "relative": os.path.relpath(Path(f.path).resolve(), folder),
+                    "rows": f.n, "width": f.width, "content": ContentRecord.of(f.path).to_dict()} for f in files],
         "file_index": torch.from_numpy(rows.rows.file_index.astype("int32")),
         "row_index": torch.from_numpy(rows.rows.row_index.astype("int64")),
         "ids": list(rows.ids),
@@ -332,25 +343,75 @@ def save_view(rows: MergedRows, path: str | os.PathLike) -> Path:
     return atomic_torch_save(obj, Path(path))
 
 
+_REMAKE_VIEW = "make the view again from the files as they are now (rerun `virnucpro split` / `virnucpro import`; " \
+    "the acceptance suite rebuilds its own), or put the recorded files back"
+
+
+def _view_source(view: Path, entry: Mapping) -> Path:
+    """Where a view's input file is: its absolute path, else its path relative to the view's folder."""
+    recorded = Path(str(entry.get("path", "")))
+    relative = entry.get("relative")
+    if not recorded.is_absolute():
+        return view.parent / recorded
+    if not recorded.is_file() and isinstance(relative, str) and (view.parent / relative).is_file():
+        return view.parent / relative
+    return recorded
+
+
 def _open_view(path: Path, obj: Mapping) -> MergedRows:
-    problems = []
-    files = []
-    for entry in obj.get("inputs") or []:
-        source = Path(entry.get("path", ""))
-        if not source.is_file():
-            problems.append(f"{source} is gone")
-        elif source.stat().st_size != entry.get("bytes"):
-            problems.append(f"{source} changed ({source.stat().st_size} bytes, was {entry.get('bytes')})")
-        else:
-            files.append(FileRows.open(source))
+    """A view's rows, after checking that every input file holds what was recorded and every index is inside it."""
+    if obj.get("version") != VIEW_VERSION:
+        raise InputError(f"{path} is a feature view of an older version ({obj.get('version')}), which recorded only "
+                         "the path and size of its input files",
+                         expected=f"a view of version {VIEW_VERSION}, which records each input file's content",
+                         found=f"version {obj.get('version')}", fix=_REMAKE_VIEW)
+    inputs = list(obj.get("inputs") or [])
+    problems, files = [], []
+    # Files whose stat record changed are hashed first, several at once; each check below then reads nothing.
+    records = [(_view_source(path, entry), ContentRecord.from_dict(entry.get("content"))) for entry in inputs]
+    digests([source for source, record in records
+             if record is not None and source.is_file() and not record.same_state(source.stat())])
+    for entry in inputs:
+        source = _view_source(path, entry)
+        record = ContentRecord.from_dict(entry.get("content"))
+        difference = "has no content record" if record is None else changed(source, record)
+        if difference is not None:
+            problems.append(f"{source} {difference}")
+            continue
+        rows = FileRows.open(source)
+        if (rows.n, rows.width) != (entry.get("rows"), entry.get("width")):
+            problems.append(f"{source} holds {rows.n} rows of width {rows.width}, the view recorded "
+                            f"{entry.get('rows')} of width {entry.get('width')}")
+        files.append(rows)
     if problems:
-        raise InputError(f"{path} points to feature files that moved or changed since it was written",
-                         expected="the merged files it was made from, unchanged and in place",
-                         found="; ".join(problems),
-                         fix="put them back, or make it again (e.g. rerun `virnucpro split` / `virnucpro import`)")
+        raise InputError(f"{path} points to feature files that are not the ones it was made from",
+                         expected="each input file with the content (SHA-256) recorded when the view was written",
+                         found="; ".join(problems), fix=_REMAKE_VIEW)
+    file_index = obj["file_index"].numpy().astype("int64")
+    row_index = obj["row_index"].numpy().astype("int64")
+    n = len(obj["ids"])
+    if len(file_index) != n or len(row_index) != n:
+        problems.append(f"{len(file_index)} file and {len(row_index)} row indices for {n} ids")
+    elif n:
+        outside = (file_index < 0) | (file_index >= len(files))
+        if outside.any():
+            problems.append(f"{int(outside.sum())} file index(es) outside 0..{len(files) - 1}, e.g. "
+                            f"{int(file_index[outside][0])} for {obj['ids'][int(np.flatnonzero(outside)[0])]}")
+        else:
+            counts = np.array([f.n for f in files], dtype=np.int64)[file_index]
+            outside = (row_index < 0) | (row_index >= counts)
+            if outside.any():
+                first = int(np.flatnonzero(outside)[0])
+                problems.append(f"{int(outside.sum())} row index(es) outside their file, e.g. row "
+                                f"{int(row_index[first])} of {files[file_index[first]].path} "
+                                f"({counts[first]} rows) for {obj['ids'][first]}")
+    if problems:
+        raise InputError(f"{path} is not a usable feature view",
+                         expected="one file index and one row index per id, each inside its file",
+                         found="; ".join(problems), fix=_REMAKE_VIEW)
     checked = check_merged({"ids": obj["ids"], "data": torch.zeros((len(obj["ids"]), 0)), "labels": obj["labels"],
                             "lengths": obj["lengths"], "meta": obj["meta"]}, str(path))
-    view = RowView(files, obj["file_index"].numpy().astype("int32"), obj["row_index"].numpy().astype("int64"))
+    view = RowView(files, file_index.astype("int32"), row_index)
     return MergedRows(checked["ids"], checked["labels"], checked["lengths"], checked["meta"], view, path)
 
 

@@ -1,11 +1,20 @@
-"""The one row container: :class:`Embeddings`, feature rows with their ids, lengths and provenance."""
+"""The one row container: :class:`Embeddings`, feature rows with their ids, lengths and provenance; the digest
+of its rows a feature file records."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+
+
+def data_sha256(data: torch.Tensor) -> str:
+    """Hex SHA-256 of a tensor's values as stored (C order, its own dtype): what a feature file's
+    ``meta['data_sha256']`` records when it is written and its reader checks."""
+    array = data.detach().cpu().contiguous()
+    return hashlib.sha256(array.reshape(-1).view(torch.uint8).numpy() if array.numel() else b"").hexdigest()
 
 
 @dataclass
@@ -23,7 +32,8 @@ class Embeddings:
         meta: provenance: model, display_name, weights, size, source, revision,
             seed, dtype, pooling, vocab, vocab_sha256 (the tokenizer's fingerprint),
             architecture (ESM: the configuration in effect and the keys filled by
-            default; None for DNABERT-S), input_sha256, dim, n, device, toks_per_batch.
+            default; None for DNABERT-S), input_sha256, dim, n, device, toks_per_batch;
+            in a file written by ``virnucpro extract``, ``data_sha256`` (:func:`data_sha256` of ``data``).
     """
 
     ids: list[str]

@@ -16,6 +16,8 @@ storage the split, training and evaluation stream from.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from virnucpro_core.custody import remember
 from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.pickles import torch_load
 
@@ -148,6 +151,44 @@ class FileRows:
         for start in range(0, self.n, step):
             yield start, self.rows(np.arange(start, min(start + step, self.n)))
 
+    def hashed_blocks(self, rows_per_block: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """:meth:`blocks`, reading every byte of the file once, in order, and hashing it as it goes.
+
+        Once the last block is taken, the file's SHA-256 is remembered for the state it was read in
+        (:func:`virnucpro_core.custody.remember`), so checking the rows and hashing the file (a split's
+        inputs, an import) is one read of it, not two.
+        """
+        if not self.streamed:
+            yield from self.blocks(rows_per_block)
+            return
+        before = os.stat(self.path)
+        digest = hashlib.sha256()
+        fd, stride = self._descriptor(), self.width * np.dtype(self._dtype).itemsize
+        end = self._offset + self.n * stride
+        self._hash_range(digest, 0, self._offset)
+        step = rows_per_block or max(1, BLOCK_BYTES // max(1, stride))
+        for start in range(0, self.n, step):
+            count = min(step, self.n - start)
+            buffer = np.empty((count, self.width), dtype=self._dtype)
+            if os.preadv(fd, [memoryview(buffer).cast("B")], self._offset + start * stride) != count * stride:
+                raise InputError(f"{self.path} ended early: the file is shorter than its header says",
+                                 fix="re-create the file; it was cut short")
+            digest.update(memoryview(buffer).cast("B"))
+            block = torch.from_numpy(buffer)
+            yield start, block if block.dtype == torch.float32 else block.to(torch.float32)
+        self._hash_range(digest, end, before.st_size)
+        remember(self.path, digest.hexdigest(), before)
+
+    def _hash_range(self, digest: Any, start: int, stop: int) -> None:
+        fd = self._descriptor()
+        while start < stop:
+            data = os.pread(fd, min(BLOCK_BYTES, stop - start), start)
+            if not data:
+                raise InputError(f"{self.path} ended early: the file is shorter than its header says",
+                                 fix="re-create the file; it was cut short")
+            digest.update(data)
+            start += len(data)
+
 
 @dataclass
 class TensorRows:
@@ -234,13 +275,32 @@ class RowView:
                 if read(fd, [whole[j * stride : (j + 1) * stride]], offset) != stride:
                     raise InputError("a feature file ended early: it is shorter than its header says",
                                      fix="re-create the file; it was cut short")
-            return torch.from_numpy(out_array)
+            return self._finite(torch.from_numpy(out_array), positions)
         out = torch.empty((len(positions), self.width), dtype=torch.float32)
         which = self.file_index[positions]
         for number in np.unique(which).tolist():
             mask = which == number
             out[torch.from_numpy(np.flatnonzero(mask))] = self.files[number].rows(self.row_index[positions[mask]])
-        return out
+        return self._finite(out, positions)
+
+    def _finite(self, rows: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
+        """``rows``, unless one holds NaN or an infinity: then one error naming the file and row it came from."""
+        # One sum is finite exactly when every value is, unless finite values overflow it: then look closer.
+        # (A sum costs ~4 µs for a batch of 32 × 2048; torch.isfinite(...).all() ~130 µs.)
+        if math.isfinite(float(rows.sum())):
+            return rows
+        bad = torch.nonzero(~torch.isfinite(rows).all(dim=1)).flatten().tolist()
+        if not bad:
+            return rows
+        where = []
+        for j in bad[:3]:
+            source = getattr(self.files[self.file_index[positions[j]]], "path", None) or "rows in memory"
+            where.append(f"row {int(self.row_index[positions[j]])} of {source}")
+        raise InputError(f"{len(bad)} feature row(s) read hold NaN or infinite values: {'; '.join(where)}",
+                         expected="finite features (NaN or infinite rows cannot be trained on or scored)",
+                         found=f"{len(bad)} non-finite row(s) among {len(rows)} read",
+                         fix="re-extract the features of those samples (or drop them) and make the merged file and "
+                         "its views again")
 
     def blocks(self, rows_per_block: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """``(start, float32 rows)`` over the view in order, a bounded block at a time."""

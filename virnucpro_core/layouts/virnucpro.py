@@ -51,7 +51,7 @@ from virnucpro_core.layouts.features import (
     open_rows,
 )
 from virnucpro_core.layouts.pickles import torch_load
-from virnucpro_core.layouts.rows import Embeddings
+from virnucpro_core.layouts.rows import Embeddings, data_sha256
 from virnucpro_core.layouts.store import FileRows, RowView
 from virnucpro_core.models.registry import WEIGHTS
 from virnucpro_core.models.specs import DTYPES, SPECS, get_spec, merged_widths
@@ -372,7 +372,8 @@ def import_rows(
     opened = [FileRows.open(f.path, obj) for f, obj in zip(files, objs, strict=True)]
     bad = []
     for f, rows in zip(files, opened, strict=True):
-        count = sum(int((~torch.isfinite(block)).any(dim=1).sum()) for _, block in rows.blocks())
+        # One read of each file: its rows checked and its bytes hashed for the view's content record.
+        count = sum(int((~torch.isfinite(block)).any(dim=1).sum()) for _, block in rows.hashed_blocks())
         if count:
             bad.append(f"{f.path.name}: {count} row(s)")
     if bad:
@@ -586,6 +587,11 @@ def load_features(path: str | os.PathLike) -> Embeddings:
             problems += [f"meta lacks {k!r}" for k in REQUIRED_META if k not in meta]
             if isinstance(data, torch.Tensor) and data.dim() == 2 and "dim" in meta and data.shape[1] != meta["dim"]:
                 problems.append(f"'data' is {data.shape[1]} wide but meta says dim {meta['dim']}")
+            elif isinstance(data, torch.Tensor) and "data_sha256" in meta and not problems:
+                found = data_sha256(data)
+                if found != meta["data_sha256"]:
+                    problems.append(f"'data' is not what was written: its vectors have sha256 {found[:16]}…, "
+                                    f"{str(meta['data_sha256'])[:16]}… when extracted")
     if problems:
         raise InputError(
             f"{path} is not a valid feature file ({layout} layout found)",

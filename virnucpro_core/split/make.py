@@ -39,7 +39,8 @@ from typing import Any
 
 from virnucpro_core.defaults import GROUP_BY_CHOICES
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import files_together, sha256_file
+from virnucpro_core.custody import digest
+from virnucpro_core.files import files_together
 from virnucpro_core.layouts.features import MergedRows, concat_rows, feature_info, open_rows, save_view
 from virnucpro_core.split.ids import CLASS_LABELS, CLASS_NAMES, ROUNDING_RULE, min_class_size, source_of, stratified_ids
 from virnucpro_core.split.records import InputFile, SplitManifest, SplitPaths, SplitResult, SplitSummary
@@ -94,7 +95,7 @@ def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 def open_input(path: Path) -> tuple[MergedRows, str]:
     """An input file's rows (left on disk) and its SHA-256: how a split reads an input unless told otherwise."""
-    return open_rows(path), sha256_file(path)
+    return open_rows(path), digest(path)
 
 
 def _load_inputs(viral_paths, host_paths, open_input: InputOpener = open_input) -> tuple[MergedRows, list[InputFile]]:
