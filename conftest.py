@@ -33,12 +33,12 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from virnucpro_core.errors import VirNucProError
     from virnucpro_core.files import check_output
-    from virnucpro_core.gate.acceptance_report import new_run_id, remove_previous_reports
+    from virnucpro_core.gate.acceptance_report import ReportStaging, new_run_id
     from virnucpro_core.gate.lock import ArtifactsLock
     from virnucpro_core.gate.settings import Settings
     from virnucpro_core.paths import ReportPaths
 
-    from acceptance.report_plugin import RUN_ID, SETTINGS
+    from acceptance.report_plugin import REPORTS, RUN_ID, SETTINGS
 
     # `pytest acceptance/` writes its HTML report without being asked; an explicit --html wins. Either way the
     # report is one self-contained file (styles and figures inline, no assets/ beside it).
@@ -49,9 +49,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.htmlpath = str(DEFAULT_HTML)
     config.option.self_contained_html = True
     paths = ReportPaths(Path(config.option.htmlpath).parent)
-    if hasattr(config.option, "benchmark_json") and config.option.benchmark_json is None:
-        # pytest-benchmark's raw timings (every round, machine info) beside the HTML report.
-        config.option.benchmark_json = paths.benchmark_json
     # The options and the report's place are checked before an earlier report is touched: a bad option or an
     # unusable --html is one usage error (exit 4) that leaves the earlier reports as they were.
     try:
@@ -63,9 +60,14 @@ def pytest_configure(config: pytest.Config) -> None:
             lambda text: print(f"acceptance: {text}", file=sys.stderr, flush=True))
     except VirNucProError as error:
         raise pytest.UsageError(f"acceptance options: {error}") from None
-    # One run, one set of reports: nothing an earlier run wrote here may sit beside this run's files.
-    remove_previous_reports(paths, Path(config.option.htmlpath))
-    paths.root.mkdir(parents=True, exist_ok=True)
+    # One run, one set of reports: written beside their place, moved in when all are finished (the earlier
+    # run's files are replaced then, and stay as they were if this run gives no verdict).
+    staging = ReportStaging.begin(Path(config.option.htmlpath))
+    config.stash[REPORTS] = staging
+    config.option.htmlpath = str(staging.staged_html)
+    if hasattr(config.option, "benchmark_json") and config.option.benchmark_json is None:
+        # pytest-benchmark's raw timings (every round, machine info) beside the HTML report.
+        config.option.benchmark_json = staging.staged.benchmark_json
     config.stash[RUN_ID] = new_run_id()
 
 

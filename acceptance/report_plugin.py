@@ -31,6 +31,7 @@ SETTINGS = pytest.StashKey["object"]()
 ENVIRONMENT_ERROR = pytest.StashKey[str]()  # the run cannot start here: ERROR
 NOT_RUN = pytest.StashKey[str]()  # no acceptance test was run: INCOMPLETE
 RUN_ID = pytest.StashKey[tuple]()  # (run id, start time), set by the root conftest
+REPORTS = pytest.StashKey["object"]()  # the run's ReportStaging, set by the root conftest
 
 # pytest's own statuses that say the session itself did not finish: kept as they are.
 _PYTEST_ABORTS = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
@@ -131,8 +132,9 @@ class AcceptanceReport:
             reused = sum(s.reused for s in context.run.stages)
             terminal.write_line(f"stages: {reused} reused, {len(context.run.stages) - reused} built, cached in "
                                 f"{context.run.paths.root} (--rebuild recomputes them)")
+        staging = self.config.stash.get(REPORTS, None)
         for path in written:
-            terminal.write_line(f"wrote {path}")
+            terminal.write_line(f"wrote {staging.final_path(path) if staging is not None else path}")
 
     @staticmethod
     def _write_stage_log(context: AcceptanceSession, terminal) -> None:
@@ -145,10 +147,34 @@ class AcceptanceReport:
             if terminal is not None:
                 terminal.write_line(f"stage log not written: {describe_error(error)}")
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        """pytest-html names the page it wrote; name the place it is moved to, not the staging folder."""
+        staging = self.config.stash.get(REPORTS, None)
+        if staging is None or not staging.staged.json.is_file():
+            return
+        for plugin in self.config.pluginmanager.get_plugins():
+            # pytest-html keeps the path it prints in a private attribute; if that changes, its line names the
+            # staging folder and our own "wrote" lines still name the final place.
+            if isinstance(getattr(plugin, "_report_path", None), Path) and plugin._report_path == staging.staged_html:
+                plugin._report_path = staging.html.absolute()
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         html_path = config.getoption("htmlpath", default=None)
         if self._sections is not None and html_path and Path(html_path).is_file():
             finish_html(html_path, self._sections, title=self._title)
+        staging = config.stash.get(REPORTS, None)
+        if staging is None:
+            return
+        try:
+            if staging.staged.json.is_file():  # a verdict was written: this run's reports replace the earlier ones
+                staging.publish()
+            else:  # no verdict (Ctrl-C, an internal error, reports that could not be written): keep the earlier
+                staging.discard()
+        except OSError as error:
+            terminal = config.pluginmanager.get_plugin("terminalreporter")
+            if terminal is not None:
+                terminal.write_line(f"acceptance: the reports could not be moved into place: {describe_error(error)}")
 
     def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
         run_id, started = config.stash.get(RUN_ID, ("", ""))

@@ -3,16 +3,19 @@
 Every table here is ``(header, rows)`` of display strings, read from finished
 results; the HTML report (:mod:`virnucpro_core.gate.html_report`), ``acceptance.md``
 and ``acceptance.json`` lay out the same tables, so the three files always carry
-the same numbers. Each file names the run (:func:`new_run_id`), and a run first
-removes the report files an earlier run left where it writes
-(:func:`remove_previous_reports`).
+the same numbers. Each file names the run (:func:`new_run_id`); a run writes
+its reports beside their place and moves them in only when all are finished,
+replacing what an earlier run left there (:class:`ReportStaging`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,25 +65,60 @@ def new_run_id(now: datetime | None = None) -> tuple[str, str]:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", now.isoformat()
 
 
-def remove_previous_reports(paths: ReportPaths, html: Path | None = None) -> list[Path]:
-    """Delete the report files a run writes from ``paths.root`` (and the ``html`` report); return them.
+@dataclass
+class ReportStaging:
+    """A run's reports, written beside their place and moved in only when all are finished.
 
-    Files of an earlier run must never sit beside this run's, looking current.
-    Only our own file names are touched; pytest-html's ``assets/`` folder goes
-    only when its stylesheet was all it held.
+    :meth:`begin` makes a staging folder beside the reports folder; the run writes every report there
+    (pytest-html's page, pytest-benchmark's JSON, our markdown and JSON). :meth:`publish` then moves them
+    in (renames only) and removes the files an earlier run wrote there that this run did not, so a folder
+    never holds two runs' files side by side. :meth:`discard` (a run that gave no verdict: Ctrl-C, an
+    internal error) leaves the earlier reports exactly as they were.
     """
-    removed = []
-    for path in {*paths.owned(), *([html] if html is not None else [])}:
-        if path.is_file():
-            path.unlink()
-            removed.append(path)
-    assets = paths.html_stylesheet.parent
-    if assets.is_dir() and not any(assets.iterdir()):
-        assets.rmdir()
-    return sorted(removed)
 
+    final: ReportPaths
+    html: Path
+    staging: Path
 
-# ---------------------------------------------------------------------------- tables
+    @classmethod
+    def begin(cls, html: Path) -> ReportStaging:
+        html = Path(html)
+        html.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{html.stem}.", suffix=".part", dir=html.parent))
+        return cls(ReportPaths(html.parent), html, staging)
+
+    @property
+    def staged(self) -> ReportPaths:
+        return ReportPaths(self.staging)
+
+    @property
+    def staged_html(self) -> Path:
+        return self.staging / self.html.name
+
+    def final_path(self, staged: Path) -> Path:
+        """Where a staged file goes (the HTML page to ``--html``, the others beside it)."""
+        return self.html if Path(staged) == self.staged_html else self.final.root / Path(staged).name
+
+    def publish(self) -> list[Path]:
+        """Move every staged report into place; remove the earlier run's files this run did not write."""
+        published = []
+        # acceptance.json, the verdict on disk, goes in last: until then the earlier verdict stands whole
+        for staged in sorted(self.staging.iterdir(), key=lambda p: p.name == self.staged.json.name):
+            if staged.is_file():
+                target = self.final_path(staged)
+                os.replace(staged, target)
+                published.append(target)
+        for earlier in {*self.final.owned(), self.html} - set(published):
+            if earlier.is_file():
+                earlier.unlink()
+        assets = self.final.html_stylesheet.parent
+        if assets.is_dir() and not any(assets.iterdir()):
+            assets.rmdir()
+        self.discard()
+        return published
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
