@@ -145,6 +145,28 @@ def test_train_refuses_a_full_disk_before_the_first_epoch(tmp_path, run_cli, mon
     assert "epoch" not in out.replace("epochs", ""), out
 
 
+def test_extract_and_merge_refuse_a_full_disk_before_they_start(tmp_path, run_cli, monkeypatch):
+    from virnucpro_core.extract import features as F
+
+    (tmp_path / "p.faa").write_text(">a\nMKVLA\n>b\nMSTNPK\n")
+    (tmp_path / "n.fa").write_text(">a\nACGTACGTACGTACG\n>b\nACGTACGTACGTACGTAC\n")
+    made = {}
+    for model, fasta in (("fastesm2_650", "p.faa"), ("dnabert_s", "n.fa")):
+        out = tmp_path / f"{model}.pt"
+        assert run_cli(["extract", "--model", model, "--weights", "random", "--size", "tiny", str(tmp_path / fasta),
+                        "--out", str(out), "--no-progress"])[0] == 0
+        made[model] = out
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: SimpleNamespace(total=1 << 20, used=0, free=4096))
+    monkeypatch.setattr(F, "extract_to_file", lambda *a, **k: pytest.fail("extraction started"))
+    code, _, err = run_cli(["extract", "--model", "fastesm2_650", "--weights", "random", "--size", "tiny",
+                            str(tmp_path / "p.faa"), "--out", str(tmp_path / "again.pt"), "--no-progress"])
+    clear_error(code, err, "not enough free space", "4,096 bytes free", "2 vectors of 64 floats")
+    code, _, err = run_cli(["merge", str(made["dnabert_s"]), str(made["fastesm2_650"]),
+                            "--label", "viral", "--out", str(tmp_path / "m.pt")])
+    clear_error(code, err, "not enough free space", "4,096 bytes free")
+    assert not (tmp_path / "again.pt").exists() and not (tmp_path / "m.pt").exists()
+
+
 def test_train_keeps_the_weights_when_the_save_fails(tmp_path, run_cli, monkeypatch):
     split, full, spare = tmp_path / "split", tmp_path / "full", tmp_path / "spare"
     for folder in (split, full, spare):

@@ -34,9 +34,12 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from virnucpro_core.extract.features import merge_features
     from virnucpro_core.layouts.features import save_merged
-    from virnucpro_core.files import check_output
+    from virnucpro_core.files import check_free_space, check_output
 
     check_output(args.out, inputs=[args.dna, args.protein])
+    # The merged file holds both inputs' vectors side by side: about their sizes together.
+    check_free_space(args.out, Path(args.dna).stat().st_size + Path(args.protein).stat().st_size,
+                     what="the merged features (about both inputs' size)")
     if Path(args.out).exists():
         print(f"note: replacing {args.out}")
     merged = merge_features(args.dna, args.protein, args.label)

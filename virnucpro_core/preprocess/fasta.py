@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import os
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -131,6 +132,16 @@ class _Digesting(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
+def count_records(path: str | os.PathLike) -> int | None:
+    """How many records a FASTA file (plain or gzipped) holds, counting header lines without validating them;
+    None when it cannot be read (the reader then says why)."""
+    try:
+        with _open_text(Path(path), newline=None) as text:
+            return sum(1 for line in text if line.startswith(">"))
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return None
 
 
 @contextlib.contextmanager
