@@ -21,7 +21,8 @@ The packages read as the pipeline, each depending only on those before it:
 * :mod:`~virnucpro_core.commands` and ``cli`` — the thin ``virnucpro`` command.
 
 Shared by all: ``defaults`` (every default and choice, no heavy imports),
-``errors``, ``files`` (atomic writes, digests) and ``paths``.
+``errors``, ``files`` (atomic writes, digests), ``paths`` and ``threads`` (intra-op
+threads per stage, the machine's load).
 """
 
 __version__ = "0.1.0"

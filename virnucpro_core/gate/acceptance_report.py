@@ -27,6 +27,7 @@ from virnucpro_core.gate.verdict import EXIT_CODES, Verdict
 from virnucpro_core.compare import report as text_report
 from virnucpro_core.evaluate.calibration import calibration_table
 from virnucpro_core.gate.benchmark import machine_info
+from virnucpro_core.threads import cpu_count, describe_choices, load_average
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.registry import describe_identity, identity_records
 
@@ -92,6 +93,12 @@ def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
             rows.insert(4, ("OTHER MODEL", ctx.other_model))  # after "weights"
     device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
     rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
+    rows += [
+        ("CPU cores", str(cpu_count())),
+        ("intra-op threads", describe_choices()),
+        ("load average (1/5/15 min) at start", ctx.load_at_start),
+        ("load average (1/5/15 min) at end", load_average()),
+    ]
     rows.append(("commit", _git_commit()))
     if ctx.parity is not None:
         rows.append(("FastESM2 parity with its own code", ctx.parity.summary()))
