@@ -21,7 +21,7 @@ from typing import Any
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.compare.report import Table, drop_table, length_table, markdown_table, metrics_table, split_table
-from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING
+from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
 from virnucpro_core.gate.verdict import EXIT_CODES, Verdict
 from virnucpro_core.compare import report as text_report
@@ -220,7 +220,9 @@ def speed_protocol(ctx: AcceptanceSession) -> str:
     clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
              else "timed on the CPU with its wall clock (no GPU in this run)")
 
-    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
+    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s), the two models' rounds "
+            f"interleaved (A B A B ...) so that a busy moment hits both; {clock}; a model whose rounds spread by more "
+            f"than {UNSTABLE_SPREAD}x (max/min) is flagged UNSTABLE; each run embeds "
             f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
             "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
             f"here ({extraction_dtype('fastesm2_650', 'cuda')} on a GPU, "
@@ -230,17 +232,24 @@ def speed_protocol(ctx: AcceptanceSession) -> str:
 
 def speed_timing_table(ctx: AcceptanceSession) -> Table:
     on_gpu = any(t.peak_memory_bytes for t in ctx.timings.values())
-    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "proteins per s"]
+    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "spread (max/min)",
+              "proteins per s"]
     if on_gpu:
         header.append("peak GPU memory (GiB, weights + runs)")
     rows = []
     for (pairing, _embedder), t in sorted(ctx.timings.items()):
         row = [pairing, t.model, t.settings.get("dtype", ""), str(t.settings.get("toks_per_batch", "")),
-               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", f"{t.sequences_per_s:,.1f}"]
+               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", _spread_cell(t.runs_s),
+               f"{t.sequences_per_s:,.1f}"]
         if on_gpu:
             row.append(f"{t.peak_memory_bytes / 2**30:.2f}" if t.peak_memory_bytes else "—")
         rows.append(row)
     return header, rows
+
+
+def _spread_cell(runs_s: list[float]) -> str:
+    ratio = spread(runs_s)
+    return f"{ratio:.2f}" + (" UNSTABLE: rerun on an idle machine" if ratio > UNSTABLE_SPREAD else "")
 
 
 def speed_ratio_table(ctx: AcceptanceSession) -> Table:
