@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from virnucpro_core.gate.benchmark import benchmark_sample, extraction_settings
+from virnucpro_core.gate.benchmark import InterleavedRounds, benchmark_sample, extraction_settings
 
 
 def test_sample_follows_the_length_distribution_and_is_seeded():
@@ -37,3 +37,15 @@ def test_sample_size_must_be_positive():
 )
 def test_pairings(pairing, embedder, device, expected):
     assert extraction_settings(pairing, embedder, device) == expected
+
+
+def test_interleaved_rounds_alternate_the_models_and_keep_the_warmup_apart():
+    order = []
+    rounds = InterleavedRounds(["fast", "baseline"], warmup=1)
+    for _ in range(4):  # one warm-up, three timed
+        outputs = rounds.round(lambda name: order.append(name) or name.upper())
+    assert order == ["fast", "baseline"] * 4
+    assert outputs == {"fast": "FAST", "baseline": "BASELINE"}
+    for name in ("fast", "baseline"):
+        assert len(rounds.warmup_s(name)) == 1 and len(rounds.runs_s(name)) == 3
+        assert all(t >= 0 for t in rounds.times[name])

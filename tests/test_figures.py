@@ -76,3 +76,11 @@ def test_write_figures_names_files(tmp_path, models):
     for key, path in written.items():
         assert path.name == figures.FIGURE_FILES[key]
         assert path.read_bytes().startswith(figures.PNG_MAGIC), key
+
+
+def test_speed_rounds_figure_is_a_png_of_every_round(tmp_path):
+    png = figures.speed_rounds_png({"as-deployed": {"FastESM2_650": [0.2, 0.3, 0.2], "ESM2 3B": [1.3, 20.95, 1.3]},
+                                    "like-for-like": {"FastESM2_650": [0.2, 0.2, 0.2], "ESM2 3B": [1.0, 1.1, 1.0]}},
+                                   tmp_path / "rounds.png")
+    assert png.startswith(b"\x89PNG") and (tmp_path / "rounds.png").read_bytes() == png
+    assert figures.speed_rounds_png({}).startswith(b"\x89PNG")

@@ -14,6 +14,7 @@ from virnucpro_core.gate.gates import (
     ACCURACY,
     SPEED,
     SPEED_NEXT_STEPS,
+    UNSTABLE_STEP,
     GateResult,
     accuracy_gate,
     settle,
@@ -49,13 +50,35 @@ def test_speed_gate_judges_the_as_deployed_ratio_against_the_limit(ratio, status
     assert gate.measured == pytest.approx(ratio)
     assert gate.reason.startswith(sentence), gate.reason
     assert gate.numbers == {"pairing": "as-deployed", "fast_mean_s": pytest.approx(ratio), "baseline_mean_s": 1.0,
-                            "proteins": 12, "runs": 3, "device": "cpu"}
+                            "proteins": 12, "runs": 3, "device": "cpu", "fast_runs_s": [ratio] * 3,
+                            "baseline_runs_s": [1.0] * 3, "fast_spread": 1.0, "baseline_spread": 1.0,
+                            "unstable": False}
     if status == "failed":
         assert gate.failure == ("speed gate FAIL (as-deployed): FastESM2 0.700 s vs ESM2 3B 1.000 s for 12 proteins "
                                 "(mean of 3 runs) -> time ratio 0.700 > limit 0.5")
         assert gate.next_steps == SPEED_NEXT_STEPS
     else:
         assert gate.failure == "" and gate.next_steps == []
+
+
+def test_an_unstable_round_is_flagged_but_the_verdict_keeps_the_mean_of_three():
+    # ESM2 3B once took 20.95 s instead of 1.3 s: its rounds spread 16x; the ratio is still the means' ratio.
+    noisy = {("as-deployed", "fast"): timing("fastesm2_650", 0.3),
+             ("as-deployed", "baseline"): TimingResult("as-deployed/baseline", "esm2_3b", {}, 12, 1200,
+                                                       [1.3, 20.95, 1.3], 1, "cpu")}
+    gate = speed_gate(noisy, 0.5)
+    assert gate.status == "passed" and gate.measured == pytest.approx(0.3 / ((1.3 + 20.95 + 1.3) / 3))
+    assert gate.numbers["unstable"] is True and gate.numbers["baseline_spread"] == pytest.approx(20.95 / 1.3)
+    assert "timing UNSTABLE: rounds spread ESM2 3B 16.12x" in gate.reason, gate.reason
+    assert gate.next_steps == [UNSTABLE_STEP]
+
+
+def test_a_spread_at_the_limit_is_stable():
+    steady = {("as-deployed", "fast"): TimingResult("f", "fastesm2_650", {}, 12, 1200, [2.0, 3.0, 2.5], 1, "cpu"),
+              ("as-deployed", "baseline"): timing("esm2_3b", 10.0)}
+    gate = speed_gate(steady, 0.5)
+    assert gate.numbers["fast_spread"] == pytest.approx(1.5) and gate.numbers["unstable"] is False
+    assert "UNSTABLE" not in gate.reason and gate.next_steps == []
 
 
 def test_speed_gate_without_a_timing_is_an_error_that_names_it():

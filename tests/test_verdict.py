@@ -14,6 +14,7 @@ import pytest
 from virnucpro_core.gate.benchmark import TimingResult
 from virnucpro_core.gate.gates import ACCURACY as ACCURACY_GATE
 from virnucpro_core.gate.gates import SPEED as SPEED_GATE
+from virnucpro_core.gate.gates import UNSTABLE_STEP
 from virnucpro_core.models.parity import ParityResult
 from virnucpro_core.gate.session import EVIDENCE, PARITY, AcceptanceSession, Outcome
 from virnucpro_core.gate.validation import RunResults
@@ -81,6 +82,16 @@ def test_pass_needs_both_gates_measured_within_their_limits():
     verdict = decide_verdict(context(both()))
     assert verdict.status == "PASS" and verdict.exit_code() == 0 and not verdict.next_steps
     assert any("time ratio 0.250 ≤ limit 0.5: PASS" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_an_unstable_timing_keeps_pass_and_says_to_rerun_on_an_idle_machine():
+    session = context(both())
+    session.timings[("as-deployed", "baseline")] = TimingResult("as-deployed/esm2_3b", "esm2_3b", {}, 10, 1000,
+                                                                [1.0, 2.0, 1.0], 1, "cuda:0")
+    verdict = decide_verdict(session)
+    assert verdict.status == "PASS", verdict.reasons  # the mean of 3: 0.25 / 1.333 = 0.188
+    assert verdict.next_steps == [UNSTABLE_STEP]
+    assert any("timing UNSTABLE" in r for r in verdict.reasons), verdict.reasons
 
 
 OTHER = ('another model than FastESM2_650 was validated (--allow-other-model): model_type esm, 33 layers × 1280, '

@@ -10,8 +10,28 @@ seed=${2:-42}
 here=$(cd "$(dirname "$0")/.." && pwd)
 viral=${3:-$here/fixtures/smoke/viral.fasta}
 host=${4:-$here/fixtures/smoke/host.fasta}
-vnp=${VIRNUCPRO:-virnucpro}
+# The command: $VIRNUCPRO, else `virnucpro` on PATH, else the one `make install` put in .venv.
+if [ -n "${VIRNUCPRO:-}" ]; then vnp=$VIRNUCPRO
+elif command -v virnucpro >/dev/null 2>&1; then vnp=virnucpro
+elif [ -x "$here/.venv/bin/virnucpro" ]; then vnp=$here/.venv/bin/virnucpro
+else
+  echo "error: no virnucpro command: not on PATH and no $here/.venv/bin/virnucpro." \
+    "Run 'make install' (or activate the environment that has it, or set VIRNUCPRO=/path/to/virnucpro)." >&2
+  exit 127
+fi
 stand_in=(--weights random --size tiny --seed "$seed")
+# On failure, take away the empty directories this run made (a full one keeps what finished, for reading).
+made_out=0; [ -e "$out" ] || made_out=1
+cleanup() {
+  status=$?
+  if [ "$status" -ne 0 ] && [ -d "$out" ]; then
+    find "$out" -mindepth 1 -depth -type d -empty -delete 2>/dev/null || true
+    [ "$made_out" = 1 ] && rmdir "$out" 2>/dev/null || true
+  fi
+  return "$status"
+}
+trap cleanup EXIT
+echo "cli_chain: $vnp, seed $seed, into $out"
 mkdir -p "$out"
 
 for label in viral host; do

@@ -23,7 +23,8 @@ The packages read as the pipeline, each depending only on those before it:
 Shared by all: ``defaults`` (every default and choice, no heavy imports),
 ``errors``, ``files`` (atomic writes, digests), ``custody`` (content records:
 a file is reused or read through a view only while it holds what was
-recorded) and ``paths``.
+recorded), ``paths`` and ``threads`` (intra-op threads per stage, the
+machine's load).
 """
 
 __version__ = "0.1.0"

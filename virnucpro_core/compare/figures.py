@@ -173,6 +173,35 @@ def loss_curves_png(histories: Mapping[str, Any], path: str | Path | None = None
     return _render(fill, (5.0 * max(len(items), 1) + 0.5, 4.2), path)
 
 
+# --------------------------------------------------------------------------- speed-gate rounds
+
+
+def speed_rounds_png(rounds: Mapping[str, Mapping[str, list[float]]], path: str | Path | None = None) -> bytes:
+    """Every timed round of the speed gate, one panel per pairing, one line per model, its mean dashed.
+
+    Args:
+        rounds: pairing → model name → seconds per timed round (in the order they ran, interleaved).
+    """
+    items = list(rounds.items())
+
+    def fill(figure: Figure) -> None:
+        axes = np.atleast_1d(figure.subplots(1, max(len(items), 1), sharey=True, squeeze=False)[0])
+        if not items:
+            _empty(axes[0], "no timed rounds")
+        for ax, (pairing, models) in zip(axes, items):
+            for color, (name, runs) in zip(_COLORS, models.items()):
+                ax.plot(range(1, len(runs) + 1), runs, color=color, marker="o", label=name)
+                if runs:
+                    ax.axhline(sum(runs) / len(runs), color=color, linestyle="--", linewidth=1)
+            ax.set(title=pairing, xlabel="timed round (after the warm-up)", ylim=(0, None))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.legend(fontsize=8)
+        axes[0].set_ylabel("seconds (dashed: mean)")
+        figure.suptitle("Speed-gate rounds (the two models interleaved)")
+
+    return _render(fill, (4.5 * max(len(items), 1) + 0.5, 3.6), path)
+
+
 # --------------------------------------------------------------------------- calibration
 
 

@@ -33,12 +33,13 @@ from virnucpro_core.compare.report import (
     metrics_table,
     split_table,
 )
-from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING
+from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
 from virnucpro_core.gate.verdict import EXIT_CODES, Verdict
 from virnucpro_core.compare import report as text_report
 from virnucpro_core.evaluate.calibration import calibration_table
 from virnucpro_core.gate.benchmark import machine_info
+from virnucpro_core.threads import cpu_count, describe_choices, load_average
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.registry import describe_identity, identity_records
 
@@ -139,6 +140,12 @@ def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
             rows.insert(4, ("OTHER MODEL", ctx.other_model))  # after "weights"
     device = unless_unreadable(ctx.run.device, None) if ctx.run is not None else None
     rows += [(key, str(value)) for key, value in machine_info(device).items() if value is not None]
+    rows += [
+        ("CPU cores", str(cpu_count())),
+        ("intra-op threads", describe_choices()),
+        ("load average (1/5/15 min) at start", ctx.load_at_start),
+        ("load average (1/5/15 min) at end", load_average()),
+    ]
     rows.append(("commit", _git_commit()))
     if ctx.parity is not None:
         rows.append(("FastESM2 parity with its own code", ctx.parity.summary()))
@@ -280,7 +287,9 @@ def speed_protocol(ctx: AcceptanceSession) -> str:
     clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
              else "timed on the CPU with its wall clock (no GPU in this run)")
 
-    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s); {clock}; each run embeds "
+    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s), the two models' rounds "
+            f"interleaved (A B A B ...) so that a busy moment hits both; {clock}; a model whose rounds spread by more "
+            f"than {UNSTABLE_SPREAD}x (max/min) is flagged UNSTABLE; each run embeds "
             f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
             "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
             f"here ({extraction_dtype('fastesm2_650', 'cuda')} on a GPU, "
@@ -290,17 +299,24 @@ def speed_protocol(ctx: AcceptanceSession) -> str:
 
 def speed_timing_table(ctx: AcceptanceSession) -> Table:
     on_gpu = any(t.peak_memory_bytes for t in ctx.timings.values())
-    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "proteins per s"]
+    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "spread (max/min)",
+              "proteins per s"]
     if on_gpu:
         header.append("peak GPU memory (GiB, weights + runs)")
     rows = []
     for (pairing, _embedder), t in sorted(ctx.timings.items()):
         row = [pairing, t.model, t.settings.get("dtype", ""), str(t.settings.get("toks_per_batch", "")),
-               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", f"{t.sequences_per_s:,.1f}"]
+               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", _spread_cell(t.runs_s),
+               f"{t.sequences_per_s:,.1f}"]
         if on_gpu:
             row.append(f"{t.peak_memory_bytes / 2**30:.2f}" if t.peak_memory_bytes else "—")
         rows.append(row)
     return header, rows
+
+
+def _spread_cell(runs_s: list[float]) -> str:
+    ratio = spread(runs_s)
+    return f"{ratio:.2f}" + (" UNSTABLE: rerun on an idle machine" if ratio > UNSTABLE_SPREAD else "")
 
 
 def speed_ratio_table(ctx: AcceptanceSession) -> Table:

@@ -1,9 +1,12 @@
-"""Timings: the benchmark sample, a GPU-synchronised clock, typed timing results and machine info.
+"""Timings: the benchmark sample, a GPU-synchronised clock, interleaved rounds, typed timing results and machine info.
 
 The speed gate's protocol (locked): model loading outside the timed region,
 warmup rounds first, then 3 timed runs averaged, each run embedding the whole
 benchmark sample from scratch (no caching between rounds), with a clock that
-waits for queued CUDA work before it is read.
+waits for queued CUDA work before it is read. The two models' rounds alternate
+(A B A B A B after the warm-up, :class:`InterleavedRounds`), so that a busy
+moment on a shared machine hits both rather than one; a model whose rounds
+spread by more than ``gates.UNSTABLE_SPREAD`` (max/min) marks the timing unstable.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import random
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -32,6 +35,35 @@ def synchronized_timer() -> float:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
     return time.perf_counter()
+
+
+class InterleavedRounds:
+    """Times several embedders round by round, in turn (A B A B ...), every round kept.
+
+    Each call of :meth:`round` runs every name once, in order, each between two
+    reads of :func:`synchronized_timer`; the first ``warmup`` rounds are kept
+    apart from the timed ones (:meth:`warmup_s`, :meth:`runs_s`).
+    """
+
+    def __init__(self, names: Sequence[str], warmup: int) -> None:
+        self.names = list(names)
+        self.warmup = warmup
+        self.times: dict[str, list[float]] = {name: [] for name in self.names}
+
+    def round(self, run_one: Callable[[str], object]) -> dict[str, object]:
+        """One round: ``run_one(name)`` for each name in turn; returns each one's output."""
+        outputs = {}
+        for name in self.names:
+            start = synchronized_timer()
+            outputs[name] = run_one(name)
+            self.times[name].append(synchronized_timer() - start)
+        return outputs
+
+    def warmup_s(self, name: str) -> list[float]:
+        return self.times[name][: self.warmup]
+
+    def runs_s(self, name: str) -> list[float]:
+        return self.times[name][self.warmup :]
 
 
 def benchmark_sample(lengths: Sequence[int], n: int, seed: int) -> list[int]:

@@ -135,6 +135,18 @@ SPEED_NEXT_STEPS = [
     "Raise --bench-sample for steadier timings, or profile the extractor with benchmarks/extract_throughput.py.",
 ]
 
+#: A model's slowest timed round over its fastest above which the speed gate calls its timing unstable.
+UNSTABLE_SPREAD = 1.5
+UNSTABLE_STEP = ("The speed gate's timing was unstable (a model's rounds spread by more than "
+                 f"{UNSTABLE_SPREAD}x, max/min; see its rounds in the report): rerun on an idle machine before "
+                 "trusting the time ratio; the verdict still uses the mean of the timed rounds.")
+
+
+def spread(runs_s: list[float]) -> float:
+    """The slowest round over the fastest (1.0 for one round; infinite when a round took no time)."""
+    fastest = min(runs_s)
+    return max(runs_s) / fastest if fastest > 0 else float("inf")
+
 
 def time_ratio(timings: Mapping[tuple[str, str], TimingResult], pairing: str) -> float | None:
     """FastESM2's mean time over ESM2 3B's in one pairing, or None when either was not timed."""
@@ -161,6 +173,11 @@ def speed_gate(timings: Mapping[tuple[str, str], TimingResult], limit: float) ->
     passed = SPEED_RULE.holds(ratio, limit)
     detail = (f"FastESM2 {fast.mean_s:.3f} s / ESM2 3B {baseline.mean_s:.3f} s ({pairing}, {fast.sequences} proteins, "
               f"on {fast.device})")
+    spreads = {"fast": spread(fast.runs_s), "baseline": spread(baseline.runs_s)}
+    unstable = [f"{EMBEDDER_MODELS[e]} {s:.2f}x" for e, s in spreads.items() if s > UNSTABLE_SPREAD]
+    if unstable:
+        detail += (f"; timing UNSTABLE: rounds spread {', '.join(unstable)} (max/min, limit {UNSTABLE_SPREAD}) — "
+                   "rerun on an idle machine")
     failure = "" if passed else (
         f"speed gate FAIL ({pairing}): FastESM2 {fast.mean_s:.3f} s vs ESM2 3B {baseline.mean_s:.3f} s for "
         f"{fast.sequences} proteins (mean of {len(fast.runs_s)} runs) -> time ratio {ratio:.3f} > limit {limit}")
@@ -172,9 +189,11 @@ def speed_gate(timings: Mapping[tuple[str, str], TimingResult], limit: float) ->
         limit=limit,
         relation=SPEED_RULE.relation,
         failure=failure,
-        next_steps=[] if passed else list(SPEED_NEXT_STEPS),
+        next_steps=([] if passed else list(SPEED_NEXT_STEPS)) + ([UNSTABLE_STEP] if unstable else []),
         numbers={"pairing": pairing, "fast_mean_s": fast.mean_s, "baseline_mean_s": baseline.mean_s,
-                 "proteins": fast.sequences, "runs": len(fast.runs_s), "device": fast.device},
+                 "proteins": fast.sequences, "runs": len(fast.runs_s), "device": fast.device,
+                 "fast_runs_s": list(fast.runs_s), "baseline_runs_s": list(baseline.runs_s),
+                 "fast_spread": spreads["fast"], "baseline_spread": spreads["baseline"], "unstable": bool(unstable)},
     )
 
 

@@ -98,6 +98,11 @@ def figures(ctx: AcceptanceSession) -> dict[str, bytes]:
 
     names = data.EMBEDDER_NAMES
     out: dict[str, bytes] = {}
+    if ctx.timings:
+        rounds: dict[str, dict[str, list[float]]] = {}
+        for (pairing, embedder), timing in ctx.timings.items():
+            rounds.setdefault(pairing, {})[names.get(embedder, embedder)] = list(timing.runs_s)
+        out["speed rounds"] = fig.speed_rounds_png(rounds)
     results = ctx.results
     if results is None:
         return out
@@ -150,7 +155,9 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
 
     if ctx.timings:
         parts.append(_section("speed", "Speed", f"<p>{_prose(data.speed_protocol(ctx))}</p>",
-                              _table(data.speed_ratio_table(ctx)), _table(data.speed_timing_table(ctx))))
+                              _table(data.speed_ratio_table(ctx)), _table(data.speed_timing_table(ctx)),
+                              *([_img("every timed round of the speed gate", pictures["speed rounds"])]
+                                if "speed rounds" in pictures else [])))
 
     split = data.split_report(ctx)
     if split is not None:

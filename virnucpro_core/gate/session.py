@@ -17,6 +17,7 @@ from typing import Any
 
 from virnucpro_core.errors import VirNucProError
 from virnucpro_core.gate.gates import ACCURACY, GATES, SPEED, GateResult, accuracy_gate, settle, speed_gate, time_ratio
+from virnucpro_core.threads import load_average
 
 # What a test is to the verdict, from its markers: it decides a gate, it is the FastESM2 parity check a full-profile
 # PASS needs, it is evidence beside the gate (never counted), or it is one of the checks that must not break.
@@ -70,6 +71,7 @@ class AcceptanceSession:
         parity: the FastESM2 parity check's :class:`~virnucpro_core.models.parity.ParityResult`, when it ran.
         run_id: this run's id, written into every report file.
         started: when the run started (ISO 8601, UTC).
+        load_at_start: the machine's load averages when the session began (:func:`virnucpro_core.threads.load_average`).
     """
 
     settings: Any = None
@@ -81,6 +83,7 @@ class AcceptanceSession:
     parity: Any = None
     run_id: str = ""
     started: str = ""
+    load_at_start: str = field(default_factory=load_average)
     _measured: dict[str, GateResult] = field(default_factory=dict, init=False, repr=False)
 
     # ------------------------------------------------------------------ handing over

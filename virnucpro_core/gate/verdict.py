@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virnucpro_core.gate.gates import ERROR as GATE_ERROR
-from virnucpro_core.gate.gates import FAILED, NOT_RUN, GateResult, first_line
+from virnucpro_core.gate.gates import FAILED, NOT_RUN, UNSTABLE_STEP, GateResult, first_line
 from virnucpro_core.gate.session import GATE, AcceptanceSession
 
 PASS, FAIL, INCOMPLETE, ERROR = "PASS", "FAIL", "INCOMPLETE", "ERROR"
@@ -97,6 +97,17 @@ class Verdict:
 
 
 def decide_verdict(session: AcceptanceSession) -> Verdict:
+    """The run's verdict (:func:`_decide`), with a step to rerun on an idle machine when the speed timing was unstable.
+
+    The verdict itself still uses the mean of the timed rounds: an unstable timing only adds the step.
+    """
+    verdict = _decide(session)
+    if any(g.numbers.get("unstable") for g in verdict.gates) and UNSTABLE_STEP not in verdict.next_steps:
+        verdict.next_steps.append(UNSTABLE_STEP)
+    return verdict
+
+
+def _decide(session: AcceptanceSession) -> Verdict:
     """The run's verdict: FAIL if a gate measured beyond its limit, else ERROR if anything broke,
     else INCOMPLETE if a gate did not run or ran on stand-ins, or if the FastESM2 parity check did not run
     and pass in the full profile with pretrained weights, else PASS.

@@ -38,6 +38,7 @@ from virnucpro_core.train.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.defaults import CHUNK_SIZE
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.errors import InputError
+from virnucpro_core.threads import stage_threads
 from virnucpro_core.extract.features import merge_features
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
@@ -183,7 +184,7 @@ def logits_of(checkpoint: LoadedCheckpoint, data: torch.Tensor, *, batch_size: i
     if data.ndim != 2 or data.shape[1] != model.input_dim:
         model(data[:1] if data.ndim == 2 else data)  # raises the classifier's DimensionError
     out = torch.empty((data.shape[0], model.num_classes), dtype=torch.float32)
-    with torch.inference_mode():
+    with torch.inference_mode(), stage_threads("evaluate"):
         for start in range(0, data.shape[0], batch_size):
             block = data[start : start + batch_size].to(device=device, dtype=torch.float32)
             out[start : start + batch_size] = model(block).float().cpu()

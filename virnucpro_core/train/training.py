@@ -30,6 +30,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -50,6 +51,7 @@ from virnucpro_core.layouts.features import MergedRows, check_merged, open_rows,
 from virnucpro_core.layouts.features import feature_info
 from virnucpro_core.split.ids import CLASS_NAMES, min_class_size, stratified_ids
 from virnucpro_core.split.records import SplitPaths
+from virnucpro_core.threads import stage_threads
 
 STOP_EARLY = "early_stopping"
 STOP_MAX_EPOCHS = "max_epochs"
@@ -435,7 +437,9 @@ def train_classifier(
         :class:`TrainingResult`; its ``model`` holds the ``config.save`` weights, in eval mode.
     """
     config = config or TrainingConfig()
-    with deterministic_training(config.seed):
+    with deterministic_training(config.seed), stage_threads("train") as threads:
+        if log is not None:
+            log(f"intra-op threads: {threads.threads} ({threads.source}; set OMP_NUM_THREADS or --threads to change)")
         return _train(train_features, config, progress=progress, log=log, on_epoch_end=on_epoch_end,
                       on_start=on_start)
 
@@ -505,7 +509,8 @@ def _train(
         model.train()
         loss_sum, seen = 0.0, 0
         batches = tqdm(epoch_batches(len(train_ids), config.batch_size, generator),
-                       desc=f"epoch {epoch}/{config.max_epochs}", unit="batch", leave=False, disable=not progress)
+                       desc=f"epoch {epoch}/{config.max_epochs}", unit="batch", leave=False,
+                       disable=not progress or not sys.stderr.isatty())  # in a pipe: the line per epoch only
         for positions in batches:
             # Rows come from disk a batch at a time (store.py): memory stays flat whatever the set's size.
             x = train_part.gather(positions.numpy()).to(device, non_blocking=True)

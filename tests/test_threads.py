@@ -1,0 +1,46 @@
+"""threads.py: each stage's intra-op threads, the user's choice winning, and the previous count restored."""
+
+from __future__ import annotations
+
+import torch
+
+from virnucpro_core import threads
+
+
+def test_training_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    with threads.stage_threads("train") as choice:
+        assert torch.get_num_threads() == 1, "batch-32 training is meant to run on one intra-op thread"
+        assert (choice.threads, choice.source) == (1, "chosen for this stage")
+    assert torch.get_num_threads() == before
+    assert threads.CHOICES["train"] == choice
+
+
+def test_omp_num_threads_wins_over_the_stage_choice(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    choice = threads.choose("train")
+    assert (choice.threads, choice.source) == (3, "OMP_NUM_THREADS")
+
+
+def test_threads_option_wins_over_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    threads.set_user_threads(2)
+    try:
+        choice = threads.choose("evaluate")
+    finally:
+        threads.set_user_threads(None)
+    assert (choice.threads, choice.source) == (2, "--threads")
+
+
+def test_extraction_keeps_torch_default(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    choice = threads.choose("extract")
+    assert (choice.threads, choice.source) == (torch.get_num_threads(), "torch default")
+
+
+def test_machine_description_has_cores_and_three_load_averages():
+    assert threads.cpu_count() >= 1
+    load = threads.load_average()
+    assert load == "unknown" or len(load.split()) == 3, load
+    assert "train" in threads.describe_choices()

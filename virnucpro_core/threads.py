@@ -1,0 +1,113 @@
+"""How many intra-op CPU threads each stage uses, why, and the machine's load while it ran (issue 23).
+
+OpenMP waits actively for work: with as many threads as cores, one other busy
+process on the machine slows small matrix products 12-45x (benchmarks/NOTES.md,
+"Threads under contention"). VirNucPro's MLP trains on batches of 32 rows, far
+too small to gain from a second thread, so training and the MLP's evaluation run
+on one thread; extraction (large transformer matrices) keeps torch's default.
+The bootstrap and the preprocessing are numpy / pure Python: torch's thread
+count does not reach them (preprocessing spreads over worker processes instead,
+``preprocess/workers.py``).
+
+An explicit choice from the user wins over every stage's default:
+``OMP_NUM_THREADS`` in the environment, or :func:`set_user_threads` (``--threads``).
+Every choice made is kept in :data:`CHOICES` for the report's environment table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+#: Each stage's intra-op threads when the user chose none; ``None`` keeps torch's default (one per core).
+STAGE_THREADS: dict[str, int | None] = {"train": 1, "evaluate": 1, "extract": None}
+
+_user_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """The threads one stage ran with and who chose them."""
+
+    stage: str
+    threads: int
+    source: str  # "OMP_NUM_THREADS", "--threads", "chosen for this stage" or "torch default"
+
+    def describe(self) -> str:
+        return f"{self.stage} {self.threads} ({self.source})"
+
+
+#: Stage → the last choice made for it in this process.
+CHOICES: dict[str, ThreadChoice] = {}
+
+
+def set_user_threads(threads: int | None) -> None:
+    """The user's ``--threads``: every stage runs with it (``None`` goes back to the per-stage choice)."""
+    global _user_threads
+    _user_threads = threads
+
+
+def _omp_threads() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def cpu_count() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, or "unknown" where the platform has none."""
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except (AttributeError, OSError):
+        return "unknown"
+
+
+def choose(stage: str) -> ThreadChoice:
+    """The threads ``stage`` runs with: the user's ``--threads``, else ``OMP_NUM_THREADS``, else the stage's."""
+    if _user_threads is not None:
+        return ThreadChoice(stage, _user_threads, "--threads")
+    omp = _omp_threads()
+    if omp is not None:
+        return ThreadChoice(stage, omp, "OMP_NUM_THREADS")
+    chosen = STAGE_THREADS.get(stage)
+    if chosen is None:
+        import torch  # lazy: the suite's session imports this module for the load average, torch-free (pytest --help)
+
+        return ThreadChoice(stage, torch.get_num_threads(), "torch default")
+    return ThreadChoice(stage, chosen, "chosen for this stage")
+
+
+@contextmanager
+def stage_threads(stage: str) -> Iterator[ThreadChoice]:
+    """Run the block with ``stage``'s intra-op threads, then restore the previous count."""
+    import torch  # lazy, as in choose()
+
+    choice = choose(stage)
+    CHOICES[stage] = choice
+    before = torch.get_num_threads()
+    if choice.threads != before:
+        torch.set_num_threads(choice.threads)
+    try:
+        yield choice
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def describe_choices() -> str:
+    """One line for the environment table: every stage's threads so far, or the rule when none ran yet."""
+    if not CHOICES:
+        return ", ".join(f"{stage} {choose(stage).threads}" for stage in STAGE_THREADS) + " (not run yet)"
+    return "; ".join(choice.describe() for choice in CHOICES.values())
+
+
+__all__ = ["CHOICES", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices", "load_average",
+           "set_user_threads", "stage_threads"]
