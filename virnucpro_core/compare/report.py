@@ -215,7 +215,7 @@ def provenance_table(comparison: Comparison, provenance: Mapping[str, Any] | Non
     """What produced the numbers, one line per piece: each arm's embedders and classifier, the models loaded,
     the baseline's origin, the pairing and the bootstrap."""
     rows = []
-    for key, name in (("fast", comparison.fast_name), ("baseline", comparison.baseline_name)):
+    for key, name in (("baseline", comparison.baseline_name), ("fast", comparison.fast_name)):
         meta = comparison.provenance.get(key)
         if meta:
             rows.append([f"{name}: protein embedder", describe_model(meta.get("protein"))])

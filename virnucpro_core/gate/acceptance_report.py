@@ -332,16 +332,16 @@ def generalisation_table(evidence: Any) -> Table:
             rows.append([r.title, r.status, "", "", r.reason, "", "", ""])
             continue
         rows.append([r.title, "gates the verdict" if r.gated else "evidence (not gated)",
-                     f"{r.fast_accuracy:.4f}", f"{r.baseline_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
+                     f"{r.baseline_accuracy:.4f}", f"{r.fast_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
                      f"{r.mcnemar_p:.4g}" if r.mcnemar_p is not None else "—", str(r.n_test), _leak_text(r.leakage)])
-    return ["split", "role", "FastESM2_650 accuracy", "ESM2 3B accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
+    return ["split", "role", "ESM2 3B accuracy", "FastESM2_650 accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
             "McNemar p", "test samples", "leakage"], rows
 
 
 def group_table(evidence: Any) -> Table:
-    return ["group", "class", "test samples", "FastESM2_650 accuracy [95 % CI]", "ESM2 3B accuracy [95 % CI]",
+    return ["group", "class", "test samples", "ESM2 3B accuracy [95 % CI]", "FastESM2_650 accuracy [95 % CI]",
             "drop [95 % CI]"], [
-        [g.group, g.classes, str(g.n), _acc(g.fast_accuracy, g.fast_ci), _acc(g.baseline_accuracy, g.baseline_ci),
+        [g.group, g.classes, str(g.n), _acc(g.baseline_accuracy, g.baseline_ci), _acc(g.fast_accuracy, g.fast_ci),
          f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
         for g in evidence.groups]
 
@@ -351,8 +351,8 @@ GROUPS_TEXT = ("Accuracy on the locked split's test samples of each group; in a 
 
 
 def level_table(evidence: Any) -> Table:
-    return ["level", "rule", "calls", "FastESM2_650 accuracy", "ESM2 3B accuracy"], [
-        [v.level, v.rule, str(v.n), f"{v.fast_accuracy:.4f}", f"{v.baseline_accuracy:.4f}"] for v in evidence.levels]
+    return ["level", "rule", "calls", "ESM2 3B accuracy", "FastESM2_650 accuracy"], [
+        [v.level, v.rule, str(v.n), f"{v.baseline_accuracy:.4f}", f"{v.fast_accuracy:.4f}"] for v in evidence.levels]
 
 
 def calibration_text(evidence: Any) -> str:
