@@ -392,7 +392,7 @@ def test_acceptance_json_carries_each_gate_as_numbers_with_limit_ci_and_status()
 
     ctx = context(both(speed="failed"), ratio=0.75)
     ctx.run.results.comparison.drop_ci = Interval(-0.004, 0.025, 1000)
-    gates = gates_dict(ctx)
+    gates = gates_dict(ctx, decide_verdict(ctx))
     accuracy, speed = gates["accuracy"], gates["speed"]
     assert {k: accuracy[k] for k in ("metric", "status", "result", "value", "limit", "relation", "ci")} == {
         "metric": "accuracy drop", "status": "passed", "result": "PASS", "value": 0.01, "limit": 0.05,
@@ -400,6 +400,9 @@ def test_acceptance_json_carries_each_gate_as_numbers_with_limit_ci_and_status()
     assert {k: speed[k] for k in ("metric", "status", "result", "limit", "relation", "ci")} == {
         "metric": "time ratio", "status": "failed", "result": "FAIL", "limit": 0.5, "relation": "≤", "ci": None}
     assert speed["value"] == pytest.approx(0.75) and type(speed["value"]) is float
+    assert accuracy["reason"] == "accuracy drop 0.01 < limit 0.05: measured: within limit", "the run is a FAIL"
+    passed = context(both())
+    assert gates_dict(passed, decide_verdict(passed))["accuracy"]["reason"] == "accuracy drop 0.01 < limit 0.05: PASS"
     assert speed_ratios_list(ctx) == [{"pairing": "as-deployed", "time_ratio": pytest.approx(0.75),
                                        "speed_up": pytest.approx(1 / 0.75), "gated": True, "limit": 0.5,
                                        "relation": "≤", "status": "failed"}]

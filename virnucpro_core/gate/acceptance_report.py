@@ -498,7 +498,7 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         "comparison": comparison.to_dict() if comparison is not None else None,
         "parity": ctx.parity.to_dict() if ctx.parity is not None else None,
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
-        "gates": gates_dict(ctx),
+        "gates": gates_dict(ctx, verdict),
         "speed_ratios": speed_ratios_list(ctx),
         "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
                    for s in getattr(ctx.run, "stages", [])],
@@ -513,10 +513,11 @@ def _number(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def gates_dict(ctx: AcceptanceSession) -> dict[str, dict[str, Any]]:
+def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[str, dict[str, Any]]:
     """Each gate as numbers a CI script can read (``docs/acceptance.schema.json``): value, limit, CI, status.
 
-    ``value`` and ``ci`` are null when nothing was measured; the limit is the run's setting even then.
+    ``value`` and ``ci`` are null when nothing was measured; the limit is the run's setting even then. A passed
+    gate's ``reason`` says PASS only when the run's ``verdict`` is PASS, as in the banner.
     """
     settings = ctx.settings
     limits = {ACCURACY: getattr(settings, "max_accuracy_drop", None), SPEED: getattr(settings, "max_time_ratio", None)}
@@ -533,7 +534,7 @@ def gates_dict(ctx: AcceptanceSession) -> dict[str, dict[str, Any]]:
             "relation": rule.relation,
             "ci": {"low": _number(ci.low), "high": _number(ci.high),
                    "level": _number(gate.numbers.get("confidence_level"))} if ci is not None else None,
-            "reason": gate.reason,
+            "reason": gate.reason if verdict is not None and verdict.status == PASS else within_limit(gate.reason),
         }
     return out
 
