@@ -1,12 +1,15 @@
 """What a reviewer needs of the validation report's HTML, checked with a real HTML parser.
 
 :func:`report_problems` lists every way a page falls short; tests assert the
-list is empty, so one failure names all problems at once.
+list is empty, so one failure names all problems at once. :func:`acceptance_json_problems`
+does the same for ``acceptance.json`` against its schema (``docs/acceptance.schema.json``).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from bs4 import BeautifulSoup
 
@@ -67,3 +70,15 @@ def report_problems(page: str, *, smoke: bool) -> list[str]:
     if smoke and "SMOKE PROFILE" not in (soup.title.get_text() if soup.title else ""):
         problems.append("smoke run without SMOKE PROFILE in the page's <title>")
     return problems
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "acceptance.schema.json"
+
+
+def acceptance_json_problems(report: dict) -> list[str]:
+    """Every way ``acceptance.json`` departs from ``docs/acceptance.schema.json``, with where (empty: it conforms)."""
+    import jsonschema  # the test extra; only the tests that read acceptance.json need it
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    return [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+            for error in sorted(validator.iter_errors(report), key=lambda e: list(map(str, e.absolute_path)))]

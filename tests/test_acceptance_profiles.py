@@ -15,7 +15,7 @@ import pytest
 import torch
 from bs4 import BeautifulSoup
 
-from html_checks import report_problems
+from html_checks import acceptance_json_problems, report_problems
 from virnucpro_layouts import write_data_merge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,13 @@ def test_forced_speed_failure_is_fail_with_next_steps_and_a_complete_report(tmp_
     assert (verdict["status"], verdict["exit_code"], verdict["smoke"]) == ("FAIL", 10, True)
     assert verdict["gates"]["speed"]["state"] == "failed" and verdict["gates"]["accuracy"]["state"] == "passed"
     assert any("like-for-like" in step for step in verdict["next_steps"])
+    assert acceptance_json_problems(report) == []
+    speed, accuracy = report["gates"]["speed"], report["gates"]["accuracy"]
+    assert (speed["status"], speed["limit"]) == ("failed", 0.01) and speed["value"] > 0.01, speed
+    assert speed["value"] == report["speed_ratios"][0]["time_ratio"], "the gate and the table give one ratio"
+    assert (accuracy["status"], accuracy["limit"]) == ("passed", 0.05) and accuracy["value"] < 0.05, accuracy
+    assert accuracy["ci"]["low"] <= accuracy["value"] <= accuracy["ci"]["high"]
+    assert accuracy["value"] == report["comparison"]["accuracy_drop"], "one drop in the whole file"
 
     assert report_problems(page, smoke=True) == []
     headings = [h.get_text() for h in soup.find_all("h2")]
@@ -73,6 +80,10 @@ def test_forced_speed_failure_is_fail_with_next_steps_and_a_complete_report(tmp_
                                                                                                 "ESM2 3B"}
     run_id = report["run"]["id"]
     assert run_id in markdown and run_id in soup.get_text() and run_id in (reports / "comparison.md").read_text()
+    assert (reports / "comparison.md").read_text().startswith(
+        "# FastESM2_650 vs ESM2 3B: accuracy gate measured: within limit (run verdict FAIL (smoke profile))")
+    assert "PASS" not in soup.find(id="vnp-verdict").get_text() + soup.find(id="vnp-accuracy").get_text(), (
+        "the run is a FAIL: the passed accuracy gate is 'measured: within limit', never PASS")
     assert json.loads((reports / "benchmark.json").read_text())["virnucpro_run"]["id"] == run_id
 
 

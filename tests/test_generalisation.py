@@ -73,6 +73,22 @@ def test_generalisation_table_marks_only_the_locked_split_as_gating():
     header, body = generalisation_table(Evidence(splits=rows))
     assert body[0][1] == "gates the verdict" and body[1][1] == "skipped" and "not installed" in body[1][4]
     assert "3 shared records (10 test samples)" in body[0][-1]
+    assert header[2:4] == ["ESM2 3B accuracy", "FastESM2_650 accuracy"] and body[0][2:4] == ["0.9200", "0.9000"], (
+        "one model order everywhere: the baseline first, as the drop (ESM2 3B − FastESM2) reads")
+
+
+def test_every_evidence_table_puts_esm2_3b_before_fastesm2():
+    from virnucpro_core.gate.acceptance_report import group_table, level_table
+    from virnucpro_core.gate.generalisation import GroupRow, LevelRow
+
+    evidence = Evidence(groups=[GroupRow("phage", "viral", 10, 0.8, (0.7, 0.9), 0.9, (0.8, 1.0), 0.1, (0.0, 0.2))],
+                        levels=[LevelRow("record", "mean p_viral", 5, 0.6, 0.8)])
+    for (header, body), baseline, fast in ((group_table(evidence), "0.9000 [0.8000, 1.0000]",
+                                            "0.8000 [0.7000, 0.9000]"),
+                                           (level_table(evidence), "0.8000", "0.6000")):
+        names = [h for h in header if "accuracy" in h]
+        assert [n.split(" accuracy")[0] for n in names] == ["ESM2 3B", "FastESM2_650"], header
+        assert body[0][header.index(names[0])] == baseline and body[0][header.index(names[1])] == fast, body
 
 
 def test_clustered_split_is_skipped_with_the_install_command_without_mmseqs(monkeypatch):

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from bs4 import BeautifulSoup
 
-from html_checks import report_problems, visible_text
+from html_checks import acceptance_json_problems, report_problems, visible_text
 from virnucpro_core.gate import acceptance_report
 from virnucpro_core.gate.html_report import PALETTE, _prose, contrast_ratio, render_sections
 from virnucpro_core.split.records import Leakage, SplitSummary
@@ -60,6 +60,22 @@ def test_verdict_comes_first_then_the_smoke_notice():
     assert "20261202T000000Z-abc123" in first.get_text() and "exit status 11" in first.get_text()
     notice = soup.find(class_="vnp-notice")
     assert "does not validate FastESM2_650" in notice.get_text()
+
+
+def test_an_incomplete_banner_states_the_verdict_once_and_gates_within_limit_never_say_pass():
+    from virnucpro_core.gate.benchmark import TimingResult
+
+    timings = {("as-deployed", e): TimingResult(f"as-deployed/{e}", e, {"dtype": "float32", "toks_per_batch": 2048},
+                                                10, 1000, [seconds] * 3, 1, "cpu")
+               for e, seconds in (("fast", 0.25), ("baseline", 1.0))}
+    ctx = context([Outcome.deciding(ACCURACY, "skipped", "no weights"), Outcome.deciding(SPEED, "passed")])
+    ctx.timings = timings
+    soup = sections(ctx)
+    banner = soup.find(id="vnp-verdict").get_text(" ")
+    assert banner.count("INCOMPLETE") == 1 and "PASS" not in banner, banner
+    assert "time ratio 0.250 ≤ limit 0.5: measured: within limit" in banner, banner
+    speed = soup.find(id="vnp-speed").find("table").get_text(" ")
+    assert "measured: within limit" in speed and "PASS" not in speed, speed
 
 
 def test_random_weights_in_the_full_profile_are_flagged():
@@ -115,6 +131,8 @@ def test_a_real_pytest_html_page_becomes_one_readable_file(tmp_path):
     assert sorted(p.name for p in html.parent.iterdir()) == ["acceptance.html", "acceptance.json", "acceptance.md"]
     report = json.loads((html.parent / "acceptance.json").read_text())
     assert report["verdict"]["status"] == "INCOMPLETE" and report["verdict"]["exit_code"] == 11
+    assert acceptance_json_problems(report) == []
+    assert [report["gates"][g]["status"] for g in ("accuracy", "speed")] == ["not run", "not run"]
     assert report["run"]["id"] and report["run"]["id"] in visible_text(BeautifulSoup(page, "html.parser"))
     assert report["run"]["id"] in (html.parent / "acceptance.md").read_text()
 

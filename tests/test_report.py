@@ -68,6 +68,19 @@ def test_markdown_has_verdict_sections_and_figure_links(tmp_path, failing):
     assert "random-weight" not in text.lower()
 
 
+@pytest.mark.parametrize("run_verdict", ["INCOMPLETE (smoke profile)", "FAIL", "ERROR"])
+def test_comparison_markdown_of_a_run_that_is_not_a_pass_never_says_pass(tmp_path, run_verdict):
+    """The acceptance run's verdict is stated once: a passed accuracy gate on it is "measured: within limit"."""
+    text = report.write_markdown(comparison(set()), tmp_path / "c.md", run_verdict=run_verdict).read_text()
+    title = text.splitlines()[0]
+    assert title == f"# FastESM2_650 vs ESM2 3B: accuracy gate measured: within limit (run verdict {run_verdict})"
+    assert "PASS" not in text and "< limit 0.05: measured: within limit — " in text, text[:600]
+    assert report.write_markdown(comparison(set()), tmp_path / "p.md", run_verdict="PASS").read_text().startswith(
+        "# FastESM2_650 vs ESM2 3B: accuracy gate — PASS"), "a PASS run's comparison says PASS"
+    failed = report.write_markdown(comparison({0, 1, 12}), tmp_path / "f.md", run_verdict="FAIL").read_text()
+    assert failed.startswith("# FastESM2_650 vs ESM2 3B: accuracy gate — FAIL"), "a failed gate still says FAIL"
+
+
 @pytest.mark.parametrize("where", ["provenance", "predictions"], ids=["provenance-arg", "predictions-meta"])
 def test_markdown_warns_loudly_about_random_weights(tmp_path, where):
     if where == "provenance":

@@ -103,7 +103,8 @@ def test_both_gates_passing_on_another_model_is_incomplete_not_pass():
     verdict = decide_verdict(context(both(), other_model=OTHER))
     assert verdict.status == "INCOMPLETE" and verdict.exit_code() == 11
     assert verdict.reasons[0] == OTHER
-    assert any("time ratio 0.250 ≤ limit 0.5: PASS" in r for r in verdict.reasons), verdict.reasons
+    assert any("time ratio 0.250 ≤ limit 0.5: measured: within limit —" in r for r in verdict.reasons), verdict.reasons
+    assert not any("PASS" in r for r in verdict.reasons), "only the verdict states the verdict"
     assert verdict.next_steps[0].startswith("For a verdict on FastESM2_650 against ESM2 3B, rerun without "
                                             "--allow-other-model"), verdict.next_steps
 
@@ -270,7 +271,7 @@ def test_gates_passed_without_parity_is_incomplete_with_why_and_the_fix(parity_o
     assert verdict.reasons[0] == (f"FastESM2 parity with its own code not run: {why} — a full-profile PASS requires "
                                   f"it to run and pass: {FIX}"), verdict.reasons[0]
     assert sum("parity" in r for r in verdict.reasons) == 1, verdict.reasons
-    assert any("time ratio 0.250 ≤ limit 0.5: PASS" in r for r in verdict.reasons[1:]), verdict.reasons
+    assert any("time ratio 0.250 ≤ limit 0.5: measured: within limit" in r for r in verdict.reasons[1:]), verdict.reasons
     assert verdict.next_steps == [PARITY_STEP] and "tools/fastesm_parity.py DIR" in PARITY_STEP
 
 
@@ -393,3 +394,50 @@ def test_the_plugin_gives_each_test_the_role_of_its_marker(tmp_path, select):
         assert gates["accuracy"] == {"state": "error", "detail": "stage 'compare' failed: no such file x.pt"}, gates
         assert report["verdict"]["status"] == "ERROR" and run.returncode == 12, run.stdout[-2000:]
     assert not any("evidence never counts" in reason for reason in report["verdict"]["reasons"])
+
+
+def test_acceptance_json_carries_each_gate_as_numbers_with_limit_ci_and_status():
+    """What CI scripts read (docs/acceptance.schema.json): numbers, never the strings the tables show."""
+    from virnucpro_core.evaluate.metrics import Interval
+    from virnucpro_core.gate.acceptance_report import gates_dict, speed_ratios_list
+
+    ctx = context(both(speed="failed"), ratio=0.75)
+    ctx.run.results.comparison.drop_ci = Interval(-0.004, 0.025, 1000)
+    gates = gates_dict(ctx, decide_verdict(ctx))
+    accuracy, speed = gates["accuracy"], gates["speed"]
+    assert {k: accuracy[k] for k in ("metric", "status", "result", "value", "limit", "relation", "ci")} == {
+        "metric": "accuracy drop", "status": "passed", "result": "PASS", "value": 0.01, "limit": 0.05,
+        "relation": "<", "ci": {"low": -0.004, "high": 0.025, "level": 0.95}}, accuracy
+    assert {k: speed[k] for k in ("metric", "status", "result", "limit", "relation", "ci")} == {
+        "metric": "time ratio", "status": "failed", "result": "FAIL", "limit": 0.5, "relation": "≤", "ci": None}
+    assert speed["value"] == pytest.approx(0.75) and type(speed["value"]) is float
+    assert accuracy["reason"] == "accuracy drop 0.01 < limit 0.05: measured: within limit", "the run is a FAIL"
+    passed = context(both())
+    assert gates_dict(passed, decide_verdict(passed))["accuracy"]["reason"] == "accuracy drop 0.01 < limit 0.05: PASS"
+    assert speed_ratios_list(ctx) == [{"pairing": "as-deployed", "time_ratio": pytest.approx(0.75),
+                                       "speed_up": pytest.approx(1 / 0.75), "gated": True, "limit": 0.5,
+                                       "relation": "≤", "status": "failed"}]
+
+
+def test_acceptance_json_gates_not_measured_have_no_value_but_keep_the_limit():
+    from virnucpro_core.gate.acceptance_report import gates_dict
+
+    gates = gates_dict(context(both(speed="skipped", speed_message="no CUDA GPU here"), ratio=None))
+    assert gates["speed"]["status"] == "not run" and gates["speed"]["value"] is None and gates["speed"]["ci"] is None
+    assert gates["speed"]["limit"] == 0.5 and gates["speed"]["reason"] == "no CUDA GPU here"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_a_run_that_is_not_a_pass_states_its_verdict_once_and_no_gate_line_says_pass(profile):
+    """INCOMPLETE with both gates within their limits: the banner's reasons never say PASS; a PASS run's do."""
+    incomplete = decide_verdict(context(both(), profile=profile, other_model=None if profile == "smoke" else OTHER))
+    assert incomplete.status == "INCOMPLETE"
+    gate_lines = [r for r in incomplete.reasons if r.startswith(("accuracy gate", "speed gate"))]
+    assert len(gate_lines) == 2 and all("measured: within limit" in r for r in gate_lines), incomplete.reasons
+    assert not any("PASS" in r for r in incomplete.reasons), incomplete.reasons
+    failed = decide_verdict(context(both(speed="failed"), ratio=0.9))
+    assert any(r.startswith("accuracy gate: accuracy drop 0.01 < limit 0.05: measured: within limit")
+               for r in failed.reasons), failed.reasons
+    assert any("> limit 0.5: FAIL" in r for r in failed.reasons), "a measured failure still says FAIL"
+    passed = decide_verdict(context(both()))
+    assert passed.status == "PASS" and sum(": PASS" in r for r in passed.reasons) == 2, passed.reasons

@@ -5,14 +5,18 @@ Usage::
     .venv/bin/python tools/screenshot_report.py [REPORT.html] [OUT_DIR] [--width 1280]
 
 Writes ``OUT_DIR/report-top.png`` (the first screen: title, verdict, next
-steps) and ``OUT_DIR/report-full.png`` (the whole page, trailing blank space
-trimmed). Needs Debian's ``chromium`` (``apt-get install chromium``).
+steps), ``OUT_DIR/report-full.png`` (the whole page, trailing blank space
+trimmed) and ``OUT_DIR/report-top.json``: the numbers the screenshots show, read
+from the ``acceptance.json`` beside the report, so ``tests/test_screenshots.py``
+can tell when the committed pictures no longer show what the code computes.
+Needs Debian's ``chromium`` (``apt-get install chromium``).
 Defaults: ``reports/acceptance.html`` into ``docs/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -55,6 +59,29 @@ def shrink(path: Path) -> None:
     Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
 
 
+def shown_numbers(acceptance_json: Path) -> dict:
+    """The numbers a screenshot shows, as the report rounds them (clock readings left out: they vary per run)."""
+    report = json.loads(acceptance_json.read_text(encoding="utf-8"))
+    comparison = report.get("comparison") or {}
+    mcnemar, ci = comparison.get("mcnemar") or {}, comparison.get("drop_ci") or {}
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(float(value), 4)
+
+    return {
+        "profile": report.get("profile"),
+        "verdict": report["verdict"]["status"],
+        "test_samples": (comparison.get("fast") or {}).get("n"),
+        "accuracy": {comparison[f"{side}_name"]: rounded((comparison.get(side) or {}).get("accuracy"))
+                     for side in ("baseline", "fast") if f"{side}_name" in comparison},
+        "accuracy_drop": rounded(comparison.get("accuracy_drop")),
+        "drop_ci": [rounded(ci.get("low")), rounded(ci.get("high"))],
+        "mcnemar_p": rounded(mcnemar.get("p_value")),
+        "mcnemar_table": {k: mcnemar.get(k) for k in ("both_correct", "fast_only_correct", "baseline_only_correct",
+                                                       "both_wrong")},
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report", nargs="?", default=ROOT / "reports" / "acceptance.html", type=Path)
@@ -73,6 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         shrink(path)
         width, height = Image.open(path).size
         print(f"wrote {path} ({width}×{height} px)")
+    numbers = args.out_dir / f"{args.prefix}-top.json"
+    numbers.write_text(json.dumps(shown_numbers(args.report.parent / "acceptance.json"), indent=1,
+                                  ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {numbers} (the numbers the screenshots show)")
 
 
 if __name__ == "__main__":

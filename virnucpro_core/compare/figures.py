@@ -78,12 +78,15 @@ def confusion_matrices_png(
     names: Sequence[str],
     path: str | Path | None = None,
 ) -> bytes:
-    """Both models' 2×2 confusion matrices side by side (counts; rows true, columns predicted)."""
-    evaluations = [fast_eval, baseline_eval]
+    """Both models' 2×2 confusion matrices side by side (counts; rows true, columns predicted), baseline first.
+
+    ``names``: ``(FastESM2's, the baseline's)``, as the other figures take them.
+    """
+    evaluations = [baseline_eval, fast_eval]  # one model order everywhere: the baseline (ESM2 3B) first
 
     def fill(figure: Figure) -> None:
         axes = figure.subplots(1, 2)
-        for ax, evaluation, name in zip(axes, evaluations, names):
+        for ax, evaluation, name in zip(axes, evaluations, list(names)[::-1]):
             if evaluation is None or evaluation.confusion_matrix is None:
                 _empty(ax, f"{name}:\nno confusion matrix\n(metrics file only)")
                 ax.set_title(name)
@@ -110,6 +113,7 @@ def roc_pr_curves_png(
 ) -> bytes:
     """ROC (left) and precision-recall (right) curves of both models, AUCs in the legends; viral is positive."""
     models = [(p, name, color) for p, name, color in zip((fast_preds, baseline_preds), names, _COLORS) if p is not None]
+    models.reverse()  # the baseline (ESM2 3B) first in the legends, as in every table; each keeps its colour
 
     def fill(figure: Figure) -> None:
         roc_ax, pr_ax = figure.subplots(1, 2)

@@ -24,6 +24,7 @@ from virnucpro_core.compare.comparison import (
     uses_random_weights,
 )
 from virnucpro_core.compare.figures import FIGURE_FILES, FIGURE_TITLES
+from virnucpro_core.compare.rules import WITHIN_LIMIT, within_limit
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, CI_METHOD, FRAME_RULE, Evaluation
 from virnucpro_core.split.records import SplitSummary
@@ -129,15 +130,23 @@ def length_breakdown_table(comparison: Comparison) -> Table:
     return header, rows
 
 
-def drop_table(comparison: Comparison) -> Table:
-    """The gated number: the drop, its CI, the limit and the verdict."""
+def gate_result(comparison: Comparison, run_verdict: str | None = None) -> str:
+    """PASS / FAIL, or "measured: within limit" for a passed gate in a run whose verdict (``run_verdict``) is not
+    PASS: the run's verdict is stated once, and no gate line contradicts it."""
+    if run_verdict is None or run_verdict.startswith("PASS") or not comparison.passed:
+        return comparison.verdict
+    return WITHIN_LIMIT
+
+
+def drop_table(comparison: Comparison, run_verdict: str | None = None) -> Table:
+    """The gated number: the drop, its CI, the limit and the gate's result (see :func:`gate_result`)."""
     level_text = f"{comparison.confidence_level:.0%}".replace("%", " %")
     ci = fmt_ci(comparison.drop_ci) if comparison.drop_ci else "— (" + comparison.paired_note.split(":")[0] + ")"
     rows = [
         ["accuracy drop (baseline − FastESM2)", fmt(comparison.accuracy_drop)],
         [f"{level_text} CI of the drop", ci],
         ["limit (strict: drop < limit)", f"{comparison.max_accuracy_drop:g}"],
-        ["verdict", comparison.verdict],
+        ["verdict" if run_verdict is None else "accuracy gate", gate_result(comparison, run_verdict)],
         ["chunk-level accuracy drop (not gated)", fmt(comparison.chunk_accuracy_drop)],
         ["test samples", str(comparison.n)],
         ["baseline from", comparison.baseline_source],
@@ -206,7 +215,7 @@ def provenance_table(comparison: Comparison, provenance: Mapping[str, Any] | Non
     """What produced the numbers, one line per piece: each arm's embedders and classifier, the models loaded,
     the baseline's origin, the pairing and the bootstrap."""
     rows = []
-    for key, name in (("fast", comparison.fast_name), ("baseline", comparison.baseline_name)):
+    for key, name in (("baseline", comparison.baseline_name), ("fast", comparison.fast_name)):
         meta = comparison.provenance.get(key)
         if meta:
             rows.append([f"{name}: protein embedder", describe_model(meta.get("protein"))])
@@ -361,16 +370,20 @@ def markdown_lines(
     provenance: Mapping[str, Any] | None = None,
     relative_to: str | Path = ".",
     run: str | None = None,
+    run_verdict: str | None = None,
 ) -> list[str]:
     """The markdown report's lines (see :func:`write_markdown`)."""
     fast, base = comparison.fast_name, comparison.baseline_name
-    lines = [f"# {fast} vs {base}: accuracy gate — {comparison.verdict}", ""]
+    reason, title = comparison.reason, f"accuracy gate — {comparison.verdict}"
+    if gate_result(comparison, run_verdict) == WITHIN_LIMIT:  # the run's verdict is stated once, not contradicted
+        title, reason = f"accuracy gate {WITHIN_LIMIT} (run verdict {run_verdict})", within_limit(reason)
+    lines = [f"# {fast} vs {base}: {title}", ""]
     if run:
         lines += [markdown_text(run), ""]
     random_sources = random_weight_sources(comparison, provenance)
     if random_sources:
         lines += [f"> **⚠ {RANDOM_WARNING}** (random weights: {', '.join(random_sources)})", ""]
-    lines += [f"**{markdown_text(comparison.reason)}**", "", "Sign convention: drop = baseline − FastESM2 for every metric; a positive "
+    lines += [f"**{markdown_text(reason)}**", "", "Sign convention: drop = baseline − FastESM2 for every metric; a positive "
               "drop means FastESM2 is worse.", ""]
     for note in comparison.notes:
         lines += [f"> Note: {markdown_text(note)}", ""]
@@ -397,7 +410,7 @@ def markdown_lines(
         except (KeyError, TypeError, ValueError):
             lines += ["```json", json.dumps(split_summary, indent=1, default=str), "```", ""]
 
-    lines += ["## Accuracy gate", ""] + markdown_table(drop_table(comparison)) + [""]
+    lines += ["## Accuracy gate", ""] + markdown_table(drop_table(comparison, run_verdict)) + [""]
     if comparison.drop_ci is not None:
         lines += [f"CI: {DROP_CI_METHOD}, {comparison.n_bootstrap} resamples, seed {comparison.seed}.", ""]
 
@@ -441,6 +454,7 @@ def write_markdown(
     figures_dir: str | Path | None = None,
     provenance: Mapping[str, Any] | None = None,
     run: str | None = None,
+    run_verdict: str | None = None,
 ) -> Path:
     """The detailed markdown report: verdict, provenance (random weights stated loudly), metrics with CIs,
     confusion matrices, per-length and per-chunk breakdowns, McNemar, next steps and figure links.
@@ -454,10 +468,12 @@ def write_markdown(
             present are linked relative to ``path``.
         provenance: extra provenance, e.g. model name → ``{"weights": "pretrained", "revision": ...}``.
         run: a line naming the run that wrote the file (the acceptance suite's run id and time).
+        run_verdict: that run's verdict (``Verdict.title``); unless it is PASS, a passed accuracy gate is titled
+            "measured: within limit", never PASS.
     """
     path = Path(path)
     lines = markdown_lines(comparison, split_summary=split_summary, histories=histories, figures_dir=figures_dir,
-                           provenance=provenance, relative_to=path.parent, run=run)
+                           provenance=provenance, relative_to=path.parent, run=run, run_verdict=run_verdict)
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path
 

@@ -33,9 +33,10 @@ from virnucpro_core.compare.report import (
     metrics_table,
     split_table,
 )
+from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, WITHIN_LIMIT, within_limit
 from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
-from virnucpro_core.gate.verdict import EXIT_CODES, Verdict
+from virnucpro_core.gate.verdict import EXIT_CODES, PASS, Verdict
 from virnucpro_core.compare import report as text_report
 from virnucpro_core.evaluate.calibration import calibration_table
 from virnucpro_core.gate.benchmark import machine_info
@@ -263,14 +264,19 @@ def training_table(ctx: AcceptanceSession) -> Table | None:
     return ["protein model", "input dim", "epochs", "best epoch", "best validation loss", "stopped by"], rows
 
 
-def accuracy_headline(ctx: AcceptanceSession) -> str:
-    """The accuracy section's first line: the accuracy gate's sentence (metric, drop, CI, limit, verdict)."""
-    return ctx.measure(ACCURACY).reason
+def accuracy_headline(ctx: AcceptanceSession, verdict: Verdict | None = None) -> str:
+    """The accuracy section's first line: the accuracy gate's sentence (metric, drop, CI, limit, result).
+
+    A passed gate says PASS only when the run's ``verdict`` is PASS; otherwise "measured: within limit".
+    """
+    reason = ctx.measure(ACCURACY).reason
+    return reason if verdict is not None and verdict.status == PASS else within_limit(reason)
 
 
-def accuracy_gate_table(comparison: Any) -> Table:
-    """The gated drop, its CI, the limit and McNemar's test, with the sign convention in the row names."""
-    header, rows = drop_table(comparison)
+def accuracy_gate_table(comparison: Any, verdict: Verdict | None = None) -> Table:
+    """The gated drop, its CI, the limit, the gate's result and McNemar's test, with the sign convention in the row
+    names; the result says PASS only when the run's ``verdict`` is PASS."""
+    header, rows = drop_table(comparison, verdict.title if verdict is not None else None)
     if comparison.mcnemar is not None:
         m = comparison.mcnemar
         rows.insert(3, ["McNemar exact p (paired errors)", f"{m.p_value:.4g} ({m.discordant} discordant pairs: "
@@ -319,8 +325,8 @@ def _spread_cell(runs_s: list[float]) -> str:
     return f"{ratio:.2f}" + (" UNSTABLE: rerun on an idle machine" if ratio > UNSTABLE_SPREAD else "")
 
 
-def speed_ratio_table(ctx: AcceptanceSession) -> Table:
-    """Each pairing's time ratio; the gated one with the speed gate's limit and result."""
+def speed_ratio_table(ctx: AcceptanceSession, verdict: Verdict | None = None) -> Table:
+    """Each pairing's time ratio; the gated one with the speed gate's limit and result (PASS only on a PASS run)."""
     rows = []
     for pairing in (SPEED_PAIRING, "like-for-like"):
         ratio = ctx.time_ratio(pairing)
@@ -328,8 +334,9 @@ def speed_ratio_table(ctx: AcceptanceSession) -> Table:
             continue
         gate = ctx.measure(SPEED) if pairing == SPEED_PAIRING else None
         if gate is not None and gate.was_measured:
+            result = gate.result if not gate.passed or (verdict is not None and verdict.status == PASS) else WITHIN_LIMIT
             rows.append([pairing, f"{gate.measured:.3f}", f"{1 / gate.measured:.2f}×", f"{gate.relation} {gate.limit:g}",
-                         gate.result])
+                         result])
         else:
             rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", "not gated", "context only"])
     return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
@@ -379,16 +386,16 @@ def generalisation_table(evidence: Any) -> Table:
             rows.append([r.title, r.status, "", "", r.reason, "", "", ""])
             continue
         rows.append([r.title, "gates the verdict" if r.gated else "evidence (not gated)",
-                     f"{r.fast_accuracy:.4f}", f"{r.baseline_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
+                     f"{r.baseline_accuracy:.4f}", f"{r.fast_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
                      f"{r.mcnemar_p:.4g}" if r.mcnemar_p is not None else "—", str(r.n_test), _leak_text(r.leakage)])
-    return ["split", "role", "FastESM2_650 accuracy", "ESM2 3B accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
+    return ["split", "role", "ESM2 3B accuracy", "FastESM2_650 accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
             "McNemar p", "test samples", "leakage"], rows
 
 
 def group_table(evidence: Any) -> Table:
-    return ["group", "class", "test samples", "FastESM2_650 accuracy [95 % CI]", "ESM2 3B accuracy [95 % CI]",
+    return ["group", "class", "test samples", "ESM2 3B accuracy [95 % CI]", "FastESM2_650 accuracy [95 % CI]",
             "drop [95 % CI]"], [
-        [g.group, g.classes, str(g.n), _acc(g.fast_accuracy, g.fast_ci), _acc(g.baseline_accuracy, g.baseline_ci),
+        [g.group, g.classes, str(g.n), _acc(g.baseline_accuracy, g.baseline_ci), _acc(g.fast_accuracy, g.fast_ci),
          f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
         for g in evidence.groups]
 
@@ -398,8 +405,8 @@ GROUPS_TEXT = ("Accuracy on the locked split's test samples of each group; in a 
 
 
 def level_table(evidence: Any) -> Table:
-    return ["level", "rule", "calls", "FastESM2_650 accuracy", "ESM2 3B accuracy"], [
-        [v.level, v.rule, str(v.n), f"{v.fast_accuracy:.4f}", f"{v.baseline_accuracy:.4f}"] for v in evidence.levels]
+    return ["level", "rule", "calls", "ESM2 3B accuracy", "FastESM2_650 accuracy"], [
+        [v.level, v.rule, str(v.n), f"{v.baseline_accuracy:.4f}", f"{v.fast_accuracy:.4f}"] for v in evidence.levels]
 
 
 def calibration_text(evidence: Any) -> str:
@@ -496,12 +503,12 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         detail = paths.comparison_markdown
         split = results.split
         text_report.write_markdown(comparison, detail, split_summary=split.summary.to_dict() if split else None,
-                                   provenance=model_provenance(ctx), run=run_line)
+                                   provenance=model_provenance(ctx), run=run_line, run_verdict=verdict.title)
         written.append(detail)
-        lines += ["## Accuracy", "", markdown_text(accuracy_headline(ctx)), "", DROP_DEFINITION, ""]
-        lines += markdown_table(accuracy_gate_table(comparison)) + [""]
+        lines += ["## Accuracy", "", markdown_text(accuracy_headline(ctx, verdict)), "", DROP_DEFINITION, ""]
+        lines += markdown_table(accuracy_gate_table(comparison, verdict)) + [""]
         lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
-    ratios = speed_ratio_table(ctx)
+    ratios = speed_ratio_table(ctx, verdict)
     if ctx.timings:
         lines += ["## Speed", "", speed_protocol(ctx), ""]
         lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(ratios) + [""]
@@ -545,13 +552,60 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         "comparison": comparison.to_dict() if comparison is not None else None,
         "parity": ctx.parity.to_dict() if ctx.parity is not None else None,
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
-        "speed_ratios": [dict(zip(ratios[0], row, strict=True)) for row in ratios[1]],
+        "gates": gates_dict(ctx, verdict),
+        "speed_ratios": speed_ratios_list(ctx),
         "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
                    for s in getattr(ctx.run, "stages", [])],
         "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],
     }
     atomic_write_text(paths.json, json.dumps(payload, indent=2, default=str) + "\n")
     return [paths.markdown, paths.json, *written]
+
+
+def _number(value: Any) -> float | None:
+    """A float for JSON, or None (absent, or NaN, which JSON cannot carry)."""
+    return None if value is None or value != value else float(value)
+
+
+def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[str, dict[str, Any]]:
+    """Each gate as numbers a CI script can read (``docs/acceptance.schema.json``): value, limit, CI, status.
+
+    ``value`` and ``ci`` are null when nothing was measured; the limit is the run's setting even then. A passed
+    gate's ``reason`` says PASS only when the run's ``verdict`` is PASS, as in the banner.
+    """
+    settings = ctx.settings
+    limits = {ACCURACY: getattr(settings, "max_accuracy_drop", None), SPEED: getattr(settings, "max_time_ratio", None)}
+    out = {}
+    for gate in ctx.gates():
+        rule = {ACCURACY: ACCURACY_RULE, SPEED: SPEED_RULE}[gate.gate]
+        ci = gate.ci if gate.ci is not None and gate.was_measured else None
+        out[gate.gate] = {
+            "metric": rule.metric,
+            "status": gate.status,
+            "result": gate.result,
+            "value": _number(gate.measured) if gate.was_measured else None,
+            "limit": _number(gate.limit if gate.limit is not None else limits[gate.gate]),
+            "relation": rule.relation,
+            "ci": {"low": _number(ci.low), "high": _number(ci.high),
+                   "level": _number(gate.numbers.get("confidence_level"))} if ci is not None else None,
+            "reason": gate.reason if verdict is not None and verdict.status == PASS else within_limit(gate.reason),
+        }
+    return out
+
+
+def speed_ratios_list(ctx: AcceptanceSession) -> list[dict[str, Any]]:
+    """Each timed pairing's ratio (FastESM2 / ESM2 3B) as numbers; the gated one with its limit and status."""
+    rows = []
+    for pairing in (SPEED_PAIRING, "like-for-like"):
+        ratio = ctx.time_ratio(pairing)
+        if ratio is None:
+            continue
+        gate = ctx.measure(SPEED) if pairing == SPEED_PAIRING else None
+        gated = gate is not None and gate.was_measured
+        rows.append({"pairing": pairing, "time_ratio": float(ratio), "speed_up": 1 / float(ratio), "gated": gated,
+                     "limit": _number(gate.limit) if gated else None, "relation": gate.relation if gated else None,
+                     "status": gate.status if gated else "context only"})
+    return rows
 
 
 def _test_set_dict(ctx: AcceptanceSession) -> dict | None:

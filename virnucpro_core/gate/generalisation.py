@@ -400,6 +400,6 @@ def build_evidence(inputs: EvidenceInputs, stages: EvidenceStages) -> Evidence:
     if not evidence.groups:
         evidence.notes.append("no groups: pass --groups id<TAB>group, or --data-dir with VirNucPro's data_merge tree")
     evidence.levels = level_rows(fast, baseline, s.record_rule)
-    for name, p in (("FastESM2_650", fast), ("ESM2 3B", baseline.take(fast.ids))):
+    for name, p in (("ESM2 3B", baseline.take(fast.ids)), ("FastESM2_650", fast)):  # baseline first, as every table
         evidence.calibration[name] = calibrate(name, p.y_true, p.p_viral, p.y_pred, prevalence=s.viral_prevalence)
     return evidence

@@ -148,14 +148,14 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
     results = ctx.results
     comparison = results.comparison if results is not None else None
     if comparison is not None:
-        body = [f"<p><b>{_prose(data.accuracy_headline(ctx))}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
-                _table(data.accuracy_gate_table(comparison)), _table(metrics_table(comparison))]
+        body = [f"<p><b>{_prose(data.accuracy_headline(ctx, verdict))}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
+                _table(data.accuracy_gate_table(comparison, verdict)), _table(metrics_table(comparison))]
         body += [_img(t, pictures[t]) for t in ("confusion matrices", "ROC and PR curves") if t in pictures]
         parts.append(_section("accuracy", "Accuracy", *body))
 
     if ctx.timings:
         parts.append(_section("speed", "Speed", f"<p>{_prose(data.speed_protocol(ctx))}</p>",
-                              _table(data.speed_ratio_table(ctx)), _table(data.speed_timing_table(ctx)),
+                              _table(data.speed_ratio_table(ctx, verdict)), _table(data.speed_timing_table(ctx)),
                               *([_img("every timed round of the speed gate", pictures["speed rounds"])]
                                 if "speed rounds" in pictures else [])))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from virnucpro_core.compare.rules import within_limit
 from virnucpro_core.gate.gates import ERROR as GATE_ERROR
 from virnucpro_core.gate.gates import FAILED, NOT_RUN, UNSTABLE_STEP, GateResult, first_line
 from virnucpro_core.gate.session import GATE, AcceptanceSession
@@ -133,7 +134,8 @@ def _decide(session: AcceptanceSession) -> Verdict:
     measured_fail = [g for g in gates if g.status == FAILED]
     gate_errors = [g for g in gates if g.status == GATE_ERROR]
     not_run = [g for g in gates if g.status == NOT_RUN]
-    gate_lines = [f"{g.gate} gate{'' if g.was_measured else ' ' + g.status}: {g.reason}" for g in gates]
+    # Only a PASS run says PASS: on any other verdict a passed gate is "measured: within limit".
+    gate_lines = [f"{g.gate} gate{'' if g.was_measured else ' ' + g.status}: {within_limit(g.reason)}" for g in gates]
     parity = _parity_not_run(session)
 
     if measured_fail:
@@ -170,7 +172,7 @@ def _decide(session: AcceptanceSession) -> Verdict:
     if other or parity:
         steps = ([OTHER_MODEL_STEP] if other else []) + ([PARITY_STEP] if parity else [])
         return Verdict(INCOMPLETE, other + ([_parity_line(parity)] if parity else []) + gate_lines, steps, smoke, gates)
-    return Verdict(PASS, gate_lines, [], smoke, gates)
+    return Verdict(PASS, [f"{g.gate} gate: {g.reason}" for g in gates], [], smoke, gates)
 
 
 def _parity_not_run(session: AcceptanceSession) -> str | None:
