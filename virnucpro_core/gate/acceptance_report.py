@@ -326,19 +326,17 @@ def _spread_cell(runs_s: list[float]) -> str:
 
 
 def speed_ratio_table(ctx: AcceptanceSession, verdict: Verdict | None = None) -> Table:
-    """Each pairing's time ratio; the gated one with the speed gate's limit and result (PASS only on a PASS run)."""
+    """Each pairing's time ratio (:func:`speed_ratios_list`, the JSON's numbers); the gated one with the speed
+    gate's limit and result (PASS only on a PASS run)."""
     rows = []
-    for pairing in (SPEED_PAIRING, "like-for-like"):
-        ratio = ctx.time_ratio(pairing)
-        if ratio is None:
-            continue
-        gate = ctx.measure(SPEED) if pairing == SPEED_PAIRING else None
-        if gate is not None and gate.was_measured:
+    for r in speed_ratios_list(ctx):
+        if r["gated"]:
+            gate = ctx.measure(SPEED)
             result = gate.result if not gate.passed or (verdict is not None and verdict.status == PASS) else WITHIN_LIMIT
-            rows.append([pairing, f"{gate.measured:.3f}", f"{1 / gate.measured:.2f}×", f"{gate.relation} {gate.limit:g}",
-                         result])
+            rows.append([r["pairing"], f"{r['time_ratio']:.3f}", f"{r['speed_up']:.2f}×",
+                         f"{r['relation']} {r['limit']:g}", result])
         else:
-            rows.append([pairing, f"{ratio:.3f}", f"{1 / ratio:.2f}×", "not gated", "context only"])
+            rows.append([r["pairing"], f"{r['time_ratio']:.3f}", f"{r['speed_up']:.2f}×", "not gated", "context only"])
     return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
 
 
