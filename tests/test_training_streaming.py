@@ -12,6 +12,7 @@ from virnucpro_core.train.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.split.make import make_split
 from virnucpro_core.split.records import SplitPaths
+from virnucpro_core.threads import stage_threads
 from virnucpro_core.train.training import (
     TrainingConfig,
     _carve_validation,
@@ -42,8 +43,9 @@ def test_epoch_batches_are_the_dataloaders_batches(n):
 
 
 def _reference_training(train_path, config: TrainingConfig) -> dict[str, torch.Tensor]:
-    """The training loop as it was before streaming: everything in memory, TensorDataset + DataLoader."""
-    with deterministic_training(config.seed):
+    """The training loop as it was before streaming: everything in memory, TensorDataset + DataLoader, on the
+    intra-op threads training uses (a sum over other threads rounds otherwise)."""
+    with deterministic_training(config.seed), stage_threads("train"):
         features = read_merged(train_path)
         train_ids, _val_ids = _carve_validation(features, config.val_fraction, config.seed, "reference")
         where = {sample: i for i, sample in enumerate(features["ids"])}
