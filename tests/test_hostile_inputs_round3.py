@@ -292,8 +292,10 @@ def test_a_second_run_on_the_same_artifacts_waits_for_the_first(tmp_path):
 def test_ctrl_c_exits_2_writes_no_verdict_and_keeps_the_earlier_reports(tmp_path):
     reports = tmp_path / "reports"
     earlier = _earlier_reports(reports)
+    # A job started in the background (`cmd &`, as some CI runners start it) inherits SIGINT ignored, and Python
+    # then never turns it into KeyboardInterrupt: give the suite the terminal's default, as a user's shell does.
     run = suite("--artifacts", str(tmp_path / "art"), "--html", str(reports / "acceptance.html"), "-s",
-                "--max-epochs", "1")
+                "--max-epochs", "1", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen, deadline = "", time.monotonic() + 240
     # Interrupted while it trains (in this process): the stage that Ctrl-C most often meets on a long run.
     while "train[fast]: building" not in seen and time.monotonic() < deadline:
