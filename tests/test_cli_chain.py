@@ -43,32 +43,32 @@ def test_cli_chain_end_to_end(tmp_path):
     assert sorted(p.name for p in (out / "comparison" / "figures").iterdir())
 
 
+def _chain_copy(tree, out) -> subprocess.CompletedProcess:
+    """tools/cli_chain.sh copied into ``tree`` and run there into ``out``, with no `virnucpro` on PATH."""
+    (tree / "tools").mkdir()
+    shutil.copy(ROOT / "tools" / "cli_chain.sh", tree / "tools" / "cli_chain.sh")
+    env = {key: value for key, value in os.environ.items() if key != "VIRNUCPRO"}
+    env["PATH"] = "/usr/bin:/bin"
+    return subprocess.run(["bash", str(tree / "tools" / "cli_chain.sh"), str(out)],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
 def test_cli_chain_finds_the_venv_command_and_leaves_no_empty_directory_on_failure(tmp_path):
     # A copy of the script in a bare tree whose .venv holds a `virnucpro` that fails: PATH has none.
-    (tmp_path / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "cli_chain.sh", tmp_path / "tools" / "cli_chain.sh")
     stub = tmp_path / ".venv" / "bin" / "virnucpro"
     stub.parent.mkdir(parents=True)
     stub.write_text("#!/bin/sh\necho \"stub $1\"\nexit 3\n")
     stub.chmod(0o755)
-    env = {key: value for key, value in os.environ.items() if key != "VIRNUCPRO"}
-    env["PATH"] = "/usr/bin:/bin"
     out = tmp_path / "chain"
-    proc = subprocess.run(["bash", str(tmp_path / "tools" / "cli_chain.sh"), str(out)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = _chain_copy(tmp_path, out)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert f"cli_chain: {stub}," in proc.stdout and "stub preprocess" in proc.stdout, proc.stdout
     assert not out.exists(), sorted(str(p) for p in out.rglob("*"))
 
 
 def test_cli_chain_without_any_virnucpro_says_how_to_install(tmp_path):
-    (tmp_path / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "cli_chain.sh", tmp_path / "tools" / "cli_chain.sh")
-    env = {key: value for key, value in os.environ.items() if key != "VIRNUCPRO"}
-    env["PATH"] = "/usr/bin:/bin"
     out = tmp_path / "chain"
-    proc = subprocess.run(["bash", str(tmp_path / "tools" / "cli_chain.sh"), str(out)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = _chain_copy(tmp_path, out)
     assert proc.returncode == 127, proc.stdout + proc.stderr
     assert "make install" in proc.stderr, proc.stderr
     assert not out.exists()
