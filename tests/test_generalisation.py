@@ -93,11 +93,11 @@ def test_every_evidence_table_puts_esm2_3b_before_fastesm2():
 
 def test_clustered_split_is_skipped_with_the_install_command_without_mmseqs(monkeypatch):
     import virnucpro_core.split.clusters as clusters
-    from virnucpro_core.gate.generalisation import _extra_split_row
+    from virnucpro_core.gate.generalisation import _extra_splits
 
     monkeypatch.setattr(clusters.shutil, "which", lambda name: None)
-    row = _extra_split_row(SimpleNamespace(proteins={}), SimpleNamespace(), "cluster")
+    row = _extra_splits(SimpleNamespace(proteins={}), SimpleNamespace(), "cluster")
     assert row.status == "skipped" and not row.gated
     assert "not installed" in row.reason and "apt-get install -y mmseqs2" in row.reason
-    merged = _extra_split_row(SimpleNamespace(proteins=None), SimpleNamespace(), "cluster")
+    merged = _extra_splits(SimpleNamespace(proteins=None), SimpleNamespace(), "cluster")
     assert merged.status == "skipped" and "no protein sequences" in merged.reason

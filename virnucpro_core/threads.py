@@ -5,6 +5,8 @@ process on the machine slows small matrix products 12-45x (benchmarks/NOTES.md,
 "Threads under contention"). VirNucPro's MLP trains on batches of 32 rows, far
 too small to gain from a second thread, so training and the MLP's evaluation run
 on one thread; extraction (large transformer matrices) keeps torch's default.
+The other cores train the other, independent MLPs at the same time, in worker
+processes (:func:`parallel_processes`, ``gate/stages.StageCache.prebuild``).
 The bootstrap and the preprocessing are numpy / pure Python: torch's thread
 count does not reach them (preprocessing spreads over worker processes instead,
 ``preprocess/workers.py``).
@@ -47,6 +49,16 @@ def set_user_threads(threads: int | None) -> None:
     """The user's ``--threads``: every stage runs with it (``None`` goes back to the per-stage choice)."""
     global _user_threads
     _user_threads = threads
+
+
+def user_threads() -> int | None:
+    """The user's ``--threads`` in this process (``None`` when not given)."""
+    return _user_threads
+
+
+def parallel_processes(stage: str, jobs: int) -> int:
+    """How many independent ``stage`` jobs may run at once: the cores over each job's threads, at most ``jobs``."""
+    return max(1, min(jobs, cpu_count() // max(1, choose(stage).threads)))
 
 
 def _omp_threads() -> int | None:
@@ -110,4 +122,4 @@ def describe_choices() -> str:
 
 
 __all__ = ["CHOICES", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices", "load_average",
-           "set_user_threads", "stage_threads"]
+           "parallel_processes", "set_user_threads", "stage_threads", "user_threads"]

@@ -40,7 +40,7 @@ from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.split.ids import chunk_of, source_of
 from virnucpro_core.split.make import apply_split, load_split, make_split
-from virnucpro_core.gate.stages import RunFiles, StageCache
+from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob
 from virnucpro_core.compare.comparison import compare
 from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
 from virnucpro_core.evaluate.calibration import calibrate
@@ -169,11 +169,15 @@ class EvidenceStages:
         cache: the run's :class:`~virnucpro_core.gate.stages.StageCache` (and the files it opened and hashed).
         directory: ``(what, key) → folder`` of an evidence stage.
         train: ``(embedder, split, stage, directory_of) → TrainedModel``: the run's MLP trained on a split.
+        training_job: ``(split, stage, directory_of) → StageJob`` of that training, to build several at once.
+        train_at_once: builds such jobs at once where the cores allow (``train`` then loads them).
     """
 
     cache: StageCache
     directory: Callable[[str, str], Path]
     train: Callable[..., Any]
+    training_job: Callable[..., StageJob]
+    train_at_once: Callable[[list[StageJob]], None]
 
 
 # ---------------------------------------------------------------------------- splits
@@ -272,7 +276,8 @@ def _row_from(name: str, comparison, n_test: int, leakage: dict, limit: float) -
     return row
 
 
-def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) -> SplitRow:
+def _extra_splits(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) -> dict | SplitRow:
+    """One extra split's ``{"fast": ..., "baseline": ...}``, or its row when it is skipped or fails."""
     if kind == "cluster":
         if inputs.proteins is None:
             return SplitRow(kind, SPLIT_TITLES[kind], False, "skipped",
@@ -280,14 +285,28 @@ def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) 
         missing = mmseqs_missing()
         if missing:
             return SplitRow(kind, SPLIT_TITLES[kind], False, "skipped", f"{missing} (install: {INSTALL_HINT})")
-    s = inputs.settings
     try:
         groups = _cluster_groups(inputs, stages) if kind == "cluster" else None
-        splits = _split_pair(inputs, stages, kind, groups)
+        return _split_pair(inputs, stages, kind, groups)
+    except VirNucProError as error:
+        return _failed_row(kind, error)
+
+
+def _failed_row(kind: str, error: VirNucProError) -> SplitRow:
+    log.warning("%s split: %s", kind, error)
+    return SplitRow(kind, SPLIT_TITLES[kind], False, "failed", str(error).splitlines()[0])
+
+
+def _train_directory(stages: EvidenceStages, kind: str, embedder: str) -> Callable[[str], Path]:
+    return lambda key: stages.directory(f"train-{kind}-{embedder}", key)
+
+
+def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, splits: dict) -> SplitRow:
+    s = inputs.settings
+    try:
         predictions = {}
         for embedder, split in splits.items():
-            trained = stages.train(embedder, split, f"train[{kind},{embedder}]",
-                                   lambda key, e=embedder: stages.directory(f"train-{kind}-{e}", key))
+            trained = stages.train(embedder, split, f"train[{kind},{embedder}]", _train_directory(stages, kind, embedder))
             predictions[embedder] = predict_features(trained.final, split.paths.test)
         # The row needs accuracies, the paired drop CI and McNemar: no per-metric bootstrap (saves ~10 s a split).
         evaluations = {e: evaluate(p, n_bootstrap=0, seed=s.seed) for e, p in predictions.items()}
@@ -297,8 +316,18 @@ def _extra_split_row(inputs: EvidenceInputs, stages: EvidenceStages, kind: str) 
         return _row_from(kind, comparison, len(predictions["fast"]), _leakage(inputs, stages, splits["fast"]),
                          s.max_accuracy_drop)
     except VirNucProError as error:
-        log.warning("%s split: %s", kind, error)
-        return SplitRow(kind, SPLIT_TITLES[kind], False, "failed", str(error).splitlines()[0])
+        return _failed_row(kind, error)
+
+
+def _extra_split_rows(inputs: EvidenceInputs, stages: EvidenceStages) -> list[SplitRow]:
+    """The source-disjoint and similarity-clustered rows: both splits made first, their four MLPs then
+    trained at once where the cores allow (identical to one after another), then each row measured."""
+    prepared = {kind: _extra_splits(inputs, stages, kind) for kind in ("source", "cluster")}
+    jobs = [stages.training_job(split, f"train[{kind},{embedder}]", _train_directory(stages, kind, embedder))
+            for kind, splits in prepared.items() if isinstance(splits, dict) for embedder, split in splits.items()]
+    stages.train_at_once(jobs)
+    return [splits if isinstance(splits, SplitRow) else _extra_split_row(inputs, stages, kind, splits)
+            for kind, splits in prepared.items()]
 
 
 # ---------------------------------------------------------------------------- groups, levels, calibration
@@ -394,8 +423,7 @@ def build_evidence(inputs: EvidenceInputs, stages: EvidenceStages) -> Evidence:
     fast, baseline = inputs.predictions["fast"], inputs.predictions["baseline"]
     evidence.splits.append(_row_from("locked", comparison, len(fast), _leakage(inputs, stages, inputs.locked),
                                      s.max_accuracy_drop))
-    for kind in ("source", "cluster"):
-        evidence.splits.append(_extra_split_row(inputs, stages, kind))
+    evidence.splits.extend(_extra_split_rows(inputs, stages))
     evidence.groups, evidence.groups_from = group_rows(s, fast, baseline, stages.cache.files)
     if not evidence.groups:
         evidence.notes.append("no groups: pass --groups id<TAB>group, or --data-dir with VirNucPro's data_merge tree")

@@ -7,18 +7,29 @@ loads it back from that directory either way, and keeps the stage log
 (:class:`StageRecord`). :class:`RunFiles` opens and hashes each file the run
 reads once per run: the SHA-256 that stage keys record, the layout and meta
 of a merged input, the rows a split is made from.
+
+Independent stages (:class:`StageJob`, e.g. the gate's two MLP trainings, the
+evidence's four) can be built at once in worker processes
+(:meth:`StageCache.prebuild`) where the cores allow; each worker runs exactly
+the build the stage would run here, with the same intra-op threads, so the
+files are the same as one after another (tests/test_parallel_stages.py). A long
+build reports progress: one line per stage at most every
+:data:`PROGRESS_EVERY` seconds, so no stage is silent for longer.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import queue as queues
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from virnucpro_core import threads
 from virnucpro_core.custody import ContentRecord, changed, digest
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import MergedRows, detect_layout, open_rows
@@ -110,6 +121,70 @@ def _stale(done: Path) -> str | None:
     return None
 
 
+#: The longest a building stage stays silent: progress lines come at most this often (seconds).
+PROGRESS_EVERY = 15.0
+
+Say = Callable[[str], None]
+
+
+def stage_key(params: dict) -> str:
+    """The directory key of a stage with these parameters."""
+    return sha256_text(json.dumps(params, sort_keys=True, default=str))[:16]
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """A stage that can be built in another process: what :meth:`StageCache.cached` takes, ``build`` picklable.
+
+    ``build(directory, say)`` writes the stage's files; ``say`` takes progress lines. It must be a
+    module-level function or a ``functools.partial`` of one, so a worker process can run it.
+    """
+
+    stage: str
+    params: dict
+    directory_of: Callable[[str], Path]
+    build: Callable[[Path, Say], None]
+
+    @property
+    def directory(self) -> Path:
+        return self.directory_of(stage_key(self.params))
+
+
+class Progress:
+    """A stage's progress lines, announced as ``stage: line`` at most every ``every`` seconds."""
+
+    def __init__(self, stage: str, announce: Say, every: float = PROGRESS_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stage, self.announce, self.every, self.clock = stage, announce, every, clock
+        self.last = clock()
+
+    def __call__(self, line: str) -> None:
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            self.announce(f"{self.stage}: {line}")
+
+
+# Worker processes of StageCache.prebuild: progress lines go back through this queue.
+_worker_queue: Any = None
+
+
+def _start_worker(progress: Any, user_threads: int | None) -> None:
+    global _worker_queue
+    _worker_queue = progress
+    threads.set_user_threads(user_threads)  # --threads reaches the worker (OMP_NUM_THREADS is inherited)
+
+
+def _build_in_worker(build: Callable[[Path, Say], None], directory: Path, stage: str) -> tuple[bool, Any]:
+    """``(True, seconds)`` when ``build`` finished; ``(False, why)`` when it raised (it is built again here)."""
+    start = time.perf_counter()
+    try:
+        build(directory, lambda line: _worker_queue.put((stage, line)))
+    except Exception as error:  # noqa: BLE001 - reported back; the stage is then built in the run's own process
+        return False, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return True, time.perf_counter() - start
+
+
 class StageCache:
     """Builds stages into directories keyed by their parameters, or reuses finished ones; logs every stage."""
 
@@ -119,12 +194,98 @@ class StageCache:
         self.announce = announce
         self.files = files or RunFiles()
         self.records: list[StageRecord] = []
+        self._prebuilt: dict[Path, tuple[float, str]] = {}  # directory -> (seconds, how) of stages built by prebuild
 
-    def record(self, stage: str, reused: bool, start: float, key: str, items: str = "", detail: str = "") -> None:
-        """Log a stage that finished (built or reused) since ``start`` (``time.perf_counter()``)."""
+    def progress(self, stage: str) -> Progress:
+        """Where a building stage sends its progress lines (announced at most every :data:`PROGRESS_EVERY` s)."""
+        return Progress(stage, self.announce)
+
+    def _finished(self, directory: Path) -> bool:
+        """Whether ``directory`` holds a finished stage that may be reused (never when rebuilding)."""
+        done = directory / "stage.json"
+        return not self.rebuild and done.is_file() and _stale(done) is None
+
+    def _start(self, stage: str, directory: Path) -> None:
+        """Say why the stage is built and clear what an earlier, unfinished build left of its record."""
+        done = directory / "stage.json"
+        stale = None if self.rebuild else _stale(done)
+        if stale is not None and done.is_file():
+            log.warning("%s: %s; rebuilding %s", stage, stale, directory)
+            self.announce(f"{stage}: {stale}; rebuilding ...")
+        else:
+            log.info("%s: building into %s", stage, directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        done.unlink(missing_ok=True)
+
+    @staticmethod
+    def _finish(stage: str, params: dict, directory: Path) -> None:
+        """Record the stage finished, with the content of every file its build wrote."""
+        done = directory / "stage.json"
+        outputs = {str(path.relative_to(directory)): ContentRecord.of(path).to_dict()
+                   for path in sorted(directory.rglob("*"))
+                   if path.is_file() and path != done and not path.name.startswith(".")}
+        atomic_write_text(done, json.dumps({"stage": stage, "params": params, "format": STAGE_FORMAT,
+                                            "outputs": outputs}, indent=2, default=str) + "\n")
+
+    def prebuild(self, jobs: Sequence[StageJob], processes: int) -> None:
+        """Build the unfinished ones of ``jobs`` at once, one worker process each, up to ``processes`` at a time.
+
+        Nothing happens with fewer than two to build or ``processes < 2``: :meth:`cached` builds them one after
+        another, as always. A stage built here is finished on disk; :meth:`cached` then loads it and logs it as
+        built (with its build time). A build that raises in a worker is left unfinished and is built again by
+        :meth:`cached` in this process, so its error is reported where the stage is asked for.
+        """
+        todo: dict[Path, StageJob] = {}
+        for job in jobs:
+            directory = job.directory
+            if directory not in todo and directory not in self._prebuilt and not self._finished(directory):
+                todo[directory] = job
+        workers = min(processes, len(todo))
+        if workers < 2:
+            return
+        how = f"in a worker process ({len(todo)} stages, {workers} at a time)"
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no OpenMP or lock state forked
+        progress = context.Queue()
+        pool = context.Pool(workers, initializer=_start_worker, initargs=(progress, threads.user_threads()))
+        try:
+            pending = {}
+            for directory, job in todo.items():
+                self._start(job.stage, directory)
+                self.announce(f"{job.stage}: building {how} ...")
+                pending[directory] = pool.apply_async(_build_in_worker, (job.build, directory, job.stage))
+            says = {job.stage: self.progress(job.stage) for job in todo.values()}
+            while not all(result.ready() for result in pending.values()):
+                try:
+                    stage, line = progress.get(timeout=0.2)
+                except queues.Empty:
+                    continue
+                says[stage](line)
+            pool.close()
+        except BaseException:  # Ctrl-C, or anything else: stop the workers now, nothing is marked finished
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+            progress.close()
+        for directory, result in pending.items():
+            job = todo[directory]
+            ok, value = result.get()
+            if ok:
+                self._finish(job.stage, job.params, directory)
+                self._prebuilt[directory] = (value, how)
+            else:
+                log.info("%s: the worker process failed (%s); it is built in this process instead", job.stage, value)
+
+    def record(self, stage: str, reused: bool, start: float, key: str, items: str = "", detail: str = "",
+               how: str = "") -> None:
+        """Log a stage that finished (built or reused) since ``start`` (``time.perf_counter()``).
+
+        ``how``: how it was built, when not simply here (kept as the record's detail).
+        """
         seconds = time.perf_counter() - start
-        self.records.append(StageRecord(stage, reused, seconds, key, detail))
-        self.announce(f"{stage}: {'reused' if reused else 'built'} in {seconds:.1f} s" + (f" ({items})" if items else ""))
+        self.records.append(StageRecord(stage, reused, seconds, key, detail or how))
+        self.announce(f"{stage}: {'reused' if reused else 'built'} in {seconds:.1f} s" + (f" {how}" if how else "")
+                      + (f" ({items})" if items else ""))
 
     def cached(self, stage: str, params: dict, directory_of: Callable[[str], Path],
                build: Callable[[Path], Any], load: Callable[[Path], Any],
@@ -138,32 +299,33 @@ class StageCache:
         what a stage gives is always what ``load`` reads back); ``count`` describes the result's size for the
         progress line (``"2,182 frames"``).
         """
-        key = sha256_text(json.dumps(params, sort_keys=True, default=str))[:16]
+        key = stage_key(params)
         directory = directory_of(key)
-        done = directory / "stage.json"
         start = time.perf_counter()
-        stale = None if self.rebuild else _stale(done)
-        reused = done.is_file() and not self.rebuild and stale is None
+        prebuilt = self._prebuilt.pop(directory, None)
+        if prebuilt is not None and (directory / "stage.json").is_file():
+            seconds, how = prebuilt
+            start -= seconds  # the stage's time is its build's, in the worker
+            value = load(directory)
+            self.record(stage, False, start, key, count(value) if count else "", how=how)
+            return value
+        reused = self._finished(directory)
         if reused:
             log.info("%s: reusing %s (pass --rebuild to recompute)", stage, directory)
         else:
-            if stale is not None and done.is_file():
-                log.warning("%s: %s; rebuilding %s", stage, stale, directory)
-                self.announce(f"{stage}: {stale}; rebuilding ...")
-            else:
-                log.info("%s: building into %s", stage, directory)
-                self.announce(f"{stage}: building ...")
-            directory.mkdir(parents=True, exist_ok=True)
-            done.unlink(missing_ok=True)
+            self._start(stage, directory)
+            self.announce(f"{stage}: building ...")
             build(directory)
-            outputs = {str(path.relative_to(directory)): ContentRecord.of(path).to_dict()
-                       for path in sorted(directory.rglob("*"))
-                       if path.is_file() and path != done and not path.name.startswith(".")}
-            atomic_write_text(done, json.dumps({"stage": stage, "params": params, "format": STAGE_FORMAT,
-                                                "outputs": outputs}, indent=2, default=str) + "\n")
+            self._finish(stage, params, directory)
         value = load(directory)
         self.record(stage, reused, start, key, count(value) if count else "")
         return value
+
+    def cached_job(self, job: StageJob, load: Callable[[Path], Any],
+                   count: Callable[[Any], str] | None = None) -> Any:
+        """:meth:`cached` of a :class:`StageJob` (built here, with progress lines, unless :meth:`prebuild` did)."""
+        return self.cached(job.stage, job.params, job.directory_of,
+                           lambda directory: job.build(directory, self.progress(job.stage)), load, count)
 
     def write_log(self, path: Path) -> None:
         atomic_write_text(path, json.dumps([asdict(s) for s in self.records], indent=2) + "\n")

@@ -21,6 +21,7 @@ are visible (:meth:`ValidationRun.extraction_processes`): the same files.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -31,13 +32,14 @@ from typing import Any
 
 import torch
 
-from virnucpro_core.errors import InputError
+from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import PreprocessPaths, ValidationPaths
 from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
 from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.split.records import SplitResult
-from virnucpro_core.gate.stages import RunFiles, StageCache, StageRecord
+from virnucpro_core import threads
+from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, merge_features, read_records
@@ -52,7 +54,7 @@ from virnucpro_core.models.registry import describe_identity, identity_records, 
 from virnucpro_core.models.specs import get_spec
 from virnucpro_core.predict.scoring import predict_features
 from virnucpro_core.preprocess.sequences import preprocess, read_fasta, write_fasta
-from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train_classifier
+from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train_into
 
 log = logging.getLogger("virnucpro.validation")
 
@@ -403,25 +405,52 @@ class ValidationRun:
         return TrainingConfig(max_epochs=self.settings.max_epochs, patience=self.settings.patience,
                               seed=self.settings.seed, device=str(self.device()))
 
+    def gate_embedders(self) -> list[str]:
+        """The embedders whose MLPs the gate trains (FastESM2 only when the baseline comes from its metrics)."""
+        return ["fast"] if self.settings.baseline_from_metrics else list(EMBEDDERS)
+
     def trained(self, embedder: str) -> TrainedModel:
-        """Train the MLP for one embedder (VirNucPro's hyperparameters); keeps final and best weights."""
+        """Train the MLP for one embedder (VirNucPro's hyperparameters); keeps final and best weights.
+
+        The first call trains every gate MLP not built yet at once, in worker processes where the cores
+        allow (:meth:`train_at_once`); each is then loaded as it is asked for.
+        """
         if embedder not in self.results.trained:
-            self.results.trained[embedder] = self.trained_on(embedder, self.split_for(embedder), f"train[{embedder}]",
-                                                             lambda key: self.paths.train(embedder, key))
+            jobs = []
+            for other in self.gate_embedders():
+                try:
+                    jobs.append(self._gate_training_job(other))
+                except VirNucProError:  # that split fails: reported when its own stage is asked for
+                    continue
+            self.train_at_once(jobs)
+            self.results.trained[embedder] = self.trained_by(self._gate_training_job(embedder), embedder,
+                                                             self.split_for(embedder))
         return self.results.trained[embedder]
+
+    def _gate_training_job(self, embedder: str) -> StageJob:
+        return self.training_job(self.split_for(embedder), f"train[{embedder}]",
+                                 lambda key: self.paths.train(embedder, key))
+
+    def training_job(self, split: SplitResult, stage: str, directory_of: Callable[[str], Path]) -> StageJob:
+        """The stage that trains an MLP on ``split``'s training side with the run's hyperparameters."""
+        config = self.training_config()
+        params = {"train": self.files.sha256(split.paths.train), "config": config.to_dict()}
+        build = functools.partial(train_into, split.paths.train, config, self.progress)
+        return StageJob(stage, params, directory_of, build)
+
+    def train_at_once(self, jobs: list[StageJob]) -> None:
+        """Build these training stages at once where the cores allow (one intra-op thread each by default)."""
+        if self.device().type == "cpu":  # on a GPU they take turns: one device, and its own memory per process
+            self.cache.prebuild(jobs, threads.parallel_processes("train", len(jobs)))
+            threads.CHOICES.setdefault("train", threads.choose("train"))  # the workers' threads, for the report
 
     def trained_on(self, embedder: str, split: SplitResult, stage: str,
                    directory_of: Callable[[str], Path]) -> TrainedModel:
         """Train ``embedder``'s MLP on ``split``'s training side with the run's hyperparameters (any split)."""
+        return self.trained_by(self.training_job(split, stage, directory_of), embedder, split)
 
-        config = self.training_config()
-        params = {"train": self.files.sha256(split.paths.train), "config": config.to_dict()}
-
-        def build(directory: Path) -> None:
-            result = train_classifier(split.paths.train, config, progress=self.progress, log=log.info)
-            result.save(directory / "final.pt", "final")
-            result.save(directory / "best.pt", "best")
-            atomic_write_text(directory / "val_ids.json", json.dumps(result.val_ids) + "\n")
+    def trained_by(self, job: StageJob, embedder: str, split: SplitResult) -> TrainedModel:
+        """The MLP that ``job`` (:meth:`training_job`) trains, built unless finished, loaded from its files."""
 
         def load(directory: Path) -> TrainedModel:
             return TrainedModel(
@@ -437,7 +466,7 @@ class ValidationRun:
             history = trained.history
             return f"{len(history.epochs)} epochs, best {history.best_epoch}, stopped by {history.stop_reason}"
 
-        return self.cache.cached(stage, params, directory_of, build, load, epochs)
+        return self.cache.cached_job(job, load, epochs)
 
     def predictions(self, embedder: str):
         """The final MLP's predictions on the test set (the only time the test set is read).
@@ -500,7 +529,8 @@ class ValidationRun:
                     [self.preprocessed(label).protein for label in CLASSES],
                     proteins=self.proteins(),
                 )
-                stages = EvidenceStages(cache=self.cache, directory=self.paths.evidence, train=self.trained_on)
+                stages = EvidenceStages(cache=self.cache, directory=self.paths.evidence, train=self.trained_on,
+                                        training_job=self.training_job, train_at_once=self.train_at_once)
                 self.results.evidence = build_evidence(inputs, stages)
         return self.results.evidence
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
+import multiprocessing
 import os
 import random
 import sys
@@ -52,6 +54,8 @@ from virnucpro_core.layouts.features import feature_info
 from virnucpro_core.split.ids import CLASS_NAMES, min_class_size, stratified_ids
 from virnucpro_core.split.records import SplitPaths
 from virnucpro_core.threads import stage_threads
+
+_log = logging.getLogger(__name__)
 
 STOP_EARLY = "early_stopping"
 STOP_MAX_EPOCHS = "max_epochs"
@@ -442,6 +446,25 @@ def train_classifier(
             log(f"intra-op threads: {threads.threads} ({threads.source}; set OMP_NUM_THREADS or --threads to change)")
         return _train(train_features, config, progress=progress, log=log, on_epoch_end=on_epoch_end,
                       on_start=on_start)
+
+
+def train_into(train_features: str | Path, config: TrainingConfig, progress: bool, directory: Path,
+               say: Callable[[str], None]) -> None:
+    """Train, then write a stage's files: final and best weights, their history, the validation ids.
+
+    Runs in the suite's process or in a worker process (tqdm bars only in the first); ``say`` gets the line
+    of each epoch (the setup lines go to the ``virnucpro.training`` log).
+    """
+    def lines(line: str) -> None:
+        _log.info(line)
+        if line.startswith("epoch"):
+            say(line)
+
+    result = train_classifier(train_features, config, progress=progress and multiprocessing.parent_process() is None,
+                              log=lines)
+    result.save(directory / "final.pt", "final")
+    result.save(directory / "best.pt", "best")
+    atomic_write_text(directory / "val_ids.json", json.dumps(result.val_ids) + "\n")
 
 
 def _train(
