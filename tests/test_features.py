@@ -217,6 +217,16 @@ def test_extract_to_file_matches_direct_extraction_and_cleans_up(tmp_path, faste
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p.pt"], "shards are removed once assembled"
 
 
+def test_in_a_pipe_extraction_says_a_line_per_shard_and_draws_no_bar(tmp_path, fastesm, capfd):
+    fasta = write_proteins(tmp_path / "p.faa", 5)
+    F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", shard_size=2, progress=True)  # pytest's stderr: a pipe
+    err = capfd.readouterr().err
+    assert "\r" not in err, "no redrawn tqdm bar in a log"
+    lines = [line for line in err.splitlines() if line.startswith("shard ")]
+    assert [line.split(":")[0] for line in lines] == ["shard 1/3", "shard 2/3", "shard 3/3"], err
+    assert lines[0].split(": ")[1].startswith("2 sequences in ")
+
+
 def test_rerun_reuses_the_finished_output(tmp_path, fastesm, caplog):
     fasta = write_proteins(tmp_path / "p.faa", 5)
     out = F.extract_to_file(fastesm, fasta, tmp_path / "p.pt", shard_size=2, progress=False)

@@ -20,6 +20,7 @@ DNABERT-S averages every token, ``[CLS]`` and ``[SEP]`` included.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -212,7 +213,7 @@ def extract_embeddings(
         exact_lengths: batch only sequences of equal token length (see
             :func:`plan_batches`); the pooled vectors are the same either way.
             A lever for GPU throughput, measured by ``benchmarks/extract_throughput.py``.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (on a terminal only).
         desc: label of the progress bar.
 
     Returns:
@@ -236,9 +237,8 @@ def extract_embeddings(
     lengths = [len(seq) for seq in seqs]
     data = torch.empty((len(pairs), loaded.dim), dtype=torch.float32)
     batches = plan_batches([len(ids) for ids in token_ids], budget, exact_lengths=exact_lengths)
-    bar = tqdm(
-        total=len(pairs), desc=desc or f"{loaded.spec.display_name} embeddings", unit="seq", disable=not progress
-    )
+    bar = tqdm(total=len(pairs), desc=desc or f"{loaded.spec.display_name} embeddings", unit="seq",
+               disable=not progress or not sys.stderr.isatty())  # in a pipe (a CI log) no redrawn bar
     with bar:
         for batch in batches:
             data[batch] = embed_batch(loaded, [token_ids[i] for i in batch], [lengths[i] for i in batch])

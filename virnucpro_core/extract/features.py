@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import shutil
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -541,11 +543,15 @@ def _embed_share(
         shard = finished.get(index)
         if shard is None:
             chunk = pairs[starts[index] : starts[index] + shard_size]
+            started = time.perf_counter()
             emb = extract_embeddings(
                 loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
             )
             shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths, "data_sha256": data_sha256(emb.data)}
             atomic_torch_save(shard, paths.shard(index))
+            if progress and not sys.stderr.isatty():  # in a pipe: a line per shard instead of the bar
+                print(f"{rank.prefix}shard {index + 1}/{total}: {len(chunk):,} sequences in "
+                      f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         if rank.is_main:
             kept[index] = shard
         group.progress()
