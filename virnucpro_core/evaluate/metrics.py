@@ -15,7 +15,8 @@ Every metric comes from :mod:`sklearn.metrics`; precision (and F1) is 0 when
 nothing is predicted viral (``zero_division=0``). Confidence intervals are
 percentile bootstrap intervals from :mod:`virnucpro_core.evaluate.bootstrap`
 (samples resampled with replacement, one seeded generator, the same resamples
-for every metric). A resample that holds one class only has no ROC-AUC or average
+for every metric), each batch of resamples scored at once by
+:mod:`virnucpro_core.evaluate.resampled` with sklearn's formulas. A resample that holds one class only has no ROC-AUC or average
 precision: those resamples are left out of those two metrics' intervals
 (``Interval.n_resamples`` says how many were used), never counted as 0 or 1.
 
@@ -27,18 +28,16 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 from sklearn import metrics as skm
-from sklearn.exceptions import UndefinedMetricWarning
 
 from virnucpro_core.evaluate import bootstrap
+from virnucpro_core.evaluate.resampled import ResampledMetrics
 from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks
 from virnucpro_core.errors import InputError
 from virnucpro_core.evaluate.predictions import FORMAT_VERSION, HOST, VIRAL, Predictions, _float, _nan_to_none
@@ -127,25 +126,14 @@ def bootstrap_intervals(
 ) -> dict[str, Interval]:
     """Percentile bootstrap CIs of every metric in :data:`METRICS`, from the same seeded resamples.
 
-    Costs about 5 ms per resample (one call of each sklearn metric).
-    Resamples where a metric is undefined (ROC-AUC / AP with one class) are
-    left out of that metric's quantiles.
+    Each batch of resamples is scored at once (:class:`~virnucpro_core.evaluate.resampled.ResampledMetrics`:
+    the values sklearn gives on each resampled array). Resamples where a metric is undefined (ROC-AUC / AP
+    with one class) are left out of that metric's quantiles.
     """
     if n_bootstrap <= 0:
         return {}
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    p_viral = np.asarray(p_viral, dtype=np.float64)
-
-    def statistic(rows: np.ndarray) -> np.ndarray:
-        return np.stack([_score_vector(y_true[i], y_pred[i], p_viral[i]) for i in rows])
-
-    # Inputs were validated once above; skipping sklearn's per-call validation
-    # halves the cost of the resamples. Warnings from one-class resamples are expected.
-    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
-        distribution = bootstrap.resampled(statistic, len(y_true), n_resamples=n_bootstrap, seed=seed)
+    distribution = bootstrap.resampled(ResampledMetrics(y_true, y_pred, p_viral), len(y_true),
+                                       n_resamples=n_bootstrap, seed=seed)
     intervals = {}
     for column, name in enumerate(METRICS):
         values = distribution[:, column][~np.isnan(distribution[:, column])]
