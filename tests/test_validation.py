@@ -14,7 +14,7 @@ from virnucpro_core.gate.validation import ValidationRun
 
 def test_no_data_means_smoke_profile_with_tiny_random_stand_ins():
     settings = Settings.resolve()
-    assert (settings.profile, settings.weights, settings.size, settings.bench_sample) == ("smoke", "random", "tiny", 300)
+    assert (settings.profile, settings.weights, settings.size, settings.bench_sample) == ("smoke", "random", "tiny", 150)
     assert settings.viral == (SMOKE_DATA["viral"],) and settings.host == (SMOKE_DATA["host"],)
 
 

@@ -175,7 +175,7 @@ SUITE_OPTIONS = OptionTable(("virnucpro", "VirNucPro FastESM2 acceptance suite")
     Option("max_time_ratio", "--max-time-ratio", type=float, default=MAX_TIME_RATIO,
            help="speed gate: FastESM2 embedding time / ESM2 3B embedding time must be at most this "
            "(default: {default})."),
-    Option("bench_sample", "--bench-sample", type=int, by_profile={"smoke": 300, "full": 1000},
+    Option("bench_sample", "--bench-sample", type=int, by_profile={"smoke": 150, "full": 1000},
            help="proteins in the speed benchmark, a seeded sample of the test set with its length distribution "
            "(default: {full}; {smoke} in the smoke profile). More is steadier but slower."),
     Option("bench_runs", "--bench-runs", type=int, default=3,
