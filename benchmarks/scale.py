@@ -11,6 +11,10 @@ its own (``os.wait4``'s ``ru_maxrss``):
 * ``train``    — ``train_classifier`` on the split, one epoch at VirNucPro's batch 32 (rows streamed from disk);
 * ``train-reference`` — the in-memory ``DataLoader`` path streaming replaced, one epoch, as the baseline;
 * ``evaluate`` — ``predict_features`` on the test view, then ``evaluate`` (1,000 bootstrap resamples);
+* ``bootstrap`` — the metrics' bootstrap CIs alone (1,000 resamples, scored a batch at a time from counts), and
+  ``bootstrap-reference`` — the loop it replaced (each sklearn metric once per resample, ``--reference-resamples``
+  of the same resamples) as the baseline; both need ``train`` first (its ``mlp.pt``). Their ``ms_per_resample``
+  compares;
 * ``custody``  — what checking the inputs costs: a plain read of every file, a full SHA-256 of every file (one
   thread, then one per usable core as a view's check runs), and the stat fast path of a content record per
   file (:mod:`virnucpro_core.custody`); ``--cold`` drops the page cache before each, so all read from disk.
@@ -93,6 +97,35 @@ from virnucpro_core.predict.scoring import predict_features
 predictions = predict_features(f"{work}/mlp.pt", f"{work}/split/test.pt")
 evaluation = evaluate(predictions, seed=42)
 result = {"samples": len(predictions), "accuracy": evaluation.metric("accuracy")}
+""",
+    "bootstrap": """
+# The metrics' bootstrap CIs alone (1,000 resamples), each batch of resamples scored at once from counts.
+import time
+from virnucpro_core.evaluate.metrics import bootstrap_intervals
+from virnucpro_core.predict.scoring import predict_features
+p = predict_features(f"{work}/mlp.pt", f"{work}/split/test.pt")
+start = time.perf_counter()
+intervals = bootstrap_intervals(p.y_true, p.y_pred, p.p_viral, n_bootstrap=1000, seed=42)
+result = {"samples": len(p), "timed_seconds": time.perf_counter() - start, "resamples": 1000,
+          "accuracy_ci": [intervals["accuracy"].low, intervals["accuracy"].high]}
+""",
+    "bootstrap-reference": """
+# The path it replaced, as a baseline in the same run: each sklearn metric called once per resample (the same
+# seeded resamples), --reference-resamples of them (per-resample cost is what compares).
+import time, warnings
+import numpy as np
+import sklearn
+from virnucpro_core.evaluate import bootstrap
+from virnucpro_core.evaluate.metrics import _score_vector
+from virnucpro_core.predict.scoring import predict_features
+p = predict_features(f"{work}/mlp.pt", f"{work}/split/test.pt")
+y_true, y_pred, p_viral = (np.asarray(a) for a in (p.y_true, p.y_pred, p.p_viral))
+start = time.perf_counter()
+with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+    warnings.simplefilter("ignore")
+    bootstrap.resampled(lambda rows: np.stack([_score_vector(y_true[i], y_pred[i], p_viral[i]) for i in rows]),
+                        len(y_true), n_resamples=reference_resamples, seed=42)
+result = {"samples": len(p), "timed_seconds": time.perf_counter() - start, "resamples": reference_resamples}
 """,
     "custody": """
 # What checking the inputs costs: a plain read of every file, then a full digest of every file, then the stat fast
@@ -194,9 +227,10 @@ def write_features(directory: Path, n: int, dim: int, shard_rows: int, seed: int
     return written
 
 
-def run_stage(stage: str, data: Path, work: Path, n: int, cold: bool = False) -> dict:
+def run_stage(stage: str, data: Path, work: Path, n: int, cold: bool = False, reference_resamples: int = 100) -> dict:
     """Run one stage in a child process; its wall time, peak RSS and what it printed."""
-    code = (CUSTODY_TIMERS + f"data, work, n, cold = {str(data)!r}, {str(work)!r}, {n}, {cold}\n" + STAGE_CODE[stage]
+    code = (CUSTODY_TIMERS + f"data, work, n, cold = {str(data)!r}, {str(work)!r}, {n}, {cold}\n"
+            + f"reference_resamples = {reference_resamples}\n" + STAGE_CODE[stage]
             + '\nprint(json.dumps({**result, "custody_s": {k: round(v, 6) for k, v in _spent.items()}}))\n')
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -210,9 +244,10 @@ def run_stage(stage: str, data: Path, work: Path, n: int, cold: bool = False) ->
     result = json.loads(out.strip().splitlines()[-1])
     peak = usage.ru_maxrss * 1024  # KiB on Linux
     samples = result["samples"]
-    timed = result.get("epoch_seconds", seconds)
+    timed = result.get("timed_seconds", result.get("epoch_seconds", seconds))
+    extra = {"ms_per_resample": round(1000 * timed / result["resamples"], 3)} if "resamples" in result else {}
     return {"stage": stage, "n": n, "seconds": round(seconds, 2), "samples": samples,
-            "samples_per_s": round(samples / timed, 1) if timed else None,
+            "samples_per_s": round(samples / timed, 1) if timed else None, **extra,
             "peak_rss_bytes": peak, **{k: v for k, v in result.items() if k not in ("samples",)}}
 
 
@@ -231,11 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", default="20000,100000", help="sample counts, comma-separated (default: 20000,100000)")
     parser.add_argument("--dim", type=int, default=2048, help="feature width (default: 2048, DNABERT-S + FastESM2)")
     parser.add_argument("--shard-rows", type=int, default=10000, help="rows per input file (default: 10000)")
-    parser.add_argument("--stages", default="custody,split,train,train-reference,evaluate",
-                        help="stages to run, in order (default: custody,split,train,train-reference,evaluate)")
+    parser.add_argument("--stages", default="custody,split,train,train-reference,evaluate,bootstrap,bootstrap-reference",
+                        help="stages to run, in order (default: custody,split,train,train-reference,evaluate,"
+                        "bootstrap,bootstrap-reference)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, removed after)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic features (default: 0)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write every measurement here")
+    parser.add_argument("--reference-resamples", type=int, default=100,
+                        help="resamples of the bootstrap-reference stage (default: 100; it takes ~5 ms each at 439 "
+                        "test samples, more at more)")
     parser.add_argument("--cold", action="store_true",
                         help="custody stage: drop the page cache before the plain read and the digest, so both read "
                         "from disk (needs root; the result's from_disk says whether it could)")
@@ -251,13 +290,15 @@ def main(argv: list[str] | None = None) -> int:
             feature_bytes[n] = write_features(data, n, args.dim, args.shard_rows, args.seed)
             work.mkdir(parents=True, exist_ok=True)
             for stage in stages:
-                row = run_stage(stage, data, work, n, args.cold)
+                row = run_stage(stage, data, work, n, args.cold, args.reference_resamples)
                 rows.append(row)
                 custody = row["custody_s"]
                 print(f"N={n:>9,} {stage:<9} {row['seconds']:>8.1f} s  {row['samples_per_s'] or 0:>10,.0f} samples/s  "
                       f"peak RSS {row['peak_rss_bytes'] / 2**30:6.2f} GiB  (features {feature_bytes[n] / 2**30:.2f} GiB)"
                       f"  custody: verify {custody['verify']:.3f} s, finite {custody['finite']:.3f} s, "
                       f"digest {custody['digest']:.3f} s", flush=True)
+                if "ms_per_resample" in row:
+                    print(f"    {row['ms_per_resample']} ms per resample at {row['samples']:,} test samples", flush=True)
                 if stage == "custody":
                     print(f"    read {row['read_gb_s']} GB/s, digest {row['digest_gb_s']} GB/s (1 thread), "
                           f"{row['digests_gb_s']} GB/s ({row['digest_threads']} threads) "

@@ -21,13 +21,18 @@ def test_scale_smoke_measures_each_stage(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(out.read_text())
     assert [(r["n"], r["stage"]) for r in report["rows"]] == [
-        (n, stage) for n in (1000, 2000) for stage in ("custody", "split", "train", "train-reference", "evaluate")]
+        (n, stage) for n in (1000, 2000) for stage in ("custody", "split", "train", "train-reference", "evaluate",
+                                                       "bootstrap", "bootstrap-reference")]
     for row in report["rows"]:
         assert row["peak_rss_bytes"] > 0 and row["seconds"] > 0 and row["samples"] > 0, row
     for stage in ("train", "train-reference"):  # the same training samples on both paths
         train = [r for r in report["rows"] if r["stage"] == stage]
         assert [r["samples"] for r in train] == [810, 1620]  # 90 % train, 90 % of that after validation
-    assert set(report["rss_slope"]) == {"custody", "split", "train", "train-reference", "evaluate"}
+    assert set(report["rss_slope"]) == {"custody", "split", "train", "train-reference", "evaluate", "bootstrap",
+                                        "bootstrap-reference"}
+    for stage in ("bootstrap", "bootstrap-reference"):  # the test side: 10 % per class
+        rows = [r for r in report["rows"] if r["stage"] == stage]
+        assert [r["samples"] for r in rows] == [100, 200] and all(r["ms_per_resample"] > 0 for r in rows), rows
     for row in report["rows"]:
         assert set(row["custody_s"]) == {"verify", "finite", "digest"}, row
     custody = [r for r in report["rows"] if r["stage"] == "custody"]
