@@ -297,7 +297,7 @@ def test_ctrl_c_exits_2_writes_no_verdict_and_keeps_the_earlier_reports(tmp_path
     run = suite("--artifacts", str(tmp_path / "art"), "--html", str(reports / "acceptance.html"), "-s",
                 "--max-epochs", "1", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen, deadline = "", time.monotonic() + 240
-    # Interrupted while it trains (in this process): the stage that Ctrl-C most often meets on a long run.
+    # Interrupted while it trains (the gate's two MLPs, in worker processes): the stage Ctrl-C most often meets.
     while "train[fast]: building" not in seen and time.monotonic() < deadline:
         line = run.stdout.readline()
         if not line:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
+import time
 
 import pytest
 import torch
@@ -126,3 +128,31 @@ def test_a_long_training_here_says_its_epochs(tmp_path, monkeypatch):
     cache.cached_job(_jobs({"a": _split(tmp_path, "a", 1)}, tmp_path / "out", config)[0], _trained)
     epochs = [line for line in lines if line.startswith("train[a]: epoch")]
     assert len(epochs) == 3 and epochs[0].startswith("train[a]: epoch   1/3")
+
+
+class Stop(BaseException):
+    """Stands in for Ctrl-C's KeyboardInterrupt (which would stop pytest itself)."""
+
+
+def _says_then_sleeps(directory, say):
+    say("started")
+    time.sleep(120)
+
+
+def test_an_interrupted_prebuild_stops_its_workers_and_marks_nothing_finished(tmp_path, monkeypatch):
+    jobs = [StageJob(f"slow[{k}]", {"k": k}, lambda key, k=k: tmp_path / f"slow-{k}-{key}", _says_then_sleeps)
+            for k in range(2)]
+    cache = StageCache(rebuild=False, announce=lambda line: None)
+
+    def interrupt(stage):
+        def say(line):
+            raise Stop()
+        return say
+
+    monkeypatch.setattr(cache, "progress", interrupt)
+    started = time.monotonic()
+    with pytest.raises(Stop):
+        cache.prebuild(jobs, processes=2)
+    assert time.monotonic() - started < 60, "the workers were stopped, not waited for"
+    assert multiprocessing.active_children() == []
+    assert not any((job.directory / "stage.json").exists() for job in jobs)

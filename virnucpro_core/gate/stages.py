@@ -23,6 +23,7 @@ import json
 import logging
 import multiprocessing
 import queue as queues
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -172,6 +173,8 @@ _worker_queue: Any = None
 def _start_worker(progress: Any, user_threads: int | None) -> None:
     global _worker_queue
     _worker_queue = progress
+    # Ctrl-C reaches the whole process group: the run's process stops the workers (no traceback from each).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threads.set_user_threads(user_threads)  # --threads reaches the worker (OMP_NUM_THREADS is inherited)
 
 
