@@ -28,3 +28,13 @@ def original_checkpoints(tmp_path_factory):
     from checkpoint_files import build_original  # torch, only for the tests that use it
 
     return build_original(tmp_path_factory.mktemp("original-checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def smoke_artifacts(tmp_path_factory):
+    """One artifacts folder for every end-to-end run of the default smoke profile in this session.
+
+    The first run builds the stages (about 2 min on 2 cores); later runs reuse them, as a user's rerun does,
+    each checked against its content record (chain of custody), so reusing them tests nothing less.
+    """
+    return tmp_path_factory.mktemp("smoke-artifacts")

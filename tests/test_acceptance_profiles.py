@@ -1,7 +1,8 @@
 """The acceptance suite end to end, in a subprocess as CI runs it: verdicts, exit status and the report files.
 
-The runs share one artifacts directory, so only the first builds the stages
-(about 1.5 min on 2 cores); the others reuse them.
+The runs share one artifacts directory (the session's ``smoke_artifacts``, also
+the screenshots test's), so only the first builds the stages (about 1.5 min on
+2 cores); the others reuse them.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a m
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("acceptance-artifacts")
+def artifacts(smoke_artifacts) -> Path:
+    return smoke_artifacts
 
 
 def acceptance(*options: str, reports: Path, artifacts: Path) -> subprocess.CompletedProcess:
@@ -141,9 +142,11 @@ def test_another_model_with_allow_other_model_is_named_and_never_passes(tmp_path
     config = json.loads((models["fastesm2_650"] / "config.json").read_text())
     (models["fastesm2_650"] / "config.json").write_text(json.dumps({**config, "model_type": "esm"}))
     reports = tmp_path / "reports"
+    # Other models: every stage is built anew, so train and time briefly (what is checked is how it is named).
     run = acceptance("--weights", "pretrained", "--device", "cpu", "--fast-model", str(models["fastesm2_650"]),
                      "--baseline-model", str(models["esm2_3b"]), "--dna-model", str(models["dnabert_s"]),
-                     "--allow-other-model", reports=reports, artifacts=artifacts)
+                     "--allow-other-model", "--max-epochs", "3", "--bench-runs", "1", "--bench-warmup", "0",
+                     reports=reports, artifacts=artifacts)
     assert run.returncode == 11, f"INCOMPLETE exits 11\n{run.stdout[-3000:]}"
     report, page, soup = read(reports)
     reason = ('another model than FastESM2_650 was validated (--allow-other-model): model_type esm, 2 layers × 64, '

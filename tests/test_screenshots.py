@@ -22,11 +22,11 @@ pytestmark = pytest.mark.slow
 SIDECAR = ROOT / "docs" / "report-top.json"
 
 
-def test_the_committed_screenshot_shows_the_current_smoke_runs_numbers(tmp_path):
+def test_the_committed_screenshot_shows_the_current_smoke_runs_numbers(tmp_path, smoke_artifacts):
     committed = json.loads(SIDECAR.read_text(encoding="utf-8"))
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "acceptance/", "-q", "-p", "no:cacheprovider", "--allow-incomplete",
-         "--artifacts", str(tmp_path / "artifacts"), "--html", str(tmp_path / "reports" / "acceptance.html")],
+         "--artifacts", str(smoke_artifacts), "--html", str(tmp_path / "reports" / "acceptance.html")],
         cwd=ROOT, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert run.returncode in (0, 11), run.stdout[-3000:] + run.stderr[-2000:]
