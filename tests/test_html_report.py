@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from bs4 import BeautifulSoup
 
-from html_checks import acceptance_json_problems, report_problems, visible_text
+from html_checks import acceptance_json_problems, minus_sign_problems, report_problems, visible_text
 from virnucpro_core.gate import acceptance_report
 from virnucpro_core.gate.html_report import PALETTE, _prose, contrast_ratio, render_sections
 from virnucpro_core.split.records import Leakage, SplitSummary
@@ -94,6 +94,28 @@ def test_leakage_is_a_warning_that_says_what_it_means():
     assert "optimistic" in warning, "the warning says what leakage means for the accuracy figures"
     box = BeautifulSoup(_prose(warning), "html.parser")
     assert box.code.get_text() == "virnucpro split --group-by source" and "`" not in str(box)
+
+
+def test_the_minus_sign_check_finds_hyphen_minus_numbers_and_leaves_ids_dates_ranges_and_flags():
+    fine = ("run 20261202T000000Z-abc123 of 2026-12-02, lengths 300-500, lr 2e-4, `--save best`, -m gpu, "
+            "x86_64-with-glibc2.36, /tmp/pytest-12/a, drop −0.0046 [−0.0182, +0.0068]")
+    assert minus_sign_problems(fine, "text") == []
+    bad = minus_sign_problems("drop -0.0046 [-0.0182, +0.0068] (-.5) |-1|", "text")
+    assert len(bad) == 4 and all("hyphen-minus" in p for p in bad), bad
+
+
+def test_evidence_tables_write_negative_drops_and_bounds_with_the_minus_sign():
+    """Generalisation and per-group drops and their CI bounds: U+2212, as the metric tables' drops."""
+    row = SimpleNamespace(status="measured", title="locked", gated=True, baseline_accuracy=0.9544,
+                          fast_accuracy=0.959, drop=-0.0046, drop_ci=(-0.0182, 0.0068), mcnemar_p=0.7266,
+                          n_test=439, leakage={})
+    group = SimpleNamespace(group="host_fam02", classes="host", n=37, baseline_accuracy=0.8649,
+                            baseline_ci=(0.7568, 0.9466), fast_accuracy=0.9459, fast_ci=(0.8649, 1.0),
+                            drop=-0.0811, drop_ci=(-0.1892, 0.0))
+    evidence = SimpleNamespace(splits=[row], groups=[group])
+    cells = [acceptance_report.generalisation_table(evidence)[1][0][4], acceptance_report.group_table(evidence)[1][0][5]]
+    assert cells == ["−0.0046 [−0.0182, +0.0068]", "−0.0811 [−0.1892, +0.0000]"], cells
+    assert minus_sign_problems(" ".join(cells), "cells") == []
 
 
 # --------------------------------------------------------------------------- the finished page, end to end

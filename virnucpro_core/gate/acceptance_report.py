@@ -349,8 +349,13 @@ GENERALISATION_TEXT = (
 )
 
 
+def _signed(value: float) -> str:
+    """``+0.0068`` / ``−0.0046``: a sign always, and the true minus sign (U+2212) the other tables use."""
+    return f"{value:+.4f}".replace("-", "−")
+
+
 def _ci(interval) -> str:
-    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "—"
+    return f"[{_signed(interval[0])}, {_signed(interval[1])}]" if interval else "—"
 
 
 def _acc(value: float, interval) -> str:
@@ -384,7 +389,7 @@ def generalisation_table(evidence: Any) -> Table:
             rows.append([r.title, r.status, "", "", r.reason, "", "", ""])
             continue
         rows.append([r.title, "gates the verdict" if r.gated else "evidence (not gated)",
-                     f"{r.baseline_accuracy:.4f}", f"{r.fast_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
+                     f"{r.baseline_accuracy:.4f}", f"{r.fast_accuracy:.4f}", f"{_signed(r.drop)} {_ci(r.drop_ci)}",
                      f"{r.mcnemar_p:.4g}" if r.mcnemar_p is not None else "—", str(r.n_test), _leak_text(r.leakage)])
     return ["split", "role", "ESM2 3B accuracy", "FastESM2_650 accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
             "McNemar p", "test samples", "leakage"], rows
@@ -394,7 +399,7 @@ def group_table(evidence: Any) -> Table:
     return ["group", "class", "test samples", "ESM2 3B accuracy [95 % CI]", "FastESM2_650 accuracy [95 % CI]",
             "drop [95 % CI]"], [
         [g.group, g.classes, str(g.n), _acc(g.baseline_accuracy, g.baseline_ci), _acc(g.fast_accuracy, g.fast_ci),
-         f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
+         f"{_signed(g.drop)} {_ci(g.drop_ci)}"]
         for g in evidence.groups]
 
 
