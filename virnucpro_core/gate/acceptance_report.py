@@ -414,7 +414,8 @@ def level_table(evidence: Any) -> Table:
 
 def calibration_text(evidence: Any) -> str:
     first = next(iter(evidence.calibration.values()))
-    return (f"Locked split, frame level. ECE over {first.n_bins} equal-mass bins of test frames. Precision and FDR "
+    return (f"Locked split, frame level. Expected calibration error (ECE), {first.n_bins} equal-mass bins of test "
+            "frames: the size-weighted mean over the bins of |viral fraction − mean viral score|. Precision and FDR "
             f"reweighted to a viral prevalence of {first.prevalence_text} (π = {first.prevalence:.4f}): viral frames "
             f"weigh π / n_viral, host frames (1 − π) / n_host; at the model's own calls (p_viral > 0.5). The "
             f"threshold is the lowest t (viral iff p_viral ≥ t) with reweighted FDR ≤ {first.max_fdr:g}.")
