@@ -116,6 +116,7 @@ def test_require_gpu_without_a_gpu_is_one_error_not_a_failure(tmp_path, artifact
     assert report["verdict"]["next_steps"], "what to do"
     assert run.stdout.count("--require-gpu was given") == 1, "said once, not once per test"
     assert report_problems(page, smoke=True) == []
+    assert "bundled synthetic data" not in page and report["notice"] is None, "nothing was read: no smoke notice"
 
 
 def test_full_profile_with_random_weights_decides_no_accuracy(tmp_path, artifacts):

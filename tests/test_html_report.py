@@ -52,9 +52,19 @@ def test_contrast_ratio_matches_wcag_examples():
 # --------------------------------------------------------------------------- our sections
 
 
+def _timed(ctx: AcceptanceSession) -> AcceptanceSession:
+    """``ctx`` with both models timed, as-deployed: a run that read its inputs."""
+    from virnucpro_core.gate.benchmark import TimingResult
+
+    ctx.timings = {("as-deployed", e): TimingResult(f"as-deployed/{e}", e, {"dtype": "float32", "toks_per_batch": 2048},
+                                                    10, 1000, [seconds] * 3, 1, "cpu")
+                   for e, seconds in (("fast", 0.25), ("baseline", 1.0))}
+    return ctx
+
+
 def test_verdict_comes_first_then_the_smoke_notice():
-    soup = sections(context([Outcome.deciding(ACCURACY, "skipped", "no weights"),
-                             Outcome.deciding(SPEED, "skipped", "no GPU")]))
+    soup = sections(_timed(context([Outcome.deciding(ACCURACY, "skipped", "no weights"),
+                                    Outcome.deciding(SPEED, "skipped", "no GPU")])))
     first = soup.find("section")
     assert first["id"] == "vnp-verdict" and first.h2.get_text() == "Verdict: INCOMPLETE (smoke profile)"
     assert "20261202T000000Z-abc123" in first.get_text() and "exit status 11" in first.get_text()
@@ -63,19 +73,26 @@ def test_verdict_comes_first_then_the_smoke_notice():
 
 
 def test_an_incomplete_banner_states_the_verdict_once_and_gates_within_limit_never_say_pass():
-    from virnucpro_core.gate.benchmark import TimingResult
-
-    timings = {("as-deployed", e): TimingResult(f"as-deployed/{e}", e, {"dtype": "float32", "toks_per_batch": 2048},
-                                                10, 1000, [seconds] * 3, 1, "cpu")
-               for e, seconds in (("fast", 0.25), ("baseline", 1.0))}
-    ctx = context([Outcome.deciding(ACCURACY, "skipped", "no weights"), Outcome.deciding(SPEED, "passed")])
-    ctx.timings = timings
+    ctx = _timed(context([Outcome.deciding(ACCURACY, "skipped", "no weights"), Outcome.deciding(SPEED, "passed")]))
     soup = sections(ctx)
     banner = soup.find(id="vnp-verdict").get_text(" ")
     assert banner.count("INCOMPLETE") == 1 and "PASS" not in banner, banner
     assert "time ratio 0.250 ≤ limit 0.5: measured: within limit" in banner, banner
     speed = soup.find(id="vnp-speed").find("table").get_text(" ")
     assert "measured: within limit" in speed and "PASS" not in speed, speed
+
+
+def test_an_error_page_that_read_nothing_has_no_smoke_notice():
+    """--require-gpu without a GPU (or a bad input) stops the run before it reads the bundled data: the page says
+    ERROR (smoke profile) and why, never that this run checked the suite on synthetic data."""
+    ctx = context([])
+    ctx.environment_error = "--require-gpu was given and this runner has no usable CUDA GPU; nothing was measured"
+    verdict = decide_verdict(ctx)
+    soup = BeautifulSoup(render_sections(ctx, verdict, exit_code=12), "html.parser")
+    assert verdict.status == "ERROR" and soup.find(id="vnp-verdict").h2.get_text() == "Verdict: ERROR (smoke profile)"
+    assert soup.find(class_="vnp-notice") is None and "bundled synthetic data" not in soup.get_text(), soup.get_text()
+    assert acceptance_report.notice(ctx) is None, "acceptance.md and acceptance.json carry no smoke notice either"
+    assert acceptance_report.notice(_timed(ctx)) == acceptance_report.SMOKE_NOTICE, "once it read, it says so"
 
 
 def test_random_weights_in_the_full_profile_are_flagged():

@@ -475,9 +475,17 @@ def stage_table(ctx: AcceptanceSession) -> Table | None:
                                             for s in ctx.run.stages]
 
 
+def read_anything(ctx: AcceptanceSession) -> bool:
+    """Whether the run built or reused a stage or timed a model: a run that broke or stopped before (a bad input,
+    ``--require-gpu`` without a GPU) read nothing, and has no figures for the smoke notice to qualify."""
+    return bool(ctx.timings) or bool(getattr(ctx.run, "stages", None))
+
+
 def notice(ctx: AcceptanceSession) -> str | None:
-    """The banner under the verdict: smoke profile or random weights, and another model (``--allow-other-model``)."""
-    notices = [SMOKE_NOTICE if ctx.smoke else RANDOM_NOTICE if ctx.random_weights else None]
+    """The banner under the verdict: smoke profile (when the run read its bundled data) or random weights, and
+    another model (``--allow-other-model``)."""
+    notices = [SMOKE_NOTICE if ctx.smoke and read_anything(ctx) else
+               RANDOM_NOTICE if not ctx.smoke and ctx.random_weights else None]
     if ctx.other_model:
         notices.append(f"{OTHER_MODEL_NOTICE} {ctx.other_model[0].upper()}{ctx.other_model[1:]}.")
     return " ".join(text for text in notices if text) or None
