@@ -95,6 +95,25 @@ def test_an_error_page_that_read_nothing_has_no_smoke_notice():
     assert acceptance_report.notice(_timed(ctx)) == acceptance_report.SMOKE_NOTICE, "once it read, it says so"
 
 
+def test_the_training_section_says_once_which_weights_were_evaluated():
+    """Final weights evaluated (their epoch), the best validation epoch the loss curves mark, the option for it."""
+    def trained(final_epoch, best_epoch):
+        history = SimpleNamespace(epochs=list(range(final_epoch)), best_epoch=best_epoch, best_val_loss=0.1,
+                                  stop_reason="early_stopping", train_loss=[0.5] * final_epoch,
+                                  val_loss=[0.4] * final_epoch, stopped_epoch=final_epoch)
+        meta = SimpleNamespace(input_dim=8, epoch=final_epoch, which="final")
+        return SimpleNamespace(final=SimpleNamespace(meta=meta), history=history)
+
+    results = RunResults()
+    results.trained = {"fast": trained(63, 58), "baseline": trained(80, 75)}
+    ctx = AcceptanceSession(run=SimpleNamespace(results=results))
+    text = acceptance_report.training_text(ctx)
+    assert ("Evaluated: the final weights, after each MLP's last epoch (ESM2 3B epoch 80, FastESM2_650 epoch 63)"
+            in text and "best validation epoch (ESM2 3B epoch 75, FastESM2_650 epoch 58)" in text), text
+    assert "`virnucpro train --save best`" in text and text.lower().count("evaluated") == 2, text
+    assert [row[0] for row in acceptance_report.training_table(ctx)[1]] == ["ESM2 3B", "FastESM2_650"]
+
+
 def test_random_weights_in_the_full_profile_are_flagged():
     text = sections(context([], profile="full", weights="random")).get_text()
     assert "Random-weight stand-ins" in text

@@ -58,7 +58,7 @@ DROP_DEFINITION = (
     "Sign convention: drop = ESM2 3B − FastESM2_650, for accuracy and every other metric; a positive drop means "
     "FastESM2_650 is worse. The gate passes when the accuracy drop is below the limit."
 )
-EMBEDDER_NAMES = {"fast": "FastESM2_650", "baseline": "ESM2 3B"}
+EMBEDDER_NAMES = {"baseline": "ESM2 3B", "fast": "FastESM2_650"}  # one model order everywhere: the baseline first
 
 
 def new_run_id(now: datetime | None = None) -> tuple[str, str]:
@@ -250,8 +250,27 @@ def split_report(ctx: AcceptanceSession) -> SplitReport | None:
 
 
 TRAINING_TEXT = ("VirNucPro's hyperparameters for both: 512 hidden, BatchNorm, dropout 0.5, SGD lr 2e-4 momentum 0.9, "
-                 "StepLR 10/0.85, batch 32, early stopping on a validation set carved from the training side; the "
-                 "final weights are evaluated.")
+                 "StepLR 10/0.85, batch 32, early stopping on a validation set carved from the training side.")
+
+
+def evaluated_weights_text(ctx: AcceptanceSession) -> str | None:
+    """Which weights produced the accuracy figures, said once: the final ones (the locked default, as VirNucPro
+    shipped them), with the best validation epoch the loss curves mark and the option that evaluates it instead."""
+    trained = ctx.results.trained if ctx.results is not None else {}
+    models = [(name, trained[e]) for e, name in EMBEDDER_NAMES.items() if e in trained]
+    if not models:
+        return None
+    final = ", ".join(f"{name} epoch {t.final.meta.epoch}" for name, t in models)
+    best = ", ".join(f"{name} epoch {t.history.best_epoch}" for name, t in models)
+    return (f"Evaluated: the final weights, after each MLP's last epoch ({final}), as VirNucPro shipped them. The loss "
+            f"curves mark each model's best validation epoch ({best}); those weights are kept beside the final ones "
+            "(best.pt) and not evaluated here: `virnucpro train --save best` saves them instead, for "
+            "`virnucpro evaluate`.")
+
+
+def training_text(ctx: AcceptanceSession) -> str:
+    """The training section's prose: the hyperparameters, then which weights were evaluated."""
+    return " ".join(text for text in (TRAINING_TEXT, evaluated_weights_text(ctx)) if text)
 
 
 def training_table(ctx: AcceptanceSession) -> Table | None:
@@ -537,7 +556,7 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         lines += generalisation_markdown(evidence)
     training = training_table(ctx)
     if training is not None:
-        lines += ["## Training", "", TRAINING_TEXT, ""] + markdown_table(training) + [""]
+        lines += ["## Training", "", markdown_text(training_text(ctx)), ""] + markdown_table(training) + [""]
     lines += ["## Environment", ""] + markdown_table((["item", "value"], [list(r) for r in environment_rows(ctx)]))
     files = files_table(ctx, shown=8)
     if files is not None:

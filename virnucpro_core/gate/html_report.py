@@ -177,7 +177,7 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
 
     training = data.training_table(ctx)
     if training is not None:
-        body = [f"<p>{_prose(data.TRAINING_TEXT)}</p>", _table(training)]
+        body = [f"<p>{_prose(data.training_text(ctx))}</p>", _table(training)]
         if "loss curves" in pictures:
             body.append(_img("training and validation loss", pictures["loss curves"]))
         parts.append(_section("training", "Training", *body))
