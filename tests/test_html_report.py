@@ -114,6 +114,45 @@ def test_the_training_section_says_once_which_weights_were_evaluated():
     assert [row[0] for row in acceptance_report.training_table(ctx)[1]] == ["ESM2 3B", "FastESM2_650"]
 
 
+def _predictions(correct: list[int], lengths: list[int]):
+    import numpy as np
+
+    from virnucpro_core.evaluate.predictions import Predictions
+
+    y = np.array([1, 0] * (len(correct) // 2))
+    pred = np.where(np.array(correct, bool), y, 1 - y)
+    return Predictions([f"s{i}_chunk_1F1" for i in range(len(y))], y, pred.astype(float), pred, lengths)
+
+
+def test_the_accuracy_section_has_the_mcnemar_table_and_accuracy_by_length_of_comparison_md():
+    """The HTML lays out comparison.md's own tables (compare.report), with a header on every column."""
+    from virnucpro_core.compare.comparison import compare
+    from virnucpro_core.compare.report import length_breakdown_table, mcnemar_table
+
+    lengths = [40] * 10 + [400] * 10
+    fast = _predictions([1] * 8 + [0, 0] + [1] * 10, lengths)
+    baseline = _predictions([1] * 10 + [0] + [1] * 9, lengths)
+    comparison = compare(fast, baseline, max_accuracy_drop=0.05, n_bootstrap=50, seed=1,
+                         names=("FastESM2_650", "ESM2 3B"))
+    ctx = context([Outcome.deciding(ACCURACY, "failed" if not comparison.passed else "passed")])
+    ctx.run = SimpleNamespace(results=RunResults(comparison=comparison), random_weights_reason=lambda: None,
+                              other_model_reason=lambda: None, device=lambda: "cpu", loaded_models=lambda: [],
+                              stages=[], has_merged_inputs=lambda: False)
+    accuracy = sections(ctx).find(id="vnp-accuracy")
+    tables = {h3.get_text(): h3.find_next_sibling("table") for h3 in accuracy.find_all("h3")}
+    assert set(tables) == {"McNemar's test (paired errors)", "Accuracy by protein length"}, tables.keys()
+    for title, expected in (("McNemar's test (paired errors)", mcnemar_table(comparison)),
+                            ("Accuracy by protein length", length_breakdown_table(comparison))):
+        table = tables[title]
+        heads = [th.get_text() for th in table.find_all("th")]
+        cells = [[td.get_text() for td in tr.find_all("td")] for tr in table.tbody.find_all("tr")]
+        assert cells and all(heads) and heads[1:] == expected[0][1:] and cells == expected[1], (title, heads, cells)
+    assert tables["McNemar's test (paired errors)"].th.get_text() == "ESM2 3B (rows) / FastESM2_650 (columns)"
+    m = comparison.mcnemar
+    assert (m.both_correct, m.baseline_only_correct, m.fast_only_correct, m.both_wrong) == (17, 2, 1, 0)
+    assert minus_sign_problems(visible_text(accuracy), "accuracy") == []
+
+
 def test_random_weights_in_the_full_profile_are_flagged():
     text = sections(context([], profile="full", weights="random")).get_text()
     assert "Random-weight stand-ins" in text

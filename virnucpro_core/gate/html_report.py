@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from virnucpro_core.gate import acceptance_report as data
-from virnucpro_core.compare.report import Table, metrics_table
+from virnucpro_core.compare.report import Table, length_breakdown_table, mcnemar_table, metrics_table
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.verdict import Verdict
 from virnucpro_core.compare import figures as fig
@@ -149,7 +149,9 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
     comparison = results.comparison if results is not None else None
     if comparison is not None:
         body = [f"<p><b>{_prose(data.accuracy_headline(ctx, verdict))}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
-                _table(data.accuracy_gate_table(comparison, verdict)), _table(metrics_table(comparison))]
+                _table(data.accuracy_gate_table(comparison, verdict)), _table(metrics_table(comparison)),
+                *_paired_errors(comparison), "<h3>Accuracy by protein length</h3>",
+                _table(length_breakdown_table(comparison))]
         body += [_img(t, pictures[t]) for t in ("confusion matrices", "ROC and PR curves") if t in pictures]
         parts.append(_section("accuracy", "Accuracy", *body))
 
@@ -192,6 +194,16 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
         parts.append(_section("stages", "Stages", f"<p>Artifacts: {html.escape(str(ctx.run.paths.root))} (rerun "
                                                    "with --rebuild to recompute)</p>", _table(stages)))
     return f'<div class="vnp">{"".join(parts)}</div>'
+
+
+def _paired_errors(comparison) -> list[str]:
+    """McNemar's 2×2 table of the comparison (comparison.md's), its corner naming what the rows and columns are."""
+    header, rows = mcnemar_table(comparison)
+    if not rows:
+        return ["<h3>McNemar's test (paired errors)</h3>", f"<p>Not run: {_prose(comparison.paired_note)}.</p>"]
+    corner = f"{comparison.baseline_name} (rows) / {comparison.fast_name} (columns)"
+    return ["<h3>McNemar's test (paired errors)</h3>", _table(([corner, *header[1:]], rows)),
+            f"<p>{_prose(comparison.mcnemar.method)}.</p>"]
 
 
 def _evidence_sections(evidence, pictures: dict[str, bytes]) -> list[str]:
