@@ -33,16 +33,27 @@ from virnucpro_core.compare.report import (
     metrics_table,
     split_table,
 )
-from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, WITHIN_LIMIT, within_limit
-from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
+from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, within_limit
+from virnucpro_core.gate.gates import ACCURACY, SPEED
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
 from virnucpro_core.gate.verdict import EXIT_CODES, PASS, Verdict
 from virnucpro_core.compare import report as text_report
 from virnucpro_core.evaluate.calibration import calibration_table
 from virnucpro_core.gate.benchmark import machine_info
 from virnucpro_core.threads import cpu_count, describe_choices, load_average
-from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.registry import describe_identity, identity_records
+from virnucpro_core.gate.speed_report import (  # the speed section's tables, here for the reports that lay them out
+    json_number,
+    peak_memory_dict,
+    peak_memory_text,
+    savings_table,
+    savings_text,
+    speed_protocol,
+    speed_ratio_table,
+    speed_ratios_list,
+    speed_timing_table,
+    switch_savings,
+)
 
 SMOKE_NOTICE = (
     "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
@@ -306,59 +317,6 @@ def accuracy_gate_table(comparison: Any, verdict: Verdict | None = None) -> Tabl
     return ["quantity", "value"], rows
 
 
-def speed_protocol(ctx: AcceptanceSession) -> str:
-    first = next(iter(ctx.timings.values()))
-    on_gpu = first.device.startswith("cuda")
-    clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
-             else "timed on the CPU with its wall clock (no GPU in this run)")
-
-    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s), the two models' rounds "
-            f"interleaved (A B A B ...) so that a busy moment hits both; {clock}; a model whose rounds spread by more "
-            f"than {UNSTABLE_SPREAD}x (max/min) is flagged UNSTABLE; each run embeds "
-            f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
-            "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
-            f"here ({extraction_dtype('fastesm2_650', 'cuda')} on a GPU, "
-            f"{extraction_dtype('fastesm2_650', 'cpu')} on the CPU: the precision policy; the accuracy features "
-            "were extracted the same way). Like-for-like (shown, not gated): both with FastESM2's settings.")
-
-
-def speed_timing_table(ctx: AcceptanceSession) -> Table:
-    on_gpu = any(t.peak_memory_bytes for t in ctx.timings.values())
-    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "spread (max/min)",
-              "proteins per s"]
-    if on_gpu:
-        header.append("peak GPU memory (GiB, weights + runs)")
-    rows = []
-    for (pairing, _embedder), t in sorted(ctx.timings.items()):
-        row = [pairing, t.model, t.settings.get("dtype", ""), str(t.settings.get("toks_per_batch", "")),
-               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", _spread_cell(t.runs_s),
-               f"{t.sequences_per_s:,.1f}"]
-        if on_gpu:
-            row.append(f"{t.peak_memory_bytes / 2**30:.2f}" if t.peak_memory_bytes else "—")
-        rows.append(row)
-    return header, rows
-
-
-def _spread_cell(runs_s: list[float]) -> str:
-    ratio = spread(runs_s)
-    return f"{ratio:.2f}" + (" UNSTABLE: rerun on an idle machine" if ratio > UNSTABLE_SPREAD else "")
-
-
-def speed_ratio_table(ctx: AcceptanceSession, verdict: Verdict | None = None) -> Table:
-    """Each pairing's time ratio (:func:`speed_ratios_list`, the JSON's numbers); the gated one with the speed
-    gate's limit and result (PASS only on a PASS run)."""
-    rows = []
-    for r in speed_ratios_list(ctx):
-        if r["gated"]:
-            gate = ctx.measure(SPEED)
-            result = gate.result if not gate.passed or (verdict is not None and verdict.status == PASS) else WITHIN_LIMIT
-            rows.append([r["pairing"], f"{r['time_ratio']:.3f}", f"{r['speed_up']:.2f}×",
-                         f"{r['relation']} {r['limit']:g}", result])
-        else:
-            rows.append([r["pairing"], f"{r['time_ratio']:.3f}", f"{r['speed_up']:.2f}×", "not gated", "context only"])
-    return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
-
-
 GENERALISATION_TEXT = (
     "Only the locked split gates. The other rows retrain both MLPs with the same hyperparameters on the same "
     "features, split so that test genomes (source-disjoint) or test protein clusters (similarity-clustered, "
@@ -540,9 +498,14 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         lines += markdown_table(accuracy_gate_table(comparison, verdict)) + [""]
         lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
     ratios = speed_ratio_table(ctx, verdict)
+    savings = switch_savings(ctx)
     if ctx.timings:
         lines += ["## Speed", "", speed_protocol(ctx), ""]
-        lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(ratios) + [""]
+        lines += markdown_table(speed_timing_table(ctx)) + ["", peak_memory_text(ctx), ""] + markdown_table(ratios)
+        lines += [""]
+        if savings is not None:
+            lines += ["### What the switch saves", "", markdown_text(savings_text(savings)), ""]
+            lines += markdown_table(savings_table(savings)) + [""]
     split = split_report(ctx)
     if split is not None:
         lines += ["## Test set", "", markdown_text(split.description), ""]
@@ -585,17 +548,14 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
         "gates": gates_dict(ctx, verdict),
         "speed_ratios": speed_ratios_list(ctx),
+        "peak_gpu_memory": peak_memory_dict(ctx),
+        "switch_savings": savings.to_dict() if savings is not None else None,
         "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
                    for s in getattr(ctx.run, "stages", [])],
         "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],
     }
     atomic_write_text(paths.json, json.dumps(payload, indent=2, default=str) + "\n")
     return [paths.markdown, paths.json, *written]
-
-
-def _number(value: Any) -> float | None:
-    """A float for JSON, or None (absent, or NaN, which JSON cannot carry)."""
-    return None if value is None or value != value else float(value)
 
 
 def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[str, dict[str, Any]]:
@@ -614,29 +574,14 @@ def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[s
             "metric": rule.metric,
             "status": gate.status,
             "result": gate.result,
-            "value": _number(gate.measured) if gate.was_measured else None,
-            "limit": _number(gate.limit if gate.limit is not None else limits[gate.gate]),
+            "value": json_number(gate.measured) if gate.was_measured else None,
+            "limit": json_number(gate.limit if gate.limit is not None else limits[gate.gate]),
             "relation": rule.relation,
-            "ci": {"low": _number(ci.low), "high": _number(ci.high),
-                   "level": _number(gate.numbers.get("confidence_level"))} if ci is not None else None,
+            "ci": {"low": json_number(ci.low), "high": json_number(ci.high),
+                   "level": json_number(gate.numbers.get("confidence_level"))} if ci is not None else None,
             "reason": gate.reason if verdict is not None and verdict.status == PASS else within_limit(gate.reason),
         }
     return out
-
-
-def speed_ratios_list(ctx: AcceptanceSession) -> list[dict[str, Any]]:
-    """Each timed pairing's ratio (FastESM2 / ESM2 3B) as numbers; the gated one with its limit and status."""
-    rows = []
-    for pairing in (SPEED_PAIRING, "like-for-like"):
-        ratio = ctx.time_ratio(pairing)
-        if ratio is None:
-            continue
-        gate = ctx.measure(SPEED) if pairing == SPEED_PAIRING else None
-        gated = gate is not None and gate.was_measured
-        rows.append({"pairing": pairing, "time_ratio": float(ratio), "speed_up": 1 / float(ratio), "gated": gated,
-                     "limit": _number(gate.limit) if gated else None, "relation": gate.relation if gated else None,
-                     "status": gate.status if gated else "context only"})
-    return rows
 
 
 def _test_set_dict(ctx: AcceptanceSession) -> dict | None:

@@ -156,10 +156,15 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
         parts.append(_section("accuracy", "Accuracy", *body))
 
     if ctx.timings:
+        savings = data.switch_savings(ctx)
         parts.append(_section("speed", "Speed", f"<p>{_prose(data.speed_protocol(ctx))}</p>",
                               _table(data.speed_ratio_table(ctx, verdict)), _table(data.speed_timing_table(ctx)),
+                              f"<p>{_prose(data.peak_memory_text(ctx))}</p>",
                               *([_img("every timed round of the speed gate", pictures["speed rounds"])]
-                                if "speed rounds" in pictures else [])))
+                                if "speed rounds" in pictures else []),
+                              *([f'<h3 id="vnp-savings">What the switch saves</h3>'
+                                 f"<p>{_prose(data.savings_text(savings))}</p>", _table(data.savings_table(savings))]
+                                if savings is not None else [])))
 
     split = data.split_report(ctx)
     if split is not None:
