@@ -132,8 +132,8 @@ def test_what_the_switch_saves_at_the_measured_rates_on_this_runs_input_and_the_
     assert list(subschema("switch_savings").iter_errors(data)) == []
     text = savings_text(savings)
     assert ("embedding 3,600 proteins (this run's input) takes 0.005 CPU-hours with ESM2 3B and 0.001 with "
-            "FastESM2_650 (saves 0.004 CPU-hours). An estimate: rates measured on cpu (ESM2 3B 5 ms, FastESM2_650 "
-            "1 ms per protein; as-deployed pair, mean of 3 timed runs of 300 test proteins") in text, text
+            "FastESM2_650 (saves 0.004 CPU-hours). An estimate: rates measured on cpu (ESM2 3B 5.00 ms, FastESM2_650 "
+            "1.00 ms per protein; as-deployed pair, mean of 3 timed runs of 300 test proteins") in text, text
     assert "CPU-hours, not an estimate of GPU time" in text
     assert savings_table(savings)[1] == [
         ["this run's input", "3,600", "0.005", "0.001", "0.004"],

@@ -236,7 +236,7 @@ def savings_text(savings: SwitchSavings) -> str:
     """The line a decision-maker reads: this run's input at the measured rates, and what the estimate rests on."""
     baseline, fast = savings.models
     size = savings.inputs[0]
-    rates = ", ".join(f"{name} {seconds * 1000:.3g} ms" for name, seconds in savings.seconds_per_sequence.items())
+    rates = ", ".join(f"{name} {seconds * 1000:#.3g} ms" for name, seconds in savings.seconds_per_sequence.items())
     text = (f"At the measured rates, embedding {size.sequences:,} proteins ({size.label}) takes "
             f"{_hours(savings.hours(baseline, size))} {savings.unit} with {baseline} and "
             f"{_hours(savings.hours(fast, size))} with {fast} ({_saves(savings, size)}). An estimate: "
