@@ -3,7 +3,8 @@
 Every table here is ``(header, rows)`` of display strings, read from finished
 results; the HTML report (:mod:`virnucpro_core.gate.html_report`), ``acceptance.md``
 and ``acceptance.json`` lay out the same tables, so the three files always carry
-the same numbers. Each file names the run (:func:`new_run_id`); a run writes
+the same numbers; the speed section's are :mod:`virnucpro_core.gate.speed_report`'s.
+Each file names the run (:func:`new_run_id`); a run writes
 its reports beside their place and moves them in only when all are finished,
 replacing what an earlier run left there (:class:`ReportStaging`).
 """
