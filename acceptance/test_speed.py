@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from virnucpro_core.gate.benchmark import (PAIRINGS, InterleavedRounds, TimingResult, extraction_settings,
-                                           synchronized_timer)
+from virnucpro_core.gate.benchmark import (PAIRINGS, InterleavedRounds, PeakMemory, TimingResult,
+                                           extraction_settings, synchronized_timer)
 from virnucpro_core.extract.embeddings import extract_embeddings
 from virnucpro_core.gate.gates import SPEED
 from virnucpro_core.gate.validation import EMBEDDERS
@@ -46,20 +46,12 @@ def test_embedding_time(benchmark, pairing, run, settings, bench_proteins, accep
     benchmark.extra_info.update(pairing=pairing, models={e: EMBEDDERS[e] for e in embedders}, order="interleaved",
                                 settings=options, proteins=len(bench_proteins), weights=settings.weights,
                                 size=settings.size)
-    cuda = timing_device.type == "cuda"
-    peaks: dict[str, int] = {e: 0 for e in embedders}
+    peaks = PeakMemory(timing_device)  # on CUDA: each model's weights plus the most one of its runs adds
 
     def embed(embedder):
-        if cuda:
-            # Both models stay resident: count this model's weights plus what its run adds.
-            torch.cuda.reset_peak_memory_stats(timing_device)
-            resident_before = torch.cuda.memory_allocated(timing_device)
-        out = extract_embeddings(loaded[embedder], bench_proteins,
-                                 toks_per_batch=options[embedder]["toks_per_batch"], progress=False)
-        if cuda:
-            peak = _weight_bytes(loaded[embedder].model) + torch.cuda.max_memory_allocated(timing_device) - resident_before
-            peaks[embedder] = max(peaks[embedder], peak)
-        return out
+        with peaks.around(embedder, loaded[embedder].model):
+            return extract_embeddings(loaded[embedder], bench_proteins,
+                                      toks_per_batch=options[embedder]["toks_per_batch"], progress=False)
 
     rounds = InterleavedRounds(embedders, warmup=settings.bench_warmup)
     outputs = benchmark.pedantic(rounds.round, args=(embed,), rounds=settings.bench_runs,
@@ -84,12 +76,8 @@ def test_embedding_time(benchmark, pairing, run, settings, bench_proteins, accep
             runs_s=rounds.runs_s(embedder),
             warmup_runs=settings.bench_warmup,
             device=str(timing_device),
-            peak_memory_bytes=peaks[embedder] if cuda else None,
+            peak_memory_bytes=peaks.peak_bytes(embedder),
         ))
-
-
-def _weight_bytes(model: torch.nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
 @pytest.mark.gate(SPEED)

@@ -1,4 +1,5 @@
-"""Training: both MLPs converge, early stopping keeps the best epoch, checkpoints fit the pipeline."""
+"""Training: both MLPs converge, the best-validation checkpoint is kept beside the evaluated final weights,
+checkpoints fit the pipeline."""
 
 from __future__ import annotations
 
@@ -21,12 +22,17 @@ def test_validation_loss_fell(trained_model, embedder):
     )
 
 
-def test_early_stopping_restored_the_best_epoch(trained_model, embedder):
-    """The best-validation checkpoint holds the best epoch's weights (the original kept a live reference)."""
+def test_best_checkpoint_holds_the_best_epoch_beside_the_evaluated_final_weights(trained_model, embedder):
+    """The best-validation checkpoint (best.pt) holds the best epoch's weights (the original kept a live reference,
+    so its "best" was the last epoch's); it is kept beside the final weights, which are the ones evaluated."""
     model = trained_model
     history, best = model.history, model.best
     assert best.meta.epoch == history.best_epoch, (
         f"best checkpoint is from epoch {best.meta.epoch}, history says the best epoch was {history.best_epoch}"
+    )
+    assert (model.final.meta.which, model.final.meta.epoch) == ("final", history.stopped_epoch), (
+        f"the evaluated checkpoint holds the {model.final.meta.which} weights of epoch {model.final.meta.epoch}, "
+        f"expected the final weights of epoch {history.stopped_epoch}"
     )
     features = open_rows(model.train_path)  # only the validation rows are read
     positions = features.positions(model.val_ids)

@@ -21,6 +21,18 @@ def visible_text(soup: BeautifulSoup) -> str:
     return copy.get_text(" ")
 
 
+# A hyphen-minus where a number starts: after a space, a bracket or the start, not inside a word, an id
+# (20261202T000000Z-abc123), a date (2026-12-02), a range (300-500), an exponent (2e-4) or a flag (--save).
+ASCII_MINUS = re.compile(r"(?<![\w.\-/:])-(?=\.?\d)")
+
+
+def minus_sign_problems(text: str, where: str) -> list[str]:
+    """Every negative number in ``text`` written with the ASCII hyphen-minus, not the minus sign (U+2212) the
+    reports use for drops, CI bounds and deltas."""
+    return [f"{where}: hyphen-minus as a minus sign: ...{text[max(0, m.start() - 40):m.end() + 12]}..."
+            for m in ASCII_MINUS.finditer(text)]
+
+
 def report_problems(page: str, *, smoke: bool) -> list[str]:
     soup = BeautifulSoup(page, "html.parser")
     problems = []
@@ -42,6 +54,8 @@ def report_problems(page: str, *, smoke: bool) -> list[str]:
         problems.append(f"{headings.count('Environment')} Environment sections, expected 1 (headings: {headings})")
 
     text = visible_text(soup)
+    ours = soup.find(class_="vnp")  # our sections; pytest-html's table below holds test ids and captured logs
+    problems += minus_sign_problems(visible_text(ours) if ours is not None else "", "report")
     if "`" in text:
         at = text.index("`")
         problems.append(f"literal backtick in the text: ...{text[max(0, at - 40):at + 40]}...")

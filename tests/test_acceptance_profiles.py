@@ -16,7 +16,7 @@ import pytest
 import torch
 from bs4 import BeautifulSoup
 
-from html_checks import acceptance_json_problems, report_problems
+from html_checks import acceptance_json_problems, minus_sign_problems, report_problems
 from virnucpro_layouts import write_data_merge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +53,7 @@ def test_forced_speed_failure_is_fail_with_next_steps_and_a_complete_report(tmp_
     assert (verdict["status"], verdict["exit_code"], verdict["smoke"]) == ("FAIL", 10, True)
     assert verdict["gates"]["speed"]["state"] == "failed" and verdict["gates"]["accuracy"]["state"] == "passed"
     assert any("like-for-like" in step for step in verdict["next_steps"])
+    assert ("load average" in verdict["next_steps"][0]) != torch.cuda.is_available(), verdict["next_steps"]
     assert acceptance_json_problems(report) == []
     speed, accuracy = report["gates"]["speed"], report["gates"]["accuracy"]
     assert (speed["status"], speed["limit"]) == ("failed", 0.01) and speed["value"] > 0.01, speed
@@ -75,6 +76,19 @@ def test_forced_speed_failure_is_fail_with_next_steps_and_a_complete_report(tmp_
 
     markdown = (reports / "acceptance.md").read_text(encoding="utf-8")
     assert markdown.startswith("# VirNucPro FastESM2_650 acceptance — FAIL (smoke profile)")
+    detail = (reports / "comparison.md").read_text(encoding="utf-8")
+    assert minus_sign_problems(markdown, "acceptance.md") + minus_sign_problems(detail, "comparison.md") == []
+    savings = report["switch_savings"]
+    assert savings["unit"] == ("GPU-hours" if torch.cuda.is_available() else "CPU-hours"), savings
+    this_run = savings["inputs"][0]
+    assert this_run["label"] == "this run's input" and this_run["sequences"] > report["test_set"]["leakage"][
+        "test_samples"], this_run
+    assert f"embedding {this_run['sequences']:,} proteins (this run's input)" in markdown
+    assert f"embedding {this_run['sequences']:,} proteins" in soup.find(id="vnp-speed").get_text(" ")
+    assert report["peak_gpu_memory"]["measured"] == torch.cuda.is_available()
+    training = soup.find(id="vnp-training").get_text(" ")
+    assert "Evaluated: the final weights" in training and "--save best" in training, training
+    assert soup.find(id="vnp-accuracy").find(string="Accuracy by protein length") is not None
     for section in ("## Test set", "## Training", "## Accuracy", "## Speed", "> **Warning.** Leakage"):
         assert section in markdown, section
     assert report["test_set"]["leakage"]["test_samples"] == 439 and set(report["training"]) == {"FastESM2_650",
@@ -117,6 +131,7 @@ def test_require_gpu_without_a_gpu_is_one_error_not_a_failure(tmp_path, artifact
     assert report["verdict"]["next_steps"], "what to do"
     assert run.stdout.count("--require-gpu was given") == 1, "said once, not once per test"
     assert report_problems(page, smoke=True) == []
+    assert "bundled synthetic data" not in page and report["notice"] is None, "nothing was read: no smoke notice"
 
 
 def test_full_profile_with_random_weights_decides_no_accuracy(tmp_path, artifacts):

@@ -8,6 +8,7 @@ import pytest
 from virnucpro_core.evaluate.calibration import (
     brier_score,
     calibrate,
+    calibration_table,
     expected_calibration_error,
     fdr_threshold,
     parse_prevalence,
@@ -64,3 +65,16 @@ def test_calibrate_bundles_the_figures():
     c = calibrate("m", Y, P, (P > 0.5).astype(int), n_bins=3, prevalence="1:3")
     assert c.prevalence == pytest.approx(0.25) and c.ece == pytest.approx(0.5 / 3)
     assert c.to_dict()["fdr_threshold"]["threshold"] == 0.8
+
+
+def test_the_table_says_the_eces_bins_once_in_its_header_and_the_text_spells_ece_out():
+    from types import SimpleNamespace
+
+    from virnucpro_core.gate.acceptance_report import calibration_text
+
+    both = {name: calibrate(name, Y, P, (P > 0.5).astype(int), n_bins=3) for name in ("ESM2 3B", "FastESM2_650")}
+    header, rows = calibration_table(both)
+    assert header[2] == "ECE (3 equal-mass bins)", header
+    assert [row[2] for row in rows] == [f"{0.5 / 3:.4f}"] * 2, "a cell holds the number alone"
+    text = calibration_text(SimpleNamespace(calibration=both))
+    assert "Expected calibration error (ECE), 3 equal-mass bins" in text and text.count("ECE") == 1, text

@@ -84,3 +84,21 @@ def test_speed_rounds_figure_is_a_png_of_every_round(tmp_path):
                                    tmp_path / "rounds.png")
     assert png.startswith(b"\x89PNG") and (tmp_path / "rounds.png").read_bytes() == png
     assert figures.speed_rounds_png({}).startswith(b"\x89PNG")
+
+
+def test_figures_write_negative_numbers_with_the_minus_sign_whatever_the_callers_style():
+    """Tick labels of negative values use U+2212 (matplotlib's axes.unicode_minus), as the reports' tables do."""
+    seen = {}
+
+    def fill(figure):
+        seen["unicode_minus"] = matplotlib.rcParams["axes.unicode_minus"]
+        axes = figure.subplots()
+        axes.plot([-1.0, 1.0], [-0.5, 0.5])
+        figure.canvas.draw()
+        seen["ticks"] = [label.get_text() for label in axes.get_xticklabels()]
+
+    with matplotlib.rc_context({"axes.unicode_minus": False}):
+        figures._render(fill, (3.0, 2.0), None)
+    assert seen["unicode_minus"] is True
+    negative = [t for t in seen["ticks"] if t.startswith(("−", "-"))]
+    assert negative and all(t.startswith("−") for t in negative), seen["ticks"]

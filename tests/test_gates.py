@@ -13,6 +13,7 @@ from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE
 from virnucpro_core.gate.gates import (
     ACCURACY,
     SPEED,
+    IDLE_STEPS,
     SPEED_NEXT_STEPS,
     UNSTABLE_STEP,
     GateResult,
@@ -56,7 +57,7 @@ def test_speed_gate_judges_the_as_deployed_ratio_against_the_limit(ratio, status
     if status == "failed":
         assert gate.failure == ("speed gate FAIL (as-deployed): FastESM2 0.700 s vs ESM2 3B 1.000 s for 12 proteins "
                                 "(mean of 3 runs) -> time ratio 0.700 > limit 0.5")
-        assert gate.next_steps == SPEED_NEXT_STEPS
+        assert gate.next_steps == [IDLE_STEPS["cpu"], *SPEED_NEXT_STEPS]
     else:
         assert gate.failure == "" and gate.next_steps == []
 
@@ -79,6 +80,20 @@ def test_a_spread_at_the_limit_is_stable():
     gate = speed_gate(steady, 0.5)
     assert gate.numbers["fast_spread"] == pytest.approx(1.5) and gate.numbers["unstable"] is False
     assert "UNSTABLE" not in gate.reason and gate.next_steps == []
+
+
+@pytest.mark.parametrize(("device", "says", "never"), [
+    ("cuda:0", "the GPU was idle", "load average"),
+    ("cpu", "load average", "GPU"),
+], ids=["gpu", "cpu"])
+def test_a_failed_speed_gate_first_checks_the_device_its_rounds_ran_on(device, says, never):
+    """A CPU run is told to check the machine's load, never the GPU it did not use."""
+    slow = {(p, e): TimingResult(f"{p}/{e}", m, {}, 12, 1200, [s] * 3, 1, device)
+            for (p, e), (m, s) in {("as-deployed", "fast"): ("fastesm2_650", 0.9),
+                                   ("as-deployed", "baseline"): ("esm2_3b", 1.0)}.items()}
+    gate = speed_gate(slow, 0.5)
+    assert gate.status == "failed" and says in gate.next_steps[0] and never not in gate.next_steps[0], gate.next_steps
+    assert gate.next_steps[1:] == SPEED_NEXT_STEPS
 
 
 def test_speed_gate_without_a_timing_is_an_error_that_names_it():

@@ -167,7 +167,7 @@ def loss_curves_png(histories: Mapping[str, Any], path: str | Path | None = None
             ax.plot(range(1, len(train) + 1), train, color="tab:blue", marker=".", label="training")
             ax.plot(range(1, len(val) + 1), val, color="tab:orange", marker=".", linestyle="--", label="validation")
             if best:
-                ax.axvline(best, color="grey", linestyle=":", label=f"best epoch {best}")
+                ax.axvline(best, color="grey", linestyle=":", label=f"best validation epoch {best}")
             ax.set(title=name, xlabel="epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend(fontsize=8)

@@ -156,13 +156,14 @@ def calibrate(model: str, y_true: np.ndarray, p_viral: np.ndarray, y_pred: np.nd
 
 
 def calibration_table(calibrations: Mapping[str, Calibration]) -> tuple[list[str], list[list[str]]]:
-    """Report rows, one per model."""
-    header = ["model", "Brier", "ECE", "precision at prevalence", "FDR at prevalence", "recall",
-              "threshold for FDR ≤ target", "recall at that threshold"]
+    """Report rows, one per model; the ECE's bins are said once, in its header."""
+    bins = sorted({c.n_bins for c in calibrations.values()})
+    header = ["model", "Brier", f"ECE ({', '.join(map(str, bins))} equal-mass bins)", "precision at prevalence",
+              "FDR at prevalence", "recall", "threshold for FDR ≤ target", "recall at that threshold"]
     rows = []
     for name, c in calibrations.items():
         t = c.fdr_threshold
-        rows.append([name, f"{c.brier:.4f}", f"{c.ece:.4f} ({c.n_bins} equal-mass bins)",
+        rows.append([name, f"{c.brier:.4f}", f"{c.ece:.4f}",
                      f"{c.at_default['precision']:.4f}", f"{c.at_default['fdr']:.4f}",
                      f"{c.at_default['recall']:.4f}",
                      f"{t['threshold']:.4f} (FDR {t['fdr']:.4f})" if t else f"none reaches FDR ≤ {c.max_fdr:g}",

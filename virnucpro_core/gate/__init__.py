@@ -9,5 +9,6 @@
 * ``lock`` — one run at a time per ``--artifacts`` folder (a second one waits, with a message);
 * ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
 * ``verdict`` — PASS / FAIL / INCOMPLETE / ERROR and the exit status;
-* ``acceptance_report``, ``html_report`` — the markdown / JSON and HTML reports.
+* ``acceptance_report``, ``html_report`` — the markdown / JSON and HTML reports;
+* ``speed_report`` — their speed section: timings, ratios, peak GPU memory and what the switch saves.
 """

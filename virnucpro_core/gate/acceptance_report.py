@@ -3,7 +3,8 @@
 Every table here is ``(header, rows)`` of display strings, read from finished
 results; the HTML report (:mod:`virnucpro_core.gate.html_report`), ``acceptance.md``
 and ``acceptance.json`` lay out the same tables, so the three files always carry
-the same numbers. Each file names the run (:func:`new_run_id`); a run writes
+the same numbers; the speed section's are :mod:`virnucpro_core.gate.speed_report`'s.
+Each file names the run (:func:`new_run_id`); a run writes
 its reports beside their place and moves them in only when all are finished,
 replacing what an earlier run left there (:class:`ReportStaging`).
 """
@@ -33,16 +34,27 @@ from virnucpro_core.compare.report import (
     metrics_table,
     split_table,
 )
-from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, WITHIN_LIMIT, within_limit
-from virnucpro_core.gate.gates import ACCURACY, SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
+from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, within_limit
+from virnucpro_core.gate.gates import ACCURACY, SPEED
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
 from virnucpro_core.gate.verdict import EXIT_CODES, PASS, Verdict
 from virnucpro_core.compare import report as text_report
 from virnucpro_core.evaluate.calibration import calibration_table
 from virnucpro_core.gate.benchmark import machine_info
 from virnucpro_core.threads import cpu_count, describe_choices, load_average
-from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.registry import describe_identity, identity_records
+from virnucpro_core.gate.speed_report import (  # the speed section's tables, here for the reports that lay them out
+    json_number,
+    peak_memory_dict,
+    peak_memory_text,
+    savings_table,
+    savings_text,
+    speed_protocol,
+    speed_ratio_table,
+    speed_ratios_list,
+    speed_timing_table,
+    switch_savings,
+)
 
 SMOKE_NOTICE = (
     "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
@@ -58,7 +70,7 @@ DROP_DEFINITION = (
     "Sign convention: drop = ESM2 3B − FastESM2_650, for accuracy and every other metric; a positive drop means "
     "FastESM2_650 is worse. The gate passes when the accuracy drop is below the limit."
 )
-EMBEDDER_NAMES = {"fast": "FastESM2_650", "baseline": "ESM2 3B"}
+EMBEDDER_NAMES = {"baseline": "ESM2 3B", "fast": "FastESM2_650"}  # one model order everywhere: the baseline first
 
 
 def new_run_id(now: datetime | None = None) -> tuple[str, str]:
@@ -250,8 +262,27 @@ def split_report(ctx: AcceptanceSession) -> SplitReport | None:
 
 
 TRAINING_TEXT = ("VirNucPro's hyperparameters for both: 512 hidden, BatchNorm, dropout 0.5, SGD lr 2e-4 momentum 0.9, "
-                 "StepLR 10/0.85, batch 32, early stopping on a validation set carved from the training side; the "
-                 "final weights are evaluated.")
+                 "StepLR 10/0.85, batch 32, early stopping on a validation set carved from the training side.")
+
+
+def evaluated_weights_text(ctx: AcceptanceSession) -> str | None:
+    """Which weights produced the accuracy figures, said once: the final ones (the locked default, as VirNucPro
+    shipped them), with the best validation epoch the loss curves mark and the option that evaluates it instead."""
+    trained = ctx.results.trained if ctx.results is not None else {}
+    models = [(name, trained[e]) for e, name in EMBEDDER_NAMES.items() if e in trained]
+    if not models:
+        return None
+    final = ", ".join(f"{name} epoch {t.final.meta.epoch}" for name, t in models)
+    best = ", ".join(f"{name} epoch {t.history.best_epoch}" for name, t in models)
+    return (f"Evaluated: the final weights, after each MLP's last epoch ({final}), as VirNucPro shipped them. The loss "
+            f"curves mark each model's best validation epoch ({best}); those weights are kept beside the final ones "
+            "(best.pt) and not evaluated here: `virnucpro train --save best` saves them instead, for "
+            "`virnucpro evaluate`.")
+
+
+def training_text(ctx: AcceptanceSession) -> str:
+    """The training section's prose: the hyperparameters, then which weights were evaluated."""
+    return " ".join(text for text in (TRAINING_TEXT, evaluated_weights_text(ctx)) if text)
 
 
 def training_table(ctx: AcceptanceSession) -> Table | None:
@@ -287,59 +318,6 @@ def accuracy_gate_table(comparison: Any, verdict: Verdict | None = None) -> Tabl
     return ["quantity", "value"], rows
 
 
-def speed_protocol(ctx: AcceptanceSession) -> str:
-    first = next(iter(ctx.timings.values()))
-    on_gpu = first.device.startswith("cuda")
-    clock = ("the clock waits for the GPU (CUDA synchronise) before each reading" if on_gpu
-             else "timed on the CPU with its wall clock (no GPU in this run)")
-
-    return (f"{len(first.runs_s)} timed runs after {first.warmup_runs} warmup run(s), the two models' rounds "
-            f"interleaved (A B A B ...) so that a busy moment hits both; {clock}; a model whose rounds spread by more "
-            f"than {UNSTABLE_SPREAD}x (max/min) is flagged UNSTABLE; each run embeds "
-            f"{first.sequences} test proteins from tokenisation to pooled vectors on the host. As-deployed (gated): "
-            "ESM2 3B as VirNucPro ran it (fp32, 2,048-token batches) against FastESM2 in the settings it ships with "
-            f"here ({extraction_dtype('fastesm2_650', 'cuda')} on a GPU, "
-            f"{extraction_dtype('fastesm2_650', 'cpu')} on the CPU: the precision policy; the accuracy features "
-            "were extracted the same way). Like-for-like (shown, not gated): both with FastESM2's settings.")
-
-
-def speed_timing_table(ctx: AcceptanceSession) -> Table:
-    on_gpu = any(t.peak_memory_bytes for t in ctx.timings.values())
-    header = ["pairing", "model", "dtype", "tokens per batch", "timed runs (s)", "mean (s)", "spread (max/min)",
-              "proteins per s"]
-    if on_gpu:
-        header.append("peak GPU memory (GiB, weights + runs)")
-    rows = []
-    for (pairing, _embedder), t in sorted(ctx.timings.items()):
-        row = [pairing, t.model, t.settings.get("dtype", ""), str(t.settings.get("toks_per_batch", "")),
-               ", ".join(f"{r:.3f}" for r in t.runs_s), f"{t.mean_s:.3f}", _spread_cell(t.runs_s),
-               f"{t.sequences_per_s:,.1f}"]
-        if on_gpu:
-            row.append(f"{t.peak_memory_bytes / 2**30:.2f}" if t.peak_memory_bytes else "—")
-        rows.append(row)
-    return header, rows
-
-
-def _spread_cell(runs_s: list[float]) -> str:
-    ratio = spread(runs_s)
-    return f"{ratio:.2f}" + (" UNSTABLE: rerun on an idle machine" if ratio > UNSTABLE_SPREAD else "")
-
-
-def speed_ratio_table(ctx: AcceptanceSession, verdict: Verdict | None = None) -> Table:
-    """Each pairing's time ratio (:func:`speed_ratios_list`, the JSON's numbers); the gated one with the speed
-    gate's limit and result (PASS only on a PASS run)."""
-    rows = []
-    for r in speed_ratios_list(ctx):
-        if r["gated"]:
-            gate = ctx.measure(SPEED)
-            result = gate.result if not gate.passed or (verdict is not None and verdict.status == PASS) else WITHIN_LIMIT
-            rows.append([r["pairing"], f"{r['time_ratio']:.3f}", f"{r['speed_up']:.2f}×",
-                         f"{r['relation']} {r['limit']:g}", result])
-        else:
-            rows.append([r["pairing"], f"{r['time_ratio']:.3f}", f"{r['speed_up']:.2f}×", "not gated", "context only"])
-    return ["pairing", "time ratio (FastESM2 / ESM2 3B)", "speed-up", "limit", "result"], rows
-
-
 GENERALISATION_TEXT = (
     "Only the locked split gates. The other rows retrain both MLPs with the same hyperparameters on the same "
     "features, split so that test genomes (source-disjoint) or test protein clusters (similarity-clustered, "
@@ -349,8 +327,13 @@ GENERALISATION_TEXT = (
 )
 
 
+def _signed(value: float) -> str:
+    """``+0.0068`` / ``−0.0046``: a sign always, and the true minus sign (U+2212) the other tables use."""
+    return f"{value:+.4f}".replace("-", "−")
+
+
 def _ci(interval) -> str:
-    return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "—"
+    return f"[{_signed(interval[0])}, {_signed(interval[1])}]" if interval else "—"
 
 
 def _acc(value: float, interval) -> str:
@@ -384,7 +367,7 @@ def generalisation_table(evidence: Any) -> Table:
             rows.append([r.title, r.status, "", "", r.reason, "", "", ""])
             continue
         rows.append([r.title, "gates the verdict" if r.gated else "evidence (not gated)",
-                     f"{r.baseline_accuracy:.4f}", f"{r.fast_accuracy:.4f}", f"{r.drop:+.4f} {_ci(r.drop_ci)}",
+                     f"{r.baseline_accuracy:.4f}", f"{r.fast_accuracy:.4f}", f"{_signed(r.drop)} {_ci(r.drop_ci)}",
                      f"{r.mcnemar_p:.4g}" if r.mcnemar_p is not None else "—", str(r.n_test), _leak_text(r.leakage)])
     return ["split", "role", "ESM2 3B accuracy", "FastESM2_650 accuracy", "drop (ESM2 3B − FastESM2) [95 % CI]",
             "McNemar p", "test samples", "leakage"], rows
@@ -394,7 +377,7 @@ def group_table(evidence: Any) -> Table:
     return ["group", "class", "test samples", "ESM2 3B accuracy [95 % CI]", "FastESM2_650 accuracy [95 % CI]",
             "drop [95 % CI]"], [
         [g.group, g.classes, str(g.n), _acc(g.baseline_accuracy, g.baseline_ci), _acc(g.fast_accuracy, g.fast_ci),
-         f"{g.drop:+.4f} {_ci(g.drop_ci)}"]
+         f"{_signed(g.drop)} {_ci(g.drop_ci)}"]
         for g in evidence.groups]
 
 
@@ -409,7 +392,8 @@ def level_table(evidence: Any) -> Table:
 
 def calibration_text(evidence: Any) -> str:
     first = next(iter(evidence.calibration.values()))
-    return (f"Locked split, frame level. ECE over {first.n_bins} equal-mass bins of test frames. Precision and FDR "
+    return (f"Locked split, frame level. Expected calibration error (ECE), {first.n_bins} equal-mass bins of test "
+            "frames: the size-weighted mean over the bins of |viral fraction − mean viral score|. Precision and FDR "
             f"reweighted to a viral prevalence of {first.prevalence_text} (π = {first.prevalence:.4f}): viral frames "
             f"weigh π / n_viral, host frames (1 − π) / n_host; at the model's own calls (p_viral > 0.5). The "
             f"threshold is the lowest t (viral iff p_viral ≥ t) with reweighted FDR ≤ {first.max_fdr:g}.")
@@ -469,9 +453,17 @@ def stage_table(ctx: AcceptanceSession) -> Table | None:
                                             for s in ctx.run.stages]
 
 
+def read_anything(ctx: AcceptanceSession) -> bool:
+    """Whether the run built or reused a stage or timed a model: a run that broke or stopped before (a bad input,
+    ``--require-gpu`` without a GPU) read nothing, and has no figures for the smoke notice to qualify."""
+    return bool(ctx.timings) or bool(getattr(ctx.run, "stages", None))
+
+
 def notice(ctx: AcceptanceSession) -> str | None:
-    """The banner under the verdict: smoke profile or random weights, and another model (``--allow-other-model``)."""
-    notices = [SMOKE_NOTICE if ctx.smoke else RANDOM_NOTICE if ctx.random_weights else None]
+    """The banner under the verdict: smoke profile (when the run read its bundled data) or random weights, and
+    another model (``--allow-other-model``)."""
+    notices = [SMOKE_NOTICE if ctx.smoke and read_anything(ctx) else
+               RANDOM_NOTICE if not ctx.smoke and ctx.random_weights else None]
     if ctx.other_model:
         notices.append(f"{OTHER_MODEL_NOTICE} {ctx.other_model[0].upper()}{ctx.other_model[1:]}.")
     return " ".join(text for text in notices if text) or None
@@ -507,9 +499,14 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         lines += markdown_table(accuracy_gate_table(comparison, verdict)) + [""]
         lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
     ratios = speed_ratio_table(ctx, verdict)
+    savings = switch_savings(ctx)
     if ctx.timings:
         lines += ["## Speed", "", speed_protocol(ctx), ""]
-        lines += markdown_table(speed_timing_table(ctx)) + [""] + markdown_table(ratios) + [""]
+        lines += markdown_table(speed_timing_table(ctx)) + ["", peak_memory_text(ctx), ""] + markdown_table(ratios)
+        lines += [""]
+        if savings is not None:
+            lines += ["### What the switch saves", "", markdown_text(savings_text(savings)), ""]
+            lines += markdown_table(savings_table(savings)) + [""]
     split = split_report(ctx)
     if split is not None:
         lines += ["## Test set", "", markdown_text(split.description), ""]
@@ -523,7 +520,7 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         lines += generalisation_markdown(evidence)
     training = training_table(ctx)
     if training is not None:
-        lines += ["## Training", "", TRAINING_TEXT, ""] + markdown_table(training) + [""]
+        lines += ["## Training", "", markdown_text(training_text(ctx)), ""] + markdown_table(training) + [""]
     lines += ["## Environment", ""] + markdown_table((["item", "value"], [list(r) for r in environment_rows(ctx)]))
     files = files_table(ctx, shown=8)
     if files is not None:
@@ -552,17 +549,14 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
         "gates": gates_dict(ctx, verdict),
         "speed_ratios": speed_ratios_list(ctx),
+        "peak_gpu_memory": peak_memory_dict(ctx),
+        "switch_savings": savings.to_dict() if savings is not None else None,
         "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
                    for s in getattr(ctx.run, "stages", [])],
         "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],
     }
     atomic_write_text(paths.json, json.dumps(payload, indent=2, default=str) + "\n")
     return [paths.markdown, paths.json, *written]
-
-
-def _number(value: Any) -> float | None:
-    """A float for JSON, or None (absent, or NaN, which JSON cannot carry)."""
-    return None if value is None or value != value else float(value)
 
 
 def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[str, dict[str, Any]]:
@@ -581,29 +575,14 @@ def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[s
             "metric": rule.metric,
             "status": gate.status,
             "result": gate.result,
-            "value": _number(gate.measured) if gate.was_measured else None,
-            "limit": _number(gate.limit if gate.limit is not None else limits[gate.gate]),
+            "value": json_number(gate.measured) if gate.was_measured else None,
+            "limit": json_number(gate.limit if gate.limit is not None else limits[gate.gate]),
             "relation": rule.relation,
-            "ci": {"low": _number(ci.low), "high": _number(ci.high),
-                   "level": _number(gate.numbers.get("confidence_level"))} if ci is not None else None,
+            "ci": {"low": json_number(ci.low), "high": json_number(ci.high),
+                   "level": json_number(gate.numbers.get("confidence_level"))} if ci is not None else None,
             "reason": gate.reason if verdict is not None and verdict.status == PASS else within_limit(gate.reason),
         }
     return out
-
-
-def speed_ratios_list(ctx: AcceptanceSession) -> list[dict[str, Any]]:
-    """Each timed pairing's ratio (FastESM2 / ESM2 3B) as numbers; the gated one with its limit and status."""
-    rows = []
-    for pairing in (SPEED_PAIRING, "like-for-like"):
-        ratio = ctx.time_ratio(pairing)
-        if ratio is None:
-            continue
-        gate = ctx.measure(SPEED) if pairing == SPEED_PAIRING else None
-        gated = gate is not None and gate.was_measured
-        rows.append({"pairing": pairing, "time_ratio": float(ratio), "speed_up": 1 / float(ratio), "gated": gated,
-                     "limit": _number(gate.limit) if gated else None, "relation": gate.relation if gated else None,
-                     "status": gate.status if gated else "context only"})
-    return rows
 
 
 def _test_set_dict(ctx: AcceptanceSession) -> dict | None:

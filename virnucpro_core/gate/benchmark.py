@@ -1,4 +1,5 @@
-"""Timings: the benchmark sample, a GPU-synchronised clock, interleaved rounds, typed timing results and machine info.
+"""Timings: the benchmark sample, a GPU-synchronised clock, interleaved rounds, peak GPU memory, typed timing results
+and machine info.
 
 The speed gate's protocol (locked): model loading outside the timed region,
 warmup rounds first, then 3 timed runs averaged, each run embedding the whole
@@ -11,12 +12,13 @@ spread by more than ``gates.UNSTABLE_SPREAD`` (max/min) marks the timing unstabl
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import random
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -64,6 +66,48 @@ class InterleavedRounds:
 
     def runs_s(self, name: str) -> list[float]:
         return self.times[name][self.warmup :]
+
+
+class PeakMemory:
+    """Each model's peak GPU memory while it embeds: its weights plus the most one of its runs added.
+
+    Both models stay loaded during the interleaved rounds, so the peak statistics
+    are reset before each run of a model (``reset_peak_memory_stats``) and what was
+    resident then is subtracted from the peak read after it (``max_memory_allocated``):
+    the other model's weights are not counted, this model's are added back. A
+    model's figure is the highest over its runs. Off CUDA nothing is measured:
+    :meth:`peak_bytes` is None. ``cuda`` stands in for ``torch.cuda`` in tests.
+    """
+
+    def __init__(self, device: str | torch.device, cuda=None) -> None:
+        self.device = torch.device(device)
+        self.cuda = torch.cuda if cuda is None else cuda
+        self.peaks: dict[str, int] = {}
+
+    @property
+    def measured(self) -> bool:
+        return self.device.type == "cuda"
+
+    @contextlib.contextmanager
+    def around(self, name: str, model: torch.nn.Module) -> Iterator[None]:
+        """Measure one run of ``name`` (its weights: ``model``'s parameters and buffers)."""
+        if not self.measured:
+            yield
+            return
+        self.cuda.reset_peak_memory_stats(self.device)
+        resident = self.cuda.memory_allocated(self.device)
+        yield
+        peak = weight_bytes(model) + self.cuda.max_memory_allocated(self.device) - resident
+        self.peaks[name] = max(self.peaks.get(name, 0), peak)
+
+    def peak_bytes(self, name: str) -> int | None:
+        """``name``'s peak over its runs in bytes; None off CUDA."""
+        return self.peaks.get(name) if self.measured else None
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """The bytes of a model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
 def benchmark_sample(lengths: Sequence[int], n: int, seed: int) -> list[int]:

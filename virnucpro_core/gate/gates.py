@@ -128,12 +128,22 @@ def accuracy_gate(comparison: Comparison) -> GateResult:
     )
 
 
-# Shown when the speed gate fails; the like-for-like pair tells the model from its settings.
+# Shown when the speed gate fails, after the check of the device the rounds ran on (IDLE_STEPS); the like-for-like
+# pair tells the model from its settings.
 SPEED_NEXT_STEPS = [
-    "Check that the GPU was idle and the same for both models (see Environment).",
     "Compare the like-for-like pair: if it passes, the difference comes from dtype or batching, not the model.",
     "Raise --bench-sample for steadier timings, or profile the extractor with benchmarks/extract_throughput.py.",
 ]
+IDLE_STEPS = {
+    "gpu": "Check that the GPU was idle and the same for both models (see Environment).",
+    "cpu": ("The rounds ran on the CPU: check that the machine was idle (see Environment: CPU cores and the load "
+            "average at the start and end of the run) and rerun when it is."),
+}
+
+
+def speed_next_steps(device: str) -> list[str]:
+    """What to do about a failed speed gate timed on ``device``: first check that device was idle."""
+    return [IDLE_STEPS["gpu" if str(device).startswith("cuda") else "cpu"], *SPEED_NEXT_STEPS]
 
 #: A model's slowest timed round over its fastest above which the speed gate calls its timing unstable.
 UNSTABLE_SPREAD = 1.5
@@ -189,7 +199,7 @@ def speed_gate(timings: Mapping[tuple[str, str], TimingResult], limit: float) ->
         limit=limit,
         relation=SPEED_RULE.relation,
         failure=failure,
-        next_steps=([] if passed else list(SPEED_NEXT_STEPS)) + ([UNSTABLE_STEP] if unstable else []),
+        next_steps=([] if passed else speed_next_steps(fast.device)) + ([UNSTABLE_STEP] if unstable else []),
         numbers={"pairing": pairing, "fast_mean_s": fast.mean_s, "baseline_mean_s": baseline.mean_s,
                  "proteins": fast.sequences, "runs": len(fast.runs_s), "device": fast.device,
                  "fast_runs_s": list(fast.runs_s), "baseline_runs_s": list(baseline.runs_s),

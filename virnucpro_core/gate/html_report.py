@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from virnucpro_core.gate import acceptance_report as data
-from virnucpro_core.compare.report import Table, metrics_table
+from virnucpro_core.compare.report import Table, length_breakdown_table, mcnemar_table, metrics_table
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.verdict import Verdict
 from virnucpro_core.compare import figures as fig
@@ -149,15 +149,22 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
     comparison = results.comparison if results is not None else None
     if comparison is not None:
         body = [f"<p><b>{_prose(data.accuracy_headline(ctx, verdict))}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
-                _table(data.accuracy_gate_table(comparison, verdict)), _table(metrics_table(comparison))]
+                _table(data.accuracy_gate_table(comparison, verdict)), _table(metrics_table(comparison)),
+                *_paired_errors(comparison), "<h3>Accuracy by protein length</h3>",
+                _table(length_breakdown_table(comparison))]
         body += [_img(t, pictures[t]) for t in ("confusion matrices", "ROC and PR curves") if t in pictures]
         parts.append(_section("accuracy", "Accuracy", *body))
 
     if ctx.timings:
+        savings = data.switch_savings(ctx)
         parts.append(_section("speed", "Speed", f"<p>{_prose(data.speed_protocol(ctx))}</p>",
                               _table(data.speed_ratio_table(ctx, verdict)), _table(data.speed_timing_table(ctx)),
+                              f"<p>{_prose(data.peak_memory_text(ctx))}</p>",
                               *([_img("every timed round of the speed gate", pictures["speed rounds"])]
-                                if "speed rounds" in pictures else [])))
+                                if "speed rounds" in pictures else []),
+                              *([f'<h3 id="vnp-savings">What the switch saves</h3>'
+                                 f"<p>{_prose(data.savings_text(savings))}</p>", _table(data.savings_table(savings))]
+                                if savings is not None else [])))
 
     split = data.split_report(ctx)
     if split is not None:
@@ -177,7 +184,7 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
 
     training = data.training_table(ctx)
     if training is not None:
-        body = [f"<p>{_prose(data.TRAINING_TEXT)}</p>", _table(training)]
+        body = [f"<p>{_prose(data.training_text(ctx))}</p>", _table(training)]
         if "loss curves" in pictures:
             body.append(_img("training and validation loss", pictures["loss curves"]))
         parts.append(_section("training", "Training", *body))
@@ -192,6 +199,16 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
         parts.append(_section("stages", "Stages", f"<p>Artifacts: {html.escape(str(ctx.run.paths.root))} (rerun "
                                                    "with --rebuild to recompute)</p>", _table(stages)))
     return f'<div class="vnp">{"".join(parts)}</div>'
+
+
+def _paired_errors(comparison) -> list[str]:
+    """McNemar's 2×2 table of the comparison (comparison.md's), its corner naming what the rows and columns are."""
+    header, rows = mcnemar_table(comparison)
+    if not rows:
+        return ["<h3>McNemar's test (paired errors)</h3>", f"<p>Not run: {_prose(comparison.paired_note)}.</p>"]
+    corner = f"{comparison.baseline_name} (rows) / {comparison.fast_name} (columns)"
+    return ["<h3>McNemar's test (paired errors)</h3>", _table(([corner, *header[1:]], rows)),
+            f"<p>{_prose(comparison.mcnemar.method)}.</p>"]
 
 
 def _evidence_sections(evidence, pictures: dict[str, bytes]) -> list[str]:
