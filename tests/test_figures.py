@@ -102,3 +102,22 @@ def test_figures_write_negative_numbers_with_the_minus_sign_whatever_the_callers
     assert seen["unicode_minus"] is True
     negative = [t for t in seen["ticks"] if t.startswith(("−", "-"))]
     assert negative and all(t.startswith("−") for t in negative), seen["ticks"]
+
+
+def test_the_rounds_figure_names_esm2_3b_first_and_each_model_keeps_its_colour(monkeypatch):
+    drawn = {}
+    real = figures._render
+
+    def keep(fill, size, path):
+        def spy(figure):
+            fill(figure)
+            axes = figure.axes[0]
+            drawn["legend"] = [text.get_text() for text in axes.get_legend().get_texts()]
+            drawn["colours"] = {line.get_label(): line.get_color() for line in axes.get_lines()
+                                if not line.get_label().startswith("_")}
+        return real(spy, size, path)
+
+    monkeypatch.setattr(figures, "_render", keep)
+    figures.speed_rounds_png({"as-deployed": {"FastESM2_650": [0.2, 0.3, 0.2], "ESM2 3B": [1.3, 1.4, 1.3]}})
+    assert drawn["legend"][:2] == ["ESM2 3B", "FastESM2_650"], drawn["legend"]
+    assert drawn["colours"]["FastESM2_650"] == "tab:orange" and drawn["colours"]["ESM2 3B"] == "tab:blue"

@@ -173,6 +173,8 @@ def test_the_smoke_profile_never_passes():
     verdict = decide_verdict(context(both(), profile="smoke"))
     assert verdict.status == "INCOMPLETE" and verdict.smoke and verdict.title == "INCOMPLETE (smoke profile)"
     assert "checks the suite, not FastESM2_650" in verdict.reasons[0]
+    assert not any("pass" in reason.lower() for reason in verdict.reasons), (
+        "an INCOMPLETE banner says PASS nowhere: its gates 'measured within their limits'", verdict.reasons)
     assert verdict.to_dict()["smoke"] is True and verdict.to_dict()["exit_code"] == 11
 
 

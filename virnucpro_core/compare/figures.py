@@ -193,7 +193,8 @@ def speed_rounds_png(rounds: Mapping[str, Mapping[str, list[float]]], path: str 
         if not items:
             _empty(axes[0], "no timed rounds")
         for ax, (pairing, models) in zip(axes, items):
-            for color, (name, runs) in zip(_COLORS, models.items()):
+            # FastESM2 first in ``rounds`` keeps its colour; the baseline (ESM2 3B) comes first in the legend.
+            for color, (name, runs) in reversed(list(zip(_COLORS, models.items()))):
                 ax.plot(range(1, len(runs) + 1), runs, color=color, marker="o", label=name)
                 if runs:
                     ax.axhline(sum(runs) / len(runs), color=color, linestyle="--", linewidth=1)

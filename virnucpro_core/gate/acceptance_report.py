@@ -57,8 +57,8 @@ from virnucpro_core.gate.speed_report import (  # the speed section's tables, he
 )
 
 SMOKE_NOTICE = (
-    "SMOKE PROFILE — this run checks the acceptance suite's machinery on bundled synthetic data with "
-    "random-weight stand-in models. It does not validate FastESM2_650."
+    "This run checks the acceptance suite's machinery on bundled synthetic data with random-weight stand-in "
+    "models. It does not validate FastESM2_650."
 )
 RANDOM_NOTICE = (
     "Random-weight stand-ins: accuracy figures below (if any) say nothing about FastESM2_650; only the "

@@ -164,7 +164,8 @@ def _decide(session: AcceptanceSession) -> Verdict:
         return Verdict(INCOMPLETE, other + gate_lines + ([_parity_line(parity)] if parity else []), steps, smoke, gates)
     if smoke:
         return Verdict(INCOMPLETE, [
-            "smoke profile: both gates ran and passed, on random-weight stand-ins and bundled synthetic genomes — "
+            "smoke profile: both gates ran and measured within their limits, on random-weight stand-ins and bundled "
+            "synthetic genomes — "
             "this checks the suite, not FastESM2_650",
             *other,
             *gate_lines,
