@@ -44,3 +44,11 @@ def test_machine_description_has_cores_and_three_load_averages():
     load = threads.load_average()
     assert load == "unknown" or len(load.split()) == 3, load
     assert "train" in threads.describe_choices()
+
+
+def test_the_environment_line_says_how_many_trainings_ran_at_once(monkeypatch):
+    monkeypatch.setattr(threads, "CHOICES", {"train": threads.ThreadChoice("train", 1, "chosen for this stage")})
+    monkeypatch.setattr(threads, "PARALLEL", {})
+    assert threads.describe_choices() == "train 1 (chosen for this stage)"
+    threads.PARALLEL["train"] = 2
+    assert threads.describe_choices() == "train 1 (chosen for this stage), 2 at once in worker processes"

@@ -44,6 +44,9 @@ class ThreadChoice:
 #: Stage → the last choice made for it in this process.
 CHOICES: dict[str, ThreadChoice] = {}
 
+#: Stage → the most of its jobs that ran at once in worker processes (absent: one after another).
+PARALLEL: dict[str, int] = {}
+
 
 def set_user_threads(threads: int | None) -> None:
     """The user's ``--threads``: every stage runs with it (``None`` goes back to the per-stage choice)."""
@@ -118,8 +121,10 @@ def describe_choices() -> str:
     """One line for the environment table: every stage's threads so far, or the rule when none ran yet."""
     if not CHOICES:
         return ", ".join(f"{stage} {choose(stage).threads}" for stage in STAGE_THREADS) + " (not run yet)"
-    return "; ".join(choice.describe() for choice in CHOICES.values())
+    return "; ".join(choice.describe() + (f", {PARALLEL[stage]} at once in worker processes"
+                                           if PARALLEL.get(stage, 0) > 1 else "")
+                     for stage, choice in CHOICES.items())
 
 
-__all__ = ["CHOICES", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices", "load_average",
+__all__ = ["CHOICES", "PARALLEL", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices", "load_average",
            "parallel_processes", "set_user_threads", "stage_threads", "user_threads"]

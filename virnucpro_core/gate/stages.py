@@ -230,13 +230,15 @@ class StageCache:
         atomic_write_text(done, json.dumps({"stage": stage, "params": params, "format": STAGE_FORMAT,
                                             "outputs": outputs}, indent=2, default=str) + "\n")
 
-    def prebuild(self, jobs: Sequence[StageJob], processes: int) -> None:
+    def prebuild(self, jobs: Sequence[StageJob], processes: int) -> int:
         """Build the unfinished ones of ``jobs`` at once, one worker process each, up to ``processes`` at a time.
 
         Nothing happens with fewer than two to build or ``processes < 2``: :meth:`cached` builds them one after
         another, as always. A stage built here is finished on disk; :meth:`cached` then loads it and logs it as
         built (with its build time). A build that raises in a worker is left unfinished and is built again by
         :meth:`cached` in this process, so its error is reported where the stage is asked for.
+
+        Returns the worker processes it ran (0 when it built nothing).
         """
         todo: dict[Path, StageJob] = {}
         for job in jobs:
@@ -245,7 +247,7 @@ class StageCache:
                 todo[directory] = job
         workers = min(processes, len(todo))
         if workers < 2:
-            return
+            return 0
         how = f"in a worker process ({len(todo)} stages, {workers} at a time)"
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no OpenMP or lock state forked
         progress = context.Queue()
@@ -278,6 +280,7 @@ class StageCache:
                 self._prebuilt[directory] = (value, how)
             else:
                 log.info("%s: the worker process failed (%s); it is built in this process instead", job.stage, value)
+        return workers
 
     def record(self, stage: str, reused: bool, start: float, key: str, items: str = "", detail: str = "",
                how: str = "") -> None:

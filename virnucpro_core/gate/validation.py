@@ -221,7 +221,9 @@ class ValidationRun:
             loaded = self.model(model, dtype=self.extraction_dtype(model))
             self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
                           f"{loaded.device}) ...")
-            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress)
+            say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
+            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress,
+                            on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"))
         reused = before is not None and out.stat().st_mtime_ns == before
         self.cache.record(stage, reused, start, "", detail=str(out))
         self.results.features[(model, label)] = out
@@ -441,8 +443,10 @@ class ValidationRun:
     def train_at_once(self, jobs: list[StageJob]) -> None:
         """Build these training stages at once where the cores allow (one intra-op thread each by default)."""
         if self.device().type == "cpu":  # on a GPU they take turns: one device, and its own memory per process
-            self.cache.prebuild(jobs, threads.parallel_processes("train", len(jobs)))
-            threads.CHOICES.setdefault("train", threads.choose("train"))  # the workers' threads, for the report
+            workers = self.cache.prebuild(jobs, threads.parallel_processes("train", len(jobs)))
+            if workers:
+                threads.CHOICES.setdefault("train", threads.choose("train"))  # the workers' threads, for the report
+                threads.PARALLEL["train"] = max(workers, threads.PARALLEL.get("train", 0))
 
     def trained_on(self, embedder: str, split: SplitResult, stage: str,
                    directory_of: Callable[[str], Path]) -> TrainedModel:
