@@ -203,16 +203,19 @@ class StageCache:
         """Where a building stage sends its progress lines (announced at most every :data:`PROGRESS_EVERY` s)."""
         return Progress(stage, self.announce)
 
-    def _finished(self, directory: Path) -> bool:
-        """Whether ``directory`` holds a finished stage that may be reused (never when rebuilding)."""
+    def _state(self, directory: Path) -> tuple[bool, str | None]:
+        """Whether ``directory`` holds a finished stage that may be reused (never when rebuilding), and why a
+        finished one may not (its outputs checked once: :func:`_stale`)."""
         done = directory / "stage.json"
-        return not self.rebuild and done.is_file() and _stale(done) is None
+        if self.rebuild or not done.is_file():
+            return False, None
+        stale = _stale(done)
+        return stale is None, stale
 
-    def _start(self, stage: str, directory: Path) -> None:
-        """Say why the stage is built and clear what an earlier, unfinished build left of its record."""
+    def _start(self, stage: str, directory: Path, stale: str | None) -> None:
+        """Say why the stage is built (``stale``: why a finished one is not reused) and clear its old record."""
         done = directory / "stage.json"
-        stale = None if self.rebuild else _stale(done)
-        if stale is not None and done.is_file():
+        if stale is not None:
             log.warning("%s: %s; rebuilding %s", stage, stale, directory)
             self.announce(f"{stage}: {stale}; rebuilding ...")
         else:
@@ -240,11 +243,15 @@ class StageCache:
 
         Returns the worker processes it ran (0 when it built nothing).
         """
-        todo: dict[Path, StageJob] = {}
+        if processes < 2 or len(jobs) < 2:
+            return 0
+        todo: dict[Path, tuple[StageJob, str | None]] = {}
         for job in jobs:
             directory = job.directory
-            if directory not in todo and directory not in self._prebuilt and not self._finished(directory):
-                todo[directory] = job
+            if directory not in todo and directory not in self._prebuilt:
+                finished, stale = self._state(directory)
+                if not finished:
+                    todo[directory] = job, stale
         workers = min(processes, len(todo))
         if workers < 2:
             return 0
@@ -254,11 +261,11 @@ class StageCache:
         pool = context.Pool(workers, initializer=_start_worker, initargs=(progress, threads.user_threads()))
         try:
             pending = {}
-            for directory, job in todo.items():
-                self._start(job.stage, directory)
+            for directory, (job, stale) in todo.items():
+                self._start(job.stage, directory, stale)
                 self.announce(f"{job.stage}: building {how} ...")
                 pending[directory] = pool.apply_async(_build_in_worker, (job.build, directory, job.stage))
-            says = {job.stage: self.progress(job.stage) for job in todo.values()}
+            says = {job.stage: self.progress(job.stage) for job, _ in todo.values()}
             while not all(result.ready() for result in pending.values()):
                 try:
                     stage, line = progress.get(timeout=0.2)
@@ -273,7 +280,7 @@ class StageCache:
             pool.join()
             progress.close()
         for directory, result in pending.items():
-            job = todo[directory]
+            job, _ = todo[directory]
             ok, value = result.get()
             if ok:
                 self._finish(job.stage, job.params, directory)
@@ -315,11 +322,11 @@ class StageCache:
             value = load(directory)
             self.record(stage, False, start, key, count(value) if count else "", how=how)
             return value
-        reused = self._finished(directory)
+        reused, stale = self._state(directory)
         if reused:
             log.info("%s: reusing %s (pass --rebuild to recompute)", stage, directory)
         else:
-            self._start(stage, directory)
+            self._start(stage, directory, stale)
             self.announce(f"{stage}: building ...")
             build(directory)
             self._finish(stage, params, directory)

@@ -418,15 +418,17 @@ class ValidationRun:
         allow (:meth:`train_at_once`); each is then loaded as it is asked for.
         """
         if embedder not in self.results.trained:
-            jobs = []
+            jobs = {}
             for other in self.gate_embedders():
+                if other in self.results.trained:
+                    continue
                 try:
-                    jobs.append(self._gate_training_job(other))
+                    jobs[other] = self._gate_training_job(other)
                 except VirNucProError:  # that split fails: reported when its own stage is asked for
                     continue
-            self.train_at_once(jobs)
-            self.results.trained[embedder] = self.trained_by(self._gate_training_job(embedder), embedder,
-                                                             self.split_for(embedder))
+            self.train_at_once(list(jobs.values()))
+            job = jobs.get(embedder) or self._gate_training_job(embedder)  # raises its split's error here
+            self.results.trained[embedder] = self.trained_by(job, embedder, self.split_for(embedder))
         return self.results.trained[embedder]
 
     def _gate_training_job(self, embedder: str) -> StageJob:

@@ -453,7 +453,7 @@ def train_into(train_features: str | Path, config: TrainingConfig, progress: boo
     """Train, then write a stage's files: final and best weights, their history, the validation ids.
 
     Runs in the suite's process or in a worker process (tqdm bars only in the first); ``say`` gets the line
-    of each epoch (the setup lines go to the ``virnucpro.training`` log).
+    of each epoch (every line also goes to this module's log).
     """
     def lines(line: str) -> None:
         _log.info(line)
