@@ -6,6 +6,13 @@ import pytest
 
 from virnucpro_core.cli import main
 
+from heartbeat import Heartbeat
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A line on the terminal every 30 s while one test runs long (tests/heartbeat.py)."""
+    config.pluginmanager.register(Heartbeat.to_terminal(config), "test-heartbeat")
+
 
 @pytest.fixture
 def run_cli(capsys):
