@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from virnucpro_core.cli import main
@@ -10,7 +12,14 @@ from heartbeat import Heartbeat
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A line on the terminal every 30 s while one test runs long (tests/heartbeat.py)."""
+    """A line on the terminal every 30 s while one test runs long (tests/heartbeat.py); with pytest-xdist, from the
+    controller only (its workers' output is not the terminal)."""
+    if hasattr(config, "workerinput"):
+        # What the tests start (the acceptance suite, the CLI) is a user's run, not a pytest-xdist worker: with
+        # PYTEST_XDIST_WORKER set, pytest-benchmark in a started suite would switch its benchmarks off.
+        for name in [name for name in os.environ if name.startswith("PYTEST_XDIST_")]:
+            del os.environ[name]
+        return
     config.pluginmanager.register(Heartbeat.to_terminal(config), "test-heartbeat")
 
 
@@ -38,10 +47,16 @@ def original_checkpoints(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke_artifacts(tmp_path_factory):
+def smoke_artifacts(tmp_path_factory, pytestconfig):
     """One artifacts folder for every end-to-end run of the default smoke profile in this session.
 
     The first run builds the stages (about 2 min on 2 cores); later runs reuse them, as a user's rerun does,
-    each checked against its content record (chain of custody), so reusing them tests nothing less.
+    each checked against its content record (chain of custody), so reusing them tests nothing less. With
+    pytest-xdist every worker gets the same folder: the suite's lock on it makes a second run wait for the first
+    and then reuse what it built, as two users' runs on one folder do.
     """
-    return tmp_path_factory.mktemp("smoke-artifacts")
+    base = tmp_path_factory.getbasetemp()
+    if hasattr(pytestconfig, "workerinput"):  # each worker's folder is one below the run's
+        base = base.parent
+    (base / "smoke-artifacts").mkdir(exist_ok=True)
+    return base / "smoke-artifacts"

@@ -2,7 +2,8 @@
 
 pytest prints a test's outcome only when it ends; the end-to-end tests run for minutes. While a test (its setup,
 call and teardown, so a session fixture built on its behalf too) has run for ``first`` seconds, and every
-``every`` seconds after, a thread writes one line naming it::
+``every`` seconds after, a thread writes one line naming it (with pytest-xdist, the controller does, for every
+test its workers run: it hears of each test's start and end)::
 
     ... still running tests/test_cli_chain.py::test_chain (30 s)
 
@@ -26,7 +27,7 @@ class Heartbeat:
         self.fd = fd
         self.first = first
         self.every = every
-        self._test: tuple[str, float] | None = None
+        self._running: dict[str, float] = {}  # test id -> when it started
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="test-heartbeat", daemon=True)
@@ -41,15 +42,13 @@ class Heartbeat:
         with capture.global_and_fixture_disabled():
             return cls(os.dup(1), **timing)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
         with self._lock:
-            self._test = (item.nodeid, time.monotonic())
-        try:
-            return (yield)
-        finally:
-            with self._lock:
-                self._test = None
+            self._running[nodeid] = time.monotonic()
+
+    def pytest_runtest_logfinish(self, nodeid: str, location) -> None:
+        with self._lock:
+            self._running.pop(nodeid, None)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.close()
@@ -60,22 +59,21 @@ class Heartbeat:
         os.close(self.fd)
 
     def _beat(self) -> None:
-        said: tuple[str, int] | None = None  # (test, its last whole interval announced)
+        said: dict[str, int] = {}  # test id -> its last whole interval announced
         while not self._stop.wait(min(1.0, self.every / 4)):
+            now = time.monotonic()
             with self._lock:
-                test = self._test
-            if test is None:
-                continue
-            nodeid, start = test
-            ran = time.monotonic() - start
-            if ran < self.first:
-                continue
-            interval = int((ran - self.first) // self.every)
-            if said == (nodeid, interval):
-                continue
-            said = (nodeid, interval)
-            try:
-                os.write(self.fd, f"\n... still running {nodeid} ({self.first + interval * self.every:.0f} s)\n"
-                         .encode())
-            except OSError:  # the terminal went away; the tests go on
-                return
+                running = dict(self._running)
+            said = {nodeid: interval for nodeid, interval in said.items() if nodeid in running}
+            for nodeid, start in running.items():
+                if now - start < self.first:
+                    continue
+                interval = int((now - start - self.first) // self.every)
+                if said.get(nodeid) == interval:
+                    continue
+                said[nodeid] = interval
+                try:
+                    os.write(self.fd, f"\n... still running {nodeid} ({self.first + interval * self.every:.0f} s)\n"
+                             .encode())
+                except OSError:  # the terminal went away; the tests go on
+                    return
