@@ -40,11 +40,11 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch-installed
 smoke: install
 	$(BIN)/python -m pytest acceptance/ --allow-incomplete
 
-# tests/ in two pytest-xdist workers: its time is mostly started suites and CLIs, one process each, so two keep
-# 2 cores busy (TEST_WORKERS=1 runs them one after another; -n 0 is plain pytest).
+# tests/ in two pytest-xdist workers, a test file at a time each (the slow files first: tests/conftest.py): its
+# time is mostly started suites and CLIs, one process each, so two keep 2 cores busy (TEST_WORKERS=0: plain pytest).
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest tests/ -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest tests/ -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/python -m pytest acceptance/ --allow-incomplete
 
 clean:

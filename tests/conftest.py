@@ -23,6 +23,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Heartbeat.to_terminal(config), "test-heartbeat")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first, each file's tests kept together and in order: with two workers (make test,
+    ``--dist loadfile``) the longest files start at once instead of one of them ending the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the order within each part stays
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run ``virnucpro ARGS`` in-process; returns ``(exit status, stdout, stderr)``."""
