@@ -13,6 +13,7 @@ terminal while the test's own output stays captured, and no capfd/capsys asserti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -37,9 +38,7 @@ class Heartbeat:
     def to_terminal(cls, config: pytest.Config, **timing: float) -> Heartbeat:
         """A heartbeat writing to the terminal pytest writes to (a duplicate of fd 1 taken with capture off)."""
         capture = config.pluginmanager.get_plugin("capturemanager")
-        if capture is None:
-            return cls(os.dup(1), **timing)
-        with capture.global_and_fixture_disabled():
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             return cls(os.dup(1), **timing)
 
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripts import imported_script
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("train", "evaluate", "stream", "smoke-train")
@@ -17,17 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 def _tiny_split(directory: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from scale import write_features
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    from virnucpro_core.split.make import make_split
-
-    write_features(directory / "features", 400, 64, shard_rows=1000, seed=1)
-    make_split(sorted((directory / "features").glob("viral_*.pt")), sorted((directory / "features").glob("host_*.pt")),
-               out_dir=directory / "split")
-    return directory / "split"
+    """A 400-sample split at 64-d, made as the benchmark makes its stream split (scale.py is what it imports)."""
+    with imported_script("benchmarks/scale.py"), imported_script("benchmarks/contention.py") as contention:
+        return contention.stream_split(directory, 400, 64)
 
 
 def test_contention_measures_each_cell_quiet_and_busy(tmp_path):
