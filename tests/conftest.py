@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +69,22 @@ def smoke_artifacts(tmp_path_factory, pytestconfig):
         base = base.parent
     (base / "smoke-artifacts").mkdir(exist_ok=True)
     return base / "smoke-artifacts"
+
+
+@pytest.fixture(scope="session")
+def smoke_copy(smoke_artifacts) -> Callable[[Path], Path]:
+    """``smoke_copy(dest)``: a copy of ``smoke_artifacts`` as it stands, for a run that must not touch the shared
+    folder (one it interrupts, one whose lock it checks). Taken under the folder's lock, so never in the middle
+    of a run: the copy holds the stages finished so far, each checked against its content record when reused;
+    a run on it builds the rest, so what it tests does not depend on what the session built before it."""
+    from virnucpro_core.gate.lock import LOCK_NAME, ArtifactsLock
+
+    def copy(dest: Path) -> Path:
+        lock = ArtifactsLock(smoke_artifacts).acquire(announce=lambda _text: None)
+        try:
+            shutil.copytree(smoke_artifacts, dest, ignore=shutil.ignore_patterns(LOCK_NAME))
+        finally:
+            lock.release()
+        return dest
+
+    return copy

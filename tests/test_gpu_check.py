@@ -21,12 +21,14 @@ def gc():
 
 
 @pytest.fixture(scope="module")
-def cpu_run(tmp_path_factory):
-    """``tools/gpu_check.sh --cpu`` as a user runs it (about a minute and a half on 2 cores)."""
+def cpu_run(tmp_path_factory, smoke_copy):
+    """``tools/gpu_check.sh --cpu`` as a user runs it after ``make smoke`` (its suite step reuses a copy of the
+    session's smoke stages, as ``--artifacts artifacts/acceptance/smoke`` would: about 40 s on 2 cores)."""
     out = tmp_path_factory.mktemp("gpu_check")
+    artifacts = smoke_copy(tmp_path_factory.mktemp("gpu_check_artifacts") / "smoke")
     done = subprocess.run(
-        [str(SCRIPT), "--cpu", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHON": sys.executable},
+        [str(SCRIPT), "--cpu", "--out", str(out), "--artifacts", str(artifacts)], cwd=REPO, capture_output=True,
+        text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable},
     )  # fmt: skip
     return done, out, json.loads((out / "summary.json").read_text(encoding="utf-8"))
 

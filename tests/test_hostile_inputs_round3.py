@@ -3,8 +3,9 @@
 Outcome classes as in ``test_hostile_inputs.py``: one clear message with the
 documented exit status (2 for the CLI, 4 for a bad suite option), nothing of
 the user's lost, no traceback; or a correct output. Suite cases stop before
-any stage runs (a bad option, a held lock) or right after the first one starts
-(Ctrl-C), so the module stays within seconds per case.
+any stage runs (a bad option, a held lock) or once training starts on a copy of
+the session's smoke stages (Ctrl-C), so the module stays within seconds per case,
+but for kill -9 at each stage, which builds every stage anew.
 """
 
 from __future__ import annotations
@@ -289,12 +290,14 @@ def test_a_second_run_on_the_same_artifacts_waits_for_the_first(tmp_path):
             second.communicate()
 
 
-def test_ctrl_c_exits_2_writes_no_verdict_and_keeps_the_earlier_reports(tmp_path):
+def test_ctrl_c_exits_2_writes_no_verdict_and_keeps_the_earlier_reports(tmp_path, smoke_copy):
     reports = tmp_path / "reports"
     earlier = _earlier_reports(reports)
+    # The session's smoke stages, copied: the run reuses the extractions and starts training within seconds.
+    art = smoke_copy(tmp_path / "art")
     # A job started in the background (`cmd &`, as some CI runners start it) inherits SIGINT ignored, and Python
     # then never turns it into KeyboardInterrupt: give the suite the terminal's default, as a user's shell does.
-    run = suite("--artifacts", str(tmp_path / "art"), "--html", str(reports / "acceptance.html"), "-s",
+    run = suite("--artifacts", str(art), "--html", str(reports / "acceptance.html"), "-s",
                 "--max-epochs", "1", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen, deadline = "", time.monotonic() + 240
     # Interrupted while it trains (the gate's two MLPs, in worker processes): the stage Ctrl-C most often meets.
@@ -311,7 +314,7 @@ def test_ctrl_c_exits_2_writes_no_verdict_and_keeps_the_earlier_reports(tmp_path
     # This run wrote no verdict; the earlier run's reports (which name their own run) stay whole, nothing half
     # written beside them: reports are moved in only when all of a run's are finished.
     assert {p.name: p.read_text() for p in reports.iterdir()} == earlier, "the earlier reports were touched"
-    assert ArtifactsLock(tmp_path / "art").acquire(announce=lambda _t: None, timeout=0), "the lock was released"
+    assert ArtifactsLock(art).acquire(announce=lambda _t: None, timeout=0), "the lock was released"
 
 
 # --------------------------------------------------------------------------- identical feature rows
@@ -388,12 +391,9 @@ def _numbers(reports: Path, artifacts: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_kill_9_at_each_stage_then_a_rerun_gives_the_numbers_of_a_clean_run(tmp_path):
+def test_kill_9_at_each_stage_then_a_rerun_gives_the_numbers_of_a_clean_run(tmp_path, smoke_artifacts):
     options = ["-s", "--max-epochs", "3", "--bench-runs", "1", "--bench-warmup", "0", "--allow-incomplete"]
-    clean = suite(*options, "--artifacts", str(tmp_path / "clean"), "--html", str(tmp_path / "a" / "acceptance.html"))
-    out, err = clean.communicate(timeout=1200)
-    assert clean.returncode == 0, out[-3000:] + err[-2000:]
-    killed = tmp_path / "killed"
+    killed = tmp_path / "killed"  # empty: every stage is built here, by runs killed one after another
     for stage in KILL_AT:
         run = suite(*options, "--artifacts", str(killed), "--html", str(tmp_path / "b" / "acceptance.html"),
                     start_new_session=True)
@@ -409,7 +409,12 @@ def test_kill_9_at_each_stage_then_a_rerun_gives_the_numbers_of_a_clean_run(tmp_
     out, err = rerun.communicate(timeout=1200)
     assert rerun.returncode == 0, out[-3000:] + err[-2000:]
     assert "reused" in out, "finished stages are reused after a kill"
-    assert _numbers(tmp_path / "b", killed) == _numbers(tmp_path / "a", tmp_path / "clean")
+    # The clean run: on the session's smoke folder, whose stages were built by uninterrupted runs (what it lacks,
+    # this run builds; its lock makes it wait for another test's run there).
+    clean = suite(*options, "--artifacts", str(smoke_artifacts), "--html", str(tmp_path / "a" / "acceptance.html"))
+    out, err = clean.communicate(timeout=1200)
+    assert clean.returncode == 0, out[-3000:] + err[-2000:]
+    assert _numbers(tmp_path / "b", killed) == _numbers(tmp_path / "a", smoke_artifacts)
 
 
 def test_a_view_made_with_relative_paths_is_used_from_another_directory(tmp_path, run_cli, monkeypatch):
