@@ -42,10 +42,15 @@ smoke: install
 
 # tests/ in two pytest-xdist workers, a test file at a time each (the slow files first: tests/conftest.py): its
 # time is mostly started suites and CLIs, one process each, so two keep 2 cores busy (TEST_WORKERS=0: plain pytest).
+# Their end-to-end runs build the smoke stages once, into $(TEST_SMOKE), emptied first so nothing of an earlier
+# run or older code is reused; the smoke suite then runs as `make smoke` does on those stages (each reused stage
+# is checked against its content record), instead of building them all a second time.
 TEST_WORKERS ?= 2
+TEST_SMOKE := artifacts/make-test
 test: install
-	$(BIN)/python -m pytest tests/ -n $(TEST_WORKERS) --dist loadfile
-	$(BIN)/python -m pytest acceptance/ --allow-incomplete
+	rm -rf $(TEST_SMOKE)
+	VIRNUCPRO_TEST_SMOKE_ARTIFACTS=$(CURDIR)/$(TEST_SMOKE) $(BIN)/python -m pytest tests/ -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest acceptance/ --allow-incomplete --artifacts $(TEST_SMOKE)
 
 clean:
 	rm -rf $(VENV) artifacts reports .pytest_cache

@@ -62,13 +62,18 @@ def smoke_artifacts(tmp_path_factory, pytestconfig):
     The first run builds the stages (about 2 min on 2 cores); later runs reuse them, as a user's rerun does,
     each checked against its content record (chain of custody), so reusing them tests nothing less. With
     pytest-xdist every worker gets the same folder: the suite's lock on it makes a second run wait for the first
-    and then reuse what it built, as two users' runs on one folder do.
+    and then reuse what it built, as two users' runs on one folder do. ``make test`` names the folder
+    (``VIRNUCPRO_TEST_SMOKE_ARTIFACTS``, emptied first) so that its closing smoke run reuses these stages.
     """
-    base = tmp_path_factory.getbasetemp()
-    if hasattr(pytestconfig, "workerinput"):  # each worker's folder is one below the run's
-        base = base.parent
-    (base / "smoke-artifacts").mkdir(exist_ok=True)
-    return base / "smoke-artifacts"
+    if os.environ.get("VIRNUCPRO_TEST_SMOKE_ARTIFACTS"):  # make test's (emptied before the tests start)
+        folder = Path(os.environ["VIRNUCPRO_TEST_SMOKE_ARTIFACTS"])
+    else:
+        base = tmp_path_factory.getbasetemp()
+        if hasattr(pytestconfig, "workerinput"):  # each worker's folder is one below the run's
+            base = base.parent
+        folder = base / "smoke-artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
