@@ -40,7 +40,8 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch-installed
 smoke: install
 	$(BIN)/python -m pytest acceptance/ --allow-incomplete
 
-# tests/ in two pytest-xdist workers, a test file at a time each (the slow files first: tests/conftest.py): its
+# tests/ in two pytest-xdist workers, a test file at a time each, the slow files first (tests/conftest.py sorts them;
+# --no-loadscope-reorder keeps that order, where xdist would start with the files that hold the most tests): its
 # time is mostly started suites and CLIs, one process each, so two keep 2 cores busy (TEST_WORKERS=0: plain pytest).
 # Their end-to-end runs build the smoke stages once, into $(TEST_SMOKE), emptied first so nothing of an earlier
 # run or older code is reused; the smoke suite then runs as `make smoke` does on those stages (each reused stage
@@ -49,7 +50,7 @@ TEST_WORKERS ?= 2
 TEST_SMOKE := artifacts/make-test
 test: install
 	rm -rf $(TEST_SMOKE)
-	VIRNUCPRO_TEST_SMOKE_ARTIFACTS=$(CURDIR)/$(TEST_SMOKE) $(BIN)/python -m pytest tests/ -n $(TEST_WORKERS) --dist loadfile
+	VIRNUCPRO_TEST_SMOKE_ARTIFACTS=$(CURDIR)/$(TEST_SMOKE) $(BIN)/python -m pytest tests/ -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	$(BIN)/python -m pytest acceptance/ --allow-incomplete --artifacts $(TEST_SMOKE)
 
 clean:
