@@ -26,17 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Heartbeat.to_terminal(config), "test-heartbeat")
 
 
-# The two longest files, one per worker from the start of make test: the profiles (their first test builds the
-# shared smoke stages, which later files reuse or copy) and kill -9 at each stage (about 2.5 min of its own runs).
-FIRST = ("test_acceptance_profiles.py", "test_hostile_inputs_round3.py")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The two longest files, then the other slow end-to-end tests, then the rest; each file's tests together and
-    in order. With two workers (make test: ``--dist loadfile --no-loadscope-reorder``) the longest start at once
-    instead of one of them ending the run alone."""
-    # stable: the order within each part stays
-    items.sort(key=lambda item: (item.path.name not in FIRST, item.get_closest_marker("slow") is None))
+    """The slow end-to-end tests first, each file's tests kept together and in order. With two workers (make test,
+    ``--dist loadfile``) xdist hands out the files with the most tests first; within a file the slow tests still
+    come first, so kill -9 at each stage (about 2.5 min) starts with its file instead of ending it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the order within each part stays
 
 
 @pytest.fixture
