@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,23 @@ def test_cpu_rehearsal_summary_holds_the_numbers(cpu_run):
     assert report["verdict"]["status"] == gate["verdict"]
     assert summary["environment"]["torch"] and summary["environment"]["device"] == "cpu"
     assert (out / "nvidia-smi.txt").is_file()
+
+
+def test_without_artifacts_the_suite_gets_a_temporary_folder_removed_at_the_end(gc, tmp_path, monkeypatch, capsys):
+    """What the rehearsal above does not use (it passes --artifacts): the default, a folder of its own."""
+    seen = []
+
+    def fake_run_step(step, out, env):
+        folder = Path(step.command[step.command.index("--artifacts") + 1])
+        seen.append((folder, folder.is_dir()))
+        return gc.StepResult(step.name, gc.PASSED, 0, 0.1, step.limit_s, "", f"{step.name}.log", [])
+
+    monkeypatch.setattr(gc, "run_step", fake_run_step)
+    gc.main(["--cpu", "--out", str(tmp_path / "out"), "--steps", "suite"])
+    [(folder, existed)] = seen
+    assert existed and folder.name.startswith("gpu_check_artifacts_"), folder
+    assert not folder.exists(), "the temporary artifacts folder is removed at the end"
+    assert "suite" in capsys.readouterr().out
 
 
 def test_a_step_past_its_limit_is_stopped_and_says_so(gc, tmp_path):
