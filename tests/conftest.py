@@ -64,9 +64,9 @@ def smoke_artifacts(tmp_path_factory, pytestconfig):
     each checked against its content record (chain of custody), so reusing them tests nothing less. With
     pytest-xdist every worker gets the same folder: the suite's lock on it makes a second run wait for the first
     and then reuse what it built, as two users' runs on one folder do. ``make test`` names the folder
-    (``VIRNUCPRO_TEST_SMOKE_ARTIFACTS``, emptied first) so that its closing smoke run reuses these stages.
+    (``VIRNUCPRO_TEST_SMOKE_ARTIFACTS``): the one its smoke suite has just built, cold, before tests/ start.
     """
-    if os.environ.get("VIRNUCPRO_TEST_SMOKE_ARTIFACTS"):  # make test's (emptied before the tests start)
+    if os.environ.get("VIRNUCPRO_TEST_SMOKE_ARTIFACTS"):  # make test's, built by its smoke suite just before
         folder = Path(os.environ["VIRNUCPRO_TEST_SMOKE_ARTIFACTS"])
     else:
         base = tmp_path_factory.getbasetemp()
