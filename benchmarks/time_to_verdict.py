@@ -8,12 +8,13 @@ What the README's quickstart table states, measured the way a user meets it:
 * ``cached`` — ``make smoke`` again: every stage reused, the bootstrap, evidence
   tables and timed runs recomputed;
 
-* ``test``   — ``make test`` (with ``--steps smoke,test``): tests/ and the smoke suite, on no artifacts;
+* ``test``   — ``make test`` (``--steps test``, or ``smoke,test``): the smoke suite, cold, then tests/;
 
 first with no busy process of ours ("quiet"), then the same beside one
 ``python -c "while True: pass"`` ("busy"; the artifacts are removed before each
-cold run and before ``make test``, so each is cold again). Each row keeps the 1-minute load average before and
-after: on a shared machine "quiet" means "no busy process of ours", not idle.
+cold run and before ``make test``, so each is cold again). Each row keeps the
+1-minute load average before and after: on a shared machine "quiet" means "no
+busy process of ours", not idle.
 ``OMP_NUM_THREADS`` is removed from the environment, as on a user's machine.
 Not a timed test; nothing here is asserted anywhere.
 

@@ -60,8 +60,8 @@ def original_checkpoints(tmp_path_factory):
 def smoke_artifacts(tmp_path_factory, pytestconfig):
     """One artifacts folder for every end-to-end run of the default smoke profile in this session.
 
-    The first run builds the stages (about 1 min 15 s on 2 quiet cores); later runs reuse them, as a user's rerun does,
-    each checked against its content record (chain of custody), so reusing them tests nothing less. With
+    The first run builds the stages (about 1 min 15 s on 2 quiet cores); later runs reuse them, as a user's rerun
+    does, each checked against its content record (chain of custody), so reusing them tests nothing less. With
     pytest-xdist every worker gets the same folder: the suite's lock on it makes a second run wait for the first
     and then reuse what it built, as two users' runs on one folder do. ``make test`` names the folder
     (``VIRNUCPRO_TEST_SMOKE_ARTIFACTS``): the one its smoke suite has just built, cold, before tests/ start.
