@@ -66,8 +66,8 @@ def smoke_artifacts(tmp_path_factory, pytestconfig):
     and then reuse what it built, as two users' runs on one folder do. ``make test`` names the folder
     (``VIRNUCPRO_TEST_SMOKE_ARTIFACTS``): the one its smoke suite has just built, cold, before tests/ start.
     """
-    if os.environ.get("VIRNUCPRO_TEST_SMOKE_ARTIFACTS"):  # make test's, built by its smoke suite just before
-        folder = Path(os.environ["VIRNUCPRO_TEST_SMOKE_ARTIFACTS"])
+    if named := os.environ.get("VIRNUCPRO_TEST_SMOKE_ARTIFACTS"):  # make test's, built by its smoke suite just before
+        folder = Path(named)
     else:
         base = tmp_path_factory.getbasetemp()
         if hasattr(pytestconfig, "workerinput"):  # each worker's folder is one below the run's
