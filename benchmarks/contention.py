@@ -1,4 +1,4 @@
-"""Contention benchmark: each CPU stage of the MLP at 1 and 2 intra-op threads, quiet and beside a busy process.
+"""Contention benchmark: each CPU stage at 1 and 2 intra-op threads, quiet and beside a busy process.
 
 OpenMP threads wait actively for work; with as many threads as cores, one other
 CPU-bound process on the machine can slow small matrix products by an order of
@@ -13,7 +13,10 @@ torch's default, on VirNucPro's classifier (2048-d FastESM2 features, hidden
   epoch's time (its validation pass included), imports and opening the split not;
 * ``smoke-train`` — ``train_classifier`` to early stopping on the smoke profile's FastESM2 split (the
   ``train.pt`` under ``--smoke-split``, by default the one ``make smoke`` left in artifacts/); its seconds are
-  the training's wall time, and the summary gives each thread count's busy/quiet ratio.
+  the training's wall time, and the summary gives each thread count's busy/quiet ratio;
+* ``extract`` — ``extract_embeddings`` with the smoke profile's three tiny stand-ins (random weights) in turn:
+  64 seeded 300-nt DNA chunks for DNABERT-S, 64 seeded 100-residue proteins for ESM2 3B and FastESM2 (the
+  smoke data's lengths); samples/s counts every model's sequences.
 
 Each (stage, threads, load) cell runs in its own child process with
 ``OMP_NUM_THREADS`` set (a fresh OpenMP pool, as a user's run would have), warms
@@ -43,7 +46,7 @@ from pathlib import Path
 from scale import write_features
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("train", "evaluate", "stream", "smoke-train")
+STAGES = ("train", "evaluate", "stream", "smoke-train", "extract")
 
 CELL_CODE = """
 import json, sys, time, torch
@@ -66,7 +69,20 @@ if stage in ("stream", "smoke-train"):
     sys.exit(0)
 torch.manual_seed(42)
 model = MLPClassifier(dim)
-if stage == "train":
+if stage == "extract":
+    import random
+    from virnucpro_core.extract.embeddings import extract_embeddings
+    from virnucpro_core.models.registry import load_model
+    rng = random.Random(42)
+    dna = [(f"d{i}", "".join(rng.choice("ACGT") for _ in range(300))) for i in range(64)]
+    protein = [(f"p{i}", "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(100))) for i in range(64)]
+    models = [(load_model(name, weights="random", size="tiny", device="cpu"), protein if name != "dnabert_s" else dna)
+              for name in ("dnabert_s", "esm2_3b", "fastesm2_650")]
+    def step():
+        for loaded, records in models:
+            extract_embeddings(loaded, records, progress=False)
+        return 3 * 64
+elif stage == "train":
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=2e-4, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()

@@ -13,7 +13,7 @@ import pytest
 from scripts import imported_script
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("train", "evaluate", "stream", "smoke-train")
+STAGES = ("train", "evaluate", "stream", "smoke-train", "extract")
 pytestmark = pytest.mark.slow
 
 

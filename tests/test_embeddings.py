@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from virnucpro_core import threads
 from virnucpro_core.extract import embeddings as E
 from virnucpro_core.errors import InputError
 from virnucpro_core.models.registry import load_model
@@ -218,3 +220,44 @@ def test_half_precision_returns_float32_close_to_fp32(fastesm):
 def test_empty_sequence_is_an_input_error(fastesm):
     with pytest.raises(InputError, match="empty sequence"):
         E.extract_embeddings(fastesm, [("a", "MKV"), ("b", "")], progress=False)
+
+
+@pytest.fixture
+def threads_seen(monkeypatch):
+    """The intra-op threads each batch was embedded with (``embed_batch`` wrapped), from a count of 2 before."""
+    seen: list[int] = []
+    embed_batch = E.embed_batch
+
+    def recording(loaded, *args):
+        seen.append(torch.get_num_threads())
+        if loaded.size == "tiny":
+            return embed_batch(loaded, *args)
+        return torch.zeros(len(args[0]), loaded.dim)  # a "full" stand-in of the tiny network: only threads matter
+
+    monkeypatch.setattr(E, "embed_batch", recording)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield seen
+    torch.set_num_threads(before)
+
+
+def test_tiny_standins_embed_on_one_thread_and_restore_the_count(fastesm, threads_seen):
+    E.extract_embeddings(fastesm, proteins(8), toks_per_batch=100, progress=False)
+    assert len(threads_seen) > 1 and set(threads_seen) == {1}, threads_seen
+    assert torch.get_num_threads() == 2
+    assert threads.CHOICES["extract (tiny stand-in)"] == threads.ThreadChoice("extract (tiny stand-in)", 1,
+                                                                                "chosen for this stage")
+
+
+def test_real_size_models_embed_with_torch_default_threads(fastesm, threads_seen):
+    full = dataclasses.replace(fastesm, provenance={**fastesm.provenance, "size": "full"})
+    E.extract_embeddings(full, proteins(4), progress=False)
+    assert set(threads_seen) == {2}, threads_seen
+    assert threads.CHOICES["extract"] == threads.ThreadChoice("extract", 2, "torch default")
+
+
+def test_omp_num_threads_wins_over_the_standins_one_thread(fastesm, threads_seen, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    E.extract_embeddings(fastesm, proteins(4), progress=False)
+    assert set(threads_seen) == {2}, threads_seen

@@ -52,3 +52,10 @@ def test_the_environment_line_says_how_many_trainings_ran_at_once(monkeypatch):
     assert threads.describe_choices() == "train 1 (chosen for this stage)"
     threads.PARALLEL["train"] = 2
     assert threads.describe_choices() == "train 1 (chosen for this stage), 2 at once in worker processes"
+
+
+def test_tiny_standins_extract_on_one_thread_real_models_with_torch_default(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    tiny, full = threads.choose(threads.extraction_stage("tiny")), threads.choose(threads.extraction_stage("full"))
+    assert (tiny.stage, tiny.threads, tiny.source) == ("extract (tiny stand-in)", 1, "chosen for this stage")
+    assert (full.stage, full.source) == ("extract", "torch default")

@@ -4,7 +4,12 @@ OpenMP waits actively for work: with as many threads as cores, one other busy
 process on the machine slows small matrix products 12-45x (benchmarks/NOTES.md,
 "Threads under contention"). VirNucPro's MLP trains on batches of 32 rows, far
 too small to gain from a second thread, so training and the MLP's evaluation run
-on one thread; extraction (large transformer matrices) keeps torch's default.
+on one thread. Extraction with a real model (large transformer matrices) keeps
+torch's default. The smoke profile's tiny stand-ins run on one thread
+(:func:`extraction_stage`): at two threads their extraction beside a busy process
+is 2.7x slower than on one, and the speed gate's rounds spread past its
+instability limit; quiet, two threads are 1.6x faster. Steady beats fast on a
+shared runner, and the features are bit-identical either way (benchmarks/NOTES.md).
 The other cores train the other, independent MLPs at the same time, in worker
 processes (:func:`parallel_processes`, ``gate/stages.StageCache.prebuild``).
 The bootstrap and the preprocessing are numpy / pure Python: torch's thread
@@ -24,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 #: Each stage's intra-op threads when the user chose none; ``None`` keeps torch's default (one per core).
-STAGE_THREADS: dict[str, int | None] = {"train": 1, "evaluate": 1, "extract": None}
+STAGE_THREADS: dict[str, int | None] = {"train": 1, "evaluate": 1, "extract": None, "extract (tiny stand-in)": 1}
 
 _user_threads: int | None = None
 
@@ -117,6 +122,11 @@ def stage_threads(stage: str) -> Iterator[ThreadChoice]:
             torch.set_num_threads(before)
 
 
+def extraction_stage(size: str) -> str:
+    """The stage whose threads extraction with a model of this ``size`` (``tiny`` or ``full``) runs with."""
+    return "extract (tiny stand-in)" if size == "tiny" else "extract"
+
+
 def describe_choices() -> str:
     """One line for the environment table: every stage's threads so far, or the rule when none ran yet."""
     if not CHOICES:
@@ -126,5 +136,5 @@ def describe_choices() -> str:
                      for stage, choice in CHOICES.items())
 
 
-__all__ = ["CHOICES", "PARALLEL", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices", "load_average",
-           "parallel_processes", "set_user_threads", "stage_threads", "user_threads"]
+__all__ = ["CHOICES", "PARALLEL", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices",
+           "extraction_stage", "load_average", "parallel_processes", "set_user_threads", "stage_threads", "user_threads"]

@@ -33,6 +33,7 @@ from virnucpro_core.files import sha256_text
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.models.registry import LoadedModel
 from virnucpro_core.models.specs import ESM_POOL_MAX_RESIDUES
+from virnucpro_core.threads import extraction_stage, stage_threads
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,9 @@ def extract_embeddings(
         progress: show a tqdm bar (on a terminal only).
         desc: label of the progress bar.
 
+    The model runs with the intra-op threads :mod:`virnucpro_core.threads`
+    chooses for its size: torch's default for real models, one for tiny stand-ins.
+
     Returns:
         :class:`Embeddings` with float32 CPU data ``[n, dim]``.
 
@@ -239,7 +243,7 @@ def extract_embeddings(
     batches = plan_batches([len(ids) for ids in token_ids], budget, exact_lengths=exact_lengths)
     bar = tqdm(total=len(pairs), desc=desc or f"{loaded.spec.display_name} embeddings", unit="seq",
                disable=not progress or not sys.stderr.isatty())  # in a pipe (a CI log) no redrawn bar
-    with bar:
+    with bar, stage_threads(extraction_stage(loaded.size)):
         for batch in batches:
             data[batch] = embed_batch(loaded, [token_ids[i] for i in batch], [lengths[i] for i in batch])
             bar.update(len(batch))
