@@ -6,10 +6,10 @@ process on the machine slows small matrix products 12-45x (benchmarks/NOTES.md,
 too small to gain from a second thread, so training and the MLP's evaluation run
 on one thread. Extraction with a real model (large transformer matrices) keeps
 torch's default. The smoke profile's tiny stand-ins run on one thread
-(:func:`extraction_stage`): at two threads their extraction beside a busy process
-is 2.7x slower than on one, and the speed gate's rounds spread past its
-instability limit; quiet, two threads are 1.6x faster. Steady beats fast on a
-shared runner, and the features are bit-identical either way (benchmarks/NOTES.md).
+(:func:`extraction_stage`): beside a busy process two threads extract 1.6x
+slower than one and spread the speed gate's rounds past its instability limit;
+on an idle machine they are 2x faster. Steady beats fast on a shared runner, and
+the features are bit-identical either way (benchmarks/NOTES.md).
 The other cores train the other, independent MLPs at the same time, in worker
 processes (:func:`parallel_processes`, ``gate/stages.StageCache.prebuild``).
 The bootstrap and the preprocessing are numpy / pure Python: torch's thread
