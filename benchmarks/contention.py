@@ -4,7 +4,7 @@ OpenMP threads wait actively for work; with as many threads as cores, one other
 CPU-bound process on the machine can slow small matrix products by an order of
 magnitude. This measures what ``virnucpro_core/threads.py`` chooses against
 torch's default, on VirNucPro's classifier (2048-d FastESM2 features, hidden
-512, 2 classes):
+512, 2 classes) and on extraction with the smoke profile's tiny stand-ins:
 
 * ``train``    — SGD steps (lr 2e-4, momentum 0.9, cross-entropy) at VirNucPro's batch 32;
 * ``evaluate`` — inference-mode forward passes over blocks of ``--eval-rows`` rows;

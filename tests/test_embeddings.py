@@ -235,6 +235,7 @@ def threads_seen(monkeypatch):
         return torch.zeros(len(args[0]), loaded.dim)  # a "full" stand-in of the tiny network: only threads matter
 
     monkeypatch.setattr(E, "embed_batch", recording)
+    monkeypatch.setattr(threads, "CHOICES", {})
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -246,7 +247,7 @@ def test_tiny_standins_embed_on_one_thread_and_restore_the_count(fastesm, thread
     E.extract_embeddings(fastesm, proteins(8), toks_per_batch=100, progress=False)
     assert len(threads_seen) > 1 and set(threads_seen) == {1}, threads_seen
     assert torch.get_num_threads() == 2
-    assert threads.CHOICES["extract (tiny stand-in)"] == threads.ThreadChoice("extract (tiny stand-in)", 1,
+    assert threads.CHOICES["tiny stand-in extract"] == threads.ThreadChoice("tiny stand-in extract", 1,
                                                                                 "chosen for this stage")
 
 
@@ -258,6 +259,18 @@ def test_real_size_models_embed_with_torch_default_threads(fastesm, threads_seen
 
 
 def test_omp_num_threads_wins_over_the_standins_one_thread(fastesm, threads_seen, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
     E.extract_embeddings(fastesm, proteins(4), progress=False)
-    assert set(threads_seen) == {2}, threads_seen
+    assert set(threads_seen) == {3}, threads_seen
+    assert threads.CHOICES["tiny stand-in extract"].source == "OMP_NUM_THREADS"
+
+
+def test_the_thread_count_is_restored_when_embedding_fails(fastesm, threads_seen, monkeypatch):
+    def failing(loaded, *args):
+        threads_seen.append(torch.get_num_threads())
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(E, "embed_batch", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        E.extract_embeddings(fastesm, proteins(4), progress=False)
+    assert threads_seen == [1] and torch.get_num_threads() == 2

@@ -57,5 +57,22 @@ def test_the_environment_line_says_how_many_trainings_ran_at_once(monkeypatch):
 def test_tiny_standins_extract_on_one_thread_real_models_with_torch_default(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     tiny, full = threads.choose(threads.extraction_stage("tiny")), threads.choose(threads.extraction_stage("full"))
-    assert (tiny.stage, tiny.threads, tiny.source) == ("extract (tiny stand-in)", 1, "chosen for this stage")
+    assert (tiny.stage, tiny.threads, tiny.source) == ("tiny stand-in extract", 1, "chosen for this stage")
     assert (full.stage, full.source) == ("extract", "torch default")
+
+
+def test_torchrun_ranks_run_on_torchruns_one_thread_unless_the_user_set_omp_num_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.torchrun_choice("extract") == threads.ThreadChoice("extract", 1, "torchrun's default")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert threads.torchrun_choice("extract") == threads.ThreadChoice("extract", 4, "OMP_NUM_THREADS")
+
+
+def test_workers_are_recorded_with_their_threads_and_how_many_ran_at_once(monkeypatch):
+    monkeypatch.setattr(threads, "CHOICES", {})
+    monkeypatch.setattr(threads, "PARALLEL", {})
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads.record_workers("extract", 2, threads.torchrun_choice("extract"))
+    threads.record_workers("train", 1)
+    assert threads.describe_choices() == ("extract 1 (torchrun's default), 2 at once in worker processes; "
+                                          "train 1 (chosen for this stage)")

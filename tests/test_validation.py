@@ -153,14 +153,17 @@ def _genomes(path, n: int, seed: int):
 
 
 @pytest.mark.slow
-def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
+def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path, monkeypatch):
     """--extract-processes 2 on the CPU stands in for two GPUs: `virnucpro extract` under torchrun."""
+    from virnucpro_core import threads
     from virnucpro_core.layouts.virnucpro import load_features
     from virnucpro_core.gate.validation import ExtractedModel
 
     viral, host = _genomes(tmp_path / "viral.fa", 4, 1), _genomes(tmp_path / "host.fa", 4, 2)
     options = dict(viral=[viral], host=[host], weights="random", size="tiny", device="cpu")
     one = ValidationRun(Settings.resolve(artifacts=tmp_path / "one", **options)).features("fastesm2_650", "viral")
+    monkeypatch.setattr(threads, "CHOICES", {})  # what the torchrun ranks ran with, not this process's extraction
+    monkeypatch.setattr(threads, "PARALLEL", {})
     run = ValidationRun(Settings.resolve(artifacts=tmp_path / "two", extract_processes=2, **options))
     two = run.features("fastesm2_650", "viral")
     x, y = load_features(one), load_features(two)
@@ -168,6 +171,8 @@ def test_torchrun_extraction_makes_the_in_process_file_and_is_reused(tmp_path):
     (record,) = run.loaded_models()
     assert record.spec.name == "fastesm2_650" and record.provenance["seed"] == 42 and record.dim == x.dim, record
     assert not run.stages[-1].reused and isinstance(record, ExtractedModel), "no model loaded in-process"
+    assert threads.CHOICES == {"tiny stand-in extract": threads.torchrun_choice("tiny stand-in extract")}
+    assert threads.PARALLEL == {"tiny stand-in extract": 2}, "the report says the ranks' threads and how many ran"
 
     again = ValidationRun(Settings.resolve(artifacts=tmp_path / "two", extract_processes=2, **options))
     assert again.features("fastesm2_650", "viral") == two and again.stages[-1].reused, again.stages

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 #: Each stage's intra-op threads when the user chose none; ``None`` keeps torch's default (one per core).
-STAGE_THREADS: dict[str, int | None] = {"train": 1, "evaluate": 1, "extract": None, "extract (tiny stand-in)": 1}
+STAGE_THREADS: dict[str, int | None] = {"train": 1, "evaluate": 1, "extract": None, "tiny stand-in extract": 1}
 
 _user_threads: int | None = None
 
@@ -122,9 +122,25 @@ def stage_threads(stage: str) -> Iterator[ThreadChoice]:
             torch.set_num_threads(before)
 
 
+def record_workers(stage: str, processes: int, choice: ThreadChoice | None = None) -> None:
+    """For the report: ``stage`` ran in ``processes`` worker processes, each with ``choice`` (default: the stage's)."""
+    CHOICES.setdefault(stage, choice or choose(stage))
+    if processes > 1:
+        PARALLEL[stage] = max(processes, PARALLEL.get(stage, 0))
+
+
+def torchrun_choice(stage: str) -> ThreadChoice:
+    """The threads each torchrun process runs ``stage`` with: the user's ``OMP_NUM_THREADS``, else torchrun's 1.
+
+    torchrun sets ``OMP_NUM_THREADS=1`` in every process it starts when it starts several and the variable is unset.
+    """
+    omp = _omp_threads()
+    return ThreadChoice(stage, omp, "OMP_NUM_THREADS") if omp is not None else ThreadChoice(stage, 1, "torchrun's default")
+
+
 def extraction_stage(size: str) -> str:
     """The stage whose threads extraction with a model of this ``size`` (``tiny`` or ``full``) runs with."""
-    return "extract (tiny stand-in)" if size == "tiny" else "extract"
+    return "tiny stand-in extract" if size == "tiny" else "extract"
 
 
 def describe_choices() -> str:
@@ -137,4 +153,5 @@ def describe_choices() -> str:
 
 
 __all__ = ["CHOICES", "PARALLEL", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices",
-           "extraction_stage", "load_average", "parallel_processes", "set_user_threads", "stage_threads", "user_threads"]
+           "extraction_stage", "load_average", "parallel_processes", "record_workers", "set_user_threads", "stage_threads",
+           "torchrun_choice", "user_threads"]

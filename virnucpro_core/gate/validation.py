@@ -244,6 +244,8 @@ class ValidationRun:
                               on_line=lambda line: log.info("%s: %s", stage, line))
         meta = load_features(out).meta
         self._extracted[(model, meta["dtype"])] = ExtractedModel.from_meta(meta)
+        ranks_stage = threads.extraction_stage(meta["size"])  # for the report: the ranks' threads, torchrun's choice
+        threads.record_workers(ranks_stage, processes, threads.torchrun_choice(ranks_stage))
 
     def merged(self, embedder: str, label: str) -> Path:
         """Merged DNABERT-S ‖ protein features of one class for ``fast`` or ``baseline``."""
@@ -447,8 +449,7 @@ class ValidationRun:
         if self.device().type == "cpu":  # on a GPU they take turns: one device, and its own memory per process
             workers = self.cache.prebuild(jobs, threads.parallel_processes("train", len(jobs)))
             if workers:
-                threads.CHOICES.setdefault("train", threads.choose("train"))  # the workers' threads, for the report
-                threads.PARALLEL["train"] = max(workers, threads.PARALLEL.get("train", 0))
+                threads.record_workers("train", workers)
 
     def trained_on(self, embedder: str, split: SplitResult, stage: str,
                    directory_of: Callable[[str], Path]) -> TrainedModel:
