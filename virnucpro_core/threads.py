@@ -135,7 +135,9 @@ def torchrun_choice(stage: str) -> ThreadChoice:
     torchrun sets ``OMP_NUM_THREADS=1`` in every process it starts when it starts several and the variable is unset.
     """
     omp = _omp_threads()
-    return ThreadChoice(stage, omp, "OMP_NUM_THREADS") if omp is not None else ThreadChoice(stage, 1, "torchrun's default")
+    if omp is not None:
+        return ThreadChoice(stage, omp, "OMP_NUM_THREADS")
+    return ThreadChoice(stage, 1, "torchrun's default")
 
 
 def extraction_stage(size: str) -> str:
@@ -153,5 +155,5 @@ def describe_choices() -> str:
 
 
 __all__ = ["CHOICES", "PARALLEL", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices",
-           "extraction_stage", "load_average", "parallel_processes", "record_workers", "set_user_threads", "stage_threads",
-           "torchrun_choice", "user_threads"]
+           "extraction_stage", "load_average", "parallel_processes", "record_workers", "set_user_threads",
+           "stage_threads", "torchrun_choice", "user_threads"]
