@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from virnucpro_core import custody
+from virnucpro_core.code_identity import code_of
 from virnucpro_core.custody import ContentRecord, changed, digest
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save, sha256_file
@@ -259,7 +260,7 @@ def weights_stage(tmp_path, lines):
 
     def run():
         return cache.cached("train[fast]", {"seed": 42}, lambda key: tmp_path / f"train-{key}", build,
-                            lambda d: torch.load(d / "final.pt")["weight"])
+                            lambda d: torch.load(d / "final.pt")["weight"], code=code_of("train"))
     return run, builds
 
 

@@ -64,6 +64,7 @@ class Settings:
     bench_runs: int = _default("bench_runs")
     bench_warmup: int = _default("bench_warmup")
     rebuild: bool = _default("rebuild")
+    reuse_other_code: bool = _default("reuse_other_code")  # keep stages other code built (listed; verdict not PASS)
     device: str = _default("device")
     require_gpu: bool = _default("require_gpu")
     extract_processes: int | None = _default("extract_processes")  # None: every GPU when several, else this process

@@ -39,10 +39,12 @@ from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OP
 from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.split.records import SplitResult
 from virnucpro_core import threads
-from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord
+from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord, stage_code
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
-from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, merge_features, read_records
+from virnucpro_core.extract.features import (
+    extract_to_file, extract_with_torchrun, extraction_code, merge_features, read_records,
+)  # fmt: skip
 from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
@@ -98,7 +100,8 @@ class ValidationRun:
         self.progress = progress
         self.announce = announce or (lambda line: None)
         self.files = RunFiles()
-        self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files)
+        self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files,
+                                reuse_other_code=settings.reuse_other_code)
         self.results = RunResults()
         self._models: dict[tuple[str, str], Any] = {}  # (name, dtype) -> models.LoadedModel, loaded here
         self._extracted: dict[tuple[str, str], ExtractedModel] = {}  # (name, dtype) of torchrun extractions
@@ -184,7 +187,7 @@ class ValidationRun:
 
         self.results.preprocessed[label] = self.cache.cached(
             f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key), build, PreprocessPaths,
-            frames)
+            frames, code=stage_code("preprocess"))
         return self.results.preprocessed[label]
 
     def extraction_dtype(self, model: str) -> str:
@@ -222,9 +225,12 @@ class ValidationRun:
             self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
                           f"{loaded.device}) ...")
             say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
-            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress,
+            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild,
+                            reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
                             on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"))
         reused = before is not None and out.stat().st_mtime_ns == before
+        if reused and (change := extraction_code().change_from(self.files.meta(out).get("code"))):
+            self.cache.reused_from_other_code(stage, out, change)
         self.cache.record(stage, reused, start, "", detail=str(out))
         self.results.features[(model, label)] = out
         return out
@@ -241,6 +247,7 @@ class ValidationRun:
         extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
                               dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
                               allow_other_model=settings.allow_other_model, rebuild=settings.rebuild,
+                              reuse_other_code=settings.reuse_other_code,
                               on_line=lambda line: log.info("%s: %s", stage, line))
         meta = load_features(out).meta
         self._extracted[(model, meta["dtype"])] = ExtractedModel.from_meta(meta)
@@ -263,7 +270,7 @@ class ValidationRun:
 
             path = self.cache.cached(f"merged[{embedder},{label}]", params,
                                      lambda key: self.paths.merged(embedder, label, key), build,
-                                     lambda d: d / "merged.pt")
+                                     lambda d: d / "merged.pt", code=stage_code("merge"))
         self.results.merged[(embedder, label)] = path
         return path
 
@@ -352,7 +359,8 @@ class ValidationRun:
 
         return self.cache.cached(f"import[{embedder},{label}]", params,
                                  lambda key: self.paths.imported(embedder, label, key), build,
-                                 lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)")
+                                 lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)",
+                                 code=stage_code("import"))
 
     def split(self) -> SplitResult:
         """The test set, made once on the FastESM2 features; same ids for both embedders.
@@ -371,6 +379,7 @@ class ValidationRun:
                                  open_input=self.files.split_input),
             lambda d: load_split(d, inputs_sha256=inputs),
             _split_count,
+            code=stage_code("split"),
         )
         return self.results.splits["fast"]
 
@@ -388,6 +397,7 @@ class ValidationRun:
                                   open_input=self.files.split_input),
             lambda d: load_split(d, inputs_sha256=inputs),
             _split_count,
+            code=stage_code("split"),
         )
         return self.results.splits[embedder]
 
@@ -442,7 +452,7 @@ class ValidationRun:
         config = self.training_config()
         params = {"train": self.files.sha256(split.paths.train), "config": config.to_dict()}
         build = functools.partial(train_into, split.paths.train, config, self.progress)
-        return StageJob(stage, params, directory_of, build)
+        return StageJob(stage, params, directory_of, build, stage_code("train"))
 
     def train_at_once(self, jobs: list[StageJob]) -> None:
         """Build these training stages at once where the cores allow (one intra-op thread each by default)."""

@@ -1,0 +1,113 @@
+"""Code identity: which code made a cached stage, a feature file or a checkpoint, and what changed since."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from virnucpro_core import code_identity as C
+from virnucpro_core.code_identity import RESULTS, CodeIdentity, closure, code_identity, code_of
+from virnucpro_core.gate.stages import StageCache, stage_code
+
+
+def test_a_stage_s_code_is_what_its_module_imports_and_not_the_report():
+    training = code_identity("virnucpro_core.train.training")
+    assert "virnucpro_core/train/training.py" in training.sources
+    assert "virnucpro_core/train/classifier.py" in training.sources, "the MLP's initialisation is training's code"
+    assert not any(path.startswith("virnucpro_core/gate/") for path in training.sources), (
+        "an edit to the report or the gate does not retrain the MLPs")
+    assert not any("compare/" in path or "evaluate/" in path for path in training.sources)
+
+
+def test_function_level_imports_count_and_package_data_follows_its_module():
+    extract = code_of("extract")
+    # registry.py imports the DNABERT-S stand-in's tokenizer inside functions; its files are package data.
+    assert "virnucpro_core/models/dnabert_tokenizer.py" in extract.sources
+    assert any(path.startswith("virnucpro_core/data/dnabert_s_standin_tokenizer/") for path in extract.sources)
+    assert set(extract.libraries) == {"torch", "transformers"}
+
+
+@pytest.mark.parametrize("kind", sorted(RESULTS))
+def test_every_kind_of_result_names_modules_that_exist(kind):
+    roots, _ = RESULTS[kind]
+    assert set(roots) <= set(closure(roots))
+    assert code_of(kind).digest == code_of(kind).digest, "computed once, the same every time"
+
+
+def test_an_unknown_module_is_an_error_not_an_empty_identity():
+    with pytest.raises(ValueError, match="virnucpro_core.nothing"):
+        closure(["virnucpro_core.nothing"])
+
+
+def test_differences_name_the_version_each_changed_file_and_library():
+    old = CodeIdentity("0.1.0", {"virnucpro_core/a.py": "1" * 16, "virnucpro_core/b.py": "2" * 16}, {"torch": "2.13.0"})
+    new = CodeIdentity("0.2.0", {"virnucpro_core/a.py": "3" * 16, "virnucpro_core/c.py": "4" * 16}, {"torch": "2.14.1"})
+    assert new.differences(old) == ["version 0.1.0 → 0.2.0", "virnucpro_core/a.py changed",
+                                    "virnucpro_core/b.py no longer used", "virnucpro_core/c.py added",
+                                    "torch 2.13.0 → 2.14.1"]
+    assert new.change_from(old.to_dict()) == ("built by other code (version 0.1.0 → 0.2.0, virnucpro_core/a.py "
+                                              "changed, virnucpro_core/b.py no longer used and 2 more)")
+    assert new.change_from(new.to_dict()) is None
+    assert new.change_from(None) == "built by an older version, which recorded no code identity"
+    assert CodeIdentity.from_dict(json.loads(json.dumps(new.to_dict()))) == new
+
+
+def _stage(cache, tmp_path, built, code):
+    def build(directory):
+        built.append(directory)
+        (directory / "out.txt").write_text("x")
+
+    return cache.cached("train[fast]", {"p": 1}, lambda key: tmp_path / f"train-{key}", build,
+                        lambda d: (d / "out.txt").read_text(), code=code)
+
+
+def test_a_stage_built_by_other_code_is_rebuilt_with_one_line_naming_what_changed(tmp_path):
+    old = stage_code("train")
+    changed_source = dict(old.sources, **{"virnucpro_core/train/training.py": "0" * 16})
+    new = CodeIdentity(old.version, changed_source, old.libraries)
+    lines, built = [], []
+    _stage(StageCache(rebuild=False, announce=lines.append), tmp_path, built, old)
+    _stage(StageCache(rebuild=False, announce=lines.append), tmp_path, built, old)
+    assert len(built) == 1, "the same code reuses its stage"
+    lines.clear()
+    _stage(StageCache(rebuild=False, announce=lines.append), tmp_path, built, new)
+    assert len(built) == 2
+    assert lines[0] == ("train[fast]: built by other code (virnucpro_core/train/training.py changed); rebuilding ...")
+    (done,) = tmp_path.glob("train-*/stage.json")
+    assert json.loads(done.read_text())["code"] == new.to_dict(), "the stage records the code that built it"
+
+
+def test_a_version_bump_rebuilds_and_reuse_from_other_code_keeps_and_lists_the_stage(tmp_path):
+    old = stage_code("train")
+    bumped = CodeIdentity("9.9.9", old.sources, old.libraries)
+    built = []
+    _stage(StageCache(rebuild=False, announce=lambda line: None), tmp_path, built, old)
+    lines = []
+    keeping = StageCache(rebuild=False, announce=lines.append, reuse_other_code=True)
+    _stage(keeping, tmp_path, built, bumped)
+    assert len(built) == 1, "--reuse-stages-from-other-code keeps it"
+    assert keeping.other_code == [("train[fast]", f"built by other code (version {old.version} → 9.9.9)")]
+    assert "reused anyway (--reuse-stages-from-other-code)" in lines[0]
+    _stage(StageCache(rebuild=False, announce=lines.append), tmp_path, built, bumped)
+    assert len(built) == 2
+    assert f"train[fast]: built by other code (version {old.version} → 9.9.9); rebuilding ..." in lines
+
+
+def test_a_stage_of_the_previous_format_is_rebuilt_as_one_of_unknown_code(tmp_path):
+    built, lines = [], []
+    _stage(StageCache(rebuild=False, announce=lines.append), tmp_path, built, stage_code("train"))
+    (done,) = tmp_path.glob("train-*/stage.json")
+    record = json.loads(done.read_text())
+    del record["code"]
+    record["format"] = 2
+    done.write_text(json.dumps(record))
+    _stage(StageCache(rebuild=False, announce=lines.append), tmp_path, built, stage_code("train"))
+    assert len(built) == 2
+    assert "train[fast]: built by an older version, which recorded no code identity; rebuilding ..." in lines
+
+
+def test_the_report_names_version_source_digest_and_commit():
+    line = C.describe_package()
+    assert line.startswith(f"virnucpro-accept {C.package_identity().version}, source sha256 ")
+    assert "commit " in line and len(C.package_identity().sources) > 50
