@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +116,68 @@ def test_the_report_names_version_source_digest_and_commit():
     line = C.describe_package()
     assert line.startswith(f"virnucpro-accept {C.package_identity().version}, source sha256 ")
     assert "commit " in line and len(C.package_identity().sources) > 50
+
+
+# --------------------------------------------------------------------------- end to end, on a copy of the package
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _repository_copy(dest: Path) -> Path:
+    """The suite and its package copied (the copy's ``virnucpro_core`` is the one its runs import)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("virnucpro_core", "acceptance", "fixtures"):
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    for name in ("conftest.py", "pytest.ini"):
+        shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+def _suite(repo: Path, artifacts: Path, *options: str) -> str:
+    run = subprocess.run([sys.executable, "-m", "pytest", "acceptance/", "-q", "-p", "no:cacheprovider",
+                          "--artifacts", str(artifacts), "--html", str(repo / "reports" / "acceptance.html"),
+                          "--allow-incomplete", *options], cwd=repo, capture_output=True, text=True, timeout=1200,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return run.stdout
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in {path}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.slow
+def test_stages_of_older_code_are_rebuilt_and_only_those(smoke_copy, tmp_path):
+    repo, artifacts = _repository_copy(tmp_path / "repo"), smoke_copy(tmp_path / "artifacts")
+    _suite(repo, artifacts, "-k", "accuracy")  # the copy's stages as this code builds them (reused where they are)
+    weights = {p.parent.name: p.read_bytes() for p in artifacts.glob("train/*/final.pt")}
+
+    # The MLP's initialisation: the gate's two trainings are built again, nothing before them.
+    _edit(repo / "virnucpro_core/train/classifier.py", "nn.init.xavier_uniform_(module.weight)",
+          "nn.init.xavier_normal_(module.weight)")
+    out = _suite(repo, artifacts, "-k", "accuracy")
+    for embedder in ("fast", "baseline"):
+        assert (f"train[{embedder}]: built by other code (virnucpro_core/train/classifier.py changed); "
+                f"rebuilding ...") in out, out
+    assert "split[fast]: reused" in out and "extract[fastesm2_650,viral]: reused" in out, out
+    assert all(p.read_bytes() != weights[p.parent.name] for p in artifacts.glob("train/*/final.pt")
+               if p.parent.name in weights), "the new initialisation trains other weights"
+
+    # How the stand-ins are built: every feature file is extracted again, so both gates judge the same models.
+    _edit(repo / "virnucpro_core/models/registry.py", "torch.manual_seed(seed)", "torch.manual_seed(seed + 1)")
+    out = _suite(repo, artifacts, "-k", "accuracy or speed")
+    for model in ("dnabert_s", "fastesm2_650", "esm2_3b"):
+        assert (f"extract[{model},viral]: built by other code (virnucpro_core/models/registry.py changed); "
+                "extracting again ...") in out, out
+    assert "preprocess[viral]: reused" in out and "train[fast]: built in" in out, out
+
+    # Kept on request: the stages are reused and listed in the banner (the verdict rule: tests/test_verdict.py).
+    _edit(repo / "virnucpro_core/__init__.py", f'__version__ = "{C.package_identity().version}"',
+          '__version__ = "99.0.0"')
+    out = _suite(repo, artifacts, "-k", "accuracy", "--reuse-stages-from-other-code")
+    report = json.loads((repo / "reports" / "acceptance.json").read_text())
+    assert "reused anyway (--reuse-stages-from-other-code)" in out
+    assert "OTHER CODE:" in report["notice"] and "train[fast]: built by other code (version" in report["notice"]
+    assert any("built by other code were reused" in reason for reason in report["verdict"]["reasons"])

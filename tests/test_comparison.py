@@ -256,3 +256,28 @@ def test_an_evaluation_allowed_despite_its_split_is_never_compared():
 def test_baseline_metrics_of_unknown_or_other_lineage_are_refused(metrics):
     with pytest.raises(InputError, match="the two classifiers cannot be compared: .*baseline metrics"):
         compare(make(wrong_at(10)), None, baseline_metrics=metrics, n_bootstrap=0)
+
+
+# --------------------------------------------------------------------------- a drop the test set cannot decide
+
+
+def test_a_drop_within_the_limit_whose_ci_reaches_beyond_it_is_stated_with_the_samples_that_would_decide():
+    # 100 samples: ESM2 3B alone right on 8, FastESM2 alone right on 4 -> drop 0.04 < 0.05, CI upper end ~0.11.
+    fast = make([i not in range(8) for i in range(100)])
+    base = make([i not in range(8, 12) for i in range(100)])
+    c = compare(fast, base, n_bootstrap=400, seed=1)
+    assert c.passed and c.accuracy_drop == pytest.approx(0.04) and c.drop_ci.high > 0.05
+    assert c.undecided
+    # n = z² (p10 + p01 − d²) / (limit − d)² = 1.96² × (0.12 − 0.0016) / 0.01² ≈ 4,549
+    assert c.samples_to_decide() == 4549
+    statement = c.undecided_statement()
+    assert statement.startswith("This test set cannot show that the accuracy drop is below the limit: the drop 0.0400 "
+                                "is within 0.05, but its 95 % CI reaches")
+    assert "The gate's rule (the point estimate) decides the verdict. About 4,549 test samples (this set has 100)" \
+        in statement
+
+
+def test_a_decided_drop_or_a_failed_one_says_nothing_more():
+    assert not compare(make(wrong_at(20)), make(wrong_at(20)), n_bootstrap=50).undecided
+    failed = compare(make(wrong_at(20, 0, 1, 2)), make(wrong_at(20)), n_bootstrap=50)
+    assert not failed.passed and not failed.undecided and failed.undecided_statement() is None

@@ -524,6 +524,9 @@ def extract_with_torchrun(
     argv += ["--allow-other-model"] if allow_other_model else []
     argv += ["--rebuild"] if rebuild else []
     argv += ["--reuse-other-code"] if reuse_other_code else []
+    # The file is the suite's own (its --artifacts folder, under the suite's lock), written by this process's
+    # extraction as often as by a torchrun job: it is replaced whatever wrote it last.
+    argv += ["--force"]
     run_torchrun(argv, processes, on_line=on_line)
     return out
 

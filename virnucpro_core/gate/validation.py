@@ -49,6 +49,7 @@ from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import OURS_MERGED, save_merged, save_view
+from virnucpro_core.layouts.pickles import torch_load
 from virnucpro_core.layouts.virnucpro import Declaration, import_rows, load_features, plan_import
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.hub_cache import model_directory
@@ -216,6 +217,9 @@ class ValidationRun:
         fasta = frames.nucleotide if model == DNA_MODEL else frames.protein
         out = self.paths.features(model, label)
         before = out.stat().st_mtime_ns if out.exists() else None
+        earlier = _code_of_features(out) if before is not None and not self.settings.rebuild else None
+        if earlier is not None and not self.settings.reuse_other_code:
+            self.announce(f"{stage}: {earlier}; extracting again ...")  # the file's code is not this code
         start = time.perf_counter()
         processes = self.extraction_processes()
         if processes > 1:
@@ -229,8 +233,8 @@ class ValidationRun:
                             reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
                             on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"))
         reused = before is not None and out.stat().st_mtime_ns == before
-        if reused and (change := extraction_code().change_from(self.files.meta(out).get("code"))):
-            self.cache.reused_from_other_code(stage, out, change)
+        if reused and earlier is not None:
+            self.cache.reused_from_other_code(stage, out, earlier)
         self.cache.record(stage, reused, start, "", detail=str(out))
         self.results.features[(model, label)] = out
         return out
@@ -572,6 +576,17 @@ class ValidationRun:
 
     def write_stage_log(self) -> None:
         self.cache.write_log(self.paths.stage_log)
+
+
+def _code_of_features(path: Path) -> str | None:
+    """How the code that made the feature file ``path`` differs from this extraction's (None: the same, or a file
+    that cannot be read, which extraction reports itself)."""
+    try:
+        obj = torch_load(path, "feature", mmap=True)
+    except VirNucProError:
+        return None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    return extraction_code().change_from(meta.get("code")) if isinstance(meta, dict) else None
 
 
 def _split_count(split) -> str:
