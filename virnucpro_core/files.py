@@ -14,6 +14,7 @@ from pathlib import Path
 
 from virnucpro_core.custody import remember
 from virnucpro_core.errors import InputError
+from virnucpro_core.input_files import resolved
 
 
 _UMASK = os.umask(0)
@@ -159,10 +160,11 @@ def check_output(
         InputError: with the path, what is wrong and what to do.
     """
     out = Path(path).expanduser()
+    resolved(out, option=option)  # a symlink loop: one message naming the option
     targets = [out] if kind == "file" else [out / name for name in writes]
-    sources = {Path(p).expanduser().resolve() for p in inputs if p is not None}
+    sources = {resolved(p) for p in inputs if p is not None}
     problem = None
-    clobbered = [t for t in targets if t.resolve() in sources]
+    clobbered = [t for t in targets if resolved(t, option=option) in sources]
     if clobbered:
         problem = f"would overwrite the input {clobbered[0]}"
     elif kind == "file" and out.is_dir():

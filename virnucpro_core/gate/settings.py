@@ -25,6 +25,7 @@ from typing import Any
 from virnucpro_core.defaults import MAX_SEED
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import check_output
+from virnucpro_core.input_files import path_problem
 from virnucpro_core.gate.options import SUITE_OPTIONS
 
 log = logging.getLogger("virnucpro.validation")
@@ -147,8 +148,9 @@ class Settings:
             raise InputError("invalid acceptance options: " + "; ".join(problems),
                              fix="see `pytest acceptance/ --help`, group 'VirNucPro FastESM2 acceptance suite'")
         for path in [*viral, *host]:
-            if not path.exists():
-                raise InputError(f"{path}: no such input file", fix=f"check the {inputs}/{name('data_dir')} paths")
+            kind = path_problem(path)  # a pipe, a directory, a link loop: named as what it is, not "no such file"
+            if kind is not None:
+                raise kind.error(path, expected=f"{inputs}: a FASTA file or a merged feature file (.pt)")
         _check_declarations(viral, host, declarations, size, name)
         # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
         from virnucpro_core.evaluate.calibration import parse_prevalence
