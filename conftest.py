@@ -1,8 +1,10 @@
-"""Options of the acceptance suite, and the HTML report's default location.
+"""The acceptance run's start: options checked, the HTML report's place, the --artifacts lock.
 
 The options are the table :data:`virnucpro_core.gate.options.SUITE_OPTIONS` (flags,
-defaults, help texts that state each default); ``acceptance/conftest.py``
-parses them into :class:`virnucpro_core.gate.settings.Settings` by the same table.
+defaults, help texts that state each default), added to pytest by the plugin
+:mod:`virnucpro_core.gate.plugin` (``-p`` in ``pytest.ini``, so that pytest knows
+them before it reads the command line); ``acceptance/conftest.py`` parses them
+into :class:`virnucpro_core.gate.settings.Settings` by the same table.
 """
 
 from __future__ import annotations
@@ -17,9 +19,6 @@ from virnucpro_core.gate.options import SUITE_OPTIONS
 DEFAULT_HTML = Path("reports") / "acceptance.html"
 ARTIFACTS_LOCK = pytest.StashKey["object"]()  # this run's lock of its --artifacts folder
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    SUITE_OPTIONS.add_to(parser)
 
 
 def _runs_acceptance(config: pytest.Config) -> bool:
