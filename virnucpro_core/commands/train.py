@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -105,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     check_output(TrainingPaths(Path(args.out)).history, inputs=inputs, option="--out's history file")
     if Path(args.out).exists():
         print(f"note: {args.out} exists and will be replaced when training ends")
-    set_user_threads(args.threads)
+    capped = set_user_threads(args.threads)
+    if capped:
+        print(capped, file=sys.stderr)
     config = TrainingConfig(
         patience=args.patience,
         save=args.save,

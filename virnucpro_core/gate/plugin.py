@@ -9,16 +9,37 @@ DATA/genomes.fa`` (space-separated, as the README writes it) imported
 folder holds (issue 38). ``pytest.ini`` registers this module with ``-p``
 (``addopts``), which pytest imports before that first pass: the options are
 known, their values are values, and no folder they name is searched for
-``conftest.py``. Free of heavy imports, as ``pytest --help`` loads it.
+``conftest.py``. Being first, it also caps ``OMP_NUM_THREADS`` at the cores
+before any conftest loads torch (:func:`virnucpro_core.threads.cap_environment`).
+Free of heavy imports, as ``pytest --help`` loads it.
 """
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from virnucpro_core.gate.options import SUITE_OPTIONS
+from virnucpro_core.threads import cap_environment
+
+CAPPED = pytest.StashKey[str]()  # the line saying OMP_NUM_THREADS was capped
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add every option of :data:`~virnucpro_core.gate.options.SUITE_OPTIONS` (one group, with its defaults)."""
     SUITE_OPTIONS.add_to(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Before the conftest files load torch: more OpenMP threads than cores are capped at the cores."""
+    capped = cap_environment()
+    if capped:
+        early_config.stash[CAPPED] = capped
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Say once that the threads were capped."""
+    if CAPPED in config.stash:
+        print(config.stash[CAPPED], file=sys.stderr, flush=True)

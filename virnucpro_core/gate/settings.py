@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -211,6 +212,8 @@ def _problems(values: dict[str, Any], name: Callable[[str], str]) -> list[str]:
             problems.append(f"{name(field)} {values[field]} is not a positive integer")
     if not 0 <= values["seed"] <= MAX_SEED:
         problems.append(f"{name('seed')} {values['seed']} is not from 0 to 2**63 - 1")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(values["device"])):
+        problems.append(f"{name('device')} {values['device']!r} is not a device (auto, cpu, cuda or cuda:N)")
     if values["bench_warmup"] < 0:
         problems.append(f"{name('bench_warmup')} {values['bench_warmup']} is negative")
     if not 0 < values["cluster_identity"] <= 1 or not 0 < values["cluster_coverage"] <= 1:
