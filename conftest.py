@@ -17,6 +17,9 @@ import pytest
 from virnucpro_core.gate.options import SUITE_OPTIONS
 
 DEFAULT_HTML = Path("reports") / "acceptance.html"
+# Free space the reports need before a run starts: a smoke run's five files take 0.55 MB, a full run's more (its
+# files table and figures grow with the inputs).
+REPORTS_ROOM = 16 << 20
 ARTIFACTS_LOCK = pytest.StashKey["object"]()  # this run's lock of its --artifacts folder
 
 
@@ -31,7 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _runs_acceptance(config):
         return
     from virnucpro_core.errors import VirNucProError
-    from virnucpro_core.files import check_output
+    from virnucpro_core.files import check_free_space, check_output
+    from virnucpro_core.input_files import check_utf8_name
     from virnucpro_core.gate.acceptance_report import ReportStaging, new_run_id
     from virnucpro_core.gate.lock import ArtifactsLock
     from virnucpro_core.gate.settings import Settings
@@ -52,8 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # unusable --html is one usage error (exit 4) that leaves the earlier reports as they were.
     try:
         config.stash[SETTINGS] = Settings.resolve(**SUITE_OPTIONS.values(config.getoption), name=SUITE_OPTIONS.flag)
+        check_utf8_name(config.option.htmlpath, "--html")
         check_output(config.option.htmlpath, kind="file", option="--html")
         check_output(paths.root, kind="directory", writes=[p.name for p in paths.owned()], option="--html's folder")
+        check_free_space(paths.root, REPORTS_ROOM, what="the run's reports", option="--html")
         # One run at a time per --artifacts: a second one waits here, before it touches any report or stage.
         config.stash[ARTIFACTS_LOCK] = ArtifactsLock(config.stash[SETTINGS].artifacts).acquire(
             lambda text: print(f"acceptance: {text}", file=sys.stderr, flush=True))

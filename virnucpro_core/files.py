@@ -38,6 +38,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp makes owner-only files; give the result the mode a plain open() would.
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
+    except OSError as error:
+        if error.filename is None and error.errno is not None:  # a failed write names no file: name the target
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -76,6 +76,33 @@ def _stat_problem(path: Path, error: OSError) -> PathProblem:
     return NOT_FOUND
 
 
+def printable(text: str) -> str:
+    """``text`` with every byte that was not UTF-8 (kept as a surrogate when read) shown as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def undecodable_bytes(text: str) -> list[str]:
+    """The bytes of ``text`` that were not UTF-8 (read as surrogates), each as ``\\xNN``, in order, once each."""
+    return [f"\\x{ord(c) - 0xDC00:02x}" for c in dict.fromkeys(text) if "\udc80" <= c <= "\udcff"]
+
+
+def check_utf8_name(path: str | os.PathLike, option: str) -> None:
+    """Refuse a path whose name is not valid UTF-8: every report, record and message names its inputs in UTF-8.
+
+    Raises:
+        InputError: naming the option, the name (its bad bytes as ``\\xNN``) and a way round it.
+    """
+    bad = undecodable_bytes(os.fspath(path))
+    if bad:
+        shown = printable(os.fspath(path))
+        raise InputError(
+            f"{option} {shown}: the path is not valid UTF-8 (byte(s) {' '.join(bad)})",
+            expected="a path in UTF-8, which the reports, stage records and messages can name",
+            found=f"{shown} (as Latin-1: {os.fsencode(path).decode('latin-1')})",
+            fix=f"rename it to a UTF-8 name, or make a link with one and pass that (`ln -s $'{shown}' NEW_NAME`)",
+        )
+
+
 def check_readable_file(path: str | os.PathLike, *, expected: str, option: str = "") -> Path:
     """``path`` as a :class:`Path` when it is a readable file.
 

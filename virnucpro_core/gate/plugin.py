@@ -23,8 +23,6 @@ import pytest
 from virnucpro_core.gate.options import SUITE_OPTIONS
 from virnucpro_core.threads import cap_environment
 
-CAPPED = pytest.StashKey[str]()  # the line saying OMP_NUM_THREADS was capped
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add every option of :data:`~virnucpro_core.gate.options.SUITE_OPTIONS` (one group, with its defaults)."""
@@ -32,14 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """Before the conftest files load torch: more OpenMP threads than cores are capped at the cores."""
+def pytest_load_initial_conftests() -> None:
+    """Before the conftest files load torch: more OpenMP threads than cores are capped at the cores, said once."""
     capped = cap_environment()
     if capped:
-        early_config.stash[CAPPED] = capped
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Say once that the threads were capped."""
-    if CAPPED in config.stash:
-        print(config.stash[CAPPED], file=sys.stderr, flush=True)
+        print(capped, file=sys.stderr, flush=True)

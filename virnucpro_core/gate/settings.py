@@ -26,7 +26,7 @@ from typing import Any
 from virnucpro_core.defaults import MAX_SEED
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import check_output
-from virnucpro_core.input_files import path_problem
+from virnucpro_core.input_files import check_utf8_name, path_problem
 from virnucpro_core.gate.options import SUITE_OPTIONS
 
 log = logging.getLogger("virnucpro.validation")
@@ -149,6 +149,7 @@ class Settings:
             raise InputError("invalid acceptance options: " + "; ".join(problems),
                              fix="see `pytest acceptance/ --help`, group 'VirNucPro FastESM2 acceptance suite'")
         for path in [*viral, *host]:
+            check_utf8_name(path, inputs)  # the reports and stage records name every input
             kind = path_problem(path)  # a pipe, a directory, a link loop: named as what it is, not "no such file"
             if kind is not None:
                 raise kind.error(path, expected=f"{inputs}: a FASTA file or a merged feature file (.pt)")
@@ -157,6 +158,9 @@ class Settings:
         from virnucpro_core.evaluate.calibration import parse_prevalence
 
         parse_prevalence(values["viral_prevalence"])
+        for field_name in ("artifacts", "baseline_metrics", "groups_file", *MODEL_FIELDS.values()):
+            if values.get(field_name):  # named in the reports and stage records, which are UTF-8
+                check_utf8_name(values[field_name], name(field_name))
         groups_file = values.pop("groups_file")
         groups_file = Path(groups_file) if groups_file else (SMOKE_GROUPS if profile == "smoke" else None)
         if groups_file is not None and not groups_file.is_file():

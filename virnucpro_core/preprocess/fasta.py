@@ -26,7 +26,7 @@ from typing import Any
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_path
-from virnucpro_core.input_files import DENIED, content_problem, path_problem
+from virnucpro_core.input_files import DENIED, content_problem, path_problem, printable, undecodable_bytes
 
 # IUPAC nucleotide codes (U included); anything else in a nucleotide FASTA is rejected.
 NUCLEOTIDE_ALPHABET = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
@@ -50,17 +50,12 @@ READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, lzma.LZMAError)
 _HEAD = 512
 
 
-def printable(text: str) -> str:
-    """``text`` with every byte that was not UTF-8 (kept as a surrogate when read) shown as ``\\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 def not_utf8(record_id: str) -> str | None:
     """The problem of an id holding bytes that are not UTF-8 (read as surrogates), naming them; ``None`` if none."""
-    if not any("\udc80" <= c <= "\udcff" for c in record_id):
+    bad = " ".join(undecodable_bytes(record_id))
+    if not bad:
         return None
     raw = record_id.encode("utf-8", "surrogateescape")
-    bad = " ".join(f"\\x{c - 0xDC00:02x}" for c in map(ord, dict.fromkeys(record_id)) if 0xDC80 <= c <= 0xDCFF)
     return (f"id '{printable(record_id)}' is not valid UTF-8 (byte(s) {bad}; as Latin-1 it would read "
             f"'{raw.decode('latin-1')}'): ids are kept exactly and never rewritten, so convert the file to UTF-8 "
             "(e.g. `iconv -f LATIN1 -t UTF-8 FILE > NEW`)")
