@@ -175,11 +175,13 @@ class AcceptanceReport:
         html_path = config.getoption("htmlpath", default=None)
         staging = config.stash.get(REPORTS, None)
         terminal = config.pluginmanager.get_plugin("terminalreporter")
+        kept = "the earlier reports (if any) are as they were"
         try:
             if self._unwritten is None and self._sections is not None and html_path and Path(html_path).is_file():
                 finish_html(html_path, self._sections, title=self._title)
             if staging is not None and self._unwritten is None and staging.staged.json.is_file():
-                staging.publish()  # a verdict was written: this run's reports replace the earlier ones
+                kept = "some of the earlier reports may have been replaced, but not the earlier acceptance.json"
+                staging.publish()  # a verdict was written: this run's reports replace the earlier ones (renames)
         except OSError as error:
             self._unwritten = describe_error(error)
         if staging is not None and (self._unwritten is not None or not staging.staged.json.is_file()):
@@ -192,8 +194,7 @@ class AcceptanceReport:
                 terminal.write_sep("=", f"acceptance: the reports could not be written — exit status "
                                         f"{EXIT_CODES['ERROR']}", bold=True, red=True)
                 terminal.write_line(self._unwritten)
-                terminal.write_line("nothing of this run's reports was left behind; the earlier reports (if any) are "
-                                    "as they were")
+                terminal.write_line(f"nothing of this run's reports was left behind; {kept}")
             return
         if terminal is not None:
             for path in self._written:

@@ -94,6 +94,29 @@ def test_an_unreadable_file_is_a_permission_problem_not_a_bad_download(tmp_path,
     assert "download" not in err.replace("nothing needs downloading again", "") and "truncated" not in err, err
 
 
+def test_unreadable_model_weights_are_a_permission_problem_not_a_download_to_redo(tmp_path, run_cli, monkeypatch):
+    import safetensors
+
+    from virnucpro_core.models.registry import write_standin
+
+    model = write_standin("fastesm2_650", "tiny", tmp_path / "fm")
+    weights = model / "model.safetensors"
+    real_access, real_open = input_files.os.access, safetensors.safe_open
+
+    def safe_open(path, *args, **kwargs):  # what the kernel answers a user without read access
+        if Path(path) == weights:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(input_files.os, "access", lambda p, mode: Path(p) != weights and real_access(p, mode))
+    monkeypatch.setattr(safetensors, "safe_open", safe_open)
+    (tmp_path / "p.faa").write_text(">a\nMKVLA\n")
+    code, _, err = run_cli(["extract", "--model", "fastesm2_650", "--model-path", str(model), str(tmp_path / "p.faa"),
+                            "--out", str(tmp_path / "f.pt")])
+    clear_error(code, err, f"{weights}: cannot be read: permission denied", "nothing needs downloading again")
+    assert "re-download" not in err and "truncated" not in err, err
+
+
 # --------------------------------------------------------------------------- what the file holds
 
 

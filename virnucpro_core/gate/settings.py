@@ -42,7 +42,7 @@ DNA_MODEL = "dnabert_s"
 # The setting that names each model's weights (a local directory or a hub id), and the suite's option for it.
 MODEL_FIELDS = {"fastesm2_650": "fast_model", "esm2_3b": "baseline_model", "dnabert_s": "dna_model"}
 MODEL_OPTIONS = {model: SUITE_OPTIONS.flag(field) for model, field in MODEL_FIELDS.items()}
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
+FASTA_SUFFIXES = tuple(f"{name}{packed}" for name in (".fa", ".fasta", ".fna") for packed in ("", ".gz", ".bz2", ".xz"))
 _default = SUITE_OPTIONS.default
 
 

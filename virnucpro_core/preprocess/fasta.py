@@ -1,6 +1,6 @@
 """FASTA files: the one reader (nucleotide and protein files alike) and the writer.
 
-:func:`iter_fasta` reads a file, plain or gzipped, once: it validates every
+:func:`iter_fasta` reads a file, plain or compressed (gzip, bzip2, xz), once: it validates every
 record against an alphabet (:data:`NUCLEOTIDE` for genomes and frames,
 :data:`PROTEIN` for the frames' translations), collects every problem of the
 file and raises them in one :class:`~virnucpro_core.errors.InputError`, and can
@@ -97,7 +97,7 @@ class FastaAlphabet:
 NUCLEOTIDE = FastaAlphabet(
     "nucleotide",
     NUCLEOTIDE_ALPHABET,
-    file="a nucleotide FASTA file (.fa, .fasta, .fna, optionally .gz)",
+    file="a nucleotide FASTA file (.fa, .fasta, .fna; optionally .gz, .bz2 or .xz)",
     expected="'>id' headers, unique ids, non-empty sequences of IUPAC nucleotide codes (ACGTUNRYKMSWBDHV, any case)",
     fix="fix or remove the records named above",
 )
@@ -120,7 +120,8 @@ class FastaRecord:
 
 @dataclass(frozen=True)
 class FastaFile:
-    """A FASTA file read whole, once: its validated records and the sha256 of its bytes (as stored, gzip or not)."""
+    """A FASTA file read whole, once: its validated records and the sha256 of its bytes (as stored, compressed
+    or not)."""
 
     path: Path
     records: list[FastaRecord]
@@ -156,7 +157,7 @@ class _Digesting(io.RawIOBase):
 
 
 def count_records(path: str | os.PathLike) -> int | None:
-    """How many records a FASTA file (plain or gzipped) holds, counting header lines without validating them;
+    """How many records a FASTA file (plain or compressed) holds, counting header lines without validating them;
     None when it cannot be read (the reader then says why)."""
     if path_problem(path) is not None:  # a pipe must not be read here: the reader then says what it is
         return None
@@ -240,15 +241,18 @@ def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
 
 def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, digest: Any = None
                ) -> Iterator[FastaRecord]:
-    """Read and validate a (optionally gzipped) FASTA file, one record at a time.
+    """Read and validate a FASTA file (plain, gzip, bzip2 or xz), one record at a time.
 
     Every problem of the file is collected and reported in one
     :class:`InputError`, raised after the last line: no records, text before
     the first header, empty headers or sequences, duplicate ids (ids equal
     after Unicode NFC normalisation are duplicates: ``café`` composed and
-    decomposed), ids holding control, bidi or zero-width characters, characters
-    outside ``alphabet`` (default :data:`NUCLEOTIDE`: IUPAC nucleotide codes).
-    Records are yielded only while the file has no problem, so a consumer that
+    decomposed), ids holding control, bidi or zero-width characters or bytes
+    that are not UTF-8 (named, never replaced), characters outside ``alphabet``
+    (default :data:`NUCLEOTIDE`: IUPAC nucleotide codes). A path that is no
+    readable file, and a file that is another format (zstd, FASTQ, GenBank,
+    UTF-16, a byte-order mark...), are refused first, naming what they are
+    (:mod:`virnucpro_core.input_files`). Records are yielded only while the file has no problem, so a consumer that
     streams them into outputs sees the error before it can finish (and must
     write its outputs whole or not at all).
 
