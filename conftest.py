@@ -23,7 +23,6 @@ REPORTS_ROOM = 16 << 20
 ARTIFACTS_LOCK = pytest.StashKey["object"]()  # this run's lock of its --artifacts folder
 
 
-
 def _runs_acceptance(config: pytest.Config) -> bool:
     return any(Path(str(arg).split("::")[0]).resolve().is_relative_to(Path(__file__).parent / "acceptance")
                for arg in config.args)

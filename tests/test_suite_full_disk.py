@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from test_hostile_inputs import clear_error
 from virnucpro_core import files
 from virnucpro_core.gate.lock import hold
@@ -55,6 +57,7 @@ def test_a_full_disk_for_the_reports_is_refused_before_the_run(tmp_path):
     assert _reports(reports) == earlier
 
 
+@pytest.mark.slow
 def test_reports_that_cannot_be_written_are_one_error_and_nothing_is_left_behind(tmp_path):
     reports = tmp_path / "reports"
     earlier = _earlier_reports(reports)
@@ -86,6 +89,7 @@ def test_reports_that_cannot_be_written_are_one_error_and_nothing_is_left_behind
         os.close(holder)
 
 
+@pytest.mark.slow
 def test_free_space_is_checked_before_extracting_and_a_failed_stage_runs_once(tmp_path):
     art = tmp_path / "art"
     # The split, then training: each stage asks for DNABERT-S's viral features.

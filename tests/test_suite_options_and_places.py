@@ -59,6 +59,7 @@ def _read_only(folder: Path) -> str:
     return f"chattr -i {folder}"
 
 
+@pytest.mark.slow
 def test_a_stage_in_a_read_only_cache_is_refused_before_it_trains(tmp_path, smoke_copy):
     art = smoke_copy(tmp_path / "shared")  # another user's cache: its finished stages are reused
     (stage,) = (art / "train").glob("fast-*")

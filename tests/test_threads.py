@@ -116,7 +116,8 @@ def test_more_threads_than_cores_are_capped_with_one_line(monkeypatch):
 def _small_split(folder: Path) -> Path:
     folder.mkdir()
     n = 40
-    MergedFeatures([f"r{i}_chunk_1F1" for i in range(n)], torch.randn(n, 12, generator=torch.Generator().manual_seed(0)),
+    data = torch.randn(n, 12, generator=torch.Generator().manual_seed(0))
+    MergedFeatures([f"r{i}_chunk_1F1" for i in range(n)], data,
                    torch.tensor([i % 2 for i in range(n)]), torch.full((n,), 99, dtype=torch.long),
                    {"protein_model": "fastesm2_650"}).save(folder / "train.pt")
     return folder

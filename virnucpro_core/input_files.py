@@ -1,13 +1,16 @@
 """What a path given as an input is, said in words: a file, or a directory, a pipe, a device, a link loop...
 
-Every reader asks :func:`path_problem` before it opens a file, so a user reads
-"is a named pipe" or "is a symlink loop", never "no such file" for a path that
-exists (issue 38). :func:`content_problem` names what a file's first bytes say
-it holds when that is not what a FASTA reader can read (zstd, zip, a UTF-8
-byte-order mark, UTF-16, FASTQ, GenBank, EMBL). :func:`resolved` is
-``Path.resolve`` with a symlink loop as one message instead of Python's
-``RuntimeError``. Free of heavy imports: the CLI checks its paths before it
-loads torch.
+The readers of FASTA, feature, checkpoint and weight files ask
+:func:`path_problem` before they open a file, so a user reads "is a named
+pipe" or "is a symlink loop", never "no such file" for a path that exists, and
+"permission denied", never "re-download" (issue 38). :func:`content_problem`
+names what a file's first bytes say it holds when that is not what a FASTA
+reader can read (zstd, zip, a UTF-8 byte-order mark, UTF-16, FASTQ, GenBank,
+EMBL). :func:`resolved` is ``Path.resolve`` with a symlink loop as one message
+instead of Python's ``RuntimeError``; :func:`folder_files` lists a folder's
+files with every entry that cannot be read, which :func:`refuse_unreadable`
+names; :func:`check_utf8_name` refuses a path that is not UTF-8. Free of heavy
+imports: the CLI checks its paths before it loads torch.
 """
 
 from __future__ import annotations
@@ -101,18 +104,6 @@ def check_utf8_name(path: str | os.PathLike, option: str) -> None:
             found=f"{shown} (as Latin-1: {os.fsencode(path).decode('latin-1')})",
             fix=f"rename it to a UTF-8 name, or make a link with one and pass that (`ln -s $'{shown}' NEW_NAME`)",
         )
-
-
-def check_readable_file(path: str | os.PathLike, *, expected: str, option: str = "") -> Path:
-    """``path`` as a :class:`Path` when it is a readable file.
-
-    Raises:
-        InputError: what the path is instead (missing, a directory, a pipe, a device, a loop, unreadable).
-    """
-    problem = path_problem(path)
-    if problem is not None:
-        raise problem.error(path, expected=expected, option=option)
-    return Path(path)
 
 
 def resolved(path: str | os.PathLike, *, option: str = "") -> Path:

@@ -184,8 +184,8 @@ def _not_the_model(loaded, directory: Path) -> str | None:
     if size in CODE_RUNS_FOR_SIZES:
         return None
     return (f"{directory} is a {loaded.spec.display_name} stand-in's size ({size}: {loaded.dim}-d), not "
-            f"{loaded.spec.display_name} itself ({loaded.spec.dim}-d): its own code is not run (a directory's code runs "
-            "only once our loader has found it to be the real model)")
+            f"{loaded.spec.display_name} itself ({loaded.spec.dim}-d): its own code is not run (a directory's code "
+            "runs only once our loader has found it to be the real model)")
 
 
 def _code_file(directory: Path, reference: str) -> Path:

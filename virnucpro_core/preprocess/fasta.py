@@ -46,7 +46,7 @@ _DECOMPRESSORS = ((b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw)), (b"BZh"
                   (b"\xfd7zXZ\x00", lzma.LZMAFile))
 # What a damaged compressed file raises while it is read.
 READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, lzma.LZMAError)
-# Bytes of a header line read as a file's first bytes, to tell another format from FASTA.
+# How many of a file's first bytes (decompressed) tell another format from FASTA.
 _HEAD = 512
 
 
@@ -252,9 +252,10 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
     (default :data:`NUCLEOTIDE`: IUPAC nucleotide codes). A path that is no
     readable file, and a file that is another format (zstd, FASTQ, GenBank,
     UTF-16, a byte-order mark...), are refused first, naming what they are
-    (:mod:`virnucpro_core.input_files`). Records are yielded only while the file has no problem, so a consumer that
-    streams them into outputs sees the error before it can finish (and must
-    write its outputs whole or not at all).
+    (:mod:`virnucpro_core.input_files`). Records are yielded only while the
+    file has no problem, so a consumer that streams them into outputs sees
+    the error before it can finish (and must write its outputs whole or not
+    at all).
 
     Args:
         path: the file.
