@@ -55,6 +55,7 @@ class AcceptanceReport:
         self._written: list[Path] = []  # this run's reports, staged: said "wrote" once they are in place
         self._session: pytest.Session | None = None
         self._unwritten: str | None = None  # why the reports could not be written (a full disk), once said
+        self._finished = False  # the reports were finished and moved into place (or given up), once
 
     # ------------------------------------------------------------------ collecting
 
@@ -161,20 +162,32 @@ class AcceptanceReport:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        """pytest-html names the page it wrote; name the place it is moved to, not the staging folder."""
-        staging = self.config.stash.get(REPORTS, None)
-        if staging is None or not staging.staged.json.is_file():
-            return
-        for plugin in self.config.pluginmanager.get_plugins():
-            # pytest-html keeps the path it prints in a private attribute; if that changes, its line names the
-            # staging folder and our own "wrote" lines still name the final place.
-            if isinstance(getattr(plugin, "_report_path", None), Path) and plugin._report_path == staging.staged_html:
-                plugin._report_path = staging.html.absolute()
+        """The reports are finished and moved into place here, before pytest-html names its page (its line comes
+        after this hook), which then names the place it is in, not the staging folder."""
+        if self._finish_reports(terminalreporter):
+            staging = self.config.stash.get(REPORTS, None)
+            for plugin in self.config.pluginmanager.get_plugins():
+                # pytest-html keeps the path it prints in a private attribute; if that changes, its line names the
+                # staging folder and our own "wrote" lines still name the final place.
+                if (staging is not None and isinstance(getattr(plugin, "_report_path", None), Path)
+                        and plugin._report_path.resolve() == staging.staged_html.resolve()):  # --html may be relative
+                    plugin._report_path = staging.html.absolute()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        html_path = config.getoption("htmlpath", default=None)
-        staging = config.stash.get(REPORTS, None)
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        """Where no summary was written (an error before it, ``--no-summary``): the reports are finished here."""
+        self._finish_reports(config.pluginmanager.get_plugin("terminalreporter"))
+
+    def _finish_reports(self, terminal) -> bool:
+        """Finish the HTML page and move this run's reports into place (once); ``True`` when they are there.
+
+        A report that cannot be written (a full disk) leaves nothing of this run's behind, says so once and makes
+        the exit status ERROR; "wrote" is said of each report only once it is in place.
+        """
+        if self._finished:
+            return False
+        self._finished = True
+        html_path = self.config.getoption("htmlpath", default=None)
+        staging = self.config.stash.get(REPORTS, None)
         kept = "the earlier reports (if any) are as they were"
         try:
             if self._unwritten is None and self._sections is not None and html_path and Path(html_path).is_file():
@@ -195,10 +208,11 @@ class AcceptanceReport:
                                         f"{EXIT_CODES['ERROR']}", bold=True, red=True)
                 terminal.write_line(self._unwritten)
                 terminal.write_line(f"nothing of this run's reports was left behind; {kept}")
-            return
+            return False
         if terminal is not None:
             for path in self._written:
                 terminal.write_line(f"wrote {staging.final_path(path) if staging is not None else path}")
+        return bool(self._written)
 
     def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
         run_id, started = config.stash.get(RUN_ID, ("", ""))

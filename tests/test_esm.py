@@ -52,8 +52,8 @@ def test_vocab_with_a_repeated_token_is_rejected(tmp_path):
 
 @pytest.mark.parametrize("extra", [lambda i: f"t{i}", lambda i: f"t{i % 1000}"], ids=["unique", "repeated"])
 def test_a_vocab_of_a_million_lines_is_refused_at_once(tmp_path, run_cli, extra):
-    """Issue 38: each token was counted with list.count (quadratic: 10^6 lines ran for hours); now one pass each,
-    and vocab.txt is checked against config.json before a tokenizer is built from it (about a second here)."""
+    """Issue 38: each token was counted with list.count (quadratic: 60,000 lines took 84 s, 10^6 would take hours);
+    now one pass, and vocab.txt is checked against config.json before a tokenizer is built from it."""
     model = write_standin("fastesm2_650", "tiny", tmp_path / "fm")
     (model / "vocab.txt").write_text("\n".join([*ESM2_VOCAB, *map(extra, range(10**6))]))
     (tmp_path / "p.faa").write_text(">a\nMKVLA\n")
