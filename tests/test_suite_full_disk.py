@@ -46,6 +46,7 @@ def _reports(reports: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in reports.iterdir() if not p.name.startswith(".")}
 
 
+@pytest.mark.slow
 def test_a_full_disk_for_the_reports_is_refused_before_the_run(tmp_path):
     reports = tmp_path / "reports"
     earlier = _earlier_reports(reports)

@@ -35,6 +35,7 @@ def test_a_bad_device_is_a_usage_error_and_threads_beyond_the_cores_are_capped(t
     assert "Traceback" not in run.stdout + run.stderr and not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_an_input_whose_name_is_not_utf8_is_refused_before_the_run(tmp_path):
     host = os.fsdecode(bytes(tmp_path) + b"/h\xf4te.fasta")  # Latin-1 "hôte", as an old file system keeps it
     shutil.copyfile(SMOKE / "host.fasta", host)
