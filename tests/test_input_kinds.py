@@ -86,9 +86,13 @@ def test_an_unreadable_file_is_a_permission_problem_not_a_bad_download(tmp_path,
     code, _, err = preprocess(run_cli, path, tmp_path / "out")
     clear_error(code, err, "permission denied", "read access", "nothing needs downloading again")
     monkeypatch.undo()
-    real_open = open
-    monkeypatch.setattr(fasta, "open", lambda p, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission "
-                        "denied", str(p))) if Path(p) == path else real_open(p, *a, **k), raising=False)
+
+    def denied(name, *args, **kwargs):  # os.access agrees, and then opening it fails (an ACL, a race)
+        if Path(name) == path:
+            raise PermissionError(13, "Permission denied", str(name))
+        return open(name, *args, **kwargs)
+
+    monkeypatch.setattr(fasta, "open", denied, raising=False)
     code, _, err = preprocess(run_cli, path, tmp_path / "out")
     clear_error(code, err, "permission denied")
     assert "download" not in err.replace("nothing needs downloading again", "") and "truncated" not in err, err
