@@ -40,7 +40,7 @@ from virnucpro_core.extract.embeddings import (
     extract_embeddings,
     records_sha256,
 )
-from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
+from virnucpro_core.files import atomic_torch_save, atomic_write_text, check_free_space, sha256_text
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, save_features
 from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
 from virnucpro_core.layouts.virnucpro import load_features
@@ -327,6 +327,7 @@ def extract_to_file(
     progress: bool = True,
     on_shard: Callable[[int, int], None] | None = None,
     group: ProcessGroup | None = None,
+    space_option: str | None = None,
 ) -> Path:
     """Embed a FASTA file into a feature file, in resumable shards.
 
@@ -357,6 +358,8 @@ def extract_to_file(
         progress: show progress bars (rank 0 only).
         on_shard: called as ``on_shard(index, total)`` after each of this rank's shards is on disk.
         group: the ranks sharing the work; default: this process alone.
+        space_option: when given, the free space for the shards and the file is checked (:func:`check_room`)
+            before anything is embedded, and a shortage names this option.
 
     Returns:
         ``out_path``.
@@ -368,8 +371,18 @@ def extract_to_file(
     _extract(loaded, lambda: read_records(fasta, loaded.spec.family), fasta, Path(out_path),
              chunk_size=preprocess_chunk_size(fasta), shard_size=shard_size, toks_per_batch=toks_per_batch,
              rebuild=rebuild, reuse_other_code=reuse_other_code, progress=progress, on_shard=on_shard,
-             group=group or ProcessGroup.single())
+             group=group or ProcessGroup.single(), space_option=space_option)
     return Path(out_path)
+
+
+def check_room(out: str | os.PathLike, records: int, dim: int, option: str) -> None:
+    """Refuse an extraction whose shards and file (each record's vector twice) do not fit where ``out`` goes.
+
+    Raises:
+        InputError: naming ``option``, the space needed and the space free.
+    """
+    check_free_space(out, 2 * records * dim * 4 + (1 << 20),
+                     what=f"{records:,} vectors of {dim} floats (its shards, then the file)", option=option)
 
 
 def extract_records(
@@ -411,6 +424,7 @@ def _extract(
     progress: bool,
     on_shard: Callable[[int, int], None] | None,
     group: ProcessGroup,
+    space_option: str | None = None,
 ) -> Embeddings | None:
     """The extraction behind both entry points: the output's contents on rank 0, None on the other ranks."""
     rank = group.rank
@@ -444,6 +458,8 @@ def _extract(
                 input_sha256[:12],
             )
         else:
+            if space_option and rank.is_main:
+                check_room(out, len(pairs), loaded.dim, space_option)
             paths.root.mkdir(parents=True, exist_ok=True)
             if rank.is_main:
                 atomic_write_text(

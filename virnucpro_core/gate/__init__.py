@@ -1,6 +1,8 @@
 """The acceptance run behind ``pytest acceptance/``: options, stages, gates, verdict and reports.
 
 * ``options``, ``settings`` — the suite's options as one table, resolved and checked once;
+* ``plugin`` — the pytest plugin (``-p`` in ``pytest.ini``) that adds those options before pytest reads its
+  command line, so an option's value is never taken for a test path (whose ``conftest.py`` pytest would run);
 * ``validation``, ``stages`` — the cached chain of stages and its typed results;
   the stage cache and the run's input files, each opened and hashed once;
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;

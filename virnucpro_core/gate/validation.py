@@ -222,16 +222,18 @@ class ValidationRun:
             self.announce(f"{stage}: {earlier}; extracting again ...")  # the file's code is not this code
         start = time.perf_counter()
         processes = self.extraction_processes()
-        if processes > 1:
-            self._extract_with_torchrun(stage, model, fasta, out, processes)
-        else:
-            loaded = self.model(model, dtype=self.extraction_dtype(model))
-            self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
-                          f"{loaded.device}) ...")
-            say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
-            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild,
-                            reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
-                            on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"))
+        with self.cache.attempt(stage):  # a failed extraction (a full disk) is not run again by the next stage
+            if processes > 1:
+                self._extract_with_torchrun(stage, model, fasta, out, processes)
+            else:
+                loaded = self.model(model, dtype=self.extraction_dtype(model))
+                self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} "
+                              f"({loaded.provenance['dtype']}, {loaded.device}) ...")
+                say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
+                extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild,
+                                reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
+                                on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"),
+                                space_option="--artifacts")  # free space checked before anything is embedded
         reused = before is not None and out.stat().st_mtime_ns == before
         if reused and earlier is not None:
             self.cache.reused_from_other_code(stage, out, earlier)
