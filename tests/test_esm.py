@@ -173,7 +173,8 @@ def test_fastesm_keys_without_a_default_stay_required(tmp_path, key):
 
 def test_architecture_is_recorded_in_provenance_feature_meta_and_merged_meta(tmp_path):
     from virnucpro_core.extract.embeddings import extract_embeddings
-    from virnucpro_core.extract.features import merge_features, save_features
+    from virnucpro_core.extract.features import save_features
+    from virnucpro_core.extract.merged import merge_features
 
     expected = {
         "model_type": "fast_esm", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,

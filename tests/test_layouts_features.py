@@ -14,7 +14,7 @@ import torch
 import virnucpro_layouts as V
 from virnucpro_core import cli
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.extract.features import merge_features
+from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.layouts import features as L
 from virnucpro_core.layouts import virnucpro as VL
 from virnucpro_core.layouts.pickles import torch_load

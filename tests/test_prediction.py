@@ -20,7 +20,8 @@ from virnucpro_core import cli
 from virnucpro_core.evaluate.aggregation import aggregate_chunks
 from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.extract.features import extract_to_file, merge_features
+from virnucpro_core.extract.features import extract_to_file
+from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.evaluate.predictions import Predictions

@@ -42,9 +42,8 @@ from virnucpro_core import threads
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord, stage_code
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
-from virnucpro_core.extract.features import (
-    extract_to_file, extract_with_torchrun, extraction_code, merge_features, read_records,
-)  # fmt: skip
+from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, extraction_code, read_records
+from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
