@@ -16,6 +16,7 @@ import pytest
 import torch
 from bs4 import BeautifulSoup
 
+from earlier_runs import earlier_reports
 from html_checks import acceptance_json_problems, minus_sign_problems, report_problems
 from virnucpro_layouts import write_data_merge
 
@@ -105,16 +106,15 @@ def test_forced_speed_failure_is_fail_with_next_steps_and_a_complete_report(tmp_
 @CPU_ONLY
 def test_gpu_marker_on_cpu_is_incomplete_once_and_replaces_an_earlier_runs_reports(tmp_path, artifacts):
     reports = tmp_path / "reports"
-    (reports / "assets").mkdir(parents=True)
-    for name in ("comparison.md", "benchmark.json", "acceptance.md", "assets/style.css"):
-        (reports / name).write_text("from an earlier run\n")
+    earlier_reports(reports, ("comparison.md", "benchmark.json", "acceptance.md", "assets/style.css"),
+                    "from an earlier run\n")
     run = acceptance("-m", "gpu", reports=reports, artifacts=artifacts)
     assert run.returncode == 11, f"INCOMPLETE exits 11 without --allow-incomplete\n{run.stdout[-3000:]}"
     report, page, _ = read(reports)
     assert report["verdict"]["status"] == "INCOMPLETE" and len(report["verdict"]["reasons"]) == 1
     assert "no CUDA GPU" in report["verdict"]["reasons"][0] and "CPU-only build" in report["verdict"]["reasons"][0]
-    assert sorted(p.name for p in reports.iterdir()) == ["acceptance.html", "acceptance.json", "acceptance.md"], (
-        "files of the earlier run must be gone")
+    assert sorted(p.name for p in reports.iterdir() if not p.name.startswith(".")) == [
+        "acceptance.html", "acceptance.json", "acceptance.md"], "files of the earlier run must be gone"
     assert "earlier run" not in (reports / "acceptance.md").read_text()
     assert report_problems(page, smoke=True) == []
 

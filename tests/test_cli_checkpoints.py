@@ -17,7 +17,7 @@ import torch
 
 from checkpoint_files import PAYLOADS, TINY, WHERE, appears, fork_checkpoint, hostile_file, run_original
 from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
-from virnucpro_core.extract.features import MergedFeatures
+from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.errors import DimensionError
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import (

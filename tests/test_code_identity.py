@@ -179,5 +179,5 @@ def test_stages_of_older_code_are_rebuilt_and_only_those(smoke_copy, tmp_path):
     out = _suite(repo, artifacts, "-k", "accuracy", "--reuse-stages-from-other-code")
     report = json.loads((repo / "reports" / "acceptance.json").read_text())
     assert "reused anyway (--reuse-stages-from-other-code)" in out
-    assert "OTHER CODE:" in report["notice"] and "train[fast]: built by other code (version" in report["notice"]
+    assert "OTHER CODE:" in report["notice"] and "preprocess[viral]: built by other code (version" in report["notice"]
     assert any("built by other code were reused" in reason for reason in report["verdict"]["reasons"])

@@ -259,6 +259,7 @@ def test_real_size_models_embed_with_torch_default_threads(fastesm, threads_seen
 
 
 def test_omp_num_threads_wins_over_the_standins_one_thread(fastesm, threads_seen, monkeypatch):
+    monkeypatch.setattr(threads, "cpu_count", lambda: 4)  # 3 is within the cores (more would be capped at them)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     E.extract_embeddings(fastesm, proteins(4), progress=False)
     assert set(threads_seen) == {3}, threads_seen

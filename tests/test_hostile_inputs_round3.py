@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from earlier_runs import earlier_reports
 from test_hostile_inputs import _tiny_checkpoint, checkpoint, clear_error, merged_file
 from virnucpro_core import files
 from virnucpro_core.compare.report import markdown_table
@@ -34,7 +35,6 @@ from virnucpro_core.gate.settings import Settings
 from virnucpro_core.gate.verdict import decide_verdict
 from virnucpro_core.layouts import checkpoints
 from virnucpro_core.layouts.features import MergedFeatures
-from virnucpro_core.outputs import ACCEPTANCE, Output, OutputClaim
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.split import make as split_make
 
@@ -226,13 +226,8 @@ def suite(*options: str, **kwargs) -> subprocess.Popen:
 
 
 def _earlier_reports(reports: Path) -> dict[str, str]:
-    """Reports of an earlier run of the suite, recorded as its own (virnucpro_core.outputs)."""
-    names = ("acceptance.html", "acceptance.json", "acceptance.md")
-    with OutputClaim(ACCEPTANCE, [Output(reports, names)], announce=lambda _line: None):
-        reports.mkdir(exist_ok=True)
-        for name in names:
-            (reports / name).write_text(f"an earlier run's {name}\n")
-    return {p.name: p.read_text() for p in reports.iterdir()}
+    earlier_reports(reports)
+    return {p.name: p.read_text() for p in reports.iterdir()}  # the record too: a refused run leaves it as it was
 
 
 @pytest.mark.parametrize(

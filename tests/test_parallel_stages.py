@@ -101,6 +101,7 @@ def test_one_stage_or_one_process_builds_nothing_ahead(tmp_path):
 
 def test_processes_follow_the_cores_and_each_trainings_threads(monkeypatch):
     monkeypatch.setattr(threads, "cpu_count", lambda: 8)
+    monkeypatch.setattr(threads, "_user_threads", None)  # an in-process command's --threads elsewhere in the session
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads.parallel_processes("train", 2) == 2 and threads.parallel_processes("train", 20) == 8
     monkeypatch.setenv("OMP_NUM_THREADS", "4")

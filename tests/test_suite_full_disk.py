@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from earlier_runs import earlier_reports
 from test_hostile_inputs import clear_error
 from virnucpro_core import files
 from virnucpro_core.gate.lock import hold
@@ -36,10 +37,7 @@ def suite(*options: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def _earlier_reports(reports: Path) -> dict[str, str]:
-    reports.mkdir(parents=True, exist_ok=True)
-    for name in ("acceptance.html", "acceptance.json", "acceptance.md"):
-        (reports / name).write_text(f"an earlier run's {name}\n")
-    return {p.name: p.read_text() for p in reports.iterdir() if not p.name.startswith(".")}
+    return earlier_reports(reports)
 
 
 def _reports(reports: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -63,7 +64,10 @@ def _read_only(folder: Path) -> str:
 @pytest.mark.slow
 def test_a_stage_in_a_read_only_cache_is_refused_before_it_trains(tmp_path, smoke_copy):
     art = smoke_copy(tmp_path / "shared")  # another user's cache: its finished stages are reused
-    (stage,) = (art / "train").glob("fast-*")
+    # The stage this run asks for: the one the smoke profile's default settings built (other tests' runs with other
+    # settings may have added more to the shared folder).
+    (stage,) = [p for p in (art / "train").glob("fast-*")
+                if json.loads((p / "stage.json").read_text())["params"]["config"]["max_epochs"] == 200]
     for item in stage.iterdir():  # left unfinished by its owner (killed), read-only to us
         item.unlink()
     undo = _read_only(stage)

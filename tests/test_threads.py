@@ -52,6 +52,8 @@ def test_machine_description_has_cores_and_three_load_averages():
     assert threads.cpu_count() >= 1
     load = threads.load_average()
     assert load == "unknown" or len(load.split()) == 3, load
+    with threads.stage_threads("train"):  # a training in this process (whatever ran before this test)
+        pass
     assert "train" in threads.describe_choices()
 
 
@@ -123,7 +125,7 @@ def _small_split(folder: Path) -> Path:
     return folder
 
 
-def test_train_with_a_thread_count_in_the_tens_of_thousands_trains(tmp_path, run_cli):
+def test_train_with_a_thread_count_in_the_tens_of_thousands_trains(tmp_path, run_cli, monkeypatch):
     """OMP_NUM_THREADS=99999 was a segmentation fault (exit 139), 20000 "libgomp: Thread creation failed": set before
     the process starts, as a user sets it, so that OpenMP reads it as it loads."""
     split = _small_split(tmp_path / "split")
@@ -133,6 +135,7 @@ def test_train_with_a_thread_count_in_the_tens_of_thousands_trains(tmp_path, run
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("note: OMP_NUM_THREADS=99999 is more threads than the") == 1, run.stderr
     assert (tmp_path / "m.pt").is_file()
+    monkeypatch.setattr(threads, "_user_threads", None)  # the in-process command's --threads, undone afterwards
     code, _, err = run_cli(["train", "--features", str(split), "--out", str(tmp_path / "t.pt"), "--max-epochs", "1",
                             "--no-progress", "--threads", "99999"])
     assert code == 0 and err.count("note: --threads 99999 is more threads than the") == 1, err
