@@ -13,7 +13,8 @@ import logging
 
 from virnucpro_core.commands.options import positive_float, positive_int, seed_value
 from virnucpro_core.defaults import (
-    DEVICE, DTYPES, MODELS, RANK_TIMEOUT_S, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
+    DEVICE, DTYPES, EXTRACTION_PATH, EXTRACTION_PATHS, MODELS, RANK_TIMEOUT_S, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH,
+    WEIGHTS,
 )  # fmt: skip
 from virnucpro_core.models.precision import DEFAULT_DTYPE, POLICY
 
@@ -90,6 +91,18 @@ def register(subparsers) -> None:
         + "). Higher values are faster on a GPU but need more memory; lower it after an out-of-memory error",
     )
     parser.add_argument(
+        "--extraction-path",
+        choices=list(EXTRACTION_PATHS),
+        default=EXTRACTION_PATH,
+        help="how the protein model's batches run (default: auto: packed for fastesm2_650 on a CUDA GPU where "
+        "torch.compile works, eager otherwise: on the CPU, for esm2_3b as VirNucPro ran it, for dnabert_s). "
+        "eager: transformers' model on padded batches, no compilation; compiled: torch.compile over a few "
+        "padded widths (one graph each); packed: proteins end to end in rows of the token budget, FlexAttention "
+        "with a document mask, compiled (one graph). Compiling takes a minute or more on first use; inductor keeps "
+        "the kernels for later runs (TORCHINDUCTOR_CACHE_DIR, default a folder in /tmp). The path that ran is "
+        "recorded in the feature file (meta['path']); the vectors agree to fp32 rounding",
+    )
+    parser.add_argument(
         "--shard-size",
         type=positive_int,
         default=SHARD_SIZE,
@@ -121,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
     from virnucpro_core.extract.distributed import ProcessGroup
     from virnucpro_core.extract.features import extract_to_file
+    from virnucpro_core.extract.forward import prepare_path
     from virnucpro_core.files import check_free_space, check_output
     from virnucpro_core.preprocess.fasta import count_records
     from virnucpro_core.layouts.virnucpro import load_features
@@ -157,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
             path_option="--model-path",
             allow_other_model=args.allow_other_model,
         )
+        loaded = prepare_path(loaded, args.extraction_path, budget=args.toks_per_batch)
         if rank.is_main:
             # Shards and the assembled file: each record's vector twice, before hours of embedding, not after.
             records = count_records(args.input)
@@ -179,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
     processes = f", {rank.world_size} processes" if rank.distributed else ""
     print(
         f"{meta['n']} records -> {meta['display_name']} ({meta['weights']} weights, {meta['size']}, {meta['dtype']}, "
-        f"{meta['device']}{processes}, {meta['toks_per_batch']} tokens/batch) -> {meta['dim']}-d vectors"
+        f"{meta['device']}{processes}, {meta['toks_per_batch']} tokens/batch, {meta.get('path', 'eager')} path) -> "
+        f"{meta['dim']}-d vectors"
     )
     print(f"wrote {out}")
     return 0

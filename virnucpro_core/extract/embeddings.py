@@ -115,9 +115,11 @@ def plan_batches(token_lengths: Sequence[int], toks_per_batch: int, *, exact_len
 # --------------------------------------------------------------------------- 3. forward and pooling
 
 
-def collate(token_ids: Sequence[Sequence[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``input_ids`` and ``attention_mask`` (1 = real token)."""
-    width = max(len(ids) for ids in token_ids)
+def collate(
+    token_ids: Sequence[Sequence[int]], pad: int, device: torch.device, *, width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` (1 = real token), ``width`` wide (default: the longest)."""
+    width = width or max(len(ids) for ids in token_ids)
     input_ids = torch.full((len(token_ids), width), pad, dtype=torch.long)
     mask = torch.zeros((len(token_ids), width), dtype=torch.long)
     for row, ids in enumerate(token_ids):
@@ -192,6 +194,7 @@ def embedding_meta(loaded: LoadedModel, *, input_sha256: str, n: int, toks_per_b
         "n": n,
         "device": loaded.device.type,
         "toks_per_batch": toks_per_batch,
+        "path": prov.get("path", "eager"),  # how the network ran (extract/forward.py): eager, compiled or packed
     }
 
 
@@ -240,12 +243,24 @@ def extract_embeddings(
     token_ids = tokenize(loaded, seqs)
     lengths = [len(seq) for seq in seqs]
     data = torch.empty((len(pairs), loaded.dim), dtype=torch.float32)
-    batches = plan_batches([len(ids) for ids in token_ids], budget, exact_lengths=exact_lengths)
+    token_lengths = [len(ids) for ids in token_ids]
     bar = tqdm(total=len(pairs), desc=desc or f"{loaded.spec.display_name} embeddings", unit="seq",
                disable=not progress or not sys.stderr.isatty())  # in a pipe (a CI log) no redrawn bar
+    path = loaded.execution
     with bar, stage_threads(extraction_stage(loaded.size)):
-        for batch in batches:
-            data[batch] = embed_batch(loaded, [token_ids[i] for i in batch], [lengths[i] for i in batch])
-            bar.update(len(batch))
+        if path is None or not path.compiles:  # eager, as it always ran: a copy to the host per batch
+            for batch in plan_batches(token_lengths, budget, exact_lengths=exact_lengths):
+                data[batch] = embed_batch(loaded, [token_ids[i] for i in batch], [lengths[i] for i in batch])
+                bar.update(len(batch))
+        else:
+            # A compiled path (extract/forward.py): every shape compiled before the first batch; vectors stay on
+            # the device until the end, so the host never waits for the GPU between batches.
+            path.warm(loaded, token_lengths, budget)
+            pooled = []
+            for batch in path.plan(token_lengths, budget):
+                pooled.append((batch.indices, path.embed(loaded, token_ids, lengths, batch)))
+                bar.update(len(batch.indices))
+            for indices, vectors in pooled:
+                data[indices] = vectors.to("cpu", torch.float32)
     meta = embedding_meta(loaded, input_sha256=records_sha256(pairs), n=len(pairs), toks_per_batch=budget)
     return Embeddings([rid for rid, _ in pairs], data, torch.tensor(lengths, dtype=torch.long), meta)

@@ -39,6 +39,7 @@ from virnucpro_core.extract.embeddings import (
     extract_embeddings,
     records_sha256,
 )
+from virnucpro_core.extract.forward import ready_for
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, save_features
 from virnucpro_core.layouts.rows import Embeddings, data_sha256
@@ -273,6 +274,7 @@ def cache_key(
         "device": loaded.device.type,
         "toks_per_batch": toks_per_batch,
         "shard_size": shard_size,
+        "path": prov.get("path", "eager"),  # compiled paths round differently (extract/forward.py)
     }
     return sha256_text(json.dumps(params, sort_keys=True)), params
 
@@ -407,6 +409,11 @@ def _extract(
         paths = ShardPaths(out, key)
         starts = list(range(0, len(pairs), shard_size))  # read() gives >= 1 record
         existing = None if rebuild else _finished(out, key)
+        if existing is None and (ready := ready_for(loaded, [seq for _, seq in pairs], budget)) is not loaded:
+            loaded = ready  # its compiled path did not compile here: eager, under eager's key
+            key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
+            paths = ShardPaths(out, key)
+            existing = None if rebuild else _finished(out, key)
         step.value = {"params": params, "finished": existing is not None, "reused": 0}
         if existing is not None:
             log.info(
@@ -472,6 +479,7 @@ def extract_with_torchrun(
     model_path: str | None = None,
     allow_other_model: bool = False,
     rebuild: bool = False,
+    extraction_path: str = "auto",
     on_line: Callable[[str], None] | None = None,
 ) -> Path:
     """What :func:`extract_to_file` writes, made by ``virnucpro extract`` as ``processes`` ranks under torchrun.
@@ -491,6 +499,7 @@ def extract_with_torchrun(
     argv += ["--model-path", str(model_path)] if model_path else []
     argv += ["--allow-other-model"] if allow_other_model else []
     argv += ["--rebuild"] if rebuild else []
+    argv += ["--extraction-path", extraction_path]
     run_torchrun(argv, processes, on_line=on_line)
     return out
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from virnucpro_core.defaults import (
-    CHUNK_SIZE, CLUSTER_COVERAGE, CLUSTER_IDENTITY, DEVICE, HUB_IDS, MAX_ACCURACY_DROP, MAX_EPOCHS, MAX_TIME_RATIO,
-    PATIENCE, RECORD_RULE, SEED, SIZES, VIRAL_PREVALENCE, WEIGHTS,
+    CHUNK_SIZE, CLUSTER_COVERAGE, CLUSTER_IDENTITY, DEVICE, EXTRACTION_PATH, EXTRACTION_PATHS, HUB_IDS,
+    MAX_ACCURACY_DROP, MAX_EPOCHS, MAX_TIME_RATIO, PATIENCE, RECORD_RULE, SEED, SIZES, VIRAL_PREVALENCE, WEIGHTS,
 )  # fmt: skip
 
 PROFILES = ("smoke", "full")
@@ -189,6 +189,14 @@ SUITE_OPTIONS = OptionTable(("virnucpro", "VirNucPro FastESM2 acceptance suite")
            help="recompute every stage instead of reusing cached artifacts."),
     Option("device", "--device", default=DEVICE,
            help="auto (CUDA when available), cpu or cuda (default: {default})."),
+    Option("extraction_path", "--extraction-path", choices=EXTRACTION_PATHS, default=EXTRACTION_PATH,
+           help="how FastESM2's batches run, for its accuracy features and its as-deployed timing alike "
+           "(default: {default}: packed on a CUDA GPU where torch.compile works, eager on the CPU). eager: "
+           "transformers' model on padded batches; compiled: torch.compile over a few padded widths; packed: "
+           "proteins end to end in rows of the token budget, FlexAttention with a document mask, compiled. "
+           "Compilation happens before the timed rounds and is reported beside them; inductor's kernels are kept "
+           "in <artifacts>/inductor for later runs. ESM2 3B always runs eager in the gated pair, as VirNucPro ran "
+           "it."),
     Option("extract_processes", "--extract-processes", type=int, metavar="N",
            help="feature extraction as N processes under torchrun (`virnucpro extract`, one per GPU, each on "
            "cuda:LOCAL_RANK; with --device cpu, N CPU processes): the same files, N times the GPUs. Default: every "

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from virnucpro_core.defaults import MAX_SEED
+from virnucpro_core.defaults import EXTRACTION_PATHS, MAX_SEED
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import check_output
 from virnucpro_core.gate.options import SUITE_OPTIONS
@@ -65,6 +65,7 @@ class Settings:
     bench_warmup: int = _default("bench_warmup")
     rebuild: bool = _default("rebuild")
     device: str = _default("device")
+    extraction_path: str = _default("extraction_path")  # FastESM2's: auto, eager, compiled or packed
     require_gpu: bool = _default("require_gpu")
     extract_processes: int | None = _default("extract_processes")  # None: every GPU when several, else this process
     seed: int = _default("seed")
@@ -209,6 +210,9 @@ def _problems(values: dict[str, Any], name: Callable[[str], str]) -> list[str]:
             problems.append(f"{name(field)} {values[field]} is not a positive integer")
     if not 0 <= values["seed"] <= MAX_SEED:
         problems.append(f"{name('seed')} {values['seed']} is not from 0 to 2**63 - 1")
+    if values["extraction_path"] not in EXTRACTION_PATHS:
+        problems.append(f"{name('extraction_path')} {values['extraction_path']!r} is not one of "
+                        f"{', '.join(EXTRACTION_PATHS)}")
     if values["bench_warmup"] < 0:
         problems.append(f"{name('bench_warmup')} {values['bench_warmup']} is negative")
     if not 0 < values["cluster_identity"] <= 1 or not 0 < values["cluster_coverage"] <= 1:

@@ -43,6 +43,7 @@ from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageReco
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, merge_features, read_records
+from virnucpro_core.extract.forward import prepare_path, use_compile_cache
 from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
@@ -100,9 +101,11 @@ class ValidationRun:
         self.files = RunFiles()
         self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files)
         self.results = RunResults()
-        self._models: dict[tuple[str, str], Any] = {}  # (name, dtype) -> models.LoadedModel, loaded here
+        # (name, dtype) -> models.LoadedModel as loaded here; (name, dtype, path) -> the same, ready on that path
+        self._models: dict[tuple, Any] = {}
         self._extracted: dict[tuple[str, str], ExtractedModel] = {}  # (name, dtype) of torchrun extractions
         self._import_plan: dict | None = None
+        use_compile_cache(self.paths.inductor)  # compiled kernels kept beside the stages, unless the user set a place
 
     @property
     def stages(self) -> list[StageRecord]:
@@ -114,9 +117,18 @@ class ValidationRun:
     def device(self) -> torch.device:
         return resolve_device(self.settings.device)
 
-    def model(self, name: str, *, dtype: str = "float32"):
-        """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
+    def extraction_path(self, model: str) -> str:
+        """The execution path ``model`` extracts with: ``--extraction-path`` for FastESM2, ``auto`` (eager) for
+        ESM2 3B and DNABERT-S (:func:`virnucpro_core.extract.forward.auto_path`)."""
+        return self.settings.extraction_path if model == EMBEDDERS["fast"] else "auto"
 
+    def model(self, name: str, *, dtype: str = "float32", path: str | None = None):
+        """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in; ready to
+        run on ``path`` (default :meth:`extraction_path`; one loaded copy serves every path, weights shared)."""
+
+        path = path or self.extraction_path(name)
+        if (name, dtype, path) in self._models:
+            return self._models[(name, dtype, path)]
         if (name, dtype) not in self._models:
             # A local directory or a hub id read from the cache; load_model tells a missing directory apart.
             self._models[(name, dtype)] = load_model(
@@ -130,7 +142,8 @@ class ValidationRun:
                 path_option=MODEL_OPTIONS[name],
                 allow_other_model=self.settings.allow_other_model,
             )
-        return self._models[(name, dtype)]
+        self._models[(name, dtype, path)] = prepare_path(self._models[(name, dtype)], path)
+        return self._models[(name, dtype, path)]
 
     def loaded_models(self) -> list:
         """The models used so far in this session (one per name and dtype), for the report.
@@ -138,7 +151,8 @@ class ValidationRun:
         Models loaded here, and those that extracted features in other
         processes (:meth:`extraction_processes`), described by their feature files.
         """
-        models = {**self._extracted, **self._models}  # a model loaded here describes itself
+        # A model loaded here describes itself, once per path it ran on.
+        models = {**self._extracted, **{key: model for key, model in self._models.items() if len(key) == 3}}
         return [models[key] for key in sorted(models)]
 
     def extraction_processes(self) -> int:
@@ -241,9 +255,9 @@ class ValidationRun:
         extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
                               dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
                               allow_other_model=settings.allow_other_model, rebuild=settings.rebuild,
-                              on_line=lambda line: log.info("%s: %s", stage, line))
+                              extraction_path=self.extraction_path(model), on_line=lambda line: log.info("%s: %s", stage, line))
         meta = load_features(out).meta
-        self._extracted[(model, meta["dtype"])] = ExtractedModel.from_meta(meta)
+        self._extracted[(model, meta["dtype"], meta.get("path", "eager"))] = ExtractedModel.from_meta(meta)
         ranks_stage = threads.extraction_stage(meta["size"])  # for the report: the ranks' threads, torchrun's choice
         threads.record_workers(ranks_stage, processes, threads.torchrun_choice(ranks_stage))
 
@@ -582,7 +596,8 @@ class ExtractedModel:
 
     @classmethod
     def from_meta(cls, meta: dict) -> "ExtractedModel":
-        keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
+        keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture",
+                "path")
         identity = {"identity": meta["identity"]} if meta.get("identity") else {}
         return cls(get_spec(meta["model"]), {**{key: meta.get(key) for key in keys}, **identity})
 

@@ -162,7 +162,11 @@ class LoadedModel:
             ESM models, ``architecture`` (the configuration in effect, defaults
             filled in for absent keys named: :meth:`EsmConfigFile.architecture`);
             ``identity`` only for another model loaded with ``allow_other_model``
-            (:func:`check_identity`: what it is, what was expected, every difference).
+            (:func:`check_identity`: what it is, what was expected, every difference);
+            ``path`` once an execution path is chosen.
+        execution: how batches run through the network, once chosen
+            (:func:`virnucpro_core.extract.forward.prepare_path`: eager, compiled or
+            packed, with what compiling cost); None: eager.
     """
 
     spec: ModelSpec
@@ -171,6 +175,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     provenance: dict[str, Any] = field(default_factory=dict)
+    execution: Any = None
 
     @property
     def size(self) -> str:
