@@ -17,9 +17,12 @@ import torch
 from virnucpro_core.gate.benchmark import (PAIRINGS, InterleavedRounds, PeakMemory, TimingResult,
                                            compile_before_timing, compiled_since, extraction_settings,
                                            synchronized_timer)
-from virnucpro_core.extract.embeddings import extract_embeddings
+from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings
 from virnucpro_core.gate.gates import SPEED
+from virnucpro_core.gate.settings import DNA_MODEL
+from virnucpro_core.gate.speed_report import DNA_TIMING
 from virnucpro_core.gate.validation import EMBEDDERS
+from virnucpro_core.models.precision import extraction_dtype
 
 from acceptance.conftest import MERGED_INPUTS_NO_SPEED
 
@@ -91,6 +94,26 @@ def test_embedding_time(benchmark, pairing, run, settings, bench_proteins, accep
     late = {e: c.graphs_in_rounds for e, c in compiles.items() if c.graphs_in_rounds}
     assert not late, (f"graphs compiled during the warmup or timed rounds ({late}): the compilation before them did "
                       "not cover every shape they use, so the timing includes compilation")
+
+
+@pytest.mark.evidence
+def test_dna_embedding_time(run, settings, bench_proteins, acceptance, timing_device, pytestconfig):
+    """DNABERT-S on the benchmark samples' DNA, timed as the gated pair is (not gated): the projection of a whole
+    run needs its rate too."""
+    if pytestconfig.getoption("benchmark_disable") or pytestconfig.getoption("benchmark_skip"):
+        pytest.skip("benchmarking is disabled (--benchmark-disable / --benchmark-skip)")
+    dna = run.benchmark_dna()
+    dtype = extraction_dtype(DNA_MODEL, timing_device.type)
+    loaded = run.model(DNA_MODEL, dtype=dtype)  # loading is not timed
+    rounds = InterleavedRounds(["dna"], warmup=settings.bench_warmup)
+    for _ in range(settings.bench_warmup + settings.bench_runs):
+        rounds.round(lambda _: extract_embeddings(loaded, dna, progress=False))
+    acceptance.record_timing(*DNA_TIMING, TimingResult(
+        name="/".join(DNA_TIMING), model=DNA_MODEL,
+        settings={"dtype": dtype, "toks_per_batch": DEFAULT_TOKS_PER_BATCH["dnabert"], "path": "eager"},
+        sequences=len(dna), residues=sum(len(s) for _, s in dna), runs_s=rounds.runs_s("dna"),
+        warmup_runs=settings.bench_warmup, device=str(timing_device),
+        compile={"path": "eager", "graphs": 0, "seconds": 0.0, "shapes": [], "bound": 0, "graphs_in_rounds": 0}))
 
 
 @pytest.mark.gate(SPEED)

@@ -39,11 +39,12 @@ from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OP
 from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.split.records import SplitResult
 from virnucpro_core import threads
+from virnucpro_core.gate import given
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, merge_features, read_records
-from virnucpro_core.extract.forward import prepare_path, use_compile_cache
+from virnucpro_core.extract.forward import auto_path, prepare_path, use_compile_cache
 from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
@@ -81,6 +82,7 @@ class RunResults:
     evidence: Any = None  # generalisation.Evidence
     proteins: dict[str, str] | None = None  # every sample's protein (FASTA inputs)
     bench_proteins: list[tuple[str, str]] | None = None  # the speed benchmark's sample
+    seconds: dict[str, tuple[float, int]] = field(default_factory=dict)  # stage -> (seconds, items), for projections
 
     @property
     def split(self) -> SplitResult | None:
@@ -126,7 +128,9 @@ class ValidationRun:
         """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in; ready to
         run on ``path`` (default :meth:`extraction_path`; one loaded copy serves every path, weights shared)."""
 
-        path = path or self.extraction_path(name)
+        requested = path = path or self.extraction_path(name)
+        if path == "auto":  # one copy per path that runs: auto and the path it resolves to are the same
+            path = auto_path(name, self.device())[0]
         if (name, dtype, path) in self._models:
             return self._models[(name, dtype, path)]
         if (name, dtype) not in self._models:
@@ -142,7 +146,7 @@ class ValidationRun:
                 path_option=MODEL_OPTIONS[name],
                 allow_other_model=self.settings.allow_other_model,
             )
-        self._models[(name, dtype, path)] = prepare_path(self._models[(name, dtype)], path)
+        self._models[(name, dtype, path)] = prepare_path(self._models[(name, dtype)], requested)
         return self._models[(name, dtype, path)]
 
     def loaded_models(self) -> list:
@@ -222,6 +226,9 @@ class ValidationRun:
 
         if (model, label) in self.results.features:
             return self.results.features[(model, label)]
+        if model == DNA_MODEL and self.has_baseline_features():
+            self.results.features[(model, label)] = given.dna_features(self, label)
+            return self.results.features[(model, label)]
         stage = f"extract[{model},{label}]"
         frames = self.preprocessed(label)
         fasta = frames.nucleotide if model == DNA_MODEL else frames.protein
@@ -268,6 +275,8 @@ class ValidationRun:
             return self.results.merged[(embedder, label)]
         if self.input_kind(label) == "merged":
             path = self._merged_inputs(embedder, label)
+        elif embedder == "baseline" and self.has_baseline_features():
+            path = given.baseline_view(self, label)
         else:
             dna, protein = self.features(DNA_MODEL, label), self.features(EMBEDDERS[embedder], label)
             params = {"dna": self.files.sha256(dna), "protein": self.files.sha256(protein), "label": label}
@@ -283,6 +292,14 @@ class ValidationRun:
 
     def has_merged_inputs(self) -> bool:
         return any(self.input_kind(label) == "merged" for label in CLASSES)
+
+    def has_baseline_features(self) -> bool:
+        """ESM2 3B merged features were given beside the FASTA inputs (``--baseline-features``: gate/given.py)."""
+        return bool(self.settings.baseline_viral or self.settings.baseline_host)
+
+    def not_extracted(self) -> dict[str, str]:
+        """The models whose features this run's inputs already hold, and why none is extracted."""
+        return given.not_extracted(self)
 
     def declarations(self) -> list:
         return [Declaration.parse(text, option="--declare-features") for text in self.settings.declarations]
@@ -497,8 +514,11 @@ class ValidationRun:
         """
 
         if embedder not in self.results.predictions:
-            self.results.predictions[embedder] = predict_features(self.trained(embedder).final,
-                                                                  self.split_for(embedder).paths.test)
+            trained, test = self.trained(embedder).final, self.split_for(embedder).paths.test
+            start = time.perf_counter()
+            predictions = predict_features(trained, test)
+            self.results.seconds[f"predictions[{embedder}]"] = (time.perf_counter() - start, len(predictions.ids))
+            self.results.predictions[embedder] = predictions
         return self.results.predictions[embedder]
 
     def evaluation(self, embedder: str):
@@ -571,6 +591,16 @@ class ValidationRun:
             picked = benchmark_sample([len(s) for _, s in records], self.settings.bench_sample, self.settings.seed)
             self.results.bench_proteins = [records[i] for i in picked]
         return self.results.bench_proteins
+
+    def benchmark_dna(self) -> list[tuple[str, str]]:
+        """The DNA of the benchmark's proteins (each sample's nucleotide frame), in the same order: what DNABERT-S
+        embeds for those samples, timed for the projection of a whole run."""
+        wanted = {rid for rid, _ in self.benchmark_proteins()}
+        found: dict[str, str] = {}
+        for label in CLASSES:
+            found.update((rid, seq) for rid, seq in read_records(self.preprocessed(label).nucleotide, "dnabert")
+                         if rid in wanted)
+        return [(rid, found[rid]) for rid, _ in self.benchmark_proteins()]
 
     # ------------------------------------------------------------------ record
 
