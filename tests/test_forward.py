@@ -98,10 +98,12 @@ def test_pack_fills_rows_without_splitting_a_protein():
 
 
 def test_document_blocks_cover_exactly_the_blocks_a_document_mask_touches():
+    """A row of 20 proteins and a long padding tail: the block table lists exactly the key blocks the document mask
+    reaches, and padding reaches only its own block (one document of all of it would be quadratic in its length)."""
     rng = random.Random(3)
     sizes = [rng.randint(1, 300) for _ in range(20)]
-    doc = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
-    doc = torch.cat([doc, torch.full((-len(doc) % 128,), len(sizes))])
+    ids, positions, doc = PackedPath()._row([[5] * n for n in sizes], 8192, 1, torch.device("cpu"))
+    assert positions[: sizes[0]].tolist() == list(range(sizes[0])), "positions restart at each protein"
     counts, indices = document_blocks(doc)
     dense = doc[:, None] == doc[None, :]
     n = len(doc) // 128
@@ -109,6 +111,8 @@ def test_document_blocks_cover_exactly_the_blocks_a_document_mask_touches():
     for q in range(n):
         listed = set(indices[0, 0, q, : counts[0, 0, q]].tolist())
         assert listed == set(torch.nonzero(touched[q]).flatten().tolist()), f"query block {q}"
+    padding_only = (sum(sizes) + 127) // 128
+    assert counts[0, 0, padding_only:].tolist() == [1] * (n - padding_only)
 
 
 # --------------------------------------------------------------------------- packed semantics, eager

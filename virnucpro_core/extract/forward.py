@@ -404,10 +404,15 @@ class PackedPath(_CompilingPath):
         return _packed_encoder(model, input_ids, positions, doc, kv_num_blocks, kv_indices)
 
     def _row(self, token_ids: Sequence[Sequence[int]], width: int, pad: int, device: torch.device):
-        """Token ids, positions and documents of one packed row, padded to ``width`` (padding: one more document)."""
+        """Token ids, positions and documents of one packed row, padded to ``width``.
+
+        Padding is a document per FlexAttention block (``n + block``): one
+        document of all of it would attend across the whole tail, quadratic in
+        its length (a last row half empty cost 5x a full one on the CPU).
+        """
         ids = torch.full((width,), pad, dtype=torch.long)
         positions = torch.zeros(width, dtype=torch.long)
-        doc = torch.full((width,), len(token_ids), dtype=torch.long)
+        doc = len(token_ids) + torch.arange(width) // FLEX_BLOCK
         start = 0
         for number, seq in enumerate(token_ids):
             end = start + len(seq)
@@ -432,12 +437,13 @@ class PackedPath(_CompilingPath):
         with torch.inference_mode():
             # VirNucPro's pooling: residues 1..min(L, 1024) of each protein, <cls> at position 0.
             lengths = torch.as_tensor([seq_lengths[i] for i in batch.indices], device=loaded.device)
+            slot = doc.clamp(max=len(real))  # every padding position to one slot, thrown away
             limit = torch.cat([lengths.clamp(max=ESM_POOL_MAX_RESIDUES),
-                               torch.zeros(1, dtype=lengths.dtype, device=loaded.device)])[doc]
+                               torch.zeros(1, dtype=lengths.dtype, device=loaded.device)])[slot]
             weights = ((positions >= 1) & (positions <= limit)).float()
             sums = torch.zeros(len(real) + 1, hidden.shape[1], dtype=torch.float32, device=loaded.device)
-            sums.index_add_(0, doc, hidden.float() * weights[:, None])
-            counts = torch.zeros(len(real) + 1, dtype=torch.float32, device=loaded.device).index_add_(0, doc, weights)
+            sums.index_add_(0, slot, hidden.float() * weights[:, None])
+            counts = torch.zeros(len(real) + 1, dtype=torch.float32, device=loaded.device).index_add_(0, slot, weights)
             return (sums / counts[:, None])[: len(real)]
 
 

@@ -290,12 +290,13 @@ def compile_before_timing(loaded, proteins: Sequence[tuple[str, str]], budget: i
     :func:`compiled_since` checks that it did not. Where compiling fails the
     model comes back eager (one warning line), as extraction does.
     """
-    loaded = ready_for(loaded, [seq for _, seq in proteins], budget)
+    stats = loaded.execution.stats if loaded.execution is not None else None
+    before = (stats.graphs, stats.seconds, len(stats.shapes)) if stats is not None else (0, 0.0, 0)
+    loaded = ready_for(loaded, [seq for _, seq in proteins], budget)  # compiles the first shape, or turns eager
     path = loaded.execution
     if path is None or not path.compiles:
         return loaded, CompileRecord(path=loaded.provenance.get("path", "eager"))
     lengths = [len(seq) + 2 for _, seq in proteins]  # <cls> residues <eos>
-    before = path.stats.graphs, path.stats.seconds, len(path.stats.shapes)
     path.warm(loaded, lengths, budget)
     record = CompileRecord(path=path.name, graphs=path.stats.graphs - before[0],
                            seconds=path.stats.seconds - before[1], shapes=[list(s) for s in path.stats.shapes[before[2]:]],
