@@ -219,7 +219,14 @@ def test_the_warmup_before_timing_covers_every_shape_of_the_rounds(fast):
     """What the speed gate does: compile before the rounds, then time them; nothing compiles in a round. The
     widths are those of the test above, so inductor's cache serves them."""
     bench = proteins([95, 101, 99, 100, 102, 40, 37, 30], seed=4)
-    ready, record = compile_before_timing(prepare_path(fast, "compiled", budget=BUDGET), bench, BUDGET)
+    # The suite compiles outside extraction's threads (here 2; the stand-ins extract on 1): inductor's CPU graphs are
+    # guarded on the thread count, so compiling with other threads than the rounds would compile again in them.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ready, record = compile_before_timing(prepare_path(fast, "compiled", budget=BUDGET), bench, BUDGET)
+    finally:
+        torch.set_num_threads(threads)
     assert record.path == "compiled" and record.graphs == len(record.shapes) <= record.bound
     for _ in range(2):  # warmup and timed rounds
         extract_embeddings(ready, bench, toks_per_batch=BUDGET, progress=False)

@@ -11,7 +11,9 @@ one without touching the others:
 3. :func:`embed_batch` — pad, run the model under ``torch.inference_mode`` and
    pool the last hidden state in float32 with padding masked out.
 
-:func:`extract_embeddings` strings them together and restores input order.
+:func:`extract_embeddings` strings them together and restores input order; a
+compiled execution path (:mod:`virnucpro_core.extract.forward`) replaces steps
+2 and 3 with its own plan and forward pass.
 Pooling follows what VirNucPro was trained on (see ``ModelSpec.pooling``):
 ESM models average residues ``1..min(L, 1024)`` of a full-length forward pass;
 DNABERT-S averages every token, ``[CLS]`` and ``[SEP]`` included.
@@ -222,6 +224,10 @@ def extract_embeddings(
 
     The model runs with the intra-op threads :mod:`virnucpro_core.threads`
     chooses for its size: torch's default for real models, one for tiny stand-ins.
+    Batches run on ``loaded``'s execution path (``loaded.execution``,
+    :func:`virnucpro_core.extract.forward.prepare_path`): eager as planned here
+    (also when none was chosen), or a compiled path's own plan, every shape
+    compiled before the first batch (``meta["path"]`` records which).
 
     Returns:
         :class:`Embeddings` with float32 CPU data ``[n, dim]``.

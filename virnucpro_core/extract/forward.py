@@ -48,6 +48,7 @@ from virnucpro_core.extract.embeddings import (
 )
 from virnucpro_core.models.registry import LoadedModel
 from virnucpro_core.models.specs import ESM_POOL_MAX_RESIDUES, get_spec
+from virnucpro_core.threads import extraction_stage, stage_threads
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +154,9 @@ class ExecutionPath:
         if todo:
             log.info("%s: compiling %d shape(s) %s for %s (%s) ...", self.name, len(todo),
                      ", ".join(f"{r}x{w}" for r, w in todo), loaded.spec.display_name, self.describe(budget))
-            for shape in todo:
-                self._run_shape(loaded, shape)
+            with stage_threads(extraction_stage(loaded.size)):
+                for shape in todo:
+                    self._run_shape(loaded, shape)
             log.info("%s: %d graph(s) compiled in %.1f s", self.name, self.stats.graphs - before.graphs,
                      self.stats.seconds - before.seconds)
         return CompileStats(self.stats.graphs - before.graphs, self.stats.seconds - before.seconds,
@@ -239,7 +241,10 @@ class _CompilingPath(ExecutionPath):
         log.info("%s for %s: at most %d graph(s) for these %s sequences (%s)", self.name, loaded.spec.display_name,
                  self.bound(token_lengths, budget), f"{len(token_lengths):,}", self.describe(budget))
         try:
-            self._run_shape(loaded, shapes[0])
+            # With the threads extraction runs with: inductor's CPU kernels are compiled for a thread count, and
+            # one compiled with another would be compiled again in the first batch (a timed round, say).
+            with stage_threads(extraction_stage(loaded.size)):
+                self._run_shape(loaded, shapes[0])
         except Exception as error:  # noqa: BLE001 - any failure to compile means: run eager, and say why
             first = (str(error).strip().splitlines() or [""])[0][:300]
             reason = (f"{self.name} did not compile here ({type(error).__name__}: {first}); the vectors are the "

@@ -241,7 +241,7 @@ class ValidationRun:
         else:
             loaded = self.model(model, dtype=self.extraction_dtype(model))
             self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
-                          f"{loaded.device}) ...")
+                          f"{loaded.device}, {loaded.provenance.get('path', 'eager')} path) ...")
             say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
             extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress,
                             on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"))
