@@ -36,9 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from virnucpro_core.gate.acceptance_report import ReportStaging, new_run_id
     from virnucpro_core.gate.lock import ArtifactsLock
     from virnucpro_core.gate.settings import Settings
+    from virnucpro_core.outputs import ACCEPTANCE, Output, OutputClaim
     from virnucpro_core.paths import ReportPaths
 
-    from acceptance.report_plugin import REPORTS, RUN_ID, SETTINGS
+    from acceptance.report_plugin import REPORTS, REPORTS_CLAIM, RUN_ID, SETTINGS
 
     # `pytest acceptance/` writes its HTML report without being asked; an explicit --html wins. Either way the
     # report is one self-contained file (styles and figures inline, no assets/ beside it).
@@ -55,9 +56,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS] = Settings.resolve(**SUITE_OPTIONS.values(config.getoption), name=SUITE_OPTIONS.flag)
         check_output(config.option.htmlpath, kind="file", option="--html")
         check_output(paths.root, kind="directory", writes=[p.name for p in paths.owned()], option="--html's folder")
+        announce = lambda text: print(f"acceptance: {text}", file=sys.stderr, flush=True)  # noqa: E731
         # One run at a time per --artifacts: a second one waits here, before it touches any report or stage.
-        config.stash[ARTIFACTS_LOCK] = ArtifactsLock(config.stash[SETTINGS].artifacts).acquire(
-            lambda text: print(f"acceptance: {text}", file=sys.stderr, flush=True))
+        config.stash[ARTIFACTS_LOCK] = ArtifactsLock(config.stash[SETTINGS].artifacts).acquire(announce)
+        # The report files are ours or refused (--force), and one run writes them at a time; recorded once
+        # published (acceptance/report_plugin.py).
+        owned = tuple(sorted({p.relative_to(paths.root).as_posix() for p in paths.owned()}
+                             | {Path(config.option.htmlpath).name}))
+        config.stash[REPORTS_CLAIM] = OutputClaim(
+            ACCEPTANCE, [Output(paths.root, owned)], force=config.getoption("force"), option="--html",
+            announce=announce, may_reuse=True).__enter__()
     except VirNucProError as error:
         raise pytest.UsageError(f"acceptance options: {error}") from None
     # One run, one set of reports: written beside their place, moved in when all are finished (the earlier
@@ -75,6 +83,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     lock = config.stash.get(ARTIFACTS_LOCK, None)
     if lock is not None:
         lock.release()
+    from acceptance.report_plugin import REPORTS_CLAIM
+
+    claim = config.stash.get(REPORTS_CLAIM, None)
+    if claim is not None:  # released here too if the plugin never got to record it
+        claim.finish(succeeded=False)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -32,6 +32,7 @@ ENVIRONMENT_ERROR = pytest.StashKey[str]()  # the run cannot start here: ERROR
 NOT_RUN = pytest.StashKey[str]()  # no acceptance test was run: INCOMPLETE
 RUN_ID = pytest.StashKey[tuple]()  # (run id, start time), set by the root conftest
 REPORTS = pytest.StashKey["object"]()  # the run's ReportStaging, set by the root conftest
+REPORTS_CLAIM = pytest.StashKey["object"]()  # the run's claim of its report files (virnucpro_core.outputs.OutputClaim)
 
 # pytest's own statuses that say the session itself did not finish: kept as they are.
 _PYTEST_ABORTS = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
@@ -169,6 +170,9 @@ class AcceptanceReport:
         try:
             if staging.staged.json.is_file():  # a verdict was written: this run's reports replace the earlier ones
                 staging.publish()
+                claim = config.stash.get(REPORTS_CLAIM, None)
+                if claim is not None:  # the reports folder's record names this run's files
+                    claim.finish(succeeded=True)
             else:  # no verdict (Ctrl-C, an internal error, reports that could not be written): keep the earlier
                 staging.discard()
         except OSError as error:

@@ -78,9 +78,14 @@ def checkpoint_of(layout: str, tmp: Path, original: Path) -> tuple[Path, MLPClas
 def test_evaluate_scores_with_every_layout(tmp_path, run_cli, original_checkpoints, layout):
     path, model = checkpoint_of(layout, tmp_path, original_checkpoints)
     features = labelled(tmp_path / "test.pt", TINY)
-    code, out, err = run_cli(["evaluate", "--model", str(path), "--features", str(features),
-                              "--out", str(tmp_path / "p.json"), "--n-bootstrap", "0"])  # fmt: skip
+    argv = ["evaluate", "--model", str(path), "--features", str(features), "--out", str(tmp_path / "p.json"),
+            "--n-bootstrap", "0"]
+    code, out, err = run_cli(argv)
+    assert code == 2 and "records no training split" in err and "--allow-other-split" in err, (
+        "no layout's checkpoint is judged on features that are no split's test side without saying so")
+    code, out, err = run_cli([*argv, "--allow-other-split"])
     assert code == 0, err
+    assert "WARNING: evaluated with --allow-other-split" in out, out
     data = torch.load(features, weights_only=True)["data"]
     if model is None:  # the original's file: its own code is the reference
         expected = original_way(tmp_path, path, data)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from virnucpro_core.evaluate.predictions import Predictions
+from lineage import with_lineage
 
 # Eight hand-labelled frames of two viral and two host records (as in test_metrics).
 IDS = [
@@ -23,7 +24,7 @@ LENGTHS = [10, 30, 30, 60, 10, 120, 400, 60]
 def fast(tmp_path):
     """A valid predictions file (accuracy 6/8)."""
     predictions = Predictions(IDS, Y_TRUE, P_VIRAL, [int(p > 0.5) for p in P_VIRAL], LENGTHS,
-                              meta={"model": "fastesm2_650"})
+                              meta=with_lineage({"model": "fastesm2_650"}))
     return predictions.save(tmp_path / "fast.json")
 
 
@@ -33,7 +34,7 @@ def _compare(fast, tmp_path, *extra: str) -> list[str]:
 
 
 def test_compare_with_good_input_decides_the_gate(fast, tmp_path, run_cli):
-    (tmp_path / "baseline.json").write_text(json.dumps({"accuracy": 0.76}))
+    (tmp_path / "baseline.json").write_text(json.dumps({"accuracy": 0.76, "meta": with_lineage()}))
     code, out, err = run_cli(_compare(fast, tmp_path))
     assert code == 0, err
     assert (tmp_path / "out" / "report.json").is_file()

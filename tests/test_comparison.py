@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,9 @@ from virnucpro_core.compare.comparison import Comparison, McNemar, compare
 from virnucpro_core.errors import InputError
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 from virnucpro_core.evaluate.predictions import Predictions
+
+from lineage import SPLIT, matched, with_lineage
+from virnucpro_core.split.lineage import LineageCheck
 
 
 def make(correct: list[bool], *, meta: dict | None = None, order: list[int] | None = None) -> Predictions:
@@ -19,7 +24,7 @@ def make(correct: list[bool], *, meta: dict | None = None, order: list[int] | No
     p_viral = np.where(y_pred == 1, 0.8, 0.2) + np.linspace(0, 0.1, n)  # distinct scores for the curves
     ids = [f"rec{i}_chunk_1F1" for i in range(n)]
     lengths = [20 + 10 * (i % 8) for i in range(n)]
-    p = Predictions(ids, y, p_viral, y_pred, lengths, meta=meta or {})
+    p = Predictions(ids, y, p_viral, y_pred, lengths, meta=with_lineage(meta))
     return p.take([ids[i] for i in order]) if order else p
 
 
@@ -115,7 +120,7 @@ def test_different_labels_for_the_same_id_are_an_error():
 def test_baseline_from_metrics_file(tmp_path):
     fast = make(wrong_at(20, 0))
     path = tmp_path / "baseline.json"
-    path.write_text('{"accuracy": 0.97, "n": 20}')
+    path.write_text(json.dumps({"accuracy": 0.97, "n": 20, "meta": with_lineage()}))
     c = compare(fast, None, baseline_metrics=Evaluation.load(path), n_bootstrap=0)
     assert not c.paired and c.mcnemar is None and c.drop_ci is None
     assert str(path) in c.baseline_source and str(path) in c.paired_note
@@ -127,7 +132,7 @@ def test_baseline_from_metrics_file(tmp_path):
 def test_metrics_dict_compared_exactly():
     # 0.3 - 0.25 is 0.04999999999999999 in floating point; the gate compares the decimals: 0.05, FAIL.
     fast = make(wrong_at(20, *range(5, 20)))  # 5 of 20 right: 0.25
-    c = compare(fast, None, baseline_metrics={"accuracy": 0.3}, n_bootstrap=0)
+    c = compare(fast, None, baseline_metrics={"accuracy": 0.3, "meta": with_lineage()}, n_bootstrap=0)
     assert not c.passed
 
 
@@ -137,7 +142,7 @@ def test_metrics_of_another_test_set_are_refused():
     with pytest.raises(InputError, match="another test set"):
         compare(fast, None, baseline_metrics=other, n_bootstrap=0)
     with pytest.raises(InputError, match="count 30 test samples"):
-        compare(fast, None, baseline_metrics={"accuracy": 0.9, "n": 30}, n_bootstrap=0)
+        compare(fast, None, baseline_metrics={"accuracy": 0.9, "n": 30, "meta": with_lineage()}, n_bootstrap=0)
 
 
 @pytest.mark.parametrize("both", [True, False], ids=["both", "neither"])
@@ -220,3 +225,59 @@ def test_pairs_that_are_not_a_comparison_are_refused(fast_meta, base_meta, expec
 def test_a_proper_pair_is_compared():
     fast = make(wrong_at(10), meta=_origin("fastesm2_650", "a" * 64))
     assert compare(fast, make(wrong_at(10), meta=_origin("esm2_3b", "b" * 64)), n_bootstrap=0).passed
+
+
+# --------------------------------------------------------------------------- lineage: one split, checked at evaluation
+
+
+def test_predictions_without_a_lineage_check_are_refused_naming_the_file():
+    bare = Predictions(["a_chunk_1F1", "b_chunk_1F1"], [1, 0], [0.9, 0.1], [1, 0], [5, 5], meta={"model": "esm2_3b"})
+    with pytest.raises(InputError, match="the baseline predictions records no lineage check"):
+        compare(make([True, True]), bare.take(["a_chunk_1F1", "b_chunk_1F1"]), n_bootstrap=0)
+
+
+def test_classifiers_of_two_splits_are_refused_naming_both():
+    fast = make(wrong_at(10), meta={"lineage": matched("7" * 64)})
+    with pytest.raises(InputError, match="trained on different splits: the FastESM2 predictions on split 777777777777 "
+                       "and the baseline predictions on split 555555555555"):
+        compare(fast, make(wrong_at(10)), n_bootstrap=0)
+
+
+def test_an_evaluation_allowed_despite_its_split_is_never_compared():
+    allowed = LineageCheck(False, "7" * 64, SPLIT, overlap=9, examples=["rec1_chunk_1F1"], allowed=True,
+                           reason="the checkpoint was trained on split 777777777777, but test.pt is the test set of "
+                           "split 555555555555")
+    with pytest.raises(InputError, match="--allow-other-split.*9 test sample.s. were in its training set"):
+        compare(make(wrong_at(10), meta={"lineage": allowed.to_dict()}), make(wrong_at(10)), n_bootstrap=0)
+
+
+@pytest.mark.parametrize("metrics", [{"accuracy": 0.9}, {"accuracy": 0.9, "meta": {"lineage": matched("7" * 64)}}],
+                         ids=["hand-written", "other-split"])
+def test_baseline_metrics_of_unknown_or_other_lineage_are_refused(metrics):
+    with pytest.raises(InputError, match="the two classifiers cannot be compared: .*baseline metrics"):
+        compare(make(wrong_at(10)), None, baseline_metrics=metrics, n_bootstrap=0)
+
+
+# --------------------------------------------------------------------------- a drop the test set cannot decide
+
+
+def test_a_drop_within_the_limit_whose_ci_reaches_beyond_it_is_stated_with_the_samples_that_would_decide():
+    # 100 samples: ESM2 3B alone right on 8, FastESM2 alone right on 4 -> drop 0.04 < 0.05, CI upper end ~0.11.
+    fast = make([i not in range(8) for i in range(100)])
+    base = make([i not in range(8, 12) for i in range(100)])
+    c = compare(fast, base, n_bootstrap=400, seed=1)
+    assert c.passed and c.accuracy_drop == pytest.approx(0.04) and c.drop_ci.high > 0.05
+    assert c.undecided
+    # n = z² (p10 + p01 − d²) / (limit − d)² = 1.96² × (0.12 − 0.0016) / 0.01² ≈ 4,549
+    assert c.samples_to_decide() == 4549
+    statement = c.undecided_statement()
+    assert statement.startswith("This test set cannot show that the accuracy drop is below the limit: the drop 0.0400 "
+                                "is within 0.05, but its 95 % CI reaches")
+    assert "The gate's rule (the point estimate) decides the verdict. About 4,549 test samples (this set has 100)" \
+        in statement
+
+
+def test_a_decided_drop_or_a_failed_one_says_nothing_more():
+    assert not compare(make(wrong_at(20)), make(wrong_at(20)), n_bootstrap=50).undecided
+    failed = compare(make(wrong_at(20, 0, 1, 2)), make(wrong_at(20)), n_bootstrap=50)
+    assert not failed.passed and not failed.undecided and failed.undecided_statement() is None

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from virnucpro_core import custody
+from virnucpro_core.code_identity import code_of
 from virnucpro_core.custody import ContentRecord, changed, digest
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save, sha256_file
@@ -259,7 +260,7 @@ def weights_stage(tmp_path, lines):
 
     def run():
         return cache.cached("train[fast]", {"seed": 42}, lambda key: tmp_path / f"train-{key}", build,
-                            lambda d: torch.load(d / "final.pt")["weight"])
+                            lambda d: torch.load(d / "final.pt")["weight"], code=code_of("train"))
     return run, builds
 
 
@@ -325,6 +326,36 @@ def test_an_extracted_file_whose_vectors_changed_is_extracted_again_and_refused_
         F.extract_to_file(model, fasta, out, progress=False)
     assert "cannot be reused; extracting again" in caplog.text
     assert torch.equal(torch.load(out)["data"], written["data"])
+
+
+def test_a_file_whose_ids_were_swapped_is_extracted_again_and_refused_by_merge(tmp_path, run_cli):
+    from virnucpro_core.extract import features as F
+    from virnucpro_core.models.registry import load_model
+
+    model = load_model("fastesm2_650", weights="random", size="tiny", device="cpu", seed=0)
+    fasta = tmp_path / "p.faa"
+    fasta.write_text(">s0\nMKVLAAGIVW\n>s1\nMSTNPKPQRK\n>s2\nMADEEKLPPG\n")
+    argv = ["extract", str(fasta), "--model", "fastesm2_650", "--weights", "random", "--size", "tiny", "--device",
+            "cpu", "--no-progress", "--out", str(tmp_path / "p.pt")]
+    code, out, err = run_cli(argv)
+    assert code == 0 and f"wrote {tmp_path / 'p.pt'}" in out, err
+    code, out, err = run_cli(argv)
+    assert code == 0 and f"reused {tmp_path / 'p.pt'}" in out and "wrote" not in out, "nothing written: never 'wrote'"
+    written = torch.load(tmp_path / "p.pt")
+    swapped = ["s1", "s0", "s2"]  # two ids swapped, every vector where it was
+    replace_keeping_mtime(tmp_path / "p.pt", {**written, "ids": swapped})
+    dna = tmp_path / "d.fa"
+    dna.write_text(">s0\nACGTACGTAC\n>s1\nACGTTTGTAC\n>s2\nACGGGCGTAC\n")
+    dna_model = load_model("dnabert_s", weights="random", size="tiny", device="cpu", seed=0)
+    F.extract_to_file(dna_model, dna, tmp_path / "d.pt", progress=False)
+    code, _, err = run_cli(["merge", str(tmp_path / "d.pt"), str(tmp_path / "p.pt"), "--label", "viral", "--out",
+                            str(tmp_path / "m.pt")])
+    assert code == 2 and "'ids' are not the ones extracted" in err, err
+    code, out, err = run_cli(argv)
+    assert code == 2 and "changed since `virnucpro extract` wrote it" in err, "edited since: not ours to replace"
+    code, out, err = run_cli([*argv, "--force"])
+    assert code == 0 and f"wrote {tmp_path / 'p.pt'}" in out, "extracted again, not reused"
+    assert torch.load(tmp_path / "p.pt")["ids"] == ["s0", "s1", "s2"]
 
 
 def test_finite_rows_whose_sum_overflows_are_still_read(tmp_path):

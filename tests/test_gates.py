@@ -23,6 +23,7 @@ from virnucpro_core.gate.gates import (
 )
 from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.gate.session import AcceptanceSession, Outcome
+from lineage import with_lineage
 
 
 def timing(embedder: str, seconds: float, pairing: str = "as-deployed") -> TimingResult:
@@ -106,7 +107,8 @@ def test_speed_gate_without_a_timing_is_an_error_that_names_it():
 def _predictions(correct: list[int]) -> Predictions:
     y = np.array([1, 0] * (len(correct) // 2))
     pred = np.where(np.array(correct, bool), y, 1 - y)
-    return Predictions([f"s{i}_chunk_1F1" for i in range(len(y))], y, pred.astype(float), pred, [30] * len(y))
+    return Predictions([f"s{i}_chunk_1F1" for i in range(len(y))], y, pred.astype(float), pred, [30] * len(y),
+                       meta=with_lineage())
 
 
 @pytest.mark.parametrize(("baseline_right", "status"), [(19, "passed"), (20, "failed")], ids=["below", "at-limit"])

@@ -25,6 +25,7 @@ from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import save_checkpoint
 from virnucpro_core.evaluate.predictions import Predictions
+from lineage import matched
 
 WIDTH = 12
 
@@ -53,7 +54,8 @@ def checkpoint(path: Path) -> Path:
 
 def predictions(path: Path, model: str, checkpoint_sha: str) -> Path:
     meta = {"model": model, "checkpoint": {"path": f"{model}.pt", "sha256": checkpoint_sha},
-            "split": {"split_id": "s" * 64, "side": "test"}, "protein": {"model": model}, "dna": {}}
+            "split": {"split_id": "s" * 64, "side": "test"}, "protein": {"model": model}, "dna": {},
+            "lineage": matched("s" * 64)}
     ids = [f"r{i}_chunk_1F1" for i in range(8)]
     y = [i % 2 for i in range(8)]
     return Predictions(ids, y, [0.9 if v else 0.1 for v in y], y, [99] * 8, meta=meta).save(path)
@@ -266,7 +268,7 @@ def test_evaluate_refuses_an_empty_feature_file(tmp_path, run_cli):
     empty.save(tmp_path / "t.pt")
     model = checkpoint(tmp_path / "m.pt")
     code, _, err = run_cli(["evaluate", "--model", str(model), "--features", str(tmp_path / "t.pt"),
-                            "--out", str(tmp_path / "p.json")])
+                            "--out", str(tmp_path / "p.json"), "--allow-other-split"])
     clear_error(code, err, "holds no samples")
 
 

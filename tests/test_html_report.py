@@ -13,6 +13,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from html_checks import acceptance_json_problems, minus_sign_problems, report_problems, visible_text
+from lineage import with_lineage
 from virnucpro_core.gate import acceptance_report
 from virnucpro_core.gate.html_report import PALETTE, _prose, contrast_ratio, render_sections
 from virnucpro_core.split.records import Leakage, SplitSummary
@@ -121,7 +122,8 @@ def _predictions(correct: list[int], lengths: list[int]):
 
     y = np.array([1, 0] * (len(correct) // 2))
     pred = np.where(np.array(correct, bool), y, 1 - y)
-    return Predictions([f"s{i}_chunk_1F1" for i in range(len(y))], y, pred.astype(float), pred, lengths)
+    return Predictions([f"s{i}_chunk_1F1" for i in range(len(y))], y, pred.astype(float), pred, lengths,
+                       meta=with_lineage())
 
 
 def test_the_accuracy_section_has_the_mcnemar_table_and_accuracy_by_length_of_comparison_md():

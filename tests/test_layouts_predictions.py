@@ -104,7 +104,7 @@ def test_predict_features_agrees_with_evaluate_on_our_files(tmp_path, run_cli):
     code, _, err = run_cli(["predict", "--features", str(imported / "viral_fastesm2_650.pt"), "--model",
                             str(checkpoint), "--out", str(tmp_path / "calls")])
     assert code == 0, err
-    ours = predict_features(checkpoint, imported / "viral_fastesm2_650.pt")
+    ours = predict_features(checkpoint, imported / "viral_fastesm2_650.pt", allow_other_split=True)
     frames = pd.read_csv(tmp_path / "calls" / "frames.tsv", sep="\t")
     assert list(frames["frame_id"]) == load_merged(imported / "viral_fastesm2_650.pt").ids
     assert np.abs(frames["viral_score"].to_numpy() - ours.p_viral).max() < 1e-6

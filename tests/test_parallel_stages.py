@@ -12,7 +12,7 @@ import torch
 
 from virnucpro_core import threads
 from virnucpro_core.errors import InputError
-from virnucpro_core.gate.stages import Progress, StageCache, StageJob
+from virnucpro_core.gate.stages import Progress, StageCache, StageJob, stage_code
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.split.make import make_split
 from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train_into
@@ -33,7 +33,7 @@ def _split(tmp_path, name: str, seed: int):
 def _jobs(trains, root, config):
     return [StageJob(f"train[{name}]", {"train": str(train), "config": config.to_dict()},
                      lambda key, name=name: root / f"{name}-{key}",
-                     functools.partial(train_into, train, config, False))
+                     functools.partial(train_into, train, config, False), stage_code("train"))
             for name, train in trains.items()]
 
 
@@ -140,7 +140,8 @@ def _says_then_sleeps(directory, say):
 
 
 def test_an_interrupted_prebuild_stops_its_workers_and_marks_nothing_finished(tmp_path, monkeypatch):
-    jobs = [StageJob(f"slow[{k}]", {"k": k}, lambda key, k=k: tmp_path / f"slow-{k}-{key}", _says_then_sleeps)
+    jobs = [StageJob(f"slow[{k}]", {"k": k}, lambda key, k=k: tmp_path / f"slow-{k}-{key}", _says_then_sleeps,
+                     stage_code("train"))
             for k in range(2)]
     cache = StageCache(rebuild=False, announce=lambda line: None)
 

@@ -132,7 +132,7 @@ def _read_tsv(path: Path) -> list[dict[str, str]]:
 
 def test_predict_features_is_the_models_softmax(pipeline):
     features = load_merged(pipeline["test"])
-    predictions = predict_features(pipeline["ckpt"], pipeline["test"])
+    predictions = predict_features(pipeline["ckpt"], pipeline["test"], allow_other_split=True)  # no split: scoring
     model = MLPClassifier(TINY_WIDTH)
     model.load_state_dict(torch.load(pipeline["ckpt"], weights_only=True)["state_dict"])
     with torch.inference_mode():
@@ -147,7 +147,8 @@ def test_predict_features_is_the_models_softmax(pipeline):
 def test_evaluate_writes_loadable_predictions(pipeline, commands, tmp_path, capsys):
     out = tmp_path / "fast.json"
     rc = commands(["evaluate", "--model", str(pipeline["ckpt"]), "--features", str(pipeline["test"]),
-                   "--out", str(out), "--n-bootstrap", "20", "--metrics-out", str(tmp_path / "eval.json")])
+                   "--out", str(out), "--n-bootstrap", "20", "--metrics-out", str(tmp_path / "eval.json"),
+                   "--allow-other-split"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     loaded = Predictions.load(out)
@@ -196,7 +197,7 @@ def test_evaluate_metrics_out_on_one_class_exits_2_and_writes_nothing(pipeline, 
     root = pipeline["root"]
     viral_only = merge_features(root / "dna-viral.pt", root / "protein-viral.pt", "viral").save(tmp_path / "v.pt")
     argv = ["evaluate", "--model", str(pipeline["ckpt"]), "--features", str(viral_only),
-            "--out", str(tmp_path / "p.json"), "--n-bootstrap", "0"]
+            "--out", str(tmp_path / "p.json"), "--n-bootstrap", "0", "--allow-other-split"]
     rc = commands([*argv, "--metrics-out", str(tmp_path / "eval.json")])
     err = capsys.readouterr().err
     assert rc == 2, "a metrics file cannot be written for one class; silence (exit 0, no file) hid that"
@@ -329,7 +330,8 @@ def test_predict_scores_match_predict_features(predicted, pipeline):
     out, _ = predicted
     features = merge_unlabeled(out / "features" / "dna.pt", out / "features" / "protein.pt")
     scores = score_features(load_checkpoint(pipeline["ckpt"]), features)
-    labelled = predict_features(pipeline["ckpt"], features, labels=np.zeros(len(features), dtype=np.int64))
+    labelled = predict_features(pipeline["ckpt"], features, labels=np.zeros(len(features), dtype=np.int64),
+                                allow_other_split=True)
     np.testing.assert_allclose(scores.p_viral, labelled.p_viral)
     frames = _read_tsv(out / "frames.tsv")
     np.testing.assert_allclose([float(f["viral_score"]) for f in frames], scores.p_viral, atol=1e-6)

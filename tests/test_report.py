@@ -13,6 +13,7 @@ from virnucpro_core.commands import compare as compare_command
 from virnucpro_core.compare.comparison import Comparison, compare
 from virnucpro_core.evaluate.metrics import evaluate
 from virnucpro_core.evaluate.predictions import Predictions
+from lineage import with_lineage
 
 
 def make(wrong: set[int], n: int = 20, meta: dict | None = None) -> Predictions:
@@ -20,7 +21,7 @@ def make(wrong: set[int], n: int = 20, meta: dict | None = None) -> Predictions:
     y_pred = np.array([1 - y[i] if i in wrong else y[i] for i in range(n)])
     p_viral = np.where(y_pred == 1, 0.8, 0.2) + np.linspace(0, 0.1, n)
     return Predictions([f"rec{i}_chunk_1F1" for i in range(n)], y, p_viral, y_pred,
-                       [20 + 10 * (i % 8) for i in range(n)], meta=meta or {})
+                       [20 + 10 * (i % 8) for i in range(n)], meta=with_lineage(meta))
 
 
 def comparison(fast_wrong: set[int], base_wrong: set[int] = frozenset(), **meta) -> Comparison:
@@ -99,7 +100,7 @@ def test_markdown_warns_loudly_about_random_weights(tmp_path, where):
 def test_markdown_states_baseline_from_file(tmp_path):
     fast = make({0})
     metrics = tmp_path / "esm2_3b_metrics.json"
-    metrics.write_text(json.dumps({"accuracy": 0.98, "n": 20}))
+    metrics.write_text(json.dumps({"accuracy": 0.98, "n": 20, "meta": with_lineage()}))
     from virnucpro_core.evaluate.metrics import Evaluation
 
     c = compare(fast, None, baseline_metrics=Evaluation.load(metrics), n_bootstrap=0)

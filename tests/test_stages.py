@@ -9,7 +9,10 @@ import torch
 from virnucpro_core import custody
 from virnucpro_core.gate import stages as stages_module
 from virnucpro_core.files import sha256_file
+from virnucpro_core.code_identity import CodeIdentity
 from virnucpro_core.gate.stages import RunFiles, StageCache
+
+CODE = CodeIdentity("1.0", {"virnucpro_core/train/training.py": "a" * 16}, {"torch": "2.13.0"})
 
 
 def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
@@ -51,13 +54,14 @@ def test_a_finished_stage_is_reused_and_logged(tmp_path):
     def load(directory):
         return (directory / "out.txt").read_text()
 
-    first = cache.cached("thing[a]", {"p": 1}, lambda key: tmp_path / f"thing-{key}", build, load, lambda v: "1 item")
-    again = cache.cached("thing[a]", {"p": 1}, lambda key: tmp_path / f"thing-{key}", build, load)
+    first = cache.cached("thing[a]", {"p": 1}, lambda key: tmp_path / f"thing-{key}", build, load, lambda v: "1 item",
+                         code=CODE)
+    again = cache.cached("thing[a]", {"p": 1}, lambda key: tmp_path / f"thing-{key}", build, load, code=CODE)
     assert first == again == "x" and len(built) == 1
     assert [(r.stage, r.reused) for r in cache.records] == [("thing[a]", False), ("thing[a]", True)]
     assert lines[0] == "thing[a]: building ..." and lines[1].endswith("(1 item)") and "reused" in lines[2]
     StageCache(rebuild=True, announce=lines.append).cached("thing[a]", {"p": 1}, lambda key: tmp_path / f"thing-{key}",
-                                                           build, load)
+                                                           build, load, code=CODE)
     assert len(built) == 2, "--rebuild builds a finished stage again"
     cache.write_log(tmp_path / "stages.json")
     assert os.path.getsize(tmp_path / "stages.json") > 0

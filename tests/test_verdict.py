@@ -18,7 +18,7 @@ from virnucpro_core.gate.gates import UNSTABLE_STEP
 from virnucpro_core.models.parity import ParityResult
 from virnucpro_core.gate.session import EVIDENCE, PARITY, AcceptanceSession, Outcome
 from virnucpro_core.gate.validation import RunResults
-from virnucpro_core.gate.verdict import EXIT_CODES, PARITY_STEP, decide_verdict
+from virnucpro_core.gate.verdict import EXIT_CODES, OTHER_CODE_STEP, PARITY_STEP, decide_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 # The names the reports show; the verdict finds each test by the role its markers give it, never by these.
@@ -107,6 +107,16 @@ def test_both_gates_passing_on_another_model_is_incomplete_not_pass():
     assert not any("PASS" in r for r in verdict.reasons), "only the verdict states the verdict"
     assert verdict.next_steps[0].startswith("For a verdict on FastESM2_650 against ESM2 3B, rerun without "
                                             "--allow-other-model"), verdict.next_steps
+
+
+def test_both_gates_passing_on_stages_of_other_code_is_incomplete_naming_each_stage():
+    session = context(both())
+    session.run.cache = SimpleNamespace(other_code=[("train[fast]", "built by other code (version 0.1.0 → 0.2.0)")])
+    verdict = decide_verdict(session)
+    assert verdict.status == "INCOMPLETE" and verdict.exit_code() == 11
+    assert verdict.reasons[0].startswith("1 stage(s) built by other code were reused (--reuse-stages-from-other-code)")
+    assert "train[fast]: built by other code (version 0.1.0 → 0.2.0)" in verdict.reasons[0]
+    assert verdict.next_steps == [OTHER_CODE_STEP]
 
 
 def test_another_model_is_said_in_every_incomplete_verdict_and_a_measured_failure_stays_fail():

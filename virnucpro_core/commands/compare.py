@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from virnucpro_core.defaults import COMPARE_NAMES, MAX_ACCURACY_DROP, SEED
-from virnucpro_core.commands.options import closed_fraction, non_negative_int, seed_value
+from virnucpro_core.commands.options import add_force, closed_fraction, non_negative_int, seed_value
 from virnucpro_core.errors import InputError
 
 DEFAULT_OUT = "comparison"
@@ -59,6 +59,7 @@ def register(subparsers) -> None:
                         help="ESM2 3B training history for the loss curves (default: none)")
     parser.add_argument("--split-summary", metavar="JSON",
                         help="the split's distribution.json, for the test-set section (default: none)")
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
@@ -111,21 +112,27 @@ def _load_split_summary(path: str):
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in scipy, pandas and matplotlib, which `--help` does not need.
+    from virnucpro_core.compare.report import CompareReportPaths
+    from virnucpro_core.outputs import Output, OutputClaim
+
+    paths = CompareReportPaths(Path(args.out))
+    outputs = Output(paths.root, tuple(p.relative_to(paths.root).as_posix() for p in paths.written()))
+    with OutputClaim("compare", [outputs], force=args.force,
+                     inputs=[args.fast, args.baseline, args.baseline_metrics, args.fast_history, args.baseline_history,
+                             args.split_summary]):
+        return _compare(args, paths)
+
+
+def _compare(args: argparse.Namespace, paths) -> int:
+    """Read, compare, write and print (the outputs already claimed)."""
+    # Imported here, not at the top: they pull in scipy, pandas and matplotlib, which `--help` does not need.
     from virnucpro_core.compare.comparison import compare
     from virnucpro_core.compare.figures import write_figures
+    from virnucpro_core.compare.report import CompareReportPaths, format_summary, write_json, write_markdown
     from virnucpro_core.evaluate.metrics import Evaluation
     from virnucpro_core.evaluate.predictions import Predictions
-    from virnucpro_core.compare.report import CompareReportPaths, format_summary, write_json, write_markdown
+    from virnucpro_core.files import files_together
 
-    from virnucpro_core.files import check_output, earlier_outputs, files_together
-
-    outputs = ["report.md", "report.json", "comparison.json", "evaluation_fast.json", "evaluation_baseline.json"]
-    check_output(args.out, kind="directory",
-                 inputs=[args.fast, args.baseline, args.baseline_metrics, args.fast_history, args.baseline_history,
-                         args.split_summary],
-                 writes=outputs)
-    if earlier_outputs(args.out, outputs):
-        print(f"note: replacing the earlier comparison in {args.out}")
     if args.baseline and Path(args.fast).resolve() == Path(args.baseline).resolve():
         raise InputError(
             f"--fast and --baseline are the same file: {args.fast}",
@@ -154,7 +161,6 @@ def run(args: argparse.Namespace) -> int:
         names=names,
     )
 
-    paths = CompareReportPaths(Path(args.out))
     # One result, written whole or not at all; report.json, moved in last, marks a complete set.
     with files_together(paths.root, paths.json.name) as staging:
         staged = CompareReportPaths(staging)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from virnucpro_core.defaults import SEED
-from virnucpro_core.commands.options import non_negative_int, seed_value
+from virnucpro_core.commands.options import add_force, non_negative_int, seed_value
 from virnucpro_core.errors import InputError
 
 PREDICTION_SUFFIXES = (".json", ".npz")
@@ -18,7 +18,8 @@ def register(subparsers) -> None:
         help="run a trained checkpoint on a merged feature file and write its predictions for `virnucpro compare`",
         description=(
             "Load CKPT (from `virnucpro train`, the original VirNucPro or the FastESM2 fork), check that it was "
-            "trained on features of the width and protein model of TEST.pt, score every sample and write "
+            "trained on features of the width and protein model of TEST.pt and on the training side of TEST.pt's "
+            "split (its lineage), score every sample and write "
             "PREDICTIONS (.json or .npz: ids, y_true, p_viral, y_pred, lengths, meta), the file `virnucpro compare --fast/--baseline` reads. Prints accuracy, "
             "precision, recall, F1, ROC-AUC, PR-AUC and MCC with bootstrap CIs, and the per-chunk accuracy."
         ),
@@ -40,6 +41,13 @@ def register(subparsers) -> None:
                         "interval ends at about 5 ms per resample; 0 skips them")
     parser.add_argument("--seed", type=seed_value, default=SEED,
                         help=f"seed of the bootstrap resampling, a non-negative integer (default: {SEED})")
+    parser.add_argument("--allow-other-split", action="store_true",
+                        help="evaluate a checkpoint that was not trained on TEST.pt's split (another split, features "
+                        "that are no split's, or a checkpoint that records none, such as the original VirNucPro's) "
+                        "instead of refusing it: the output says how many test samples it was trained on, the "
+                        "predictions and metrics record it, and `virnucpro compare` refuses them (default: refuse, "
+                        "naming both splits)")
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
@@ -54,23 +62,33 @@ def _check_suffix(path: str, option: str, suffixes: tuple[str, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the CLI's start stays light for `--help`.
+    from virnucpro_core.files import check_output
+    from virnucpro_core.outputs import Output, OutputClaim
+
+    _check_suffix(args.out, "--out", PREDICTION_SUFFIXES)
+    outputs = [Output(Path(args.out))]
+    if args.metrics_out:
+        _check_suffix(args.metrics_out, "--metrics-out", (".json",))
+        check_output(args.metrics_out, inputs=[args.model, args.features, args.out], option="--metrics-out")
+        outputs.append(Output(Path(args.metrics_out)))
+    with OutputClaim("evaluate", outputs, force=args.force, inputs=[args.model, args.features]):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Score, check, write and print (the outputs already claimed)."""
     # Imported here, not at the top: they pull in torch, scipy and scikit-learn, which `--help` does not need.
     import numpy as np
 
     from virnucpro_core.compare.comparison import fmt, fmt_ci, uses_random_weights
+    from virnucpro_core.compare.report import checkpoint_weights
     from virnucpro_core.evaluate.metrics import METRICS, evaluate
     from virnucpro_core.evaluate.predictions import HOST, VIRAL
     from virnucpro_core.predict.scoring import RANDOM_WEIGHTS_WARNING, predict_features
-    from virnucpro_core.compare.report import checkpoint_weights
+    from virnucpro_core.split.lineage import LineageCheck
 
-    from virnucpro_core.files import check_output, earlier_outputs
-
-    _check_suffix(args.out, "--out", PREDICTION_SUFFIXES)
-    check_output(args.out, inputs=[args.model, args.features])
-    if args.metrics_out:
-        _check_suffix(args.metrics_out, "--metrics-out", (".json",))
-        check_output(args.metrics_out, inputs=[args.model, args.features, args.out], option="--metrics-out")
-    predictions = predict_features(args.model, args.features)
+    predictions = predict_features(args.model, args.features, allow_other_split=args.allow_other_split)
     if not len(predictions):
         raise InputError(f"{args.features} holds no samples: there is nothing to evaluate",
                          expected="a merged feature file with test samples (test.pt of `virnucpro split`)",
@@ -88,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
             fix="evaluate on a test split of both classes (virnucpro split draws each class separately), or "
             "leave out --metrics-out to write only the predictions",
         )
-    for earlier in earlier_outputs(args.out) + (earlier_outputs(args.metrics_out) if args.metrics_out else []):
-        print(f"note: replacing {earlier}")
     predictions.save(args.out)
     meta = predictions.meta
     checkpoint = meta["checkpoint"]
@@ -102,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     random = uses_random_weights(meta)
     if random:
         print(f"WARNING: {RANDOM_WEIGHTS_WARNING}")
+    lineage = LineageCheck.from_dict(meta.get("lineage"))
+    if lineage is not None and not lineage.matched:
+        print(f"WARNING: {lineage.warning()}")
     print(f"wrote {args.out}")
 
     if classes != {HOST, VIRAL}:
@@ -126,4 +145,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.metrics_out}")
     if random:
         print("WARNING: random-weight stand-ins — these metrics test the machinery, not the models")
+    if lineage is not None and not lineage.matched:
+        print(f"WARNING: {lineage.warning()}")
     return 0

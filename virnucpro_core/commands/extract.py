@@ -9,9 +9,11 @@ out and has rank 0 write the file and print; this module only passes options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+from pathlib import Path
 
-from virnucpro_core.commands.options import positive_float, positive_int, seed_value
+from virnucpro_core.commands.options import add_force, positive_float, positive_int, seed_value
 from virnucpro_core.defaults import (
     DEVICE, DTYPES, EXTRACTION_PATH, EXTRACTION_PATHS, MODELS, RANK_TIMEOUT_S, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH,
     WEIGHTS,
@@ -118,6 +120,13 @@ def register(subparsers) -> None:
         help="recompute even if OUT or finished shards exist for the same input and model (default: reuse them)",
     )
     parser.add_argument(
+        "--reuse-other-code",
+        action="store_true",
+        help="reuse OUT or finished shards that other code made (another version of virnucpro-accept, edited "
+        "modules of the extraction, another torch or transformers), with a warning naming what changed "
+        "(default: extract again, saying what changed: vectors of other code may differ)",
+    )
+    parser.add_argument(
         "--rank-timeout",
         type=positive_float,
         default=RANK_TIMEOUT_S,
@@ -127,27 +136,43 @@ def register(subparsers) -> None:
         "shard and of loading the model; lower values notice a hung GPU sooner",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars (default: shown)")
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
+    # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from virnucpro_core.extract.distributed import ProcessGroup
-    from virnucpro_core.extract.features import extract_to_file
-    from virnucpro_core.extract.forward import prepare_path
-    from virnucpro_core.files import check_free_space, check_output
-    from virnucpro_core.preprocess.fasta import count_records
-    from virnucpro_core.layouts.virnucpro import load_features
-    from virnucpro_core.models.registry import load_model
-    from virnucpro_core.models.precision import extraction_dtype
 
     group = ProcessGroup.join(timeout=args.rank_timeout)  # one process, or this rank of a torchrun job
     rank = group.rank
     if not logging.getLogger().handlers:  # only rank 0 tells the story; the others speak up for problems
         logging.basicConfig(level=logging.INFO if rank.is_main else logging.WARNING,
                             format=f"{rank.prefix}%(message)s")
+    with contextlib.ExitStack() as claimed:
+        return _extract(args, group, claimed)
+
+
+def _extract(args: argparse.Namespace, group, claimed: contextlib.ExitStack) -> int:
+    """Load the model and extract; rank 0 claims ``--out`` first (held in ``claimed`` until the command ends)."""
+    # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
+    from virnucpro_core.extract.features import extract_to_file
+    from virnucpro_core.extract.forward import prepare_path
+    from virnucpro_core.files import check_free_space, check_output
+    from virnucpro_core.layouts.virnucpro import load_features
+    from virnucpro_core.models.precision import extraction_dtype
+    from virnucpro_core.models.registry import load_model
+    from virnucpro_core.outputs import Output, OutputClaim
+    from virnucpro_core.preprocess.fasta import count_records
+
+    rank = group.rank
     with group.step("loading the model"):
-        check_output(args.out, inputs=[args.input])  # before minutes of model loading and embedding
+        # Before minutes of model loading and embedding; rank 0 writes OUT, so rank 0 holds it.
+        if rank.is_main:
+            claimed.enter_context(OutputClaim("extract", [Output(Path(args.out))], force=args.force,
+                                              inputs=[args.input], may_reuse=True))
+        else:
+            check_output(args.out, inputs=[args.input])
         device = group.device(args.device)
         dtype = args.dtype or extraction_dtype(args.model, device.type)
         if args.dtype is None:
@@ -178,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             if records is not None:
                 check_free_space(args.out, 2 * records * loaded.dim * 4 + (1 << 20),
                                  what=f"{records:,} vectors of {loaded.dim} floats (its shards, then the file)")
+    before = _state(args.out)
     out = extract_to_file(
         loaded,
         args.input,
@@ -185,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         toks_per_batch=args.toks_per_batch,
         rebuild=args.rebuild,
+        reuse_other_code=args.reuse_other_code,
         progress=not args.no_progress,
         group=group,
     )
@@ -197,5 +224,18 @@ def run(args: argparse.Namespace) -> int:
         f"{meta['device']}{processes}, {meta['toks_per_batch']} tokens/batch, {meta.get('path', 'eager')} path) -> "
         f"{meta['dim']}-d vectors"
     )
-    print(f"wrote {out}")
+    if before is not None and _state(out) == before:  # nothing was written: say so, never "wrote"
+        print(f"reused {out}, written earlier for the same input, model, settings and code (--rebuild recomputes)")
+    else:
+        print(f"wrote {out}")
     return 0
+
+
+def _state(path) -> tuple[int, int] | None:
+    """The file's inode and modification time, or None when there is none: equal before and after, nothing
+    was written."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns

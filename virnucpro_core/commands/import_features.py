@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from virnucpro_core.commands.options import add_force
 from virnucpro_core.defaults import SIZES
 
 DECLARE_HELP = (
@@ -40,14 +41,16 @@ def register(subparsers) -> None:
     parser.add_argument("--size", choices=list(SIZES), default="full",
                         help="full: the real widths (default); tiny: features of this suite's tiny stand-ins")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory for the converted files")
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # lazy: the library (and torch) load only when this command runs, keeping `virnucpro --help` fast
     from virnucpro_core.errors import InputError
-    from virnucpro_core.files import atomic_write_text, check_output
+    from virnucpro_core.files import atomic_write_text
     from virnucpro_core.layouts import virnucpro as layouts
+    from virnucpro_core.outputs import Output, OutputClaim, needed_by
     from virnucpro_core.layouts.features import save_view
 
     declarations = [layouts.Declaration.parse(text) for text in args.declare]
@@ -57,17 +60,21 @@ def run(args: argparse.Namespace) -> int:
                          fix="e.g. `virnucpro import data/data_merge --declare esm2_3b:float32 --out imported`")
     plan = layouts.plan_import(inputs, args.size)
     out = Path(args.out)
-    names = [f"{label}_{model}.pt" for model, label in plan] + ["import.json"]
-    check_output(out, kind="directory", inputs=[p for paths in inputs.values() for p in paths], writes=names)
-    record = {}
-    for (model, label), paths in plan.items():
-        merged = layouts.import_rows(paths, label, declarations, size=args.size, groups=groups, option="--declare")
-        target = save_view(merged, out / f"{label}_{model}.pt")
-        record[target.name] = merged.meta.get("imported") or {"files": [p.name for p in paths], "layout": "ours"}
-        print(f"{label} {merged.meta['protein']['display_name']}: {len(merged):,} samples from {len(paths)} file(s) "
-              f"-> {target}")
-        del merged
-    atomic_write_text(out / "import.json", json.dumps(record, indent=2) + "\n")
+    names = tuple(f"{label}_{model}.pt" for model, label in plan) + ("import.json",)
+    sources = [p for paths in inputs.values() for p in paths]
+    with OutputClaim("import", [Output(out, names)], force=args.force, inputs=sources):
+        record, views = {}, []
+        for (model, label), paths in plan.items():
+            merged = layouts.import_rows(paths, label, declarations, size=args.size, groups=groups,
+                                         option="--declare")
+            target = save_view(merged, out / f"{label}_{model}.pt")
+            views.append(target)
+            record[target.name] = merged.meta.get("imported") or {"files": [p.name for p in paths], "layout": "ours"}
+            print(f"{label} {merged.meta['protein']['display_name']}: {len(merged):,} samples from {len(paths)} "
+                  f"file(s) -> {target}")
+            del merged
+        atomic_write_text(out / "import.json", json.dumps(record, indent=2) + "\n")
+    needed_by(views, sources)  # no --out replaces a file these views read their rows from
     print(f"wrote {out / 'import.json'}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from virnucpro_core.commands.options import add_force
 from virnucpro_core.defaults import LABELS
 
 
@@ -27,6 +28,7 @@ def register(subparsers) -> None:
         "--label", required=True, choices=list(LABELS), help="class of every sample: viral (1) or host (0)"
     )
     parser.add_argument("--out", required=True, metavar="FILE", help="merged feature file to write (.pt)")
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
@@ -34,16 +36,15 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from virnucpro_core.extract.features import merge_features
     from virnucpro_core.layouts.features import save_merged
-    from virnucpro_core.files import check_free_space, check_output
+    from virnucpro_core.files import check_free_space
+    from virnucpro_core.outputs import Output, OutputClaim
 
-    check_output(args.out, inputs=[args.dna, args.protein])
-    # The merged file holds both inputs' vectors side by side: about their sizes together.
-    check_free_space(args.out, Path(args.dna).stat().st_size + Path(args.protein).stat().st_size,
-                     what="the merged features (about both inputs' size)")
-    if Path(args.out).exists():
-        print(f"note: replacing {args.out}")
-    merged = merge_features(args.dna, args.protein, args.label)
-    out = save_merged(merged, args.out)
+    with OutputClaim("merge", [Output(Path(args.out))], force=args.force, inputs=[args.dna, args.protein]):
+        # The merged file holds both inputs' vectors side by side: about their sizes together.
+        check_free_space(args.out, Path(args.dna).stat().st_size + Path(args.protein).stat().st_size,
+                         what="the merged features (about both inputs' size)")
+        merged = merge_features(args.dna, args.protein, args.label)
+        out = save_merged(merged, args.out)
     meta = merged.meta
     print(
         f"{len(merged)} {meta['label']} samples: {meta['dna_dim']} ({meta['dna']['display_name']}) + "

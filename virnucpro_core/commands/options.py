@@ -60,3 +60,14 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, e.g. 600, got {text}")
     return value
+
+
+def add_force(parser: argparse.ArgumentParser, also: str = "") -> None:
+    """``--force``: replace files of the names a command writes that virnucpro did not write (or that changed)."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files of the names this command writes that virnucpro did not write, or that changed since "
+        f"it wrote them{also} (default: refuse, naming them; another command's outputs and files that views read "
+        "their rows from are never replaced)",
+    )

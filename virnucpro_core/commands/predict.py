@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from virnucpro_core.defaults import CHUNK_SIZE, DEVICE, SEED, SIZES, WEIGHTS
-from virnucpro_core.commands.options import positive_int, seed_value
+from virnucpro_core.commands.options import add_force, positive_int, seed_value
 
 DEFAULT_OUT = "prediction"
 
@@ -83,16 +84,17 @@ def register(subparsers) -> None:
                         help="recompute the embeddings even if OUT/features holds them for the same input and models "
                         "(default: reuse them)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars (default: shown)")
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
-WRITES = ["frames.tsv", "chunks.tsv", "summary.json", "prediction_results.txt", "prediction_results_highestscore.csv"]
+WRITES = ("frames.tsv", "chunks.tsv", "summary.json", "prediction_results.txt", "prediction_results_highestscore.csv")
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch and transformers, which `--help` does not need.
     from virnucpro_core.errors import InputError
-    from virnucpro_core.files import check_output
+    from virnucpro_core.outputs import Output, OutputClaim
     from virnucpro_core.predict.scoring import RANDOM_WEIGHTS_WARNING
     from virnucpro_core.predict.run import predict_fasta, predict_merged
 
@@ -104,31 +106,32 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.features:
-        check_output(args.out, kind="directory", inputs=[*args.features, args.model], writes=WRITES)
-        result = predict_merged(args.features, args.model, args.out, allow_mismatch=args.allow_mismatch)
+        with OutputClaim("predict", [Output(Path(args.out), WRITES)], force=args.force,
+                         inputs=[*args.features, args.model]):
+            result = predict_merged(args.features, args.model, args.out, allow_mismatch=args.allow_mismatch)
         counts = result.counts
         print(f"{counts['frames']:,} frames from {counts['files']} feature file(s) scored with "
               f"{result.checkpoint['path']}: {counts['viral_chunks']} virus and {counts['other_chunks']} others "
               f"chunks; {counts['viral_frames']} of {counts['frames']} frames virus")
         return _finish(result, RANDOM_WEIGHTS_WARNING)
-    check_output(args.out, kind="directory", inputs=[args.input, args.model],
-                 writes=[*WRITES, "preprocess", "features"])
-    result = predict_fasta(
-        args.input,
-        args.model,
-        args.out,
-        chunk_size=args.chunk_size,
-        weights=args.weights,
-        size=args.size,
-        dna_model_path=args.dna_model_path,
-        protein_model_path=args.protein_model_path,
-        device=args.device,
-        seed=args.seed,
-        progress=not args.no_progress,
-        rebuild=args.rebuild,
-        allow_mismatch=args.allow_mismatch,
-        allow_other_model=args.allow_other_model,
-    )
+    with OutputClaim("predict", [Output(Path(args.out), (*WRITES, "preprocess", "features"))], force=args.force,
+                     inputs=[args.input, args.model]):
+        result = predict_fasta(
+            args.input,
+            args.model,
+            args.out,
+            chunk_size=args.chunk_size,
+            weights=args.weights,
+            size=args.size,
+            dna_model_path=args.dna_model_path,
+            protein_model_path=args.protein_model_path,
+            device=args.device,
+            seed=args.seed,
+            progress=not args.no_progress,
+            rebuild=args.rebuild,
+            allow_mismatch=args.allow_mismatch,
+            allow_other_model=args.allow_other_model,
+        )
     counts, models = result.counts, result.models
     print(
         f"{counts['records']} records -> {counts['chunks']} chunks -> {counts['frames']} frames, scored with "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from virnucpro_core.defaults import BLOCK_BASES
-from virnucpro_core.commands.options import positive_int
+from virnucpro_core.commands.options import add_force, positive_int
 from virnucpro_core.preprocess.workers import available_cpus
 
 
@@ -47,19 +48,19 @@ def register(subparsers) -> None:
         f"cores, or this process reading INPUT and writing OUT, are saturated; memory grows by about two "
         f"blocks of {BLOCK_BASES:,} bases (a few MB) per worker. An input of one block runs in this process.",
     )
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in Biopython, which `--help` does not need.
-    from virnucpro_core.files import check_output, earlier_outputs
+    from virnucpro_core.outputs import Output, OutputClaim
     from virnucpro_core.preprocess.sequences import preprocess
 
-    outputs = ["chunks.fa", "nucleotide.fa", "protein.faa", "preprocess.json"]
-    check_output(args.out, kind="directory", inputs=[args.input, *(args.reference or [])], writes=outputs)
-    if earlier_outputs(args.out, outputs):
-        print(f"note: replacing the earlier preprocess output in {args.out}")
-    result = preprocess(args.input, args.chunk_size, args.out, reference=args.reference, workers=args.workers)
+    outputs = ("chunks.fa", "nucleotide.fa", "protein.faa", "preprocess.json")
+    with OutputClaim("preprocess", [Output(Path(args.out), outputs)], force=args.force,
+                     inputs=[args.input, *(args.reference or [])]):
+        result = preprocess(args.input, args.chunk_size, args.out, reference=args.reference, workers=args.workers)
     mode = "training mode" if result.training_mode else "prediction mode"
     print(
         f"{result.records} records -> {result.chunks} chunks of {result.chunk_size} bp -> "

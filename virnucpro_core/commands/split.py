@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from virnucpro_core.defaults import GROUP_BY_CHOICES, SEED
 from virnucpro_core.commands.options import open_fraction, seed_value
@@ -64,19 +65,32 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="replace a different split already in --out (default: refuse, since the test set is made once; an "
-        "identical split is reused)",
+        help="replace a different split already in --out, or files of the names a split writes that virnucpro "
+        "did not write (default: refuse, since the test set is made once; an identical split is reused)",
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
-    from virnucpro_core.files import check_output
+    from virnucpro_core.outputs import Output, OutputClaim, needed_by
+
+    outputs = ("train.pt", "test.pt", "manifest.json", "distribution.json")
+    with OutputClaim("split", [Output(Path(args.out), outputs)], force=args.force,
+                     inputs=[*args.viral, *args.host, args.manifest], may_reuse=True):
+        result = _split(args)
+    paths = result.paths
+    needed_by([paths.train, paths.test], [*args.viral, *args.host])  # no --out replaces what the views read
+    print(result.summary.format_table())
+    for path in (paths.train, paths.test, paths.manifest, paths.distribution):
+        print(f"{'kept' if result.reused else 'wrote'} {path}")
+    return 0
+
+
+def _split(args: argparse.Namespace):
+    """The split the options ask for: drawn, applied from --manifest, or the identical one already in --out."""
     from virnucpro_core.split.make import apply_split, make_split
 
-    check_output(args.out, kind="directory", inputs=[*args.viral, *args.host, args.manifest],
-                 writes=["train.pt", "test.pt", "manifest.json", "distribution.json"])
     if args.manifest:
         given = [
             option
@@ -96,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
             )
         result = apply_split(args.manifest, args.viral, args.host, out_dir=args.out, overwrite=args.force, log=print)
         print(f"applied split {result.manifest.split_id[:12]} from {args.manifest}")
-    else:
-        result = make_split(
+        return result
+    return make_split(
             args.viral,
             args.host,
             test_fraction=DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction,
@@ -107,8 +121,3 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.force,
             log=print,
         )
-    print(result.summary.format_table())
-    paths = result.paths
-    for path in (paths.train, paths.test, paths.manifest, paths.distribution):
-        print(f"{'kept' if result.reused else 'wrote'} {path}")
-    return 0

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from virnucpro_core.commands.options import open_fraction, positive_int, seed_value
+from virnucpro_core.commands.options import add_force, open_fraction, positive_int, seed_value
 from virnucpro_core.defaults import DEVICE, MAX_EPOCHS, PATIENCE, SAVE, SAVE_CHOICES, SEED, VAL_FRACTION
 
 
@@ -86,25 +86,31 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the per-epoch batch progress bar (default: shown)"
     )
+    add_force(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
-    from pathlib import Path
-
-    from virnucpro_core.errors import InputError, os_error_message
-    from virnucpro_core.files import check_free_space, check_output
-    from virnucpro_core.threads import set_user_threads
-    from virnucpro_core.train.training import TrainingConfig, TrainingPaths, train_classifier
+    from virnucpro_core.outputs import Output, OutputClaim
+    from virnucpro_core.train.training import TrainingPaths
 
     # Checked before hours of training, not after: a result that cannot be written is lost.
     features = Path(args.features)
     inputs = [features / name for name in ("train.pt", "test.pt", "manifest.json")] if features.is_dir() else [features]
-    check_output(args.out, inputs=inputs)
-    check_output(TrainingPaths(Path(args.out)).history, inputs=inputs, option="--out's history file")
-    if Path(args.out).exists():
-        print(f"note: {args.out} exists and will be replaced when training ends")
+    outputs = [Output(Path(args.out)), Output(TrainingPaths(Path(args.out)).history)]
+    with OutputClaim("train", outputs, force=args.force, inputs=inputs):  # held until the checkpoint is written
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train as the options say and write the checkpoint and its history (the outputs already claimed)."""
+    # Imported here, not at the top: it pulls in torch, which `--help` does not need.
+    from virnucpro_core.errors import InputError, os_error_message
+    from virnucpro_core.files import check_free_space
+    from virnucpro_core.threads import set_user_threads
+    from virnucpro_core.train.training import TrainingConfig, train_classifier
+
     set_user_threads(args.threads)
     config = TrainingConfig(
         patience=args.patience,

@@ -36,6 +36,7 @@ from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.evaluate.metrics import METRICS, Evaluation, Interval, evaluate
 from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.layouts.features import feature_info
+from virnucpro_core.compare.pairing import BASELINE_MODEL, FAST_MODEL, align, check_lineage, check_pair, check_roles
 from virnucpro_core.split.make import vocabulary_problems
 
 COMPARISON_FORMAT = "virnucpro-comparison"
@@ -183,6 +184,36 @@ class Comparison:
     def n(self) -> int:
         return self.fast.n
 
+    @property
+    def undecided(self) -> bool:
+        """The drop's point estimate is within the limit, but the upper end of its CI is not: this test set cannot
+        show that the drop is below the limit (the gate still follows its rule, the point estimate)."""
+        ci = self.drop_ci
+        return ci is not None and self.accuracy_drop < self.max_accuracy_drop <= ci.high
+
+    def samples_to_decide(self) -> int | None:
+        """About how many test samples would put the CI's upper end below the limit, at the observed rates of
+        discordant pairs (normal approximation of the paired difference: n = z² (p₁₀ + p₀₁ − d²) / (limit − d)²);
+        None when it cannot be said (not paired, or the drop is not below the limit)."""
+        m, limit, drop = self.mcnemar, self.max_accuracy_drop, self.accuracy_drop
+        if m is None or not self.n or drop >= limit:
+            return None
+        variance = (m.baseline_only_correct + m.fast_only_correct) / self.n - drop**2
+        z = float(stats.norm.ppf(0.5 + self.confidence_level / 2))
+        return max(self.n + 1, math.ceil(z * z * variance / (limit - drop) ** 2))
+
+    def undecided_statement(self) -> str | None:
+        """What the banner says when :attr:`undecided` (None otherwise)."""
+        if not self.undecided:
+            return None
+        level = f"{self.confidence_level:.0%}".replace("%", " %")
+        needed = self.samples_to_decide()
+        more = (f" About {needed:,} test samples (this set has {self.n:,}) would show it at the observed rate of "
+                f"discordant pairs ({self.mcnemar.discordant} of {self.n:,})." if needed else "")
+        return (f"This test set cannot show that the accuracy drop is below the limit: the drop {fmt(self.accuracy_drop)} "
+                f"is within {self.max_accuracy_drop:g}, but its {level} CI reaches {fmt(self.drop_ci.high)}. The "
+                f"gate's rule (the point estimate) decides the verdict.{more}")
+
     def metric_rows(self, level: str = "frame") -> list[MetricRow]:
         """Every scalar metric of both models, frame level or chunk level (VirNucPro's per-chunk call)."""
         if level == "frame":
@@ -312,92 +343,6 @@ def _json_safe(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- building it
-
-
-FAST_MODEL, BASELINE_MODEL = "fastesm2_650", "esm2_3b"
-
-
-def _entry(meta: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """A nested provenance entry (``checkpoint``, ``split``), or ``{}`` when the file has none."""
-    value = meta.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
-def _describe_origin(meta: Mapping[str, Any]) -> str:
-    """What a predictions file says it is: protein model, checkpoint, features file, split."""
-    checkpoint, split = _entry(meta, "checkpoint"), _entry(meta, "split")
-    parts = [f"protein model {meta.get('model') or 'not recorded'}"]
-    if checkpoint.get("path"):
-        parts.append(f"checkpoint {Path(str(checkpoint['path'])).name} (sha256 {str(checkpoint.get('sha256'))[:12]})")
-    if meta.get("features_file"):
-        parts.append(f"features {meta['features_file']}")
-    if split.get("split_id"):
-        parts.append(f"split {str(split['split_id'])[:12]} ({split.get('side')} side)")
-    return ", ".join(parts)
-
-
-def _check_roles(meta: Mapping[str, Any], role: str, expected: str) -> None:
-    """Predictions given as ``role`` must come from that model, when the file says which (older files may not)."""
-    model = meta.get("model")
-    if model is not None and model != expected:
-        other = "--baseline" if role == "fast" else "--fast"
-        raise InputError(
-            f"the {role} predictions come from {model}, not {expected}",
-            expected=f"--{role} predictions of {expected} (FastESM2_650 as --fast, ESM2 3B as --baseline)",
-            found=_describe_origin(meta),
-            fix=f"swap the files if they were given the wrong way round (this file belongs to {other}), "
-            f"or predict with the {expected} checkpoint",
-        )
-
-
-def _check_pair(fast: Mapping[str, Any], baseline: Mapping[str, Any]) -> None:
-    """Two different models' predictions on the test side of one split: not one file twice, not two test sets."""
-    problems = []
-    fast_sha = _entry(fast, "checkpoint").get("sha256")
-    if fast_sha and fast_sha == _entry(baseline, "checkpoint").get("sha256"):
-        problems.append("both were made by the same checkpoint (the same predictions given twice?)")
-    splits = [_entry(m, "split") for m in (fast, baseline)]
-    ids = [s.get("split_id") for s in splits]
-    if all(ids) and ids[0] != ids[1]:
-        problems.append(f"they come from different splits ({ids[0][:12]} and {ids[1][:12]})")
-    sides = {s.get("side") for s in splits if s.get("side")}
-    if sides - {"test"}:
-        problems.append(f"predictions on the {' and '.join(sorted(sides - {'test'}))} side, not the test set")
-    if problems:
-        raise InputError(
-            "the two predictions files cannot be compared: " + "; ".join(problems),
-            expected="FastESM2_650 and ESM2 3B checkpoints, each predicted on the test.pt of one shared split",
-            found=f"fast: {_describe_origin(fast)}; baseline: {_describe_origin(baseline)}",
-            fix="run `virnucpro evaluate` with each model's checkpoint on its own split's test.pt "
-            "(`virnucpro split --manifest` applies one split to both embedders)",
-        )
-
-
-def _align(fast: Predictions, baseline: Predictions) -> Predictions:
-    """The baseline in the fast predictions' order; one error listing every mismatch."""
-    fast_ids, base_ids = set(fast.ids), set(baseline.ids)
-    problems = []
-    only_fast, only_base = sorted(fast_ids - base_ids), sorted(base_ids - fast_ids)
-    if only_fast:
-        problems.append(f"{len(only_fast)} id(s) only in the FastESM2 predictions, e.g. {', '.join(only_fast[:_SHOW])}")
-    if only_base:
-        problems.append(f"{len(only_base)} id(s) only in the baseline predictions, e.g. {', '.join(only_base[:_SHOW])}")
-    if not problems:
-        baseline = baseline.take(fast.ids)
-        ids = np.asarray(fast.ids)
-        for name in ("y_true", "lengths"):
-            differ = ids[getattr(fast, name) != getattr(baseline, name)].tolist()
-            if differ:
-                problems.append(f"{len(differ)} id(s) with a different {name}, e.g. {', '.join(differ[:_SHOW])}")
-    if problems:
-        raise InputError(
-            "FastESM2 and baseline predictions are not on the identical test samples",
-            expected=f"the same {len(fast)} ids with the same labels and protein lengths in both files",
-            found="; ".join(problems),
-            fix="predict both models on the test split of one `virnucpro split` (the split is shared by id), "
-            "or pass the baseline as --baseline-metrics if its predictions are unavailable",
-        )
-    return baseline
 
 
 def _paired_drop_ci(baseline_correct: np.ndarray, fast_correct: np.ndarray, *, n_bootstrap: int, seed: int,
@@ -532,10 +477,12 @@ def compare(
     notes: list[str] = []
     provenance = {"fast": dict(fast.meta)}
 
-    _check_roles(fast.meta, "fast", FAST_MODEL)
+    check_roles(fast.meta, "fast", FAST_MODEL)
     if baseline is not None:
-        _check_roles(baseline.meta, "baseline", BASELINE_MODEL)
-        _check_pair(fast.meta, baseline.meta)
+        check_roles(baseline.meta, "baseline", BASELINE_MODEL)
+        check_pair(fast.meta, baseline.meta)
+        check_lineage({"fast": fast.meta, "baseline": baseline.meta},
+                       {"fast": "the FastESM2 predictions", "baseline": "the baseline predictions"})
         mixed = vocabulary_problems([feature_info(fast.meta), feature_info(baseline.meta)], names)
         if mixed:
             raise InputError(
@@ -546,7 +493,7 @@ def compare(
                 fix="re-extract the features of the arm without a fingerprint, or made with a foreign vocab.txt, "
                 "with this version (`virnucpro extract`), then merge, split, train and evaluate again",
             )
-        baseline = _align(fast, baseline)
+        baseline = align(fast, baseline)
         base_eval = baseline_evaluation or evaluate(baseline, n_bootstrap=n_bootstrap, seed=seed,
                                                     confidence_level=confidence_level)
         if base_eval.ids_sha256 not in (None, baseline.ids_sha256):
@@ -570,6 +517,8 @@ def compare(
                      else Evaluation.from_dict(baseline_metrics, "baseline metrics"))
         where = baseline_source or (f"metrics file {base_eval.loaded_from}" if base_eval.loaded_from
                                     else "a metrics object without per-sample predictions")
+        check_lineage({"fast": fast.meta, "baseline": base_eval.meta},
+                       {"fast": "the FastESM2 predictions", "baseline": f"the baseline metrics ({where})"})
         if base_eval.ids_sha256 is not None and base_eval.ids_sha256 != fast.ids_sha256:
             raise InputError(
                 f"the baseline metrics ({where}) were measured on another test set",

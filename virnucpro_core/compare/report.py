@@ -70,6 +70,11 @@ class CompareReportPaths:
         baseline's can be passed later as ``--baseline-metrics``."""
         return self.root / f"evaluation_{which}.json"
 
+    def written(self) -> list[Path]:
+        """Everything ``virnucpro compare`` writes here (the figures folder as one)."""
+        return [self.markdown, self.json, self.comparison, self.evaluation("fast"), self.evaluation("baseline"),
+                self.figures]
+
 
 # --------------------------------------------------------------------------- tables (data → rows)
 
@@ -345,6 +350,8 @@ def format_summary(comparison: Comparison, provenance: Mapping[str, Any] | None 
     for note in comparison.notes:
         lines.append(f"note: {note}")
     lines += ["", f"verdict: {comparison.reason}"]
+    if comparison.undecided:
+        lines.append(f"note: {comparison.undecided_statement()}")
     if comparison.next_steps:
         lines.append("next steps:")
         lines += [f"  {i}. {step}" for i, step in enumerate(comparison.next_steps, start=1)]
@@ -383,8 +390,11 @@ def markdown_lines(
     random_sources = random_weight_sources(comparison, provenance)
     if random_sources:
         lines += [f"> **⚠ {RANDOM_WARNING}** (random weights: {', '.join(random_sources)})", ""]
-    lines += [f"**{markdown_text(reason)}**", "", "Sign convention: drop = baseline − FastESM2 for every metric; a positive "
-              "drop means FastESM2 is worse.", ""]
+    lines += [f"**{markdown_text(reason)}**", ""]
+    if comparison.undecided:
+        lines += [f"> **{markdown_text(comparison.undecided_statement())}**", ""]
+    lines += ["Sign convention: drop = baseline − FastESM2 for every metric; a positive drop means FastESM2 is "
+              "worse.", ""]
     for note in comparison.notes:
         lines += [f"> Note: {markdown_text(note)}", ""]
     if comparison.next_steps:
@@ -501,6 +511,8 @@ def report_dict(
         "version": REPORT_VERSION,
         "verdict": comparison.verdict,
         "reason": comparison.reason,
+        "undecided": comparison.undecided_statement(),
+        "samples_to_decide": comparison.samples_to_decide() if comparison.undecided else None,
         "next_steps": list(comparison.next_steps),
         "random_weights": bool(random_sources),
         "warning": RANDOM_WARNING if random_sources else None,

@@ -19,7 +19,8 @@ import pandas as pd
 from scipy import special
 
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.files import atomic_path, atomic_write_text, sha256_text
+from virnucpro_core.files import atomic_path, atomic_write_text
+from virnucpro_core.layouts.rows import id_set_sha256
 
 VIRAL, HOST = 1, 0
 PREDICTIONS_FORMAT = "virnucpro-predictions"
@@ -60,7 +61,7 @@ def frame_calls(logits: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def ids_digest(ids: Sequence[str]) -> str:
     """SHA-256 of the sorted ids: identifies a test set regardless of sample order."""
-    return sha256_text("\n".join(sorted(ids)))
+    return id_set_sha256(ids)
 
 
 # --------------------------------------------------------------------------- predictions

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from virnucpro_core.code_identity import CodeIdentity, code_of
 from virnucpro_core.defaults import SHARD_SIZE
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.distributed import ProcessGroup, Rank, run_torchrun
@@ -42,7 +43,7 @@ from virnucpro_core.extract.embeddings import (
 from virnucpro_core.extract.forward import ready_for
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import LABELS, MergedFeatures, save_features
-from virnucpro_core.layouts.rows import Embeddings, data_sha256
+from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
 from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.models.registry import LoadedModel
 from virnucpro_core.models.specs import get_spec
@@ -56,6 +57,20 @@ DEFAULT_SHARD_SIZE = SHARD_SIZE
 # 2: ESM-2 token ids fixed (I = 12, D = 13), vocabulary in the key; 3: chunk size in the meta;
 # 4: the ESM architecture in effect (config.json plus filled defaults) in the key and the meta
 _CACHE_FORMAT = 4
+
+
+def extraction_code() -> CodeIdentity:
+    """The code that computes a feature file: the modules extraction runs, and the torch and transformers versions.
+
+    Recorded in every feature file (``meta['code']``) and shard: a file or shard that other code made is
+    extracted again, with a line naming what changed.
+    """
+    return code_of("extract")
+
+
+def merge_code() -> CodeIdentity:
+    """The code that computes a merged feature file (recorded in its ``meta['code']``)."""
+    return code_of("merge")
 
 
 def _label_value(label: str | int) -> tuple[str, int]:
@@ -177,6 +192,7 @@ def merge_features(
         # bytes depend on what the vectors are and where they came from, not on how they were checked.
         "dna": {k: v for k, v in dna.meta.items() if k != "data_sha256"},
         "protein": {k: v for k, v in protein.meta.items() if k != "data_sha256"},
+        "code": merge_code().to_dict(),
     }
     labels = torch.full((len(protein),), label_value, dtype=torch.long)
     return MergedFeatures(list(protein.ids), data, labels, protein.lengths.clone(), meta)
@@ -279,8 +295,9 @@ def cache_key(
     return sha256_text(json.dumps(params, sort_keys=True)), params
 
 
-def _read_shard(path: Path, ids: list[str]) -> dict[str, Any] | None:
-    """A finished shard's tensors, or None when absent or not the expected records."""
+def _read_shard(path: Path, ids: list[str], code: CodeIdentity | None = None) -> dict[str, Any] | None:
+    """A finished shard's tensors, or None when absent, not the expected records, or (``code`` given) made by
+    other code."""
     if not path.is_file():
         return None
     try:
@@ -294,6 +311,9 @@ def _read_shard(path: Path, ids: list[str]) -> dict[str, Any] | None:
     if not isinstance(obj.get("data"), torch.Tensor) or obj.get("data_sha256") != data_sha256(obj["data"]):
         log.warning("ignoring shard %s: its vectors are not the ones written; it will be recomputed", path)
         return None
+    if code is not None and obj.get("code_sha256") != code.digest:
+        log.warning("ignoring shard %s: other code computed it; it will be recomputed", path)
+        return None
     return obj
 
 
@@ -305,6 +325,7 @@ def extract_to_file(
     shard_size: int = DEFAULT_SHARD_SIZE,
     toks_per_batch: int | None = None,
     rebuild: bool = False,
+    reuse_other_code: bool = False,
     progress: bool = True,
     on_shard: Callable[[int, int], None] | None = None,
     group: ProcessGroup | None = None,
@@ -314,7 +335,10 @@ def extract_to_file(
     Shards of ``shard_size`` records are written atomically to
     ``<out>.shards/<key>/`` where the key hashes the records, the model's
     provenance, dtype, device type, token budget and shard size. A rerun with
-    the same key reuses a finished output or finished shards (and logs so); an
+    the same key reuses a finished output or finished shards (and logs so) when
+    the same code made them (:func:`extraction_code`, recorded in the file's
+    ``meta['code']`` and in each shard) and the output's ids are the input's,
+    in order; otherwise it extracts again, with a line saying why. An
     interrupted run resumes to the identical file. The output is assembled
     atomically and the shards are then removed.
 
@@ -331,6 +355,7 @@ def extract_to_file(
         shard_size: records per shard; smaller loses less work to an interruption.
         toks_per_batch: token budget per batch (default per model family).
         rebuild: ignore and replace any cached output or shards.
+        reuse_other_code: reuse an output or shards made by other code (another version or edited modules).
         progress: show progress bars (rank 0 only).
         on_shard: called as ``on_shard(index, total)`` after each of this rank's shards is on disk.
         group: the ranks sharing the work; default: this process alone.
@@ -344,7 +369,8 @@ def extract_to_file(
     fasta = Path(fasta_path)
     _extract(loaded, lambda: read_records(fasta, loaded.spec.family), fasta, Path(out_path),
              chunk_size=preprocess_chunk_size(fasta), shard_size=shard_size, toks_per_batch=toks_per_batch,
-             rebuild=rebuild, progress=progress, on_shard=on_shard, group=group or ProcessGroup.single())
+             rebuild=rebuild, reuse_other_code=reuse_other_code, progress=progress, on_shard=on_shard,
+             group=group or ProcessGroup.single())
     return Path(out_path)
 
 
@@ -370,7 +396,7 @@ def extract_records(
     source = Path(source)
     return _extract(loaded, lambda: check_records(pairs, loaded.spec.family, source), source, Path(out_path),
                     chunk_size=chunk_size, shard_size=shard_size, toks_per_batch=toks_per_batch, rebuild=rebuild,
-                    progress=progress, on_shard=None, group=ProcessGroup.single())
+                    reuse_other_code=False, progress=progress, on_shard=None, group=ProcessGroup.single())
 
 
 def _extract(
@@ -383,6 +409,7 @@ def _extract(
     shard_size: int,
     toks_per_batch: int | None,
     rebuild: bool,
+    reuse_other_code: bool,
     progress: bool,
     on_shard: Callable[[int, int], None] | None,
     group: ProcessGroup,
@@ -406,18 +433,20 @@ def _extract(
                 shard_size,
             )
         key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
+        code = extraction_code()
         paths = ShardPaths(out, key)
         starts = list(range(0, len(pairs), shard_size))  # read() gives >= 1 record
-        existing = None if rebuild else _finished(out, key)
+        existing = None if rebuild else _finished(out, key, [rid for rid, _ in pairs], code, reuse_other_code)
         if existing is None and (ready := ready_for(loaded, [seq for _, seq in pairs], budget)) is not loaded:
             loaded = ready  # its compiled path did not compile here: eager, under eager's key
             key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
             paths = ShardPaths(out, key)
-            existing = None if rebuild else _finished(out, key)
-        step.value = {"params": params, "finished": existing is not None, "reused": 0}
+            existing = None if rebuild else _finished(out, key, [rid for rid, _ in pairs], code, reuse_other_code)
+        step.value = {"params": {**params, "code": code.digest}, "finished": existing is not None, "reused": 0}
         if existing is not None:
             log.info(
-                "reusing %s: same input (sha256 %s) and model settings; delete it or pass --rebuild to recompute",
+                "reusing %s: same input (sha256 %s), model settings and code; delete it or pass --rebuild to "
+                "recompute",
                 out,
                 input_sha256[:12],
             )
@@ -431,7 +460,8 @@ def _extract(
                 )
             shards, step.value["reused"] = _embed_share(
                 loaded, pairs, starts, paths, shard_size=shard_size, budget=budget, rebuild=rebuild,
-                progress=progress and rank.is_main, on_shard=on_shard, group=group,
+                code=None if reuse_other_code else code, progress=progress and rank.is_main, on_shard=on_shard,
+                group=group,
             )
     _check_agreement(step.values, rank)
     if existing is not None or not rank.is_main:
@@ -455,9 +485,10 @@ def _extract(
     data = torch.cat([shards[i]["data"] for i in range(total)], dim=0)
     lengths = torch.cat([shards[i]["lengths"] for i in range(total)], dim=0)
     meta = embedding_meta(loaded, input_sha256=input_sha256, n=len(pairs), toks_per_batch=budget)
+    ids = [rid for rid, _ in pairs]
     meta.update(cache_key=key, input_file=fasta_path.name, shard_size=shard_size, chunk_size=chunk_size,
-                data_sha256=data_sha256(data))
-    embeddings = Embeddings([rid for rid, _ in pairs], data, lengths, meta)
+                data_sha256=data_sha256(data), ids_sha256=id_list_sha256(ids), code=code.to_dict())
+    embeddings = Embeddings(ids, data, lengths, meta)
     save_features(embeddings, out)
     shutil.rmtree(paths.root, ignore_errors=True)
     with contextlib.suppress(OSError):
@@ -479,6 +510,7 @@ def extract_with_torchrun(
     model_path: str | None = None,
     allow_other_model: bool = False,
     rebuild: bool = False,
+    reuse_other_code: bool = False,
     extraction_path: str = "auto",
     on_line: Callable[[str], None] | None = None,
 ) -> Path:
@@ -499,13 +531,21 @@ def extract_with_torchrun(
     argv += ["--model-path", str(model_path)] if model_path else []
     argv += ["--allow-other-model"] if allow_other_model else []
     argv += ["--rebuild"] if rebuild else []
+    argv += ["--reuse-other-code"] if reuse_other_code else []
     argv += ["--extraction-path", extraction_path]
+    # The file is the suite's own (its --artifacts folder, under the suite's lock), written by this process's
+    # extraction as often as by a torchrun job: it is replaced whatever wrote it last.
+    argv += ["--force"]
     run_torchrun(argv, processes, on_line=on_line)
     return out
 
 
-def _finished(out: Path, key: str) -> Embeddings | None:
-    """``out``'s contents when it is the finished output of this very extraction (same cache key), else None."""
+def _finished(out: Path, key: str, ids: list[str], code: CodeIdentity, reuse_other_code: bool) -> Embeddings | None:
+    """``out``'s contents when it is the finished output of this very extraction, else None (with a line why).
+
+    This very extraction: the same cache key (input, model, settings), the input's ``ids`` in their order, and
+    the same code (``code``; a file of other code is reused only with ``reuse_other_code``, with a warning).
+    """
     if not out.is_file():
         return None
     try:
@@ -518,6 +558,18 @@ def _finished(out: Path, key: str) -> Embeddings | None:
     if "data_sha256" not in existing.meta:
         log.warning("%s records no digest of its vectors (written by an older version): extracting again", out)
         return None
+    if existing.ids != ids:
+        differ = next(i for i, (a, b) in enumerate(zip(existing.ids, ids, strict=False)) if a != b) \
+            if len(existing.ids) == len(ids) else min(len(existing.ids), len(ids))
+        log.warning("%s does not hold the input's ids in their order (first difference at record %d): "
+                    "extracting again", out, differ + 1)
+        return None
+    change = code.change_from(existing.meta.get("code"))
+    if change and not reuse_other_code:
+        log.warning("%s: %s; extracting again (--reuse-other-code keeps it)", out, change)
+        return None
+    if change:
+        log.warning("%s: %s; reused anyway (--reuse-other-code)", out, change)
     return existing
 
 
@@ -530,11 +582,14 @@ def _embed_share(
     shard_size: int,
     budget: int,
     rebuild: bool,
+    code: CodeIdentity | None,
     progress: bool,
     on_shard: Callable[[int, int], None] | None,
     group: ProcessGroup,
 ) -> tuple[dict[int, dict[str, Any]], int]:
     """Embed this rank's shards (reusing finished ones); the shards rank 0 keeps for assembly, and how many were reused.
+
+    ``code``: reuse only shards this code computed (None: any code's, --reuse-other-code).
 
     Other ranks keep nothing in memory: rank 0 reads their shards from disk.
     """
@@ -542,7 +597,7 @@ def _embed_share(
     total = len(starts)
     owned = [index for index in range(total) if rank.owns(index)]
     ids = lambda index: [rid for rid, _ in pairs[starts[index] : starts[index] + shard_size]]  # noqa: E731
-    finished = {} if rebuild else {i: s for i in owned if (s := _read_shard(paths.shard(i), ids(i))) is not None}
+    finished = {} if rebuild else {i: s for i in owned if (s := _read_shard(paths.shard(i), ids(i), code)) is not None}
     reused = len(finished)
     if reused:
         log.info("%sreusing %d/%d shards from %s — delete it or pass --rebuild to recompute", rank.prefix, reused,
@@ -556,7 +611,8 @@ def _embed_share(
             emb = extract_embeddings(
                 loaded, chunk, toks_per_batch=budget, progress=progress, desc=f"shard {index + 1}/{total}"
             )
-            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths, "data_sha256": data_sha256(emb.data)}
+            shard = {"ids": emb.ids, "data": emb.data, "lengths": emb.lengths, "data_sha256": data_sha256(emb.data),
+                     "code_sha256": extraction_code().digest}
             atomic_torch_save(shard, paths.shard(index))
             if progress and not sys.stderr.isatty():  # in a pipe: a line per shard instead of the bar
                 print(f"{rank.prefix}shard {index + 1}/{total}: {len(chunk):,} sequences in "

@@ -1,7 +1,7 @@
 """The acceptance run behind ``pytest acceptance/``: options, stages, gates, verdict and reports.
 
 * ``options``, ``settings`` — the suite's options as one table, resolved and checked once;
-* ``validation``, ``stages`` — the cached chain of stages and its typed results;
+* ``validation``, ``results``, ``stages`` — the cached chain of stages; what it built, typed;
   the stage cache and the run's input files, each opened and hashed once;
 * ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their DNABERT-S columns);
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;

@@ -15,13 +15,13 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from virnucpro_core.code_identity import describe_package
 from virnucpro_core.custody import known_digest
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
@@ -162,7 +162,7 @@ def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
         ("load average (1/5/15 min) at start", ctx.load_at_start),
         ("load average (1/5/15 min) at end", load_average()),
     ]
-    rows.append(("commit", _git_commit()))
+    rows.append(("code", describe_package()))
     if ctx.parity is not None:
         rows.append(("FastESM2 parity with its own code", ctx.parity.summary()))
     if feature_sets_note(ctx.run):
@@ -201,15 +201,6 @@ def _weights_row(ctx: AcceptanceSession) -> str:
                     + ", ".join(f"--declare-features {d}" for d in settings.declarations))
         return row
     return f"{settings.weights} (stand-in size: {settings.size})" if settings.weights == "random" else settings.weights
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 @dataclass
@@ -468,12 +459,18 @@ def read_anything(ctx: AcceptanceSession) -> bool:
 
 
 def notice(ctx: AcceptanceSession) -> str | None:
-    """The banner under the verdict: smoke profile (when the run read its bundled data) or random weights, and
-    another model (``--allow-other-model``)."""
+    """The banner under the verdict: smoke profile (when the run read its bundled data) or random weights,
+    another model (``--allow-other-model``) and each stage built by other code that was kept
+    (``--reuse-stages-from-other-code``)."""
     notices = [SMOKE_NOTICE if ctx.smoke and read_anything(ctx) else
                RANDOM_NOTICE if not ctx.smoke and ctx.random_weights else None]
     if ctx.other_model:
         notices.append(f"{OTHER_MODEL_NOTICE} {ctx.other_model[0].upper()}{ctx.other_model[1:]}.")
+    if ctx.other_code:
+        notices.append(f"OTHER CODE: {ctx.other_code}.")
+    comparison = ctx.results.comparison if ctx.results is not None else None
+    if comparison is not None and comparison.undecided:
+        notices.append(comparison.undecided_statement())
     return " ".join(text for text in notices if text) or None
 
 

@@ -40,7 +40,7 @@ from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.split.ids import chunk_of, source_of
 from virnucpro_core.split.make import apply_split, load_split, make_split
-from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob
+from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, stage_code
 from virnucpro_core.compare.comparison import compare
 from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
 from virnucpro_core.evaluate.calibration import calibrate
@@ -198,7 +198,8 @@ def _cluster_groups(inputs: EvidenceInputs, stages: EvidenceStages) -> dict[str,
         return f"{len(groups):,} proteins in {len(set(groups.values())):,} groups (clusters joined by chunk)"
 
     return stages.cache.cached("clusters", params, lambda key: stages.directory("clusters", key), build,
-                               lambda d: json.loads((d / "groups.json").read_text()), count)
+                               lambda d: json.loads((d / "groups.json").read_text()), count,
+                               code=stage_code("clusters"))
 
 
 def _split_pair(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, groups: Mapping[str, str] | None) -> dict:
@@ -217,14 +218,15 @@ def _split_pair(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, group
         lambda d: make_split(viral, host, test_fraction=0.1, seed=s.seed, group_by=group_by, groups=groups,
                              out_dir=d, overwrite=True, open_input=files.split_input),
         lambda d: load_split(d, inputs_sha256=hashes),
-        lambda r: f"{len(r.manifest.train.ids):,} training and {len(r.manifest.test.ids):,} test")
+        lambda r: f"{len(r.manifest.train.ids):,} training and {len(r.manifest.test.ids):,} test",
+        code=stage_code("split"))
     bviral, bhost = inputs.merged["baseline"]
     bhashes = [files.sha256(bviral), files.sha256(bhost)]
     bparams = {"manifest": fast.manifest.sha256, "viral": bhashes[0], "host": bhashes[1]}
     baseline = stages.cache.cached(
         f"split[{kind},baseline]", bparams, lambda key: stages.directory(f"split-{kind}-baseline", key),
         lambda d: apply_split(fast.manifest, bviral, bhost, out_dir=d, overwrite=True, open_input=files.split_input),
-        lambda d: load_split(d, inputs_sha256=bhashes))
+        lambda d: load_split(d, inputs_sha256=bhashes), code=stage_code("split"))
     return {"fast": fast, "baseline": baseline}
 
 
@@ -253,7 +255,7 @@ def _leakage(inputs: EvidenceInputs, stages: EvidenceStages, split) -> dict[str,
         lambda d: atomic_write_text(d / "identity.json", json.dumps(
             cross_identity(test, train, d, threshold=s.cluster_identity, coverage=s.cluster_coverage).to_dict())
             + "\n"),
-        lambda d: json.loads((d / "identity.json").read_text()))
+        lambda d: json.loads((d / "identity.json").read_text()), code=stage_code("identity"))
     out["max_identity_to_training"] = found["max_identity"]
     out["median_best_identity"] = found["median_best_identity"]
     out[f"test_proteins_at_or_above_{found['threshold']:g}_identity"] = found["at_or_above_threshold"]

@@ -26,6 +26,7 @@ from virnucpro_core.extract.features import read_records
 from virnucpro_core.extract.reuse import dna_columns, missing_ids
 from virnucpro_core.files import sha256_text
 from virnucpro_core.gate.settings import DNA_MODEL, EMBEDDERS
+from virnucpro_core.gate.stages import stage_code
 from virnucpro_core.layouts.features import open_rows, save_features, save_view
 from virnucpro_core.layouts.virnucpro import import_rows
 
@@ -92,7 +93,7 @@ def baseline_view(run, label: str) -> Path:
 
     return run.cache.cached(f"import[baseline,{label}]", _params(run, label),
                             lambda key: run.paths.imported("baseline", label, key), build,
-                            lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)")
+                            lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)", code=stage_code("import"))
 
 
 def dna_features(run, label: str) -> Path:
@@ -107,5 +108,6 @@ def dna_features(run, label: str) -> Path:
         save_features(embeddings, directory / "features.pt")
 
     return run.cache.cached(f"reuse[{DNA_MODEL},{label}]", _params(run, label),
-                            lambda key: run.paths.imported("dna", label, key), build, lambda d: d / "features.pt")
+                            lambda key: run.paths.imported("dna", label, key), build, lambda d: d / "features.pt",
+                            code=stage_code("reuse"))
 

@@ -197,6 +197,10 @@ SUITE_OPTIONS = OptionTable(("virnucpro", "VirNucPro FastESM2 acceptance suite")
            "artifacts/acceptance/<profile>)."),
     Option("rebuild", "--rebuild", action="store_true", default=False,
            help="recompute every stage instead of reusing cached artifacts."),
+    Option("reuse_other_code", "--reuse-stages-from-other-code", action="store_true", default=False,
+           help="keep finished stages and feature files that other code built (another version, or edited "
+           "modules of what the stage runs), instead of rebuilding them: the report lists each in its banner and "
+           "the verdict is at best INCOMPLETE. Default: rebuild them, with one line naming what changed."),
     Option("device", "--device", default=DEVICE,
            help="auto (CUDA when available), cpu or cuda (default: {default})."),
     Option("extraction_path", "--extraction-path", choices=EXTRACTION_PATHS, default=EXTRACTION_PATH,
@@ -219,6 +223,10 @@ SUITE_OPTIONS = OptionTable(("virnucpro", "VirNucPro FastESM2 acceptance suite")
            help="exit 0 when the verdict is INCOMPLETE (a gate could not run, or the smoke profile), for local "
            "runs; default: INCOMPLETE exits 11, so a CI gate that measured nothing never goes green. PASS always "
            "exits 0, FAIL 10, ERROR 12."),
+    # The report plugin's: the report files it may replace.
+    Option("force", "--force", action="store_true", default=False, setting=False,
+           help="replace report files in --html's folder that virnucpro did not write, or that changed since "
+           "(default: refuse them, naming each, before anything runs)."),
     Option("seed", "--seed", type=int, default=SEED,
            help="one seed for split, initialisation and data order (default: {default})."),
     Option("max_epochs", "--max-epochs", type=int, default=MAX_EPOCHS,

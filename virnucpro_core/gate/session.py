@@ -166,6 +166,16 @@ class AcceptanceSession:
         return "--weights random" if getattr(self.settings, "weights", None) == "random" else None
 
     @property
+    def other_code(self) -> str | None:
+        """Which stages other code built and this run kept (``--reuse-stages-from-other-code``), or None."""
+        kept = getattr(getattr(self.run, "cache", None), "other_code", None)
+        if not kept:
+            return None
+        return (f"{len(kept)} stage(s) built by other code were reused (--reuse-stages-from-other-code), so "
+                "this code did not compute everything the gates judged: "
+                + "; ".join(f"{stage}: {change}" for stage, change in kept))
+
+    @property
     def other_model(self) -> str | None:
         """Why this run validated another model than the registry's (``--allow-other-model``), or None."""
         return unless_unreadable(self.run.other_model_reason, None) if self.run is not None else None

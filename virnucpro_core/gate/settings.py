@@ -65,6 +65,7 @@ class Settings:
     bench_runs: int = _default("bench_runs")
     bench_warmup: int = _default("bench_warmup")
     rebuild: bool = _default("rebuild")
+    reuse_other_code: bool = _default("reuse_other_code")  # keep stages other code built (listed; verdict not PASS)
     device: str = _default("device")
     extraction_path: str = _default("extraction_path")  # FastESM2's: auto, eager, compiled or packed
     require_gpu: bool = _default("require_gpu")

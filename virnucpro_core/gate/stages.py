@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from virnucpro_core import threads
+from virnucpro_core.code_identity import CodeIdentity, code_of, with_tool
 from virnucpro_core.custody import ContentRecord, changed, digest
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import MergedRows, detect_layout, open_rows
 from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.split.clusters import mmseqs_version
 
 log = logging.getLogger("virnucpro.validation")
 
@@ -97,29 +99,47 @@ class RunFiles:
         return self.rows(path), self.sha256(path)
 
 
-STAGE_FORMAT = 2  # 2: stage.json records every output's content (1 recorded only that the stage finished)
+# 2: stage.json records every output's content (1 recorded only that the stage finished); 3: and the code that built it
+STAGE_FORMAT = 3
 
 
-def _stale(done: Path) -> str | None:
-    """Why the stage that ``done`` (its ``stage.json``) marks finished cannot be reused; None when it can.
+@dataclass(frozen=True)
+class Staleness:
+    """Why a finished stage is not simply reused: its outputs changed, or other code built it."""
 
-    A missing ``stage.json`` is an unfinished stage (None here: it is simply built).
+    reason: str
+    other_code: bool = False  # only the code differs: --reuse-stages-from-other-code may keep it
+
+
+def _stale(done: Path, code: CodeIdentity) -> Staleness | None:
+    """Why the stage that ``done`` (its ``stage.json``) marks finished cannot be reused as it is; None when it can.
+
+    A missing ``stage.json`` is an unfinished stage (None here: it is simply built). Outputs are checked first:
+    a stage whose files changed is rebuilt whatever code built it.
     """
     try:
         record = json.loads(done.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return f"{done.name} is unreadable"
+        return Staleness(f"{done.name} is unreadable")
     outputs = record.get("outputs") if isinstance(record, dict) else None
-    if not isinstance(outputs, dict) or record.get("format") != STAGE_FORMAT:
-        return "its outputs were recorded without their content (an older version)"
+    if not isinstance(outputs, dict) or record.get("format") not in (2, STAGE_FORMAT):
+        return Staleness("its outputs were recorded without their content (an older version)")
     for name, entry in outputs.items():
         content = ContentRecord.from_dict(entry)
         difference = "has no content record" if content is None else changed(done.parent / name, content)
         if difference is not None:
-            return f"{name} {difference}"
-    return None
+            return Staleness(f"{name} {difference}")
+    other = code.change_from(record.get("code"))
+    return Staleness(other, other_code=True) if other else None
+
+
+def stage_code(kind: str) -> CodeIdentity:
+    """The code identity of a kind of stage (:data:`virnucpro_core.code_identity.RESULTS`), MMseqs2's version
+    included for the stages that run it."""
+    code = code_of(kind)
+    return with_tool(code, "mmseqs", mmseqs_version()) if kind in ("clusters", "identity") else code
 
 
 #: The longest a building stage stays silent: progress lines come at most this often (seconds).
@@ -145,6 +165,7 @@ class StageJob:
     params: dict
     directory_of: Callable[[str], Path]
     build: Callable[[Path, Say], None]
+    code: CodeIdentity
 
     @property
     def directory(self) -> Path:
@@ -191,26 +212,35 @@ def _build_in_worker(build: Callable[[Path, Say], None], directory: Path, stage:
 class StageCache:
     """Builds stages into directories keyed by their parameters, or reuses finished ones; logs every stage."""
 
-    def __init__(self, *, rebuild: bool, announce: Callable[[str], None], files: RunFiles | None = None) -> None:
-        """``rebuild``: recompute even finished stages; ``announce``: one line as each stage starts and ends."""
+    def __init__(self, *, rebuild: bool, announce: Callable[[str], None], files: RunFiles | None = None,
+                 reuse_other_code: bool = False) -> None:
+        """``rebuild``: recompute even finished stages; ``announce``: one line as each stage starts and ends;
+        ``reuse_other_code``: keep finished stages that other code built (each one is listed in
+        :attr:`other_code`, which the report's banner shows)."""
         self.rebuild = rebuild
         self.announce = announce
         self.files = files or RunFiles()
+        self.reuse_other_code = reuse_other_code
         self.records: list[StageRecord] = []
+        self.other_code: list[tuple[str, str]] = []  # (stage, what changed) of stages reused from other code
         self._prebuilt: dict[Path, tuple[float, str]] = {}  # directory -> (seconds, how) of stages built by prebuild
 
     def progress(self, stage: str) -> Progress:
         """Where a building stage sends its progress lines (announced at most every :data:`PROGRESS_EVERY` s)."""
         return Progress(stage, self.announce)
 
-    def _state(self, directory: Path) -> tuple[bool, str | None]:
+    def _state(self, directory: Path, code: CodeIdentity) -> tuple[bool, str | None]:
         """Whether ``directory`` holds a finished stage that may be reused (never when rebuilding), and why a
-        finished one may not (its outputs checked once: :func:`_stale`)."""
+        finished one may not (its outputs and code checked once: :func:`_stale`)."""
         done = directory / "stage.json"
         if self.rebuild or not done.is_file():
             return False, None
-        stale = _stale(done)
-        return stale is None, stale
+        stale = _stale(done, code)
+        if stale is None:
+            return True, None
+        if stale.other_code and self.reuse_other_code:
+            return True, stale.reason
+        return False, stale.reason
 
     def _start(self, stage: str, directory: Path, stale: str | None) -> None:
         """Say why the stage is built (``stale``: why a finished one is not reused) and clear its old record."""
@@ -224,14 +254,22 @@ class StageCache:
         done.unlink(missing_ok=True)
 
     @staticmethod
-    def _finish(stage: str, params: dict, directory: Path) -> None:
-        """Record the stage finished, with the content of every file its build wrote."""
+    def _finish(stage: str, params: dict, directory: Path, code: CodeIdentity) -> None:
+        """Record the stage finished, with the content of every file its build wrote and the code that built it."""
         done = directory / "stage.json"
         outputs = {str(path.relative_to(directory)): ContentRecord.of(path).to_dict()
                    for path in sorted(directory.rglob("*"))
                    if path.is_file() and path != done and not path.name.startswith(".")}
         atomic_write_text(done, json.dumps({"stage": stage, "params": params, "format": STAGE_FORMAT,
-                                            "outputs": outputs}, indent=2, default=str) + "\n")
+                                            "code": code.to_dict(), "outputs": outputs}, indent=2, default=str)
+                          + "\n")
+
+    def reused_from_other_code(self, stage: str, directory: Path, change: str) -> None:
+        """Say, once, that a stage (or feature file) other code built is kept (--reuse-stages-from-other-code),
+        and list it in :attr:`other_code`."""
+        log.warning("%s: %s; reused anyway (--reuse-stages-from-other-code) from %s", stage, change, directory)
+        self.announce(f"{stage}: {change}; reused anyway (--reuse-stages-from-other-code)")
+        self.other_code.append((stage, change))
 
     def prebuild(self, jobs: Sequence[StageJob], processes: int) -> int:
         """Build the unfinished ones of ``jobs`` at once, one worker process each, up to ``processes`` at a time.
@@ -249,7 +287,7 @@ class StageCache:
         for job in jobs:
             directory = job.directory
             if directory not in todo and directory not in self._prebuilt:
-                finished, stale = self._state(directory)
+                finished, stale = self._state(directory, job.code)
                 if not finished:
                     todo[directory] = job, stale
         workers = min(processes, len(todo))
@@ -283,7 +321,7 @@ class StageCache:
             job, _ = todo[directory]
             ok, value = result.get()
             if ok:
-                self._finish(job.stage, job.params, directory)
+                self._finish(job.stage, job.params, directory, job.code)
                 self._prebuilt[directory] = (value, how)
             else:
                 log.info("%s: the worker process failed (%s); it is built in this process instead", job.stage, value)
@@ -302,13 +340,16 @@ class StageCache:
 
     def cached(self, stage: str, params: dict, directory_of: Callable[[str], Path],
                build: Callable[[Path], Any], load: Callable[[Path], Any],
-               count: Callable[[Any], str] | None = None) -> Any:
+               count: Callable[[Any], str] | None = None, *, code: CodeIdentity) -> Any:
         """``load(directory)`` of ``stage``, built first into the directory keyed by ``params`` unless finished.
 
         A finished stage is one whose ``stage.json`` records the content of every file the build wrote
-        (:mod:`virnucpro_core.custody`), all still there and unchanged: a file changed since, cut short or
-        removed rebuilds the stage, with one line naming it. Stages that depend on it are keyed by its
-        outputs' digests, so they follow. ``build`` writes the stage's files (its return value is ignored:
+        (:mod:`virnucpro_core.custody`), all still there and unchanged, and was built by ``code``
+        (:func:`virnucpro_core.code_identity.code_identity` of the library modules the build runs): a file
+        changed since, cut short or removed, or other code, rebuilds the stage, with one line naming what
+        changed (``train[fast]: built by other code (virnucpro_core/train/training.py changed); rebuilding``),
+        unless the cache keeps stages of other code (``reuse_other_code``; then the line says it was kept).
+        Stages that depend on it are keyed by its outputs' digests, so they follow. ``build`` writes the stage's files (its return value is ignored:
         what a stage gives is always what ``load`` reads back); ``count`` describes the result's size for the
         progress line (``"2,182 frames"``).
         """
@@ -322,14 +363,16 @@ class StageCache:
             value = load(directory)
             self.record(stage, False, start, key, count(value) if count else "", how=how)
             return value
-        reused, stale = self._state(directory)
-        if reused:
+        reused, stale = self._state(directory, code)
+        if reused and stale:
+            self.reused_from_other_code(stage, directory, stale)
+        elif reused:
             log.info("%s: reusing %s (pass --rebuild to recompute)", stage, directory)
         else:
             self._start(stage, directory, stale)
             self.announce(f"{stage}: building ...")
             build(directory)
-            self._finish(stage, params, directory)
+            self._finish(stage, params, directory, code)
         value = load(directory)
         self.record(stage, reused, start, key, count(value) if count else "")
         return value
@@ -338,7 +381,8 @@ class StageCache:
                    count: Callable[[Any], str] | None = None) -> Any:
         """:meth:`cached` of a :class:`StageJob` (built here, with progress lines, unless :meth:`prebuild` did)."""
         return self.cached(job.stage, job.params, job.directory_of,
-                           lambda directory: job.build(directory, self.progress(job.stage)), load, count)
+                           lambda directory: job.build(directory, self.progress(job.stage)), load, count,
+                           code=job.code)
 
     def write_log(self, path: Path) -> None:
         atomic_write_text(path, json.dumps([asdict(s) for s in self.records], indent=2) + "\n")

@@ -26,7 +26,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +39,19 @@ from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.split.records import SplitResult
 from virnucpro_core import threads
 from virnucpro_core.gate import given
-from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord
+from virnucpro_core.gate.results import ExtractedModel, RunResults, TrainedModel
+from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord, stage_code
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
-from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, merge_features, read_records
+from virnucpro_core.extract.features import (
+    extract_to_file, extract_with_torchrun, extraction_code, merge_features, read_records,
+)  # fmt: skip
 from virnucpro_core.extract.forward import auto_path, prepare_path, use_compile_cache
 from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import OURS_MERGED, save_merged, save_view
+from virnucpro_core.layouts.pickles import torch_load
 from virnucpro_core.layouts.virnucpro import Declaration, import_rows, load_features, plan_import
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.hub_cache import model_directory
@@ -60,34 +63,7 @@ from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train
 
 log = logging.getLogger("virnucpro.validation")
 
-__all__ = ["ExtractedModel", "RunResults", "StageRecord", "TrainedModel", "ValidationRun"]
-
-
-@dataclass
-class RunResults:
-    """What a run has built in this session, each stage by what it is; a stage not built yet is absent.
-
-    Reports read these attributes; nothing here is built on access (the
-    :class:`ValidationRun` methods build).
-    """
-
-    preprocessed: dict[str, PreprocessPaths] = field(default_factory=dict)  # by class
-    features: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (model, class)
-    merged: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (embedder, class)
-    splits: dict[str, SplitResult] = field(default_factory=dict)  # by embedder; "fast" is the split itself
-    trained: dict[str, TrainedModel] = field(default_factory=dict)  # by embedder
-    predictions: dict[str, Any] = field(default_factory=dict)  # by embedder: evaluate.predictions.Predictions on the test set
-    evaluations: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Evaluation
-    comparison: Any = None  # comparison.Comparison
-    evidence: Any = None  # generalisation.Evidence
-    proteins: dict[str, str] | None = None  # every sample's protein (FASTA inputs)
-    bench_proteins: list[tuple[str, str]] | None = None  # the speed benchmark's sample
-    seconds: dict[str, tuple[float, int]] = field(default_factory=dict)  # stage -> (seconds, items), for projections
-
-    @property
-    def split(self) -> SplitResult | None:
-        """The test set: made once on the FastESM2 features (None until built)."""
-        return self.splits.get("fast")
+__all__ = ["ExtractedModel", "RunResults", "StageRecord", "TrainedModel", "ValidationRun"]  # the results: gate/results.py
 
 
 class ValidationRun:
@@ -101,7 +77,8 @@ class ValidationRun:
         self.progress = progress
         self.announce = announce or (lambda line: None)
         self.files = RunFiles()
-        self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files)
+        self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files,
+                                reuse_other_code=settings.reuse_other_code)
         self.results = RunResults()
         # (name, dtype) -> models.LoadedModel as loaded here; (name, dtype, path) -> the same, ready on that path
         self._models: dict[tuple, Any] = {}
@@ -202,7 +179,7 @@ class ValidationRun:
 
         self.results.preprocessed[label] = self.cache.cached(
             f"preprocess[{label}]", params, lambda key: self.paths.preprocess(label, key), build, PreprocessPaths,
-            frames)
+            frames, code=stage_code("preprocess"))
         return self.results.preprocessed[label]
 
     def extraction_dtype(self, model: str) -> str:
@@ -234,6 +211,9 @@ class ValidationRun:
         fasta = frames.nucleotide if model == DNA_MODEL else frames.protein
         out = self.paths.features(model, label)
         before = out.stat().st_mtime_ns if out.exists() else None
+        earlier = _code_of_features(out) if before is not None and not self.settings.rebuild else None
+        if earlier is not None and not self.settings.reuse_other_code:
+            self.announce(f"{stage}: {earlier}; extracting again ...")  # the file's code is not this code
         start = time.perf_counter()
         processes = self.extraction_processes()
         if processes > 1:
@@ -243,9 +223,12 @@ class ValidationRun:
             self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
                           f"{loaded.device}, {loaded.provenance.get('path', 'eager')} path) ...")
             say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
-            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild, progress=self.progress,
+            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild,
+                            reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
                             on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"))
         reused = before is not None and out.stat().st_mtime_ns == before
+        if reused and earlier is not None:
+            self.cache.reused_from_other_code(stage, out, earlier)
         self.cache.record(stage, reused, start, "", detail=str(out))
         self.results.features[(model, label)] = out
         return out
@@ -262,7 +245,8 @@ class ValidationRun:
         extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
                               dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
                               allow_other_model=settings.allow_other_model, rebuild=settings.rebuild,
-                              extraction_path=self.extraction_path(model), on_line=lambda line: log.info("%s: %s", stage, line))
+                              reuse_other_code=settings.reuse_other_code, extraction_path=self.extraction_path(model),
+                              on_line=lambda line: log.info("%s: %s", stage, line))
         meta = load_features(out).meta
         self._extracted[(model, meta["dtype"], meta.get("path", "eager"))] = ExtractedModel.from_meta(meta)
         ranks_stage = threads.extraction_stage(meta["size"])  # for the report: the ranks' threads, torchrun's choice
@@ -286,7 +270,7 @@ class ValidationRun:
 
             path = self.cache.cached(f"merged[{embedder},{label}]", params,
                                      lambda key: self.paths.merged(embedder, label, key), build,
-                                     lambda d: d / "merged.pt")
+                                     lambda d: d / "merged.pt", code=stage_code("merge"))
         self.results.merged[(embedder, label)] = path
         return path
 
@@ -383,7 +367,8 @@ class ValidationRun:
 
         return self.cache.cached(f"import[{embedder},{label}]", params,
                                  lambda key: self.paths.imported(embedder, label, key), build,
-                                 lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)")
+                                 lambda d: d / "merged.pt", lambda p: f"{len(paths)} file(s)",
+                                 code=stage_code("import"))
 
     def split(self) -> SplitResult:
         """The test set, made once on the FastESM2 features; same ids for both embedders.
@@ -402,6 +387,7 @@ class ValidationRun:
                                  open_input=self.files.split_input),
             lambda d: load_split(d, inputs_sha256=inputs),
             _split_count,
+            code=stage_code("split"),
         )
         return self.results.splits["fast"]
 
@@ -419,6 +405,7 @@ class ValidationRun:
                                   open_input=self.files.split_input),
             lambda d: load_split(d, inputs_sha256=inputs),
             _split_count,
+            code=stage_code("split"),
         )
         return self.results.splits[embedder]
 
@@ -473,7 +460,7 @@ class ValidationRun:
         config = self.training_config()
         params = {"train": self.files.sha256(split.paths.train), "config": config.to_dict()}
         build = functools.partial(train_into, split.paths.train, config, self.progress)
-        return StageJob(stage, params, directory_of, build)
+        return StageJob(stage, params, directory_of, build, stage_code("train"))
 
     def train_at_once(self, jobs: list[StageJob]) -> None:
         """Build these training stages at once where the cores allow (one intra-op thread each by default)."""
@@ -608,41 +595,17 @@ class ValidationRun:
         self.cache.write_log(self.paths.stage_log)
 
 
+def _code_of_features(path: Path) -> str | None:
+    """How the code that made the feature file ``path`` differs from this extraction's (None: the same, or a file
+    that cannot be read, which extraction reports itself)."""
+    try:
+        obj = torch_load(path, "feature", mmap=True)
+    except VirNucProError:
+        return None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    return extraction_code().change_from(meta.get("code")) if isinstance(meta, dict) else None
+
+
 def _split_count(split) -> str:
     manifest = split.manifest
     return f"{len(manifest.train.ids):,} training and {len(manifest.test.ids):,} test samples"
-
-
-@dataclass(frozen=True)
-class ExtractedModel:
-    """A model that ran in other processes (torchrun), as the report sees it: its feature file's provenance.
-
-    Has the attributes of :class:`~virnucpro_core.models.registry.LoadedModel` the
-    report reads: ``spec``, ``provenance`` and ``dim``.
-    """
-
-    spec: Any  # models.ModelSpec
-    provenance: dict
-
-    @classmethod
-    def from_meta(cls, meta: dict) -> "ExtractedModel":
-        keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture",
-                "path")
-        identity = {"identity": meta["identity"]} if meta.get("identity") else {}
-        return cls(get_spec(meta["model"]), {**{key: meta.get(key) for key in keys}, **identity})
-
-    @property
-    def dim(self) -> int:
-        return self.spec.dim_for(self.provenance["size"])
-
-
-@dataclass
-class TrainedModel:
-    """The two checkpoints of one training stage, its history and its validation ids."""
-
-    embedder: str
-    final: Any  # classifier.LoadedCheckpoint
-    best: Any
-    history: Any  # training.TrainingHistory
-    val_ids: list[str]
-    train_path: Path

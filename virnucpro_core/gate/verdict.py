@@ -12,7 +12,8 @@ Four verdicts, each with one meaning:
   pretrained weights, the FastESM2 parity check (our vectors against the
   snapshot's own code) did not run and pass, so the features both gates judged
   are not known to be FastESM2's; or both passed on another model than the
-  registry's, loaded with ``--allow-other-model``.
+  registry's, loaded with ``--allow-other-model``; or stages that other code
+  built were kept (``--reuse-stages-from-other-code``).
 * ``ERROR`` — the suite, its environment or its inputs broke before a gate
   could measure: a failed stage, a failed precondition test, ``--require-gpu``
   without a GPU.
@@ -37,8 +38,8 @@ MEANINGS = {
     PASS: "both gates ran on real weights and data and passed, and FastESM2 matched its own code",
     FAIL: "a gate measured a value beyond its limit",
     INCOMPLETE: "a gate could not run (no GPU, random weights, no sequences, smoke profile), the FastESM2 parity "
-    "check did not run and pass in the full profile, or another model was validated (--allow-other-model); exit 0 "
-    "with --allow-incomplete",
+    "check did not run and pass in the full profile, another model was validated (--allow-other-model), or stages "
+    "of other code were kept (--reuse-stages-from-other-code); exit 0 with --allow-incomplete",
     ERROR: "the suite, its environment or its inputs broke (a failed stage or check, --require-gpu without a GPU)",
 }
 # FastESM2 parity (the test marked ``parity``): not a gate, but a full-profile PASS on pretrained weights needs it to
@@ -52,6 +53,8 @@ PARITY_STEP = ("Run the parity check alone until it passes: `python tools/fastes
 OTHER_MODEL_STEP = ("For a verdict on FastESM2_650 against ESM2 3B, rerun without --allow-other-model, with "
                     "--fast-model / --baseline-model / --dna-model at copies of Synthyra/FastESM2_650, "
                     "facebook/esm2_t36_3B_UR50D and zhihan1996/DNABERT-S (or those models in the Hugging Face cache).")
+OTHER_CODE_STEP = ("For a verdict by this code, rerun without --reuse-stages-from-other-code: the stages other code "
+                   "built are rebuilt, the others reused.")
 FULL_RUN = ("pytest acceptance/ -m gpu --require-gpu --profile full --viral VIRAL.fasta --host HOST.fasta "
             "on a GPU runner with the three models in the Hugging Face cache")
 
@@ -150,15 +153,16 @@ def _decide(session: AcceptanceSession) -> Verdict:
             "Read the first error: it names the stage or check, the input and what to do. Once it is fixed, rerun; "
             "finished stages are reused.",
         ], smoke, gates)
-    # Another model than the registry's (--allow-other-model) is never a verdict on FastESM2_650.
+    # Another model than the registry's (--allow-other-model), or stages of other code kept
+    # (--reuse-stages-from-other-code), are never a verdict on FastESM2_650 by this code.
     other = [session.other_model] if session.other_model else []
+    other += [session.other_code] if session.other_code else []
     if not_run:
         steps = ["Give each gate that did not run what its line above says it lacks, and rerun: finished stages "
                  "are reused."]
         if smoke:
             steps.append(f"For a verdict on FastESM2_650: {FULL_RUN}.")
-        if other:
-            steps.append(OTHER_MODEL_STEP)
+        steps += _other_steps(session)
         if parity:
             steps.append(PARITY_STEP)
         return Verdict(INCOMPLETE, other + gate_lines + ([_parity_line(parity)] if parity else []), steps, smoke, gates)
@@ -171,9 +175,15 @@ def _decide(session: AcceptanceSession) -> Verdict:
             *gate_lines,
         ], [f"For a verdict on FastESM2_650: {FULL_RUN}."], smoke, gates)
     if other or parity:
-        steps = ([OTHER_MODEL_STEP] if other else []) + ([PARITY_STEP] if parity else [])
+        steps = _other_steps(session) + ([PARITY_STEP] if parity else [])
         return Verdict(INCOMPLETE, other + ([_parity_line(parity)] if parity else []) + gate_lines, steps, smoke, gates)
     return Verdict(PASS, [f"{g.gate} gate: {g.reason}" for g in gates], [], smoke, gates)
+
+
+def _other_steps(session: AcceptanceSession) -> list[str]:
+    """What to do about another model (--allow-other-model) or stages of other code kept."""
+    return (([OTHER_MODEL_STEP] if session.other_model else [])
+            + ([OTHER_CODE_STEP] if session.other_code else []))
 
 
 def _parity_not_run(session: AcceptanceSession) -> str | None:

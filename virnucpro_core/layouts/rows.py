@@ -4,6 +4,7 @@ of its rows a feature file records."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -15,6 +16,17 @@ def data_sha256(data: torch.Tensor) -> str:
     ``meta['data_sha256']`` records when it is written and its reader checks."""
     array = data.detach().cpu().contiguous()
     return hashlib.sha256(array.reshape(-1).view(torch.uint8).numpy() if array.numel() else b"").hexdigest()
+
+
+def id_list_sha256(ids: Sequence[str]) -> str:
+    """Hex SHA-256 of ids in their order: what a feature file's ``meta['ids_sha256']`` records, so that ids
+    swapped or renamed after extraction (the vectors untouched) are caught where the file is read."""
+    return hashlib.sha256("\n".join(ids).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def id_set_sha256(ids: Iterable[str]) -> str:
+    """Hex SHA-256 of the sorted ids: identifies a set of samples (a test set, a training set) in any order."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass

@@ -51,7 +51,7 @@ from virnucpro_core.layouts.features import (
     open_rows,
 )
 from virnucpro_core.layouts.pickles import torch_load
-from virnucpro_core.layouts.rows import Embeddings, data_sha256
+from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
 from virnucpro_core.layouts.store import FileRows, RowView
 from virnucpro_core.models.registry import WEIGHTS
 from virnucpro_core.models.specs import DTYPES, SPECS, get_spec, merged_widths
@@ -592,6 +592,10 @@ def load_features(path: str | os.PathLike) -> Embeddings:
                 if found != meta["data_sha256"]:
                     problems.append(f"'data' is not what was written: its vectors have sha256 {found[:16]}…, "
                                     f"{str(meta['data_sha256'])[:16]}… when extracted")
+            if isinstance(ids, list) and "ids_sha256" in meta and not problems \
+                    and id_list_sha256(ids) != meta["ids_sha256"]:
+                problems.append("'ids' are not the ones extracted: renamed or reordered since (the vectors "
+                                "no longer belong to the ids beside them)")
     if problems:
         raise InputError(
             f"{path} is not a valid feature file ({layout} layout found)",

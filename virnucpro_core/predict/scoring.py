@@ -47,6 +47,7 @@ from virnucpro_core.evaluate.predictions import Predictions, frame_calls
 from virnucpro_core.preprocess.sequences import source_id
 from virnucpro_core.layouts.features import feature_info
 from virnucpro_core.split.ids import chunk_of
+from virnucpro_core.split.lineage import Lineage, check_lineage
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,7 @@ def checkpoint_info(checkpoint: LoadedCheckpoint) -> dict[str, Any]:
         "which": meta.which,
         "epoch": meta.epoch,
         "split_id": meta.split_id,
+        "lineage": meta.lineage,
         "trained_on": dict(meta.features),
         "created": meta.created,
     }
@@ -233,8 +235,14 @@ def predict_features(
     features: str | os.PathLike | MergedFeatures,
     *,
     labels: Any = None,
+    allow_other_split: bool = False,
 ) -> Predictions:
     """Run a checkpoint on a merged feature file and return its predictions.
+
+    The checkpoint must have been trained on the split whose test side ``features`` is
+    (:func:`~virnucpro_core.split.lineage.check_lineage`): a checkpoint of another split, of no split, or of
+    another layout that records none, is refused before anything is scored, naming both and how many test samples
+    it was trained on; ``allow_other_split`` scores it anyway, and the predictions' ``meta["lineage"]`` says so.
 
     Args:
         checkpoint: a checkpoint file of any layout :func:`~virnucpro_core.layouts.checkpoints.load_checkpoint`
@@ -242,6 +250,7 @@ def predict_features(
         features: a merged feature file (e.g. a split's ``test.pt``) or its
             :class:`~virnucpro_core.layouts.features.MergedFeatures`.
         labels: true classes (0 host / 1 viral) overriding the file's labels.
+        allow_other_split: score a checkpoint whose lineage does not match (``--allow-other-split``).
             Features without labels (:class:`~virnucpro_core.layouts.rows.Embeddings`) need them; for
             new sequences of unknown class use :func:`score_features` or
             :func:`virnucpro_core.predict.run.predict_fasta` instead.
@@ -274,6 +283,8 @@ def predict_features(
             found=f"{len(features)} unlabeled samples",
             fix="pass labels=..., or use score_features / `virnucpro predict` for sequences of unknown class",
         )
+    lineage = check_lineage(Lineage.from_dict(loaded.meta.lineage), f"checkpoint {loaded.path}", features.meta,
+                            features.ids, test_name=str(features_path or "the features"), allow=allow_other_split)
     if isinstance(features, MergedRows):
         logits = torch.cat([logits_of(loaded, block) for _, block in features.rows.blocks()] or
                            [torch.empty((0, loaded.model.num_classes))])
@@ -291,5 +302,6 @@ def predict_features(
         "checkpoint": checkpoint_info(loaded),
         "features_file": str(features_path) if features_path else None,
         "split": features.meta.get("split"),
+        "lineage": lineage.to_dict(),
     }
     return Predictions.from_logits(features.ids, logits, labels, features.lengths, json.loads(json.dumps(meta)))

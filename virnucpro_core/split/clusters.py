@@ -22,6 +22,7 @@ clustered split with that reason.
 from __future__ import annotations
 
 import csv
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +44,18 @@ def mmseqs_missing() -> str | None:
     if shutil.which("mmseqs") is None:
         return f"mmseqs (MMseqs2) is not installed: {INSTALL_HINT}"
     return None
+
+
+@functools.cache
+def mmseqs_version() -> str:
+    """What ``mmseqs version`` prints (its results depend on it: part of the clusters' code identity)."""
+    if mmseqs_missing():
+        return "not installed"
+    try:
+        done = subprocess.run(["mmseqs", "version"], capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
 
 
 def _run(args: list[str], what: str) -> None:

@@ -182,6 +182,8 @@ class CheckpointMeta:
     train_samples: int | None = None
     val_samples: int | None = None
     versions: dict = field(default_factory=library_versions)
+    lineage: dict | None = None  # split.lineage.Lineage: which split it was trained on (None: not recorded)
+    code: dict | None = None  # code_identity.CodeIdentity of the training that made it
     created: str | None = field(default_factory=_now_iso)
     class_labels: dict = field(default_factory=lambda: {"host": 0, "viral": 1})
 

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from virnucpro_core.code_identity import code_of
 from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier, describe_features
 from virnucpro_core.defaults import DEVICE, MAX_EPOCHS, PATIENCE, SAVE, SAVE_CHOICES, SEED, VAL_FRACTION
 from virnucpro_core.errors import InputError
@@ -52,6 +53,7 @@ from virnucpro_core.models.registry import resolve_device
 from virnucpro_core.layouts.features import MergedRows, check_merged, open_rows, rows_in_memory
 from virnucpro_core.layouts.features import feature_info
 from virnucpro_core.split.ids import CLASS_NAMES, min_class_size, stratified_ids
+from virnucpro_core.split.lineage import Lineage, training_lineage
 from virnucpro_core.split.records import SplitPaths
 from virnucpro_core.threads import stage_threads
 
@@ -289,6 +291,7 @@ class TrainingResult:
     split_id: str | None = None
     split_manifest_sha256: str | None = None
     features: dict = field(default_factory=dict)
+    lineage: Lineage | None = None
 
     @property
     def which(self) -> str:
@@ -320,6 +323,8 @@ class TrainingResult:
             hyperparameters=self.config.to_dict(),
             train_samples=len(self.train_ids),
             val_samples=len(self.val_ids),
+            lineage=self.lineage.to_dict() if self.lineage is not None else None,
+            code=code_of("train").to_dict(),
         )
 
     def save(self, checkpoint: str | Path, which: str | None = None) -> TrainingPaths:
@@ -348,10 +353,11 @@ def write_checkpoint(result: TrainingResult, checkpoint: str | Path, which: str 
 # --------------------------------------------------------------------------- training
 
 
-def _load_training_features(train_features: Mapping | str | Path) -> tuple[MergedRows, str]:
-    """The training set with its rows left on disk (a split's ``train.pt`` view, or a merged file)."""
+def _load_training_features(train_features: Mapping | str | Path) -> tuple[MergedRows, str, Path | None]:
+    """The training set with its rows left on disk (a split's ``train.pt`` view, or a merged file), how to name it,
+    and its file (None: in memory)."""
     if isinstance(train_features, Mapping):
-        return rows_in_memory(check_merged(train_features, "the training features")), "the training features"
+        return rows_in_memory(check_merged(train_features, "the training features")), "the training features", None
     path = Path(train_features)
     if path.is_dir():
         path = SplitPaths(path).train
@@ -361,7 +367,7 @@ def _load_training_features(train_features: Mapping | str | Path) -> tuple[Merge
                 expected=f"{path} written by `virnucpro split`",
                 fix=f"run `virnucpro split --viral ... --host ... --out {path.parent}` first",
             )
-    return open_rows(path), str(path)
+    return open_rows(path), str(path), path
 
 
 def _carve_validation(features: Mapping, fraction: float, seed: int, where: str) -> tuple[list[str], list[str]]:
@@ -477,7 +483,7 @@ def _train(
     on_start: Callable[[MLPClassifier], None] | None = None,
 ) -> TrainingResult:
     say = log or (lambda _line: None)
-    features, where = _load_training_features(train_features)
+    features, where, path = _load_training_features(train_features)
     meta = features["meta"]
     split_meta = meta.get("split") if isinstance(meta.get("split"), Mapping) else {}
     if split_meta.get("side") == "test":
@@ -610,6 +616,7 @@ def _train(
         split_id=split_meta.get("split_id"),
         split_manifest_sha256=split_meta.get("manifest_sha256"),
         features={**info, "dim": input_dim},
+        lineage=training_lineage(features["ids"], meta, path),
     )
 
 
