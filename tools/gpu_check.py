@@ -42,7 +42,8 @@ numbers; the gate itself is the suite's own exit status (in the summary).
 
 ``--cpu`` runs the same steps on the CPU with tiny stand-ins (fewer proteins,
 the smoke profile's speed gate, since the full profile times GPUs only), in
-about a minute: CI runs it, so the script cannot rot before a GPU comes.
+about four minutes (the packed path compiles on the CPU too): CI runs it, so
+the script cannot rot before a GPU comes.
 
 This file uses the standard library only: it must run before the
 dependencies step has installed anything.
@@ -548,7 +549,7 @@ def create_parser() -> argparse.ArgumentParser:
         "(extraction throughput, the acceptance suite's speed gate, versions); see tools/gpu_check.py.",
     )
     parser.add_argument("--cpu", action="store_true",
-                        help="rehearse on the CPU with tiny stand-ins (about a minute; what CI runs).")
+                        help="rehearse on the CPU with tiny stand-ins (about four minutes; what CI runs).")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu_check_out"),
                         help="where every file goes (default: $OUT, else gpu_check_out/). Earlier files of the "
                         "same names are replaced.")  # fmt: skip

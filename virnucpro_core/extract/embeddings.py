@@ -118,16 +118,19 @@ def plan_batches(token_lengths: Sequence[int], toks_per_batch: int, *, exact_len
 
 
 def collate(
-    token_ids: Sequence[Sequence[int]], pad: int, device: torch.device, *, width: int | None = None
+    token_ids: Sequence[Sequence[int]], pad: int, device: torch.device, *, width: int | None = None,
+    to_device=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``input_ids`` and ``attention_mask`` (1 = real token), ``width`` wide (default: the longest)."""
+    """Right-padded ``input_ids`` and ``attention_mask`` (1 = real token), ``width`` wide (default: the longest),
+    moved to ``device`` with ``to_device(tensor, device)`` (default ``tensor.to(device)``)."""
     width = width or max(len(ids) for ids in token_ids)
     input_ids = torch.full((len(token_ids), width), pad, dtype=torch.long)
     mask = torch.zeros((len(token_ids), width), dtype=torch.long)
     for row, ids in enumerate(token_ids):
         input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         mask[row, : len(ids)] = 1
-    return input_ids.to(device), mask.to(device)
+    move = to_device or (lambda tensor, where: tensor.to(where))
+    return move(input_ids, device), move(mask, device)
 
 
 def last_hidden_state(

@@ -104,6 +104,17 @@ class CompileStats:
         return {"graphs": self.graphs, "seconds": round(self.seconds, 3), "shapes": [list(s) for s in self.shapes]}
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` (on the host) on ``device`` without waiting for the GPU: from pinned memory, non-blocking.
+
+    A copy from pageable host memory synchronises the stream first, so the
+    host would wait for the previous batch before preparing the next one.
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 # --------------------------------------------------------------------------- eager
 
 
@@ -296,10 +307,11 @@ class CompiledPath(_CompilingPath):
         real = [token_ids[i] for i in batch.indices]
         # Rows beyond the sequences: <cls> <eos>, their output thrown away; padding to the width: the pad token.
         dummy = real[-1][:1] + real[-1][-1:]
-        input_ids, mask = collate(real + [dummy] * (rows - len(real)), pad_id(loaded), loaded.device, width=width)
+        input_ids, mask = collate(real + [dummy] * (rows - len(real)), pad_id(loaded), loaded.device, width=width,
+                                  to_device=to_device)
         with torch.inference_mode():
             hidden = self._timed(batch.shape, lambda: self._compiled_fn()(loaded.model, input_ids, mask))
-            lengths = torch.as_tensor([seq_lengths[i] for i in batch.indices])
+            lengths = to_device(torch.as_tensor([seq_lengths[i] for i in batch.indices]), loaded.device)
             n = len(real)
             return pool(hidden[:n], pooling_weights("esm", mask[:n], lengths))
 
@@ -425,7 +437,7 @@ class PackedPath(_CompilingPath):
             positions[start:end] = torch.arange(len(seq))
             doc[start:end] = number
             start = end
-        return ids.to(device), positions.to(device), doc.to(device)
+        return to_device(ids, device), to_device(positions, device), to_device(doc, device)
 
     def _call(self, loaded: LoadedModel, shape, ids, positions, doc) -> torch.Tensor:
         counts, indices = document_blocks(doc)
@@ -441,7 +453,7 @@ class PackedPath(_CompilingPath):
         hidden = self._call(loaded, batch.shape, ids, positions, doc)
         with torch.inference_mode():
             # VirNucPro's pooling: residues 1..min(L, 1024) of each protein, <cls> at position 0.
-            lengths = torch.as_tensor([seq_lengths[i] for i in batch.indices], device=loaded.device)
+            lengths = to_device(torch.as_tensor([seq_lengths[i] for i in batch.indices]), loaded.device)
             slot = doc.clamp(max=len(real))  # every padding position to one slot, thrown away
             limit = torch.cat([lengths.clamp(max=ESM_POOL_MAX_RESIDUES),
                                torch.zeros(1, dtype=lengths.dtype, device=loaded.device)])[slot]
