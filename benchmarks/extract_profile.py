@@ -180,7 +180,8 @@ def create_parser() -> argparse.ArgumentParser:
     add("--steps", type=int, default=3, help="batches profiled per path (default: 3).")
     add("--cpu-threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     add("--seed", type=int, default=0, help="seed of the proteins and stand-in weights (default: 0).")
-    add("--out", type=Path, default=Path("profile_out"), help="folder for traces and breakdowns (default: profile_out).")
+    add("--out", type=Path, default=Path("profile_out"),
+        help="folder for traces and breakdowns (default: profile_out).")
     return parser
 
 

@@ -139,7 +139,8 @@ def plan(args: argparse.Namespace, python: str, out: Path, artifacts: Path) -> l
         Step("extract-fastesm2",
              [*xt, "--models", "fastesm2_650", "--n", "64" if cpu else "600", *FAST_PATHS,
               "--profile", str(out / "profile"), "--json", str(out / "extract-fastesm2.json")],
-             limits["extract-fastesm2"], ["extract-fastesm2.json", "profile/profile-fastesm2_650-100.json"]),  # fmt: skip
+             limits["extract-fastesm2"],
+             ["extract-fastesm2.json", "profile/profile-fastesm2_650-100.json"]),  # fmt: skip
         Step("suite", suite, limits["suite"],
              ["suite/acceptance.html", "suite/acceptance.md", "suite/acceptance.json", "suite/benchmark.json"]),
         Step("extract-esm2-3b",

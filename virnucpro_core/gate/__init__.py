@@ -3,7 +3,8 @@
 * ``options``, ``settings`` — the suite's options as one table, resolved and checked once;
 * ``validation``, ``results``, ``stages`` — the cached chain of stages; what it built, typed;
   the stage cache and the run's input files, each opened and hashed once;
-* ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their DNABERT-S columns);
+* ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their
+  DNABERT-S columns);
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;
 * ``gates`` — the two gates' rules and typed results (measured, limit, CI, status, reason);
 * ``generalisation`` — the evidence beside the gate (other splits, per-group accuracy, calibration);

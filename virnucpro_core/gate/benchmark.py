@@ -299,7 +299,8 @@ def compile_before_timing(loaded, proteins: Sequence[tuple[str, str]], budget: i
     lengths = [len(seq) + 2 for _, seq in proteins]  # <cls> residues <eos>
     path.warm(loaded, lengths, budget)
     record = CompileRecord(path=path.name, graphs=path.stats.graphs - before[0],
-                           seconds=path.stats.seconds - before[1], shapes=[list(s) for s in path.stats.shapes[before[2]:]],
+                           seconds=path.stats.seconds - before[1],
+                           shapes=[list(shape) for shape in path.stats.shapes[before[2]:]],
                            bound=path.bound(lengths, budget), _graphs_after_warmup=path.stats.graphs)
     return loaded, record
 

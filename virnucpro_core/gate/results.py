@@ -31,7 +31,8 @@ class RunResults:
     merged: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (embedder, class)
     splits: dict[str, SplitResult] = field(default_factory=dict)  # by embedder; "fast" is the split itself
     trained: dict[str, TrainedModel] = field(default_factory=dict)  # by embedder
-    predictions: dict[str, Any] = field(default_factory=dict)  # by embedder: evaluate.predictions.Predictions on the test set
+    # by embedder: evaluate.predictions.Predictions on the test set
+    predictions: dict[str, Any] = field(default_factory=dict)
     evaluations: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Evaluation
     comparison: Any = None  # comparison.Comparison
     evidence: Any = None  # generalisation.Evidence

@@ -184,7 +184,7 @@ class StageRate:
         share: the fraction of a run's N samples the stage processes (1, :data:`TRAIN_SHARE`, :data:`TEST_SHARE`).
         epochs: training's epochs (as this run's training stopped), else 1.
         shared_by_gpus: extraction: k processes under torchrun each embed their own shards.
-        needed: False where this run's inputs already hold the result (``why`` says which).
+        needed: False where this run's inputs already hold the result (``source`` says which).
         source: where the rate comes from.
     """
 
@@ -308,8 +308,9 @@ def run_stages(ctx: AcceptanceSession) -> list[StageRate]:
     timings, results, run = ctx.timings, ctx.results, ctx.run
     not_needed = dict(getattr(run, "not_extracted", lambda: {})()) if run is not None else {}
     stages = []
-    for key, model in ((("as-deployed", "fast"), EMBEDDERS["fast"]), (("as-deployed", "baseline"), EMBEDDERS["baseline"]),
-                       (DNA_TIMING, DNA_MODEL)):
+    extracted = ((("as-deployed", "fast"), EMBEDDERS["fast"]), (("as-deployed", "baseline"), EMBEDDERS["baseline"]),
+                 (DNA_TIMING, DNA_MODEL))
+    for key, model in extracted:
         timing = timings.get(key)
         how = (f"{(timing.compile or {}).get('path', 'eager')} path, {timing.settings.get('dtype')}, "
                f"{timing.settings.get('toks_per_batch')} tokens per batch: {key[0]} timing" if timing else
@@ -329,8 +330,9 @@ def run_stages(ctx: AcceptanceSession) -> list[StageRate]:
             seconds = sum(e.seconds for e in history.epochs)
             stages.append(StageRate("training", name, seconds / len(history.epochs) / history.train_samples,
                                     share=TRAIN_SHARE, epochs=len(history.epochs),
-                                    source=f"this run's training: {len(history.epochs)} epochs of "
-                                    f"{history.train_samples:,} samples in {seconds:.1f} s ({history.stop_reason})"))
+                                    source=f"the training this run evaluated: {len(history.epochs)} epochs of "
+                                    f"{history.train_samples:,} samples in {seconds:.1f} s when it was built "
+                                    f"({history.stop_reason})"))
         else:
             stages.append(StageRate("training", name, None, share=TRAIN_SHARE, source="not trained in this run"))
     evaluated = getattr(results, "seconds", {}) or {}

@@ -63,7 +63,8 @@ from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train
 
 log = logging.getLogger("virnucpro.validation")
 
-__all__ = ["ExtractedModel", "RunResults", "StageRecord", "TrainedModel", "ValidationRun"]  # the results: gate/results.py
+# The typed results live in gate/results.py; imported here, they stay importable from this module.
+__all__ = ["ExtractedModel", "RunResults", "StageRecord", "TrainedModel", "ValidationRun"]
 
 
 class ValidationRun:
