@@ -61,11 +61,13 @@ def test_cpu_rehearsal_summary_holds_the_numbers(cpu_run):
     fast = [row["variant"] for row in extraction["fastesm2_650"]["100"]["rows"]]
     assert fast == ["naive fp32 b16", "ours fp32 t8192*", "ours fp32 t8192 packed"], (
         "naive, deployed (eager on the CPU), then the packed path a GPU deploys")
-    for length, entry in extraction["fastesm2_650"].items():
-        packed = entry["rows"][2]
-        assert packed["path"] == "packed" and packed["min_cosine"] >= 0.999, f"~{length}: {packed}"
-        assert packed["graphs"] >= 1 and packed["graphs_in_runs"] == 0, f"~{length}: compiled before the runs"
-        assert entry["eager"]["variant"] == "ours fp32 t8192*", "eager at the deployed dtype and budget"
+    packed = {length: entry["rows"][2] for length, entry in extraction["fastesm2_650"].items()}
+    for length, row in packed.items():
+        assert row["path"] == "packed" and row["min_cosine"] >= 0.999, f"~{length}: {row}"
+        assert row["graphs_in_runs"] == 0, f"~{length}: compiled inside the timed runs"
+        assert extraction["fastesm2_650"][length]["eager"]["variant"] == "ours fp32 t8192*", "eager as deployed"
+    # One row shape serves both lengths: compiled for the first, loaded for the second.
+    assert (packed["100"]["graphs"], packed["166"]["graphs"]) == (1, 0), packed
     baseline = [row["variant"] for row in extraction["esm2_3b"]["166"]["rows"]]
     assert baseline == ["naive fp32 b16", "ours fp32 t2048*", "ours fp16 t2048"], "as VirNucPro ran it, and fp16"
     profile = summary["profile"]["fastesm2_650 ~100"]
