@@ -1,8 +1,10 @@
-"""Options of the acceptance suite, and the HTML report's default location.
+"""The acceptance run's start: options checked, the HTML report's place, the --artifacts lock.
 
 The options are the table :data:`virnucpro_core.gate.options.SUITE_OPTIONS` (flags,
-defaults, help texts that state each default); ``acceptance/conftest.py``
-parses them into :class:`virnucpro_core.gate.settings.Settings` by the same table.
+defaults, help texts that state each default), added to pytest by the plugin
+:mod:`virnucpro_core.gate.plugin` (``-p`` in ``pytest.ini``, so that pytest knows
+them before it reads the command line); ``acceptance/conftest.py`` parses them
+into :class:`virnucpro_core.gate.settings.Settings` by the same table.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ import pytest
 from virnucpro_core.gate.options import SUITE_OPTIONS
 
 DEFAULT_HTML = Path("reports") / "acceptance.html"
+# Free space the reports need before a run starts: a smoke run's five files take 0.55 MB, a full run's more (its
+# files table and figures grow with the inputs).
+REPORTS_ROOM = 16 << 20
 ARTIFACTS_LOCK = pytest.StashKey["object"]()  # this run's lock of its --artifacts folder
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    SUITE_OPTIONS.add_to(parser)
 
 
 def _runs_acceptance(config: pytest.Config) -> bool:
@@ -32,7 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _runs_acceptance(config):
         return
     from virnucpro_core.errors import VirNucProError
-    from virnucpro_core.files import check_output
+    from virnucpro_core.files import check_free_space, check_output
+    from virnucpro_core.input_files import check_utf8_name
     from virnucpro_core.gate.acceptance_report import ReportStaging, new_run_id
     from virnucpro_core.gate.lock import ArtifactsLock
     from virnucpro_core.gate.settings import Settings
@@ -54,8 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # unusable --html is one usage error (exit 4) that leaves the earlier reports as they were.
     try:
         config.stash[SETTINGS] = Settings.resolve(**SUITE_OPTIONS.values(config.getoption), name=SUITE_OPTIONS.flag)
+        check_utf8_name(config.option.htmlpath, "--html")
         check_output(config.option.htmlpath, kind="file", option="--html")
         check_output(paths.root, kind="directory", writes=[p.name for p in paths.owned()], option="--html's folder")
+        check_free_space(paths.root, REPORTS_ROOM, what="the run's reports", option="--html")
         announce = lambda text: print(f"acceptance: {text}", file=sys.stderr, flush=True)  # noqa: E731
         # One run at a time per --artifacts: a second one waits here, before it touches any report or stage.
         config.stash[ARTIFACTS_LOCK] = ArtifactsLock(config.stash[SETTINGS].artifacts).acquire(announce)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import torch
 
-from virnucpro_core.errors import VirNucProError
+from virnucpro_core.errors import VirNucProError, describe_error
 from virnucpro_core.gate.options import SUITE_OPTIONS
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.settings import EMBEDDERS, Settings
@@ -159,9 +159,13 @@ class Stages:
         try:
             with self.terminal.uncaptured():  # progress bars reach the terminal
                 return build(*args)
-        except VirNucProError as error:
-            failure = error  # fail outside the except block: no chained traceback
-        self.failed[name] = str(failure).splitlines()[0]
+        except (VirNucProError, OSError) as error:  # ours, or the machine's (a full disk, a permission)
+            failure = describe_error(error)  # fail outside the except block: no chained traceback
+        except Exception as error:
+            # A bug: its traceback once, here; the tests that need this stage later do not run it again.
+            self.failed[name] = f"{type(error).__name__}: {error}".splitlines()[0]
+            raise
+        self.failed[name] = failure.splitlines()[0]
         self.terminal.line(f"{name}: FAILED — {self.failed[name]}")
         pytest.fail(f"stage '{name}' failed: {failure}", pytrace=False)  # the reason stays on the verdict's line
 

@@ -53,6 +53,10 @@ class AcceptanceReport:
         self._roles: dict[str, tuple[str, str | None]] = {}  # node id -> (role, gate), from the test's markers
         self._sections: str | None = None
         self._title = ""
+        self._written: list[Path] = []  # this run's reports, staged: said "wrote" once they are in place
+        self._session: pytest.Session | None = None
+        self._unwritten: str | None = None  # why the reports could not be written (a full disk), once said
+        self._finished = False  # the reports were finished and moved into place (or given up), once
 
     # ------------------------------------------------------------------ collecting
 
@@ -82,6 +86,19 @@ class AcceptanceReport:
 
     # ------------------------------------------------------------------ deciding and writing
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_wrapper(self, session: pytest.Session):
+        """Around every plugin's end of session (pytest-html and pytest-benchmark write their files then): a
+        report that cannot be written (a full disk) is one message and an ERROR, not a traceback."""
+        self._session = session
+        try:
+            return (yield)
+        except OSError as error:
+            staging = self.config.stash.get(REPORTS, None)
+            if error.filename is None and staging is not None:  # another plugin's write: name where it wrote
+                error = OSError(error.errno, error.strerror, str(staging.staging))
+            self._unwritten = self._unwritten or describe_error(error)  # the first error is the one to fix
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         context = self.context()
@@ -105,12 +122,10 @@ class AcceptanceReport:
         try:
             written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished)
         except OSError as error:
-            # acceptance.json is written last: without it there is no verdict on disk, and the status says ERROR.
-            session.exitstatus = code = EXIT_CODES["ERROR"]
-            if terminal is not None:
-                terminal.write_sep("=", f"acceptance: the reports could not be written — exit status {code}",
-                                   bold=True, red=True)
-                terminal.write_line(describe_error(error))
+            # acceptance.json is written last: without it there is no verdict on disk, and the status says ERROR
+            # (pytest_unconfigure says so once, after the other plugins' files).
+            session.exitstatus = EXIT_CODES["ERROR"]
+            self._unwritten = describe_error(error)
             return
         if html_path:
             # pytest-html writes its file after this hook; pytest_unconfigure finishes it.
@@ -133,9 +148,7 @@ class AcceptanceReport:
             reused = sum(s.reused for s in context.run.stages)
             terminal.write_line(f"stages: {reused} reused, {len(context.run.stages) - reused} built, cached in "
                                 f"{context.run.paths.root} (--rebuild recomputes them)")
-        staging = self.config.stash.get(REPORTS, None)
-        for path in written:
-            terminal.write_line(f"wrote {staging.final_path(path) if staging is not None else path}")
+        self._written = written  # "wrote" is said once they are in place (pytest_unconfigure)
 
     @staticmethod
     def _write_stage_log(context: AcceptanceSession, terminal) -> None:
@@ -150,35 +163,60 @@ class AcceptanceReport:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        """pytest-html names the page it wrote; name the place it is moved to, not the staging folder."""
-        staging = self.config.stash.get(REPORTS, None)
-        if staging is None or not staging.staged.json.is_file():
-            return
-        for plugin in self.config.pluginmanager.get_plugins():
-            # pytest-html keeps the path it prints in a private attribute; if that changes, its line names the
-            # staging folder and our own "wrote" lines still name the final place.
-            if isinstance(getattr(plugin, "_report_path", None), Path) and plugin._report_path == staging.staged_html:
-                plugin._report_path = staging.html.absolute()
+        """The reports are finished and moved into place here, before pytest-html names its page (its line comes
+        after this hook), which then names the place it is in, not the staging folder."""
+        if self._finish_reports(terminalreporter):
+            staging = self.config.stash.get(REPORTS, None)
+            for plugin in self.config.pluginmanager.get_plugins():
+                # pytest-html keeps the path it prints in a private attribute; if that changes, its line names the
+                # staging folder and our own "wrote" lines still name the final place.
+                if (staging is not None and isinstance(getattr(plugin, "_report_path", None), Path)
+                        and plugin._report_path.resolve() == staging.staged_html.resolve()):  # --html may be relative
+                    plugin._report_path = staging.html.absolute()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        html_path = config.getoption("htmlpath", default=None)
-        if self._sections is not None and html_path and Path(html_path).is_file():
-            finish_html(html_path, self._sections, title=self._title)
-        staging = config.stash.get(REPORTS, None)
-        if staging is None:
-            return
+        """Where no summary was written (an error before it, ``--no-summary``): the reports are finished here."""
+        self._finish_reports(config.pluginmanager.get_plugin("terminalreporter"))
+
+    def _finish_reports(self, terminal) -> bool:
+        """Finish the HTML page and move this run's reports into place (once); ``True`` when they are there.
+
+        A report that cannot be written (a full disk) leaves nothing of this run's behind, says so once and makes
+        the exit status ERROR; "wrote" is said of each report only once it is in place.
+        """
+        if self._finished:
+            return False
+        self._finished = True
+        html_path = self.config.getoption("htmlpath", default=None)
+        staging = self.config.stash.get(REPORTS, None)
+        kept = "the earlier reports (if any) are as they were"
         try:
-            if staging.staged.json.is_file():  # a verdict was written: this run's reports replace the earlier ones
-                staging.publish()
-                claim = config.stash.get(REPORTS_CLAIM, None)
+            if self._unwritten is None and self._sections is not None and html_path and Path(html_path).is_file():
+                finish_html(html_path, self._sections, title=self._title)
+            if staging is not None and self._unwritten is None and staging.staged.json.is_file():
+                kept = "some of the earlier reports may have been replaced, but not the earlier acceptance.json"
+                staging.publish()  # a verdict was written: this run's reports replace the earlier ones (renames)
+                claim = self.config.stash.get(REPORTS_CLAIM, None)
                 if claim is not None:  # the reports folder's record names this run's files
                     claim.finish(succeeded=True)
-            else:  # no verdict (Ctrl-C, an internal error, reports that could not be written): keep the earlier
-                staging.discard()
         except OSError as error:
-            terminal = config.pluginmanager.get_plugin("terminalreporter")
+            self._unwritten = describe_error(error)
+        if staging is not None and (self._unwritten is not None or not staging.staged.json.is_file()):
+            staging.discard()  # no verdict (Ctrl-C, an internal error) or no room for it: keep the earlier reports
+        if self._unwritten is not None:
+            # The verdict was decided, but it is on disk nowhere: an ERROR, said once, with the earlier reports kept.
+            if self._session is not None:
+                self._session.exitstatus = EXIT_CODES["ERROR"]
             if terminal is not None:
-                terminal.write_line(f"acceptance: the reports could not be moved into place: {describe_error(error)}")
+                terminal.write_sep("=", f"acceptance: the reports could not be written — exit status "
+                                        f"{EXIT_CODES['ERROR']}", bold=True, red=True)
+                terminal.write_line(self._unwritten)
+                terminal.write_line(f"nothing of this run's reports was left behind; {kept}")
+            return False
+        if terminal is not None:
+            for path in self._written:
+                terminal.write_line(f"wrote {staging.final_path(path) if staging is not None else path}")
+        return bool(self._written)
 
     def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
         run_id, started = config.stash.get(RUN_ID, ("", ""))

@@ -46,8 +46,25 @@ def test_foreign_vocab_is_rejected(tmp_path):
 
 def test_vocab_with_a_repeated_token_is_rejected(tmp_path):
     (tmp_path / "vocab.txt").write_text("\n".join([*ESM2_VOCAB, "A"]))
-    with pytest.raises(InputError, match="repeated A"):
+    with pytest.raises(InputError, match=r"repeated \(1\) A"):
         esm.esm_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("extra", [lambda i: f"t{i}", lambda i: f"t{i % 1000}"], ids=["unique", "repeated"])
+def test_a_vocab_of_a_million_lines_is_refused_at_once(tmp_path, run_cli, extra):
+    """Issue 38: each token was counted with list.count (quadratic: 60,000 lines took 84 s, 10^6 would take hours);
+    now one pass, and vocab.txt is checked against config.json before a tokenizer is built from it."""
+    model = write_standin("fastesm2_650", "tiny", tmp_path / "fm")
+    (model / "vocab.txt").write_text("\n".join([*ESM2_VOCAB, *map(extra, range(10**6))]))
+    (tmp_path / "p.faa").write_text(">a\nMKVLA\n")
+    code, _, err = run_cli(["extract", "--model", "fastesm2_650", "--model-path", str(model), str(tmp_path / "p.faa"),
+                            "--out", str(tmp_path / "f.pt")])
+    assert code == 2 and "Traceback" not in err, err
+    words = (["1000033 tokens in the vocabulary, vocab_size 33 in config.json"] if extra(1000) != extra(0)
+             else ["not an ESM protein vocabulary", "repeated (1000) t0 t1 t10", " ..."])
+    for word in words:
+        assert word in err, err
+    assert len(err) < 2000, "the message names a few tokens, not a million"
 
 
 def test_a_directory_vocab_in_another_order_is_the_source_of_truth(tmp_path, caplog):
@@ -156,7 +173,8 @@ def test_fastesm_keys_without_a_default_stay_required(tmp_path, key):
 
 def test_architecture_is_recorded_in_provenance_feature_meta_and_merged_meta(tmp_path):
     from virnucpro_core.extract.embeddings import extract_embeddings
-    from virnucpro_core.extract.features import merge_features, save_features
+    from virnucpro_core.extract.features import save_features
+    from virnucpro_core.extract.merged import merge_features
 
     expected = {
         "model_type": "fast_esm", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,

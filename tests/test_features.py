@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from virnucpro_core.extract import features as F
+from virnucpro_core.extract import merged as M
 from virnucpro_core.layouts import features as L
 from virnucpro_core.extract.embeddings import extract_embeddings, records_sha256
 from virnucpro_core.layouts.rows import Embeddings
@@ -131,7 +132,7 @@ def test_merge_concatenates_dna_then_protein_in_protein_order(tmp_path, protein_
     protein = fake_features(protein_model, ["c", "a", "b"], seed=2)
     L.save_features(dna, tmp_path / "dna.pt")
     L.save_features(protein, tmp_path / "protein.pt")
-    merged = F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
+    merged = M.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
     assert merged.ids == ["c", "a", "b"] and merged.data.shape == (3, width)
     assert torch.equal(merged.data[0, :768], dna.data[2]) and torch.equal(merged.data[0, 768:], protein.data[0])
     assert merged.labels.tolist() == [1, 1, 1] and merged.labels.dtype == torch.int64
@@ -146,9 +147,9 @@ def test_merge_concatenates_dna_then_protein_in_protein_order(tmp_path, protein_
 def test_host_label_is_zero(tmp_path):
     L.save_features(fake_features("dnabert_s", ["a"]), tmp_path / "d.pt")
     L.save_features(fake_features("esm2_3b", ["a"]), tmp_path / "p.pt")
-    assert F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "host").labels.tolist() == [0]
+    assert M.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "host").labels.tolist() == [0]
     with pytest.raises(InputError, match="viral"):
-        F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "phage")
+        M.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "phage")
 
 
 def test_non_finite_features_are_not_merged(tmp_path):
@@ -158,7 +159,7 @@ def test_non_finite_features_are_not_merged(tmp_path):
     L.save_features(fake_features("dnabert_s", ["a", "b", "c"]), tmp_path / "d.pt")
     L.save_features(protein, tmp_path / "p.pt")
     with pytest.raises(InputError, match="NaN or infinite values cannot be merged") as info:
-        F.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "viral")
+        M.merge_features(tmp_path / "d.pt", tmp_path / "p.pt", "viral")
     assert f"{tmp_path / 'p.pt'}: 2 of 3 rows" in str(info.value) and "(b, c)" in str(info.value), str(info.value)
 
 
@@ -166,7 +167,7 @@ def test_wrong_width_names_both_files_and_dimensions(tmp_path):
     L.save_features(fake_features("dnabert_s", ["a", "b"]), tmp_path / "dna.pt")
     L.save_features(fake_features("fastesm2_650", ["a", "b"], dim=1024), tmp_path / "protein.pt")
     with pytest.raises(DimensionError) as info:
-        F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
+        M.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
     message = str(info.value)
     assert "expected: 768 (DNABERT-S) + 1280 (FastESM2_650) = 2048" in message, message
     assert "found: 768 (dna.pt) + 1024 (protein.pt) = 1792" in message, message
@@ -176,14 +177,14 @@ def test_tiny_and_full_features_do_not_mix(tmp_path):
     L.save_features(fake_features("dnabert_s", ["a"], size="tiny", dim=32), tmp_path / "dna.pt")
     L.save_features(fake_features("fastesm2_650", ["a"]), tmp_path / "protein.pt")
     with pytest.raises(DimensionError, match="same --size"):
-        F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
+        M.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
 
 
 def test_ids_in_one_file_only_are_listed_with_counts(tmp_path):
     L.save_features(fake_features("dnabert_s", ["a", "b", "c", "x1"]), tmp_path / "dna.pt")
     L.save_features(fake_features("fastesm2_650", ["a", "b", "c", "y1", "y2"]), tmp_path / "protein.pt")
     with pytest.raises(InputError) as info:
-        F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
+        M.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
     message = str(info.value)
     assert "2 of 5 ids only in protein.pt: y1, y2" in message, message
     assert "1 of 4 ids only in dna.pt: x1" in message, message
@@ -201,7 +202,7 @@ def test_wrong_model_family(tmp_path, dna_model, protein_model, message):
     L.save_features(fake_features(dna_model, ["a"]), tmp_path / "dna.pt")
     L.save_features(fake_features(protein_model, ["a"]), tmp_path / "protein.pt")
     with pytest.raises(InputError, match=message):
-        F.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
+        M.merge_features(tmp_path / "dna.pt", tmp_path / "protein.pt", "viral")
 
 
 # --------------------------------------------------------------------------- cached, resumable extraction

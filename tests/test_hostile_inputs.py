@@ -277,7 +277,7 @@ def test_rerunning_onto_earlier_outputs_says_so(tmp_path, run_cli):
     argv = ["preprocess", str(tmp_path / "g.fa"), "--out", str(tmp_path / "out")]
     assert "replacing" not in run_cli(argv)[1]
     code, out, _ = run_cli(argv)
-    assert code == 0 and "note: replacing the earlier preprocess output" in out, out
+    assert code == 0 and "written earlier by `virnucpro preprocess`" in out and "note: replacing" in out, out
 
 
 # --------------------------------------------------------------------------- files that ask to run code

@@ -34,6 +34,7 @@ from virnucpro_core.gate.settings import Settings
 from virnucpro_core.gate.verdict import decide_verdict
 from virnucpro_core.layouts import checkpoints
 from virnucpro_core.layouts.features import MergedFeatures
+from virnucpro_core.outputs import ACCEPTANCE, Output, OutputClaim
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.split import make as split_make
 
@@ -187,7 +188,7 @@ def test_train_keeps_the_weights_when_the_save_fails(tmp_path, run_cli, monkeypa
     clear_error(code, err, "No space left on device", "the trained weights are kept at", str(spare))
     (kept,) = spare.glob("m.kept-*.pt")
     assert checkpoints.load_checkpoint(kept).model.input_dim == 12
-    assert not list(full.iterdir()), "nothing partial is left at --out"
+    assert not list(full.iterdir()), "nothing partial is left at --out, no lock"
 
 
 def test_split_on_a_full_disk_leaves_nothing_behind(tmp_path, run_cli, monkeypatch):
@@ -225,9 +226,12 @@ def suite(*options: str, **kwargs) -> subprocess.Popen:
 
 
 def _earlier_reports(reports: Path) -> dict[str, str]:
-    reports.mkdir(exist_ok=True)
-    for name in ("acceptance.html", "acceptance.json", "acceptance.md"):
-        (reports / name).write_text(f"an earlier run's {name}\n")
+    """Reports of an earlier run of the suite, recorded as its own (virnucpro_core.outputs)."""
+    names = ("acceptance.html", "acceptance.json", "acceptance.md")
+    with OutputClaim(ACCEPTANCE, [Output(reports, names)], announce=lambda _line: None):
+        reports.mkdir(exist_ok=True)
+        for name in names:
+            (reports / name).write_text(f"an earlier run's {name}\n")
     return {p.name: p.read_text() for p in reports.iterdir()}
 
 

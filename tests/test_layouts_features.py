@@ -14,7 +14,7 @@ import torch
 import virnucpro_layouts as V
 from virnucpro_core import cli
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.extract.features import merge_features
+from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.layouts import features as L
 from virnucpro_core.layouts import virnucpro as VL
 from virnucpro_core.layouts.pickles import torch_load
@@ -175,7 +175,7 @@ def test_import_command_converts_a_tree_per_model_and_class(tmp_path, capsys):
     code = cli.main(["import", str(base), str(fast), "--declare", "esm2_3b:float32", "--declare",
                      "fastesm2_650:float16", "--size", "tiny", "--out", str(out)])
     assert code == 0, capsys.readouterr()
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "host_esm2_3b.pt", "host_fastesm2_650.pt", "import.json", "viral_esm2_3b.pt", "viral_fastesm2_650.pt"]
     host = L.load_merged(out / "host_fastesm2_650.pt")
     assert len(host) == 12 and host.meta["protein"]["dtype"] == "float16"

@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from test_hostile_inputs import clear_error as refused
 from test_split import HOST_SOURCES, VIRAL_SOURCES, merged
 from virnucpro_core.errors import InputError
 from virnucpro_core.outputs import RECORD, Output, OutputClaim, read_record
 
 GENOME = ">g\n" + "ATGAAATTTGGGCCC" * 20 + "\n"
-
-
-def refused(code: int, err: str, *words: str) -> None:
-    assert code == 2, f"expected a refusal (exit 2), got {code}\n{err}"
-    assert "Traceback" not in err and err.count("error:") == 1, err
-    for word in words:
-        assert word in err, f"{word!r} not in the message:\n{err}"
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from virnucpro_core.files import sha256_file
+from virnucpro_core.models import parity
 from virnucpro_core.models.parity import (FAILED, FASTPLMS_INSTALL, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult,
                                           default_proteins, fastesm_parity)
 
@@ -34,11 +36,13 @@ PROTEINS = default_proteins(12)
 
 @pytest.fixture(scope="module", autouse=True)
 def modules_cache(tmp_path_factory):
-    """transformers copies remote code into HF_MODULES_CACHE; keep it out of the user's cache."""
+    """transformers copies remote code into HF_MODULES_CACHE; keep it out of the user's cache. The snapshots here
+    are tiny: their code may run because these tests ask for it (as tests/parity_standin_plugin.py does)."""
     from transformers import dynamic_module_utils
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(tmp_path_factory.mktemp("hf_modules")))
+        patch.setattr(parity, "CODE_RUNS_FOR_SIZES", ("full", "tiny"))
         yield
 
 
@@ -58,6 +62,9 @@ def test_the_models_own_code_agrees_and_the_result_round_trips(tmp_path):
     assert result.remote_code.endswith("modeling_fastesm.FastEsmModel") and result.unloaded_weights == []
     assert set(result.cosines) == {rid for rid, _ in PROTEINS} and result.proteins == len(PROTEINS)
     assert result.architecture["token_dropout"] is True and result.dtype == "float32"
+    code = Path(result.model_dir) / "modeling_fastesm.py"
+    assert (result.code_file, result.code_sha256) == (str(code), sha256_file(code)), "which code ran, by its hash"
+    assert result.summary().endswith(f"[its code: modeling_fastesm.py, sha256 {sha256_file(code)}]")
     back = ParityResult.load(result.save(tmp_path / "parity.json"))
     assert back == result
 
@@ -186,18 +193,23 @@ def test_acceptance_runs_the_check_on_a_real_snapshot_and_reports_it(tmp_path, c
     root, reports = Path(__file__).resolve().parents[1], tmp_path / "reports"
     smoke = root / "fixtures" / "smoke"
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "acceptance/test_parity.py", "-q", "-p", "no:cacheprovider", "--profile", "full",
+        [sys.executable, "-m", "pytest", "acceptance/test_parity.py", "-q", "-p", "no:cacheprovider",
+         "-p", "parity_standin_plugin", "--profile", "full",
          "--weights", "pretrained", "--fast-model", str(directory), "--viral", str(smoke / "viral.fasta"),
          "--host", str(smoke / "host.fasta"), "--allow-incomplete", "--artifacts", str(tmp_path / "artifacts"),
          "--html", str(reports / "acceptance.html")],
         cwd=root, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "hf_modules"), "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "hf_modules"), "HF_HUB_OFFLINE": "1",
+             "PYTHONPATH": str(Path(__file__).parent)},  # the tiny snapshot's code may run: -p parity_standin_plugin
     )  # fmt: skip
     assert run.returncode == exit_status, run.stdout[-3000:]
     report = json.loads((reports / "acceptance.json").read_text())
     assert [o["outcome"] for o in report["outcomes"]] == [outcome], report["outcomes"]
     assert report["parity"]["status"] == status
     assert report["environment"]["FastESM2 parity with its own code"].startswith(f"{status}:")
+    if status != "not run":  # the code that ran, by its hash, beside the verdict
+        assert report["parity"]["code_sha256"] == sha256_file(directory / "modeling_fastesm.py")
+        assert report["parity"]["code_sha256"] in report["environment"]["FastESM2 parity with its own code"]
     if status == "failed":
         assert report["verdict"]["status"] == "ERROR" and "FastESM2 parity FAIL" in report["outcomes"][0]["message"]
 

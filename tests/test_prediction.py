@@ -20,7 +20,8 @@ from virnucpro_core import cli
 from virnucpro_core.evaluate.aggregation import aggregate_chunks
 from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.extract.features import extract_to_file, merge_features
+from virnucpro_core.extract.features import extract_to_file
+from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.evaluate.predictions import Predictions
@@ -28,6 +29,7 @@ from virnucpro_core.models.registry import load_model
 from virnucpro_core.models.specs import get_spec
 from virnucpro_core.layouts.predictions import NO_FRAMES, verdicts
 from virnucpro_core.predict.scoring import FrameScores, merge_unlabeled, predict_features, score_features
+from virnucpro_core.outputs import RECORD, read_record
 from virnucpro_core.preprocess.sequences import preprocess, read_fasta
 
 SMOKE = Path(__file__).resolve().parents[1] / "fixtures" / "smoke"
@@ -304,8 +306,11 @@ def test_predict_reads_input_and_checkpoint_once_and_no_intermediate_back(pipeli
         reads = [path for path, mode in opened if "r" in mode and "+" not in mode]
         assert reads.count(str(pipeline["fasta"])) == 1, (number, reads)
         assert reads.count(str(pipeline["ckpt"])) == 1, (number, reads)
-        read_back = sorted(path for path in reads if path.startswith(str(out)))
         cache = [str(out / "features" / "dna.pt"), str(out / "features" / "protein.pt")]
+        # The output record is read, and the text files it records hashed once, after the command's work.
+        recorded = {str(out / RECORD), *(str(out / name) for name in read_record(out))} - set(cache)
+        assert all(reads.count(path) <= 2 for path in recorded), (number, reads)
+        read_back = sorted(path for path in reads if path.startswith(str(out)) and path not in recorded)
         assert read_back == ([] if number == 0 else cache), (number, read_back)
     for name in ("frames.tsv", "chunks.tsv", "prediction_results.txt", "prediction_results_highestscore.csv"):
         assert (out / name).read_bytes() == (predicted[0] / name).read_bytes(), name

@@ -23,8 +23,10 @@ The packages read as the pipeline, each depending only on those before it:
 Shared by all: ``defaults`` (every default and choice, no heavy imports),
 ``errors``, ``files`` (atomic writes, digests), ``custody`` (content records:
 a file is reused or read through a view only while it holds what was
-recorded), ``paths`` and ``threads`` (intra-op threads per stage, the
-machine's load).
+recorded), ``code_identity`` (which code computed a stage, a feature file or
+a checkpoint), ``outputs`` (a command replaces only its own unchanged files,
+one writer per output), ``paths`` and ``threads`` (intra-op threads per stage,
+the machine's load).
 """
 
 __version__ = "0.1.0"

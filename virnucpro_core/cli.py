@@ -16,6 +16,7 @@ import sys
 
 from virnucpro_core import __version__
 from virnucpro_core.errors import VirNucProError, os_error_message
+from virnucpro_core.threads import cap_environment
 
 # Subcommands in pipeline order; each name is a module in virnucpro_core.commands.
 COMMANDS = ("preprocess", "extract", "merge", "import", "split", "train", "evaluate", "predict", "compare")
@@ -39,6 +40,9 @@ def create_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = create_parser()
     args = parser.parse_args(argv)
+    capped = cap_environment()  # before torch reads OMP_NUM_THREADS: tens of thousands of threads crash OpenMP
+    if capped:
+        print(capped, file=sys.stderr)
     try:
         return int(args.run(args) or 0)
     except VirNucProError as error:

@@ -204,7 +204,7 @@ def code_identity(*roots: str, libraries: Sequence[str] = ()) -> CodeIdentity:
 RESULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "preprocess": (("virnucpro_core.preprocess.sequences",), ()),
     "extract": (("virnucpro_core.extract.features",), ("torch", "transformers")),
-    "merge": (("virnucpro_core.extract.features", "virnucpro_core.layouts.features"), ("torch",)),
+    "merge": (("virnucpro_core.extract.merged", "virnucpro_core.layouts.features"), ("torch",)),
     "import": (("virnucpro_core.layouts.virnucpro", "virnucpro_core.layouts.features"), ("torch",)),
     "reuse": (("virnucpro_core.extract.reuse", "virnucpro_core.layouts.features"), ("torch",)),
     "split": (("virnucpro_core.split.make",), ("numpy", "torch")),

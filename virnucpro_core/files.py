@@ -14,6 +14,7 @@ from pathlib import Path
 
 from virnucpro_core.custody import remember
 from virnucpro_core.errors import InputError
+from virnucpro_core.input_files import resolved
 
 
 _UMASK = os.umask(0)
@@ -37,6 +38,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp makes owner-only files; give the result the mode a plain open() would.
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
+    except OSError as error:
+        if error.filename is None and error.errno is not None:  # a failed write names no file: name the target
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -159,10 +164,11 @@ def check_output(
         InputError: with the path, what is wrong and what to do.
     """
     out = Path(path).expanduser()
+    resolved(out, option=option)  # a symlink loop: one message naming the option
     targets = [out] if kind == "file" else [out / name for name in writes]
-    sources = {Path(p).expanduser().resolve() for p in inputs if p is not None}
+    sources = {resolved(p) for p in inputs if p is not None}
     problem = None
-    clobbered = [t for t in targets if t.resolve() in sources]
+    clobbered = [t for t in targets if resolved(t, option=option) in sources]
     if clobbered:
         problem = f"would overwrite the input {clobbered[0]}"
     elif kind == "file" and out.is_dir():

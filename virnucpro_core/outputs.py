@@ -15,15 +15,17 @@ file written there, which command wrote it, when, and its content record
   even with ``--force``: replacing it would break the split or the views.
 
 One writer per output at a time: the claim holds a lock (the kernel's
-``flock``, on ``.<name>.virnucpro-lock`` beside the output) from the check to
-the end of the command; a second command on the same output says who holds it
-and waits, so two runs never mix their files and a half-written output is
-never taken for a finished one. The record is updated once the command's files
-are in place.
+``flock``, on ``.<name>.virnucpro-lock`` beside the output, removed when the
+command ends; after ``kill -9`` the kernel drops the lock and the next command
+takes the file over) from the check to the end of the command; a second
+command on the same output says who holds it and waits, so two runs never mix
+their files and a half-written output is never taken for a finished one. The
+record is updated once the command's files are in place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -88,14 +90,15 @@ def _update_record(folder: Path, change: Callable[[dict[str, dict[str, Any]]], N
 
 def needed_by(views: Sequence[str | os.PathLike], inputs: Iterable[str | os.PathLike]) -> None:
     """Note, in each input's folder, that ``views`` read their rows from it: no command's ``--out`` replaces it
-    while they exist. Best effort: a folder we cannot write (the user's read-only data) keeps no note."""
-    readers = sorted(str(Path(v).resolve()) for v in views)
+    while they exist as they were written (a view made again from other files no longer counts). Best effort: a
+    folder we cannot write (the user's read-only data) keeps no note."""
+    readers = {str(Path(v).resolve()): ContentRecord.of(v).to_dict() for v in views}
     for source in inputs:
         source = Path(source).resolve()
 
         def add(entries: dict[str, dict[str, Any]], name: str = source.name) -> None:
             entry = entries.setdefault(name, {})
-            entry["needed_by"] = sorted(set(entry.get("needed_by", [])) | set(readers))
+            entry["needed_by"] = {**_current_readers(entry), **readers}
 
         try:
             _update_record(source.parent, add)
@@ -164,7 +167,7 @@ class OutputClaim:
         self.announce, self.timeout = announce, timeout
         self.replacing: list[Path] = []
         self.forced: list[Path] = []
-        self._locks: list[int] = []
+        self._locks: list[tuple[int, Path]] = []  # the lock files held: descriptor and path
         self._made: list[Path] = []  # folders made for a lock file, removed again if the command fails
         self._before: dict[Path, tuple[int, int] | None] = {}
 
@@ -188,21 +191,29 @@ class OutputClaim:
         return self
 
     def _lock(self, output: Output) -> None:
+        """Hold ``output``'s lock file, waiting (and saying for whom) while another command holds it.
+
+        The holder removes the file when it finishes, so a waiter that then gets the lock checks that it locked
+        the file now at that path, and starts again on the new one otherwise.
+        """
         try:
             missing = [p for p in [output.lock.parent, *output.lock.parent.parents] if not p.exists()]
             output.lock.parent.mkdir(parents=True, exist_ok=True)
             self._made += missing
-            fd = os.open(output.lock, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as error:
             raise InputError(f"{self.option} {output.path} cannot be written: {os_error_message(error)}",
                              fix=f"choose another {self.option}, or fix the folder's permissions") from None
-        self._locks.append(fd)
         start, told = time.monotonic(), False
         while True:
             try:
+                fd = os.open(output.lock, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as error:
+                raise InputError(f"{self.option} {output.path} cannot be written: {os_error_message(error)}",
+                                 fix=f"choose another {self.option}, or fix the folder's permissions") from None
+            try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
+                os.close(fd)
                 holder = _holder(output.lock)
                 if not told:
                     self.announce(f"{output.path} is being written by another command ({holder}); waiting for it to "
@@ -213,8 +224,13 @@ class OutputClaim:
                                      found=f"still locked after {self.timeout:g} s",
                                      fix=f"wait for it to finish, or choose another {self.option}") from None
                 time.sleep(_POLL_S)
+                continue
+            if _same_file(fd, output.lock):
+                break
+            os.close(fd)  # its holder finished and removed it: lock the one there now
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, virnucpro {self.command}, started {_now()}\n".encode(), 0)
+        self._locks.append((fd, output.lock))
 
     def _check(self) -> None:
         """Sort every existing file of the outputs into replaceable, forced and refused; raise for the refused."""
@@ -279,8 +295,6 @@ class OutputClaim:
     def _unmake(self) -> None:
         """After a failure: the folders made for lock files go again, when nothing else is in them."""
         for folder in self._made:  # deepest first
-            for lock in folder.glob(f".*{LOCK_SUFFIX}"):
-                lock.unlink(missing_ok=True)
             try:
                 folder.rmdir()
             except OSError:
@@ -298,19 +312,27 @@ class OutputClaim:
                         written[path.relative_to(output.folder).as_posix()] = ContentRecord.of(path).to_dict()
             gone = [t.relative_to(output.folder).as_posix() for t in output.targets() if not t.exists()]
 
-            def change(entries: dict[str, dict[str, Any]], written=written, gone=gone) -> None:
+            def change(entries: dict[str, dict[str, Any]], written=written, gone=gone,
+                       folder=output.folder) -> None:
                 for name in gone:
                     entries.pop(name, None)
+                for name in [n for n, e in entries.items() if e.get("command") == self.command]:
+                    if not (folder / name).exists():  # e.g. a figure this run did not draw again
+                        entries.pop(name)
                 for name, content in written.items():
-                    keep = {"needed_by": entries[name]["needed_by"]} if entries.get(name, {}).get("needed_by") else {}
+                    readers = _current_readers(entries.get(name))
+                    keep = {"needed_by": readers} if readers else {}
                     entries[name] = {"command": self.command, "written": _now(), "content": content, **keep}
 
             if written or gone:
                 _update_record(output.folder, change)
 
     def _release(self) -> None:
-        for fd in self._locks:
-            os.close(fd)  # closing drops the flock; the lock file stays, as the suite's does
+        for fd, path in self._locks:
+            with contextlib.suppress(OSError):
+                if _same_file(fd, path):
+                    path.unlink()  # removed while held: a waiter sees it gone and locks a new one
+            os.close(fd)  # closing drops the flock
         self._locks.clear()
 
 
@@ -322,9 +344,18 @@ def _listed(problems: dict[str, list[Path]]) -> str:
     return "; ".join(f"{', '.join(map(str, paths))} ({problem})" for problem, paths in problems.items())
 
 
+def _current_readers(entry: dict[str, Any] | None) -> dict[str, Any]:
+    """The views an entry notes that still read the file: there, and as they were when noted."""
+    noted = (entry or {}).get("needed_by")
+    if not isinstance(noted, dict):
+        return {}
+    return {view: record for view, record in noted.items()
+            if (content := ContentRecord.from_dict(record)) is not None and changed(view, content) is None}
+
+
 def _problem(path: Path, entry: dict[str, Any] | None, command: str) -> tuple[str | None, bool]:
     """Why ``path`` may not be replaced by ``command`` (None: it may), and whether --force cannot allow it."""
-    readers = [v for v in (entry or {}).get("needed_by", []) if Path(v).exists()]
+    readers = list(_current_readers(entry))
     if readers:
         return (f"{len(readers)} view(s) read their rows from it, e.g. {readers[0]}: replacing it would break "
                 "them", True)
@@ -345,6 +376,14 @@ def _state(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return stat.st_ino, stat.st_mtime_ns
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is the file at ``path`` now."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _holder(lock: Path) -> str:

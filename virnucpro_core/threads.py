@@ -18,12 +18,20 @@ count does not reach them (preprocessing spreads over worker processes instead,
 
 An explicit choice from the user wins over every stage's default:
 ``OMP_NUM_THREADS`` in the environment, or :func:`set_user_threads` (``--threads``).
+Either is capped at the cores this process may run on, with one line saying so
+(:func:`cap_environment`, :func:`set_user_threads`): more threads than cores only
+wait for each other (2,000 on 2 cores trained 30x slower), and tens of thousands
+crash OpenMP ("Thread creation failed", a segmentation fault; issue 38). The
+environment is capped before torch is loaded (the ``virnucpro`` command and the
+suite's pytest plugin do it first), so OpenMP, torchrun and worker processes
+all start from the capped value.
 Every choice made is kept in :data:`CHOICES` for the report's environment table.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +39,9 @@ from dataclasses import dataclass
 #: Each stage's intra-op threads when the user chose none; ``None`` keeps torch's default (one per core).
 STAGE_THREADS: dict[str, int | None] = {"train": 1, "evaluate": 1, "extract": None, "tiny stand-in extract": 1}
 
-_user_threads: int | None = None
+_user_threads: int | None = None  # --threads as given (capped where it is used)
+# OMP_NUM_THREADS as the user set it, and the value cap_environment wrote over it (None: not capped).
+_omp_capped: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,49 @@ CHOICES: dict[str, ThreadChoice] = {}
 PARALLEL: dict[str, int] = {}
 
 
-def set_user_threads(threads: int | None) -> None:
-    """The user's ``--threads``: every stage runs with it (``None`` goes back to the per-stage choice)."""
+def set_user_threads(threads: int | None) -> str | None:
+    """The user's ``--threads``: every stage runs with it (``None`` goes back to the per-stage choice), at most
+    one per core.
+
+    Returns:
+        The one line to show when ``threads`` is above the cores (capped at their count), else ``None``.
+    """
     global _user_threads
     _user_threads = threads
+    return capped_line("--threads", threads) if threads is not None and threads > cpu_count() else None
+
+
+def capped_line(source: str, asked: int) -> str:
+    """The one line that says the ``asked`` threads of ``source`` (an option or a variable) were capped at the
+    cores."""
+    cores, given = cpu_count(), f"{source} {asked}" if source.startswith("-") else f"{source}={asked}"
+    return (f"note: {given} is more threads than the {cores} core(s) this process may use: "
+            f"{cores} are used (more only wait for each other, and thousands crash OpenMP)")
+
+
+def cap_environment() -> str | None:
+    """Lower ``OMP_NUM_THREADS`` above the cores to their count, in this process's environment (which torch,
+    OpenMP and every process started later read) and in torch if it is loaded already.
+
+    Returns:
+        The one line to show when it was capped, else ``None``.
+    """
+    global _omp_capped
+    omp = _omp_value()
+    if omp is None or omp <= cpu_count():
+        return None
+    _omp_capped = (omp, str(cpu_count()))
+    os.environ["OMP_NUM_THREADS"] = _omp_capped[1]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() > cpu_count():
+        torch.set_num_threads(cpu_count())
+    return capped_line("OMP_NUM_THREADS", omp)
+
+
+def _capped(source: str, asked: int) -> tuple[int, str]:
+    """``asked`` threads of ``source`` at most one per core, and who chose them (saying so where capped)."""
+    cores = cpu_count()
+    return (asked, source) if asked <= cores else (cores, f"{source} {asked}, capped at the {cores} cores")
 
 
 def user_threads() -> int | None:
@@ -69,9 +118,17 @@ def parallel_processes(stage: str, jobs: int) -> int:
     return max(1, min(jobs, cpu_count() // max(1, choose(stage).threads)))
 
 
-def _omp_threads() -> int | None:
+def _omp_value() -> int | None:
+    """``OMP_NUM_THREADS`` in the environment now, when it is a count."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _omp_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as the user set it (the value before :func:`cap_environment` lowered it)."""
+    if _omp_capped is not None and os.environ.get("OMP_NUM_THREADS", "").strip() == _omp_capped[1]:
+        return _omp_capped[0]
+    return _omp_value()
 
 
 def cpu_count() -> int:
@@ -93,10 +150,10 @@ def load_average() -> str:
 def choose(stage: str) -> ThreadChoice:
     """The threads ``stage`` runs with: the user's ``--threads``, else ``OMP_NUM_THREADS``, else the stage's."""
     if _user_threads is not None:
-        return ThreadChoice(stage, _user_threads, "--threads")
+        return ThreadChoice(stage, *_capped("--threads", _user_threads))
     omp = _omp_threads()
     if omp is not None:
-        return ThreadChoice(stage, omp, "OMP_NUM_THREADS")
+        return ThreadChoice(stage, *_capped("OMP_NUM_THREADS", omp))
     chosen = STAGE_THREADS.get(stage)
     if chosen is None:
         import torch  # lazy: the suite's session imports this module for the load average, torch-free (pytest --help)
@@ -136,7 +193,7 @@ def torchrun_choice(stage: str) -> ThreadChoice:
     """
     omp = _omp_threads()
     if omp is not None:
-        return ThreadChoice(stage, omp, "OMP_NUM_THREADS")
+        return ThreadChoice(stage, *_capped("OMP_NUM_THREADS", omp))
     return ThreadChoice(stage, 1, "torchrun's default")
 
 
@@ -154,6 +211,6 @@ def describe_choices() -> str:
                      for stage, choice in CHOICES.items())
 
 
-__all__ = ["CHOICES", "PARALLEL", "STAGE_THREADS", "ThreadChoice", "choose", "cpu_count", "describe_choices",
-           "extraction_stage", "load_average", "parallel_processes", "record_workers", "set_user_threads",
-           "stage_threads", "torchrun_choice", "user_threads"]
+__all__ = ["CHOICES", "PARALLEL", "STAGE_THREADS", "ThreadChoice", "cap_environment", "capped_line", "choose",
+           "cpu_count", "describe_choices", "extraction_stage", "load_average", "parallel_processes", "record_workers",
+           "set_user_threads", "stage_threads", "torchrun_choice", "user_threads"]

@@ -156,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace, group, claimed: contextlib.ExitStack) -> int:
     """Load the model and extract; rank 0 claims ``--out`` first (held in ``claimed`` until the command ends)."""
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
-    from virnucpro_core.extract.features import extract_to_file
+    from virnucpro_core.extract.features import check_room, extract_to_file
     from virnucpro_core.extract.forward import prepare_path
-    from virnucpro_core.files import check_free_space, check_output
+    from virnucpro_core.files import check_output
     from virnucpro_core.layouts.virnucpro import load_features
     from virnucpro_core.models.precision import extraction_dtype
     from virnucpro_core.models.registry import load_model
@@ -201,8 +201,7 @@ def _extract(args: argparse.Namespace, group, claimed: contextlib.ExitStack) -> 
             # Shards and the assembled file: each record's vector twice, before hours of embedding, not after.
             records = count_records(args.input)
             if records is not None:
-                check_free_space(args.out, 2 * records * loaded.dim * 4 + (1 << 20),
-                                 what=f"{records:,} vectors of {loaded.dim} floats (its shards, then the file)")
+                check_room(args.out, records, loaded.dim, "--out")
     before = _state(args.out)
     out = extract_to_file(
         loaded,

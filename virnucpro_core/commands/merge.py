@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
-    from virnucpro_core.extract.features import merge_features
+    from virnucpro_core.extract.merged import merge_features
     from virnucpro_core.layouts.features import save_merged
     from virnucpro_core.files import check_free_space
     from virnucpro_core.outputs import Output, OutputClaim

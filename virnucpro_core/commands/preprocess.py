@@ -21,7 +21,7 @@ def register(subparsers) -> None:
             "OUT/preprocess.json."
         ),
     )
-    parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna, optionally .gz)")
+    parser.add_argument("input", metavar="INPUT", help="nucleotide FASTA (.fa/.fasta/.fna; plain, gzip, bzip2 or xz)")
     parser.add_argument(
         "--chunk-size",
         type=positive_int,

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace):
     """The split the options ask for: drawn, applied from --manifest, or the identical one already in --out."""
+    # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from virnucpro_core.split.make import apply_split, make_split
 
     if args.manifest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -111,7 +112,9 @@ def _train(args: argparse.Namespace) -> int:
     from virnucpro_core.threads import set_user_threads
     from virnucpro_core.train.training import TrainingConfig, train_classifier
 
-    set_user_threads(args.threads)
+    capped = set_user_threads(args.threads)
+    if capped:
+        print(capped, file=sys.stderr)
     config = TrainingConfig(
         patience=args.patience,
         save=args.save,

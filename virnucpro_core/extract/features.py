@@ -1,10 +1,9 @@
-"""Feature stages: DNA ‖ protein merging, and cached, resumable extraction.
+"""Feature files: cached, resumable extraction (DNA ‖ protein merging: :mod:`virnucpro_core.extract.merged`).
 
 The files themselves (ours, VirNucPro's and the fork's) are described, read
 and written by :mod:`virnucpro_core.layouts.features`.
 
-:func:`merge_features` joins a DNABERT-S and a protein-model feature file by
-id. :func:`extract_to_file` is the cached, resumable extraction used by the
+:func:`extract_to_file` is the cached, resumable extraction used by the
 CLI and the acceptance fixtures: it embeds a FASTA in shards written beside the
 output and reuses finished shards (or a finished output) when rerun with the
 same input, model and settings. Under ``torchrun --nproc_per_node=N`` the
@@ -31,7 +30,7 @@ import torch
 
 from virnucpro_core.code_identity import CodeIdentity, code_of
 from virnucpro_core.defaults import SHARD_SIZE
-from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.errors import InputError
 from virnucpro_core.extract.distributed import ProcessGroup, Rank, run_torchrun
 from virnucpro_core.extract.embeddings import (
     DEFAULT_TOKS_PER_BATCH,
@@ -41,12 +40,11 @@ from virnucpro_core.extract.embeddings import (
     records_sha256,
 )
 from virnucpro_core.extract.forward import ready_for
-from virnucpro_core.files import atomic_torch_save, atomic_write_text, sha256_text
-from virnucpro_core.layouts.features import LABELS, MergedFeatures, save_features
+from virnucpro_core.files import atomic_torch_save, atomic_write_text, check_free_space, sha256_text
+from virnucpro_core.layouts.features import save_features
 from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
 from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.models.registry import LoadedModel
-from virnucpro_core.models.specs import get_spec
 from virnucpro_core.paths import PreprocessPaths
 from virnucpro_core.preprocess.fasta import NUCLEOTIDE, PROTEIN, read_fasta
 
@@ -66,139 +64,6 @@ def extraction_code() -> CodeIdentity:
     extracted again, with a line naming what changed.
     """
     return code_of("extract")
-
-
-def merge_code() -> CodeIdentity:
-    """The code that computes a merged feature file (recorded in its ``meta['code']``)."""
-    return code_of("merge")
-
-
-def _label_value(label: str | int) -> tuple[str, int]:
-    if isinstance(label, str) and label in LABELS:
-        return label, LABELS[label]
-    if label in (0, 1) and not isinstance(label, bool):
-        return ("viral" if label == 1 else "host"), int(label)
-    raise InputError(f"unknown label {label!r}", expected="viral (1) or host (0)", found=repr(label))
-
-
-def _expected_dims(dna: Embeddings, protein: Embeddings) -> tuple[int, int, str]:
-    """Widths the two files should have, from the models and sizes they claim."""
-    size = protein.meta["size"]
-    return get_spec(dna.meta["model"]).dim_for(size), get_spec(protein.meta["model"]).dim_for(size), size
-
-
-def merge_features(
-    dna_path: str | os.PathLike,
-    protein_path: str | os.PathLike,
-    label: str | int,
-    *,
-    dna: Embeddings | None = None,
-    protein: Embeddings | None = None,
-) -> MergedFeatures:
-    """Concatenate DNABERT-S and ESM features by id (DNA first), in the protein file's order.
-
-    ``dna`` / ``protein`` are the two files' contents when the caller holds them
-    already (e.g. from :func:`extract_records`): they are not read again.
-
-    Raises:
-        InputError: wrong model in either file, or ids present in one file only.
-        DimensionError: widths other than DNABERT-S + the protein model's
-            (768 + 1280 = 2048 for FastESM2_650, 768 + 2560 = 3328 for ESM2 3B,
-            the stand-ins' widths for tiny stand-ins).
-    """
-    dna_path, protein_path = Path(dna_path), Path(protein_path)
-    label_name, label_value = _label_value(label)
-    dna = load_features(dna_path) if dna is None else dna
-    protein = load_features(protein_path) if protein is None else protein
-
-    if dna.meta["model"] != "dnabert_s":
-        raise InputError(
-            f"{dna_path} is not DNABERT-S features",
-            expected="the DNA file first, extracted with --model dnabert_s",
-            found=f"features of {dna.meta['model']} ({dna.meta['display_name']})",
-            fix="pass DNA.pt (dnabert_s) then PROTEIN.pt (esm2_3b or fastesm2_650)",
-        )
-    protein_spec = get_spec(protein.meta["model"])
-    if protein_spec.family != "esm":
-        raise InputError(
-            f"{protein_path} is not protein-model features",
-            expected="the protein file second, extracted with --model esm2_3b or --model fastesm2_650",
-            found=f"features of {protein.meta['model']} ({protein.meta['display_name']})",
-            fix="pass DNA.pt (dnabert_s) then PROTEIN.pt (esm2_3b or fastesm2_650)",
-        )
-
-    dna_dim, protein_dim, size = _expected_dims(dna, protein)
-    stand_in = " tiny stand-in" if size == "tiny" else ""
-    if dna.dim != dna_dim or protein.dim != protein_dim or dna.meta["size"] != protein.meta["size"]:
-        raise DimensionError(
-            f"cannot merge {dna_path} ({dna.meta['size']}) with {protein_path} ({protein.meta['size']}): "
-            "widths do not fit",
-            expected=f"{dna_dim} (DNABERT-S{stand_in}) + {protein_dim} ({protein_spec.display_name}{stand_in}) "
-            f"= {dna_dim + protein_dim}",
-            found=f"{dna.dim} ({dna_path.name}) + {protein.dim} ({protein_path.name}) = {dna.dim + protein.dim}",
-            fix="extract both files with the same --size (and --weights) settings",
-        )
-
-    non_finite = [(path, emb) for path, emb in ((dna_path, dna), (protein_path, protein))
-                  if not bool(torch.isfinite(emb.data).all())]
-    if non_finite:
-        found = []
-        for path, emb in non_finite:
-            rows = (~torch.isfinite(emb.data)).any(dim=1)
-            shown = ", ".join(rid for rid, bad in zip(emb.ids, rows.tolist(), strict=True) if bad)
-            found.append(f"{path}: {int(rows.sum())} of {len(emb)} rows hold NaN or infinite values "
-                         f"({shown[:200]}{'...' if len(shown) > 200 else ''})")
-        raise InputError(
-            "features with NaN or infinite values cannot be merged",
-            expected="finite embeddings in both files",
-            found="; ".join(found),
-            fix="re-extract the file with `virnucpro extract --rebuild` (a GPU fault or float16 overflow writes "
-            "non-finite vectors); try --dtype float32",
-        )
-
-    dna_index = {rid: i for i, rid in enumerate(dna.ids)}
-    protein_set = set(protein.ids)
-    only_protein = [rid for rid in protein.ids if rid not in dna_index]
-    only_dna = [rid for rid in dna.ids if rid not in protein_set]
-    if only_protein or only_dna:
-        parts = []
-        for name, items, total in (
-            (protein_path.name, only_protein, len(protein)),
-            (dna_path.name, only_dna, len(dna)),
-        ):
-            if items:
-                shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
-                parts.append(f"{len(items)} of {total} ids only in {name}: {shown}")
-        raise InputError(
-            f"{dna_path} and {protein_path} do not hold the same samples",
-            expected="the same ids in both files (nucleotide.fa and protein.faa of one preprocess run)",
-            found="; ".join(parts),
-            fix="extract both files from the same `virnucpro preprocess` output",
-        )
-
-    order = torch.tensor([dna_index[rid] for rid in protein.ids], dtype=torch.long)
-    data = torch.cat([dna.data[order], protein.data], dim=1).contiguous()
-    meta = {
-        "label": label_name,
-        "dim": data.shape[1],
-        "dna_dim": dna.dim,
-        "protein_dim": protein.dim,
-        "n": len(protein),
-        "size": size,
-        # Names, not paths: the same features merged in another directory are byte-identical.
-        "dna_file": Path(dna_path).name,
-        "protein_file": Path(protein_path).name,
-        # Provenance without the digest of each input's vectors (checked on reading them), so a merged file's
-        # bytes depend on what the vectors are and where they came from, not on how they were checked.
-        "dna": {k: v for k, v in dna.meta.items() if k != "data_sha256"},
-        "protein": {k: v for k, v in protein.meta.items() if k != "data_sha256"},
-        "code": merge_code().to_dict(),
-    }
-    labels = torch.full((len(protein),), label_value, dtype=torch.long)
-    return MergedFeatures(list(protein.ids), data, labels, protein.lengths.clone(), meta)
-
-
-# --------------------------------------------------------------------------- cached, resumable extraction
 
 
 # The letters of a "protein" file that is nucleotides (see check_records).
@@ -329,6 +194,7 @@ def extract_to_file(
     progress: bool = True,
     on_shard: Callable[[int, int], None] | None = None,
     group: ProcessGroup | None = None,
+    space_option: str | None = None,
 ) -> Path:
     """Embed a FASTA file into a feature file, in resumable shards.
 
@@ -359,6 +225,8 @@ def extract_to_file(
         progress: show progress bars (rank 0 only).
         on_shard: called as ``on_shard(index, total)`` after each of this rank's shards is on disk.
         group: the ranks sharing the work; default: this process alone.
+        space_option: when given, the free space for the shards and the file is checked (:func:`check_room`)
+            before anything is embedded, and a shortage names this option.
 
     Returns:
         ``out_path``.
@@ -370,8 +238,18 @@ def extract_to_file(
     _extract(loaded, lambda: read_records(fasta, loaded.spec.family), fasta, Path(out_path),
              chunk_size=preprocess_chunk_size(fasta), shard_size=shard_size, toks_per_batch=toks_per_batch,
              rebuild=rebuild, reuse_other_code=reuse_other_code, progress=progress, on_shard=on_shard,
-             group=group or ProcessGroup.single())
+             group=group or ProcessGroup.single(), space_option=space_option)
     return Path(out_path)
+
+
+def check_room(out: str | os.PathLike, records: int, dim: int, option: str) -> None:
+    """Refuse an extraction whose shards and file (each record's vector twice) do not fit where ``out`` goes.
+
+    Raises:
+        InputError: naming ``option``, the space needed and the space free.
+    """
+    check_free_space(out, 2 * records * dim * 4 + (1 << 20),
+                     what=f"{records:,} vectors of {dim} floats (its shards, then the file)", option=option)
 
 
 def extract_records(
@@ -413,6 +291,7 @@ def _extract(
     progress: bool,
     on_shard: Callable[[int, int], None] | None,
     group: ProcessGroup,
+    space_option: str | None = None,
 ) -> Embeddings | None:
     """The extraction behind both entry points: the output's contents on rank 0, None on the other ranks."""
     rank = group.rank
@@ -451,6 +330,8 @@ def _extract(
                 input_sha256[:12],
             )
         else:
+            if space_option and rank.is_main:
+                check_room(out, len(pairs), loaded.dim, space_option)
             paths.root.mkdir(parents=True, exist_ok=True)
             if rank.is_main:
                 atomic_write_text(

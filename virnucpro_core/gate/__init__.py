@@ -1,6 +1,8 @@
 """The acceptance run behind ``pytest acceptance/``: options, stages, gates, verdict and reports.
 
 * ``options``, ``settings`` — the suite's options as one table, resolved and checked once;
+* ``plugin`` — the pytest plugin (``-p`` in ``pytest.ini``) that adds those options before pytest reads its
+  command line, so an option's value is never taken for a test path (whose ``conftest.py`` pytest would run);
 * ``validation``, ``results``, ``stages`` — the cached chain of stages; what it built, typed;
   the stage cache and the run's input files, each opened and hashed once;
 * ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their

@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from virnucpro_core.compare.report import (
 )
 from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, within_limit
 from virnucpro_core.gate.gates import ACCURACY, SPEED
+from virnucpro_core.gate.lock import hold, remove_unheld
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
 from virnucpro_core.gate.verdict import EXIT_CODES, PASS, Verdict
 from virnucpro_core.compare import report as text_report
@@ -90,19 +91,23 @@ class ReportStaging:
     (pytest-html's page, pytest-benchmark's JSON, our markdown and JSON). :meth:`publish` then moves them
     in (renames only) and removes the files an earlier run wrote there that this run did not, so a folder
     never holds two runs' files side by side. :meth:`discard` (a run that gave no verdict: Ctrl-C, an
-    internal error) leaves the earlier reports exactly as they were.
+    internal error, reports that could not be written) leaves the earlier reports exactly as they were.
+    The run holds a lock on its staging folder (the kernel's: released when the process ends, even by
+    ``kill -9``); :meth:`begin` removes the staging folders of earlier runs that no process holds any more.
     """
 
     final: ReportPaths
     html: Path
     staging: Path
+    lock: int | None = field(default=None, repr=False)  # a descriptor of the staging folder, locked (flock)
 
     @classmethod
     def begin(cls, html: Path) -> ReportStaging:
         html = Path(html)
         html.parent.mkdir(parents=True, exist_ok=True)
+        remove_unheld(html.parent.glob(f".{html.stem}.*.part"))  # earlier runs' (killed, or out of space)
         staging = Path(tempfile.mkdtemp(prefix=f".{html.stem}.", suffix=".part", dir=html.parent))
-        return cls(ReportPaths(html.parent), html, staging)
+        return cls(ReportPaths(html.parent), html, staging, hold(staging))
 
     @property
     def staged(self) -> ReportPaths:
@@ -135,7 +140,12 @@ class ReportStaging:
         return published
 
     def discard(self) -> None:
+        """Remove the staging folder and what is in it (the earlier reports stay as they were)."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
+
 
 
 def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:

@@ -6,6 +6,10 @@ places at once. :class:`ArtifactsLock` holds an exclusive ``flock`` on
 it waits for and waits (or, with a timeout, refuses with one message). The
 kernel drops the lock when its holder ends, ``kill -9`` included, so a killed
 run never leaves a folder locked; the file itself is left in place.
+
+The same kernel lock marks a folder a run is still using (:func:`hold`): a
+run's report staging folder, which the next run removes when no process holds
+it any more (:func:`remove_unheld`) — a run killed, or one a full disk stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -81,3 +86,29 @@ class ArtifactsLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+
+def hold(folder: str | os.PathLike) -> int | None:
+    """Lock ``folder`` for as long as this process keeps the returned descriptor open (``os.close`` it to let go);
+    ``None`` when another process holds it, or it cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def remove_unheld(folders: Iterable[Path]) -> list[Path]:
+    """Remove every one of ``folders`` that no process holds (:func:`hold`); return those removed."""
+    removed = []
+    for folder in sorted(folders):
+        if folder.is_dir() and not folder.is_symlink() and (descriptor := hold(folder)) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.close(descriptor)
+            removed.append(folder)
+    return removed

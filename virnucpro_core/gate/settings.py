@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 from virnucpro_core.defaults import EXTRACTION_PATHS, MAX_SEED
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import check_output
+from virnucpro_core.input_files import check_utf8_name, path_problem
 from virnucpro_core.gate.options import SUITE_OPTIONS
 
 log = logging.getLogger("virnucpro.validation")
@@ -40,7 +42,7 @@ DNA_MODEL = "dnabert_s"
 # The setting that names each model's weights (a local directory or a hub id), and the suite's option for it.
 MODEL_FIELDS = {"fastesm2_650": "fast_model", "esm2_3b": "baseline_model", "dnabert_s": "dna_model"}
 MODEL_OPTIONS = {model: SUITE_OPTIONS.flag(field) for model, field in MODEL_FIELDS.items()}
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
+FASTA_SUFFIXES = tuple(f"{name}{packed}" for name in (".fa", ".fasta", ".fna") for packed in ("", ".gz", ".bz2", ".xz"))
 _default = SUITE_OPTIONS.default
 
 
@@ -157,8 +159,10 @@ class Settings:
             raise InputError("invalid acceptance options: " + "; ".join(problems),
                              fix="see `pytest acceptance/ --help`, group 'VirNucPro FastESM2 acceptance suite'")
         for path in [*viral, *host]:
-            if not path.exists():
-                raise InputError(f"{path}: no such input file", fix=f"check the {inputs}/{name('data_dir')} paths")
+            check_utf8_name(path, inputs)  # the reports and stage records name every input
+            kind = path_problem(path)  # a pipe, a directory, a link loop: named as what it is, not "no such file"
+            if kind is not None:
+                raise kind.error(path, expected=f"{inputs}: a FASTA file or a merged feature file (.pt)")
         _check_declarations([*viral, *baseline_viral], [*host, *baseline_host], declarations, size, name)
         if baseline_viral or baseline_host:
             _check_baseline_features(viral, host, baseline_viral, baseline_host, values, name)
@@ -166,6 +170,9 @@ class Settings:
         from virnucpro_core.evaluate.calibration import parse_prevalence
 
         parse_prevalence(values["viral_prevalence"])
+        for field_name in ("artifacts", "baseline_metrics", "groups_file", *MODEL_FIELDS.values()):
+            if values.get(field_name):  # named in the reports and stage records, which are UTF-8
+                check_utf8_name(values[field_name], name(field_name))
         groups_file = values.pop("groups_file")
         groups_file = Path(groups_file) if groups_file else (SMOKE_GROUPS if profile == "smoke" else None)
         if groups_file is not None and not groups_file.is_file():
@@ -226,6 +233,8 @@ def _problems(values: dict[str, Any], name: Callable[[str], str]) -> list[str]:
     if values["extraction_path"] not in EXTRACTION_PATHS:
         problems.append(f"{name('extraction_path')} {values['extraction_path']!r} is not one of "
                         f"{', '.join(EXTRACTION_PATHS)}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(values["device"])):
+        problems.append(f"{name('device')} {values['device']!r} is not a device (auto, cpu, cuda or cuda:N)")
     if values["bench_warmup"] < 0:
         problems.append(f"{name('bench_warmup')} {values['bench_warmup']} is negative")
     if not 0 < values["cluster_identity"] <= 1 or not 0 < values["cluster_coverage"] <= 1:

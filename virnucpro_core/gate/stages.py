@@ -19,13 +19,17 @@ build reports progress: one line per stage at most every
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import multiprocessing
+import os
 import queue as queues
 import signal
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from typing import Any
 from virnucpro_core import threads
 from virnucpro_core.code_identity import CodeIdentity, code_of, with_tool
 from virnucpro_core.custody import ContentRecord, changed, digest
+from virnucpro_core.errors import InputError, VirNucProError, describe_error
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import MergedRows, detect_layout, open_rows
 from virnucpro_core.layouts.pickles import torch_load
@@ -200,13 +205,42 @@ def _start_worker(progress: Any, user_threads: int | None) -> None:
 
 
 def _build_in_worker(build: Callable[[Path, Say], None], directory: Path, stage: str) -> tuple[bool, Any]:
-    """``(True, seconds)`` when ``build`` finished; ``(False, why)`` when it raised (it is built again here)."""
+    """``(True, seconds)`` when ``build`` finished; ``(False, error)`` when it raised one of ours or an OS error
+    (raised again where the stage is asked for, not built a second time); ``(False, why)`` for anything else (a
+    bug: built again here, for its traceback)."""
     start = time.perf_counter()
     try:
         build(directory, lambda line: _worker_queue.put((stage, line)))
+    except (VirNucProError, OSError) as error:
+        return False, error
     except Exception as error:  # noqa: BLE001 - reported back; the stage is then built in the run's own process
         return False, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return True, time.perf_counter() - start
+
+
+def _writable(stage: str, directory: Path) -> None:
+    """Refuse to build ``stage`` into a folder this process cannot write (a cache shared read-only by another
+    user, a read-only mount), before its build runs, not when its result is saved: a file is created and
+    removed there (the only test that also holds for root and for immutable folders).
+
+    Raises:
+        InputError: naming the folder and what to do; rerunning the same command cannot help.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test."):
+            pass
+    except OSError as error:
+        if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise InputError(
+            f"{stage}: its stage folder {directory} cannot be written ({os.strerror(error.errno)}), so it cannot be "
+            "built there, and rerunning cannot help",
+            expected="an --artifacts folder whose stage folders this user may write",
+            found="a stage to build in a read-only folder (a cache shared by another user, or a read-only mount?)",
+            fix="pass --artifacts a folder of your own (copy the shared one to start from its finished stages: "
+            "`cp -r SHARED MINE`), or ask the folder's owner to build the stage",
+        ) from None
 
 
 class StageCache:
@@ -224,6 +258,21 @@ class StageCache:
         self.records: list[StageRecord] = []
         self.other_code: list[tuple[str, str]] = []  # (stage, what changed) of stages reused from other code
         self._prebuilt: dict[Path, tuple[float, str]] = {}  # directory -> (seconds, how) of stages built by prebuild
+        self._failed: dict[str, BaseException] = {}  # stage -> its error: a failed stage is not run again
+        self._worker_errors: dict[str, BaseException] = {}  # stage -> the error its build raised in a worker
+
+    @contextlib.contextmanager
+    def attempt(self, stage: str) -> Iterator[None]:
+        """Run a stage's work at most once per run: a stage whose work failed raises at once, naming its first
+        error, instead of running again (minutes of extraction or training, to fail the same way)."""
+        if stage in self._failed:
+            raise VirNucProError(f"{stage} failed earlier in this run and is not run again: "
+                                 f"{describe_error(self._failed[stage]).splitlines()[0]}")
+        try:
+            yield
+        except (VirNucProError, OSError) as error:
+            self._failed[stage] = error
+            raise
 
     def progress(self, stage: str) -> Progress:
         """Where a building stage sends its progress lines (announced at most every :data:`PROGRESS_EVERY` s)."""
@@ -250,7 +299,7 @@ class StageCache:
             self.announce(f"{stage}: {stale}; rebuilding ...")
         else:
             log.info("%s: building into %s", stage, directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        _writable(stage, directory)
         done.unlink(missing_ok=True)
 
     @staticmethod
@@ -276,8 +325,9 @@ class StageCache:
 
         Nothing happens with fewer than two to build or ``processes < 2``: :meth:`cached` builds them one after
         another, as always. A stage built here is finished on disk; :meth:`cached` then loads it and logs it as
-        built (with its build time). A build that raises in a worker is left unfinished and is built again by
-        :meth:`cached` in this process, so its error is reported where the stage is asked for.
+        built (with its build time). A build that raises one of our errors or an OS error (a full disk) in a
+        worker is left unfinished and :meth:`cached` raises that error where the stage is asked for, without
+        building it again; one that raises anything else (a bug) is built again there, for its traceback.
 
         Returns the worker processes it ran (0 when it built nothing).
         """
@@ -323,6 +373,8 @@ class StageCache:
             if ok:
                 self._finish(job.stage, job.params, directory, job.code)
                 self._prebuilt[directory] = (value, how)
+            elif isinstance(value, BaseException):  # ours or the machine's: said where the stage is asked for
+                self._worker_errors[job.stage] = value
             else:
                 log.info("%s: the worker process failed (%s); it is built in this process instead", job.stage, value)
         return workers
@@ -363,16 +415,21 @@ class StageCache:
             value = load(directory)
             self.record(stage, False, start, key, count(value) if count else "", how=how)
             return value
+        error = self._worker_errors.pop(stage, None)
+        if error is not None:  # its build failed in a worker: said here, where it is asked for, not built again
+            self._failed[stage] = error
+            raise error
         reused, stale = self._state(directory, code)
         if reused and stale:
             self.reused_from_other_code(stage, directory, stale)
         elif reused:
             log.info("%s: reusing %s (pass --rebuild to recompute)", stage, directory)
         else:
-            self._start(stage, directory, stale)
-            self.announce(f"{stage}: building ...")
-            build(directory)
-            self._finish(stage, params, directory, code)
+            with self.attempt(stage):
+                self._start(stage, directory, stale)
+                self.announce(f"{stage}: building ...")
+                build(directory)
+                self._finish(stage, params, directory, code)
         value = load(directory)
         self.record(stage, reused, start, key, count(value) if count else "")
         return value

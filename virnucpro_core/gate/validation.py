@@ -43,10 +43,9 @@ from virnucpro_core.gate.results import ExtractedModel, RunResults, TrainedModel
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord, stage_code
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
-from virnucpro_core.extract.features import (
-    extract_to_file, extract_with_torchrun, extraction_code, merge_features, read_records,
-)  # fmt: skip
+from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, extraction_code, read_records
 from virnucpro_core.extract.forward import auto_path, prepare_path, use_compile_cache
+from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
@@ -217,16 +216,19 @@ class ValidationRun:
             self.announce(f"{stage}: {earlier}; extracting again ...")  # the file's code is not this code
         start = time.perf_counter()
         processes = self.extraction_processes()
-        if processes > 1:
-            self._extract_with_torchrun(stage, model, fasta, out, processes)
-        else:
-            loaded = self.model(model, dtype=self.extraction_dtype(model))
-            self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} ({loaded.provenance['dtype']}, "
-                          f"{loaded.device}, {loaded.provenance.get('path', 'eager')} path) ...")
-            say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
-            extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild,
-                            reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
-                            on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"))
+        with self.cache.attempt(stage):  # a failed extraction (a full disk) is not run again by the next stage
+            if processes > 1:
+                self._extract_with_torchrun(stage, model, fasta, out, processes)
+            else:
+                loaded = self.model(model, dtype=self.extraction_dtype(model))
+                self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} "
+                              f"({loaded.provenance['dtype']}, {loaded.device}, "
+                              f"{loaded.provenance.get('path', 'eager')} path) ...")
+                say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
+                extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild,
+                                reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
+                                on_shard=lambda index, total: say(f"{index + 1}/{total} shards embedded"),
+                                space_option="--artifacts")  # free space checked before anything is embedded
         reused = before is not None and out.stat().st_mtime_ns == before
         if reused and earlier is not None:
             self.cache.reused_from_other_code(stage, out, earlier)

@@ -65,6 +65,7 @@ from virnucpro_core.train.classifier import (
 )
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_torch_save
+from virnucpro_core.input_files import NOT_FOUND, path_problem
 from virnucpro_core.layouts.pickles import (
     PickledObject,
     is_tensor_global,
@@ -174,12 +175,15 @@ def detect_layout(path: str | Path) -> str:
 
 def _checked_path(path: str | Path) -> Path:
     path = Path(path)
-    if not path.is_file():
+    kind = path_problem(path)
+    if kind is NOT_FOUND:
         raise InputError(
             f"no checkpoint at {path}",
             expected="a .pt file written by `virnucpro train` (or an original VirNucPro or FastESM2 fork model file)",
             fix=f"train one with `virnucpro train --features SPLIT_DIR --out {path}` or check the path",
         )
+    if kind is not None:  # a directory, a pipe, a link loop or dangling link, no permission: said as what it is
+        raise kind.error(path, expected="a checkpoint file (.pt)")
     return path
 
 

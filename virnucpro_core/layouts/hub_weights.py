@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from virnucpro_core.errors import InputError, WeightsNotFoundError
+from virnucpro_core.input_files import path_problem
 from virnucpro_core.layouts.pickles import _unsafe_global
 
 SAFETENSORS = "model.safetensors"
@@ -216,6 +217,9 @@ def _read_index(path: Path, download: str) -> dict[str, str]:
 
 
 def _safetensors_error(path: Path, error: Exception) -> InputError:
+    kind = path_problem(path)
+    if kind is not None:  # no permission, a link loop...: said as what it is, not as a download to redo
+        return kind.error(path, expected="a readable safetensors weights file")
     size = path.stat().st_size if path.is_file() else 0
     return InputError(
         f"{path} is not a readable safetensors file (truncated or corrupt)",
@@ -258,6 +262,9 @@ def _read_bin(path: Path, device: torch.device | str = "cpu", *, mmap: bool = Fa
                 raise
             state = torch.load(path, map_location=device, weights_only=True)  # legacy (non-zip) format
     except Exception as error:  # zip, pickle and unpickler errors all mean "not a file we can read safely"
+        kind = path_problem(path)
+        if kind is not None:  # no permission, a link loop...: said as what it is, not as a download to redo
+            raise kind.error(path, expected="a readable weights file") from None
         unsafe = _unsafe_global(str(error))
         raise InputError(
             f"{path} is not a readable weights file" + (" (it asks to run code, which is refused)" if unsafe else ""),

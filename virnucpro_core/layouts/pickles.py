@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from virnucpro_core.errors import InputError
+from virnucpro_core.input_files import NOT_FOUND, path_problem
 
 # Globals torch.save writes for tensors, parameters, dtypes and containers; torch.load(weights_only=True)
 # allows these by default (see torch/_weights_only_unpickler.py, _get_allowed_globals).
@@ -191,9 +192,12 @@ def torch_load(path: str | os.PathLike, what: str, *, mmap: bool = False) -> Any
     anything but tensors and plain values is refused here, before it can run.
     """
     path = Path(path)
-    if not path.is_file():
+    kind = path_problem(path)
+    if kind is NOT_FOUND:
         raise InputError(f"{what} file not found: {path}", fix="run `virnucpro extract` / `virnucpro merge` first, "
                          "or fix the path")
+    if kind is not None:  # a directory, a pipe, a link loop or dangling link, no permission: said as what it is
+        raise kind.error(path, expected=f"a {what} file (.pt)")
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from virnucpro_core.errors import DimensionError, InputError
+from virnucpro_core.input_files import folder_files, is_broken_link, path_problem, refuse_unreadable
 from virnucpro_core.layouts.features import (
     CLASS_NAMES,
     FEATURE_KEYS,
@@ -238,9 +239,15 @@ def read_foreign_merged(path: str | os.PathLike, *, obj: Any = None) -> ForeignM
 
 
 def merged_files(directory: str | os.PathLike) -> list[Path]:
-    """The ``*.pt`` files of a directory, sorted by name (as VirNucPro's training script lists them)."""
-    directory = Path(directory)
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith(".pt"))
+    """The ``*.pt`` files of a directory, sorted by name (as VirNucPro's training script lists them).
+
+    Raises:
+        InputError: an entry that is a dangling symlink or a loop, or a ``*.pt`` that cannot be read (each named):
+            a folder input accounts for every entry, never leaving one out silently.
+    """
+    found, problems = folder_files(Path(directory), ".pt")
+    refuse_unreadable(Path(directory), problems)
+    return found
 
 
 def is_data_merge_tree(directory: str | os.PathLike) -> bool:
@@ -263,14 +270,20 @@ def scan_data_merge(directory: str | os.PathLike) -> list[TreeFile]:
     """Every ``*.pt`` under ``directory/*_merged/``, labelled by VirNucPro's folder rule.
 
     ``viral.1.1_merged`` is viral; every other folder is host; the group is the
-    folder's name without ``_merged`` (the RefSeq category).
+    folder's name without ``_merged`` (the RefSeq category). A link that leads nowhere, in the tree or in a
+    folder, and a ``*.pt`` that cannot be read are one error naming each (nothing is left out silently).
     """
     directory = Path(directory)
     files = []
+    problems = [f"{entry}: {path_problem(entry).what}" for entry in sorted(directory.iterdir())
+                if is_broken_link(entry)]
     for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
         label = "viral" if folder.name == ORIGINAL_VIRAL_FOLDER else "host"
         group = folder.name[: -len(MERGED_FOLDER_SUFFIX)] if folder.name.endswith(MERGED_FOLDER_SUFFIX) else folder.name
-        files += [TreeFile(p, label, group) for p in merged_files(folder)]
+        found, unreadable = folder_files(folder, ".pt")
+        files += [TreeFile(p, label, group) for p in found]
+        problems += unreadable
+    refuse_unreadable(directory, problems)
     if not files:
         raise InputError(f"{directory} holds no *.pt files in its subfolders",
                          expected="VirNucPro's data/data_merge layout: <category>_merged/*.pt, with "

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,19 @@ def _read_vocab_file(vocab_file: Path) -> list[str]:
     return tokens
 
 
-def esm_tokenizer(directory: str | os.PathLike | None = None):
+def esm_tokenizer(directory: str | os.PathLike | None = None, config: Any = None):
     """The ESM tokenizer: from ``directory/vocab.txt`` when there is one, else the built-in ESM-2 alphabet.
 
     A model directory's own ``vocab.txt`` is the source of truth for its token
     ids; the built-in :data:`ESM2_VOCAB` serves stand-ins and directories
     without one (FastPLMs' code, for one, tokenises with facebook/esm2's
     tokenizer rather than a file of its own). A file in another order than
-    ESM-2's is used as it is, with a warning.
+    ESM-2's is used as it is, with a warning. With the model's ``config``, the
+    file is checked against it (:func:`check_vocab_fits`) before a tokenizer is
+    built from it: every check is linear in the file's lines.
 
     Raises:
-        InputError: ``vocab.txt`` lacks tokens every ESM vocabulary has, or repeats one.
+        InputError: ``vocab.txt`` lacks tokens every ESM vocabulary has, repeats one, or does not fit ``config``.
     """
     # transformers takes seconds to import; loaded only when a model is built
     from transformers import EsmTokenizer
@@ -80,8 +83,9 @@ def esm_tokenizer(directory: str | os.PathLike | None = None):
     vocab_file = Path(directory) / "vocab.txt" if directory is not None else None
     if vocab_file is not None and vocab_file.is_file():
         tokens = _read_vocab_file(vocab_file)
-        missing = [t for t in _ESM_REQUIRED_TOKENS if t not in tokens]
-        repeated = sorted({t for t in tokens if tokens.count(t) > 1})
+        counts = Counter(tokens)  # one pass: a vocab.txt of 10^6 lines is checked in a second, not hours
+        missing = [t for t in _ESM_REQUIRED_TOKENS if t not in counts]
+        repeated = sorted(t for t, n in counts.items() if n > 1)
         if missing or repeated:
             raise InputError(
                 f"{vocab_file} is not an ESM protein vocabulary",
@@ -89,9 +93,12 @@ def esm_tokenizer(directory: str | os.PathLike | None = None):
                 f"(ESM-2: {len(ESM2_VOCAB)} tokens: {' '.join(ESM2_VOCAB)})",
                 found=f"{len(tokens)} tokens: {' '.join(tokens[:40])}"
                 + (f"; missing {' '.join(missing)}" if missing else "")
-                + (f"; repeated {' '.join(repeated)}" if repeated else ""),
+                + (f"; repeated ({len(repeated)}) {' '.join(repeated[:20])}{' ...' if len(repeated) > 20 else ''}"
+                   if repeated else ""),
                 fix="point the model-path option at a copy of the model's hub repository",
             )
+        if config is not None:
+            check_vocab_fits(config, tokens, vocab_file.parent, str(vocab_file))
         if tuple(tokens) != ESM2_VOCAB:
             log.warning(
                 "%s is not in ESM-2's token order; its own ids are used (the model must have been trained with them)",

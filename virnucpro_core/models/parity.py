@@ -19,10 +19,19 @@ The result is one of:
 * ``failed`` — one of these does not hold: the two disagree, and our
   features would not be the model's;
 * ``not run`` — the model's own code cannot run here (no ``modeling_fastesm.py``,
-  no ``auto_map``, an import error, a download it attempts offline): the
+  no ``auto_map``, an import error, a download it attempts offline), or is not
+  run because the directory is not FastESM2_650 (a stand-in's size): the
   reason says which, and names a missing module with the command that
   installs it. Never a pass: in the full profile with pretrained weights a
   parity check that did not run leaves the verdict INCOMPLETE.
+
+The snapshot's code is foreign code: it runs only after our own loader has
+checked the directory — its identity (FastESM2_650's model type, 33 layers ×
+1280, 20 heads, 33 tokens), config.json against the weights' shapes, the
+weights themselves — and then with the SHA-256 of the file that runs recorded
+in the result (``code_sha256``, beside the status in the report). A
+directory that is anything else is never imported (issue 38: a 2 × 64 stand-in
+was enough to run it).
 
 ``tools/fastesm_parity.py`` is the command-line entry point;
 ``acceptance/test_parity.py`` runs it in the acceptance suite when
@@ -54,7 +63,7 @@ from virnucpro_core.extract.embeddings import (
     pooling_weights,
     tokenize,
 )
-from virnucpro_core.files import atomic_write_text
+from virnucpro_core.files import atomic_write_text, sha256_file
 from virnucpro_core.models.registry import load_model, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -83,6 +92,9 @@ FASTPLMS = "fastplms"
 FASTPLMS_INSTALL = ("git clone https://github.com/Synthyra/FastPLMs.git /opt/FastPLMs && "
                     "export PYTHONPATH=/opt/FastPLMs/src:/opt/FastPLMs:$PYTHONPATH")
 _AMINO = "ACDEFGHIKLMNPQRSTVWY"
+# The sizes (virnucpro_core.models.specs) whose directories may run their own code: the real model's only. The
+# tests widen it to "tiny" for their tiny reference snapshots (tests/parity_standin_plugin.py): they ask for it.
+CODE_RUNS_FOR_SIZES: tuple[str, ...] = ("full",)
 
 
 @dataclass
@@ -108,6 +120,8 @@ class ParityResult:
         architecture: our configuration in effect (provenance ``architecture``).
         revision: the snapshot's commit, when it is a cache snapshot.
         environment: python, torch and transformers versions.
+        code_file: the file of the model's own code that ran (``auto_map``'s module), when it ran.
+        code_sha256: its SHA-256, taken before it ran.
     """
 
     status: str
@@ -128,14 +142,17 @@ class ParityResult:
     architecture: dict[str, Any] | None = None
     revision: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    code_file: str | None = None
+    code_sha256: str | None = None
 
     @property
     def passed(self) -> bool:
         return self.status == PASSED
 
     def summary(self) -> str:
-        """One line for logs and the report: status and the reason."""
-        return f"{self.status}: {self.reason}"
+        """One line for logs and the report: status and the reason (and which code ran, by its SHA-256)."""
+        code = f" [its code: {Path(self.code_file).name}, sha256 {self.code_sha256}]" if self.code_sha256 else ""
+        return f"{self.status}: {self.reason}{code}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,6 +187,23 @@ def _not_run(base: dict[str, Any], reason: str) -> ParityResult:
     return ParityResult(status=NOT_RUN, reason=reason, **base)
 
 
+def _not_the_model(loaded, directory: Path) -> str | None:
+    """Why ``directory`` is not the real FastESM2_650 whose code may run, when it is not (our loader has checked its
+    identity, config.json against its weights and the weights; a stand-in's size is all it may still be)."""
+    size = loaded.provenance.get("size")
+    if size in CODE_RUNS_FOR_SIZES:
+        return None
+    return (f"{directory} is a {loaded.spec.display_name} stand-in's size ({size}: {loaded.dim}-d), not "
+            f"{loaded.spec.display_name} itself ({loaded.spec.dim}-d): its own code is not run (a directory's code "
+            "runs only once our loader has found it to be the real model)")
+
+
+def _code_file(directory: Path, reference: str) -> Path:
+    """The file of ``directory`` that ``auto_map``'s ``reference`` (``module.Class``, or ``repo--module.Class``)
+    names: the model's own code."""
+    return directory / f"{reference.split('--')[-1].rsplit('.', 1)[0]}.py"
+
+
 def _remote_code_problem(directory: Path) -> tuple[str | None, str | None]:
     """``(class named by auto_map, None)`` when transformers can find the model's own code, else ``(.., why not)``."""
     try:
@@ -180,7 +214,7 @@ def _remote_code_problem(directory: Path) -> tuple[str | None, str | None]:
     if not reference:
         return None, (f"config.json of {directory} has no auto_map.AutoModel, so transformers cannot find the "
                       "model's own code (the hub's FastESM2_650 config.json names modeling_fastesm.FastEsmModel)")
-    module = reference.split("--")[-1].rsplit(".", 1)[0]
+    module = _code_file(directory, reference).stem
     if not (directory / f"{module}.py").is_file():
         return reference, (f"{directory} has no {module}.py, the model's own code that auto_map names "
                            f"({reference}); download the whole repository (`hf download Synthyra/FastESM2_650 "
@@ -282,6 +316,8 @@ def fastesm_parity(
 
     Returns:
         A :class:`ParityResult`: ``passed``, ``failed`` (with the measured values) or ``not run`` (with why).
+        The snapshot's code runs only after our loader has accepted the directory as FastESM2_650 (identity,
+        config.json against the weights, the weights), with its file's SHA-256 recorded first.
 
     Raises:
         InputError, WeightsNotFoundError: our own loader refuses the snapshot (as ``virnucpro extract`` would).
@@ -304,8 +340,11 @@ def fastesm_parity(
     }  # fmt: skip
     reference, problem = _remote_code_problem(directory)
     base["remote_code"] = reference
+    problem = _not_the_model(loaded, directory) or problem
     if problem:
         return _not_run(base, problem)
+    code_file = _code_file(directory, reference)
+    base["code_file"], base["code_sha256"] = str(code_file), sha256_file(code_file)  # before it runs
     try:
         remote, unloaded = _load_remote(directory, loaded.device, resolve_dtype(dtype))
     except Exception as error:  # noqa: BLE001 - any failure of foreign code means it cannot be compared here

@@ -334,8 +334,8 @@ def _load_directory(
         found = ModelIdentity(config_file.model_type, int(config.num_hidden_layers), int(config.hidden_size),
                               int(config.num_attention_heads), int(config.vocab_size))
         size, identity = check_identity(spec, found, directory, **check)
+        tokenizer = esm.esm_tokenizer(directory, config)  # vocab.txt checked against config.json first
         model = esm.load_esm_checkpoint(directory, config_file=config_file, device=device)
-        tokenizer = esm.esm_tokenizer(directory)
         vocab = str(directory / "vocab.txt") if (directory / "vocab.txt").is_file() else esm.BUILTIN_VOCAB_SOURCE
         esm.check_vocab_fits(model.config, vocab_tokens(tokenizer), directory, vocab)
         architecture = config_file.architecture()

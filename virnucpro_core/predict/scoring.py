@@ -39,7 +39,7 @@ from virnucpro_core.defaults import CHUNK_SIZE
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.errors import InputError
 from virnucpro_core.threads import stage_threads
-from virnucpro_core.extract.features import merge_features
+from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import MergedFeatures, MergedRows, open_rows
@@ -121,7 +121,7 @@ def merge_unlabeled(dna_path: str | os.PathLike, protein_path: str | os.PathLike
                     protein: Embeddings | None = None) -> Embeddings:
     """Join DNABERT-S and protein-model features by id (DNA first) without a class label.
 
-    Runs :func:`virnucpro_core.extract.features.merge_features`, so every check of
+    Runs :func:`virnucpro_core.extract.merged.merge_features`, so every check of
     ``virnucpro merge`` applies (model families, widths, same ids in both
     files; ``dna`` / ``protein``, the files' contents when in memory, are not
     read again); its label only fills the ``labels`` column, which is dropped

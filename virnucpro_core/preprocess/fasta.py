@@ -1,6 +1,6 @@
 """FASTA files: the one reader (nucleotide and protein files alike) and the writer.
 
-:func:`iter_fasta` reads a file, plain or gzipped, once: it validates every
+:func:`iter_fasta` reads a file, plain or compressed (gzip, bzip2, xz), once: it validates every
 record against an alphabet (:data:`NUCLEOTIDE` for genomes and frames,
 :data:`PROTEIN` for the frames' translations), collects every problem of the
 file and raises them in one :class:`~virnucpro_core.errors.InputError`, and can
@@ -11,10 +11,12 @@ and the file's sha256 (``virnucpro predict``) reads the file once
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -24,6 +26,7 @@ from typing import Any
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_path
+from virnucpro_core.input_files import DENIED, content_problem, path_problem, printable, undecodable_bytes
 
 # IUPAC nucleotide codes (U included); anything else in a nucleotide FASTA is rejected.
 NUCLEOTIDE_ALPHABET = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
@@ -38,6 +41,24 @@ _READ_SIZE = 1 << 20
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
 # First characters a spreadsheet reads as the start of a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@")
+# Compressed formats read as they are, by their first bytes; zstd has no reader here (input_files names it).
+_DECOMPRESSORS = ((b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw)), (b"BZh", bz2.BZ2File),
+                  (b"\xfd7zXZ\x00", lzma.LZMAFile))
+# What a damaged compressed file raises while it is read.
+READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, lzma.LZMAError)
+# How many of a file's first bytes (decompressed) tell another format from FASTA.
+_HEAD = 512
+
+
+def not_utf8(record_id: str) -> str | None:
+    """The problem of an id holding bytes that are not UTF-8 (read as surrogates), naming them; ``None`` if none."""
+    bad = " ".join(undecodable_bytes(record_id))
+    if not bad:
+        return None
+    raw = record_id.encode("utf-8", "surrogateescape")
+    return (f"id '{printable(record_id)}' is not valid UTF-8 (byte(s) {bad}; as Latin-1 it would read "
+            f"'{raw.decode('latin-1')}'): ids are kept exactly and never rewritten, so convert the file to UTF-8 "
+            "(e.g. `iconv -f LATIN1 -t UTF-8 FILE > NEW`)")
 
 
 def invisible_characters(text: str) -> list[str]:
@@ -76,7 +97,7 @@ class FastaAlphabet:
 NUCLEOTIDE = FastaAlphabet(
     "nucleotide",
     NUCLEOTIDE_ALPHABET,
-    file="a nucleotide FASTA file (.fa, .fasta, .fna, optionally .gz)",
+    file="a nucleotide FASTA file (.fa, .fasta, .fna; optionally .gz, .bz2 or .xz)",
     expected="'>id' headers, unique ids, non-empty sequences of IUPAC nucleotide codes (ACGTUNRYKMSWBDHV, any case)",
     fix="fix or remove the records named above",
 )
@@ -99,7 +120,8 @@ class FastaRecord:
 
 @dataclass(frozen=True)
 class FastaFile:
-    """A FASTA file read whole, once: its validated records and the sha256 of its bytes (as stored, gzip or not)."""
+    """A FASTA file read whole, once: its validated records and the sha256 of its bytes (as stored, compressed
+    or not)."""
 
     path: Path
     records: list[FastaRecord]
@@ -135,25 +157,41 @@ class _Digesting(io.RawIOBase):
 
 
 def count_records(path: str | os.PathLike) -> int | None:
-    """How many records a FASTA file (plain or gzipped) holds, counting header lines without validating them;
+    """How many records a FASTA file (plain or compressed) holds, counting header lines without validating them;
     None when it cannot be read (the reader then says why)."""
+    if path_problem(path) is not None:  # a pipe must not be read here: the reader then says what it is
+        return None
     try:
         with _open_text(Path(path), newline=None) as text:
             return sum(1 for line in text if line.startswith(">"))
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (*READ_ERRORS, InputError):
         return None
 
 
 @contextlib.contextmanager
-def _open_text(path: Path, newline: str | None = "", digest: Any = None) -> Iterator[io.TextIOBase]:
-    """``path`` as UTF-8 text (gunzipped when it starts with gzip's magic), opened once; every byte read from the
-    file, and on leaving the rest of it, goes into ``digest`` when one is given."""
+def _open_text(path: Path, newline: str | None = "", digest: Any = None, fasta: bool = False
+               ) -> Iterator[io.TextIOBase]:
+    """``path`` as UTF-8 text (decompressed when it starts with gzip's, bzip2's or xz's magic), opened once; every
+    byte read from the file, and on leaving the rest of it, goes into ``digest`` when one is given.
+
+    Bytes that are not UTF-8 are kept as surrogates (``surrogateescape``), never replaced, so that the reader can
+    name them. With ``fasta``, a file whose first bytes say it is another format (zstd, FASTQ, GenBank, UTF-16,
+    a byte-order mark: :func:`~virnucpro_core.input_files.content_problem`) is refused, naming it.
+    """
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(open(path, "rb"))
         if digest is not None:
             raw = stack.enter_context(io.BufferedReader(_Digesting(raw, digest), buffer_size=_READ_SIZE))
-        binary = stack.enter_context(gzip.GzipFile(fileobj=raw)) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
-        text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline=newline)
+        binary = raw
+        for magic, reader in _DECOMPRESSORS:
+            if raw.peek(len(magic))[: len(magic)] == magic:
+                binary = stack.enter_context(reader(raw))
+                break
+        problem = content_problem(binary.peek(_HEAD)[:_HEAD]) if fasta else None
+        if problem is not None:
+            raise problem.error(path, expected="a FASTA file: '>id' header lines, each followed by its sequence "
+                                "(plain, gzip, bzip2 or xz)")
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline=newline)
         try:
             yield text
             if digest is not None:
@@ -203,17 +241,21 @@ def _fasta_runs(handle) -> Iterator[tuple[bool, int, str]]:
 
 def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, digest: Any = None
                ) -> Iterator[FastaRecord]:
-    """Read and validate a (optionally gzipped) FASTA file, one record at a time.
+    """Read and validate a FASTA file (plain, gzip, bzip2 or xz), one record at a time.
 
     Every problem of the file is collected and reported in one
     :class:`InputError`, raised after the last line: no records, text before
     the first header, empty headers or sequences, duplicate ids (ids equal
     after Unicode NFC normalisation are duplicates: ``café`` composed and
-    decomposed), ids holding control, bidi or zero-width characters, characters
-    outside ``alphabet`` (default :data:`NUCLEOTIDE`: IUPAC nucleotide codes).
-    Records are yielded only while the file has no problem, so a consumer that
-    streams them into outputs sees the error before it can finish (and must
-    write its outputs whole or not at all).
+    decomposed), ids holding control, bidi or zero-width characters or bytes
+    that are not UTF-8 (named, never replaced), characters outside ``alphabet``
+    (default :data:`NUCLEOTIDE`: IUPAC nucleotide codes). A path that is no
+    readable file, and a file that is another format (zstd, FASTQ, GenBank,
+    UTF-16, a byte-order mark...), are refused first, naming what they are
+    (:mod:`virnucpro_core.input_files`). Records are yielded only while the
+    file has no problem, so a consumer that streams them into outputs sees
+    the error before it can finish (and must write its outputs whole or not
+    at all).
 
     Args:
         path: the file.
@@ -224,8 +266,9 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
     alphabet = alphabet or NUCLEOTIDE
     allowed = alphabet.allowed_bytes
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file", expected=alphabet.file, fix="check the path")
+    kind = path_problem(path)
+    if kind is not None:
+        raise kind.error(path, expected=alphabet.file)
     problems: list[str] = []
     seen: dict[str, int] = {}  # NFC-normalised id -> its header's line
     seen_raw: set[str] = set()
@@ -250,9 +293,8 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
             bad = sorted(set(stripped) - alphabet.letters)
             if bad:
                 column = next(i for i, c in enumerate(line, start=1) if c in bad)
-                problems.append(
-                    f"line {number}, column {column}: character(s) {''.join(bad)!r} in record '{record_name}'"
-                )
+                problems.append(f"line {number}, column {column}: character(s) {printable(''.join(bad))!r} in record "
+                                f"'{record_name}'")
             parts.append(stripped)
         return "".join(parts)
 
@@ -266,7 +308,11 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
             problems.append(f"line {header_line}: header without an id")
             return None
         hidden = invisible_characters(name)
-        if hidden:
+        undecodable = not_utf8(name)
+        if undecodable:
+            problems.append(f"line {header_line}: {undecodable}")
+            name = printable(name)
+        elif hidden:
             shown = name.encode("unicode_escape").decode("ascii")
             problems.append(f"line {header_line}: id '{shown}' holds {', '.join(hidden)} (a control, bidi or "
                             "zero-width character, which hides or reorders what a reader sees)")
@@ -284,7 +330,7 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
         return FastaRecord(name, seq)
 
     try:
-        with _open_text(path, newline=None, digest=digest) as handle:
+        with _open_text(path, newline=None, digest=digest, fasta=True) as handle:
             for is_header, number, text in _fasta_runs(handle):
                 if is_header:
                     record = finish()
@@ -300,12 +346,8 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
             record = finish()
             if record is not None and not problems:
                 yield record
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise InputError(
-            f"{path}: cannot be read ({error})",
-            expected="a readable FASTA file, plain or gzip-compressed",
-            fix="check that the file is complete (a truncated download?) and not another format",
-        ) from error
+    except READ_ERRORS as error:
+        raise read_error(path, error) from error
 
     if not records and not problems:
         raise InputError(
@@ -322,6 +364,17 @@ def iter_fasta(path: str | Path, alphabet: FastaAlphabet | None = None, *, diges
             found="\n    " + "\n    ".join(shown),
             fix=alphabet.fix,
         )
+
+
+def read_error(path: Path, error: BaseException) -> InputError:
+    """The message for a FASTA file that failed while it was read: permission, else a damaged file."""
+    if isinstance(error, PermissionError):
+        return DENIED.error(path, expected="a readable FASTA file")
+    return InputError(
+        f"{path}: cannot be read ({error})",
+        expected="a readable FASTA file, plain or compressed (gzip, bzip2, xz)",
+        fix="check that the file is complete (a truncated download?) and not another format",
+    )
 
 
 def read_fasta(path: str | Path, alphabet: FastaAlphabet | None = None) -> list[FastaRecord]:

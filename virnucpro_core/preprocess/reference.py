@@ -11,7 +11,6 @@ and frame held in lists).
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections.abc import Sequence
@@ -20,7 +19,10 @@ from pathlib import Path
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text, files_together, sha256_file
 from virnucpro_core.paths import PreprocessPaths
-from virnucpro_core.preprocess.fasta import NUCLEOTIDE_ALPHABET, FastaRecord, _open_text, write_fasta
+from virnucpro_core.input_files import path_problem
+from virnucpro_core.preprocess.fasta import (
+    NUCLEOTIDE_ALPHABET, READ_ERRORS, FastaRecord, _open_text, printable, read_error, write_fasta,
+)  # fmt: skip
 from virnucpro_core.preprocess.sequences import (
     AMBIGUOUS_BASES,
     CODON_TABLE,
@@ -38,12 +40,9 @@ _COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
 def read_fasta_reference(path: str | Path) -> list[FastaRecord]:
     """The line-by-line FASTA reader (a set difference per line); same records and messages as ``read_fasta``."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(
-            f"{path}: no such file",
-            expected="a nucleotide FASTA file (.fa, .fasta, .fna, optionally .gz)",
-            fix="check the path",
-        )
+    kind = path_problem(path)
+    if kind is not None:
+        raise kind.error(path, expected="a nucleotide FASTA file (.fa, .fasta, .fna, optionally .gz)")
     problems: list[str] = []
     records: list[FastaRecord] = []
     seen: dict[str, int] = {}
@@ -68,7 +67,7 @@ def read_fasta_reference(path: str | Path) -> list[FastaRecord]:
         records.append(FastaRecord(name, seq))
 
     try:
-        with _open_text(path) as handle:
+        with _open_text(path, fasta=True) as handle:
             for number, raw in enumerate(handle, start=1):
                 line = raw.rstrip("\r\n")
                 if line.startswith(">"):
@@ -85,17 +84,13 @@ def read_fasta_reference(path: str | Path) -> list[FastaRecord]:
                 if bad:
                     column = next(i for i, c in enumerate(line, start=1) if c in bad)
                     problems.append(
-                        f"line {number}, column {column}: character(s) {''.join(bad)!r} "
+                        f"line {number}, column {column}: character(s) {printable(''.join(bad))!r} "
                         f"in record '{header.split(maxsplit=1)[0] if header.strip() else '?'}'"
                     )
                 parts.append(stripped)
             finish()
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise InputError(
-            f"{path}: cannot be read ({error})",
-            expected="a readable FASTA file, plain or gzip-compressed",
-            fix="check that the file is complete (a truncated download?) and not another format",
-        ) from error
+    except READ_ERRORS as error:
+        raise read_error(path, error) from error
 
     if not records and not problems:
         raise InputError(

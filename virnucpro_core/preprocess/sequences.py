@@ -47,6 +47,7 @@ from virnucpro_core.preprocess.fasta import (  # re-exported: the FASTA reader a
     write_fasta,
 )
 from virnucpro_core.files import atomic_write_text, files_together
+from virnucpro_core.input_files import path_problem
 from virnucpro_core.paths import PreprocessPaths
 from virnucpro_core.preprocess.translation import (  # re-exported: callers import the sequence API from here
     AMBIGUOUS_BASES,
@@ -170,8 +171,9 @@ def read_reference_proteins(paths: Sequence[str | Path]) -> dict[str, list[str]]
     proteins: dict[str, list[str]] = {}
     for path in paths:
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such reference file", expected="a GenBank (.gbff) file", fix="check the path")
+        kind = path_problem(path)
+        if kind is not None:
+            raise kind.error(path, expected="a GenBank (.gbff) reference file")
         try:
             with _open_text(path) as handle:
                 for record in SeqIO.parse(handle, "genbank"):

@@ -6,5 +6,6 @@
 * ``summary`` — a split's summary statistics;
 * ``make`` — the inputs checked and read, the split made, applied to other
   embedders, written, and loaded back from its manifest;
-* ``clusters`` — MMseqs2 protein clusters and the train-test identity search.
+* ``clusters`` — MMseqs2 protein clusters and the train-test identity search;
+* ``lineage`` — which split a classifier was trained on, checked before it is judged on a test set.
 """
