@@ -398,7 +398,8 @@ def extract_with_torchrun(
     """What :func:`extract_to_file` writes, made by ``virnucpro extract`` as ``processes`` ranks under torchrun.
 
     One process per GPU (rank r on ``cuda:r``; with ``device="cpu"``, CPU
-    processes); default shard size and token budget, so the file, its cache
+    processes); default shard size and token budget and the same execution path
+    (``extraction_path``, each rank compiling its own), so the file, its cache
     key and its shards are those of an extraction in this process. Each line
     the job prints goes to ``on_line``.
 
