@@ -13,8 +13,12 @@ group, this times
   2,048-token batches, as VirNucPro ran it), plus every combination
   (``--grid product``) or each one alone (``--grid axes``) of ``--dtypes``,
   ``--toks-per-batch``, ``--batching`` (``padded`` batches or ``exact``
-  equal-length ones, no mask) and ``--compile`` (``none`` or a
-  :func:`torch.compile` mode; compilation falls in the warmup passes).
+  equal-length ones, no mask), ``--paths`` (the execution paths of
+  :mod:`virnucpro_core.extract.forward`: ``eager``, ``compiled`` over length
+  buckets, ``packed`` with a FlexAttention document mask; compiled before the
+  warmup passes, the compile seconds and graphs kept in the row) and
+  ``--compile`` (``none`` or a :func:`torch.compile` mode of the whole model,
+  the earlier lever; compilation falls in the warmup passes).
 
 Protocol: models are loaded outside the timed region; ``--warmup`` untimed
 passes, then ``--runs`` timed passes over the whole sample, each read with
@@ -71,6 +75,10 @@ from virnucpro_core.gate import benchmark
 from virnucpro_core.models import registry as models
 from virnucpro_core.models import specs
 from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, tokenize
+from virnucpro_core.extract.forward import prepare_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/, when imported from elsewhere (the tests)
+from extract_profile import format_table as format_profile, profile_ready  # noqa: E402
 from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.files import atomic_write_text
 
@@ -169,6 +177,7 @@ class Variant:
     default: bool = False
     batching: str = "padded"  # ours: "padded" or "exact" (equal token lengths per batch)
     compile: str = "none"  # ours: "none" or a torch.compile mode
+    path: str = "eager"  # ours: the execution path (extract/forward.py)
 
     @property
     def label(self) -> str:
@@ -177,7 +186,7 @@ class Variant:
             return f"naive {short} b{self.batch}" + (" eager" if self.attention == "eager" else "")
         extras = (" exact" if self.batching == "exact" else "") + (
             f" compile:{self.compile}" if self.compile != "none" else ""
-        )
+        ) + (f" {self.path}" if self.path != "eager" else "")
         return f"ours {short} t{self.batch}{extras}" + ("*" if self.default else "")
 
 
@@ -213,6 +222,11 @@ class ThroughputRow:
     max_rel_err: float = float("nan")
     nonfinite: int = 0
     notes: list[str] = field(default_factory=list)
+    path: str = "eager"  # the execution path that ran (eager where compiling failed)
+    compile_s: float | None = None  # compiling its shapes, before the warmup passes (compiled paths)
+    graphs: int | None = None  # graphs compiled then
+    graphs_bound: int | None = None  # the most graphs these sequences can need (ExecutionPath.bound)
+    graphs_in_runs: int | None = None  # graphs compiled during the warmup and timed passes (0: none)
 
     @property
     def median_s(self) -> float:
@@ -265,7 +279,7 @@ def variants_for(args: argparse.Namespace, name: str, device: torch.device) -> l
     (a sweep per axis, at a fraction of the product's passes).
     """
     deployed = benchmark.deployed_settings(name, device.type)
-    default = Variant("ours", deployed["dtype"], deployed["toks_per_batch"], default=True)
+    default = Variant("ours", deployed["dtype"], deployed["toks_per_batch"], default=True, path=deployed["path"])
     out = [] if args.no_naive else [Variant("naive", args.naive_dtype, args.naive_batch, args.naive_attention)]
     out.append(default)
     axes = {
@@ -273,6 +287,8 @@ def variants_for(args: argparse.Namespace, name: str, device: torch.device) -> l
         "batch": args.toks_per_batch or [default.batch],
         "batching": args.batching,
         "compile": args.compile,
+        # The compiled paths are for the ESM models; DNABERT-S runs eager.
+        "path": (args.paths or [default.path]) if specs.get_spec(name).family == "esm" else ["eager"],
     }
     if args.grid == "product":
         settings = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
@@ -280,6 +296,8 @@ def variants_for(args: argparse.Namespace, name: str, device: torch.device) -> l
         settings = [{axis: value} for axis, values in axes.items() for value in values]
     for changes in settings:
         variant = replace(default, default=False, **changes)
+        if variant.compile != "none" and variant.path != "eager":
+            continue  # a compiled path compiles its own function; not also the whole model
         if variant != replace(default, default=False) and variant not in out:
             out.append(variant)
     return out
@@ -311,6 +329,20 @@ def naive_embed(loaded: models.LoadedModel, seqs: Sequence[str], batch: int) -> 
             pooled = (hidden.float() * weights).sum(dim=1) / weights.sum(dim=1)
             out.append(pooled.cpu())
     return torch.cat(out)
+
+
+def prepared(loaded: models.LoadedModel, variant: Variant, group: "SequenceGroup", paths: dict):
+    """``(model ready on the variant's path, its compile record)``: every shape of the group compiled now.
+
+    ``paths`` keeps each prepared path, so that a shape compiled for one length
+    group (packed: the row) is not compiled again for the next.
+    """
+    if variant.kind == "naive":
+        return loaded, None
+    key = (id(loaded), variant.path, variant.batch)
+    if key not in paths:
+        paths[key] = prepare_path(loaded, variant.path, budget=variant.batch)
+    return benchmark.compile_before_timing(paths[key], group.records, variant.batch)
 
 
 def ours_embed(loaded: models.LoadedModel, records: list[tuple[str, str]], variant: Variant) -> torch.Tensor:
@@ -386,6 +418,7 @@ def bench_model(
             mode: models.compile_model(loaded, mode)
             for mode in sorted({v.compile for v in variants if v.dtype == dtype} - {"none"})
         }
+        paths: dict = {}
         for group in groups:
             token_counts = [len(ids) for ids in tokenize(loaded, [seq for _, seq in group.records])]
             if dtype == "float32" and not any(v.kind == "naive" and v.dtype == "float32" for v in variants):
@@ -400,7 +433,8 @@ def bench_model(
                     torch.cuda.reset_peak_memory_stats(device)
                     resident = torch.cuda.memory_allocated(device)
                 try:
-                    runs, outputs = run_variant(runners[variant.compile], variant, group, args)
+                    runner, compiled = prepared(runners[variant.compile], variant, group, paths)
+                    runs, outputs = run_variant(runner, variant, group, args)
                 finally:
                     if variant.kind == "naive":
                         _set_attention(loaded, "sdpa")
@@ -435,11 +469,19 @@ def bench_model(
                     max_rel_err=max_rel,
                     nonfinite=nonfinite,
                 )
+                if compiled is not None:
+                    benchmark.compiled_since(runner, compiled)
+                    row.path, row.compile_s, row.graphs = compiled.path, compiled.seconds, compiled.graphs
+                    row.graphs_bound, row.graphs_in_runs = compiled.bound, compiled.graphs_in_rounds
+                    if compiled.path != variant.path:
+                        row.notes.append(f"{variant.path} did not compile here: ran {compiled.path}")
                 if variant.compile != "none" and args.warmup < 1:
                     row.notes.append("compiled without a warmup pass: compilation time is inside the timed runs")
                 if nonfinite:
                     row.notes.append(f"{nonfinite} of {row.sequences} pooled vectors hold NaN or Inf")
                     log.warning("%s %s len %s: %s", name, variant.label, group.label, row.notes[-1])
+                if args.profile and group is groups[0] and _profiled(variant, rows, name):
+                    profile_variant(runner, variant, group, args, name)
                 log.info(
                     "%s %-22s len %-5s %9.1f seq/s  median %.3f s  min cos %.6f",
                     name, variant.label, group.label, row.sequences_per_s, row.median_s, min_cos,
@@ -447,9 +489,35 @@ def bench_model(
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
-        del loaded, runners
+        del loaded, runners, paths
         _free(device)
     return rows
+
+
+def _profiled(variant: Variant, rows: list[ThroughputRow], model: str) -> bool:
+    """Whether ``--profile`` traces this variant: ours, at the deployed dtype and budget, padded, one per path."""
+    default = next((r for r in rows if r.model == model and r.default), None)
+    return (variant.kind == "ours" and variant.compile == "none" and variant.batching == "padded"
+            and (variant.default or (default is not None and (variant.dtype, variant.batch) ==
+                                     (default.dtype, default.batch))))
+
+
+def profile_variant(runner, variant: Variant, group: SequenceGroup, args, model: str) -> None:
+    """One batch of ``group`` profiled on ``variant``'s (already compiled) path; the breakdown goes to
+    ``--profile``/profile-<model>-<length>.json beside the trace (benchmarks/extract_profile.py)."""
+    folder = Path(args.profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = group.records[: max(1, variant.batch // (round(group.mean_length) + 2))]  # about one batch
+    path = runner.provenance.get("path", "eager")
+    trace = folder / f"trace-{model}-{path}-{group.label}.json"
+    summary = folder / f"profile-{model}-{group.label}.json"
+    report = json.loads(summary.read_text()) if summary.is_file() else {
+        "tool": "benchmarks/extract_throughput.py --profile", "model": model, "size": args.size,
+        "device": str(runner.device), "dtype": variant.dtype, "length": group.label, "toks_per_batch": variant.batch,
+        "paths": {}}
+    report["paths"][path] = profile_ready(runner, records, variant.batch, 3, trace)
+    atomic_write_text(summary, json.dumps(report, indent=2) + "\n")
+    print(format_profile(report))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -492,15 +560,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_table(rows: Sequence[ThroughputRow]) -> str:
     """The summary table: one line per model, variant and length."""
-    header = ("model", "variant", "len", "seq/s", "tok/s", "TFLOP/s", "% peak", "peak mem", "min cos")
+    header = ("model", "variant", "len", "seq/s", "tok/s", "TFLOP/s", "% peak", "peak mem", "min cos", "compile")
     lines = []
     for r in rows:
         pct = r.percent_of_peak
         mem = f"{r.peak_memory_bytes / 2**30:.2f} GiB" if r.peak_memory_bytes is not None else "—"
         cos = "NaN/Inf!" if r.nonfinite else (f"{r.min_cosine:.6f}" if math.isfinite(r.min_cosine) else "nan")
+        # Seconds and graphs compiled before the passes (+ any compiled during them, which should be none).
+        built = (f"{r.compile_s:.1f} s, {r.graphs}/{r.graphs_bound} graphs"
+                 + (f" +{r.graphs_in_runs} in runs!" if r.graphs_in_runs else "")) if r.graphs else "—"
         lines.append((
             r.model, r.variant, r.length, f"{r.sequences_per_s:,.1f}", f"{r.tokens_per_s:,.0f}",
-            f"{r.tflops:.3f}", f"{pct:.1f}" if pct is not None else "—", mem, cos,
+            f"{r.tflops:.3f}", f"{pct:.1f}" if pct is not None else "—", mem, cos, built,
         ))  # fmt: skip
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
     fmt = lambda cells: "  ".join(  # noqa: E731
@@ -571,6 +642,14 @@ def create_parser() -> argparse.ArgumentParser:
         help=f"torch.compile modes for our extractor, e.g. none,default (default: none; allowed: "
         f"{', '.join(COMPILE_MODES)}). Compilation runs in the warmup passes: keep --warmup >= 1; "
         "expect a minute or more per mode and length group on a full-size model.")
+    add("--paths", type=_choice_list(("eager", "compiled", "packed")), default=None,
+        help="execution paths for our extractor, e.g. eager,compiled,packed (default: only the deployed one: "
+        "packed for FastESM2 on CUDA, eager otherwise). Each compiles its shapes before the warmup passes; the "
+        "row keeps the compile seconds, the graphs and any compiled during the passes.")
+    add("--profile", type=Path, default=None, metavar="DIR",
+        help="also trace one batch of the first length with torch.profiler, per path at the deployed dtype and "
+        "budget (eager, compiled, packed), into DIR: Chrome traces and the matmul / attention / elementwise / idle "
+        "breakdown (benchmarks/extract_profile.py). Default: no profile.")
     add("--naive-batch", type=int, default=16, help="sequences per batch of the naive loop (default: 16).")
     add("--naive-dtype", choices=tuple(specs.DTYPES), default="float32", help="naive loop dtype (default: float32).")
     add("--naive-attention", choices=("sdpa", "eager"), default="sdpa",

@@ -29,14 +29,20 @@ def test_sample_size_must_be_positive():
 @pytest.mark.parametrize(
     ("pairing", "embedder", "device", "expected"),
     [
-        ("as-deployed", "baseline", "cuda", {"dtype": "float32", "toks_per_batch": 2048}),
-        ("as-deployed", "fast", "cuda", {"dtype": "float16", "toks_per_batch": 8192}),
-        ("like-for-like", "baseline", "cuda", {"dtype": "float16", "toks_per_batch": 8192}),
-        ("as-deployed", "fast", "cpu", {"dtype": "float32", "toks_per_batch": 8192}),
+        # ESM2 3B as VirNucPro ran it; FastESM2 on its deployed path: packed on a GPU that compiles, eager on the CPU.
+        ("as-deployed", "baseline", "cuda", {"dtype": "float32", "toks_per_batch": 2048, "path": "eager"}),
+        ("as-deployed", "fast", "cuda", {"dtype": "float16", "toks_per_batch": 8192, "path": "packed"}),
+        ("like-for-like", "baseline", "cuda", {"dtype": "float16", "toks_per_batch": 8192, "path": "packed"}),
+        ("as-deployed", "fast", "cpu", {"dtype": "float32", "toks_per_batch": 8192, "path": "eager"}),
     ],
 )
-def test_pairings(pairing, embedder, device, expected):
+def test_pairings(pairing, embedder, device, expected, monkeypatch):
+    import virnucpro_core.extract.forward as forward
+
+    monkeypatch.setattr(forward, "support", lambda path, device: None)  # a GPU where torch.compile works
     assert extraction_settings(pairing, embedder, device) == expected
+    if embedder == "fast":
+        assert extraction_settings(pairing, embedder, device, "compiled")["path"] == "compiled", "--extraction-path"
 
 
 def test_interleaved_rounds_alternate_the_models_and_keep_the_warmup_apart():

@@ -332,7 +332,6 @@ def test_a_file_whose_ids_were_swapped_is_extracted_again_and_refused_by_merge(t
     from virnucpro_core.extract import features as F
     from virnucpro_core.models.registry import load_model
 
-    model = load_model("fastesm2_650", weights="random", size="tiny", device="cpu", seed=0)
     fasta = tmp_path / "p.faa"
     fasta.write_text(">s0\nMKVLAAGIVW\n>s1\nMSTNPKPQRK\n>s2\nMADEEKLPPG\n")
     argv = ["extract", str(fasta), "--model", "fastesm2_650", "--weights", "random", "--size", "tiny", "--device",

@@ -19,7 +19,7 @@ import torch
 from virnucpro_core.extract import features as F
 from virnucpro_core.extract import merged as M
 from virnucpro_core.layouts import features as L
-from virnucpro_core.extract.embeddings import extract_embeddings
+from virnucpro_core.extract.embeddings import extract_embeddings, records_sha256
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.errors import DimensionError, InputError
@@ -392,7 +392,35 @@ def test_extract_command_writes_features(tmp_path, capsys):
     assert args.run(args) == 0
     out = capsys.readouterr().out
     assert "4 records -> ESM2 3B (random weights, tiny, float32, cpu" in out and "128-d vectors" in out, out
-    assert load_features(tmp_path / "p.pt").data.shape == (4, 128)
+    assert "eager path" in out, out
+    features = load_features(tmp_path / "p.pt")
+    assert features.data.shape == (4, 128) and features.meta["path"] == "eager"
+
+
+@needs_dnabert
+def test_extract_command_refuses_a_compiled_path_for_dnabert(tmp_path, capsys):
+    from virnucpro_core.commands import extract
+    from virnucpro_core.errors import InputError
+
+    fasta = tmp_path / "n.fa"
+    fasta.write_text(">n1\nACGTACGTAC\n")
+    args = parser_for(extract).parse_args(["extract", "--model", "dnabert_s", "--weights", "random", "--device", "cpu",
+                                           "--extraction-path", "packed", str(fasta), "--out", str(tmp_path / "n.pt")])
+    with pytest.raises(InputError, match="is for the ESM protein models, not DNABERT-S"):
+        args.run(args)
+    assert not (tmp_path / "n.pt").exists()
+
+
+def test_the_execution_path_keys_the_cache(tmp_path, fastesm):
+    """A compiled path rounds differently from eager: its file is another extraction, never reused for eager's."""
+    from virnucpro_core.extract.forward import prepare_path
+
+    records = [(f"p{i}", "MKV" * (i + 1)) for i in range(3)]
+    eager = prepare_path(fastesm, "eager")
+    key_eager, params = F.cache_key(eager, records_sha256(records), toks_per_batch=8192, shard_size=10)
+    compiled = prepare_path(fastesm, "compiled")
+    key_compiled, _ = F.cache_key(compiled, records_sha256(records), toks_per_batch=8192, shard_size=10)
+    assert params["path"] == "eager" and key_eager != key_compiled
 
 
 @needs_dnabert

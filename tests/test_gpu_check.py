@@ -59,10 +59,28 @@ def test_cpu_rehearsal_summary_holds_the_numbers(cpu_run):
             assert entry["naive"]["sequences_per_s"] > 0 and entry["deployed"]["sequences_per_s"] > 0
             assert entry["deployed"]["min_cosine"] >= 0.999, f"{model} ~{length}: deployed vs fp32 naive"
     fast = [row["variant"] for row in extraction["fastesm2_650"]["100"]["rows"]]
-    assert fast == ["naive fp32 b16", "ours fp32 t8192*", "ours fp32 t4096", "ours fp32 t16384", "ours fp32 t32768",
-                    "ours bf16 t8192", "ours fp16 t8192"], "naive, deployed, then each dtype and each budget alone"
+    assert fast == ["naive fp32 b16", "ours fp32 t8192*", "ours fp32 t8192 packed"], (
+        "naive, deployed (eager on the CPU), then the packed path a GPU deploys")
+    packed = {length: entry["rows"][2] for length, entry in extraction["fastesm2_650"].items()}
+    for length, row in packed.items():
+        assert row["path"] == "packed" and row["min_cosine"] >= 0.999, f"~{length}: {row}"
+        assert row["graphs_in_runs"] == 0, f"~{length}: compiled inside the timed runs"
+        assert extraction["fastesm2_650"][length]["eager"]["variant"] == "ours fp32 t8192*", "eager as deployed"
+    # One row shape serves both lengths: compiled for the first, loaded for the second.
+    assert (packed["100"]["graphs"], packed["166"]["graphs"]) == (1, 0), packed
     baseline = [row["variant"] for row in extraction["esm2_3b"]["166"]["rows"]]
-    assert baseline == ["naive fp32 b16", "ours fp32 t2048*", "ours bf16 t2048", "ours fp16 t2048"]
+    assert baseline == ["naive fp32 b16", "ours fp32 t2048*", "ours fp16 t2048"], "as VirNucPro ran it, and fp16"
+    profile = summary["profile"]["fastesm2_650 ~100"]
+    assert set(profile) == {"eager", "packed"}, profile
+    for name, entry in profile.items():
+        assert entry["batch_ms"] > 0 and (out / entry["trace"]).is_file(), name
+        assert set(entry["percent"]) == {"matmul", "attention", "elementwise", "idle"}, entry
+    projection = summary["speed_gate"]["projection"]
+    assert projection["gpus"] == [1] and projection["unit"] == "CPU-hours"
+    labels = [size["label"] for size in projection["inputs"]]
+    assert labels[0] == "this run's input" and labels[-1].startswith("VirNucPro's training set"), labels
+    assert {(st["stage"], st["model"]) for st in projection["stages"]} >= {
+        ("extraction", "FastESM2_650"), ("extraction", "ESM2 3B"), ("extraction", "DNABERT-S")}
     # The goals are for FastESM2 on an H100-class GPU: recorded, never judged on a CPU.
     assert [(g["length"], g["goal_per_s"], g["applies"], g["met"]) for g in summary["goals"]] == [
         ("100", 3000.0, False, None), ("166", 1800.0, False, None)]

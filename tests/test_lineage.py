@@ -71,7 +71,7 @@ def test_a_checkpoint_of_another_split_is_refused_with_the_overlap_counted(split
 
     code, out, err = _evaluate(run_cli, other, test, tmp_path / "p.json", "--allow-other-split")
     assert code == 0, err
-    assert f"WARNING: evaluated with --allow-other-split" in out and f"{len(shared)} test sample(s)" in out
+    assert "WARNING: evaluated with --allow-other-split" in out and f"{len(shared)} test sample(s)" in out
     check = LineageCheck.from_dict(Predictions.load(tmp_path / "p.json").meta["lineage"])
     assert not check.matched and check.allowed and check.overlap == len(shared)
 

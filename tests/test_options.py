@@ -18,7 +18,8 @@ from virnucpro_core.gate.settings import MODEL_FIELDS, MODEL_OPTIONS, Settings
 
 SETTINGS = [option for option in SUITE_OPTIONS if option.setting]
 # Settings fields that no single option sets: they are made from several (see Settings.resolve).
-DERIVED = {"model_sources": ["fast_model", "baseline_model", "dna_model"], "groups": ["data_dir"]}
+DERIVED = {"model_sources": ["fast_model", "baseline_model", "dna_model"], "groups": ["data_dir"],
+           "baseline_viral": ["baseline_features"], "baseline_host": ["baseline_features"]}
 
 
 class Recorder:

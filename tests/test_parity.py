@@ -23,8 +23,8 @@ import pytest
 
 from virnucpro_core.files import sha256_file
 from virnucpro_core.models import parity
-from virnucpro_core.models.parity import (FAILED, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult, default_proteins,
-                                   fastesm_parity)
+from virnucpro_core.models.parity import (FAILED, FASTPLMS_INSTALL, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult,
+                                          default_proteins, fastesm_parity)
 
 from scripts import import_script
 from test_reference_fastesm import hub_config, reference_model, write_snapshot
@@ -212,3 +212,24 @@ def test_acceptance_runs_the_check_on_a_real_snapshot_and_reports_it(tmp_path, c
         assert report["parity"]["code_sha256"] in report["environment"]["FastESM2 parity with its own code"]
     if status == "failed":
         assert report["verdict"]["status"] == "ERROR" and "FastESM2 parity FAIL" in report["outcomes"][0]["message"]
+
+
+def test_code_that_imports_fastplms_names_the_clone_not_pip(tmp_path):
+    """The newest FastPLMs source imports its own package, which is not on PyPI: the fix is the clone, not pip."""
+    code = "from fastplms.models._esm_rotary import RotaryEmbedding\n" + REFERENCE_CODE.read_text()
+    result = fastesm_parity(snapshot(tmp_path, code=code), PROTEINS, "cpu")
+    assert result.status == NOT_RUN, result.summary()
+    assert "it imports fastplms, which is not installed" in result.reason, result.reason
+    assert f"`{FASTPLMS_INSTALL}`" in result.reason and "not on PyPI" in result.reason, result.reason
+    assert "pip install fastplms" not in result.reason and "REMOTE_CODE_IMPORTS" not in result.reason, result.reason
+
+
+def test_the_command_refuses_another_model_without_offering_an_option_it_lacks(tmp_path, capsys):
+    """tools/fastesm_parity.py has no --allow-other-model: its refusal of another model must not suggest one."""
+    directory = snapshot(tmp_path, model_type="esm")  # ESM-2's model type at FastESM2's stand-in shape
+    tool = import_script("tools/fastesm_parity.py")
+    assert tool.main([str(directory), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "is not FastESM2_650" in err and "model_type" in err, err
+    assert "--allow-other-model" not in err, err
+    assert "--allow-other-model" not in [flag for a in tool.create_parser()._actions for flag in a.option_strings]

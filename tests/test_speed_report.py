@@ -166,3 +166,88 @@ def test_the_html_speed_section_shows_the_savings_and_the_memory_line():
     heads = [th.get_text() for th in savings.find_next_sibling("table").find_all("th")]
     assert heads == ["input", "proteins", "ESM2 3B (CPU-hours)", "FastESM2_650 (CPU-hours)", "saved (CPU-hours)"]
     assert "saves 0.004 CPU-hours" in text and minus_sign_problems(text, "speed") == []
+
+
+# ---------------------------------------------------------------------------- a whole run, projected
+
+
+def measured_run(device: str = "cpu", **settings) -> AcceptanceSession:
+    """A session whose run timed DNABERT-S (2 ms per sample), trained both MLPs (10 epochs of 1,000 samples in 0.2 s
+    each: 0.2 ms per sample and epoch) and predicted 500 test samples in 0.5 s (1 ms each)."""
+    from virnucpro_core.train.training import EpochRecord, TrainingHistory
+
+    ctx = session(device)
+    ctx.settings.__dict__.update(settings)
+    ctx.timings[("projection", "dna")] = TimingResult("projection/dna", "dnabert_s", {"dtype": "float32"}, 300,
+                                                      30_000, [0.6] * 3, 1, device)
+    history = TrainingHistory(epochs=[EpochRecord(e, 0.1, 0.1, 0.9, 1e-4, 0.2, False) for e in range(1, 11)],
+                              stop_reason="early_stopping", train_samples=1_000)
+    ctx.run.results.trained = {e: SimpleNamespace(history=history) for e in ("fast", "baseline")}
+    ctx.run.results.seconds = {"predictions[fast]": (0.5, 500), "predictions[baseline]": (0.5, 500)}
+    return ctx
+
+
+def test_a_whole_run_is_projected_from_every_rate_this_run_measured():
+    """3,600 samples: extraction 3.6 + 18 + 7.2 s, training 2 x 3,600 x 0.81 x 10 x 0.2 ms, evaluation
+    2 x 360 x 1 ms: 41.184 s."""
+    from virnucpro_core.gate.speed_report import TRAIN_SHARE, projection_table, projection_text
+
+    savings = switch_savings(measured_run())
+    stages = {(s.stage, s.model): s for s in savings.stages}
+    assert stages[("extraction", "DNABERT-S")].seconds == pytest.approx(0.002)
+    assert stages[("training", "MLP on FastESM2_650 features")].seconds == pytest.approx(0.0002)
+    assert stages[("training", "MLP on FastESM2_650 features")].epochs == 10 and TRAIN_SHARE == pytest.approx(0.81)
+    this_run = savings.inputs[0]
+    assert savings.projected(this_run, 1) * 3600 == pytest.approx(41.184)
+    assert savings.unmeasured() == [] and savings.gpus == (1,)
+    data = savings.to_dict()
+    assert list(subschema("switch_savings").iter_errors(data)) == []
+    assert data["inputs"][0]["projection"]["total_hours"] == {"1": pytest.approx(41.184 / 3600)}
+    header, rows = projection_table(savings)
+    assert header == ["input", "stage", "model", "rate", "this CPU (h)"]
+    assert rows[0] == ["this run's input (3,600)", "extraction", "FastESM2_650", "1.00 ms per protein", "0.001"]
+    assert rows[7][:4] == ["this run's input (3,600)", "total", "", ""]
+    assert "CPU rates, not a GPU estimate" in projection_text(savings) and "10 epochs" in projection_text(savings)
+
+
+def test_on_gpus_extraction_is_shared_out_and_training_is_not():
+    savings = switch_savings(measured_run("cuda:0"))
+    assert savings.gpus == (1, 4, 8)
+    size = savings.inputs[0]
+    # extraction (3.6 + 18 + 7.2 s) / 8; training 11.664 s and evaluation 0.72 s in one process
+    assert savings.projected(size, 8) * 3600 == pytest.approx(28.8 / 8 + 11.664 + 0.72)
+    from virnucpro_core.gate.speed_report import projection_table
+
+    assert projection_table(savings)[0][-3:] == ["1 GPU (h)", "4 GPUs (h)", "8 GPUs (h)"]
+
+
+def test_the_users_run_size_is_projected_and_features_given_are_not_extracted():
+    ctx = measured_run(project_samples=2_000_000)
+    ctx.run.not_extracted = lambda: {"esm2_3b": "not needed: ESM2 3B's merged features were given",
+                                     "dnabert_s": "not needed: the DNABERT-S columns of --baseline-features"}
+    savings = switch_savings(ctx)
+    assert [s.label for s in savings.inputs][1] == "your full run (--project-samples)"
+    assert savings.inputs[1].sequences == 2_000_000
+    # extraction: FastESM2 alone (3.6 s per 3,600), then training and evaluation as before
+    assert savings.projected(savings.inputs[0], 1) * 3600 == pytest.approx(3.6 + 11.664 + 0.72)
+    from virnucpro_core.gate.speed_report import projection_table
+
+    rows = [r for r in projection_table(savings)[1] if r[0].startswith("this run") and r[2] == "ESM2 3B"]
+    assert rows == [["this run's input (3,600)", "extraction", "ESM2 3B",
+                     "not needed: ESM2 3B's merged features were given", "not needed"]]
+
+
+def test_a_stage_not_measured_is_left_out_of_the_total_and_named():
+    ctx = session("cpu")  # no training, no DNABERT-S timing: a speed-only run
+    savings = switch_savings(ctx)
+    assert savings.unmeasured() == ["extraction (DNABERT-S)", "training (MLP on FastESM2_650 features)",
+                                    "training (MLP on ESM2 3B features)", "evaluation (MLP on FastESM2_650 features)",
+                                    "evaluation (MLP on ESM2 3B features)"]
+    assert savings.projected(savings.inputs[0], 1) * 3600 == pytest.approx(3.6 + 18)
+    data = savings.to_dict()
+    assert data["inputs"][0]["projection"]["unmeasured"] == savings.unmeasured()
+    assert list(subschema("switch_savings").iter_errors(data)) == []
+    soup = BeautifulSoup(render_sections(ctx, decide_verdict(ctx), exit_code=11), "html.parser")
+    heading = soup.find(id="vnp-projection")
+    assert heading is not None and "without extraction (DNABERT-S)" in visible_text(
+        heading.find_next_sibling("table"))

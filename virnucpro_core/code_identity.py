@@ -206,6 +206,7 @@ RESULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "extract": (("virnucpro_core.extract.features",), ("torch", "transformers")),
     "merge": (("virnucpro_core.extract.merged", "virnucpro_core.layouts.features"), ("torch",)),
     "import": (("virnucpro_core.layouts.virnucpro", "virnucpro_core.layouts.features"), ("torch",)),
+    "reuse": (("virnucpro_core.extract.reuse", "virnucpro_core.layouts.features"), ("torch",)),
     "split": (("virnucpro_core.split.make",), ("numpy", "torch")),
     "train": (("virnucpro_core.train.training",), ("numpy", "torch")),
     "clusters": (("virnucpro_core.split.clusters",), ()),

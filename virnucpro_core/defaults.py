@@ -45,6 +45,10 @@ WEIGHTS = ("pretrained", "random")
 SIZES = ("tiny", "full")
 DTYPES = ("float32", "float16", "bfloat16")
 DEVICE = "auto"  # CUDA when available, else the CPU
+# How an ESM model's batches run (virnucpro_core/extract/forward.py): auto picks per model and device (packed for
+# FastESM2 on a GPU, eager elsewhere); eager is transformers' model as it is; compiled and packed use torch.compile.
+EXTRACTION_PATHS = ("auto", "eager", "compiled", "packed")
+EXTRACTION_PATH = "auto"
 
 # Class names and their labels in merged feature files.
 LABELS = {"viral": 1, "host": 0}

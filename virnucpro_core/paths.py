@@ -70,6 +70,11 @@ class ValidationPaths:
     def stage_log(self) -> Path:
         return self.root / "stages.json"
 
+    @property
+    def inductor(self) -> Path:
+        """torch.compile's kernel cache (``TORCHINDUCTOR_CACHE_DIR``): compiled once, reused by later runs."""
+        return self.root / "inductor"
+
 
 @dataclass(frozen=True)
 class ReportPaths:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from virnucpro_core.commands.options import add_force, positive_float, positive_int, seed_value
 from virnucpro_core.defaults import (
-    DEVICE, DTYPES, MODELS, RANK_TIMEOUT_S, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH, WEIGHTS,
+    DEVICE, DTYPES, EXTRACTION_PATH, EXTRACTION_PATHS, MODELS, RANK_TIMEOUT_S, SEED, SHARD_SIZE, SIZES, TOKS_PER_BATCH,
+    WEIGHTS,
 )  # fmt: skip
 from virnucpro_core.models.precision import DEFAULT_DTYPE, POLICY
 
@@ -92,6 +93,18 @@ def register(subparsers) -> None:
         + "). Higher values are faster on a GPU but need more memory; lower it after an out-of-memory error",
     )
     parser.add_argument(
+        "--extraction-path",
+        choices=list(EXTRACTION_PATHS),
+        default=EXTRACTION_PATH,
+        help="how the protein model's batches run (default: auto: packed for fastesm2_650 on a CUDA GPU where "
+        "torch.compile works, eager otherwise: on the CPU, for esm2_3b as VirNucPro ran it, for dnabert_s). "
+        "eager: transformers' model on padded batches, no compilation; compiled: torch.compile over a few "
+        "padded widths (one graph each); packed: proteins end to end in rows of the token budget, FlexAttention "
+        "with a document mask, compiled (one graph). Compiling takes a minute or more on first use; inductor keeps "
+        "the kernels for later runs (TORCHINDUCTOR_CACHE_DIR, default a folder in /tmp). The path that ran is "
+        "recorded in the feature file (meta['path']); the vectors agree to fp32 rounding",
+    )
+    parser.add_argument(
         "--shard-size",
         type=positive_int,
         default=SHARD_SIZE,
@@ -144,6 +157,7 @@ def _extract(args: argparse.Namespace, group, claimed: contextlib.ExitStack) -> 
     """Load the model and extract; rank 0 claims ``--out`` first (held in ``claimed`` until the command ends)."""
     # Imported here, not at the top: they pull in torch and transformers, which `--help` does not need.
     from virnucpro_core.extract.features import check_room, extract_to_file
+    from virnucpro_core.extract.forward import prepare_path
     from virnucpro_core.files import check_output
     from virnucpro_core.layouts.virnucpro import load_features
     from virnucpro_core.models.precision import extraction_dtype
@@ -182,6 +196,7 @@ def _extract(args: argparse.Namespace, group, claimed: contextlib.ExitStack) -> 
             path_option="--model-path",
             allow_other_model=args.allow_other_model,
         )
+        loaded = prepare_path(loaded, args.extraction_path, budget=args.toks_per_batch)
         if rank.is_main:
             # Shards and the assembled file: each record's vector twice, before hours of embedding, not after.
             records = count_records(args.input)
@@ -205,7 +220,8 @@ def _extract(args: argparse.Namespace, group, claimed: contextlib.ExitStack) -> 
     processes = f", {rank.world_size} processes" if rank.distributed else ""
     print(
         f"{meta['n']} records -> {meta['display_name']} ({meta['weights']} weights, {meta['size']}, {meta['dtype']}, "
-        f"{meta['device']}{processes}, {meta['toks_per_batch']} tokens/batch) -> {meta['dim']}-d vectors"
+        f"{meta['device']}{processes}, {meta['toks_per_batch']} tokens/batch, {meta.get('path', 'eager')} path) -> "
+        f"{meta['dim']}-d vectors"
     )
     if before is not None and _state(out) == before:  # nothing was written: say so, never "wrote"
         print(f"reused {out}, written earlier for the same input, model, settings and code (--rebuild recomputes)")

@@ -11,7 +11,9 @@ one without touching the others:
 3. :func:`embed_batch` — pad, run the model under ``torch.inference_mode`` and
    pool the last hidden state in float32 with padding masked out.
 
-:func:`extract_embeddings` strings them together and restores input order.
+:func:`extract_embeddings` strings them together and restores input order; a
+compiled execution path (:mod:`virnucpro_core.extract.forward`) replaces steps
+2 and 3 with its own plan and forward pass.
 Pooling follows what VirNucPro was trained on (see ``ModelSpec.pooling``):
 ESM models average residues ``1..min(L, 1024)`` of a full-length forward pass;
 DNABERT-S averages every token, ``[CLS]`` and ``[SEP]`` included.
@@ -115,15 +117,20 @@ def plan_batches(token_lengths: Sequence[int], toks_per_batch: int, *, exact_len
 # --------------------------------------------------------------------------- 3. forward and pooling
 
 
-def collate(token_ids: Sequence[Sequence[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``input_ids`` and ``attention_mask`` (1 = real token)."""
-    width = max(len(ids) for ids in token_ids)
+def collate(
+    token_ids: Sequence[Sequence[int]], pad: int, device: torch.device, *, width: int | None = None,
+    to_device=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` (1 = real token), ``width`` wide (default: the longest),
+    moved to ``device`` with ``to_device(tensor, device)`` (default ``tensor.to(device)``)."""
+    width = width or max(len(ids) for ids in token_ids)
     input_ids = torch.full((len(token_ids), width), pad, dtype=torch.long)
     mask = torch.zeros((len(token_ids), width), dtype=torch.long)
     for row, ids in enumerate(token_ids):
         input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         mask[row, : len(ids)] = 1
-    return input_ids.to(device), mask.to(device)
+    move = to_device or (lambda tensor, where: tensor.to(where))
+    return move(input_ids, device), move(mask, device)
 
 
 def last_hidden_state(
@@ -192,6 +199,7 @@ def embedding_meta(loaded: LoadedModel, *, input_sha256: str, n: int, toks_per_b
         "n": n,
         "device": loaded.device.type,
         "toks_per_batch": toks_per_batch,
+        "path": prov.get("path", "eager"),  # how the network ran (extract/forward.py): eager, compiled or packed
     }
 
 
@@ -219,6 +227,10 @@ def extract_embeddings(
 
     The model runs with the intra-op threads :mod:`virnucpro_core.threads`
     chooses for its size: torch's default for real models, one for tiny stand-ins.
+    Batches run on ``loaded``'s execution path (``loaded.execution``,
+    :func:`virnucpro_core.extract.forward.prepare_path`): eager as planned here
+    (also when none was chosen), or a compiled path's own plan, every shape
+    compiled before the first batch (``meta["path"]`` records which).
 
     Returns:
         :class:`Embeddings` with float32 CPU data ``[n, dim]``.
@@ -240,12 +252,24 @@ def extract_embeddings(
     token_ids = tokenize(loaded, seqs)
     lengths = [len(seq) for seq in seqs]
     data = torch.empty((len(pairs), loaded.dim), dtype=torch.float32)
-    batches = plan_batches([len(ids) for ids in token_ids], budget, exact_lengths=exact_lengths)
+    token_lengths = [len(ids) for ids in token_ids]
     bar = tqdm(total=len(pairs), desc=desc or f"{loaded.spec.display_name} embeddings", unit="seq",
                disable=not progress or not sys.stderr.isatty())  # in a pipe (a CI log) no redrawn bar
+    path = loaded.execution
     with bar, stage_threads(extraction_stage(loaded.size)):
-        for batch in batches:
-            data[batch] = embed_batch(loaded, [token_ids[i] for i in batch], [lengths[i] for i in batch])
-            bar.update(len(batch))
+        if path is None or not path.compiles:  # eager, as it always ran: a copy to the host per batch
+            for batch in plan_batches(token_lengths, budget, exact_lengths=exact_lengths):
+                data[batch] = embed_batch(loaded, [token_ids[i] for i in batch], [lengths[i] for i in batch])
+                bar.update(len(batch))
+        else:
+            # A compiled path (extract/forward.py): every shape compiled before the first batch; vectors stay on
+            # the device until the end, so the host never waits for the GPU between batches.
+            path.warm(loaded, token_lengths, budget)
+            pooled = []
+            for batch in path.plan(token_lengths, budget):
+                pooled.append((batch.indices, path.embed(loaded, token_ids, lengths, batch)))
+                bar.update(len(batch.indices))
+            for indices, vectors in pooled:
+                data[indices] = vectors.to("cpu", torch.float32)
     meta = embedding_meta(loaded, input_sha256=records_sha256(pairs), n=len(pairs), toks_per_batch=budget)
     return Embeddings([rid for rid, _ in pairs], data, torch.tensor(lengths, dtype=torch.long), meta)

@@ -39,6 +39,7 @@ from virnucpro_core.extract.embeddings import (
     extract_embeddings,
     records_sha256,
 )
+from virnucpro_core.extract.forward import ready_for
 from virnucpro_core.files import atomic_torch_save, atomic_write_text, check_free_space, sha256_text
 from virnucpro_core.layouts.features import save_features
 from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
@@ -154,6 +155,7 @@ def cache_key(
         "device": loaded.device.type,
         "toks_per_batch": toks_per_batch,
         "shard_size": shard_size,
+        "path": prov.get("path", "eager"),  # compiled paths round differently (extract/forward.py)
     }
     return sha256_text(json.dumps(params, sort_keys=True)), params
 
@@ -314,6 +316,11 @@ def _extract(
         paths = ShardPaths(out, key)
         starts = list(range(0, len(pairs), shard_size))  # read() gives >= 1 record
         existing = None if rebuild else _finished(out, key, [rid for rid, _ in pairs], code, reuse_other_code)
+        if existing is None and (ready := ready_for(loaded, [seq for _, seq in pairs], budget)) is not loaded:
+            loaded = ready  # its compiled path did not compile here: eager, under eager's key
+            key, params = cache_key(loaded, input_sha256, toks_per_batch=budget, shard_size=shard_size)
+            paths = ShardPaths(out, key)
+            existing = None if rebuild else _finished(out, key, [rid for rid, _ in pairs], code, reuse_other_code)
         step.value = {"params": {**params, "code": code.digest}, "finished": existing is not None, "reused": 0}
         if existing is not None:
             log.info(
@@ -385,12 +392,14 @@ def extract_with_torchrun(
     allow_other_model: bool = False,
     rebuild: bool = False,
     reuse_other_code: bool = False,
+    extraction_path: str = "auto",
     on_line: Callable[[str], None] | None = None,
 ) -> Path:
     """What :func:`extract_to_file` writes, made by ``virnucpro extract`` as ``processes`` ranks under torchrun.
 
     One process per GPU (rank r on ``cuda:r``; with ``device="cpu"``, CPU
-    processes); default shard size and token budget, so the file, its cache
+    processes); default shard size and token budget and the same execution path
+    (``extraction_path``, each rank compiling its own), so the file, its cache
     key and its shards are those of an extraction in this process. Each line
     the job prints goes to ``on_line``.
 
@@ -405,6 +414,7 @@ def extract_with_torchrun(
     argv += ["--allow-other-model"] if allow_other_model else []
     argv += ["--rebuild"] if rebuild else []
     argv += ["--reuse-other-code"] if reuse_other_code else []
+    argv += ["--extraction-path", extraction_path]
     # The file is the suite's own (its --artifacts folder, under the suite's lock), written by this process's
     # extraction as often as by a torchrun job: it is replaced whatever wrote it last.
     argv += ["--force"]

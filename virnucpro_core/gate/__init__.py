@@ -3,8 +3,10 @@
 * ``options``, ``settings`` — the suite's options as one table, resolved and checked once;
 * ``plugin`` — the pytest plugin (``-p`` in ``pytest.ini``) that adds those options before pytest reads its
   command line, so an option's value is never taken for a test path (whose ``conftest.py`` pytest would run);
-* ``validation``, ``stages`` — the cached chain of stages and its typed results;
+* ``validation``, ``results``, ``stages`` — the cached chain of stages; what it built, typed;
   the stage cache and the run's input files, each opened and hashed once;
+* ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their
+  DNABERT-S columns);
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;
 * ``gates`` — the two gates' rules and typed results (measured, limit, CI, status, reason);
 * ``generalisation`` — the evidence beside the gate (other splits, per-group accuracy, calibration);
@@ -12,5 +14,6 @@
 * ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
 * ``verdict`` — PASS / FAIL / INCOMPLETE / ERROR and the exit status;
 * ``acceptance_report``, ``html_report`` — the markdown / JSON and HTML reports;
-* ``speed_report`` — their speed section: timings, ratios, peak GPU memory and what the switch saves.
+* ``speed_report`` — their speed section: timings, ratios, peak GPU memory, what the switch saves and a whole run
+  projected.
 """

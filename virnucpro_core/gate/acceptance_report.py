@@ -42,12 +42,15 @@ from virnucpro_core.gate.verdict import EXIT_CODES, PASS, Verdict
 from virnucpro_core.compare import report as text_report
 from virnucpro_core.evaluate.calibration import calibration_table
 from virnucpro_core.gate.benchmark import machine_info
+from virnucpro_core.gate.given import feature_sets_note
 from virnucpro_core.threads import cpu_count, describe_choices, load_average
 from virnucpro_core.models.registry import describe_identity, identity_records
 from virnucpro_core.gate.speed_report import (  # the speed section's tables, here for the reports that lay them out
     json_number,
     peak_memory_dict,
     peak_memory_text,
+    projection_table,
+    projection_text,
     savings_table,
     savings_text,
     speed_protocol,
@@ -172,6 +175,8 @@ def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
     rows.append(("code", describe_package()))
     if ctx.parity is not None:
         rows.append(("FastESM2 parity with its own code", ctx.parity.summary()))
+    if feature_sets_note(ctx.run):
+        rows.append(("feature sets", feature_sets_note(ctx.run)))
     for model in ctx.run.loaded_models() if ctx.run is not None else []:
         p = model.provenance
         origin = (f"revision {p.get('revision') or 'unknown'} from {p.get('source')}"
@@ -179,7 +184,8 @@ def environment_rows(ctx: AcceptanceSession) -> list[tuple[str, str]]:
         other = "".join(f"; OTHER MODEL (--allow-other-model): {describe_identity(record)}"
                         for record in identity_records(p))
         rows.append((f"model {model.spec.display_name} ({p.get('dtype')})",
-                     f"{p.get('weights')} weights, size {p.get('size')}, {origin}; hub id {model.spec.hub_id}; "
+                     f"{p.get('weights')} weights, size {p.get('size')}, {origin}; {p.get('path', 'eager')} path; "
+                     f"hub id {model.spec.hub_id}; "
                      f"dim {model.dim}; vocabulary {p.get('vocab')} (sha256 {str(p.get('vocab_sha256'))[:12]})"
                      + other))
     return rows
@@ -302,7 +308,9 @@ def accuracy_headline(ctx: AcceptanceSession, verdict: Verdict | None = None) ->
     A passed gate says PASS only when the run's ``verdict`` is PASS; otherwise "measured: within limit".
     """
     reason = ctx.measure(ACCURACY).reason
-    return reason if verdict is not None and verdict.status == PASS else within_limit(reason)
+    headline = reason if verdict is not None and verdict.status == PASS else within_limit(reason)
+    shared = feature_sets_note(ctx.run)  # --baseline-features: the DNABERT-S block is the user's in both sets
+    return headline + (f" Here {shared}." if shared else "")
 
 
 def accuracy_gate_table(comparison: Any, verdict: Verdict | None = None) -> Table:
@@ -514,6 +522,8 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
         if savings is not None:
             lines += ["### What the switch saves", "", markdown_text(savings_text(savings)), ""]
             lines += markdown_table(savings_table(savings)) + [""]
+            lines += ["### A whole run, projected", "", markdown_text(projection_text(savings)), ""]
+            lines += markdown_table(projection_table(savings)) + [""]
     split = split_report(ctx)
     if split is not None:
         lines += ["## Test set", "", markdown_text(split.description), ""]

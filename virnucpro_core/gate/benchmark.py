@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH
+from virnucpro_core.extract.forward import auto_path, ready_for
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.specs import get_spec
 
@@ -147,6 +148,7 @@ class TimingResult:
     device: str
     peak_memory_bytes: int | None = None
     notes: list[str] = field(default_factory=list)
+    compile: dict | None = None  # CompileRecord.to_dict(): the path that ran and what compiling it cost
 
     @property
     def mean_s(self) -> float:
@@ -215,35 +217,97 @@ ORIGINAL_ESM2_3B = {"dtype": "float32", "toks_per_batch": 2048}
 PAIRINGS = ("as-deployed", "like-for-like")
 
 
-def deployed_settings(model_name: str, device_type: str) -> dict:
-    """dtype and token budget ``model_name`` is timed with as deployed: ESM2 3B as VirNucPro ran it
-    (:data:`ORIGINAL_ESM2_3B`), the others with the precision policy's dtype and the default token budget."""
+def deployed_settings(model_name: str, device_type: str, path: str = "auto") -> dict:
+    """dtype, token budget and execution path ``model_name`` is timed with as deployed: ESM2 3B as VirNucPro ran
+    it (:data:`ORIGINAL_ESM2_3B`, eager), the others with the precision policy's dtype, the default token budget
+    and ``path`` (``auto``: :func:`virnucpro_core.extract.forward.auto_path` on ``device_type``)."""
     if model_name == "esm2_3b":
-        return dict(ORIGINAL_ESM2_3B)
+        return {**ORIGINAL_ESM2_3B, "path": "eager"}
 
     family = get_spec(model_name).family
-    return {"dtype": extraction_dtype(model_name, device_type), "toks_per_batch": DEFAULT_TOKS_PER_BATCH[family]}
+    if path == "auto":
+        path = auto_path(model_name, torch.device(device_type))[0]
+    return {"dtype": extraction_dtype(model_name, device_type), "toks_per_batch": DEFAULT_TOKS_PER_BATCH[family],
+            "path": path}
 
 
-def deployed_fast_settings(device_type: str) -> dict:
-    """The settings FastESM2 ships with: the precision policy's dtype and the default token budget.
+def deployed_fast_settings(device_type: str, path: str = "auto") -> dict:
+    """The settings FastESM2 ships with: the precision policy's dtype, the default token budget, the deployed path.
 
     The dtype is :func:`virnucpro_core.models.precision.extraction_dtype` (fp16 on
-    CUDA, fp32 on the CPU), the one ``virnucpro extract`` defaults to and the
-    acceptance run extracts FastESM2's accuracy features in, so the speed gate
-    times what the accuracy gate validated.
+    CUDA, fp32 on the CPU) and the path :func:`~virnucpro_core.extract.forward.auto_path`'s
+    (packed on a GPU, eager on the CPU) unless ``path`` names one: those ``virnucpro
+    extract`` defaults to and the acceptance run extracts FastESM2's accuracy
+    features with, so the speed gate times what the accuracy gate validated.
     """
-    return deployed_settings("fastesm2_650", device_type)
+    return deployed_settings("fastesm2_650", device_type, path)
 
 
-def extraction_settings(pairing: str, embedder: str, device_type: str) -> dict:
-    """dtype and token budget of one side of a timing pair.
+def extraction_settings(pairing: str, embedder: str, device_type: str, fast_path: str = "auto") -> dict:
+    """dtype, token budget and execution path of one side of a timing pair.
 
-    ``as-deployed``: ESM2 3B as VirNucPro ran it, FastESM2 as we ship it (the gate).
-    ``like-for-like``: both with FastESM2's settings, so the ratio isolates the model.
+    ``as-deployed``: ESM2 3B as VirNucPro ran it, FastESM2 as we ship it (the gate;
+    ``fast_path``: ``--extraction-path``). ``like-for-like``: both with FastESM2's
+    settings, path included, so the ratio isolates the model.
     """
     if pairing not in PAIRINGS:
         raise ValueError(f"unknown pairing {pairing!r}; expected one of {', '.join(PAIRINGS)}")
     if embedder == "baseline" and pairing == "as-deployed":
         return deployed_settings("esm2_3b", device_type)
-    return deployed_fast_settings(device_type)
+    return deployed_fast_settings(device_type, fast_path)
+
+
+@dataclass
+class CompileRecord:
+    """What the timed path cost to compile, kept out of the timed rounds and reported beside them.
+
+    Attributes:
+        path: the execution path that ran (``eager``, ``compiled``, ``packed``).
+        graphs: graphs compiled before the rounds, one per shape the rounds use.
+        seconds: the time those compilations took.
+        shapes: their ``[rows, width]`` shapes.
+        bound: the most graphs the benchmark's proteins can need (:meth:`ExecutionPath.bound`).
+        graphs_in_rounds: graphs compiled during the warmup and timed rounds (0: the warmup covered every shape).
+    """
+
+    path: str
+    graphs: int = 0
+    seconds: float = 0.0
+    shapes: list = field(default_factory=list)
+    bound: int = 0
+    graphs_in_rounds: int | None = None
+    _graphs_after_warmup: int = field(default=0, repr=False)  # the path's total once warm
+
+    def to_dict(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if not key.startswith("_")}
+
+
+def compile_before_timing(loaded, proteins: Sequence[tuple[str, str]], budget: int):
+    """``(loaded ready to time, its CompileRecord)``: every shape the proteins' batches use compiled now.
+
+    A compiled path compiles each shape on first use; done here, before the
+    rounds, compilation never lands in a timed (or warmup) round, and
+    :func:`compiled_since` checks that it did not. Where compiling fails the
+    model comes back eager (one warning line), as extraction does.
+    """
+    stats = loaded.execution.stats if loaded.execution is not None else None
+    before = (stats.graphs, stats.seconds, len(stats.shapes)) if stats is not None else (0, 0.0, 0)
+    loaded = ready_for(loaded, [seq for _, seq in proteins], budget)  # compiles the first shape, or turns eager
+    path = loaded.execution
+    if path is None or not path.compiles:
+        return loaded, CompileRecord(path=loaded.provenance.get("path", "eager"))
+    lengths = [len(seq) + 2 for _, seq in proteins]  # <cls> residues <eos>
+    path.warm(loaded, lengths, budget)
+    record = CompileRecord(path=path.name, graphs=path.stats.graphs - before[0],
+                           seconds=path.stats.seconds - before[1],
+                           shapes=[list(shape) for shape in path.stats.shapes[before[2]:]],
+                           bound=path.bound(lengths, budget), _graphs_after_warmup=path.stats.graphs)
+    return loaded, record
+
+
+def compiled_since(loaded, record: CompileRecord) -> CompileRecord:
+    """``record`` with the graphs compiled since :func:`compile_before_timing` filled in (``graphs_in_rounds``)."""
+    path = loaded.execution
+    compiling = path is not None and path.compiles
+    record.graphs_in_rounds = path.stats.graphs - record._graphs_after_warmup if compiling else 0
+    return record

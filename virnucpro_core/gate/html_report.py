@@ -163,7 +163,10 @@ def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int 
                               *([_img("every timed round of the speed gate", pictures["speed rounds"])]
                                 if "speed rounds" in pictures else []),
                               *([f'<h3 id="vnp-savings">What the switch saves</h3>'
-                                 f"<p>{_prose(data.savings_text(savings))}</p>", _table(data.savings_table(savings))]
+                                 f"<p>{_prose(data.savings_text(savings))}</p>", _table(data.savings_table(savings)),
+                                 '<h3 id="vnp-projection">A whole run, projected</h3>'
+                                 f"<p>{_prose(data.projection_text(savings))}</p>",
+                                 _table(data.projection_table(savings))]
                                 if savings is not None else [])))
 
     split = data.split_report(ctx)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from virnucpro_core.defaults import (
-    CHUNK_SIZE, CLUSTER_COVERAGE, CLUSTER_IDENTITY, DEVICE, HUB_IDS, MAX_ACCURACY_DROP, MAX_EPOCHS, MAX_TIME_RATIO,
-    PATIENCE, RECORD_RULE, SEED, SIZES, VIRAL_PREVALENCE, WEIGHTS,
+    CHUNK_SIZE, CLUSTER_COVERAGE, CLUSTER_IDENTITY, DEVICE, EXTRACTION_PATH, EXTRACTION_PATHS, HUB_IDS,
+    MAX_ACCURACY_DROP, MAX_EPOCHS, MAX_TIME_RATIO, PATIENCE, RECORD_RULE, SEED, SIZES, VIRAL_PREVALENCE, WEIGHTS,
 )  # fmt: skip
 
 PROFILES = ("smoke", "full")
@@ -146,6 +146,12 @@ SUITE_OPTIONS = OptionTable(("virnucpro", "VirNucPro FastESM2 acceptance suite")
            help="how VirNucPro-layout feature files were made, which they do not record: e.g. esm2_3b:float32 "
            "(the original VirNucPro) or fastesm2_650:float16 (the FastESM2 fork); WEIGHTS pretrained (default) or "
            "random. One per protein model given in that layout; reported as declared, not verified."),
+    Option("baseline_features", "--baseline-features", action="append", default=(), metavar="DIR",
+           help="ESM2 3B merged features you already have for the FASTA inputs (--viral/--host): a VirNucPro "
+           "data/data_merge tree, or a directory of viral*/host* .pt files (ours or VirNucPro's, declared with "
+           "--declare-features esm2_3b:float32). They are the baseline's features, and their DNABERT-S columns "
+           "(the first 768: VirNucPro's merged layout) serve FastESM2's features too, so neither ESM2 3B nor "
+           "DNABERT-S is extracted. They must hold every sample of the FASTA inputs, by id. Repeatable."),
     Option("fast_model", "--fast-model", metavar="ID_OR_DIR",
            help="FastESM2 weights: hub id (from the HF cache) or local directory (default: "
            f"{HUB_IDS['fastesm2_650']})."),
@@ -178,6 +184,10 @@ SUITE_OPTIONS = OptionTable(("virnucpro", "VirNucPro FastESM2 acceptance suite")
     Option("bench_sample", "--bench-sample", type=int, by_profile={"smoke": 150, "full": 1000},
            help="proteins in the speed benchmark, a seeded sample of the test set with its length distribution "
            "(default: {full}; {smoke} in the smoke profile). More is steadier but slower."),
+    Option("project_samples", "--project-samples", type=int, metavar="N",
+           help="the number of samples of your full run: the report projects its extraction, training and "
+           "evaluation time from the rates this run measures, on this GPU and on k GPUs (default: this run's "
+           "input and VirNucPro's ~2.1 million samples only)."),
     Option("bench_runs", "--bench-runs", type=int, default=3,
            help="timed runs per embedder, averaged (default: {default})."),
     Option("bench_warmup", "--bench-warmup", type=int, default=1,
@@ -193,6 +203,14 @@ SUITE_OPTIONS = OptionTable(("virnucpro", "VirNucPro FastESM2 acceptance suite")
            "the verdict is at best INCOMPLETE. Default: rebuild them, with one line naming what changed."),
     Option("device", "--device", default=DEVICE,
            help="auto (CUDA when available), cpu or cuda (default: {default})."),
+    Option("extraction_path", "--extraction-path", choices=EXTRACTION_PATHS, default=EXTRACTION_PATH,
+           help="how FastESM2's batches run, for its accuracy features and its as-deployed timing alike "
+           "(default: {default}: packed on a CUDA GPU where torch.compile works, eager on the CPU). eager: "
+           "transformers' model on padded batches; compiled: torch.compile over a few padded widths; packed: "
+           "proteins end to end in rows of the token budget, FlexAttention with a document mask, compiled. "
+           "Compilation happens before the timed rounds and is reported beside them; inductor's kernels are kept "
+           "in <artifacts>/inductor for later runs. ESM2 3B always runs eager in the gated pair, as VirNucPro ran "
+           "it."),
     Option("extract_processes", "--extract-processes", type=int, metavar="N",
            help="feature extraction as N processes under torchrun (`virnucpro extract`, one per GPU, each on "
            "cuda:LOCAL_RANK; with --device cpu, N CPU processes): the same files, N times the GPUs. Default: every "

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from virnucpro_core.defaults import MAX_SEED
+from virnucpro_core.defaults import EXTRACTION_PATHS, MAX_SEED
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import check_output
 from virnucpro_core.input_files import check_utf8_name, path_problem
@@ -63,17 +63,22 @@ class Settings:
     max_accuracy_drop: float = _default("max_accuracy_drop")
     max_time_ratio: float = _default("max_time_ratio")
     bench_sample: int = _default("bench_sample")
+    project_samples: int | None = _default("project_samples")  # the user's full run, for the cost projection
     bench_runs: int = _default("bench_runs")
     bench_warmup: int = _default("bench_warmup")
     rebuild: bool = _default("rebuild")
     reuse_other_code: bool = _default("reuse_other_code")  # keep stages other code built (listed; verdict not PASS)
     device: str = _default("device")
+    extraction_path: str = _default("extraction_path")  # FastESM2's: auto, eager, compiled or packed
     require_gpu: bool = _default("require_gpu")
     extract_processes: int | None = _default("extract_processes")  # None: every GPU when several, else this process
     seed: int = _default("seed")
     max_epochs: int = _default("max_epochs")
     patience: int = _default("patience")
     declarations: tuple[str, ...] = _default("declarations")  # how VirNucPro-layout feature files were made
+    # ESM2 3B merged features the user has for the FASTA inputs (--baseline-features), per class
+    baseline_viral: tuple[Path, ...] = ()
+    baseline_host: tuple[Path, ...] = ()
     groups: dict[str, str] = field(default_factory=dict)  # input path -> its data_merge folder (RefSeq category)
     # Evidence beside the gate (virnucpro_core.gate.generalisation); none of it changes the verdict.
     groups_file: Path | None = _default("groups_file")  # record or sample id -> group (TSV)
@@ -109,6 +114,10 @@ class Settings:
             found_viral, found_host, found_groups = _scan_data_dir(Path(directory), name)
             viral, host = viral + found_viral, host + found_host
             groups.update(found_groups)
+        baseline_viral, baseline_host = [], []
+        for directory in values.pop("baseline_features") or ():
+            found_viral, found_host, _ = _scan_data_dir(Path(directory), name, "baseline_features")
+            baseline_viral, baseline_host = baseline_viral + found_viral, baseline_host + found_host
         for text in declarations:
             Declaration.parse(text, option=name("declarations"))
         has_data = bool(viral or host)
@@ -154,7 +163,9 @@ class Settings:
             kind = path_problem(path)  # a pipe, a directory, a link loop: named as what it is, not "no such file"
             if kind is not None:
                 raise kind.error(path, expected=f"{inputs}: a FASTA file or a merged feature file (.pt)")
-        _check_declarations(viral, host, declarations, size, name)
+        _check_declarations([*viral, *baseline_viral], [*host, *baseline_host], declarations, size, name)
+        if baseline_viral or baseline_host:
+            _check_baseline_features(viral, host, baseline_viral, baseline_host, values, name)
         # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
         from virnucpro_core.evaluate.calibration import parse_prevalence
 
@@ -182,6 +193,8 @@ class Settings:
             model_sources={model: values.pop(field) for model, field in MODEL_FIELDS.items()},
             baseline_metrics=Path(baseline_metrics) if baseline_metrics else None,
             declarations=tuple(declarations),
+            baseline_viral=tuple(baseline_viral),
+            baseline_host=tuple(baseline_host),
             groups=groups,
             groups_file=groups_file,
             **values,
@@ -212,11 +225,14 @@ def _problems(values: dict[str, Any], name: Callable[[str], str]) -> list[str]:
     for field in ("bench_runs", "chunk_size", "max_epochs", "patience"):
         if values[field] < 1:
             problems.append(f"{name(field)} {values[field]} is not a positive integer")
-    for field in ("extract_processes", "bench_sample"):  # None: the default (decided later)
+    for field in ("extract_processes", "bench_sample", "project_samples"):  # None: the default (decided later)
         if values[field] is not None and values[field] < 1:
             problems.append(f"{name(field)} {values[field]} is not a positive integer")
     if not 0 <= values["seed"] <= MAX_SEED:
         problems.append(f"{name('seed')} {values['seed']} is not from 0 to 2**63 - 1")
+    if values["extraction_path"] not in EXTRACTION_PATHS:
+        problems.append(f"{name('extraction_path')} {values['extraction_path']!r} is not one of "
+                        f"{', '.join(EXTRACTION_PATHS)}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(values["device"])):
         problems.append(f"{name('device')} {values['device']!r} is not a device (auto, cpu, cuda or cuda:N)")
     if values["bench_warmup"] < 0:
@@ -271,21 +287,45 @@ def _expand(paths: Sequence[str | Path], option: str) -> list[Path]:
     return out
 
 
-def _scan_data_dir(directory: Path, name: Callable[[str], str]) -> tuple[list[Path], list[Path], dict[str, str]]:
-    """Viral and host inputs of a ``--data-dir``, and each file's group (for a VirNucPro data_merge tree)."""
+def _check_baseline_features(viral: Sequence[Path], host: Sequence[Path], baseline_viral: Sequence[Path],
+                             baseline_host: Sequence[Path], values: dict[str, Any], name: Callable[[str], str]) -> None:
+    """``--baseline-features`` completes FASTA inputs with the baseline's merged features: of both classes, for
+    FASTA inputs only, and not beside ``--baseline-metrics`` (which replaces the baseline altogether)."""
+    option = name("baseline_features")
+    if any(_input_kind(path) != "fasta" for path in [*viral, *host]):
+        raise InputError(f"{option} completes FASTA inputs, and merged feature files were given as inputs",
+                         expected=f"FASTA genomes with {name('viral')}/{name('host')}, and {option} DIR",
+                         fix=f"pass the merged files as inputs (without {option}), or the FASTA genomes")
+    not_merged = [path.name for path in [*baseline_viral, *baseline_host] if _input_kind(path) != "merged"]
+    if not_merged:
+        raise InputError(f"{option} holds files that are not merged features", found=", ".join(not_merged[:5]),
+                         expected="ESM2 3B merged feature files (.pt)", fix="point it at the data_merge tree")
+    if values.get("baseline_metrics"):
+        raise InputError(f"{option} and {name('baseline_metrics')} both describe the baseline",
+                         fix="give one of them")
+    if not baseline_viral or not baseline_host:
+        raise InputError(f"{option} must hold both classes",
+                         found=f"{len(baseline_viral)} viral and {len(baseline_host)} host files",
+                         fix="point it at the whole data_merge tree (or viral* and host* files)")
+
+
+def _scan_data_dir(directory: Path, name: Callable[[str], str], field: str = "data_dir",
+                   ) -> tuple[list[Path], list[Path], dict[str, str]]:
+    """Viral and host inputs of a ``--data-dir`` (or of the option ``field`` names), and each file's group (for a
+    VirNucPro data_merge tree)."""
     # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
     from virnucpro_core.layouts.virnucpro import is_data_merge_tree, scan_data_merge
 
     expected = ("viral* and host* files: FASTA (.fa/.fasta/.fna, optionally .gz) or merged feature files (.pt); "
                 "or VirNucPro's data/data_merge tree (<category>_merged/*.pt)")
     if not directory.is_dir():
-        raise InputError(f"{name('data_dir')} {directory}: not a directory", expected=expected)
+        raise InputError(f"{name(field)} {directory}: not a directory", expected=expected)
     if is_data_merge_tree(directory):
         tree = scan_data_merge(directory)
         viral = [item.path for item in tree if item.label == "viral"]
         host = [item.path for item in tree if item.label == "host"]
         if not viral or not host:
-            raise InputError(f"{name('data_dir')} {directory}: {len(viral)} viral and {len(host)} host files",
+            raise InputError(f"{name(field)} {directory}: {len(viral)} viral and {len(host)} host files",
                              expected="viral.1.1_merged/*.pt and at least one other <category>_merged/*.pt",
                              fix=f"check the tree, or pass the files with {name('viral')}/{name('host')}")
         return viral, host, {str(item.path): item.group for item in tree}
@@ -295,7 +335,7 @@ def _scan_data_dir(directory: Path, name: Callable[[str], str]) -> tuple[list[Pa
     if not viral or not host:
         names = ", ".join(p.name for p in files[:8]) + (" ..." if len(files) > 8 else "")
         raise InputError(
-            f"{name('data_dir')} {directory}: {len(viral)} viral and {len(host)} host inputs",
+            f"{name(field)} {directory}: {len(viral)} viral and {len(host)} host inputs",
             expected=expected,
             found=names or "an empty directory",
             fix=f"rename the files (e.g. viral_genomes.fasta, host_genomes.fasta) or pass them with {name('viral')}/"

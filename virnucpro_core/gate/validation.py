@@ -26,23 +26,24 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from virnucpro_core.errors import InputError, VirNucProError
-from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import PreprocessPaths, ValidationPaths
 from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
 from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.split.records import SplitResult
 from virnucpro_core import threads
+from virnucpro_core.gate import given
+from virnucpro_core.gate.results import ExtractedModel, RunResults, TrainedModel
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord, stage_code
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 from virnucpro_core.extract.features import extract_to_file, extract_with_torchrun, extraction_code, read_records
+from virnucpro_core.extract.forward import auto_path, prepare_path, use_compile_cache
 from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
@@ -60,33 +61,8 @@ from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train
 
 log = logging.getLogger("virnucpro.validation")
 
+# The typed results live in gate/results.py; imported here, they stay importable from this module.
 __all__ = ["ExtractedModel", "RunResults", "StageRecord", "TrainedModel", "ValidationRun"]
-
-
-@dataclass
-class RunResults:
-    """What a run has built in this session, each stage by what it is; a stage not built yet is absent.
-
-    Reports read these attributes; nothing here is built on access (the
-    :class:`ValidationRun` methods build).
-    """
-
-    preprocessed: dict[str, PreprocessPaths] = field(default_factory=dict)  # by class
-    features: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (model, class)
-    merged: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (embedder, class)
-    splits: dict[str, SplitResult] = field(default_factory=dict)  # by embedder; "fast" is the split itself
-    trained: dict[str, TrainedModel] = field(default_factory=dict)  # by embedder
-    predictions: dict[str, Any] = field(default_factory=dict)  # by embedder: evaluate.predictions.Predictions on the test set
-    evaluations: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Evaluation
-    comparison: Any = None  # comparison.Comparison
-    evidence: Any = None  # generalisation.Evidence
-    proteins: dict[str, str] | None = None  # every sample's protein (FASTA inputs)
-    bench_proteins: list[tuple[str, str]] | None = None  # the speed benchmark's sample
-
-    @property
-    def split(self) -> SplitResult | None:
-        """The test set: made once on the FastESM2 features (None until built)."""
-        return self.splits.get("fast")
 
 
 class ValidationRun:
@@ -103,9 +79,11 @@ class ValidationRun:
         self.cache = StageCache(rebuild=settings.rebuild, announce=self.announce, files=self.files,
                                 reuse_other_code=settings.reuse_other_code)
         self.results = RunResults()
-        self._models: dict[tuple[str, str], Any] = {}  # (name, dtype) -> models.LoadedModel, loaded here
+        # (name, dtype) -> models.LoadedModel as loaded here; (name, dtype, path) -> the same, ready on that path
+        self._models: dict[tuple, Any] = {}
         self._extracted: dict[tuple[str, str], ExtractedModel] = {}  # (name, dtype) of torchrun extractions
         self._import_plan: dict | None = None
+        use_compile_cache(self.paths.inductor)  # compiled kernels kept beside the stages, unless the user set a place
 
     @property
     def stages(self) -> list[StageRecord]:
@@ -117,9 +95,20 @@ class ValidationRun:
     def device(self) -> torch.device:
         return resolve_device(self.settings.device)
 
-    def model(self, name: str, *, dtype: str = "float32"):
-        """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in."""
+    def extraction_path(self, model: str) -> str:
+        """The execution path ``model`` extracts with: ``--extraction-path`` for FastESM2, ``auto`` (eager) for
+        ESM2 3B and DNABERT-S (:func:`virnucpro_core.extract.forward.auto_path`)."""
+        return self.settings.extraction_path if model == EMBEDDERS["fast"] else "auto"
 
+    def model(self, name: str, *, dtype: str = "float32", path: str | None = None):
+        """Load (once) a model the way the settings say: pretrained from source, or a seeded stand-in; ready to
+        run on ``path`` (default :meth:`extraction_path`; one loaded copy serves every path, weights shared)."""
+
+        requested = path = path or self.extraction_path(name)
+        if path == "auto":  # one copy per path that runs: auto and the path it resolves to are the same
+            path = auto_path(name, self.device())[0]
+        if (name, dtype, path) in self._models:
+            return self._models[(name, dtype, path)]
         if (name, dtype) not in self._models:
             # A local directory or a hub id read from the cache; load_model tells a missing directory apart.
             self._models[(name, dtype)] = load_model(
@@ -133,7 +122,8 @@ class ValidationRun:
                 path_option=MODEL_OPTIONS[name],
                 allow_other_model=self.settings.allow_other_model,
             )
-        return self._models[(name, dtype)]
+        self._models[(name, dtype, path)] = prepare_path(self._models[(name, dtype)], requested)
+        return self._models[(name, dtype, path)]
 
     def loaded_models(self) -> list:
         """The models used so far in this session (one per name and dtype), for the report.
@@ -141,7 +131,8 @@ class ValidationRun:
         Models loaded here, and those that extracted features in other
         processes (:meth:`extraction_processes`), described by their feature files.
         """
-        models = {**self._extracted, **self._models}  # a model loaded here describes itself
+        # A model loaded here describes itself, once per path it ran on.
+        models = {**self._extracted, **{key: model for key, model in self._models.items() if len(key) == 3}}
         return [models[key] for key in sorted(models)]
 
     def extraction_processes(self) -> int:
@@ -211,6 +202,9 @@ class ValidationRun:
 
         if (model, label) in self.results.features:
             return self.results.features[(model, label)]
+        if model == DNA_MODEL and self.has_baseline_features():
+            self.results.features[(model, label)] = given.dna_features(self, label)
+            return self.results.features[(model, label)]
         stage = f"extract[{model},{label}]"
         frames = self.preprocessed(label)
         fasta = frames.nucleotide if model == DNA_MODEL else frames.protein
@@ -227,7 +221,8 @@ class ValidationRun:
             else:
                 loaded = self.model(model, dtype=self.extraction_dtype(model))
                 self.announce(f"{stage}: {fasta.name} with {loaded.spec.display_name} "
-                              f"({loaded.provenance['dtype']}, {loaded.device}) ...")
+                              f"({loaded.provenance['dtype']}, {loaded.device}, "
+                              f"{loaded.provenance.get('path', 'eager')} path) ...")
                 say = self.cache.progress(stage)  # in a pipe, where there is no bar: a line at most every 15 s
                 extract_to_file(loaded, fasta, out, rebuild=self.settings.rebuild,
                                 reuse_other_code=self.settings.reuse_other_code, progress=self.progress,
@@ -252,10 +247,10 @@ class ValidationRun:
         extract_with_torchrun(processes, model, fasta, out, weights=settings.weights, size=settings.size,
                               dtype=dtype, device=settings.device, seed=settings.seed, model_path=source,
                               allow_other_model=settings.allow_other_model, rebuild=settings.rebuild,
-                              reuse_other_code=settings.reuse_other_code,
+                              reuse_other_code=settings.reuse_other_code, extraction_path=self.extraction_path(model),
                               on_line=lambda line: log.info("%s: %s", stage, line))
         meta = load_features(out).meta
-        self._extracted[(model, meta["dtype"])] = ExtractedModel.from_meta(meta)
+        self._extracted[(model, meta["dtype"], meta.get("path", "eager"))] = ExtractedModel.from_meta(meta)
         ranks_stage = threads.extraction_stage(meta["size"])  # for the report: the ranks' threads, torchrun's choice
         threads.record_workers(ranks_stage, processes, threads.torchrun_choice(ranks_stage))
 
@@ -266,6 +261,8 @@ class ValidationRun:
             return self.results.merged[(embedder, label)]
         if self.input_kind(label) == "merged":
             path = self._merged_inputs(embedder, label)
+        elif embedder == "baseline" and self.has_baseline_features():
+            path = given.baseline_view(self, label)
         else:
             dna, protein = self.features(DNA_MODEL, label), self.features(EMBEDDERS[embedder], label)
             params = {"dna": self.files.sha256(dna), "protein": self.files.sha256(protein), "label": label}
@@ -281,6 +278,14 @@ class ValidationRun:
 
     def has_merged_inputs(self) -> bool:
         return any(self.input_kind(label) == "merged" for label in CLASSES)
+
+    def has_baseline_features(self) -> bool:
+        """ESM2 3B merged features were given beside the FASTA inputs (``--baseline-features``: gate/given.py)."""
+        return bool(self.settings.baseline_viral or self.settings.baseline_host)
+
+    def not_extracted(self) -> dict[str, str]:
+        """The models whose features this run's inputs already hold, and why none is extracted."""
+        return given.not_extracted(self)
 
     def declarations(self) -> list:
         return [Declaration.parse(text, option="--declare-features") for text in self.settings.declarations]
@@ -498,8 +503,11 @@ class ValidationRun:
         """
 
         if embedder not in self.results.predictions:
-            self.results.predictions[embedder] = predict_features(self.trained(embedder).final,
-                                                                  self.split_for(embedder).paths.test)
+            trained, test = self.trained(embedder).final, self.split_for(embedder).paths.test
+            start = time.perf_counter()
+            predictions = predict_features(trained, test)
+            self.results.seconds[f"predictions[{embedder}]"] = (time.perf_counter() - start, len(predictions.ids))
+            self.results.predictions[embedder] = predictions
         return self.results.predictions[embedder]
 
     def evaluation(self, embedder: str):
@@ -573,6 +581,16 @@ class ValidationRun:
             self.results.bench_proteins = [records[i] for i in picked]
         return self.results.bench_proteins
 
+    def benchmark_dna(self) -> list[tuple[str, str]]:
+        """The DNA of the benchmark's proteins (each sample's nucleotide frame), in the same order: what DNABERT-S
+        embeds for those samples, timed for the projection of a whole run."""
+        wanted = {rid for rid, _ in self.benchmark_proteins()}
+        found: dict[str, str] = {}
+        for label in CLASSES:
+            found.update((rid, seq) for rid, seq in read_records(self.preprocessed(label).nucleotide, "dnabert")
+                         if rid in wanted)
+        return [(rid, found[rid]) for rid, _ in self.benchmark_proteins()]
+
     # ------------------------------------------------------------------ record
 
     def write_stage_log(self) -> None:
@@ -593,37 +611,3 @@ def _code_of_features(path: Path) -> str | None:
 def _split_count(split) -> str:
     manifest = split.manifest
     return f"{len(manifest.train.ids):,} training and {len(manifest.test.ids):,} test samples"
-
-
-@dataclass(frozen=True)
-class ExtractedModel:
-    """A model that ran in other processes (torchrun), as the report sees it: its feature file's provenance.
-
-    Has the attributes of :class:`~virnucpro_core.models.registry.LoadedModel` the
-    report reads: ``spec``, ``provenance`` and ``dim``.
-    """
-
-    spec: Any  # models.ModelSpec
-    provenance: dict
-
-    @classmethod
-    def from_meta(cls, meta: dict) -> "ExtractedModel":
-        keys = ("weights", "size", "source", "revision", "seed", "dtype", "vocab", "vocab_sha256", "architecture")
-        identity = {"identity": meta["identity"]} if meta.get("identity") else {}
-        return cls(get_spec(meta["model"]), {**{key: meta.get(key) for key in keys}, **identity})
-
-    @property
-    def dim(self) -> int:
-        return self.spec.dim_for(self.provenance["size"])
-
-
-@dataclass
-class TrainedModel:
-    """The two checkpoints of one training stage, its history and its validation ids."""
-
-    embedder: str
-    final: Any  # classifier.LoadedCheckpoint
-    best: Any
-    history: Any  # training.TrainingHistory
-    val_ids: list[str]
-    train_path: Path

@@ -80,7 +80,17 @@ MODEL = "fastesm2_650"
 # torch, transformers and einops (`from einops import rearrange`) in all of them, tqdm (`from tqdm.auto import
 # tqdm`) and networkx (`import networkx as nx`) in many, numpy. transformers refuses to run the file if one is
 # missing, so each is a dependency in pyproject.toml: the parity check must run after a plain `make install`.
+# The hub snapshot's file is the composite FastPLMs' update_HF.py built (last in its history at 8bca3d7, 2026-06-25;
+# FastESM2_650 is not in the newer artifact builder's models.toml): FastPLMs' shared modules (entrypoint_setup,
+# embedding_mixin, attention, test_time_training) inlined above the model code, and its
+# `try: from fastplms... except ImportError` guard stripped, so it does not import the `fastplms` package itself.
 REMOTE_CODE_IMPORTS = ("torch", "transformers", "einops", "tqdm", "networkx", "numpy")
+# The newest FastPLMs source (src/fastplms/models/esm2/modeling_fastesm.py) imports its own package at module level
+# (`from fastplms.models._esm_rotary import RotaryEmbedding`). It is not on PyPI and the repository has no
+# pyproject.toml: its README puts the clone's src/ on PYTHONPATH (older layouts kept fastplms/ at the root).
+FASTPLMS = "fastplms"
+FASTPLMS_INSTALL = ("git clone https://github.com/Synthyra/FastPLMs.git /opt/FastPLMs && "
+                    "export PYTHONPATH=/opt/FastPLMs/src:/opt/FastPLMs:$PYTHONPATH")
 _AMINO = "ACDEFGHIKLMNPQRSTVWY"
 # The sizes (virnucpro_core.models.specs) whose directories may run their own code: the real model's only. The
 # tests widen it to "tiny" for their tiny reference snapshots (tests/parity_standin_plugin.py): they ask for it.
@@ -230,6 +240,14 @@ def _missing_modules(error: BaseException) -> list[str]:
 def _missing_modules_reason(reference: str | None, missing: list[str]) -> str:
     """Why the model's own code did not load, naming the missing modules and how to install them."""
     names = ", ".join(missing)
+    if FASTPLMS in missing:
+        # Not on PyPI: `pip install fastplms` (transformers' own advice) would find nothing, or something else.
+        others = [name for name in missing if name != FASTPLMS]
+        fix = (f"`{FASTPLMS_INSTALL}` (FastPLMs' own package: not on PyPI, so pip cannot install it; check out the "
+               "FastPLMs commit the snapshot's file comes from if the newest does not match)"
+               + (f", and `pip install {' '.join(others)}`" if others else ""))
+        return (f"the model's own code ({reference}) does not load here: it imports {names}, which is not installed "
+                f"in this environment; install it with {fix}, then rerun")
     fix = f"`pip install {' '.join(missing)}`"
     if all(name in REMOTE_CODE_IMPORTS for name in missing):
         fix += " or `make install` (this project depends on every module FastESM2's code imports)"
@@ -309,7 +327,9 @@ def fastesm_parity(
 
     directory = Path(model_dir).expanduser()
     records = list(proteins) if proteins is not None else default_proteins()
-    loaded = load_model(MODEL, model_path=directory, device=device, dtype=dtype, path_option="MODEL_DIR")
+    # This check compares the snapshot it is given: no --allow-other-model here, so the refusal must not offer it.
+    loaded = load_model(MODEL, model_path=directory, device=device, dtype=dtype, path_option="MODEL_DIR",
+                        other_model_option=None)
     base: dict[str, Any] = {
         "model_dir": str(directory), "device": str(loaded.device), "dtype": dtype, "threshold": threshold,
         "relative_limit": relative_limit,

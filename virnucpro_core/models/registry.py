@@ -162,7 +162,11 @@ class LoadedModel:
             ESM models, ``architecture`` (the configuration in effect, defaults
             filled in for absent keys named: :meth:`EsmConfigFile.architecture`);
             ``identity`` only for another model loaded with ``allow_other_model``
-            (:func:`check_identity`: what it is, what was expected, every difference).
+            (:func:`check_identity`: what it is, what was expected, every difference);
+            ``path`` once an execution path is chosen.
+        execution: how batches run through the network, once chosen
+            (:func:`virnucpro_core.extract.forward.prepare_path`: eager, compiled or
+            packed, with what compiling cost); None: eager.
     """
 
     spec: ModelSpec
@@ -171,6 +175,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     provenance: dict[str, Any] = field(default_factory=dict)
+    execution: Any = None
 
     @property
     def size(self) -> str:
@@ -192,6 +197,7 @@ def load_model(
     seed: int = 0,
     path_option: str | None = None,
     allow_other_model: bool = False,
+    other_model_option: str | None = "--allow-other-model",
 ) -> LoadedModel:
     """Load a model for extraction, never touching the network.
 
@@ -211,6 +217,8 @@ def load_model(
         allow_other_model: load a directory whose config.json states another model than ``name``
             (:class:`ModelIdentity`: model type, layers, heads, vocabulary; the width must still be
             ``name``'s) instead of refusing it; ``provenance["identity"]`` then records what it is.
+        other_model_option: the caller's option that sets ``allow_other_model``, offered in the refusal of another
+            model; None for a caller without one (the refusal then offers none).
 
     Raises:
         WeightsNotFoundError: pretrained weights are neither at ``model_path`` nor in the cache,
@@ -240,7 +248,8 @@ def load_model(
     else:
         directory, revision, source = model_directory(name, model_path, path_option)
         model, tokenizer, found_size, vocab, architecture, identity = _load_directory(
-            spec, directory, torch_device, path_option=path_option, allow_other_model=allow_other_model
+            spec, directory, torch_device, path_option=path_option, allow_other_model=allow_other_model,
+            other_model_option=other_model_option,
         )
         provenance = {
             "weights": "pretrained",
@@ -308,7 +317,8 @@ def _build_standin(spec: ModelSpec, size: str, seed: int, device: torch.device):
 
 
 def _load_directory(
-    spec: ModelSpec, directory: Path, device: torch.device, *, path_option: str | None, allow_other_model: bool
+    spec: ModelSpec, directory: Path, device: torch.device, *, path_option: str | None, allow_other_model: bool,
+    other_model_option: str | None = "--allow-other-model",
 ):
     """Model, tokenizer, size (``full``/``tiny``), vocabulary source, architecture (ESM, else None), identity record.
 
@@ -316,7 +326,7 @@ def _load_directory(
     and against the model's identity (:func:`check_identity`).
     """
     # load_model has checked that ``directory`` exists (a given path) or found it in the cache.
-    check = dict(path_option=path_option, allow_other_model=allow_other_model)
+    check = dict(path_option=path_option, allow_other_model=allow_other_model, other_model_option=other_model_option)
     if spec.family == "esm":
         config_file = esm_config.read_esm_config(directory)
         esm.check_config_fits_weights(config_file, esm.checkpoint_shapes(directory), str(directory))
@@ -347,6 +357,7 @@ def check_identity(
     *,
     path_option: str | None = None,
     allow_other_model: bool = False,
+    other_model_option: str | None = "--allow-other-model",
 ) -> tuple[str, dict[str, Any] | None]:
     """``(size, None)`` when ``found`` is ``spec``'s model (``full``) or its tiny stand-in (``tiny``).
 
@@ -379,16 +390,17 @@ def check_identity(
         return size, record
     option = path_option or "the model-path option"
     stand_in = "its tiny stand-in" if size == "tiny" else spec.display_name
+    fetch = f"point {option} at a copy of {spec.hub_id} (`hf download {spec.hub_id}`)"
     if size is not None:
-        error, fix = InputError, (
-            f"point {option} at a copy of {spec.hub_id} (`hf download {spec.hub_id}`); to study this model in "
-            f"{spec.display_name}'s place anyway, add --allow-other-model: it is then loaded, recorded as another "
-            "model in the features and the report, and the acceptance verdict cannot be PASS")
+        error, fix = InputError, fetch + (
+            f"; to study this model in {spec.display_name}'s place anyway, add {other_model_option}: it is then "
+            "loaded, recorded as another model in the features and the report, and the acceptance verdict cannot be "
+            "PASS" if other_model_option else "")
     else:
         error, fix = DimensionError, (
-            f"point {option} at a copy of {spec.hub_id} (`hf download {spec.hub_id}`); a model of another width "
-            f"cannot take {spec.display_name}'s place in this pipeline (the merged features' width names the "
-            "protein model and the classifier's input), not even with --allow-other-model")
+            f"{fetch}; a model of another width cannot take {spec.display_name}'s place in this pipeline (the merged "
+            "features' width names the protein model and the classifier's input)"
+            + (f", not even with {other_model_option}" if other_model_option else ""))
     raise error(
         f"{directory} is not {spec.display_name} ({spec.hub_id}): its config.json describes "
         + (known or "another model") + ("" if size is not None else f" of hidden size {found.hidden_size}"),
