@@ -50,6 +50,7 @@ VOLATILE_KEYS = {
     "residues_per_s", "tokens_per_s", "timings", "speed_ratios", "environment", "machine", "stages", "platform",
     "python", "torch", "transformers", "commit", "peak_memory_bytes", "load_average", "hostname",
     "peak_gpu_memory", "switch_savings",  # acceptance.json: the machine's memory, hours from the measured rates
+    "code",  # the code identity (virnucpro_core.code_identity): a refactoring changes it by construction
 }  # fmt: skip
 # Outputs that only restate others (the HTML and markdown pages of acceptance.json) or hold clocks alone.
 SKIPPED = re.compile(r"(\.html|\.png|\.log|benchmark\.json|stages\.json|acceptance\.md|/clusters[^/]*/clu_\w+\.fasta)$")
