@@ -11,7 +11,7 @@ import pytest
 
 from virnucpro_core.cli import main
 
-from heartbeat import Heartbeat
+from tests.heartbeat import Heartbeat
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,7 +51,7 @@ def run_cli(capsys):
 @pytest.fixture(scope="session")
 def original_checkpoints(tmp_path_factory):
     """Directory of original-VirNucPro-layout files (``checkpoint_files.ORIGINAL_FILES``), made once per session."""
-    from checkpoint_files import build_original  # torch, only for the tests that use it
+    from tests.checkpoint_files import build_original  # torch, only for the tests that use it
 
     return build_original(tmp_path_factory.mktemp("original-checkpoints"))
 

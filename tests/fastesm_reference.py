@@ -11,9 +11,9 @@ dict of :class:`FastEsmReference` *is* the checkpoint.
 
 Two uses:
 
-* ``tests/test_reference_fastesm.py`` builds :class:`FastEsmReference` with
+* ``tests/models/test_esm_fastesm2_reference.py`` builds :class:`FastEsmReference` with
   seeded weights and compares our ``load_model`` against it.
-* ``tests/test_parity.py`` copies this file into a fake hub snapshot as
+* ``tests/models/test_parity.py`` copies this file into a fake hub snapshot as
   ``modeling_fastesm.py`` with ``auto_map`` in config.json, so that
   ``AutoModel.from_pretrained(dir, trust_remote_code=True)`` runs it as the
   model's own code (:class:`FastEsmConfig`, :class:`FastEsmModel`). Hence it

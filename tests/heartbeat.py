@@ -5,7 +5,7 @@ call and teardown, so a session fixture built on its behalf too) has run for ``f
 ``every`` seconds after, a thread writes one line naming it (with pytest-xdist, the controller does, for every
 test its workers run: it hears of each test's start and end)::
 
-    ... still running tests/test_cli_chain.py::test_chain (30 s)
+    ... still running tests/tools/test_cli_chain.py::test_chain (30 s)
 
 The line goes to a duplicate of the terminal's descriptor taken while pytest's capture was off, so it reaches the
 terminal while the test's own output stays captured, and no capfd/capsys assertion sees it.

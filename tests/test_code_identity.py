@@ -166,7 +166,7 @@ def test_stages_of_older_code_are_rebuilt_and_only_those(smoke_copy, tmp_path):
     assert all(p.read_bytes() != weights[p.parent.name] for p in artifacts.glob("train/*/final.pt")
                if p.parent.name in weights), "the new initialisation trains other weights"
 
-    # Kept on request: the stages are reused and listed in the banner (the verdict rule: tests/test_verdict.py).
+    # Kept on request: the stages are reused and listed in the banner (the verdict rule: tests/gate/test_verdict.py).
     _edit(repo / "virnucpro_core/__init__.py", f'__version__ = "{C.package_identity().version}"',
           '__version__ = "99.0.0"')
     out = _suite(repo, artifacts, "-k", "accuracy", "--reuse-stages-from-other-code")

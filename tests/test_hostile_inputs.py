@@ -25,7 +25,7 @@ from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import save_checkpoint
 from virnucpro_core.evaluate.predictions import Predictions
-from lineage import matched
+from tests.lineage import matched
 
 WIDTH = 12
 

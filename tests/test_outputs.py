@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_hostile_inputs import clear_error as refused
-from test_split import HOST_SOURCES, VIRAL_SOURCES, merged
+from tests.test_hostile_inputs import clear_error as refused
+from tests.split.test_make import HOST_SOURCES, VIRAL_SOURCES, merged
 from virnucpro_core.errors import InputError
 from virnucpro_core.outputs import RECORD, Output, OutputClaim, read_record
 

@@ -5,7 +5,7 @@ BPE tokenizer trained on seeded synthetic DNA with the real one's layout:
 4096 tokens, [UNK] [CLS] [SEP] [PAD] [MASK] = ids 0-4, post-processor
 "[CLS] $A [SEP]", files tokenizer.json, tokenizer_config.json and
 special_tokens_map.json. Training is deterministic: rerunning reproduces the
-committed files byte for byte (tests/test_dnabert.py checks it).
+committed files byte for byte (tests/models/test_dnabert.py checks it).
 
     python tools/make_dnabert_standin_tokenizer.py            # rewrite the committed files
     python tools/make_dnabert_standin_tokenizer.py --check    # exit 1 if they are out of date

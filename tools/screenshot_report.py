@@ -7,7 +7,7 @@ Usage::
 Writes ``OUT_DIR/report-top.png`` (the first screen: title, verdict, next
 steps), ``OUT_DIR/report-full.png`` (the whole page, trailing blank space
 trimmed) and ``OUT_DIR/report-top.json``: the numbers the screenshots show, read
-from the ``acceptance.json`` beside the report, so ``tests/test_screenshots.py``
+from the ``acceptance.json`` beside the report, so ``tests/tools/test_screenshot_report.py``
 can tell when the committed pictures no longer show what the code computes.
 Needs Debian's ``chromium`` (``apt-get install chromium``).
 Defaults: ``reports/acceptance.html`` into ``docs/``.

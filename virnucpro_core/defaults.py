@@ -4,7 +4,7 @@ The modules that use these values (``models``, ``training``, ``features``...)
 import them from here, and so do the ``virnucpro`` subcommands' parsers and the
 acceptance suite's option table (:mod:`virnucpro_core.gate.options`). Those modules
 import torch, transformers or scipy at load time (seconds), and
-``virnucpro --help`` must not pay for that (``tests/test_cli_startup.py``), so
+``virnucpro --help`` must not pay for that (``tests/test_cli.py``), so
 this module imports nothing of the project or beyond the standard library.
 """
 

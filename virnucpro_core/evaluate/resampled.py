@@ -19,7 +19,7 @@ resamples is a ``(batch, n)`` count matrix (one ``bincount``), and
 
 It replaces a loop that called each sklearn metric once per resample (about
 5 ms a resample at 439 samples, 15 s for a run's evaluations); the values are
-compared with that loop in tests/test_resampled_metrics.py.
+compared with that loop in tests/evaluate/test_resampled.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How a batch of proteins runs through an ESM network: eager, compiled over length buckets, or packed.
 
-Three execution paths give the same pooled vectors (``tests/test_forward.py``
+Three execution paths give the same pooled vectors (``tests/extract/test_forward.py``
 checks each against eager on the CPU):
 
 * ``eager`` — transformers' ``EsmModel`` as it is: right-padded batches under

@@ -12,7 +12,7 @@ Independent stages (:class:`StageJob`, e.g. the gate's two MLP trainings, the
 evidence's four) can be built at once in worker processes
 (:meth:`StageCache.prebuild`) where the cores allow; each worker runs exactly
 the build the stage would run here, with the same intra-op threads, so the
-files are the same as one after another (tests/test_parallel_stages.py). A long
+files are the same as one after another (tests/gate/test_stages_in_parallel.py). A long
 build reports progress: one line per stage at most every
 :data:`PROGRESS_EVERY` seconds, so no stage is silent for longer.
 """

@@ -4,8 +4,8 @@ The DNABERT-S counterpart is :mod:`virnucpro_core.models.dnabert`; config.json i
 by :mod:`virnucpro_core.models.esm_config`. Both ESM models run on transformers' own
 :class:`~transformers.EsmModel` with SDPA attention, not on FastESM2's hub code
 (``model_type: fast_esm``, ``trust_remote_code``): with the same weights and
-configuration ``EsmModel`` gives the same outputs. ``tests/test_reference_esm.py``
-pins both paths to fair-esm, ``tests/test_reference_fastesm.py`` to a FastEsm-style
+configuration ``EsmModel`` gives the same outputs. ``tests/models/test_esm_reference.py``
+pins both paths to fair-esm, ``tests/models/test_esm_fastesm2_reference.py`` to a FastEsm-style
 reference, and :func:`virnucpro_core.models.parity.fastesm_parity` compares a real
 snapshot with its own code wherever that code imports.
 
@@ -40,7 +40,7 @@ from virnucpro_core.layouts.hub_weights import find_weights
 log = logging.getLogger(__name__)
 
 # The ESM-2 alphabet in token-id order: fair-esm's esm.data.Alphabet.from_architecture("ESM-1b")
-# (esm/constants.py), the order of facebook/esm2_*'s vocab.txt. tests/test_reference_esm.py pins it
+# (esm/constants.py), the order of facebook/esm2_*'s vocab.txt. tests/models/test_esm_reference.py pins it
 # to fair-esm itself: an earlier version had D and I swapped, and every self-written test passed.
 ESM2_VOCAB: tuple[str, ...] = (
     "<cls>", "<pad>", "<eos>", "<unk>",

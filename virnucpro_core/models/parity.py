@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 MIN_COSINE = 0.999
 # Cosine alone is blind to some code differences: FastPLMs' older embedding layer (no token-dropout
 # rescaling) gives cosine 0.99958 on tiny random weights while components move by 7 % of the largest
-# (tests/test_parity.py). Two fp32 implementations of one network agree to ~1e-6 of it.
+# (tests/models/test_parity.py). Two fp32 implementations of one network agree to ~1e-6 of it.
 MAX_RELATIVE_DIFF = 1e-3
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 MODEL = "fastesm2_650"

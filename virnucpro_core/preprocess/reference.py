@@ -3,7 +3,7 @@
 ``virnucpro_core.preprocess.sequences`` now reads FASTA faster, translates whole blocks
 of chunks with numpy and spreads blocks over processes. Its output must stay
 byte-identical to what this module writes: the differential tests
-(``tests/test_translation.py``) and ``benchmarks/preprocess_throughput.py``
+(``tests/preprocess/test_translation.py``) and ``benchmarks/preprocess_throughput.py``
 run both on the same input. Do not optimise this module; its value is that it
 is the old code, line for line (a per-codon dict lookup, one core, every chunk
 and frame held in lists).

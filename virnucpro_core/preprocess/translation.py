@@ -12,7 +12,7 @@ many chunks (a block of records) is coded once as bytes 0-3 (``ACGT``) and 4
 (anything else), the codon starting at *every* position is looked up at once
 in a 125-entry table, and per-phase prefix sums say for every chunk and frame
 how many residues and stops it has. Python then touches only the frames that
-are kept. ``tests/test_translation.py`` checks every function here against
+are kept. ``tests/preprocess/test_translation.py`` checks every function here against
 the original code (:mod:`virnucpro_core.preprocess.reference`).
 
 This module imports numpy and the codon table only, so worker processes start

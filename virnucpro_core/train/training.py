@@ -413,7 +413,7 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
     slice when the epoch runs out; a last batch of one sample is dropped
     (BatchNorm cannot train on it). Drawing the same numbers keeps training on
     streamed rows identical to the in-memory ``DataLoader`` path it replaces
-    (tests/test_training_streaming.py).
+    (tests/train/test_training_streaming.py).
     """
     torch.empty((), dtype=torch.int64).random_(generator=generator)
     order = torch.randperm(n, generator=generator)
