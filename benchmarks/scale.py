@@ -67,7 +67,7 @@ result = {"samples": result.history.train_samples, "epoch_seconds": epoch.second
 import time, torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from virnucpro_core.train.classifier import MLPClassifier
+from virnucpro_core.models.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.train.training import TrainingConfig, _carve_validation, deterministic_training
 config = TrainingConfig(max_epochs=1, seed=42)

@@ -32,7 +32,7 @@ from virnucpro_core.layouts.checkpoints import (
     detect_layout,
     load_checkpoint,
 )
-from virnucpro_core.layouts.pickles import load_weights_only
+from virnucpro_core.pickles import load_weights_only
 
 DIFFERENTIAL = {"esm2_3b": 3328, "fastesm": 2048, "tiny": TINY, "eps": TINY, "cuda": TINY}
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from checkpoint_files import PAYLOADS, TINY, WHERE, appears, fork_checkpoint, hostile_file, run_original
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.errors import DimensionError
 from virnucpro_core.files import sha256_file

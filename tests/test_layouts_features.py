@@ -17,7 +17,7 @@ from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.layouts import features as L
 from virnucpro_core.layouts import virnucpro as VL
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.virnucpro import load_features
 
 TINY = V.widths("tiny")

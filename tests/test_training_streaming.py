@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from test_training import features, quiet
-from virnucpro_core.train.classifier import MLPClassifier
+from virnucpro_core.models.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.split.make import make_split
 from virnucpro_core.split.records import SplitPaths

@@ -251,7 +251,7 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
     """
     # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
     from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout
-    from virnucpro_core.layouts.pickles import torch_load
+    from virnucpro_core.pickles import torch_load
     from virnucpro_core.layouts.virnucpro import Declaration, declaration_for, protein_model_of_width
 
     parsed = [Declaration.parse(text, option=name("declarations")) for text in declarations]

@@ -49,7 +49,7 @@ from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import OURS_MERGED, save_merged, save_view
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.virnucpro import Declaration, import_rows, load_features, plan_import
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.hub_cache import model_directory

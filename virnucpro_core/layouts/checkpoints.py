@@ -18,7 +18,7 @@ no code named in a file's pickle ever runs:
   that only keeps the pickled attributes; the state dict, BatchNorm's ``eps``
   and dropout's ``p`` are taken from that tree. The file holds no code, so
   the forward pass is the published one (hidden_layer → bn1 → ReLU → dropout
-  → output_layer), which :class:`~virnucpro_core.train.classifier.MLPClassifier`
+  → output_layer), which :class:`~virnucpro_core.models.classifier.MLPClassifier`
   computes on the same keys. The protein model follows from the width (3328 →
   ESM2 3B, 2048 → FastESM2_650) or from the caller. Files in torch's legacy
   (pre-1.6) format cannot be read this way and are refused with a way out.
@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 
-from virnucpro_core.train.classifier import (
+from virnucpro_core.models.classifier import (
     DEFAULT_DNA_MODEL,
     CheckpointMeta,
     LoadedCheckpoint,
@@ -66,7 +66,7 @@ from virnucpro_core.train.classifier import (
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_torch_save
 from virnucpro_core.input_files import NOT_FOUND, path_problem
-from virnucpro_core.layouts.pickles import (
+from virnucpro_core.pickles import (
     PickledObject,
     is_tensor_global,
     load_failure,

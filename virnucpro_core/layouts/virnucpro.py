@@ -51,7 +51,7 @@ from virnucpro_core.layouts.features import (
     feature_info,
     open_rows,
 )
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
 from virnucpro_core.layouts.store import FileRows, RowView
 from virnucpro_core.models.registry import WEIGHTS

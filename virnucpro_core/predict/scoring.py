@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from virnucpro_core.train.classifier import LoadedCheckpoint, display_name
+from virnucpro_core.models.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.defaults import CHUNK_SIZE
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.errors import InputError

@@ -1,6 +1,6 @@
 """Training VirNucPro's MLP with its original hyperparameters, minus its known defects.
 
-Kept from the original ``train.py``: the MLP (:mod:`virnucpro_core.train.classifier`),
+Kept from the original ``train.py``: the MLP (:mod:`virnucpro_core.models.classifier`),
 CrossEntropy, SGD (lr 2e-4, momentum 0.9), StepLR (step 10, gamma 0.85),
 batch 32, up to 200 epochs, early stopping on validation loss (patience 5).
 
@@ -44,7 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from virnucpro_core.code_identity import code_of
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier, describe_features
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier, describe_features
 from virnucpro_core.defaults import DEVICE, MAX_EPOCHS, PATIENCE, SAVE, SAVE_CHOICES, SEED, VAL_FRACTION
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text

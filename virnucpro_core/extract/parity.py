@@ -253,7 +253,7 @@ def _missing_modules_reason(reference: str | None, missing: list[str]) -> str:
         fix += " or `make install` (this project depends on every module FastESM2's code imports)"
     else:
         fix += (" (FastESM2's code imports a module this project does not install: add it to "
-                "REMOTE_CODE_IMPORTS in virnucpro_core/models/parity.py and to pyproject.toml's dependencies)")
+                "REMOTE_CODE_IMPORTS in virnucpro_core/extract/parity.py and to pyproject.toml's dependencies)")
     return (f"the model's own code ({reference}) does not load here: it imports {names}, which is not installed "
             f"in this environment; install it with {fix}, then rerun")
 
