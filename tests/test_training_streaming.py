@@ -11,7 +11,7 @@ from test_training import features, quiet
 from virnucpro_core.models.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.split.make import make_split
-from virnucpro_core.split.records import SplitPaths
+from virnucpro_core.paths import SplitPaths
 from virnucpro_core.threads import stage_threads
 from virnucpro_core.train.training import (
     TrainingConfig,

@@ -94,7 +94,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from virnucpro_core.outputs import Output, OutputClaim
-    from virnucpro_core.train.training import TrainingPaths
+    from virnucpro_core.paths import TrainingPaths
 
     # Checked before hours of training, not after: a result that cannot be written is lost.
     features = Path(args.features)

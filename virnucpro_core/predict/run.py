@@ -51,7 +51,6 @@ from virnucpro_core.predict.scoring import (
     DNA_MODEL,
     RANDOM_WEIGHTS_WARNING,
     FrameScores,
-    PredictionPaths,
     _provenance,
     checkpoint_info,
     merge_unlabeled,
@@ -67,6 +66,7 @@ from virnucpro_core.layouts.features import (
     feature_info,
     open_rows,
 )
+from virnucpro_core.paths import PredictionPaths
 from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.store import FileRows, RowView
 from virnucpro_core.layouts.virnucpro import merged_files, protein_model_of_width, read_foreign_merged

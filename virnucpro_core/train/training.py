@@ -48,13 +48,13 @@ from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier, desc
 from virnucpro_core.defaults import DEVICE, MAX_EPOCHS, PATIENCE, SAVE, SAVE_CHOICES, SEED, VAL_FRACTION
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.paths import SplitPaths, TrainingPaths
 from virnucpro_core.layouts.checkpoints import save_checkpoint
 from virnucpro_core.models.registry import resolve_device
 from virnucpro_core.layouts.features import MergedRows, check_merged, open_rows, rows_in_memory
 from virnucpro_core.layouts.features import feature_info
 from virnucpro_core.split.ids import CLASS_NAMES, min_class_size, stratified_ids
 from virnucpro_core.split.lineage import Lineage, training_lineage
-from virnucpro_core.split.records import SplitPaths
 from virnucpro_core.threads import stage_threads
 
 _log = logging.getLogger(__name__)
@@ -250,21 +250,6 @@ class TrainingHistory:
     @classmethod
     def load(cls, path: str | Path) -> TrainingHistory:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-@dataclass(frozen=True)
-class TrainingPaths:
-    """Outputs of ``virnucpro train``: the checkpoint and its history beside it."""
-
-    checkpoint: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "checkpoint", Path(self.checkpoint))
-
-    @property
-    def history(self) -> Path:
-        """Per-epoch losses (``model.pt`` → ``model.history.json``), for the loss-curve figure."""
-        return self.checkpoint.with_name(self.checkpoint.stem + ".history.json")
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -624,7 +609,6 @@ __all__ = [
     "EpochRecord",
     "TrainingConfig",
     "TrainingHistory",
-    "TrainingPaths",
     "TrainingResult",
     "resolve_device",
     "deterministic_training",
