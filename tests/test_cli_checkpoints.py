@@ -20,15 +20,8 @@ from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.errors import DimensionError
 from virnucpro_core.files import sha256_file
-from virnucpro_core.layouts.checkpoints import (
-    FORK,
-    LAYOUTS,
-    ORIGINAL,
-    OURS,
-    fit_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint, save_checkpoint
+from virnucpro_core.layouts.foreign_checkpoints import FORK, LAYOUTS, ORIGINAL, OURS
 from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.models.specs import merged_widths
 from virnucpro_core.predict.scoring import merge_unlabeled

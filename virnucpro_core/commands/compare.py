@@ -89,7 +89,7 @@ def _load_json(path: str, option: str, load: Callable[[str], T], expected: str, 
 
 def _load_history(path: str, option: str):
     # lazy: the library (and torch) load only when this command runs, keeping `virnucpro --help` fast
-    from virnucpro_core.train.training import TrainingHistory
+    from virnucpro_core.train.results import TrainingHistory
 
     return _load_json(
         path, option, TrainingHistory.load,

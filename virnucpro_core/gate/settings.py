@@ -99,7 +99,7 @@ class Settings:
             TypeError: a keyword that is no setting.
         """
         # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
-        from virnucpro_core.layouts.virnucpro import Declaration
+        from virnucpro_core.layouts.declarations import Declaration
 
         values = SUITE_OPTIONS.with_defaults(options)
         declarations = values.pop("declarations")
@@ -249,7 +249,7 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
     # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
     from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout
     from virnucpro_core.pickles import torch_load
-    from virnucpro_core.layouts.virnucpro import Declaration, declaration_for, protein_model_of_width
+    from virnucpro_core.layouts.declarations import Declaration, declaration_for, protein_model_of_width
 
     parsed = [Declaration.parse(text, option=name("declarations")) for text in declarations]
     models: dict[str, list[str]] = {}

@@ -1,6 +1,6 @@
 """The split pair, cached: a split made on FastESM2's features, the same split applied to ESM2 3B's.
 
-The locked split (:meth:`virnucpro_core.gate.validation.Validation.split`) and
+The locked split (:meth:`virnucpro_core.gate.validation.ValidationRun.split`) and
 each extra split of the evidence (:mod:`virnucpro_core.gate.generalisation`) are
 built by :func:`split_stage`: once into their stage directory, then always read
 back from their manifest (:func:`~virnucpro_core.split.make.load_split`), never

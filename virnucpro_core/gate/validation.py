@@ -50,14 +50,16 @@ from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, b
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import OURS_MERGED, save_merged, save_view
 from virnucpro_core.pickles import torch_load
-from virnucpro_core.layouts.virnucpro import Declaration, import_rows, load_features, plan_import
+from virnucpro_core.layouts.declarations import Declaration
+from virnucpro_core.layouts.virnucpro import import_rows, load_features, plan_import
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.hub_cache import model_directory
 from virnucpro_core.models.registry import describe_identity, identity_records, load_model, resolve_device
 from virnucpro_core.models.specs import get_spec
 from virnucpro_core.predict.scoring import predict_features
 from virnucpro_core.preprocess.sequences import preprocess, read_fasta, write_fasta
-from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train_into
+from virnucpro_core.train.results import TrainingConfig, TrainingHistory
+from virnucpro_core.train.training import train_into
 
 log = logging.getLogger("virnucpro.validation")
 

@@ -5,10 +5,12 @@
   is), and how any feature file is told apart.
 * :mod:`virnucpro_core.layouts.virnucpro` — the original VirNucPro's feature
   files (DNABERT-S, ESM and merged) and the FastESM2 fork's (the same layouts,
-  1280-d protein vectors): data_merge trees, declared provenance, import.
+  1280-d protein vectors): data_merge trees, import; :mod:`virnucpro_core.layouts.declarations` —
+  the provenance a user declares for them (model, dtype, weights).
 * :mod:`virnucpro_core.layouts.checkpoints` — MLP checkpoints: ours, the
   original's whole-module pickles and the fork's dicts, read without running
-  pickled code.
+  pickled code; :mod:`virnucpro_core.layouts.foreign_checkpoints` — how the
+  original's and the fork's payloads become our checkpoint meta and state dict.
 * :mod:`virnucpro_core.layouts.rows` — the one row container (ids, vectors,
   protein lengths, meta) every feature layout is read into.
 * :mod:`virnucpro_core.layouts.store` — feature rows read from disk on demand

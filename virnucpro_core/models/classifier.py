@@ -202,7 +202,7 @@ class CheckpointMeta:
 @dataclass
 class LoadedCheckpoint:
     """A model rebuilt from a checkpoint (in eval mode), the checkpoint's meta, and, when known, the file's sha256
-    and layout (a key of ``layouts.checkpoints.LAYOUTS``)."""
+    and layout (a key of ``layouts.foreign_checkpoints.LAYOUTS``)."""
 
     model: MLPClassifier
     meta: CheckpointMeta

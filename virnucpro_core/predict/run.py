@@ -69,7 +69,8 @@ from virnucpro_core.layouts.features import (
 from virnucpro_core.paths import PredictionPaths
 from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.store import FileRows, RowView
-from virnucpro_core.layouts.virnucpro import merged_files, protein_model_of_width, read_foreign_merged
+from virnucpro_core.layouts.declarations import protein_model_of_width
+from virnucpro_core.layouts.virnucpro import merged_files, read_foreign_merged
 
 log = logging.getLogger(__name__)
 
