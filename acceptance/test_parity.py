@@ -1,6 +1,6 @@
 """FastESM2 parity: our loader against the model's own code, on the real snapshot the suite uses.
 
-Runs :func:`virnucpro_core.models.parity.fastesm_parity` when the suite's FastESM2
+Runs :func:`virnucpro_core.extract.parity.fastesm_parity` when the suite's FastESM2
 weights (``--fast-model DIR``, or Synthyra/FastESM2_650 in the Hugging Face
 cache) are a real pretrained snapshot; skips with the reason otherwise (random
 weights, no snapshot here, or the snapshot's own code cannot run here). Not a
@@ -19,7 +19,7 @@ import pytest
 from virnucpro_core.errors import VirNucProError
 from virnucpro_core.models.hub_cache import model_directory
 from virnucpro_core.models.registry import STANDIN_MARKER
-from virnucpro_core.models.parity import FAILED, NOT_RUN, fastesm_parity
+from virnucpro_core.extract.parity import FAILED, NOT_RUN, fastesm_parity
 from virnucpro_core.gate.validation import EMBEDDERS, MODEL_OPTIONS
 
 FAST = EMBEDDERS["fast"]

@@ -50,10 +50,11 @@ STAGES = ("train", "evaluate", "stream", "smoke-train", "extract")
 
 CELL_CODE = """
 import json, sys, time, torch
-from virnucpro_core.train.classifier import MLPClassifier
+from virnucpro_core.models.classifier import MLPClassifier
 stage, dim, rows, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 if stage in ("stream", "smoke-train"):
-    from virnucpro_core.train.training import TrainingConfig, train_classifier
+    from virnucpro_core.train.results import TrainingConfig
+    from virnucpro_core.train.training import train_classifier
     config = TrainingConfig(seed=42, device="cpu", **({"max_epochs": 1} if stage == "stream" else {}))
     start = time.perf_counter()
     result = train_classifier(sys.argv[5], config, progress=False, log=None)

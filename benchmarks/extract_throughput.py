@@ -74,6 +74,7 @@ from virnucpro_core.gate import benchmark
 
 from virnucpro_core.models import registry as models
 from virnucpro_core.models import specs
+from virnucpro_core.timing import TimedRuns
 from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, tokenize
 from virnucpro_core.extract.forward import prepare_path
 
@@ -191,7 +192,7 @@ class Variant:
 
 
 @dataclass
-class ThroughputRow:
+class ThroughputRow(TimedRuns):
     """Timed runs and correctness of one variant on one sequence group.
 
     Rates use the median of the timed runs; ``runs_s`` keeps every duration.
@@ -227,14 +228,6 @@ class ThroughputRow:
     graphs: int | None = None  # graphs compiled then
     graphs_bound: int | None = None  # the most graphs these sequences can need (ExecutionPath.bound)
     graphs_in_runs: int | None = None  # graphs compiled during the warmup and timed passes (0: none)
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.runs_s)
-
-    @property
-    def mean_s(self) -> float:
-        return statistics.fmean(self.runs_s)
 
     @property
     def sequences_per_s(self) -> float:

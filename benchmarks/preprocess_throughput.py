@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.timing import TimedRuns
 from virnucpro_core.preprocess.sequences import preprocess
 from virnucpro_core.preprocess.reference import preprocess_reference
 from virnucpro_core.preprocess.workers import available_cpus
@@ -104,7 +104,7 @@ def write_genomes(path: Path, genomes: int, min_length: int, max_length: int, se
 
 
 @dataclass
-class VariantResult:
+class VariantResult(TimedRuns):
     """The timed runs of one variant; rates use the median of ``runs_s``."""
 
     name: str
@@ -116,10 +116,6 @@ class VariantResult:
     outputs: dict[str, str] = field(default_factory=dict)  # file -> sha256, of the last run
     identical: bool = True  # every run's four files equal the reference's
     speedup: float | None = None  # reference median / this median
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.runs_s)
 
     @property
     def records_per_s(self) -> float:

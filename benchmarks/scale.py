@@ -54,7 +54,8 @@ make_split(sorted(glob.glob(f"{data}/viral_*.pt")), sorted(glob.glob(f"{data}/ho
 result = {"samples": n}
 """,
     "train": """
-from virnucpro_core.train.training import TrainingConfig, train_classifier
+from virnucpro_core.train.results import TrainingConfig
+from virnucpro_core.train.training import train_classifier
 result = train_classifier(f"{work}/split", TrainingConfig(max_epochs=1, patience=1, seed=42, device="cpu"),
                           progress=False, log=None)
 result.save(f"{work}/mlp.pt", "final")
@@ -67,9 +68,10 @@ result = {"samples": result.history.train_samples, "epoch_seconds": epoch.second
 import time, torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from virnucpro_core.train.classifier import MLPClassifier
+from virnucpro_core.models.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
-from virnucpro_core.train.training import TrainingConfig, _carve_validation, deterministic_training
+from virnucpro_core.train.results import TrainingConfig
+from virnucpro_core.train.training import _carve_validation, deterministic_training
 config = TrainingConfig(max_epochs=1, seed=42)
 with deterministic_training(config.seed):
     features = read_merged(f"{work}/split/train.pt")

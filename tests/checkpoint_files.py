@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.layouts.checkpoints import save_checkpoint
 from virnucpro_core.models.specs import get_spec
 

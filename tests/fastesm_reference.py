@@ -13,12 +13,12 @@ Two uses:
 
 * ``tests/models/test_esm_fastesm2_reference.py`` builds :class:`FastEsmReference` with
   seeded weights and compares our ``load_model`` against it.
-* ``tests/models/test_parity.py`` copies this file into a fake hub snapshot as
+* ``tests/extract/test_parity.py`` copies this file into a fake hub snapshot as
   ``modeling_fastesm.py`` with ``auto_map`` in config.json, so that
   ``AutoModel.from_pretrained(dir, trust_remote_code=True)`` runs it as the
   model's own code (:class:`FastEsmConfig`, :class:`FastEsmModel`). Hence it
   imports at module level what FastPLMs' ``modeling_fastesm.py`` imports
-  (:data:`virnucpro_core.models.parity.REMOTE_CODE_IMPORTS`: torch, transformers,
+  (:data:`virnucpro_core.extract.parity.REMOTE_CODE_IMPORTS`: torch, transformers,
   einops, tqdm, networkx, numpy; einops' ``rearrange`` splits and merges the
   heads, as there), so that the fake snapshot needs what the real one needs
   and transformers checks the same imports before running it.

@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles, no oversized module without a reason, every lazy import explained.
+"""The package's shape: layers that only point down, no import cycles, no oversized module, every lazy import explained.
 
 Imports are read with ``ast`` (nothing is imported): module-level ones and
 those inside functions alike, since a function-level import is still a
@@ -17,6 +17,15 @@ import virnucpro_core
 PACKAGE = Path(virnucpro_core.__file__).parent
 MAX_LINES = 650
 REASON = "Over 600 lines:"
+
+# README.md's layer order, lowest first: the top-level helper modules (errors, files, paths...), then each package.
+# A module may import any module of its own layer and of the layers before it, never one of a later layer.
+LAYERS = ("", "models", "layouts", "preprocess", "extract", "split", "train", "evaluate", "predict", "compare", "gate",
+          "commands")  # fmt: skip
+# Top-level modules that are not helpers, and the layer they belong to: the CLI dispatches to the subcommands.
+TOP_LEVEL_LAYERS = {"virnucpro_core.cli": "commands"}
+# Upward imports allowed, each with the reason it is allowed: (importer, imported) → reason. None today.
+UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:
@@ -107,6 +116,52 @@ def test_no_import_cycles():
     described = [" ⇄ ".join(c) + " (" + "; ".join(f"{a} → {b}" for a in c for b in sorted(graph[a] & set(c))) + ")"
                  for c in found]
     assert not found, "import cycles (module-level and function-level imports):\n" + "\n".join(described)
+
+
+def layer_of(name: str) -> int:
+    """The index in :data:`LAYERS` of a module's layer: its package's, or the top-level helpers' (0)."""
+    parts = name.split(".")
+    if name in TOP_LEVEL_LAYERS:
+        return LAYERS.index(TOP_LEVEL_LAYERS[name])
+    if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1] / "__init__.py").is_file()):
+        return LAYERS.index(parts[1])
+    return 0
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``importer (layer) → imported (layer)`` for every import of a later layer that is not an exception."""
+    return [f"{name} ({LAYERS[layer_of(name)] or 'top level'}) → {other} ({LAYERS[layer_of(other)]})"
+            for name in sorted(graph) for other in sorted(graph[name])
+            if layer_of(other) > layer_of(name) and (name, other) not in UPWARD_EXCEPTIONS]
+
+
+def test_every_package_has_a_layer():
+    packages = {p.name for p in _subpackages()}
+    assert packages == set(LAYERS) - {""}, f"LAYERS lists {sorted(set(LAYERS) - {''})}, the package has {sorted(packages)}"
+
+
+def test_layer_check_names_an_upward_import():
+    graph = {"virnucpro_core.models.specs": {"virnucpro_core.train.training", "virnucpro_core.errors"},
+             "virnucpro_core.gate.gates": {"virnucpro_core.models.specs"}, "virnucpro_core.errors": set(),
+             "virnucpro_core.train.training": set()}
+    assert upward_imports(graph) == ["virnucpro_core.models.specs (models) → virnucpro_core.train.training (train)"]
+
+
+def test_imports_only_point_down_the_layers():
+    """Every import (module-level and function-level) follows README.md's layer order."""
+    found = upward_imports(import_graph())
+    assert not found, (
+        "imports that run up the layer order (LAYERS, README.md's Layout): move the imported code down, or the "
+        "importing module up, or list the import in UPWARD_EXCEPTIONS with the reason it is allowed:\n"
+        + "\n".join(found)
+    )
+
+
+def test_upward_exceptions_are_still_needed():
+    graph = import_graph()
+    stale = [pair for pair in UPWARD_EXCEPTIONS if pair[1] not in graph.get(pair[0], set())]
+    assert not stale, f"UPWARD_EXCEPTIONS lists imports that no longer exist: {stale}"
+    assert all(reason.strip() for reason in UPWARD_EXCEPTIONS.values()), "every exception needs its reason"
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -20,7 +20,7 @@ from virnucpro_core.gate.stages import StageCache, stage_code
 def test_a_stage_s_code_is_what_its_module_imports_and_not_the_report():
     training = code_identity("virnucpro_core.train.training")
     assert "virnucpro_core/train/training.py" in training.sources
-    assert "virnucpro_core/train/classifier.py" in training.sources, "the MLP's initialisation is training's code"
+    assert "virnucpro_core/models/classifier.py" in training.sources, "the MLP's initialisation is training's code"
     assert not any(path.startswith("virnucpro_core/gate/") for path in training.sources), (
         "an edit to the report or the gate does not retrain the MLPs")
     assert not any("compare/" in path or "evaluate/" in path for path in training.sources)
@@ -156,11 +156,11 @@ def test_stages_of_older_code_are_rebuilt_and_only_those(smoke_copy, tmp_path):
     weights = {p.parent.name: p.read_bytes() for p in artifacts.glob("train/*/final.pt")}
 
     # The MLP's initialisation: the gate's two trainings are built again, nothing before them.
-    _edit(repo / "virnucpro_core/train/classifier.py", "nn.init.xavier_uniform_(module.weight)",
+    _edit(repo / "virnucpro_core/models/classifier.py", "nn.init.xavier_uniform_(module.weight)",
           "nn.init.xavier_normal_(module.weight)")
     out = _suite(repo, artifacts, "-k", "accuracy")
     for embedder in ("fast", "baseline"):
-        assert (f"train[{embedder}]: built by other code (virnucpro_core/train/classifier.py changed); "
+        assert (f"train[{embedder}]: built by other code (virnucpro_core/models/classifier.py changed); "
                 f"rebuilding ...") in out, out
     assert "split[fast]: reused" in out and "extract[fastesm2_650,viral]: reused" in out, out
     assert all(p.read_bytes() != weights[p.parent.name] for p in artifacts.glob("train/*/final.pt")

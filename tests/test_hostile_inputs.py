@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from virnucpro_core import files
 
 from virnucpro_core.preprocess import sequences
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.files import sha256_file

@@ -4,7 +4,7 @@ Loads MODEL_DIR our way (transformers' EsmModel with the snapshot's weights and
 config.json) and through ``AutoModel.from_pretrained(MODEL_DIR,
 trust_remote_code=True)`` (the snapshot's ``modeling_fastesm.py``), embeds the
 same proteins with VirNucPro's pooling and compares the vectors protein by
-protein (:func:`virnucpro_core.models.parity.fastesm_parity`).
+protein (:func:`virnucpro_core.extract.parity.fastesm_parity`).
 
 Usage::
 
@@ -41,7 +41,7 @@ def create_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from virnucpro_core.errors import VirNucProError
     from virnucpro_core.extract.features import read_records
-    from virnucpro_core.models.parity import fastesm_parity
+    from virnucpro_core.extract.parity import fastesm_parity
 
     try:
         proteins = read_records(args.proteins, "esm") if args.proteins else None

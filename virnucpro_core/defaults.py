@@ -41,6 +41,8 @@ MODELS: tuple[Model, ...] = (
     Model("dnabert_s", "DNABERT-S", "zhihan1996/DNABERT-S", "dnabert", ("bert", 12, 768, 12, 4096)),
 )
 HUB_IDS = {model.name: model.hub_id for model in MODELS}
+# Human names of the models ('esm2_3b' → 'ESM2 3B'), as reports, figures and messages print them.
+DISPLAY_NAMES = {model.name: model.display_name for model in MODELS}
 WEIGHTS = ("pretrained", "random")
 SIZES = ("tiny", "full")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -69,6 +71,8 @@ CHUNK_SIZE = 300
 # Bases per unit of parallel preprocess work (about 3 MB of input and output text per block, 1,700 chunks of 300).
 BLOCK_BASES = 500_000
 
+# Share of each class held out as the test set (VirNucPro's 10 %): `virnucpro split`'s default and the suite's.
+TEST_FRACTION = 0.1
 # Units of the split's test draw that `virnucpro split --group-by` offers.
 GROUP_BY_CHOICES = ("sample", "source")
 
@@ -83,8 +87,13 @@ SAVE = "final"
 # ESM2 3B embedding time at most MAX_TIME_RATIO.
 MAX_ACCURACY_DROP = 0.05
 MAX_TIME_RATIO = 0.5
+# The two protein embedders the suite compares, by role, and the DNA embedder they share.
+EMBEDDERS = {"fast": "fastesm2_650", "baseline": "esm2_3b"}
+DNA_MODEL = "dnabert_s"
+# Their display names in the reports: one model order everywhere, the baseline first.
+EMBEDDER_NAMES = {role: DISPLAY_NAMES[EMBEDDERS[role]] for role in ("baseline", "fast")}
 # Display names of the fast and the baseline model in a comparison.
-COMPARE_NAMES = ("FastESM2_650", "ESM2 3B")
+COMPARE_NAMES = (EMBEDDER_NAMES["fast"], EMBEDDER_NAMES["baseline"])
 
 # Evidence beside the gate: MMseqs2 clustering of the clustered split (identity as Jaeger; coverage MMseqs2's own),
 # the prevalence precision and FDR are reweighted to, and the per-record rule.

@@ -16,19 +16,12 @@ import pytest
 import torch
 
 from tests.checkpoint_files import PAYLOADS, TINY, WHERE, appears, fork_checkpoint, hostile_file, run_original
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.layouts.features import MergedFeatures
 from virnucpro_core.errors import DimensionError
 from virnucpro_core.files import sha256_file
-from virnucpro_core.layouts.checkpoints import (
-    FORK,
-    LAYOUTS,
-    ORIGINAL,
-    OURS,
-    fit_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint, save_checkpoint
+from virnucpro_core.layouts.foreign_checkpoints import FORK, LAYOUTS, ORIGINAL, OURS
 from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.models.specs import merged_widths
 from virnucpro_core.predict.scoring import merge_unlabeled

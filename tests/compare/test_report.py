@@ -13,6 +13,7 @@ from virnucpro_core.commands import compare as compare_command
 from virnucpro_core.compare.comparison import Comparison, compare
 from virnucpro_core.evaluate.metrics import evaluate
 from virnucpro_core.evaluate.predictions import Predictions
+from virnucpro_core.paths import CompareReportPaths
 from tests.lineage import with_lineage
 
 
@@ -147,7 +148,7 @@ def test_compare_command(tmp_path, capsys, fast_wrong, status):
     assert code == status
     printed = capsys.readouterr().out
     assert ("PASS" if status == 0 else "FAIL") in printed
-    paths = report.CompareReportPaths(out)
+    paths = CompareReportPaths(out)
     for path in (paths.markdown, paths.json, paths.comparison, paths.evaluation("fast"),
                  paths.evaluation("baseline"), paths.figure("confusion"), paths.figure("roc_pr")):
         assert path.is_file(), f"{path} not written"

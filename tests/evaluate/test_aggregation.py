@@ -8,7 +8,7 @@ import pytest
 
 from virnucpro_core.evaluate.aggregation import aggregate_chunks, aggregate_records
 from virnucpro_core.errors import InputError
-from virnucpro_core.layouts.predictions import verdicts
+from virnucpro_core.predict.tables import verdicts
 from virnucpro_core.evaluate.predictions import Predictions
 
 # Hand-made frames with every suffix F1..R3; chunk ids end in digits, so stripping two characters matters.

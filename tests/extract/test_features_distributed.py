@@ -25,6 +25,7 @@ from virnucpro_core.extract.embeddings import records_sha256
 from virnucpro_core.errors import InputError
 from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.models.registry import load_model
+from virnucpro_core.paths import ShardPaths
 
 from tests.ranks import run_ranks, store_groups
 from tests.extract.test_features import write_proteins
@@ -42,11 +43,11 @@ def groups():
         yield make
 
 
-def shard_paths(loaded, fasta: Path, out: Path, shard_size: int) -> F.ShardPaths:
+def shard_paths(loaded, fasta: Path, out: Path, shard_size: int) -> ShardPaths:
     """Where ``extract_to_file`` keeps the shards of this extraction (default token budget)."""
     key, _ = F.cache_key(loaded, records_sha256(F.read_records(fasta, "esm")), toks_per_batch=8192,
                          shard_size=shard_size)
-    return F.ShardPaths(out, key)
+    return ShardPaths(out, key)
 
 
 def same_features(a: Path, b: Path) -> None:

@@ -18,7 +18,8 @@ from virnucpro_core.extract.reuse import dna_columns, missing_ids
 from virnucpro_core.gate.settings import SMOKE_DATA, Settings
 from virnucpro_core.gate.validation import ValidationRun
 from virnucpro_core.layouts.features import load_merged, open_rows, rows_in_memory, save_merged
-from virnucpro_core.layouts.virnucpro import Declaration, import_rows, load_features
+from virnucpro_core.layouts.declarations import Declaration
+from virnucpro_core.layouts.virnucpro import import_rows, load_features
 
 
 def test_the_dna_block_is_the_first_columns_in_the_order_asked_for():

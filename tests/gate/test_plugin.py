@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.models.test_parity import snapshot
+from tests.extract.test_parity import snapshot
 from virnucpro_core.errors import InputError
-from virnucpro_core.models import parity
-from virnucpro_core.models.parity import NOT_RUN, default_proteins, fastesm_parity
+from virnucpro_core.extract import parity
+from virnucpro_core.extract.parity import NOT_RUN, default_proteins, fastesm_parity
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "fixtures" / "smoke"

@@ -174,7 +174,7 @@ def test_the_html_speed_section_shows_the_savings_and_the_memory_line():
 def measured_run(device: str = "cpu", **settings) -> AcceptanceSession:
     """A session whose run timed DNABERT-S (2 ms per sample), trained both MLPs (10 epochs of 1,000 samples in 0.2 s
     each: 0.2 ms per sample and epoch) and predicted 500 test samples in 0.5 s (1 ms each)."""
-    from virnucpro_core.train.training import EpochRecord, TrainingHistory
+    from virnucpro_core.train.results import EpochRecord, TrainingHistory
 
     ctx = session(device)
     ctx.settings.__dict__.update(settings)

@@ -15,7 +15,8 @@ from virnucpro_core.errors import InputError
 from virnucpro_core.gate.stages import Progress, StageCache, StageJob, stage_code
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.split.make import make_split
-from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train_into
+from virnucpro_core.train.results import TrainingConfig, TrainingHistory
+from virnucpro_core.train.training import train_into
 
 from tests.train.test_training import features
 

@@ -15,7 +15,7 @@ from virnucpro_core.gate.benchmark import TimingResult
 from virnucpro_core.gate.gates import ACCURACY as ACCURACY_GATE
 from virnucpro_core.gate.gates import SPEED as SPEED_GATE
 from virnucpro_core.gate.gates import UNSTABLE_STEP
-from virnucpro_core.models.parity import ParityResult
+from virnucpro_core.extract.parity import ParityResult
 from virnucpro_core.gate.session import EVIDENCE, PARITY, AcceptanceSession, Outcome
 from virnucpro_core.gate.validation import RunResults
 from virnucpro_core.gate.verdict import EXIT_CODES, OTHER_CODE_STEP, PARITY_STEP, decide_verdict

@@ -24,15 +24,9 @@ from tests.checkpoint_files import (
     run_original,
 )
 from virnucpro_core.errors import DimensionError, InputError
-from virnucpro_core.layouts.checkpoints import (
-    FORK,
-    LAYOUTS,
-    ORIGINAL,
-    PICKLED_MODULES,
-    detect_layout,
-    load_checkpoint,
-)
-from virnucpro_core.layouts.pickles import load_weights_only
+from virnucpro_core.layouts.checkpoints import detect_layout, load_checkpoint
+from virnucpro_core.layouts.foreign_checkpoints import FORK, LAYOUTS, ORIGINAL, PICKLED_MODULES
+from virnucpro_core.pickles import load_weights_only
 
 DIFFERENTIAL = {"esm2_3b": 3328, "fastesm": 2048, "tiny": TINY, "eps": TINY, "cuda": TINY}
 

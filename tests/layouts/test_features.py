@@ -17,7 +17,8 @@ from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.layouts import features as L
 from virnucpro_core.layouts import virnucpro as VL
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.layouts.declarations import Declaration
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.virnucpro import load_features
 
 TINY = V.widths("tiny")
@@ -88,7 +89,7 @@ def test_import_records_the_declaration_and_keeps_every_row(tmp_path):
     root = V.write_data_merge(tmp_path / "dm", "esm2_3b", rows=6)
     tree = VL.scan_data_merge(root)
     viral = [f.path for f in tree if f.label == "viral"]
-    declared = VL.Declaration.parse("esm2_3b:float32")
+    declared = Declaration.parse("esm2_3b:float32")
     merged = VL.import_merged(viral, "viral", [declared], size="tiny", groups={f.path: f.group for f in tree})
     originals = [VL.read_foreign_merged(p) for p in viral]
     assert merged.ids == [i for f in originals for i in f.ids]
@@ -107,12 +108,12 @@ def test_import_records_the_declaration_and_keeps_every_row(tmp_path):
 def test_import_needs_a_declaration_naming_the_model_the_width_gives(tmp_path):
     path = foreign(tmp_path / "f.pt", 1, width=TINY["esm2_3b"])
     with pytest.raises(InputError, match="ESM2 3B features in VirNucPro's layout") as error:
-        VL.import_merged([path], "viral", [VL.Declaration.parse("fastesm2_650:float16")], size="tiny")
+        VL.import_merged([path], "viral", [Declaration.parse("fastesm2_650:float16")], size="tiny")
     assert "--declare esm2_3b:float32" in str(error.value)
 
 
 def test_import_refuses_contradicting_labels_widths_and_nan(tmp_path):
-    declared = [VL.Declaration.parse("fastesm2_650:float16")]
+    declared = [Declaration.parse("fastesm2_650:float16")]
     host_file = foreign(tmp_path / "host.pt", 0)
     with pytest.raises(InputError, match="labelled 0 \\(host\\) but was given as viral"):
         VL.import_merged([host_file], "viral", declared, size="tiny")
@@ -138,7 +139,7 @@ def test_import_refuses_contradicting_labels_widths_and_nan(tmp_path):
 ], ids=["parts", "model", "dtype", "weights"])  # fmt: skip
 def test_bad_declarations_are_explained(text, words):
     with pytest.raises(InputError, match="cannot be read") as error:
-        VL.Declaration.parse(text)
+        Declaration.parse(text)
     assert words in str(error.value)
 
 

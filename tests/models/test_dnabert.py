@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from virnucpro_core.models import dnabert as D
+from virnucpro_core.models import dnabert_config as C
 from virnucpro_core.models import dnabert_tokenizer as T
 from virnucpro_core.errors import DimensionError, InputError, VirNucProError, WeightsNotFoundError
 
@@ -75,12 +76,12 @@ PUBLISHED_CONFIG_JSON = """{
     "vocab_size": 4096
 }"""
 
-ONE_LAYER = D.DnaBertConfig(hidden_size=48, num_hidden_layers=1, num_attention_heads=6, intermediate_size=96)
+ONE_LAYER = C.DnaBertConfig(hidden_size=48, num_hidden_layers=1, num_attention_heads=6, intermediate_size=96)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return D.random_dnabert(D.TINY_CONFIG, seed=0)
+    return D.random_dnabert(C.TINY_CONFIG, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def test_state_dict_keys_are_the_published_ones():
 
 def test_full_config_has_the_published_parameter_count():
     with torch.device("meta"):
-        model = D.DnaBertModel(D.FULL_CONFIG)
+        model = D.DnaBertModel(C.FULL_CONFIG)
     total = sum(p.numel() for p in model.parameters())
     pooler = sum(p.numel() for p in model.pooler.parameters())
     # "117M"; 117,068,544 float32 values = 468.3 MB, the size of the hub's pytorch_model.bin (468 MB).
@@ -120,11 +121,11 @@ def test_full_config_has_the_published_parameter_count():
 
 
 def test_full_config_is_the_published_config_json(tmp_path):
-    assert D.FULL_CONFIG.to_json_string() == PUBLISHED_CONFIG_JSON
+    assert C.FULL_CONFIG.to_json_string() == PUBLISHED_CONFIG_JSON
     path = tmp_path / "config.json"
     path.write_text(PUBLISHED_CONFIG_JSON)
-    config = D.DnaBertConfig.from_json_file(path)
-    assert config == D.FULL_CONFIG
+    config = C.DnaBertConfig.from_json_file(path)
+    assert config == C.FULL_CONFIG
     assert config.to_dict() == json.loads(PUBLISHED_CONFIG_JSON)
 
 
@@ -135,7 +136,7 @@ def test_config_keeps_unknown_entries_and_defaults_missing_ones(tmp_path):
     values.update(architectures=["BertForMaskedLM"], problem_type="single_label_classification", num_hidden_layers=2)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(values))
-    config = D.DnaBertConfig.from_json_file(path)
+    config = C.DnaBertConfig.from_json_file(path)
     assert (config.num_hidden_layers, config.pad_token_id) == (2, 0)
     assert config.extra["problem_type"] == "single_label_classification"
     assert config.to_dict()["architectures"] == ["BertForMaskedLM"]
@@ -148,7 +149,7 @@ def test_missing_or_malformed_architecture_keys_are_one_input_error(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(values))
     with pytest.raises(InputError) as info:
-        D.DnaBertConfig.from_json_file(path)
+        C.DnaBertConfig.from_json_file(path)
     message = str(info.value)
     assert str(path) in message and "missing 'vocab_size' (DNABERT-S publishes 4096)" in message, message
     assert "hidden_size '768' is not a positive integer" in message and "layer_norm_eps 0" in message, message
@@ -156,7 +157,7 @@ def test_missing_or_malformed_architecture_keys_are_one_input_error(tmp_path):
 
 def test_heads_must_divide_hidden_size():
     with pytest.raises(DimensionError, match="hidden_size=50, num_attention_heads=6"):
-        D.DnaBertModel(D.DnaBertConfig(hidden_size=50, num_attention_heads=6))
+        D.DnaBertModel(C.DnaBertConfig(hidden_size=50, num_attention_heads=6))
 
 
 # --------------------------------------------------------------------------- ALiBi
@@ -247,7 +248,7 @@ def test_padding_does_not_change_real_tokens(tiny):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_half_precision_runs_and_stays_close(tiny, dtype):
     ids, mask = ids_of([1, 9, 10, 11, 12, 2], [1, 13, 2])
-    half = D.random_dnabert(D.TINY_CONFIG, seed=0).to(dtype)
+    half = D.random_dnabert(C.TINY_CONFIG, seed=0).to(dtype)
     with torch.inference_mode():
         reference = tiny(ids, mask)
         out = half(ids, mask)
@@ -256,11 +257,11 @@ def test_half_precision_runs_and_stays_close(tiny, dtype):
 
 
 def test_random_weights_are_seeded():
-    a, b, c = (D.random_dnabert(D.TINY_CONFIG, seed=s) for s in (3, 3, 4))
+    a, b, c = (D.random_dnabert(C.TINY_CONFIG, seed=s) for s in (3, 3, 4))
     wa, wb, wc = (m.state_dict()["encoder.layer.1.mlp.wo.weight"] for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
     assert wa.std().item() == pytest.approx(0.02, rel=0.1)
-    assert torch.all(a.embeddings.word_embeddings.weight[D.TINY_CONFIG.pad_token_id] == 0)
+    assert torch.all(a.embeddings.word_embeddings.weight[C.TINY_CONFIG.pad_token_id] == 0)
     assert torch.all(a.state_dict()["embeddings.LayerNorm.weight"] == 1)
 
 
@@ -286,7 +287,7 @@ def test_save_load_round_trip_in_the_published_layout(tiny, tokenizer, tmp_path)
 def test_masked_lm_checkpoint_with_prefix_and_heads_loads(tiny, tmp_path, fmt, caplog):
     # DNABERT-2-117M's layout: a BertForMaskedLM file: 'bert.' prefix, 'cls.predictions.*', no pooler.
     state = {f"bert.{k}": v.clone() for k, v in tiny.state_dict().items() if not k.startswith("pooler.")}
-    hidden = D.TINY_CONFIG.hidden_size
+    hidden = C.TINY_CONFIG.hidden_size
     state.update({
         "cls.predictions.bias": torch.zeros(4096),
         "cls.predictions.transform.dense.weight": torch.zeros(hidden, hidden),
@@ -295,7 +296,7 @@ def test_masked_lm_checkpoint_with_prefix_and_heads_loads(tiny, tmp_path, fmt, c
         "cls.predictions.transform.LayerNorm.bias": torch.zeros(hidden),
         "cls.predictions.decoder.weight": torch.zeros(4096, hidden),
     })  # fmt: skip
-    (tmp_path / "config.json").write_text(D.TINY_CONFIG.to_json_string())
+    (tmp_path / "config.json").write_text(C.TINY_CONFIG.to_json_string())
     if fmt.endswith(".bin"):
         torch.save(state, tmp_path / fmt)
     else:
@@ -312,7 +313,7 @@ def test_mismatched_checkpoint_raises_once_listing_every_key(tiny, tmp_path):
     state = dict(tiny.state_dict())
     del state["encoder.layer.1.mlp.wo.bias"], state["embeddings.LayerNorm.weight"]
     state["encoder.layer.2.mlp.wo.bias"] = torch.zeros(48)
-    (tmp_path / "config.json").write_text(D.TINY_CONFIG.to_json_string())
+    (tmp_path / "config.json").write_text(C.TINY_CONFIG.to_json_string())
     torch.save(state, tmp_path / "pytorch_model.bin")
     with pytest.raises(VirNucProError) as info:
         D.load_dnabert(tmp_path)
@@ -323,7 +324,7 @@ def test_mismatched_checkpoint_raises_once_listing_every_key(tiny, tmp_path):
 
 
 def test_wrong_width_is_a_dimension_error(tiny, tmp_path):
-    (tmp_path / "config.json").write_text(D.DnaBertConfig(hidden_size=60, num_hidden_layers=2, num_attention_heads=6,
+    (tmp_path / "config.json").write_text(C.DnaBertConfig(hidden_size=60, num_hidden_layers=2, num_attention_heads=6,
                                                           intermediate_size=96).to_json_string())  # fmt: skip
     torch.save(tiny.state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(DimensionError, match=r"embeddings.word_embeddings.weight \(4096, 48\) \(model: \(4096, 60\)\)"):
@@ -333,7 +334,7 @@ def test_wrong_width_is_a_dimension_error(tiny, tmp_path):
 def test_missing_files_say_what_to_download(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="hf download zhihan1996/DNABERT-S"):
         D.load_dnabert(tmp_path / "nowhere")
-    (tmp_path / "config.json").write_text(D.TINY_CONFIG.to_json_string())
+    (tmp_path / "config.json").write_text(C.TINY_CONFIG.to_json_string())
     with pytest.raises(WeightsNotFoundError, match="model.safetensors or pytorch_model.bin"):
         D.load_dnabert(tmp_path)
     with pytest.raises(WeightsNotFoundError, match="no tokenizer.json there"):
@@ -384,7 +385,7 @@ def test_regenerating_the_standin_tokenizer_reproduces_the_committed_files(tmp_p
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-4), (torch.float16, 0.05), (torch.bfloat16, 0.1)], ids=["fp32", "fp16", "bf16"])
 def test_cuda_matches_cpu_and_ignores_padding(tiny, dtype, atol):
-    model = D.random_dnabert(D.TINY_CONFIG, seed=0, device="cpu").to("cuda", dtype)  # the CPU weights, on the GPU
+    model = D.random_dnabert(C.TINY_CONFIG, seed=0, device="cpu").to("cuda", dtype)  # the CPU weights, on the GPU
     short, long = [1, 14, 1110, 962, 5, 2], [1, 30, 31, 32, 33, 34, 35, 36, 37, 38, 2]
     ids, mask = ids_of(long, short)
     with torch.inference_mode():

@@ -295,13 +295,13 @@ def test_registry_states_what_each_model_is():
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_the_identities_are_what_the_configs_we_write_state(name, tmp_path):
     """The stand-ins' config.json (tiny) and the published config (full) state the registry's identities."""
-    from virnucpro_core.models import dnabert
+    from virnucpro_core.models import dnabert_config
 
     spec = get_spec(name)
     fields = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
     write_standin(name, "tiny", tmp_path)
     tiny = json.loads((tmp_path / "config.json").read_text())
-    full = esm_config.esm_config_dict(name, "full") if spec.family == "esm" else dnabert.FULL_CONFIG.to_dict()
+    full = esm_config.esm_config_dict(name, "full") if spec.family == "esm" else dnabert_config.FULL_CONFIG.to_dict()
     assert ModelIdentity(*(tiny[f] for f in fields)) == spec.identity_for("tiny")
     assert ModelIdentity(*(full[f] for f in fields)) == spec.identity
 
@@ -361,7 +361,7 @@ def _esm_directory(directory: Path, model_type: str, layers: int, hidden: int, h
 
 
 def test_a_directory_of_another_depth_and_heads_is_refused_before_its_weights_are_read(tmp_path, monkeypatch):
-    from virnucpro_core.layouts.hub_weights import HubWeights
+    from virnucpro_core.models.hub_weights import HubWeights
 
     directory = _esm_directory(tmp_path / "other", "esm", 4, 128, 4)
 

@@ -18,7 +18,7 @@ import torch
 
 from virnucpro_core import cli
 from virnucpro_core.evaluate.aggregation import aggregate_chunks
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.features import extract_to_file
 from virnucpro_core.extract.merged import merge_features
@@ -27,7 +27,7 @@ from virnucpro_core.layouts.features import MergedFeatures, load_merged
 from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.models.registry import load_model
 from virnucpro_core.models.specs import get_spec
-from virnucpro_core.layouts.predictions import NO_FRAMES, verdicts
+from virnucpro_core.predict.tables import NO_FRAMES, verdicts
 from virnucpro_core.predict.scoring import FrameScores, merge_unlabeled, predict_features, score_features
 from virnucpro_core.outputs import RECORD, read_record
 from virnucpro_core.preprocess.sequences import preprocess, read_fasta

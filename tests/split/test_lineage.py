@@ -16,7 +16,8 @@ from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.split.lineage import Lineage, LineageCheck
 from virnucpro_core.split.make import apply_split, make_split
-from virnucpro_core.train.training import TrainingConfig, train_classifier
+from virnucpro_core.train.results import TrainingConfig
+from virnucpro_core.train.training import train_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = TrainingConfig(max_epochs=2, patience=1, seed=42)
@@ -106,7 +107,8 @@ import sys
 from pathlib import Path
 from virnucpro_core.cli import main
 from virnucpro_core.split.make import apply_split, make_split
-from virnucpro_core.train.training import TrainingConfig, train_classifier
+from virnucpro_core.train.results import TrainingConfig
+from virnucpro_core.train.training import train_classifier
 
 artifacts, work = Path(sys.argv[1]), Path(sys.argv[2])
 viral, host = sorted(artifacts.glob("merged/baseline-viral-*/merged.pt"))[0], sorted(artifacts.glob("merged/baseline-host-*/merged.pt"))[0]

@@ -14,7 +14,8 @@ from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import sha256_file
 from virnucpro_core.split.ids import chunk_of, min_class_size, round_half_up, source_of
 from virnucpro_core.split.make import apply_split, load_split, make_split
-from virnucpro_core.split.records import InputFile, SampleList, SplitManifest, SplitPaths, SplitSummary
+from virnucpro_core.paths import SplitPaths
+from virnucpro_core.split.records import InputFile, SampleList, SplitManifest, SplitSummary
 from virnucpro_core.split.summary import summarize
 
 # Hand-made data: 200 samples, 24-d, 6 source records (viral 40 + 30 + 50 = 120, host 30 + 25 + 25 = 80).

@@ -12,11 +12,9 @@ from virnucpro_core.errors import InputError
 from virnucpro_core.files import sha256_file
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.split.make import make_split
-from virnucpro_core.split.records import SplitPaths
+from virnucpro_core.paths import SplitPaths, TrainingPaths
+from virnucpro_core.train.results import TrainingConfig, TrainingHistory
 from virnucpro_core.train.training import (
-    TrainingConfig,
-    TrainingHistory,
-    TrainingPaths,
     deterministic_training,
     seed_everything,
     train_classifier,

@@ -8,13 +8,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.train.test_training import features, quiet
-from virnucpro_core.train.classifier import MLPClassifier
+from virnucpro_core.models.classifier import MLPClassifier
 from virnucpro_core.layouts.features import read_merged
 from virnucpro_core.split.make import make_split
-from virnucpro_core.split.records import SplitPaths
+from virnucpro_core.paths import SplitPaths
 from virnucpro_core.threads import stage_threads
+from virnucpro_core.train.results import TrainingConfig
 from virnucpro_core.train.training import (
-    TrainingConfig,
     _carve_validation,
     deterministic_training,
     epoch_batches,

@@ -89,7 +89,7 @@ def _load_json(path: str, option: str, load: Callable[[str], T], expected: str, 
 
 def _load_history(path: str, option: str):
     # lazy: the library (and torch) load only when this command runs, keeping `virnucpro --help` fast
-    from virnucpro_core.train.training import TrainingHistory
+    from virnucpro_core.train.results import TrainingHistory
 
     return _load_json(
         path, option, TrainingHistory.load,
@@ -112,7 +112,7 @@ def _load_split_summary(path: str):
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: they pull in scipy, pandas and matplotlib, which `--help` does not need.
-    from virnucpro_core.compare.report import CompareReportPaths
+    from virnucpro_core.paths import CompareReportPaths
     from virnucpro_core.outputs import Output, OutputClaim
 
     paths = CompareReportPaths(Path(args.out))
@@ -128,10 +128,11 @@ def _compare(args: argparse.Namespace, paths) -> int:
     # Imported here, not at the top: they pull in scipy, pandas and matplotlib, which `--help` does not need.
     from virnucpro_core.compare.comparison import compare
     from virnucpro_core.compare.figures import write_figures
-    from virnucpro_core.compare.report import CompareReportPaths, format_summary, write_json, write_markdown
+    from virnucpro_core.compare.report import format_summary, write_json, write_markdown
     from virnucpro_core.evaluate.metrics import Evaluation
     from virnucpro_core.evaluate.predictions import Predictions
     from virnucpro_core.files import files_together
+    from virnucpro_core.paths import CompareReportPaths
 
     if args.baseline and Path(args.fast).resolve() == Path(args.baseline).resolve():
         raise InputError(

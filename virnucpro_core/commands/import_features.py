@@ -50,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from virnucpro_core.errors import InputError
     from virnucpro_core.files import atomic_write_text
     from virnucpro_core.layouts import virnucpro as layouts
+    from virnucpro_core.layouts.declarations import Declaration
     from virnucpro_core.outputs import Output, OutputClaim, needed_by
     from virnucpro_core.layouts.features import save_view
 
-    declarations = [layouts.Declaration.parse(text) for text in args.declare]
+    declarations = [Declaration.parse(text) for text in args.declare]
     inputs, groups = collect_inputs(args.trees, args.viral, args.host)
     if not any(inputs.values()):
         raise InputError("nothing to import", expected="a data/data_merge directory, or --viral/--host files",

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from virnucpro_core.defaults import GROUP_BY_CHOICES, SEED
+from virnucpro_core.defaults import GROUP_BY_CHOICES, SEED, TEST_FRACTION
 from virnucpro_core.commands.options import open_fraction, seed_value
 from virnucpro_core.errors import InputError
 
-DEFAULT_TEST_FRACTION = 0.1
 DEFAULT_SEED = SEED
 DEFAULT_GROUP_BY = "sample"
 
@@ -37,7 +36,7 @@ def register(subparsers) -> None:
         type=open_fraction,
         default=None,
         metavar="F",
-        help=f"share of each class held out for testing (default: {DEFAULT_TEST_FRACTION}, VirNucPro's 10 %%). "
+        help=f"share of each class held out for testing (default: {TEST_FRACTION}, VirNucPro's 10 %%). "
         "Larger values give tighter test metrics but less training data.",
     )
     parser.add_argument(
@@ -115,7 +114,7 @@ def _split(args: argparse.Namespace):
     return make_split(
             args.viral,
             args.host,
-            test_fraction=DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction,
+            test_fraction=TEST_FRACTION if args.test_fraction is None else args.test_fraction,
             seed=DEFAULT_SEED if args.seed is None else args.seed,
             group_by=args.group_by or DEFAULT_GROUP_BY,
             out_dir=args.out,

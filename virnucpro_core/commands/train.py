@@ -94,7 +94,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: it pulls in torch, which `--help` does not need.
     from virnucpro_core.outputs import Output, OutputClaim
-    from virnucpro_core.train.training import TrainingPaths
+    from virnucpro_core.paths import TrainingPaths
 
     # Checked before hours of training, not after: a result that cannot be written is lost.
     features = Path(args.features)
@@ -110,7 +110,8 @@ def _train(args: argparse.Namespace) -> int:
     from virnucpro_core.errors import InputError, os_error_message
     from virnucpro_core.files import check_free_space
     from virnucpro_core.threads import set_user_threads
-    from virnucpro_core.train.training import TrainingConfig, train_classifier
+    from virnucpro_core.train.results import TrainingConfig
+    from virnucpro_core.train.training import train_classifier
 
     capped = set_user_threads(args.threads)
     if capped:

@@ -24,18 +24,13 @@ from sklearn import metrics as skm
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from virnucpro_core.files import atomic_path
+from virnucpro_core.defaults import COMPARE_NAMES
 from virnucpro_core.evaluate.metrics import Evaluation
 from virnucpro_core.evaluate.predictions import VIRAL, Predictions
+from virnucpro_core.paths import FIGURE_FILES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DPI = 100
-# File names under a report's figures directory.
-FIGURE_FILES = {
-    "confusion": "confusion_matrices.png",
-    "roc_pr": "roc_pr_curves.png",
-    "loss": "loss_curves.png",
-    "lengths": "length_histogram.png",
-}
 FIGURE_TITLES = {
     "confusion": "Confusion matrices (test set, frame level)",
     "roc_pr": "ROC and precision-recall curves (test set, frame level)",
@@ -277,7 +272,7 @@ def write_figures(
     baseline_eval: Evaluation | None,
     fast_preds: Predictions | None = None,
     baseline_preds: Predictions | None = None,
-    names: Sequence[str] = ("FastESM2_650", "ESM2 3B"),
+    names: Sequence[str] = COMPARE_NAMES,
     histories: Mapping[str, Any] | None = None,
     train_lengths: Sequence[int] | None = None,
     test_lengths: Sequence[int] | None = None,

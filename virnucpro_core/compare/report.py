@@ -12,7 +12,6 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,43 +36,6 @@ RANDOM_WARNING = (
 )
 
 Table = tuple[list[str], list[list[str]]]
-
-
-@dataclass(frozen=True)
-class CompareReportPaths:
-    """Outputs of ``virnucpro compare`` under one directory."""
-
-    root: Path
-
-    @property
-    def markdown(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def json(self) -> Path:
-        return self.root / "report.json"
-
-    @property
-    def comparison(self) -> Path:
-        """:class:`~virnucpro_core.compare.comparison.Comparison` alone (``Comparison.load``)."""
-        return self.root / "comparison.json"
-
-    @property
-    def figures(self) -> Path:
-        return self.root / "figures"
-
-    def figure(self, key: str) -> Path:
-        return self.figures / FIGURE_FILES[key]
-
-    def evaluation(self, which: str) -> Path:
-        """One model's :class:`~virnucpro_core.evaluate.metrics.Evaluation` (``which``: fast or baseline); the
-        baseline's can be passed later as ``--baseline-metrics``."""
-        return self.root / f"evaluation_{which}.json"
-
-    def written(self) -> list[Path]:
-        """Everything ``virnucpro compare`` writes here (the figures folder as one)."""
-        return [self.markdown, self.json, self.comparison, self.evaluation("fast"), self.evaluation("baseline"),
-                self.figures]
 
 
 # --------------------------------------------------------------------------- tables (data → rows)

@@ -22,7 +22,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from virnucpro_core.layouts.features import save_features
 from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
 from virnucpro_core.layouts.virnucpro import load_features
 from virnucpro_core.models.registry import LoadedModel
-from virnucpro_core.paths import PreprocessPaths
+from virnucpro_core.paths import PreprocessPaths, ShardPaths
 from virnucpro_core.preprocess.fasta import NUCLEOTIDE, PROTEIN, read_fasta
 
 log = logging.getLogger(__name__)
@@ -109,30 +108,6 @@ def check_records(pairs: list[tuple[str, str]], family: str, where: str | os.Pat
             fix="pass protein.faa to --model esm2_3b / fastesm2_650 and nucleotide.fa to --model dnabert_s",
         )
     return pairs
-
-
-@dataclass(frozen=True)
-class ShardPaths:
-    """Where the shards of one extraction live: ``<out>.shards/<key>/``."""
-
-    out: Path
-    key: str
-
-    @property
-    def parent(self) -> Path:
-        return self.out.with_name(self.out.name + ".shards")
-
-    @property
-    def root(self) -> Path:
-        return self.parent / self.key[:16]
-
-    @property
-    def manifest(self) -> Path:
-        """Parameters, input hash and shard count of the run."""
-        return self.root / "manifest.json"
-
-    def shard(self, index: int) -> Path:
-        return self.root / f"shard_{index:05d}.pt"
 
 
 def cache_key(

@@ -5,6 +5,7 @@
   command line, so an option's value is never taken for a test path (whose ``conftest.py`` pytest would run);
 * ``validation``, ``results``, ``stages`` — the cached chain of stages; what it built, typed;
   the stage cache and the run's input files, each opened and hashed once;
+* ``splits`` — the split pair, made on FastESM2's features and applied to ESM2 3B's, built once and read back;
 * ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their
   DNABERT-S columns);
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;

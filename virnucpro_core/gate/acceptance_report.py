@@ -23,6 +23,7 @@ from typing import Any
 
 from virnucpro_core.code_identity import describe_package
 from virnucpro_core.custody import known_digest
+from virnucpro_core.defaults import EMBEDDER_NAMES
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.compare.report import (
@@ -74,7 +75,6 @@ DROP_DEFINITION = (
     "Sign convention: drop = ESM2 3B − FastESM2_650, for accuracy and every other metric; a positive drop means "
     "FastESM2_650 is worse. The gate passes when the accuracy drop is below the limit."
 )
-EMBEDDER_NAMES = {"baseline": "ESM2 3B", "fast": "FastESM2_650"}  # one model order everywhere: the baseline first
 
 
 def new_run_id(now: datetime | None = None) -> tuple[str, str]:

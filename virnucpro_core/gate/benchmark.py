@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import platform
 import random
-import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +26,7 @@ from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH
 from virnucpro_core.extract.forward import auto_path, ready_for
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.specs import get_spec
+from virnucpro_core.timing import TimedRuns
 
 
 def synchronized_timer() -> float:
@@ -135,8 +135,8 @@ def benchmark_sample(lengths: Sequence[int], n: int, seed: int) -> list[int]:
 
 
 @dataclass
-class TimingResult:
-    """Raw timed runs of one embedder over one benchmark sample."""
+class TimingResult(TimedRuns):
+    """Raw timed runs of one embedder over one benchmark sample; rates use the mean of ``runs_s``."""
 
     name: str
     model: str
@@ -149,10 +149,6 @@ class TimingResult:
     peak_memory_bytes: int | None = None
     notes: list[str] = field(default_factory=list)
     compile: dict | None = None  # CompileRecord.to_dict(): the path that ran and what compiling it cost
-
-    @property
-    def mean_s(self) -> float:
-        return statistics.fmean(self.runs_s)
 
     @property
     def sequences_per_s(self) -> float:

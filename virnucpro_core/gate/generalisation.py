@@ -35,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from virnucpro_core.defaults import EMBEDDER_NAMES
 from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.evaluate import bootstrap
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.split.ids import chunk_of, source_of
-from virnucpro_core.split.make import apply_split, load_split, make_split
+from virnucpro_core.gate.splits import split_stage
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, stage_code
 from virnucpro_core.compare.comparison import compare
 from virnucpro_core.evaluate.aggregation import CHUNK_RULE, aggregate_chunks, aggregate_records, labels_per_group
@@ -208,25 +209,15 @@ def _split_pair(inputs: EvidenceInputs, stages: EvidenceStages, kind: str, group
     Each is built once and then read back from its manifest, never recomputed.
     """
     s, files = inputs.settings, stages.cache.files
-    viral, host = inputs.merged["fast"]
-    hashes = [files.sha256(viral), files.sha256(host)]
-    params = {"viral": hashes[0], "host": hashes[1], "seed": s.seed, "test_fraction": 0.1,
-              "group_by": kind, "groups": None if groups is None else sha256_text(json.dumps(sorted(groups.items())))}
+    params = {"group_by": kind, "groups": None if groups is None else sha256_text(json.dumps(sorted(groups.items())))}
     group_by = "source" if kind == "source" else "cluster"
-    fast = stages.cache.cached(
-        f"split[{kind},fast]", params, lambda key: stages.directory(f"split-{kind}-fast", key),
-        lambda d: make_split(viral, host, test_fraction=0.1, seed=s.seed, group_by=group_by, groups=groups,
-                             out_dir=d, overwrite=True, open_input=files.split_input),
-        lambda d: load_split(d, inputs_sha256=hashes),
-        lambda r: f"{len(r.manifest.train.ids):,} training and {len(r.manifest.test.ids):,} test",
-        code=stage_code("split"))
-    bviral, bhost = inputs.merged["baseline"]
-    bhashes = [files.sha256(bviral), files.sha256(bhost)]
-    bparams = {"manifest": fast.manifest.sha256, "viral": bhashes[0], "host": bhashes[1]}
-    baseline = stages.cache.cached(
-        f"split[{kind},baseline]", bparams, lambda key: stages.directory(f"split-{kind}-baseline", key),
-        lambda d: apply_split(fast.manifest, bviral, bhost, out_dir=d, overwrite=True, open_input=files.split_input),
-        lambda d: load_split(d, inputs_sha256=bhashes), code=stage_code("split"))
+    fast = split_stage(stages.cache, files, f"split[{kind},fast]", lambda key: stages.directory(f"split-{kind}-fast", key),
+                       *inputs.merged["fast"], seed=s.seed, params=params,
+                       count=lambda r: f"{len(r.manifest.train.ids):,} training and {len(r.manifest.test.ids):,} test",
+                       group_by=group_by, groups=groups)
+    baseline = split_stage(stages.cache, files, f"split[{kind},baseline]",
+                           lambda key: stages.directory(f"split-{kind}-baseline", key), *inputs.merged["baseline"],
+                           source=fast.manifest)
     return {"fast": fast, "baseline": baseline}
 
 
@@ -430,6 +421,6 @@ def build_evidence(inputs: EvidenceInputs, stages: EvidenceStages) -> Evidence:
     if not evidence.groups:
         evidence.notes.append("no groups: pass --groups id<TAB>group, or --data-dir with VirNucPro's data_merge tree")
     evidence.levels = level_rows(fast, baseline, s.record_rule)
-    for name, p in (("ESM2 3B", baseline.take(fast.ids)), ("FastESM2_650", fast)):  # baseline first, as every table
+    for name, p in ((EMBEDDER_NAMES["baseline"], baseline.take(fast.ids)), (EMBEDDER_NAMES["fast"], fast)):
         evidence.calibration[name] = calibrate(name, p.y_true, p.p_viral, p.y_pred, prevalence=s.viral_prevalence)
     return evidence

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from virnucpro_core.models.specs import get_spec
+from virnucpro_core.compare.comparison import Comparison
+from virnucpro_core.evaluate.metrics import Evaluation
+from virnucpro_core.evaluate.predictions import Predictions
+from virnucpro_core.gate.generalisation import Evidence
+from virnucpro_core.models.classifier import LoadedCheckpoint
+from virnucpro_core.models.specs import ModelSpec, get_spec
 from virnucpro_core.paths import PreprocessPaths
 from virnucpro_core.split.records import SplitResult
+from virnucpro_core.train.results import TrainingHistory
 
 
 @dataclass
@@ -31,11 +35,10 @@ class RunResults:
     merged: dict[tuple[str, str], Path] = field(default_factory=dict)  # by (embedder, class)
     splits: dict[str, SplitResult] = field(default_factory=dict)  # by embedder; "fast" is the split itself
     trained: dict[str, TrainedModel] = field(default_factory=dict)  # by embedder
-    # by embedder: evaluate.predictions.Predictions on the test set
-    predictions: dict[str, Any] = field(default_factory=dict)
-    evaluations: dict[str, Any] = field(default_factory=dict)  # by embedder: metrics.Evaluation
-    comparison: Any = None  # comparison.Comparison
-    evidence: Any = None  # generalisation.Evidence
+    predictions: dict[str, Predictions] = field(default_factory=dict)  # by embedder, on the test set
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # by embedder
+    comparison: Comparison | None = None
+    evidence: Evidence | None = None
     proteins: dict[str, str] | None = None  # every sample's protein (FASTA inputs)
     bench_proteins: list[tuple[str, str]] | None = None  # the speed benchmark's sample
     seconds: dict[str, tuple[float, int]] = field(default_factory=dict)  # stage -> (seconds, items), for projections
@@ -54,7 +57,7 @@ class ExtractedModel:
     report reads: ``spec``, ``provenance`` and ``dim``.
     """
 
-    spec: Any  # models.ModelSpec
+    spec: ModelSpec
     provenance: dict
 
     @classmethod
@@ -74,8 +77,8 @@ class TrainedModel:
     """The two checkpoints of one training stage, its history and its validation ids."""
 
     embedder: str
-    final: Any  # classifier.LoadedCheckpoint
-    best: Any
-    history: Any  # training.TrainingHistory
+    final: LoadedCheckpoint
+    best: LoadedCheckpoint
+    history: TrainingHistory
     val_ids: list[str]
     train_path: Path

@@ -68,7 +68,7 @@ class AcceptanceSession:
         outcomes: every test's outcome, in the order they finished.
         environment_error: why the run could not start on this machine (an ERROR), e.g. --require-gpu without CUDA.
         not_run: why no acceptance test was run at all (an INCOMPLETE), e.g. ``-m gpu`` without CUDA.
-        parity: the FastESM2 parity check's :class:`~virnucpro_core.models.parity.ParityResult`, when it ran.
+        parity: the FastESM2 parity check's :class:`~virnucpro_core.extract.parity.ParityResult`, when it ran.
         run_id: this run's id, written into every report file.
         started: when the run started (ISO 8601, UTC).
         load_at_start: the machine's load averages when the session began (:func:`virnucpro_core.threads.load_average`).

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from virnucpro_core.defaults import EXTRACTION_PATHS, MAX_SEED
+from virnucpro_core.defaults import DNA_MODEL, EMBEDDERS, EXTRACTION_PATHS, MAX_SEED
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import check_output
 from virnucpro_core.input_files import check_utf8_name, path_problem
@@ -36,9 +36,6 @@ SMOKE_DATA = {"viral": PROJECT_ROOT / "fixtures" / "smoke" / "viral.fasta",
               "host": PROJECT_ROOT / "fixtures" / "smoke" / "host.fasta"}
 SMOKE_GROUPS = PROJECT_ROOT / "fixtures" / "smoke" / "groups.tsv"  # record id -> synthetic family
 CLASSES = ("viral", "host")
-# The two protein embedders under comparison, and the DNA embedder they share.
-EMBEDDERS = {"fast": "fastesm2_650", "baseline": "esm2_3b"}
-DNA_MODEL = "dnabert_s"
 # The setting that names each model's weights (a local directory or a hub id), and the suite's option for it.
 MODEL_FIELDS = {"fastesm2_650": "fast_model", "esm2_3b": "baseline_model", "dnabert_s": "dna_model"}
 MODEL_OPTIONS = {model: SUITE_OPTIONS.flag(field) for model, field in MODEL_FIELDS.items()}
@@ -102,7 +99,7 @@ class Settings:
             TypeError: a keyword that is no setting.
         """
         # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
-        from virnucpro_core.layouts.virnucpro import Declaration
+        from virnucpro_core.layouts.declarations import Declaration
 
         values = SUITE_OPTIONS.with_defaults(options)
         declarations = values.pop("declarations")
@@ -251,8 +248,8 @@ def _check_declarations(viral: Sequence[Path], host: Sequence[Path], declaration
     """
     # lazy: pulls in torch/numpy, and pytest --help reads these settings without them
     from virnucpro_core.layouts.features import ORIGINAL_MERGED, detect_layout
-    from virnucpro_core.layouts.pickles import torch_load
-    from virnucpro_core.layouts.virnucpro import Declaration, declaration_for, protein_model_of_width
+    from virnucpro_core.pickles import torch_load
+    from virnucpro_core.layouts.declarations import Declaration, declaration_for, protein_model_of_width
 
     parsed = [Declaration.parse(text, option=name("declarations")) for text in declarations]
     models: dict[str, list[str]] = {}

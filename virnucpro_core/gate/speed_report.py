@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from virnucpro_core.compare.report import Table
-from virnucpro_core.defaults import VAL_FRACTION
+from virnucpro_core.defaults import TEST_FRACTION, VAL_FRACTION
 from virnucpro_core.compare.rules import WITHIN_LIMIT
 from virnucpro_core.gate.gates import SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
 from virnucpro_core.gate.session import AcceptanceSession
@@ -32,7 +32,7 @@ from virnucpro_core.models.specs import get_spec
 PROJECTED_GPUS = (1, 4, 8)
 #: A run's share of its N samples per stage: every sample is extracted, 10 % are the test set (evaluation), and the
 #: MLPs train on the rest less the 10 % validation carve-out (whose loss each epoch's time includes).
-TEST_SHARE = 0.1
+TEST_SHARE = TEST_FRACTION
 TRAIN_SHARE = (1 - TEST_SHARE) * (1 - VAL_FRACTION)
 
 #: VirNucPro's training set, about 2.1 million samples (README "Scale"), one protein each: a reference input size

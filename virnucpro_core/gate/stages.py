@@ -40,7 +40,7 @@ from virnucpro_core.custody import ContentRecord, changed, digest
 from virnucpro_core.errors import InputError, VirNucProError, describe_error
 from virnucpro_core.files import atomic_write_text, sha256_text
 from virnucpro_core.layouts.features import MergedRows, detect_layout, open_rows
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.split.clusters import mmseqs_version
 
 log = logging.getLogger("virnucpro.validation")

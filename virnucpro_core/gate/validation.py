@@ -34,11 +34,11 @@ import torch
 from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.paths import PreprocessPaths, ValidationPaths
 from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
-from virnucpro_core.split.make import apply_split, load_split, make_split
 from virnucpro_core.split.records import SplitResult
 from virnucpro_core import threads
 from virnucpro_core.gate import given
 from virnucpro_core.gate.results import ExtractedModel, RunResults, TrainedModel
+from virnucpro_core.gate.splits import split_count, split_stage
 from virnucpro_core.gate.stages import RunFiles, StageCache, StageJob, StageRecord, stage_code
 from virnucpro_core.compare.comparison import compare, uses_random_weights
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
@@ -49,15 +49,17 @@ from virnucpro_core.gate.benchmark import benchmark_sample
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import OURS_MERGED, save_merged, save_view
-from virnucpro_core.layouts.pickles import torch_load
-from virnucpro_core.layouts.virnucpro import Declaration, import_rows, load_features, plan_import
+from virnucpro_core.pickles import torch_load
+from virnucpro_core.layouts.declarations import Declaration
+from virnucpro_core.layouts.virnucpro import import_rows, load_features, plan_import
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.hub_cache import model_directory
 from virnucpro_core.models.registry import describe_identity, identity_records, load_model, resolve_device
 from virnucpro_core.models.specs import get_spec
 from virnucpro_core.predict.scoring import predict_features
 from virnucpro_core.preprocess.sequences import preprocess, read_fasta, write_fasta
-from virnucpro_core.train.training import TrainingConfig, TrainingHistory, train_into
+from virnucpro_core.train.results import TrainingConfig, TrainingHistory
+from virnucpro_core.train.training import train_into
 
 log = logging.getLogger("virnucpro.validation")
 
@@ -380,17 +382,9 @@ class ValidationRun:
         """
         if "fast" in self.results.splits:
             return self.results.splits["fast"]
-        viral, host = self.merged("fast", "viral"), self.merged("fast", "host")
-        inputs = [self.files.sha256(viral), self.files.sha256(host)]
-        params = {"viral": inputs[0], "host": inputs[1], "seed": self.settings.seed, "test_fraction": 0.1}
-        self.results.splits["fast"] = self.cache.cached(
-            "split[fast]", params, lambda key: self.paths.split("fast", key),
-            lambda d: make_split(viral, host, test_fraction=0.1, seed=self.settings.seed, out_dir=d, overwrite=True,
-                                 open_input=self.files.split_input),
-            lambda d: load_split(d, inputs_sha256=inputs),
-            _split_count,
-            code=stage_code("split"),
-        )
+        self.results.splits["fast"] = split_stage(
+            self.cache, self.files, "split[fast]", lambda key: self.paths.split("fast", key),
+            self.merged("fast", "viral"), self.merged("fast", "host"), seed=self.settings.seed, count=split_count)
         return self.results.splits["fast"]
 
     def split_for(self, embedder: str) -> SplitResult:
@@ -398,17 +392,9 @@ class ValidationRun:
         source = self.split()
         if embedder in self.results.splits:
             return self.results.splits[embedder]
-        viral, host = self.merged(embedder, "viral"), self.merged(embedder, "host")
-        inputs = [self.files.sha256(viral), self.files.sha256(host)]
-        params = {"manifest": source.manifest.sha256, "viral": inputs[0], "host": inputs[1]}
-        self.results.splits[embedder] = self.cache.cached(
-            f"split[{embedder}]", params, lambda key: self.paths.split(embedder, key),
-            lambda d: apply_split(source.manifest, viral, host, out_dir=d, overwrite=True,
-                                  open_input=self.files.split_input),
-            lambda d: load_split(d, inputs_sha256=inputs),
-            _split_count,
-            code=stage_code("split"),
-        )
+        self.results.splits[embedder] = split_stage(
+            self.cache, self.files, f"split[{embedder}]", lambda key: self.paths.split(embedder, key),
+            self.merged(embedder, "viral"), self.merged(embedder, "host"), source=source.manifest, count=split_count)
         return self.results.splits[embedder]
 
     def proteins(self) -> dict[str, str] | None:
@@ -607,7 +593,3 @@ def _code_of_features(path: Path) -> str | None:
     meta = obj.get("meta") if isinstance(obj, dict) else None
     return extraction_code().change_from(meta.get("code")) if isinstance(meta, dict) else None
 
-
-def _split_count(split) -> str:
-    manifest = split.manifest
-    return f"{len(manifest.train.ids):,} training and {len(manifest.test.ids):,} test samples"

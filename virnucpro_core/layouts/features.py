@@ -37,7 +37,7 @@ from virnucpro_core.custody import ContentRecord, changed, digests
 from virnucpro_core.defaults import LABELS
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_torch_save
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.layouts.store import FileRows, RowView, TensorRows
 

@@ -30,7 +30,7 @@ import torch
 
 from virnucpro_core.custody import remember
 from virnucpro_core.errors import InputError
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.pickles import torch_load
 
 _NUMPY = {torch.float32: np.float32, torch.float16: np.float16, torch.bfloat16: None, torch.float64: np.float64}
 BLOCK_BYTES = 64 << 20  # contiguous reads: 64 MiB at a time

@@ -11,8 +11,8 @@ fork writes the same ones with 1280-d protein vectors):
   category) is host.
 
 These files carry no provenance: which embedder made them, in which
-precision, with which weights. :class:`Declaration` is what the user states
-about them; imported sets record it as *declared*, never as verified. Their
+precision, with which weights. A :class:`~virnucpro_core.layouts.declarations.Declaration`
+is what the user states about them; imported sets record it as *declared*, never as verified. Their
 protein lengths are unknown and recorded as 0 (``meta['lengths_known']`` is
 false).
 """
@@ -51,11 +51,11 @@ from virnucpro_core.layouts.features import (
     feature_info,
     open_rows,
 )
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.pickles import torch_load
+from virnucpro_core.layouts.declarations import Declaration, declaration_for, protein_model_of_width, widths_expected
 from virnucpro_core.layouts.rows import Embeddings, data_sha256, id_list_sha256
 from virnucpro_core.layouts.store import FileRows, RowView
-from virnucpro_core.models.registry import WEIGHTS
-from virnucpro_core.models.specs import DTYPES, SPECS, get_spec, merged_widths
+from virnucpro_core.models.specs import SPECS, get_spec
 
 log = logging.getLogger(__name__)
 
@@ -69,98 +69,6 @@ def load_merged_file(path: str | os.PathLike) -> Any:
     """A merged feature file as ``torch.load`` gives it, tensors memory-mapped (how a file is read unless a
     caller that has it open already passes its own ``load``)."""
     return torch_load(path, "merged feature", mmap=True)
-
-
-# --------------------------------------------------------------------------- declared provenance
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """What the user states about foreign features: which protein model made them, in which dtype, with which
-    weights. Recorded as declared, never as verified.
-
-    The DNA half is DNABERT-S in every VirNucPro layout.
-    """
-
-    model: str
-    dtype: str
-    weights: str = "pretrained"
-
-    OPTION_FORMAT = "MODEL:DTYPE[:WEIGHTS], e.g. esm2_3b:float32 or fastesm2_650:float16"
-
-    @classmethod
-    def parse(cls, text: str, *, option: str = "--declare") -> Declaration:
-        parts = text.split(":")
-        models = sorted(n for n, s in SPECS.items() if s.family == "esm")
-        problems = []
-        if len(parts) not in (2, 3):
-            problems.append("not two or three ':'-separated parts")
-        else:
-            if parts[0] not in models:
-                problems.append(f"model {parts[0]!r} is not one of {', '.join(models)}")
-            if parts[1] not in DTYPES:
-                problems.append(f"dtype {parts[1]!r} is not one of {', '.join(DTYPES)}")
-            if len(parts) == 3 and parts[2] not in WEIGHTS:
-                problems.append(f"weights {parts[2]!r} is not one of {', '.join(WEIGHTS)}")
-        if problems:
-            raise InputError(f"{option} {text!r} cannot be read", expected=cls.OPTION_FORMAT,
-                             found="; ".join(problems), fix=f"e.g. {option} esm2_3b:float32")
-        return cls(*parts)
-
-    def __str__(self) -> str:
-        return f"{self.model}:{self.dtype}:{self.weights}"
-
-    def entry(self, model: str, size: str, dtype: str | None, origin: str) -> dict[str, Any]:
-        """A provenance entry in the shape of our feature meta, marked as declared."""
-        spec = get_spec(model)
-        return {
-            "model": model,
-            "display_name": spec.display_name,
-            "weights": self.weights,
-            "size": size,
-            "dtype": dtype,
-            "dim": spec.dim_for(size),
-            "pooling": spec.pooling,
-            "provenance": "declared",
-            "declared_by": str(self),
-            "origin": origin,
-        }
-
-
-# How each protein model's features were usually made, for the hint in a missing-declaration error.
-_USUAL_DTYPE = {"esm2_3b": ("float32", "the original VirNucPro"),
-                "fastesm2_650": ("float16", "the FastESM2 fork (fp16 extraction)")}
-
-
-def declaration_for(declarations: Sequence[Declaration], protein_model: str, what: str,
-                    option: str = "--declare") -> Declaration:
-    """The declaration naming ``protein_model``; a clear error when there is none (or more than one)."""
-    matching = [d for d in declarations if d.model == protein_model]
-    if len(matching) == 1:
-        return matching[0]
-    spec = get_spec(protein_model)
-    if not matching:
-        raise InputError(
-            f"{what} are {spec.display_name} features in VirNucPro's layout, which does not say how they were made",
-            expected=f"{option} {protein_model}:DTYPE[:WEIGHTS] stating the precision (and weights: pretrained or "
-            "random) they were extracted with",
-            found="declarations: " + (", ".join(map(str, declarations)) or "none"),
-            fix=f"add {option} {protein_model}:{_USUAL_DTYPE[protein_model][0]} if they came from "
-            f"{_USUAL_DTYPE[protein_model][1]}, or the dtype you extracted them in; it is reported as declared",
-        )
-    raise InputError(f"{option} names {protein_model} {len(matching)} times",
-                     found=", ".join(map(str, matching)), fix="give one declaration per protein model")
-
-
-def protein_model_of_width(width: int, size: str) -> str | None:
-    """The protein model whose width plus DNABERT-S's (at ``size``) is ``width``; None when none fits."""
-    return merged_widths(size).get(width)
-
-
-def _widths_expected(size: str) -> str:
-    dna = get_spec("dnabert_s").dim_for(size)
-    return ", ".join(f"{dna + s.dim_for(size)} (DNABERT-S {dna} + {s.display_name} {s.dim_for(size)})"
-                     for s in SPECS.values() if s.family == "esm")
 
 
 # --------------------------------------------------------------------------- VirNucPro's merged files
@@ -360,14 +268,14 @@ def import_rows(
     widths = Counter(f.width for f in files)
     if len(widths) > 1:
         raise DimensionError(f"the {label} files have different widths, so they come from different embedders",
-                             expected="one width: " + _widths_expected(size),
+                             expected="one width: " + widths_expected(size),
                              found=", ".join(f"{f.path.name}: {f.width}" for f in files),
                              fix="pass each embedder's files separately")
     width = widths.most_common(1)[0][0]
     protein_model = protein_model_of_width(width, size)
     if protein_model is None:
         raise DimensionError(f"{files[0].path} is {width} wide, which no supported embedder pair gives",
-                             expected=_widths_expected(size), found=str(width),
+                             expected=widths_expected(size), found=str(width),
                              fix="pass DNABERT-S ‖ ESM2 3B (3328) or DNABERT-S ‖ FastESM2_650 (2048) features"
                              + (" (or drop --size tiny)" if size == "tiny" else ""))
     declared = declaration_for(declarations, protein_model, f"{label} inputs {files[0].path.name}...", option)
@@ -558,7 +466,7 @@ def plan_import(inputs: Mapping[str, Sequence[str | os.PathLike]], size: str,
                 plan.setdefault((model, label), []).append(path)
     if unknown:
         raise DimensionError(f"{len(unknown)} merged file(s) come from no supported embedder pair",
-                             expected="widths " + _widths_expected(size),
+                             expected="widths " + widths_expected(size),
                              found=", ".join(unknown[:_SHOW]) + (" ..." if len(unknown) > _SHOW else ""),
                              fix="pass merged DNABERT-S ‖ protein-model features" +
                              ("" if size == "tiny" else " (stand-in features need --size tiny)"))

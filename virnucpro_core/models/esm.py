@@ -6,7 +6,7 @@ by :mod:`virnucpro_core.models.esm_config`. Both ESM models run on transformers'
 (``model_type: fast_esm``, ``trust_remote_code``): with the same weights and
 configuration ``EsmModel`` gives the same outputs. ``tests/models/test_esm_reference.py``
 pins both paths to fair-esm, ``tests/models/test_esm_fastesm2_reference.py`` to a FastEsm-style
-reference, and :func:`virnucpro_core.models.parity.fastesm_parity` compares a real
+reference, and :func:`virnucpro_core.extract.parity.fastesm_parity` compares a real
 snapshot with its own code wherever that code imports.
 
 * vocabulary: a directory's ``vocab.txt`` decides token ids; the built-in
@@ -14,7 +14,7 @@ snapshot with its own code wherever that code imports.
 * checkpoint: ``esm.``-prefixed masked-LM keys, per-layer rotary tables, heads
   skipped; the configuration is checked against the tensors' shapes before
   anything is built (:func:`check_config_fits_weights`). Any of the hub's weight
-  layouts, sharded ones included (:mod:`virnucpro_core.layouts.hub_weights`).
+  layouts, sharded ones included (:mod:`virnucpro_core.models.hub_weights`).
   What transformers 5's ``save_pretrained`` writes is read too: the one rotary
   table under the literal key ``encoder.layer.*.attention.self.rotary_embeddings.inv_freq``
   and LayerNorms under their legacy names ``gamma`` / ``beta``.
@@ -35,7 +35,7 @@ import torch
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.models.esm_config import EsmConfigFile, read_esm_config
-from virnucpro_core.layouts.hub_weights import find_weights
+from virnucpro_core.models.hub_weights import find_weights
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ _IGNORED_KEYS = {"embeddings.position_ids", "embeddings.position_embeddings.weig
 def checkpoint_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's shape, ``esm.`` prefix removed, without reading the weights (safetensors headers only).
 
-    Any of the hub's weight layouts, sharded ones included (:mod:`virnucpro_core.layouts.hub_weights`).
+    Any of the hub's weight layouts, sharded ones included (:mod:`virnucpro_core.models.hub_weights`).
     """
     shapes = find_weights(directory, model="ESM-2 or FastESM2").shapes()
     return {key.removeprefix("esm."): shape for key, shape in shapes.items()}

@@ -11,7 +11,7 @@ Hugging Face cache — never from the network. What each model's files hold
 and how they are read lives beside it: :mod:`virnucpro_core.models.esm` (and
 :mod:`virnucpro_core.models.esm_config` for config.json) for the two
 ESM models, :mod:`virnucpro_core.models.dnabert` for DNABERT-S, and
-:mod:`virnucpro_core.layouts.hub_weights` for the weight files of both.
+:mod:`virnucpro_core.models.hub_weights` for the weight files of both.
 
 Each registry entry states what its model is (:class:`ModelIdentity`: model
 type, layers, width, heads, vocabulary). A directory is loaded as that model
@@ -42,7 +42,7 @@ import torch
 from virnucpro_core.defaults import SIZES, WEIGHTS
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.files import atomic_write_text, sha256_text
-from virnucpro_core.models import dnabert, dnabert_tokenizer, esm, esm_config
+from virnucpro_core.models import dnabert, dnabert_config, dnabert_tokenizer, esm, esm_config
 from virnucpro_core.models.hub_cache import model_directory
 from virnucpro_core.models.specs import (
     DTYPES,
@@ -340,7 +340,7 @@ def _load_directory(
         esm.check_vocab_fits(model.config, vocab_tokens(tokenizer), directory, vocab)
         architecture = config_file.architecture()
     else:
-        config = dnabert.read_dnabert_config(directory)
+        config = dnabert_config.read_dnabert_config(directory)
         found = ModelIdentity(config.extra.get("model_type"), config.num_hidden_layers, config.hidden_size,
                               config.num_attention_heads, config.vocab_size)
         size, identity = check_identity(spec, found, directory, **check)

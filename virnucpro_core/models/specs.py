@@ -11,7 +11,7 @@ import torch
 
 from virnucpro_core.defaults import DTYPES as DTYPE_NAMES, MODELS, SIZES
 from virnucpro_core.errors import InputError
-from virnucpro_core.models import dnabert, esm_config
+from virnucpro_core.models import dnabert_config, esm_config
 
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
@@ -161,4 +161,4 @@ def standin_config(name: str, size: str):
     _check_choice(size, SIZES, "model size")
     if spec.family == "esm":
         return esm_config.standin_config_file(name, size).config
-    return dnabert.TINY_CONFIG if size == "tiny" else dnabert.FULL_CONFIG
+    return dnabert_config.TINY_CONFIG if size == "tiny" else dnabert_config.FULL_CONFIG

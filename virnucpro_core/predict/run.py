@@ -10,7 +10,7 @@
 
 Both write ``frames.tsv`` (one row per frame), ``chunks.tsv`` (one verdict per
 chunk), the original's ``prediction_results.txt`` and
-``prediction_results_highestscore.csv`` (:mod:`virnucpro_core.layouts.predictions`)
+``prediction_results_highestscore.csv`` (:mod:`virnucpro_core.predict.tables`)
 and ``summary.json``. Behind ``virnucpro predict``.
 """
 
@@ -28,13 +28,13 @@ import numpy as np
 import torch
 
 from virnucpro_core.evaluate.aggregation import ChunkAggregate, aggregate_chunks
-from virnucpro_core.train.classifier import LoadedCheckpoint, display_name
+from virnucpro_core.models.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.extract.features import extract_records
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.checkpoints import fit_checkpoint, load_checkpoint
-from virnucpro_core.layouts.predictions import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
+from virnucpro_core.predict.tables import NO_FRAMES, write_chunks_tsv, write_frames_tsv, write_original_results
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, FRAME_RULE
 from virnucpro_core.models.registry import (
     SIZES,
@@ -51,7 +51,6 @@ from virnucpro_core.predict.scoring import (
     DNA_MODEL,
     RANDOM_WEIGHTS_WARNING,
     FrameScores,
-    PredictionPaths,
     _provenance,
     checkpoint_info,
     merge_unlabeled,
@@ -67,9 +66,11 @@ from virnucpro_core.layouts.features import (
     feature_info,
     open_rows,
 )
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.paths import PredictionPaths
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.store import FileRows, RowView
-from virnucpro_core.layouts.virnucpro import merged_files, protein_model_of_width, read_foreign_merged
+from virnucpro_core.layouts.declarations import protein_model_of_width
+from virnucpro_core.layouts.virnucpro import merged_files, read_foreign_merged
 
 log = logging.getLogger(__name__)
 

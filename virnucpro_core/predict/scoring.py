@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from virnucpro_core.train.classifier import LoadedCheckpoint, display_name
+from virnucpro_core.models.classifier import LoadedCheckpoint, display_name
 from virnucpro_core.defaults import CHUNK_SIZE
 from virnucpro_core.layouts.rows import Embeddings
 from virnucpro_core.errors import InputError
@@ -67,51 +67,6 @@ _PROVENANCE_KEYS = (
 
 
 # --------------------------------------------------------------------------- where outputs live
-
-
-@dataclass(frozen=True)
-class PredictionPaths:
-    """Outputs of ``virnucpro predict``, one property per file."""
-
-    root: Path
-
-    @property
-    def frames(self) -> Path:
-        """One row per frame: ids, viral and host score, call."""
-        return self.root / "frames.tsv"
-
-    @property
-    def chunks(self) -> Path:
-        """One row per chunk: frame count, highest scores, verdict."""
-        return self.root / "chunks.tsv"
-
-    @property
-    def summary(self) -> Path:
-        """Parameters, model provenance, counts and warnings."""
-        return self.root / "summary.json"
-
-    @property
-    def original_results(self) -> Path:
-        """The original VirNucPro's per-frame table (``Sequence_ID Prediction score1 score2``)."""
-        return self.root / "prediction_results.txt"
-
-    @property
-    def original_highest(self) -> Path:
-        """The original VirNucPro's per-chunk verdicts (``Modified_ID Is_Virus``)."""
-        return self.root / "prediction_results_highestscore.csv"
-
-    @property
-    def preprocess(self) -> Path:
-        """Directory of ``virnucpro preprocess``'s outputs for the input."""
-        return self.root / "preprocess"
-
-    @property
-    def dna_features(self) -> Path:
-        return self.root / "features" / "dna.pt"
-
-    @property
-    def protein_features(self) -> Path:
-        return self.root / "features" / "protein.pt"
 
 
 # --------------------------------------------------------------------------- label-free features

@@ -23,9 +23,9 @@ from typing import Any
 
 from virnucpro_core.custody import digest
 from virnucpro_core.errors import InputError
-from virnucpro_core.layouts.pickles import torch_load
+from virnucpro_core.paths import SplitPaths
+from virnucpro_core.pickles import torch_load
 from virnucpro_core.layouts.rows import id_set_sha256
-from virnucpro_core.split.records import SplitPaths
 
 #: The option that evaluates a checkpoint on a test set of another split anyway.
 ALLOW_OPTION = "--allow-other-split"

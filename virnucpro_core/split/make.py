@@ -8,7 +8,7 @@ samples (:func:`apply_split`). Locked decisions it implements:
   samples of each class (round half up, exact rational arithmetic), chosen with
   a fixed seed from the class's ids in sorted order, so file order never
   matters;
-* it lives in its own directory (:class:`~virnucpro_core.split.records.SplitPaths`) apart from the inputs;
+* it lives in its own directory (:class:`~virnucpro_core.paths.SplitPaths`) apart from the inputs;
   ``train.pt`` / ``test.pt`` are views: which input file and row hold each
   sample's features, never a copy of them (memory and disk stay flat at 2 M
   samples);
@@ -37,13 +37,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from virnucpro_core.defaults import GROUP_BY_CHOICES
+from virnucpro_core.defaults import GROUP_BY_CHOICES, TEST_FRACTION
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.custody import digest
 from virnucpro_core.files import files_together
+from virnucpro_core.paths import SplitPaths
 from virnucpro_core.layouts.features import MergedRows, concat_rows, feature_info, open_rows, save_view
 from virnucpro_core.split.ids import CLASS_LABELS, CLASS_NAMES, ROUNDING_RULE, min_class_size, source_of, stratified_ids
-from virnucpro_core.split.records import InputFile, SplitManifest, SplitPaths, SplitResult, SplitSummary
+from virnucpro_core.split.records import InputFile, SplitManifest, SplitResult, SplitSummary
 from virnucpro_core.split.summary import _sample_list, duplicate_rows, summarize
 
 logger = logging.getLogger("virnucpro.split")
@@ -294,7 +295,7 @@ def make_split(
     viral_paths: str | Path | Iterable[str | Path],
     host_paths: str | Path | Iterable[str | Path],
     *,
-    test_fraction: float = 0.1,
+    test_fraction: float = TEST_FRACTION,
     seed: int = 42,
     group_by: str = "sample",
     out_dir: str | Path,

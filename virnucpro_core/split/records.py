@@ -11,6 +11,7 @@ import numpy as np
 
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text, sha256_text
+from virnucpro_core.paths import SplitPaths
 from virnucpro_core.split.ids import CLASS_LABELS
 
 MANIFEST_FORMAT = "virnucpro-split"
@@ -398,31 +399,3 @@ class SplitResult:
     reused: bool = False
 
 
-@dataclass(frozen=True)
-class SplitPaths:
-    """Outputs of ``virnucpro split`` in one directory."""
-
-    root: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
-
-    @property
-    def train(self) -> Path:
-        """Training samples of both classes: a view (ids, labels, lengths and where each row is in the inputs)."""
-        return self.root / "train.pt"
-
-    @property
-    def test(self) -> Path:
-        """Held-out test samples of both classes, a view like :attr:`train`; read once, at the end."""
-        return self.root / "test.pt"
-
-    @property
-    def manifest(self) -> Path:
-        """Every train and test id with label and source, parameters and input hashes."""
-        return self.root / "manifest.json"
-
-    @property
-    def distribution(self) -> Path:
-        """:class:`SplitSummary`: class counts, length distributions, leakage."""
-        return self.root / "distribution.json"

@@ -1,5 +1,5 @@
-"""VirNucPro's classifier and its training.
+"""The classifier's training (the MLP itself is :mod:`virnucpro_core.models.classifier`).
 
-* ``classifier`` — the original MLP and what a checkpoint says about it;
+* ``results`` — the training's configuration, its history epoch by epoch, its result and checkpoint writing;
 * ``training`` — seeded, streamed training at the original hyperparameters, early stopping.
 """

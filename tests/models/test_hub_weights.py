@@ -19,8 +19,8 @@ from safetensors.torch import load_file, save_file
 
 from virnucpro_core.extract.embeddings import extract_embeddings
 from virnucpro_core.errors import DimensionError, InputError, WeightsNotFoundError
-from virnucpro_core.layouts import hub_weights
-from virnucpro_core.layouts.hub_weights import find_weights
+from virnucpro_core.models import hub_weights
+from virnucpro_core.models.hub_weights import find_weights
 from virnucpro_core.models.registry import load_model, write_standin
 
 PROTEINS = [("p1", "MKTAYIAKQRQISFVKSHFSRQ"), ("p2", "DIDI"), ("p3", "MLSDEDFKAVFGMTRSAFANLPLWKQQNLKKEKGLF")]

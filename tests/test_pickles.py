@@ -10,7 +10,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from virnucpro_core.layouts.pickles import (
+from virnucpro_core.pickles import (
     PickledObject,
     is_tensor_global,
     load_failure,

@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 MIN_COSINE = 0.999
 # Cosine alone is blind to some code differences: FastPLMs' older embedding layer (no token-dropout
 # rescaling) gives cosine 0.99958 on tiny random weights while components move by 7 % of the largest
-# (tests/models/test_parity.py). Two fp32 implementations of one network agree to ~1e-6 of it.
+# (tests/extract/test_parity.py). Two fp32 implementations of one network agree to ~1e-6 of it.
 MAX_RELATIVE_DIFF = 1e-3
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 MODEL = "fastesm2_650"
@@ -253,7 +253,7 @@ def _missing_modules_reason(reference: str | None, missing: list[str]) -> str:
         fix += " or `make install` (this project depends on every module FastESM2's code imports)"
     else:
         fix += (" (FastESM2's code imports a module this project does not install: add it to "
-                "REMOTE_CODE_IMPORTS in virnucpro_core/models/parity.py and to pyproject.toml's dependencies)")
+                "REMOTE_CODE_IMPORTS in virnucpro_core/extract/parity.py and to pyproject.toml's dependencies)")
     return (f"the model's own code ({reference}) does not load here: it imports {names}, which is not installed "
             f"in this environment; install it with {fix}, then rerun")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier, describe_features
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier, describe_features
 from virnucpro_core.errors import DimensionError, InputError
 from virnucpro_core.layouts.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from virnucpro_core.files import sha256_file
-from virnucpro_core.models import parity
-from virnucpro_core.models.parity import (FAILED, FASTPLMS_INSTALL, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult,
+from virnucpro_core.extract import parity
+from virnucpro_core.extract.parity import (FAILED, FASTPLMS_INSTALL, NOT_RUN, PASSED, REMOTE_CODE_IMPORTS, ParityResult,
                                           default_proteins, fastesm_parity)
 
 from tests.scripts import import_script

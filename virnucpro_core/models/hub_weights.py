@@ -37,7 +37,7 @@ import torch
 
 from virnucpro_core.errors import InputError, WeightsNotFoundError
 from virnucpro_core.input_files import path_problem
-from virnucpro_core.layouts.pickles import _unsafe_global
+from virnucpro_core.pickles import _unsafe_global
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"

@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from virnucpro_core.defaults import DISPLAY_NAMES
 from virnucpro_core.errors import DimensionError
 from virnucpro_core.models.specs import SPECS
 
 # Width and name of each embedder's vector in the merged features (DNA first, then protein),
 # from the model registry so there is one source of truth.
 FEATURE_WIDTHS: dict[str, int] = {name: spec.dim for name, spec in SPECS.items()}
-DISPLAY_NAMES: dict[str, str] = {name: spec.display_name for name, spec in SPECS.items()}
 DEFAULT_DNA_MODEL = "dnabert_s"
 
 
@@ -202,7 +202,7 @@ class CheckpointMeta:
 @dataclass
 class LoadedCheckpoint:
     """A model rebuilt from a checkpoint (in eval mode), the checkpoint's meta, and, when known, the file's sha256
-    and layout (a key of ``layouts.checkpoints.LAYOUTS``)."""
+    and layout (a key of ``layouts.foreign_checkpoints.LAYOUTS``)."""
 
     model: MLPClassifier
     meta: CheckpointMeta

@@ -25,16 +25,13 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from virnucpro_core.evaluate.aggregation import ChunkAggregate
 from virnucpro_core.files import atomic_write_text
-
-if TYPE_CHECKING:  # the scoring types live in prediction.py and aggregation.py, which import this module
-    from virnucpro_core.evaluate.aggregation import ChunkAggregate
-    from virnucpro_core.predict.scoring import FrameScores
+from virnucpro_core.predict.scoring import FrameScores
 
 FRAME_COLUMNS = ("frame_id", "chunk_id", "record_id", "viral_score", "host_score", "prediction")
 CHUNK_COLUMNS = ("chunk_id", "record_id", "n_frames", "max_viral_score", "max_host_score", "verdict")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tests import virnucpro_layouts as V
-from virnucpro_core.train.classifier import CheckpointMeta, MLPClassifier
-from virnucpro_core.layouts import predictions as P
+from virnucpro_core.models.classifier import CheckpointMeta, MLPClassifier
+from virnucpro_core.predict import tables as P
 from virnucpro_core.layouts.checkpoints import load_checkpoint, save_checkpoint
 from virnucpro_core.layouts.features import load_merged
 from virnucpro_core.predict.scoring import predict_features
