@@ -58,9 +58,12 @@ COVERED_BY = {
     "gate/lock": ("test_hostile_inputs_ids_and_disks.py", "ArtifactsLock"),
     "gate/results": ("gate/test_verdict.py", "RunResults"),
     "gate/session": ("gate/test_verdict.py", "AcceptanceSession"),
+    "layouts/declarations": ("layouts/test_features.py", "Declaration"),
+    "layouts/foreign_checkpoints": ("layouts/test_checkpoints.py", "PickledMLP"),
     "layouts/rows": ("extract/test_features.py", "Embeddings"),
     "layouts/store": ("test_custody.py", "RowView"),
     "layouts/virnucpro": ("layouts/test_features.py", "read_foreign_merged"),
+    "models/dnabert_config": ("models/test_dnabert.py", "DnaBertConfig"),
     "models/dnabert_tokenizer": ("models/test_dnabert.py", "load_dnabert_tokenizer"),
     "models/esm_config": ("models/test_registry.py", "esm_config_dict"),
     "models/hub_cache": ("models/test_registry.py", "hf_hub_cache_dir"),
@@ -71,6 +74,7 @@ COVERED_BY = {
     "split/ids": ("split/test_make.py", "round_half_up"),
     "split/records": ("split/test_make.py", "SplitManifest"),
     "split/summary": ("split/test_make.py", "summarize"),
+    "train/results": ("train/test_training.py", "TrainingHistory"),
 }
 
 
