@@ -25,16 +25,9 @@ from virnucpro_core.code_identity import describe_package
 from virnucpro_core.custody import known_digest
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
-from virnucpro_core.compare.report import (
-    Table,
-    drop_table,
-    length_table,
-    markdown_table,
-    markdown_text,
-    metrics_table,
-    split_table,
-)
-from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, within_limit
+from virnucpro_core.compare.report import drop_table, length_table, metrics_table, split_table
+from virnucpro_core.tables import Table, json_number, markdown_table, markdown_text
+from virnucpro_core.compare.rules import within_limit
 from virnucpro_core.gate.gates import ACCURACY, SPEED
 from virnucpro_core.gate.lock import hold, remove_unheld
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
@@ -46,7 +39,6 @@ from virnucpro_core.gate.given import feature_sets_note
 from virnucpro_core.threads import cpu_count, describe_choices, load_average
 from virnucpro_core.models.registry import describe_identity, identity_records
 from virnucpro_core.gate.speed_report import (  # the speed section's tables, here for the reports that lay them out
-    json_number,
     peak_memory_dict,
     peak_memory_text,
     projection_table,
@@ -577,29 +569,12 @@ def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPa
 
 
 def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[str, dict[str, Any]]:
-    """Each gate as numbers a CI script can read (``docs/acceptance.schema.json``): value, limit, CI, status.
-
-    ``value`` and ``ci`` are null when nothing was measured; the limit is the run's setting even then. A passed
-    gate's ``reason`` says PASS only when the run's ``verdict`` is PASS, as in the banner.
-    """
+    """Each gate's :meth:`~virnucpro_core.gate.gates.GateResult.to_dict`, keyed by gate, the limit the run's setting
+    where the gate records none; a passed gate's reason says PASS only when the run's ``verdict`` is PASS."""
     settings = ctx.settings
     limits = {ACCURACY: getattr(settings, "max_accuracy_drop", None), SPEED: getattr(settings, "max_time_ratio", None)}
-    out = {}
-    for gate in ctx.gates():
-        rule = {ACCURACY: ACCURACY_RULE, SPEED: SPEED_RULE}[gate.gate]
-        ci = gate.ci if gate.ci is not None and gate.was_measured else None
-        out[gate.gate] = {
-            "metric": rule.metric,
-            "status": gate.status,
-            "result": gate.result,
-            "value": json_number(gate.measured) if gate.was_measured else None,
-            "limit": json_number(gate.limit if gate.limit is not None else limits[gate.gate]),
-            "relation": rule.relation,
-            "ci": {"low": json_number(ci.low), "high": json_number(ci.high),
-                   "level": json_number(gate.numbers.get("confidence_level"))} if ci is not None else None,
-            "reason": gate.reason if verdict is not None and verdict.status == PASS else within_limit(gate.reason),
-        }
-    return out
+    passed = verdict is not None and verdict.status == PASS
+    return {gate.gate: gate.to_dict(limit=limits[gate.gate], run_passed=passed) for gate in ctx.gates()}
 
 
 def _test_set_dict(ctx: AcceptanceSession) -> dict | None:

@@ -17,7 +17,8 @@ import re
 from pathlib import Path
 
 from virnucpro_core.gate import acceptance_report as data
-from virnucpro_core.compare.report import Table, length_breakdown_table, mcnemar_table, metrics_table
+from virnucpro_core.compare.report import length_breakdown_table, mcnemar_table, metrics_table
+from virnucpro_core.tables import Table
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.verdict import Verdict
 from virnucpro_core.compare import figures as fig
