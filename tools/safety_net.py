@@ -52,8 +52,26 @@ VOLATILE_KEYS = {
     "peak_gpu_memory", "switch_savings",  # acceptance.json: the machine's memory, hours from the measured rates
     "code",  # the code identity (virnucpro_core.code_identity): a refactoring changes it by construction
 }  # fmt: skip
-# Outputs that only restate others (the HTML and markdown pages of acceptance.json) or hold clocks alone.
-SKIPPED = re.compile(r"(\.html|\.png|\.log|benchmark\.json|stages\.json|acceptance\.md|/clusters[^/]*/clu_\w+\.fasta)$")
+# Outputs that hold clocks alone, pictures, or pytest-html's assets.
+SKIPPED = re.compile(r"(\.png|\.log|\.css|benchmark\.json|stages\.json|/clusters[^/]*/clu_\w+\.fasta)$")
+# The reports' pages: markdown as normalised text, HTML as its visible text (a block of text lost is a difference,
+# one added a note: the layout may change, the content may not).
+MARKDOWN = re.compile(r"\.md$")
+HTML = re.compile(r"\.html?$")
+# Rows of the reports' environment tables that describe the machine or the run (acceptance.json's "environment"):
+# their key is compared, their value is not.
+MACHINE_ROWS = {
+    "python", "platform", "processor", "torch", "transformers", "cuda_available", "device", "gpu", "gpu_memory_gib",
+    "cuda", "cudnn", "driver", "CPU cores", "intra-op threads", "load average (1/5/15 min) at start",
+    "load average (1/5/15 min) at end", "commit", "code", "run id", "started (UTC)",
+}  # fmt: skip
+# The reports' sections of measured times (acceptance.json's "timings", "speed_ratios", "stages", ...): their words
+# are compared, their numbers are not.
+TIMED_SECTIONS = {"Speed", "Stages"}
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+FULL_DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
+# pytest-html's page: when it was generated and how long the tests took.
+PYTEST_HTML_CLOCK = re.compile(r"\d\d-\w{3}-\d{4} at \d\d:\d\d:\d\d|took \d+(:\d\d)+|took \d+ ms")
 STAGE_KEY = re.compile(r"-[0-9a-f]{16}(?=/|$)")
 # The speed gate's sentence carries measured times; its state is compared instead. Run ids and clocks in text.
 TIMED_TEXT = re.compile(r"\d+\.\d+ s\b|time ratio \d+\.\d+|\d+(\.\d+)?×"
@@ -131,6 +149,10 @@ def canonical(path: Path, work: Path) -> Any:
             representative, member = line.split("\t")
             members.setdefault(representative, []).append(member)
         return sorted(sorted(group) for group in members.values())
+    if MARKDOWN.search(path.name):
+        return _markdown(path.read_text(encoding="utf-8"), work)
+    if HTML.search(path.name):
+        return {"visible text": _visible_text(path.read_text(encoding="utf-8"), work)}
     data = path.read_bytes()
     try:
         text = _text(data.decode("utf-8"), work)
@@ -167,20 +189,112 @@ def _text(text: str, work: Path) -> str:
     return TIMED_TEXT.sub("<TIMED>", STAGE_KEY.sub("", text))
 
 
+def _report_text(text: str, work: Path, section: str) -> str:
+    """One line or block of a report: a machine row's value, a timed section's numbers and digests left out."""
+    cells = [c.strip() for c in re.split(r"(?<!\\)\|", text.strip().strip("|"))]
+    if len(cells) > 1 and cells[0] in MACHINE_ROWS | VOLATILE_KEYS:
+        text = f"| {cells[0]} | <machine> |"
+    text = FULL_DIGEST.sub("<sha256>", _text(text, work))
+    if section in TIMED_SECTIONS:
+        text = NUMBER.sub("<N>", text)
+    return text
+
+
+def _markdown(text: str, work: Path) -> str:
+    """A markdown report as normalised text (:func:`_report_text` line by line, in its ``## `` section)."""
+    section, lines = "", []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        lines.append(_report_text(line, work, section))
+    return "\n".join(lines)
+
+
+def _visible_text(page: str, work: Path) -> list[str]:
+    """The text a reader sees on an HTML page, one entry per block (a paragraph, a heading, a list item, a table
+    row with its cells joined by `` | ``), normalised as the markdown is (:func:`_report_text`)."""
+    from html.parser import HTMLParser
+
+    blocks: list[str] = []
+
+    class Reader(HTMLParser):
+        BLOCKS = {"p", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption", "caption", "title", "dt", "dd",
+                  "pre", "div", "section", "ul", "ol", "table", "figure", "header", "footer", "body", "summary"}
+        HIDDEN = {"script", "style", "template", "head"}
+
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.open: list[tuple[str, list[str]]] = []
+            self.hidden = 0
+            self.section = ""
+
+        def handle_starttag(self, tag, attrs):
+            if tag in self.HIDDEN and tag != "head":
+                self.hidden += 1
+            elif tag in ("td", "th") and self.open:
+                self.open[-1][1].append(" | ")
+            elif tag in self.BLOCKS:
+                self.open.append((tag, []))
+
+        def handle_endtag(self, tag):
+            if tag in self.HIDDEN and tag != "head":
+                self.hidden = max(0, self.hidden - 1)
+            elif tag in self.BLOCKS and any(t == tag for t, _ in self.open):
+                while self.open:
+                    name, parts = self.open.pop()
+                    self._flush(name, parts)
+                    if name == tag:
+                        break
+
+        def handle_data(self, data):
+            if not self.hidden and self.open:
+                self.open[-1][1].append(data)
+
+        def _flush(self, name: str, parts: list[str]) -> None:
+            text = " ".join("".join(parts).split()).strip(" |")
+            if not text:
+                return
+            if name == "h2":
+                self.section = text
+            blocks.append(PYTEST_HTML_CLOCK.sub("<clock>", _report_text(
+                f"| {text} |" if name == "tr" else text, work, self.section)))
+
+        def close(self):
+            super().close()
+            while self.open:
+                self._flush(*self.open.pop())
+
+    reader = Reader()
+    reader.feed(page)
+    reader.close()
+    return blocks
+
+
+def _lost_and_added(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
+    from collections import Counter
+
+    old, new = Counter(a), Counter(b)
+    return sorted((old - new).elements()), sorted((new - old).elements())
+
+
 def compare(old: Path, new: Path) -> int:
     a = json.loads(old.read_text(encoding="utf-8"))
     b = json.loads(new.read_text(encoding="utf-8"))
-    problems = []
+    problems, notes = [], []
     for name in sorted(set(a["files"]) | set(b["files"])):
         if name not in b["files"]:
             problems.append(f"missing in new: {name}")
         elif name not in a["files"]:
             problems.append(f"new file: {name}")
+        elif isinstance(a["files"][name], dict) and "visible text" in a["files"][name]:
+            lost, added = _lost_and_added(a["files"][name]["visible text"], b["files"][name].get("visible text", []))
+            problems += [f"text lost: {name}: {text[:200]!r}" for text in lost]
+            notes += [f"note: text added: {name}: {text[:200]!r}" for text in added]
         elif a["files"][name] != b["files"][name]:
             problems.append(f"differs: {name}: {_first_difference(a['files'][name], b['files'][name])}")
     changed_keys = {k for k in set(a["stage_keys"]) | set(b["stage_keys"])
                     if a["stage_keys"].get(k) != b["stage_keys"].get(k)}  # fmt: skip
-    for line in problems:
+    for line in [*problems, *notes]:
         print(line)
     if changed_keys:
         print(f"note: {len(changed_keys)} cache keys changed (content compared above): "

@@ -1,9 +1,11 @@
 """The acceptance report as one self-contained HTML file a reviewer can read without a guide.
 
-pytest-html writes the file (with its table of every test); :func:`finish_html`
-then puts our sections first — verdict, accuracy, speed, test set, training,
-environment, stages — and drops pytest-html's own environment table, so the
-page has one of each. Figures are inline PNGs, styles inline; every colour
+pytest-html writes the file (with its table of every test) from its own
+template; our sections — verdict, accuracy, speed, test set, training,
+environment, stages — go in through its public hooks (the title through
+``pytest_html_report_title``, the sections through
+``pytest_html_results_summary``: :func:`summary_prefix`), and our styles hide
+its own environment heading, so the page has one of each. Figures are inline PNGs, styles inline; every colour
 pair meets WCAG's 4.5:1 contrast for text (:data:`PALETTE`, checked by the
 tests). Nothing here computes a stage: it lays out
 :mod:`virnucpro_core.gate.acceptance_report`'s tables.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import re
-from pathlib import Path
 
 from virnucpro_core.gate import acceptance_report as data
 from virnucpro_core.compare.report import length_breakdown_table, mcnemar_table, metrics_table
@@ -23,7 +24,6 @@ from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.verdict import Verdict
 from virnucpro_core.compare import figures as fig
 from virnucpro_core.evaluate.calibration import calibration_table
-from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.features import open_rows
 
 # (text, background) colour pairs we set; tests check each reaches a 4.5:1 contrast ratio.
@@ -69,6 +69,7 @@ code {{background:#f2f2f2;color:{c['body'][0]};padding:0 3px}}
 .filters button, .collapse button, .filters button:hover, .collapse button:hover {{color:{c['link'][0]}}}
 .collapsible td:not(.col-links):hover::after {{color:{c['muted'][0]}}}
 .summary__reload__button, .summary__reload__button:hover {{color:{c['PASS'][0]};background:{c['PASS'][1]}}}
+#environment-header, #environment, .summary__data > h2 {{display:none}}
 </style>"""
 
 
@@ -236,28 +237,15 @@ def _evidence_sections(evidence, pictures: dict[str, bytes]) -> list[str]:
     return parts
 
 
-# ---------------------------------------------------------------------------- the finished page
-
-_ENVIRONMENT_HEADER = re.compile(r'(<div id="environment-header">)\s*<h2>Environment</h2>\s*(</div>)')
+# ---------------------------------------------------------------------------- pytest-html's page
 
 
-def finish_html(path: str | Path, sections: str, *, title: str) -> None:
-    """Rewrite pytest-html's report at ``path`` into ours: our styles, our sections first, one environment.
-
-    pytest-html's environment heading goes (its script still needs the empty
-    element), its "Summary" becomes "Tests", and its inline assets stay.
-    """
-
-    path = Path(path)
-    page = path.read_text(encoding="utf-8")
-    page = page.replace("</head>", _css() + "</head>", 1)
-    page = _ENVIRONMENT_HEADER.sub(r"\1\2", page, count=1)
-    page = page.replace("<h2>Summary</h2>", "<h2>Tests</h2>", 1)
-    page = re.sub(r'<h1 id="title">.*?</h1>', lambda _: f'<h1 id="title">{html.escape(title)}</h1>' + sections,
-                  page, count=1, flags=re.S)
-    page = re.sub(r'<title id="head-title">.*?</title>', lambda _: f'<title id="head-title">{html.escape(title)}'
-                  "</title>", page, count=1, flags=re.S)
-    atomic_write_text(path, page)
+def summary_prefix(sections: str) -> list[str]:
+    """What goes into pytest-html's page through its ``pytest_html_results_summary`` hook, before its count of the
+    tests: our styles (:data:`PALETTE`; they also hide pytest-html's own environment heading and table, which
+    pytest-metadata leaves empty, and its "Summary" heading), our sections, and the heading of pytest-html's
+    table of every test, "Tests"."""
+    return [_css(), sections, '<h2 id="vnp-tests">Tests</h2>']
 
 
 def page_title(ctx: AcceptanceSession, verdict: Verdict) -> str:
