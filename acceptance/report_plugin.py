@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from virnucpro_core.errors import describe_error
-from virnucpro_core.gate.acceptance_report import write_side_reports
-from virnucpro_core.gate.html_report import page_title, render_sections, summary_prefix
+from virnucpro_core.gate.acceptance_report import page_title
+from virnucpro_core.gate.html_report import render_sections, summary_prefix
+from virnucpro_core.gate.report_files import write_side_reports
 from virnucpro_core.gate.gates import GATES
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.gate.session import CHECK, EVIDENCE, GATE, PARITY, AcceptanceSession, Outcome

@@ -39,6 +39,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,9 @@ def canonical(path: Path, work: Path) -> Any:
             members.setdefault(representative, []).append(member)
         return sorted(sorted(group) for group in members.values())
     if MARKDOWN.search(path.name):
-        return _markdown(path.read_text(encoding="utf-8"), work)
+        return {"text blocks": _markdown(path.read_text(encoding="utf-8"), work)}
     if HTML.search(path.name):
-        return {"visible text": _visible_text(path.read_text(encoding="utf-8"), work)}
+        return {"text blocks": _visible_text(path.read_text(encoding="utf-8"), work)}
     data = path.read_bytes()
     try:
         text = _text(data.decode("utf-8"), work)
@@ -200,14 +201,16 @@ def _report_text(text: str, work: Path, section: str) -> str:
     return text
 
 
-def _markdown(text: str, work: Path) -> str:
-    """A markdown report as normalised text (:func:`_report_text` line by line, in its ``## `` section)."""
+def _markdown(text: str, work: Path) -> list[str]:
+    """A markdown report's lines, normalised (:func:`_report_text`, in their ``## `` section); blank lines and
+    table rules left out."""
     section, lines = "", []
     for line in text.splitlines():
         if line.startswith("## "):
             section = line[3:].strip()
-        lines.append(_report_text(line, work, section))
-    return "\n".join(lines)
+        if line.strip() and not re.fullmatch(r"\|(---\|)+", line.strip()):
+            lines.append(_report_text(line, work, section))
+    return lines
 
 
 def _visible_text(page: str, work: Path) -> list[str]:
@@ -270,11 +273,17 @@ def _visible_text(page: str, work: Path) -> list[str]:
     return blocks
 
 
-def _lost_and_added(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
-    from collections import Counter
+def _words(text: str) -> Counter:
+    return Counter(re.findall(r"[^\s|*>#`_\[\]()]+", text))
 
+
+def _lost_and_added(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
+    """A report's text blocks (lines, paragraphs, table rows) in ``a`` and not in ``b`` (lost: unless every word
+    of one is in a block ``b`` added, which then extends it) and in ``b`` and not in ``a`` (added)."""
     old, new = Counter(a), Counter(b)
-    return sorted((old - new).elements()), sorted((new - old).elements())
+    gone, added = sorted((old - new).elements()), sorted((new - old).elements())
+    lost = [text for text in gone if not any(not _words(text) - _words(other) for other in added)]
+    return lost, added
 
 
 def compare(old: Path, new: Path) -> int:
@@ -286,8 +295,8 @@ def compare(old: Path, new: Path) -> int:
             problems.append(f"missing in new: {name}")
         elif name not in a["files"]:
             problems.append(f"new file: {name}")
-        elif isinstance(a["files"][name], dict) and "visible text" in a["files"][name]:
-            lost, added = _lost_and_added(a["files"][name]["visible text"], b["files"][name].get("visible text", []))
+        elif isinstance(a["files"][name], dict) and "text blocks" in a["files"][name]:
+            lost, added = _lost_and_added(a["files"][name]["text blocks"], b["files"][name].get("text blocks", []))
             problems += [f"text lost: {name}: {text[:200]!r}" for text in lost]
             notes += [f"note: text added: {name}: {text[:200]!r}" for text in added]
         elif a["files"][name] != b["files"][name]:
