@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from virnucpro_core.errors import describe_error
-from virnucpro_core.gate.acceptance_report import page_title
-from virnucpro_core.gate.html_report import render_sections, summary_prefix
+from virnucpro_core.gate.html_report import figures, render_html, summary_prefix
+from virnucpro_core.gate.report_model import build_report
 from virnucpro_core.gate.report_files import write_side_reports
 from virnucpro_core.gate.gates import GATES
 from virnucpro_core.paths import ReportPaths
@@ -120,8 +120,10 @@ class AcceptanceReport:
         html_path = self.config.getoption("htmlpath", default=None)
         paths = ReportPaths(Path(html_path).parent if html_path else Path("reports"))
         finished = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        report = build_report(context, verdict, exit_code=code)  # the sections, once: markdown and HTML lay them out
         try:
-            written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished)
+            written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished,
+                                         report=report)
         except OSError as error:
             # acceptance.json is written last: without it there is no verdict on disk, and the status says ERROR
             # (pytest_unconfigure says so once, after the other plugins' files).
@@ -130,9 +132,9 @@ class AcceptanceReport:
             return
         if html_path:
             # pytest-html writes its file after this hook, with these (pytest_html_results_summary)
-            self._sections = render_sections(context, verdict, exit_code=code)
+            self._sections = render_html(report, figures(context))
             if self._html_report is not None:
-                self._html_report.title = page_title(context, verdict)
+                self._html_report.title = report.title
             written.insert(0, Path(html_path))
         self._write_stage_log(context, terminal)
 

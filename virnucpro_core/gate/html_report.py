@@ -1,15 +1,16 @@
 """The acceptance report as one self-contained HTML file a reviewer can read without a guide.
 
-pytest-html writes the file (with its table of every test) from its own
-template; our sections — verdict, accuracy, speed, test set, training,
-environment, stages — go in through its public hooks (the title through
-``pytest_html_report_title``, the sections through
-``pytest_html_results_summary``: :func:`summary_prefix`), and our styles hide
-its own environment heading, so the page has one of each. Figures are inline PNGs, styles inline; every colour
-pair meets WCAG's 4.5:1 contrast for text (:data:`PALETTE`, checked by the
-tests). Nothing here computes a stage: it lays out
-:mod:`virnucpro_core.gate.acceptance_report`'s tables.
-"""
+:func:`render_html` lays out :func:`~virnucpro_core.gate.report_model.build_report`'s
+sections — verdict, accuracy, speed, test set, evidence, training,
+environment, files, stages — as ``acceptance.md`` does. pytest-html writes
+the file (with its table of every test) from its own template; our part goes
+in through its public hooks (the title through ``pytest_html_report_title``,
+the styles and sections through ``pytest_html_results_summary``:
+:func:`summary_prefix`), and our styles hide its own environment heading, so
+the page has one of each. Figures are inline PNGs drawn from the run's
+results (:func:`figures`), styles inline; every colour pair meets WCAG's
+4.5:1 contrast for text (:data:`PALETTE`, checked by the tests). Nothing here
+computes a stage."""
 
 from __future__ import annotations
 

@@ -78,12 +78,15 @@ def _markdown_block(block) -> list[str]:
 
 
 def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPaths, *, allow_incomplete: bool = False,
-                       finished: str = "") -> list[Path]:
-    """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``."""
+                       finished: str = "", report: AcceptanceReport | None = None) -> list[Path]:
+    """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``.
+
+    ``report``: the session's :func:`~virnucpro_core.gate.report_model.build_report` (built here if not given).
+    """
 
     results = ctx.results
     comparison = results.comparison if results is not None else None
-    report = build_report(ctx, verdict, exit_code=verdict.exit_code(allow_incomplete))
+    report = report or build_report(ctx, verdict, exit_code=verdict.exit_code(allow_incomplete))
     written = []
     if comparison is not None:
         detail = paths.comparison_markdown
