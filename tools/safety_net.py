@@ -14,7 +14,14 @@ then writes ``fingerprint.json``: for every output file a canonical form with
 what legitimately changes from run to run removed (run ids, clocks, timings,
 the machine, the working directory): JSON and ``.pt`` files as normalised trees
 (tensors as sha256 of their bytes, dtype and shape), text files with the work
-directory replaced. A file digest recorded inside another file is compared
+directory replaced. The reports' pages (``acceptance.md``, ``comparison.md``,
+``report.md``, ``acceptance.html``) are compared as blocks of text: the
+markdown's lines, the HTML's visible paragraphs, headings, list items and
+table rows (``html.parser``; scripts and styles left out), each normalised
+(the machine's rows of the environment table and the numbers of the timed
+sections left out). A block lost is a difference, unless a block added holds
+all its words (a sentence extended, bolded or relabelled); a block added is
+a note: the layout may change, the content may not. A file digest recorded inside another file is compared
 only as being one (views and checkpoints record absolute paths, so their
 digests move with the work directory; the files themselves are compared by
 content). MMseqs2's hits are compared as sets of lines and its clusters as a
@@ -72,7 +79,7 @@ TIMED_SECTIONS = {"Speed", "Stages"}
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 FULL_DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
 # pytest-html's page: when it was generated and how long the tests took.
-PYTEST_HTML_CLOCK = re.compile(r"\d\d-\w{3}-\d{4} at \d\d:\d\d:\d\d|took \d+(:\d\d)+|took \d+ ms")
+PYTEST_HTML_CLOCK = re.compile(r"\d\d-\w{3}-\d{4} at \d\d:\d\d:\d\d|took \d+(:\d\d)+|took \d+ ms|v\d+\.\d+\.\d+$")
 STAGE_KEY = re.compile(r"-[0-9a-f]{16}(?=/|$)")
 # The speed gate's sentence carries measured times; its state is compared instead. Run ids and clocks in text.
 TIMED_TEXT = re.compile(r"\d+\.\d+ s\b|time ratio \d+\.\d+|\d+(\.\d+)?×"
@@ -259,8 +266,8 @@ def _visible_text(page: str, work: Path) -> list[str]:
                 return
             if name == "h2":
                 self.section = text
-            blocks.append(PYTEST_HTML_CLOCK.sub("<clock>", _report_text(
-                f"| {text} |" if name == "tr" else text, work, self.section)))
+            text = PYTEST_HTML_CLOCK.sub("<clock>", text)
+            blocks.append(_report_text(f"| {text} |" if name == "tr" else text, work, self.section))
 
         def close(self):
             super().close()
