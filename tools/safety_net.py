@@ -115,7 +115,13 @@ def record(out: Path) -> Path:
     return write_fingerprint(out)
 
 
-def write_fingerprint(out: Path) -> Path:
+# Where a copied work folder was recorded (``fingerprint --recorded-in``): its absolute paths are the work folder's.
+_RECORDED_IN: list[str] = []
+
+
+def write_fingerprint(out: Path, recorded_in: Path | None = None) -> Path:
+    """Fingerprint ``out/work``; ``recorded_in``: the folder it was recorded in, when ``out`` is a copy."""
+    _RECORDED_IN[:] = [str(Path(recorded_in) / "work")] if recorded_in is not None else []
     fingerprint = fingerprint_tree(out / "work")
     path = out / "fingerprint.json"
     path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -192,7 +198,9 @@ def normalise(value: Any, work: Path) -> Any:
 
 
 def _text(text: str, work: Path) -> str:
-    text = text.replace(str(work), "<WORK>").replace(str(ROOT), "<ROOT>")
+    for folder in (*_RECORDED_IN, str(work)):
+        text = text.replace(folder, "<WORK>")
+    text = text.replace(str(ROOT), "<ROOT>")
     text = SHORT_DIGEST.sub("sha256 <digest>", text)
     return TIMED_TEXT.sub("<TIMED>", STAGE_KEY.sub("", text))
 
@@ -340,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("record").add_argument("out", type=Path)
-    sub.add_parser("fingerprint", help="fingerprint OUT/work again (after changing the normalisation)").add_argument(
-        "out", type=Path)
+    again = sub.add_parser("fingerprint", help="fingerprint OUT/work again (after changing the normalisation)")
+    again.add_argument("out", type=Path)
+    again.add_argument("--recorded-in", type=Path, help="the folder OUT was recorded in, when OUT is a copy of it")
     cmp = sub.add_parser("compare")
     cmp.add_argument("old", type=Path)
     cmp.add_argument("new", type=Path)
@@ -350,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         record(args.out)
         return 0
     if args.command == "fingerprint":
-        write_fingerprint(args.out)
+        write_fingerprint(args.out, args.recorded_in)
         return 0
     return compare(args.old, args.new)
 
