@@ -115,13 +115,17 @@ def record(out: Path) -> Path:
     return write_fingerprint(out)
 
 
-# Where a copied work folder was recorded (``fingerprint --recorded-in``): its absolute paths are the work folder's.
+# Where a copied record was made (``fingerprint --recorded-in DIR --recorded-from REPOSITORY``): its absolute paths
+# are the work folder's and the repository's.
 _RECORDED_IN: list[str] = []
+_RECORDED_FROM: list[str] = []
 
 
-def write_fingerprint(out: Path, recorded_in: Path | None = None) -> Path:
-    """Fingerprint ``out/work``; ``recorded_in``: the folder it was recorded in, when ``out`` is a copy."""
+def write_fingerprint(out: Path, recorded_in: Path | None = None, recorded_from: Path | None = None) -> Path:
+    """Fingerprint ``out/work``; when ``out`` is a copy, ``recorded_in``: the folder it was recorded in, and
+    ``recorded_from``: the repository that recorded it."""
     _RECORDED_IN[:] = [str(Path(recorded_in) / "work")] if recorded_in is not None else []
+    _RECORDED_FROM[:] = [str(recorded_from)] if recorded_from is not None else []
     fingerprint = fingerprint_tree(out / "work")
     path = out / "fingerprint.json"
     path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -200,7 +204,8 @@ def normalise(value: Any, work: Path) -> Any:
 def _text(text: str, work: Path) -> str:
     for folder in (*_RECORDED_IN, str(work)):
         text = text.replace(folder, "<WORK>")
-    text = text.replace(str(ROOT), "<ROOT>")
+    for root in (*_RECORDED_FROM, str(ROOT)):
+        text = text.replace(root, "<ROOT>")
     text = SHORT_DIGEST.sub("sha256 <digest>", text)
     return TIMED_TEXT.sub("<TIMED>", STAGE_KEY.sub("", text))
 
@@ -351,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     again = sub.add_parser("fingerprint", help="fingerprint OUT/work again (after changing the normalisation)")
     again.add_argument("out", type=Path)
     again.add_argument("--recorded-in", type=Path, help="the folder OUT was recorded in, when OUT is a copy of it")
+    again.add_argument("--recorded-from", type=Path, help="the repository that recorded it, when not this one")
     cmp = sub.add_parser("compare")
     cmp.add_argument("old", type=Path)
     cmp.add_argument("new", type=Path)
@@ -359,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         record(args.out)
         return 0
     if args.command == "fingerprint":
-        write_fingerprint(args.out, args.recorded_in)
+        write_fingerprint(args.out, args.recorded_in, args.recorded_from)
         return 0
     return compare(args.old, args.new)
 
