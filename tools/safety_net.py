@@ -83,7 +83,8 @@ PYTEST_HTML_CLOCK = re.compile(r"\d\d-\w{3}-\d{4} at \d\d:\d\d:\d\d|took \d+(:\d
 STAGE_KEY = re.compile(r"-[0-9a-f]{16}(?=/|$)")
 # The speed gate's sentence carries measured times; its state is compared instead. Run ids and clocks in text.
 TIMED_TEXT = re.compile(r"\d+\.\d+ s\b|time ratio \d+\.\d+|\d+(\.\d+)?×"
-                        r"|\d{8}T\d{6}Z-[0-9a-f]{6}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")
+                        r"|\d{8}T\d{6}Z-[0-9a-f]{6}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?"
+                        r"|\bpid \d+")  # the --artifacts lock's holder
 # A file's digest changes with the absolute paths some files record (views, checkpoints' provenance): the files
 # themselves are compared by content, so a digest is compared only as being one.
 DIGEST = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
@@ -190,7 +191,7 @@ def normalise(value: Any, work: Path) -> Any:
         if CONTENT_RECORD <= set(map(str, value)):  # stat fields and clock of a file we recorded: its digest stays
             return {"content": normalise(value["sha256"], work)}
         timed = value.get("metric") == "time ratio"  # acceptance.json's speed gate: its value is a clock reading
-        return {str(k): normalise(v, work) for k, v in value.items()
+        return {_text(str(k), work): normalise(v, work) for k, v in value.items()  # keys may be paths
                 if str(k) not in VOLATILE_KEYS and not (timed and k == "value")}
     if isinstance(value, list | tuple):
         return [normalise(v, work) for v in value]
