@@ -6,9 +6,9 @@ run and the timings, the tests the parity result, and this plugin every test's
 outcome with the role its markers give it (``@pytest.mark.gate("accuracy")``,
 ``parity``, ``evidence``). At the end of the session the verdict
 (:mod:`virnucpro_core.gate.verdict`) reads the session and decides the exit
-status, the markdown and JSON reports are written from it, and once
-pytest-html has written its file, :func:`~virnucpro_core.gate.html_report.finish_html`
-turns it into the validation report.
+status, the markdown and JSON reports are written from it, and pytest-html's
+page gets its title and our sections through pytest-html's own hooks
+(``pytest_html_report_title``, ``pytest_html_results_summary``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from virnucpro_core.errors import describe_error
-from virnucpro_core.gate.acceptance_report import write_side_reports
-from virnucpro_core.gate.html_report import finish_html, page_title, render_sections
+from virnucpro_core.gate.html_report import figures, render_html, summary_prefix
+from virnucpro_core.gate.report_model import build_report
+from virnucpro_core.gate.report_files import write_side_reports
 from virnucpro_core.gate.gates import GATES
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.gate.session import CHECK, EVIDENCE, GATE, PARITY, AcceptanceSession, Outcome
@@ -52,7 +53,7 @@ class AcceptanceReport:
         self.session = AcceptanceSession()
         self._roles: dict[str, tuple[str, str | None]] = {}  # node id -> (role, gate), from the test's markers
         self._sections: str | None = None
-        self._title = ""
+        self._html_report = None  # pytest-html's report data (pytest_html_report_title): its title is set at the end
         self._written: list[Path] = []  # this run's reports, staged: said "wrote" once they are in place
         self._session: pytest.Session | None = None
         self._unwritten: str | None = None  # why the reports could not be written (a full disk), once said
@@ -119,8 +120,10 @@ class AcceptanceReport:
         html_path = self.config.getoption("htmlpath", default=None)
         paths = ReportPaths(Path(html_path).parent if html_path else Path("reports"))
         finished = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        report = build_report(context, verdict, exit_code=code)  # the sections, once: markdown and HTML lay them out
         try:
-            written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished)
+            written = write_side_reports(context, verdict, paths, allow_incomplete=allow, finished=finished,
+                                         report=report)
         except OSError as error:
             # acceptance.json is written last: without it there is no verdict on disk, and the status says ERROR
             # (pytest_unconfigure says so once, after the other plugins' files).
@@ -128,9 +131,10 @@ class AcceptanceReport:
             self._unwritten = describe_error(error)
             return
         if html_path:
-            # pytest-html writes its file after this hook; pytest_unconfigure finishes it.
-            self._sections = render_sections(context, verdict, exit_code=code)
-            self._title = page_title(context, verdict)
+            # pytest-html writes its file after this hook, with these (pytest_html_results_summary)
+            self._sections = render_html(report, figures(context))
+            if self._html_report is not None:
+                self._html_report.title = report.title
             written.insert(0, Path(html_path))
         self._write_stage_log(context, terminal)
 
@@ -168,8 +172,9 @@ class AcceptanceReport:
         if self._finish_reports(terminalreporter):
             staging = self.config.stash.get(REPORTS, None)
             for plugin in self.config.pluginmanager.get_plugins():
-                # pytest-html keeps the path it prints in a private attribute; if that changes, its line names the
-                # staging folder and our own "wrote" lines still name the final place.
+                # The one private attribute left: pytest-html prints the path it was given (--html, which the set-up
+                # pointed at the staging folder) from _report_path, and no hook changes that line. If the attribute
+                # changes, its line names the staging folder and our own "wrote" lines still name the final place.
                 if (staging is not None and isinstance(getattr(plugin, "_report_path", None), Path)
                         and plugin._report_path.resolve() == staging.staged_html.resolve()):  # --html may be relative
                     plugin._report_path = staging.html.absolute()
@@ -187,12 +192,9 @@ class AcceptanceReport:
         if self._finished:
             return False
         self._finished = True
-        html_path = self.config.getoption("htmlpath", default=None)
         staging = self.config.stash.get(REPORTS, None)
         kept = "the earlier reports (if any) are as they were"
         try:
-            if self._unwritten is None and self._sections is not None and html_path and Path(html_path).is_file():
-                finish_html(html_path, self._sections, title=self._title)
             if staging is not None and self._unwritten is None and staging.staged.json.is_file():
                 kept = "some of the earlier reports may have been replaced, but not the earlier acceptance.json"
                 staging.publish()  # a verdict was written: this run's reports replace the earlier ones (renames)
@@ -217,6 +219,19 @@ class AcceptanceReport:
             for path in self._written:
                 terminal.write_line(f"wrote {staging.final_path(path) if staging is not None else path}")
         return bool(self._written)
+
+    # ------------------------------------------------------------------ pytest-html's page
+
+    def pytest_html_report_title(self, report) -> None:
+        """pytest-html asks for the title when the session starts, before there is a verdict: its report data is
+        kept, and its title set once the verdict is decided (pytest-html renders the page after that)."""
+        self._html_report = report
+        report.title = "VirNucPro FastESM2_650 acceptance"
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session) -> None:
+        """Our sections, verdict first, before pytest-html's count and table of the tests."""
+        if self._sections is not None:
+            prefix.extend(summary_prefix(self._sections))
 
     def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
         run_id, started = config.stash.get(RUN_ID, ("", ""))

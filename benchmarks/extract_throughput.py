@@ -75,7 +75,7 @@ from virnucpro_core.gate import benchmark
 from virnucpro_core.models import registry as models
 from virnucpro_core.models import specs
 from virnucpro_core.timing import TimedRuns
-from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings, tokenize
+from virnucpro_core.extract.embeddings import extract_embeddings, tokenize
 from virnucpro_core.extract.forward import prepare_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/, when imported from elsewhere (the tests)

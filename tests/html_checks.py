@@ -21,6 +21,25 @@ def visible_text(soup: BeautifulSoup) -> str:
     return copy.get_text(" ")
 
 
+def hidden_by_styles(soup: BeautifulSoup) -> list:
+    """The elements the page's own ``<style>`` rules hide (``display:none``): pytest-html's environment heading and
+    "Summary" heading, which our styles hide (pytest-html's template has them; no hook removes them)."""
+    hidden = []
+    for style in soup.find_all("style"):
+        for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", style.get_text()):
+            if re.search(r"display\s*:\s*none", body):
+                for selector in selectors.split(","):
+                    try:
+                        hidden += soup.select(selector.strip())
+                    except Exception:  # a selector soupsieve does not know (:hover, ::after) hides nothing here
+                        continue
+    return hidden
+
+
+def is_shown(element, hidden: list) -> bool:
+    return not any(element is h or any(parent is h for parent in element.parents) for h in hidden)
+
+
 # A hyphen-minus where a number starts: after a space, a bracket or the start, not inside a word, an id
 # (20261202T000000Z-abc123), a date (2026-12-02), a range (300-500), an exponent (2e-4) or a flag (--save).
 ASCII_MINUS = re.compile(r"(?<![\w.\-/:])-(?=\.?\d)")
@@ -49,7 +68,8 @@ def report_problems(page: str, *, smoke: bool) -> list[str]:
             if not url.strip("'\" ").startswith("data:"):
                 problems.append(f"stylesheet loads {url}")
 
-    headings = [h.get_text(" ", strip=True) for h in soup.find_all(["h2"])]
+    hidden = hidden_by_styles(soup)
+    headings = [h.get_text(" ", strip=True) for h in soup.find_all(["h2"]) if is_shown(h, hidden)]
     if headings.count("Environment") != 1:
         problems.append(f"{headings.count('Environment')} Environment sections, expected 1 (headings: {headings})")
 
@@ -70,9 +90,11 @@ def report_problems(page: str, *, smoke: bool) -> list[str]:
         if len(heads) < widest or not all(heads):
             problems.append(f"table with {widest} columns has headers {heads}: {str(table)[:120]}")
 
+    # The verdict first: after the title, the first section shown and the first table shown are the banner's and
+    # ours (pytest-html's line saying when it wrote the page may stand between).
     title = soup.find("h1")
-    first = title.find_next_sibling() if title else None
-    banner = first.find("section") if first is not None else None
+    first = next((e for e in title.find_all_next(["section", "table"]) if is_shown(e, hidden)), None) if title else None
+    banner = first if first is not None and first.name == "section" else None
     if banner is None or banner.get("id") != "vnp-verdict":
         problems.append(f"the verdict banner is not the first thing after the title: {str(first)[:160]}")
     elif not banner.find("h2") or not banner.find("h2").get_text().startswith("Verdict: "):

@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from tests.earlier_runs import earlier_reports
-from tests.test_hostile_inputs import _tiny_checkpoint, checkpoint, clear_error, merged_file
+from tests.test_hostile_inputs import _tiny_checkpoint, clear_error, merged_file
 from virnucpro_core import files
-from virnucpro_core.compare.report import markdown_table
+from virnucpro_core.tables import markdown_table
 from virnucpro_core.errors import InputError
-from virnucpro_core.gate.acceptance_report import write_side_reports
+from virnucpro_core.gate.report_files import write_side_reports
 from virnucpro_core.gate.lock import ArtifactsLock
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.settings import Settings

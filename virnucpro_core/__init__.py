@@ -25,8 +25,9 @@ Shared by all: ``defaults`` (every default and choice, no heavy imports),
 a file is reused or read through a view only while it holds what was
 recorded), ``code_identity`` (which code computed a stage, a feature file or
 a checkpoint), ``outputs`` (a command replaces only its own unchanged files,
-one writer per output), ``paths`` and ``threads`` (intra-op threads per stage,
-the machine's load).
+one writer per output), ``paths``, ``tables`` (a report's tables laid out as
+markdown or terminal text) and ``threads`` (intra-op threads per stage, the
+machine's load).
 """
 
 __version__ = "0.1.0"

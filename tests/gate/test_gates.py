@@ -135,7 +135,7 @@ def test_a_result_round_trips_through_its_file(tmp_path):
     gate = accuracy_gate(compare(fast, baseline, max_accuracy_drop=0.05, n_bootstrap=50, seed=1))
     assert GateResult.load(gate.save(tmp_path / "accuracy.json")) == gate
     speed = speed_gate(timings(0.3), 0.5)
-    assert GateResult.from_dict(speed.to_dict()) == speed
+    assert GateResult.from_record(speed.to_record()) == speed
 
 
 @pytest.mark.parametrize(("outcome", "status", "reason"), [

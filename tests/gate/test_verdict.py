@@ -411,7 +411,8 @@ def test_the_plugin_gives_each_test_the_role_of_its_marker(tmp_path, select):
 def test_acceptance_json_carries_each_gate_as_numbers_with_limit_ci_and_status():
     """What CI scripts read (docs/acceptance.schema.json): numbers, never the strings the tables show."""
     from virnucpro_core.evaluate.metrics import Interval
-    from virnucpro_core.gate.acceptance_report import gates_dict, speed_ratios_list
+    from virnucpro_core.gate.report_files import gates_dict
+    from virnucpro_core.gate.speed_report import speed_ratios_list
 
     ctx = context(both(speed="failed"), ratio=0.75)
     ctx.run.results.comparison.drop_ci = Interval(-0.004, 0.025, 1000)
@@ -432,7 +433,7 @@ def test_acceptance_json_carries_each_gate_as_numbers_with_limit_ci_and_status()
 
 
 def test_acceptance_json_gates_not_measured_have_no_value_but_keep_the_limit():
-    from virnucpro_core.gate.acceptance_report import gates_dict
+    from virnucpro_core.gate.report_files import gates_dict
 
     gates = gates_dict(context(both(speed="skipped", speed_message="no CUDA GPU here"), ratio=None))
     assert gates["speed"]["status"] == "not run" and gates["speed"]["value"] is None and gates["speed"]["ci"] is None

@@ -1,16 +1,16 @@
 """The comparison as text: a terminal summary, a markdown report and a JSON report.
 
 Data and layout are kept apart: the ``*_table`` functions turn result objects
-into ``(header, rows)`` of display strings; :func:`format_summary`,
-:func:`write_markdown` and the HTML report (:mod:`virnucpro_core.gate.html_report`)
-only lay those tables out. Every write is atomic.
+into ``(header, rows)`` of display strings (:data:`~virnucpro_core.tables.Table`);
+:func:`format_summary`, :func:`write_markdown` and the acceptance reports
+(:mod:`virnucpro_core.gate.report_model`) only lay those tables out, with
+:mod:`virnucpro_core.tables`' layouts. Every write is atomic.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from virnucpro_core.compare.rules import WITHIN_LIMIT, within_limit
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import CHUNK_RULE, CI_METHOD, FRAME_RULE, Evaluation
 from virnucpro_core.split.records import SplitSummary
+from virnucpro_core.tables import Table, markdown_table, markdown_text, text_table
 
 REPORT_FORMAT = "virnucpro-comparison-report"
 REPORT_VERSION = 1
@@ -35,7 +36,6 @@ RANDOM_WARNING = (
     "Accuracy from random-weight stand-ins does not validate FastESM2; rerun with the pretrained weights."
 )
 
-Table = tuple[list[str], list[list[str]]]
 
 
 # --------------------------------------------------------------------------- tables (data → rows)
@@ -253,43 +253,6 @@ def training_table(histories: Mapping[str, Any]) -> Table:
 
 
 # --------------------------------------------------------------------------- layouts
-
-
-# Where markdown passes HTML through (CommonMark's raw HTML and entities).
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-_ENTITY = re.compile(r"&(?=#?\w+;)")
-
-
-def markdown_text(text: Any) -> str:
-    """``text`` safe in markdown: every ``<`` that could open an HTML tag, comment or declaration, and every ``&``
-    that could start an entity, as an HTML entity, as the HTML report escapes them, so that a file name, id or
-    group name holding ``<script>`` or ``<img onerror=...>`` is shown, never run, by a markdown viewer. A ``<``
-    no tag can follow (``drop < limit``) stays as it is, readable in the file itself."""
-    text = _ENTITY.sub("&amp;", str(text))
-    return _TAG_START.sub("&lt;", text)
-
-
-def markdown_table(table: Table) -> list[str]:
-    """A markdown table whose every cell is escaped (:func:`markdown_text`; ``|`` and line ends too)."""
-    header, rows = table
-
-    def cell(text: Any) -> str:
-        return markdown_text(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def text_table(table: Table) -> list[str]:
-    """Fixed-width columns for the terminal: first column left-aligned, the rest right-aligned."""
-    header, rows = table
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    out = []
-    for row in [header, *rows]:
-        cells = [str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i]) for i, c in enumerate(row)]
-        out.append("  ".join(cells).rstrip())
-    return out
 
 
 def format_summary(comparison: Comparison, provenance: Mapping[str, Any] | None = None) -> str:

@@ -14,7 +14,9 @@
 * ``lock`` — one run at a time per ``--artifacts`` folder (a second one waits, with a message);
 * ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
 * ``verdict`` — PASS / FAIL / INCOMPLETE / ERROR and the exit status;
-* ``acceptance_report``, ``html_report`` — the markdown / JSON and HTML reports;
+* ``acceptance_report`` — the reports' tables, texts and notices, the run id, the reports' staging;
+* ``report_model`` — the report built once as typed sections (verdict, paragraphs, tables, figures);
+* ``report_files``, ``html_report`` — its markdown and the JSON file; its HTML through pytest-html's hooks;
 * ``speed_report`` — their speed section: timings, ratios, peak GPU memory, what the switch saves and a whole run
   projected.
 """

@@ -1,9 +1,11 @@
-"""The acceptance run's reports as data, and the markdown and JSON files.
+"""The acceptance run's reports as data: their tables, texts and notices, the run id and the reports' staging.
 
 Every table here is ``(header, rows)`` of display strings, read from finished
-results; the HTML report (:mod:`virnucpro_core.gate.html_report`), ``acceptance.md``
-and ``acceptance.json`` lay out the same tables, so the three files always carry
-the same numbers; the speed section's are :mod:`virnucpro_core.gate.speed_report`'s.
+results; :func:`~virnucpro_core.gate.report_model.build_report` puts them into
+the report's sections, which the HTML page (:mod:`virnucpro_core.gate.html_report`)
+and ``acceptance.md`` (:mod:`virnucpro_core.gate.report_files`) lay out, and
+``acceptance.json`` holds the same numbers; the speed section's are
+:mod:`virnucpro_core.gate.speed_report`'s.
 Each file names the run (:func:`new_run_id`); a run writes
 its reports beside their place and moves them in only when all are finished,
 replacing what an earlier run left there (:class:`ReportStaging`).
@@ -11,7 +13,6 @@ replacing what an earlier run left there (:class:`ReportStaging`).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -24,42 +25,18 @@ from typing import Any
 from virnucpro_core.code_identity import describe_package
 from virnucpro_core.custody import known_digest
 from virnucpro_core.defaults import EMBEDDER_NAMES
-from virnucpro_core.files import atomic_write_text
 from virnucpro_core.paths import ReportPaths
-from virnucpro_core.compare.report import (
-    Table,
-    drop_table,
-    length_table,
-    markdown_table,
-    markdown_text,
-    metrics_table,
-    split_table,
-)
-from virnucpro_core.compare.rules import ACCURACY_RULE, SPEED_RULE, within_limit
-from virnucpro_core.gate.gates import ACCURACY, SPEED
+from virnucpro_core.compare.report import drop_table, length_table, split_table
+from virnucpro_core.tables import Table
+from virnucpro_core.compare.rules import within_limit
+from virnucpro_core.gate.gates import ACCURACY
 from virnucpro_core.gate.lock import hold, remove_unheld
 from virnucpro_core.gate.session import AcceptanceSession, unless_unreadable
-from virnucpro_core.gate.verdict import EXIT_CODES, PASS, Verdict
-from virnucpro_core.compare import report as text_report
-from virnucpro_core.evaluate.calibration import calibration_table
+from virnucpro_core.gate.verdict import PASS, Verdict
 from virnucpro_core.gate.benchmark import machine_info
 from virnucpro_core.gate.given import feature_sets_note
 from virnucpro_core.threads import cpu_count, describe_choices, load_average
 from virnucpro_core.models.registry import describe_identity, identity_records
-from virnucpro_core.gate.speed_report import (  # the speed section's tables, here for the reports that lay them out
-    json_number,
-    peak_memory_dict,
-    peak_memory_text,
-    projection_table,
-    projection_text,
-    savings_table,
-    savings_text,
-    speed_protocol,
-    speed_ratio_table,
-    speed_ratios_list,
-    speed_timing_table,
-    switch_savings,
-)
 
 SMOKE_NOTICE = (
     "This run checks the acceptance suite's machinery on bundled synthetic data with random-weight stand-in "
@@ -408,22 +385,6 @@ def calibration_text(evidence: Any) -> str:
             f"threshold is the lowest t (viral iff p_viral ≥ t) with reweighted FDR ≤ {first.max_fdr:g}.")
 
 
-def generalisation_markdown(evidence: Any) -> list[str]:
-    lines = ["## Generalisation (evidence, not gated)", "", GENERALISATION_TEXT, ""]
-    lines += markdown_table(generalisation_table(evidence)) + [""]
-    lines += [f"> **Warning.** {markdown_text(r.warning)}" for r in evidence.splits if r.warning] + [""]
-    lines += [f"- {markdown_text(note)}" for note in evidence.notes] + ([""] if evidence.notes else [])
-    if evidence.groups:
-        lines += ["## Per-group accuracy", "", f"Groups from {markdown_text(evidence.groups_from)}. {GROUPS_TEXT}", ""]
-        lines += markdown_table(group_table(evidence)) + [""]
-    if evidence.calibration:
-        lines += ["## Calibration and prevalence", "", calibration_text(evidence), ""]
-        lines += markdown_table(calibration_table(evidence.calibration)) + [""]
-    if evidence.levels:
-        lines += ["## Verdict levels", ""] + markdown_table(level_table(evidence)) + [""]
-    return lines
-
-
 FILES_TEXT = ("The files the verdict was computed from, by content: each input as this run read it, the split "
               "manifest that names the test set, and the checkpoint each model's predictions came from. A view or "
               "cached stage is used only while the files it recorded still hold these bytes.")
@@ -484,145 +445,7 @@ def notice(ctx: AcceptanceSession) -> str | None:
     return " ".join(text for text in notices if text) or None
 
 
-# ---------------------------------------------------------------------------- markdown and JSON
-
-
-def write_side_reports(ctx: AcceptanceSession, verdict: Verdict, paths: ReportPaths, *, allow_incomplete: bool = False,
-                       finished: str = "") -> list[Path]:
-    """Write ``acceptance.md``, ``acceptance.json`` and (when accuracy was compared) ``comparison.md``."""
-
-    results = ctx.results
-    comparison = results.comparison if results is not None else None
-    code = verdict.exit_code(allow_incomplete)
-    run_line = f"Run {ctx.run_id}, started {ctx.started} UTC; verdict {verdict.status}, exit status {code}."
-    lines = [f"# VirNucPro FastESM2_650 acceptance — {verdict.title}", "", run_line, ""]
-    banner = notice(ctx)
-    if banner:
-        lines += [f"**{markdown_text(banner)}**", ""]
-    lines += ["## Verdict", ""] + [f"- {markdown_text(r)}" for r in verdict.reasons] + [""]
-    if verdict.next_steps:
-        lines += ["## Next steps", ""] + [f"{i}. {markdown_text(s)}" for i, s in enumerate(verdict.next_steps, 1)]
-        lines += [""]
-    written = []
-    if comparison is not None:
-        detail = paths.comparison_markdown
-        split = results.split
-        text_report.write_markdown(comparison, detail, split_summary=split.summary.to_dict() if split else None,
-                                   provenance=model_provenance(ctx), run=run_line, run_verdict=verdict.title)
-        written.append(detail)
-        lines += ["## Accuracy", "", markdown_text(accuracy_headline(ctx, verdict)), "", DROP_DEFINITION, ""]
-        lines += markdown_table(accuracy_gate_table(comparison, verdict)) + [""]
-        lines += markdown_table(metrics_table(comparison)) + ["", f"Details: [{detail.name}]({detail.name})", ""]
-    ratios = speed_ratio_table(ctx, verdict)
-    savings = switch_savings(ctx)
-    if ctx.timings:
-        lines += ["## Speed", "", speed_protocol(ctx), ""]
-        lines += markdown_table(speed_timing_table(ctx)) + ["", peak_memory_text(ctx), ""] + markdown_table(ratios)
-        lines += [""]
-        if savings is not None:
-            lines += ["### What the switch saves", "", markdown_text(savings_text(savings)), ""]
-            lines += markdown_table(savings_table(savings)) + [""]
-            lines += ["### A whole run, projected", "", markdown_text(projection_text(savings)), ""]
-            lines += markdown_table(projection_table(savings)) + [""]
-    split = split_report(ctx)
-    if split is not None:
-        lines += ["## Test set", "", markdown_text(split.description), ""]
-        lines += markdown_table(split.classes) + [""] + markdown_table(split.lengths) + [""]
-        if split.duplicates is not None:
-            lines += markdown_table(split.duplicates) + [""]
-        if split.leakage_warning:
-            lines += [f"> **Warning.** {markdown_text(split.leakage_warning)}", ""]
-    evidence = results.evidence if results is not None else None
-    if evidence is not None:
-        lines += generalisation_markdown(evidence)
-    training = training_table(ctx)
-    if training is not None:
-        lines += ["## Training", "", markdown_text(training_text(ctx)), ""] + markdown_table(training) + [""]
-    lines += ["## Environment", ""] + markdown_table((["item", "value"], [list(r) for r in environment_rows(ctx)]))
-    files = files_table(ctx, shown=8)
-    if files is not None:
-        lines += ["", "## Files behind the verdict", "", FILES_TEXT, ""] + markdown_table(files)
-    stages = stage_table(ctx)
-    if stages is not None:
-        lines += ["", "## Stages", "", f"Artifacts: {markdown_text(ctx.run.paths.root)} (rerun with --rebuild to recompute)", ""]
-        lines += markdown_table(stages)
-    atomic_write_text(paths.markdown, "\n".join(lines) + "\n")
-
-    payload = {
-        "run": {"id": ctx.run_id, "started": ctx.started, "finished": finished},
-        "verdict": verdict.to_dict(allow_incomplete),
-        "exit_codes": EXIT_CODES,
-        "profile": ctx.profile,
-        "smoke": ctx.smoke,
-        "notice": banner,
-        "settings": ctx.settings.to_dict() if ctx.settings is not None else None,
-        "environment": dict(environment_rows(ctx)),
-        "files": [dict(zip(["file", "path", "sha256"], row, strict=True)) for row in (files_table(ctx) or (None, []))[1]],
-        "test_set": _test_set_dict(ctx),
-        "training": _training_dict(ctx),
-        "generalisation": evidence.to_dict() if evidence is not None else None,
-        "comparison": comparison.to_dict() if comparison is not None else None,
-        "parity": ctx.parity.to_dict() if ctx.parity is not None else None,
-        "timings": {f"{p}/{e}": t.to_dict() for (p, e), t in ctx.timings.items()},
-        "gates": gates_dict(ctx, verdict),
-        "speed_ratios": speed_ratios_list(ctx),
-        "peak_gpu_memory": peak_memory_dict(ctx),
-        "switch_savings": savings.to_dict() if savings is not None else None,
-        "stages": [{"stage": s.stage, "reused": s.reused, "seconds": s.seconds}
-                   for s in getattr(ctx.run, "stages", [])],
-        "outcomes": [{"name": o.name, "outcome": o.outcome, "message": o.message} for o in ctx.outcomes],
-    }
-    atomic_write_text(paths.json, json.dumps(payload, indent=2, default=str) + "\n")
-    return [paths.markdown, paths.json, *written]
-
-
-def gates_dict(ctx: AcceptanceSession, verdict: Verdict | None = None) -> dict[str, dict[str, Any]]:
-    """Each gate as numbers a CI script can read (``docs/acceptance.schema.json``): value, limit, CI, status.
-
-    ``value`` and ``ci`` are null when nothing was measured; the limit is the run's setting even then. A passed
-    gate's ``reason`` says PASS only when the run's ``verdict`` is PASS, as in the banner.
-    """
-    settings = ctx.settings
-    limits = {ACCURACY: getattr(settings, "max_accuracy_drop", None), SPEED: getattr(settings, "max_time_ratio", None)}
-    out = {}
-    for gate in ctx.gates():
-        rule = {ACCURACY: ACCURACY_RULE, SPEED: SPEED_RULE}[gate.gate]
-        ci = gate.ci if gate.ci is not None and gate.was_measured else None
-        out[gate.gate] = {
-            "metric": rule.metric,
-            "status": gate.status,
-            "result": gate.result,
-            "value": json_number(gate.measured) if gate.was_measured else None,
-            "limit": json_number(gate.limit if gate.limit is not None else limits[gate.gate]),
-            "relation": rule.relation,
-            "ci": {"low": json_number(ci.low), "high": json_number(ci.high),
-                   "level": json_number(gate.numbers.get("confidence_level"))} if ci is not None else None,
-            "reason": gate.reason if verdict is not None and verdict.status == PASS else within_limit(gate.reason),
-        }
-    return out
-
-
-def _test_set_dict(ctx: AcceptanceSession) -> dict | None:
-    split = ctx.results.split if ctx.results is not None else None
-    return split.summary.to_dict() if split is not None else None
-
-
-def _training_dict(ctx: AcceptanceSession) -> dict:
-    out = {}
-    for embedder, name in EMBEDDER_NAMES.items():
-        trained = ctx.results.trained.get(embedder) if ctx.results is not None else None
-        if trained is not None:
-            history = trained.history
-            out[name] = {"input_dim": trained.final.meta.input_dim, "epochs": len(history.epochs),
-                         "best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
-                         "stop_reason": history.stop_reason, "train_loss": history.train_loss,
-                         "val_loss": history.val_loss}
-    return out
-
-
-def model_provenance(ctx: AcceptanceSession) -> dict:
-    """Each loaded model's provenance, keyed ``name (dtype)``."""
-    if ctx.run is None:
-        return {}
-    return {f"{model.spec.name} ({model.provenance.get('dtype')})": model.provenance
-            for model in ctx.run.loaded_models()}
+def page_title(ctx: AcceptanceSession, verdict: Verdict) -> str:
+    if ctx.smoke:
+        return f"SMOKE PROFILE — VirNucPro FastESM2_650 acceptance — {verdict.status} (does not validate FastESM2_650)"
+    return f"VirNucPro FastESM2_650 acceptance — {verdict.status} — {ctx.profile} profile"

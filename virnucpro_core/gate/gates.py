@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from virnucpro_core.compare.rules import ACCURACY, ACCURACY_RULE, SPEED, SPEED_RULE
+from virnucpro_core.compare.rules import ACCURACY, ACCURACY_RULE, SPEED, SPEED_RULE, within_limit
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import Interval
+from virnucpro_core.tables import json_number
 
 if TYPE_CHECKING:  # annotations only: keeps scipy (via comparison) and the benchmark out of this import
     from virnucpro_core.gate.benchmark import TimingResult
@@ -85,24 +86,47 @@ class GateResult:
         """``PASS`` / ``FAIL`` for a measured gate, else its status."""
         return {PASSED: "PASS", FAILED: "FAIL"}.get(self.status, self.status)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, limit: float | None = None, run_passed: bool = False) -> dict[str, Any]:
+        """The gate as numbers a CI script reads: its entry in ``acceptance.json``'s ``gates``
+        (``docs/acceptance.schema.json``): metric, status, result, value, limit, relation, CI, reason.
+
+        ``value`` and ``ci`` are null when nothing was measured; ``limit`` (the run's setting) stands in for a gate
+        that records none. A passed gate's ``reason`` says PASS only when the run passed (``run_passed``), as in the
+        banner; otherwise "measured: within limit".
+        """
+        rule = {ACCURACY: ACCURACY_RULE, SPEED: SPEED_RULE}[self.gate]
+        ci = self.ci if self.ci is not None and self.was_measured else None
+        return {
+            "metric": rule.metric,
+            "status": self.status,
+            "result": self.result,
+            "value": json_number(self.measured) if self.was_measured else None,
+            "limit": json_number(self.limit if self.limit is not None else limit),
+            "relation": rule.relation,
+            "ci": {"low": json_number(ci.low), "high": json_number(ci.high),
+                   "level": json_number(self.numbers.get("confidence_level"))} if ci is not None else None,
+            "reason": self.reason if run_passed else within_limit(self.reason),
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, for :meth:`save` and :meth:`from_record` (the report's entry is :meth:`to_dict`)."""
         data = asdict(self)
         data["ci"] = self.ci.to_dict() if self.ci is not None else None
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+    def from_record(cls, data: Mapping[str, Any]) -> GateResult:
         fields = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
         fields["ci"] = Interval.from_dict(data["ci"]) if data.get("ci") else None
         return cls(**fields)
 
     def save(self, path: str | Path) -> Path:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        atomic_write_text(path, json.dumps(self.to_record(), indent=1, ensure_ascii=False) + "\n")
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> GateResult:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        return cls.from_record(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 # ---------------------------------------------------------------------------- measuring

@@ -1,28 +1,39 @@
 """The acceptance report as one self-contained HTML file a reviewer can read without a guide.
 
-pytest-html writes the file (with its table of every test); :func:`finish_html`
-then puts our sections first — verdict, accuracy, speed, test set, training,
-environment, stages — and drops pytest-html's own environment table, so the
-page has one of each. Figures are inline PNGs, styles inline; every colour
-pair meets WCAG's 4.5:1 contrast for text (:data:`PALETTE`, checked by the
-tests). Nothing here computes a stage: it lays out
-:mod:`virnucpro_core.gate.acceptance_report`'s tables.
-"""
+:func:`render_html` lays out :func:`~virnucpro_core.gate.report_model.build_report`'s
+sections — verdict, accuracy, speed, test set, evidence, training,
+environment, files, stages — as ``acceptance.md`` does. pytest-html writes
+the file (with its table of every test) from its own template; our part goes
+in through its public hooks (the title through ``pytest_html_report_title``,
+the styles and sections through ``pytest_html_results_summary``:
+:func:`summary_prefix`), and our styles hide its own environment heading, so
+the page has one of each. Figures are inline PNGs drawn from the run's
+results (:func:`figures`), styles inline; every colour pair meets WCAG's
+4.5:1 contrast for text (:data:`PALETTE`, checked by the tests). Nothing here
+computes a stage."""
 
 from __future__ import annotations
 
 import base64
 import html
 import re
-from pathlib import Path
 
 from virnucpro_core.gate import acceptance_report as data
-from virnucpro_core.compare.report import Table, length_breakdown_table, mcnemar_table, metrics_table
+from virnucpro_core.gate.report_model import (
+    AcceptanceReport,
+    Bullets,
+    Callout,
+    Figure,
+    Heading,
+    Link,
+    Paragraph,
+    TableBlock,
+    build_report,
+)
+from virnucpro_core.tables import Table
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.verdict import Verdict
 from virnucpro_core.compare import figures as fig
-from virnucpro_core.evaluate.calibration import calibration_table
-from virnucpro_core.files import atomic_write_text
 from virnucpro_core.layouts.features import open_rows
 
 # (text, background) colour pairs we set; tests check each reaches a 4.5:1 contrast ratio.
@@ -68,6 +79,7 @@ code {{background:#f2f2f2;color:{c['body'][0]};padding:0 3px}}
 .filters button, .collapse button, .filters button:hover, .collapse button:hover {{color:{c['link'][0]}}}
 .collapsible td:not(.col-links):hover::after {{color:{c['muted'][0]}}}
 .summary__reload__button, .summary__reload__button:hover {{color:{c['PASS'][0]};background:{c['PASS'][1]}}}
+#environment-header, #environment, .summary__data > h2 {{display:none}}
 </style>"""
 
 
@@ -129,140 +141,59 @@ def figures(ctx: AcceptanceSession) -> dict[str, bytes]:
 
 
 def render_sections(ctx: AcceptanceSession, verdict: Verdict, *, exit_code: int | None = None) -> str:
-    """Our part of the page, in reading order, verdict first."""
-    pictures = figures(ctx)
-    status_line = f"Run {ctx.run_id}, started {ctx.started} UTC" + (
-        f"; exit status {exit_code}" if exit_code is not None else "")
-    reasons = "".join(f"<li>{_prose(r)}</li>" for r in verdict.reasons)
+    """Our part of the page: :func:`~virnucpro_core.gate.report_model.build_report`'s sections, verdict first."""
+    return render_html(build_report(ctx, verdict, exit_code=exit_code), figures(ctx))
+
+
+def render_html(report: AcceptanceReport, pictures: dict[str, bytes]) -> str:
+    """The report's sections as HTML, each text escaped; a figure the run has no picture for is left out."""
+    v = report.verdict
+    status_line = f"Run {v.run_id}, started {v.started} UTC" + (
+        f"; exit status {v.exit_code}" if v.exit_code is not None else "")
+    reasons = "".join(f"<li>{_prose(r)}</li>" for r in v.reasons)
     parts = [
-        f'<section id="vnp-verdict" class="vnp-banner vnp-{verdict.status}"><h2>Verdict: {html.escape(verdict.title)}'
+        f'<section id="vnp-verdict" class="vnp-banner vnp-{v.status}"><h2>Verdict: {html.escape(v.title)}'
         f"</h2><p>{html.escape(status_line)}</p><ul>{reasons}</ul></section>"
     ]
-    notice = data.notice(ctx)
-    if notice:
-        parts.append(f'<p class="vnp-notice">{html.escape(notice)}</p>')
-    if verdict.next_steps:
-        steps = "".join(f"<li>{_prose(s)}</li>" for s in verdict.next_steps)
+    if report.notice:
+        parts.append(f'<p class="vnp-notice">{html.escape(report.notice)}</p>')
+    if report.next_steps:
+        steps = "".join(f"<li>{_prose(s)}</li>" for s in report.next_steps)
         parts.append(_section("next-steps", "Next steps", f"<ol>{steps}</ol>"))
-
-    results = ctx.results
-    comparison = results.comparison if results is not None else None
-    if comparison is not None:
-        body = [f"<p><b>{_prose(data.accuracy_headline(ctx, verdict))}</b></p>", f"<p>{_prose(data.DROP_DEFINITION)}</p>",
-                _table(data.accuracy_gate_table(comparison, verdict)), _table(metrics_table(comparison)),
-                *_paired_errors(comparison), "<h3>Accuracy by protein length</h3>",
-                _table(length_breakdown_table(comparison))]
-        body += [_img(t, pictures[t]) for t in ("confusion matrices", "ROC and PR curves") if t in pictures]
-        parts.append(_section("accuracy", "Accuracy", *body))
-
-    if ctx.timings:
-        savings = data.switch_savings(ctx)
-        parts.append(_section("speed", "Speed", f"<p>{_prose(data.speed_protocol(ctx))}</p>",
-                              _table(data.speed_ratio_table(ctx, verdict)), _table(data.speed_timing_table(ctx)),
-                              f"<p>{_prose(data.peak_memory_text(ctx))}</p>",
-                              *([_img("every timed round of the speed gate", pictures["speed rounds"])]
-                                if "speed rounds" in pictures else []),
-                              *([f'<h3 id="vnp-savings">What the switch saves</h3>'
-                                 f"<p>{_prose(data.savings_text(savings))}</p>", _table(data.savings_table(savings)),
-                                 '<h3 id="vnp-projection">A whole run, projected</h3>'
-                                 f"<p>{_prose(data.projection_text(savings))}</p>",
-                                 _table(data.projection_table(savings))]
-                                if savings is not None else [])))
-
-    split = data.split_report(ctx)
-    if split is not None:
-        body = [f"<p>{_prose(split.description)}</p>"]
-        if split.leakage_warning:
-            body.append(f'<div class="vnp-warning" role="note"><b>Warning.</b> {_prose(split.leakage_warning)}</div>')
-        body += [_table(split.classes), _table(split.lengths)]
-        if split.duplicates is not None:
-            body.append(_table(split.duplicates))
-        if "test-set lengths" in pictures:
-            body.append(_img("protein lengths of the training and test sets", pictures["test-set lengths"]))
-        parts.append(_section("test-set", "Test set", *body))
-
-    evidence = results.evidence if results is not None else None
-    if evidence is not None:
-        parts += _evidence_sections(evidence, pictures)
-
-    training = data.training_table(ctx)
-    if training is not None:
-        body = [f"<p>{_prose(data.training_text(ctx))}</p>", _table(training)]
-        if "loss curves" in pictures:
-            body.append(_img("training and validation loss", pictures["loss curves"]))
-        parts.append(_section("training", "Training", *body))
-
-    rows = [list(r) for r in data.environment_rows(ctx)]
-    parts.append(_section("environment", "Environment", _table((["item", "value"], rows))))
-    files = data.files_table(ctx, shown=8)
-    if files is not None:
-        parts.append(_section("files", "Files behind the verdict", f"<p>{_prose(data.FILES_TEXT)}</p>", _table(files)))
-    stages = data.stage_table(ctx)
-    if stages is not None:
-        parts.append(_section("stages", "Stages", f"<p>Artifacts: {html.escape(str(ctx.run.paths.root))} (rerun "
-                                                   "with --rebuild to recompute)</p>", _table(stages)))
+    for section in report.sections:
+        parts.append(_section(section.anchor, section.title, *(_html_block(b, pictures) for b in section.blocks)))
     return f'<div class="vnp">{"".join(parts)}</div>'
 
 
-def _paired_errors(comparison) -> list[str]:
-    """McNemar's 2×2 table of the comparison (comparison.md's), its corner naming what the rows and columns are."""
-    header, rows = mcnemar_table(comparison)
-    if not rows:
-        return ["<h3>McNemar's test (paired errors)</h3>", f"<p>Not run: {_prose(comparison.paired_note)}.</p>"]
-    corner = f"{comparison.baseline_name} (rows) / {comparison.fast_name} (columns)"
-    return ["<h3>McNemar's test (paired errors)</h3>", _table(([corner, *header[1:]], rows)),
-            f"<p>{_prose(comparison.mcnemar.method)}.</p>"]
+def _html_block(block, pictures: dict[str, bytes]) -> str:
+    if isinstance(block, Paragraph):
+        return f"<p><b>{_prose(block.text)}</b></p>" if block.strong else f"<p>{_prose(block.text)}</p>"
+    if isinstance(block, Callout):
+        return f'<div class="vnp-warning" role="note"><b>{html.escape(block.label)}</b> {_prose(block.text)}</div>'
+    if isinstance(block, TableBlock):
+        return _table(block.table)
+    if isinstance(block, Heading):
+        anchor = f' id="vnp-{block.anchor}"' if block.anchor else ""
+        return f"<h3{anchor}>{html.escape(block.title)}</h3>"
+    if isinstance(block, Link):
+        target = html.escape(block.target)
+        return f'<p>{html.escape(block.label)}: <a href="{target}">{target}</a></p>'
+    if isinstance(block, Bullets):
+        return "<ul>" + "".join(f"<li>{_prose(item)}</li>" for item in block.items) + "</ul>"
+    if isinstance(block, Figure):
+        return _img(block.caption, pictures[block.key]) if block.key in pictures else ""
+    raise TypeError(f"no HTML for {block!r}")
 
 
-def _evidence_sections(evidence, pictures: dict[str, bytes]) -> list[str]:
-    """Generalisation, per-group, calibration and levels: evidence beside the gate, never gated."""
-
-    body = [f"<p>{_prose(data.GENERALISATION_TEXT)}</p>", _table(data.generalisation_table(evidence))]
-    body += [f'<div class="vnp-warning" role="note"><b>Warning (evidence, not gated).</b> {_prose(r.warning)}</div>'
-             for r in evidence.splits if r.warning]
-    body += [f"<p>{_prose(note)}</p>" for note in evidence.notes]
-    parts = [_section("generalisation", "Generalisation (evidence, not gated)", *body)]
-    if evidence.groups:
-        parts.append(_section("groups", "Per-group accuracy", f"<p>Groups from {_prose(evidence.groups_from)}. "
-                              f"{_prose(data.GROUPS_TEXT)}</p>", _table(data.group_table(evidence))))
-    if evidence.calibration:
-        body = [f"<p>{_prose(data.calibration_text(evidence))}</p>", _table(calibration_table(evidence.calibration))]
-        if "reliability diagram" in pictures:
-            body.append(_img("reliability diagram (equal-mass bins)", pictures["reliability diagram"]))
-        parts.append(_section("calibration", "Calibration and prevalence", *body))
-    if evidence.levels:
-        parts.append(_section("levels", "Verdict levels", _table(data.level_table(evidence))))
-    return parts
+# ---------------------------------------------------------------------------- pytest-html's page
 
 
-# ---------------------------------------------------------------------------- the finished page
-
-_ENVIRONMENT_HEADER = re.compile(r'(<div id="environment-header">)\s*<h2>Environment</h2>\s*(</div>)')
-
-
-def finish_html(path: str | Path, sections: str, *, title: str) -> None:
-    """Rewrite pytest-html's report at ``path`` into ours: our styles, our sections first, one environment.
-
-    pytest-html's environment heading goes (its script still needs the empty
-    element), its "Summary" becomes "Tests", and its inline assets stay.
-    """
-
-    path = Path(path)
-    page = path.read_text(encoding="utf-8")
-    page = page.replace("</head>", _css() + "</head>", 1)
-    page = _ENVIRONMENT_HEADER.sub(r"\1\2", page, count=1)
-    page = page.replace("<h2>Summary</h2>", "<h2>Tests</h2>", 1)
-    page = re.sub(r'<h1 id="title">.*?</h1>', lambda _: f'<h1 id="title">{html.escape(title)}</h1>' + sections,
-                  page, count=1, flags=re.S)
-    page = re.sub(r'<title id="head-title">.*?</title>', lambda _: f'<title id="head-title">{html.escape(title)}'
-                  "</title>", page, count=1, flags=re.S)
-    atomic_write_text(path, page)
-
-
-def page_title(ctx: AcceptanceSession, verdict: Verdict) -> str:
-    if ctx.smoke:
-        return f"SMOKE PROFILE — VirNucPro FastESM2_650 acceptance — {verdict.status} (does not validate FastESM2_650)"
-    return f"VirNucPro FastESM2_650 acceptance — {verdict.status} — {ctx.profile} profile"
+def summary_prefix(sections: str) -> list[str]:
+    """What goes into pytest-html's page through its ``pytest_html_results_summary`` hook, before its count of the
+    tests: our styles (:data:`PALETTE`; they also hide pytest-html's own environment heading and table, which
+    pytest-metadata leaves empty, and its "Summary" heading), our sections, and the heading of pytest-html's
+    table of every test, "Tests"."""
+    return [_css(), sections, '<h2 id="vnp-tests">Tests</h2>']
 
 
 def contrast_ratio(foreground: str, background: str) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from virnucpro_core.compare.report import Table
+from virnucpro_core.tables import Table, json_number
 from virnucpro_core.defaults import TEST_FRACTION, VAL_FRACTION
 from virnucpro_core.compare.rules import WITHIN_LIMIT
 from virnucpro_core.gate.gates import SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
@@ -39,11 +39,6 @@ TRAIN_SHARE = (1 - TEST_SHARE) * (1 - VAL_FRACTION)
 #: for what the switch saves, stated as such in the reports; never this run's input.
 VIRNUCPRO_TRAINING_SAMPLES = 2_100_000
 VIRNUCPRO_TRAINING_SET = "VirNucPro's training set (reference: about 2.1 million samples, README \"Scale\")"
-
-
-def json_number(value: Any) -> float | None:
-    """A float for JSON, or None (absent, or NaN, which JSON cannot carry)."""
-    return None if value is None or value != value else float(value)
 
 
 def speed_protocol(ctx: AcceptanceSession) -> str:
