@@ -56,6 +56,8 @@ COVERED_BY = {
     "files": ("test_custody.py", "atomic_torch_save"),
     "gate/acceptance_report": ("gate/test_html_report.py", "split_report"),
     "gate/lock": ("test_hostile_inputs_ids_and_disks.py", "ArtifactsLock"),
+    "gate/report_files": ("gate/test_verdict.py", "gates_dict"),
+    "gate/report_model": ("gate/test_html_report.py", "AcceptanceReport"),
     "gate/results": ("gate/test_verdict.py", "RunResults"),
     "gate/session": ("gate/test_verdict.py", "AcceptanceSession"),
     "layouts/declarations": ("layouts/test_features.py", "Declaration"),
