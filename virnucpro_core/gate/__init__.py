@@ -12,6 +12,7 @@
 * ``generalisation`` — the evidence beside the gate (other splits, per-group accuracy, calibration);
 * ``lock`` — one run at a time per ``--artifacts`` folder (a second one waits, with a message);
 * ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
+* ``start`` — the run's start: its session made once from pytest's config (settings, lock, reports' staging, run id);
 * ``verdict`` — PASS / FAIL / INCOMPLETE / ERROR and the exit status;
 * ``acceptance_report``, ``html_report`` — the markdown / JSON and HTML reports;
 * ``speed_report`` — their speed section: timings, ratios, peak GPU memory, what the switch saves and a whole run
