@@ -201,7 +201,6 @@ def test_evidence_tables_write_negative_drops_and_bounds_with_the_minus_sign():
 
 PLUGIN_CONFTEST = '''
 from acceptance import report_plugin
-from virnucpro_core.gate.acceptance_report import new_run_id
 
 
 def pytest_addoption(parser):
@@ -209,7 +208,6 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.stash[report_plugin.RUN_ID] = new_run_id()
     config.pluginmanager.register(report_plugin.AcceptanceReport(config), report_plugin.PLUGIN_NAME)
 '''
 

@@ -8,7 +8,8 @@
 * ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their
   DNABERT-S columns);
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;
-* ``gates`` — the two gates' rules and typed results (measured, limit, CI, status, reason);
+* ``gates`` — the two gates' decisions (for ``virnucpro compare`` too) and typed results (measured, limit, CI,
+  status, reason);
 * ``generalisation`` — the evidence beside the gate (other splits, per-group accuracy, calibration);
 * ``lock`` — one run at a time per ``--artifacts`` folder (a second one waits, with a message);
 * ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
