@@ -1,4 +1,4 @@
-"""An acceptance run's start: one :class:`~virnucpro_core.gate.session.AcceptanceSession`, made once from pytest's config.
+"""An acceptance run's start: one :class:`~virnucpro_core.gate.session.AcceptanceSession`, made once from the config.
 
 As pytest-benchmark's plugin makes its ``BenchmarkSession`` from the config,
 the suite's report plugin (``acceptance/report_plugin.py``) calls
