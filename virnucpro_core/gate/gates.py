@@ -180,7 +180,6 @@ def accuracy_next_steps(comparison: Comparison) -> list[str]:
     return steps
 
 
-
 # ---------------------------------------------------------------------------- measuring
 
 
