@@ -1,5 +1,8 @@
 """Session fixtures of the acceptance suite: thin calls into :class:`ValidationRun`.
 
+The run's set-up (settings, the ``--artifacts`` lock, the reports' staging, the
+run id) belongs to the report plugin, which this file only registers
+(:func:`acceptance.report_plugin.register`).
 Every stage is built once per session (and cached on disk across sessions).
 A stage that fails is reported once, with its reason, by the first test that
 needs it; every later test that needs it fails with a one-line pointer
@@ -22,9 +25,9 @@ import pytest
 import torch
 
 from virnucpro_core.errors import VirNucProError, describe_error
-from virnucpro_core.gate.options import SUITE_OPTIONS
 from virnucpro_core.gate.session import AcceptanceSession
-from virnucpro_core.gate.settings import EMBEDDERS, Settings
+from virnucpro_core.defaults import EMBEDDERS
+from virnucpro_core.gate.settings import Settings
 from virnucpro_core.gate.validation import ValidationRun
 
 from acceptance import report_plugin
@@ -33,15 +36,10 @@ ACCEPTANCE_DIR = Path(__file__).parent
 log = logging.getLogger("virnucpro.acceptance")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("collectonly") or config.getoption("help"):
-        return  # nothing runs: no verdict, no reports, pytest's own exit status
-    config.pluginmanager.register(report_plugin.AcceptanceReport(config), report_plugin.PLUGIN_NAME)
-
-
-def _settings_from(config: pytest.Config) -> Settings:
-    # Errors name the flags a user typed, not the settings' fields.
-    return Settings.resolve(**SUITE_OPTIONS.values(config.getoption), name=SUITE_OPTIONS.flag)
+    """First, before pytest-html and pytest-benchmark read where to write their files."""
+    report_plugin.register(config, ACCEPTANCE_DIR)
 
 
 def _torch_sees() -> str:
@@ -73,22 +71,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = [item for item in items if item not in ours]
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Resolve the options once, before anything runs: a bad option is one usage error, not 20 test errors.
-
-    The root ``conftest.py`` resolves them first (before it touches an earlier report); this is for a session
-    that did not pass through it."""
-    if report_plugin.SETTINGS in session.config.stash:
-        return
-    try:
-        session.config.stash[report_plugin.SETTINGS] = _settings_from(session.config)
-    except VirNucProError as error:
-        raise pytest.UsageError(f"acceptance options: {error}") from None
-
-
 @pytest.fixture(scope="session")
-def settings(pytestconfig) -> Settings:
-    return pytestconfig.stash[report_plugin.SETTINGS]
+def settings(acceptance) -> Settings:
+    """The run's settings, resolved once when it started (a bad option was a usage error then)."""
+    return acceptance.settings
 
 
 class Terminal:
@@ -130,11 +116,9 @@ def terminal(pytestconfig) -> Terminal:
 
 
 @pytest.fixture(scope="session")
-def acceptance(pytestconfig, settings) -> AcceptanceSession:
+def acceptance(pytestconfig) -> AcceptanceSession:
     """This run's acceptance session: fixtures and tests hand it what they measure; the verdict reads it."""
-    session = report_plugin.session_of(pytestconfig)
-    session.settings = settings
-    return session
+    return report_plugin.session_of(pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,10 @@
 """pytest glue for the verdict and the reports: hands outcomes to the session, then everything to the library.
 
 As in pytest-benchmark, this plugin owns one
-:class:`~virnucpro_core.gate.session.AcceptanceSession`: the fixtures hand it the
+:class:`~virnucpro_core.gate.session.AcceptanceSession`, made once from the
+config by :func:`register` (:func:`~virnucpro_core.gate.start.start_session`:
+the settings, the ``--artifacts`` lock, the reports' claim and staging, the run
+id), which ``acceptance/conftest.py`` calls. The fixtures hand it the
 run and the timings, the tests the parity result, and this plugin every test's
 outcome with the role its markers give it (``@pytest.mark.gate("accuracy")``,
 ``parity``, ``evidence``). At the end of the session the verdict
@@ -19,24 +22,37 @@ from pathlib import Path
 import pytest
 
 from virnucpro_core.errors import describe_error
+from virnucpro_core.gate.acceptance_report import new_run_id
 from virnucpro_core.gate.html_report import figures, render_html, summary_prefix
 from virnucpro_core.gate.report_model import build_report
 from virnucpro_core.gate.report_files import write_side_reports
 from virnucpro_core.gate.gates import GATES
 from virnucpro_core.paths import ReportPaths
 from virnucpro_core.gate.session import CHECK, EVIDENCE, GATE, PARITY, AcceptanceSession, Outcome
+from virnucpro_core.gate.start import runs_folder, runs_nothing, start_session
 from virnucpro_core.gate.verdict import EXIT_CODES, decide_verdict
 
 PLUGIN_NAME = "virnucpro-acceptance-report"
-SETTINGS = pytest.StashKey["object"]()
 ENVIRONMENT_ERROR = pytest.StashKey[str]()  # the run cannot start here: ERROR
 NOT_RUN = pytest.StashKey[str]()  # no acceptance test was run: INCOMPLETE
-RUN_ID = pytest.StashKey[tuple]()  # (run id, start time), set by the root conftest
-REPORTS = pytest.StashKey["object"]()  # the run's ReportStaging, set by the root conftest
-REPORTS_CLAIM = pytest.StashKey["object"]()  # the run's claim of its report files (virnucpro_core.outputs.OutputClaim)
 
 # pytest's own statuses that say the session itself did not finish: kept as they are.
 _PYTEST_ABORTS = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
+
+
+def register(config: pytest.Config, suite: Path) -> None:
+    """Start the acceptance run and register this plugin with its session (``acceptance/conftest.py`` calls this,
+    first in ``pytest_configure``, so that pytest-html and pytest-benchmark find their files' staged places).
+
+    A run of tests in ``suite`` gets the whole set-up (:func:`~virnucpro_core.gate.start.start_session`); a run of
+    other tests that reached the suite's folder, a bare session. ``--help`` and ``--collect-only`` get neither:
+    they run nothing, so they write and remove no report (pytest's own exit status).
+    """
+    if runs_nothing(config):
+        config.option.htmlpath = None
+        return
+    session = start_session(config) if runs_folder(config, suite) else None
+    config.pluginmanager.register(AcceptanceReport(config, session), PLUGIN_NAME)
 
 
 def session_of(config: pytest.Config) -> AcceptanceSession:
@@ -45,12 +61,15 @@ def session_of(config: pytest.Config) -> AcceptanceSession:
 
 
 class AcceptanceReport:
-    """Registered by ``acceptance/conftest.py`` as :data:`PLUGIN_NAME`; one per session, holding its
-    :class:`~virnucpro_core.gate.session.AcceptanceSession`."""
+    """Registered by :func:`register` as :data:`PLUGIN_NAME`; one per session, holding its
+    :class:`~virnucpro_core.gate.session.AcceptanceSession` (a bare one with a new run id when none is given)."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, session: AcceptanceSession | None = None) -> None:
         self.config = config
-        self.session = AcceptanceSession()
+        if session is None:
+            session = AcceptanceSession()
+            session.run_id, session.started = new_run_id()
+        self.session = session
         self._roles: dict[str, tuple[str, str | None]] = {}  # node id -> (role, gate), from the test's markers
         self._sections: str | None = None
         self._html_report = None  # pytest-html's report data (pytest_html_report_title): its title is set at the end
@@ -58,6 +77,17 @@ class AcceptanceReport:
         self._session: pytest.Session | None = None
         self._unwritten: str | None = None  # why the reports could not be written (a full disk), once said
         self._finished = False  # the reports were finished and moved into place (or given up), once
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """The report has one environment section, ours: pytest-metadata's table stays empty (a started run)."""
+        if self.session.staging is None:
+            return
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:  # an optional plugin: without it there is no table to empty
+            return
+        if metadata_key in session.config.stash:
+            session.config.stash[metadata_key].clear()
 
     # ------------------------------------------------------------------ collecting
 
@@ -76,11 +106,8 @@ class AcceptanceReport:
             self.session.record_outcome(Outcome(name, "pending", "", role, gate))
 
     def context(self) -> AcceptanceSession:
-        """The session, with what the configuration knows: settings, run id, why nothing could run here."""
+        """The session, with what collection found: why nothing could run here."""
         stash, session = self.config.stash, self.session
-        session.run_id, session.started = stash.get(RUN_ID, ("", ""))
-        if session.settings is None:
-            session.settings = stash.get(SETTINGS, None)
         session.environment_error = stash.get(ENVIRONMENT_ERROR, None)
         session.not_run = stash.get(NOT_RUN, None)
         return session
@@ -95,7 +122,7 @@ class AcceptanceReport:
         try:
             return (yield)
         except OSError as error:
-            staging = self.config.stash.get(REPORTS, None)
+            staging = self.session.staging
             if error.filename is None and staging is not None:  # another plugin's write: name where it wrote
                 error = OSError(error.errno, error.strerror, str(staging.staging))
             self._unwritten = self._unwritten or describe_error(error)  # the first error is the one to fix
@@ -170,7 +197,7 @@ class AcceptanceReport:
         """The reports are finished and moved into place here, before pytest-html names its page (its line comes
         after this hook), which then names the place it is in, not the staging folder."""
         if self._finish_reports(terminalreporter):
-            staging = self.config.stash.get(REPORTS, None)
+            staging = self.session.staging
             for plugin in self.config.pluginmanager.get_plugins():
                 # The one private attribute left: pytest-html prints the path it was given (--html, which the set-up
                 # pointed at the staging folder) from _report_path, and no hook changes that line. If the attribute
@@ -180,8 +207,12 @@ class AcceptanceReport:
                     plugin._report_path = staging.html.absolute()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        """Where no summary was written (an error before it, ``--no-summary``): the reports are finished here."""
-        self._finish_reports(config.pluginmanager.get_plugin("terminalreporter"))
+        """Where no summary was written (an error before it, ``--no-summary``): the reports are finished here.
+        Then the session lets go of the ``--artifacts`` lock and the reports' claim."""
+        try:
+            self._finish_reports(config.pluginmanager.get_plugin("terminalreporter"))
+        finally:
+            self.session.release()
 
     def _finish_reports(self, terminal) -> bool:
         """Finish the HTML page and move this run's reports into place (once); ``True`` when they are there.
@@ -192,13 +223,13 @@ class AcceptanceReport:
         if self._finished:
             return False
         self._finished = True
-        staging = self.config.stash.get(REPORTS, None)
+        staging = self.session.staging
         kept = "the earlier reports (if any) are as they were"
         try:
             if staging is not None and self._unwritten is None and staging.staged.json.is_file():
                 kept = "some of the earlier reports may have been replaced, but not the earlier acceptance.json"
                 staging.publish()  # a verdict was written: this run's reports replace the earlier ones (renames)
-                claim = self.config.stash.get(REPORTS_CLAIM, None)
+                claim = self.session.reports_claim
                 if claim is not None:  # the reports folder's record names this run's files
                     claim.finish(succeeded=True)
         except OSError as error:
@@ -234,8 +265,7 @@ class AcceptanceReport:
             prefix.extend(summary_prefix(self._sections))
 
     def pytest_benchmark_update_json(self, config, benchmarks, output_json) -> None:
-        run_id, started = config.stash.get(RUN_ID, ("", ""))
-        output_json["virnucpro_run"] = {"id": run_id, "started": started}
+        output_json["virnucpro_run"] = {"id": self.session.run_id, "started": self.session.started}
 
 
 def _role(item: pytest.Item) -> tuple[str, str | None]:

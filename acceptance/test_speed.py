@@ -19,7 +19,7 @@ from virnucpro_core.gate.benchmark import (PAIRINGS, InterleavedRounds, PeakMemo
                                            synchronized_timer)
 from virnucpro_core.extract.embeddings import DEFAULT_TOKS_PER_BATCH, extract_embeddings
 from virnucpro_core.gate.gates import SPEED
-from virnucpro_core.gate.settings import DNA_MODEL
+from virnucpro_core.defaults import DNA_MODEL
 from virnucpro_core.gate.speed_report import DNA_TIMING
 from virnucpro_core.gate.validation import EMBEDDERS
 from virnucpro_core.models.precision import extraction_dtype

@@ -129,7 +129,7 @@ def _repository_copy(dest: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("virnucpro_core", "acceptance", "fixtures"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
-    for name in ("conftest.py", "pytest.ini"):
+    for name in ("pytest.ini",):
         shutil.copy2(ROOT / name, dest / name)
     return dest
 

@@ -7,13 +7,20 @@ import json
 import numpy as np
 import pytest
 
-from virnucpro_core.compare.comparison import Comparison, McNemar, compare
+from virnucpro_core.compare.comparison import Comparison, McNemar
+from virnucpro_core.compare.comparison import compare as measure
 from virnucpro_core.errors import InputError
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 from virnucpro_core.evaluate.predictions import Predictions
+from virnucpro_core.gate.gates import decide_accuracy
 
 from tests.lineage import SPLIT, matched, with_lineage
 from virnucpro_core.split.lineage import LineageCheck
+
+
+def compare(*args, **kwargs) -> Comparison:
+    """The comparison with the accuracy gate's decision, as ``virnucpro compare`` and the suite make it."""
+    return decide_accuracy(measure(*args, **kwargs))
 
 
 def make(correct: list[bool], *, meta: dict | None = None, order: list[int] | None = None) -> Predictions:

@@ -11,6 +11,7 @@ import pytest
 from virnucpro_core.compare import report
 from virnucpro_core.commands import compare as compare_command
 from virnucpro_core.compare.comparison import Comparison, compare
+from virnucpro_core.gate.gates import decide_accuracy
 from virnucpro_core.evaluate.metrics import evaluate
 from virnucpro_core.evaluate.predictions import Predictions
 from virnucpro_core.paths import CompareReportPaths
@@ -27,8 +28,8 @@ def make(wrong: set[int], n: int = 20, meta: dict | None = None) -> Predictions:
 
 def comparison(fast_wrong: set[int], base_wrong: set[int] = frozenset(), **meta) -> Comparison:
     fast, base = make(fast_wrong, meta=meta.get("fast")), make(set(base_wrong), meta=meta.get("baseline"))
-    return compare(fast, base, fast_evaluation=evaluate(fast, n_bootstrap=20),
-                   baseline_evaluation=evaluate(base, n_bootstrap=20), n_bootstrap=20)
+    return decide_accuracy(compare(fast, base, fast_evaluation=evaluate(fast, n_bootstrap=20),
+                                   baseline_evaluation=evaluate(base, n_bootstrap=20), n_bootstrap=20))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_markdown_states_baseline_from_file(tmp_path):
     metrics.write_text(json.dumps({"accuracy": 0.98, "n": 20, "meta": with_lineage()}))
     from virnucpro_core.evaluate.metrics import Evaluation
 
-    c = compare(fast, None, baseline_metrics=Evaluation.load(metrics), n_bootstrap=0)
+    c = decide_accuracy(compare(fast, None, baseline_metrics=Evaluation.load(metrics), n_bootstrap=0))
     text = report.write_markdown(c, tmp_path / "r.md").read_text()
     assert f"came from **metrics file {metrics}**" in text
     assert "Not run: not paired" in text

@@ -18,6 +18,7 @@ from virnucpro_core.gate.gates import (
     UNSTABLE_STEP,
     GateResult,
     accuracy_gate,
+    decide_accuracy,
     settle,
     speed_gate,
 )
@@ -116,8 +117,11 @@ def test_accuracy_gate_is_the_comparisons_exact_decision_with_its_ci(baseline_ri
     """20 samples, FastESM2 right on 19: a drop of 0/20 passes, 1/20 = 0.05 equals the limit and fails."""
     fast = _predictions([1] * 19 + [0])
     baseline = _predictions([1] * baseline_right + [0] * (20 - baseline_right))
-    comparison = compare(fast, baseline, max_accuracy_drop=0.05, n_bootstrap=200, seed=1)
+    measured = compare(fast, baseline, max_accuracy_drop=0.05, n_bootstrap=200, seed=1)
+    assert measured.passed is None and measured.reason == "", "compare() measures; the gate decides"
+    comparison = decide_accuracy(measured)
     gate = accuracy_gate(comparison)
+    assert accuracy_gate(measured) == gate, "an undecided comparison is decided by the same function"
     assert (gate.gate, gate.status, gate.measured, gate.limit, gate.relation) == (
         ACCURACY, status, comparison.accuracy_drop, 0.05, "<")
     assert gate.ci == comparison.drop_ci and gate.ci is not None, "the paired 95 % CI of the drop"

@@ -130,12 +130,13 @@ def test_the_accuracy_section_has_the_mcnemar_table_and_accuracy_by_length_of_co
     """The HTML lays out comparison.md's own tables (compare.report), with a header on every column."""
     from virnucpro_core.compare.comparison import compare
     from virnucpro_core.compare.report import length_breakdown_table, mcnemar_table
+    from virnucpro_core.gate.gates import decide_accuracy
 
     lengths = [40] * 10 + [400] * 10
     fast = _predictions([1] * 8 + [0, 0] + [1] * 10, lengths)
     baseline = _predictions([1] * 10 + [0] + [1] * 9, lengths)
-    comparison = compare(fast, baseline, max_accuracy_drop=0.05, n_bootstrap=50, seed=1,
-                         names=("FastESM2_650", "ESM2 3B"))
+    comparison = decide_accuracy(compare(fast, baseline, max_accuracy_drop=0.05, n_bootstrap=50, seed=1,
+                                         names=("FastESM2_650", "ESM2 3B")))
     ctx = context([Outcome.deciding(ACCURACY, "failed" if not comparison.passed else "passed")])
     ctx.run = SimpleNamespace(results=RunResults(comparison=comparison), random_weights_reason=lambda: None,
                               other_model_reason=lambda: None, device=lambda: "cpu", loaded_models=lambda: [],
@@ -200,7 +201,6 @@ def test_evidence_tables_write_negative_drops_and_bounds_with_the_minus_sign():
 
 PLUGIN_CONFTEST = '''
 from acceptance import report_plugin
-from virnucpro_core.gate.acceptance_report import new_run_id
 
 
 def pytest_addoption(parser):
@@ -208,7 +208,6 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.stash[report_plugin.RUN_ID] = new_run_id()
     config.pluginmanager.register(report_plugin.AcceptanceReport(config), report_plugin.PLUGIN_NAME)
 '''
 

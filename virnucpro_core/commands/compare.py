@@ -1,4 +1,8 @@
-"""``virnucpro compare``: FastESM2_650 against ESM2 3B on the same test samples, with the accuracy verdict."""
+"""``virnucpro compare``: FastESM2_650 against ESM2 3B on the same test samples, with the accuracy verdict.
+
+The verdict is the acceptance suite's: the same decision,
+:func:`virnucpro_core.gate.gates.decide_accuracy`, on the same measurement.
+"""
 
 from __future__ import annotations
 
@@ -133,6 +137,7 @@ def _compare(args: argparse.Namespace, paths) -> int:
     from virnucpro_core.evaluate.predictions import Predictions
     from virnucpro_core.files import files_together
     from virnucpro_core.paths import CompareReportPaths
+    from virnucpro_core.gate.gates import accuracy_gate, decide_accuracy
 
     if args.baseline and Path(args.fast).resolve() == Path(args.baseline).resolve():
         raise InputError(
@@ -152,7 +157,7 @@ def _compare(args: argparse.Namespace, paths) -> int:
         if path:
             histories[name] = _load_history(path, option)
     split_summary = _load_split_summary(args.split_summary) if args.split_summary else None
-    comparison = compare(
+    comparison = decide_accuracy(compare(
         fast,
         baseline,
         baseline_metrics=baseline_metrics,
@@ -160,7 +165,7 @@ def _compare(args: argparse.Namespace, paths) -> int:
         n_bootstrap=args.n_bootstrap,
         seed=args.seed,
         names=names,
-    )
+    ))
 
     # One result, written whole or not at all; report.json, moved in last, marks a complete set.
     with files_together(paths.root, paths.json.name) as staging:
@@ -184,4 +189,4 @@ def _compare(args: argparse.Namespace, paths) -> int:
 
     print(format_summary(comparison))
     print(f"\nwrote {paths.markdown}, {paths.json}, {paths.comparison} and {len(figures)} figure(s) in {paths.figures}")
-    return 0 if comparison.passed else 1
+    return 0 if accuracy_gate(comparison).passed else 1

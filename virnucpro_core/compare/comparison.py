@@ -1,11 +1,15 @@
-"""FastESM2_650 against the ESM2 3B baseline on the identical test samples, and the accuracy verdict.
+"""FastESM2_650 against the ESM2 3B baseline on the identical test samples: what the accuracy gate is decided on.
 
-The gate (its rule is :data:`virnucpro_core.compare.rules.ACCURACY_RULE`): ``accuracy
-drop = baseline accuracy − FastESM2 accuracy`` (absolute, frame level) must be
-strictly below ``max_accuracy_drop``. The comparison is
-exact: with paired predictions the drop is ``(correct_baseline − correct_fast) / n``
-in rational arithmetic, otherwise the two accuracies as written; a drop equal
-to the limit fails.
+:func:`compare` measures ``accuracy drop = baseline accuracy − FastESM2
+accuracy`` (absolute, frame level) and everything a reader weighs it with. The
+measurement is exact (:attr:`Comparison.exact_drop`): with paired predictions
+the drop is ``(correct_baseline − correct_fast) / n`` in rational arithmetic,
+otherwise the two accuracies as written. The gate's decision (the drop must be
+strictly below ``max_accuracy_drop``, :data:`virnucpro_core.compare.rules.ACCURACY_RULE`;
+a drop equal to the limit fails) is made by
+:func:`virnucpro_core.gate.gates.decide_accuracy`, for ``virnucpro compare`` and
+the acceptance suite alike, and recorded on the comparison
+(:attr:`Comparison.passed`, ``reason``, ``next_steps``) for its reports.
 
 With the baseline's per-sample predictions the comparison is *paired*: ids
 must match exactly, the drop gets a paired bootstrap CI (the same resampled
@@ -29,7 +33,6 @@ import numpy as np
 from scipy import stats
 
 from virnucpro_core.defaults import COMPARE_NAMES, MAX_ACCURACY_DROP
-from virnucpro_core.compare.rules import ACCURACY_RULE
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate import bootstrap
@@ -139,14 +142,16 @@ class LengthRow:
 
 @dataclass
 class Comparison:
-    """FastESM2 vs baseline: both evaluations, the accuracy drop with its CI, McNemar, and the verdict.
+    """FastESM2 vs baseline: both evaluations, the accuracy drop with its CI, McNemar, and the gate's decision.
 
     Attributes:
         fast, baseline: the two models' evaluations on the same test set.
         accuracy_drop: baseline accuracy − FastESM2 accuracy (positive: FastESM2 is worse).
         drop_ci: paired bootstrap CI of the drop; None when not paired or ``n_bootstrap=0``.
         max_accuracy_drop: the limit; ``passed`` iff ``accuracy_drop < max_accuracy_drop``.
-        reason: one sentence with metric, measured value, CI, limit and verdict.
+        passed: the accuracy gate's decision (:func:`virnucpro_core.gate.gates.decide_accuracy`); None until
+            it is made (:func:`compare` only measures).
+        reason: one sentence with metric, measured value, CI, limit and verdict (empty until decided).
         next_steps: what to do when the gate fails (empty on PASS).
         paired: the baseline came with per-sample predictions on the same ids.
         paired_note: what pairing gave, or why there is none.
@@ -161,9 +166,6 @@ class Comparison:
     accuracy_drop: float
     drop_ci: Interval | None
     max_accuracy_drop: float
-    passed: bool
-    reason: str
-    next_steps: list[str]
     paired: bool
     paired_note: str
     mcnemar: McNemar | None
@@ -175,6 +177,9 @@ class Comparison:
     confidence_level: float = 0.95
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    passed: bool | None = None
+    reason: str = ""
+    next_steps: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -183,6 +188,14 @@ class Comparison:
     @property
     def n(self) -> int:
         return self.fast.n
+
+    @property
+    def exact_drop(self) -> Fraction:
+        """The accuracy drop in rational arithmetic, what the gate's rule is applied to: paired, the discordant
+        pairs over the samples; otherwise the two accuracies as they are written (:func:`exact`)."""
+        if self.paired and self.mcnemar is not None:
+            return Fraction(self.mcnemar.baseline_only_correct - self.mcnemar.fast_only_correct, self.n)
+        return exact(self.baseline.accuracy) - exact(self.fast.accuracy)
 
     @property
     def undecided(self) -> bool:
@@ -358,15 +371,9 @@ def _paired_drop_ci(baseline_correct: np.ndarray, fast_correct: np.ndarray, *, n
     return Interval(*bootstrap.scipy_percentile_interval(drops, confidence_level), n_bootstrap)
 
 
-def _exact(value: float) -> Fraction:
+def exact(value: float) -> Fraction:
     """A float as the decimal it prints as (0.05 → 1/20), so 0.9 − 0.85 equals a 0.05 limit exactly."""
     return Fraction(repr(float(value)))
-
-
-def _reason(drop: float, ci: Interval | None, limit: float, passed: bool, *, level: float, ci_note: str,
-            detail: str) -> str:
-    ci_text = f"{level:.0%} CI {fmt_ci(ci)}".replace("%", " %") if ci is not None else ci_note
-    return ACCURACY_RULE.sentence(fmt(drop), limit, passed, detail, ci=ci_text)
 
 
 def uses_random_weights(meta: Mapping[str, Any] | None) -> bool:
@@ -379,48 +386,6 @@ def uses_random_weights(meta: Mapping[str, Any] | None) -> bool:
         if isinstance(value, Mapping) and uses_random_weights(value):
             return True
     return False
-
-
-def _next_steps(comparison: Comparison) -> list[str]:
-    """Concrete actions for a failed gate, most likely cause first, from what the comparison measured."""
-    fast, base = comparison.fast_name, comparison.baseline_name
-    steps = []
-    if any(uses_random_weights(meta) for meta in comparison.provenance.values()):
-        steps.append("These predictions come from random-weight stand-ins: this FAIL says nothing about FastESM2. "
-                     "Rerun with --weights pretrained and the published checkpoints.")
-    steps.append(f"Check the {fast} weights: the published Synthyra/FastESM2_650 checkpoint at the pinned revision, "
-                 "loaded as pretrained (see the provenance: weights, source, revision, dtype). A wrong or partly "
-                 "initialised checkpoint alone explains a large drop.")
-    rows = [r for r in comparison.length_rows() if r.n >= 10] or comparison.length_rows()
-    if rows:
-        worst = max(rows, key=lambda r: r.drop)
-        if worst.drop > 0:
-            steps.append(
-                f"The drop is largest for proteins of {worst.label} residues (n={worst.n}: "
-                f"{base} {fmt(worst.baseline_accuracy)}, {fast} {fmt(worst.fast_accuracy)}, drop {fmt(worst.drop)}). "
-                f"Check how {fast} embeds those: "
-                "truncation, special tokens, and that mean pooling skips padding.")
-    chunk_drop = comparison.chunk_accuracy_drop
-    if not math.isnan(chunk_drop):
-        verdict = "below" if chunk_drop < comparison.max_accuracy_drop else "also at or above"
-        steps.append(f"Per-chunk calls (VirNucPro's reported output): drop {fmt(chunk_drop)}, {verdict} the limit "
-                     f"{comparison.max_accuracy_drop:g}; see the per-chunk table.")
-    ci = comparison.drop_ci
-    if ci is not None and ci.low < comparison.max_accuracy_drop <= ci.high:
-        steps.append(f"The CI ({fmt_ci(ci)}) straddles the limit: a larger test set decides "
-                     "(`virnucpro split --test-fraction`, or more input genomes).")
-    if comparison.mcnemar is not None and comparison.mcnemar.p_value >= 0.05:
-        steps.append(f"McNemar p = {comparison.mcnemar.p_value:.3g}: on these {comparison.n} samples the models' "
-                     "errors do not differ significantly; more test samples would tell a real drop from noise.")
-    steps.append(f"Check the {fast} training curves: if it stopped early or its validation loss was still falling, "
-                 "retrain with more patience (`virnucpro train --patience 10 --max-epochs 300`) on the same split "
-                 "and seed.")
-    steps.append("Check the test set: leakage of genomes or chunks into training (split distribution.json, "
-                 "`virnucpro split --group-by source` to remove it), and that both models used the same split id.")
-    if not comparison.paired:
-        steps.append("Give the baseline's per-sample predictions instead of a metrics file, for a paired CI and "
-                     "McNemar's test on the same samples.")
-    return steps
 
 
 def compare(
@@ -437,14 +402,15 @@ def compare(
     baseline_evaluation: Evaluation | None = None,
     baseline_source: str | None = None,
 ) -> Comparison:
-    """Compare FastESM2 with the baseline on the identical test samples and decide the accuracy gate.
+    """Compare FastESM2 with the baseline on the identical test samples: the measurement the accuracy gate is
+    decided on (:func:`virnucpro_core.gate.gates.decide_accuracy` decides it).
 
     Args:
         fast: FastESM2 predictions on the test set.
         baseline: ESM2 3B predictions on the same ids, or None when only its metrics exist.
         baseline_metrics: the baseline's :class:`Evaluation` or a metrics dict (at least
             ``accuracy``), used when ``baseline`` is None; no paired CI or McNemar then.
-        max_accuracy_drop: the gate passes iff baseline − FastESM2 accuracy is strictly below it.
+        max_accuracy_drop: the gate's limit (it passes iff baseline − FastESM2 accuracy is strictly below it).
         n_bootstrap: resamples for every CI (0: no CIs).
         seed: seed of every resampling.
         confidence_level: of every CI.
@@ -502,8 +468,7 @@ def compare(
         provenance["baseline"] = dict(baseline.meta)
         fast_correct, base_correct = fast.correct, baseline.correct
         n = len(fast)
-        exact_drop = Fraction(int(base_correct.sum()) - int(fast_correct.sum()), n)
-        drop = float(exact_drop)
+        drop = float(Fraction(int(base_correct.sum()) - int(fast_correct.sum()), n))
         ci = _paired_drop_ci(base_correct, fast_correct, n_bootstrap=n_bootstrap, seed=seed,
                              confidence_level=confidence_level)
         mcnemar = McNemar.from_correct(fast_correct, base_correct)
@@ -511,7 +476,6 @@ def compare(
         paired_note = (f"paired on {n} identical test samples: {level_text} CI by {DROP_CI_METHOD}; "
                        f"{mcnemar.method}" + ("" if ci is not None else "; no CI (n_bootstrap=0)"))
         source = baseline_source or "per-sample predictions on the same test ids"
-        ci_note = "no CI: n_bootstrap=0"
     else:
         base_eval = (baseline_metrics if isinstance(baseline_metrics, Evaluation)
                      else Evaluation.from_dict(baseline_metrics, "baseline metrics"))
@@ -536,26 +500,18 @@ def compare(
             notes.append(f"The baseline metrics ({where}) carry no ids_sha256: that they come from the identical "
                          f"{len(fast)} test samples cannot be checked.")
         provenance["baseline"] = dict(base_eval.meta)
-        exact_drop = _exact(base_eval.accuracy) - _exact(fast_eval.accuracy)
-        drop = float(exact_drop)
+        drop = float(exact(base_eval.accuracy) - exact(fast_eval.accuracy))
         ci, mcnemar, paired = None, None, False
         paired_note = (f"not paired: the baseline came from {where}, without per-sample predictions, so there is "
                        "no paired CI of the drop and no McNemar test")
         source = where
-        ci_note = "no paired CI: baseline from metrics only"
 
-    passed = ACCURACY_RULE.holds(exact_drop, _exact(max_accuracy_drop))  # the accuracy gate's rule, exactly
-    detail = (f"{baseline_name} accuracy {fmt(base_eval.accuracy)}, {fast_name} {fmt(fast_eval.accuracy)} "
-              f"on {len(fast)} test samples" + ("" if paired else f"; baseline from {source}, not paired"))
-    comparison = Comparison(
+    return Comparison(
         fast=fast_eval,
         baseline=base_eval,
         accuracy_drop=drop,
         drop_ci=ci,
         max_accuracy_drop=float(max_accuracy_drop),
-        passed=passed,
-        reason=_reason(drop, ci, max_accuracy_drop, passed, level=confidence_level, ci_note=ci_note, detail=detail),
-        next_steps=[],
         paired=paired,
         paired_note=paired_note,
         mcnemar=mcnemar,
@@ -568,6 +524,3 @@ def compare(
         notes=notes,
         provenance=provenance,
     )
-    if not passed:
-        comparison.next_steps = _next_steps(comparison)
-    return comparison

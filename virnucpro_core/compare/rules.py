@@ -1,9 +1,8 @@
 """What each gate compares and the relation to its limit under which it passes.
 
-The comparison applies :data:`ACCURACY_RULE` when it measures the accuracy
-drop; :mod:`virnucpro_core.gate.gates` applies both rules when it turns the
-measurements into gate results. Limits are not here: they come from the run's
-settings.
+:mod:`virnucpro_core.gate.gates` applies both rules: to the comparison's exact
+accuracy drop and to the timings' ratio. Limits are not here: they come from the
+run's settings (or ``virnucpro compare``'s options).
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@
 * ``given`` — features a run is given rather than extracts (``--baseline-features``: ESM2 3B's, and their
   DNABERT-S columns);
 * ``benchmark`` — the benchmark sample and the GPU-synchronised clock of the speed gate;
-* ``gates`` — the two gates' rules and typed results (measured, limit, CI, status, reason);
+* ``gates`` — the two gates' decisions (for ``virnucpro compare`` too) and typed results (measured, limit, CI,
+  status, reason);
 * ``generalisation`` — the evidence beside the gate (other splits, per-group accuracy, calibration);
 * ``lock`` — one run at a time per ``--artifacts`` folder (a second one waits, with a message);
 * ``session`` — one acceptance session: what fixtures and tests hand over, what the reports read;
+* ``start`` — the run's start: its session made once from pytest's config (settings, lock, reports' staging, run id);
 * ``verdict`` — PASS / FAIL / INCOMPLETE / ERROR and the exit status;
 * ``acceptance_report`` — the reports' tables, texts and notices, the run id, the reports' staging;
 * ``report_model`` — the report built once as typed sections (verdict, paragraphs, tables, figures);

@@ -1,11 +1,15 @@
-"""The two acceptance gates: the rule each applies and the typed result each comes to.
+"""The two acceptance gates: the rule each applies, the decision each makes and the typed result each comes to.
+
+Both gates are decided here, for the acceptance suite and ``virnucpro compare`` alike:
 
 * ``accuracy`` — ESM2 3B accuracy − FastESM2 accuracy on the identical test
   samples must be strictly below the limit (``settings.max_accuracy_drop``);
   shown with its paired 95 % CI. :func:`~virnucpro_core.compare.comparison.compare`
-  measures the drop exactly and applies
-  :data:`~virnucpro_core.compare.rules.ACCURACY_RULE`;
-  :func:`accuracy_gate` turns that comparison into the gate's result.
+  measures the drop exactly; :func:`decide_accuracy` applies
+  :data:`~virnucpro_core.compare.rules.ACCURACY_RULE` to it (the sentence a
+  reader sees, the next steps of a FAIL) and records the decision on the
+  comparison for its reports; :func:`accuracy_gate` is the decided
+  comparison as the gate's result.
 * ``speed`` — FastESM2's embedding time over ESM2 3B's, the as-deployed pair,
   must be at most the limit (``settings.max_time_ratio``): :func:`speed_gate`.
 
@@ -23,19 +27,20 @@ come from the run's settings.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from virnucpro_core.compare.comparison import Comparison, exact, fmt, fmt_ci, uses_random_weights
 from virnucpro_core.compare.rules import ACCURACY, ACCURACY_RULE, SPEED, SPEED_RULE, within_limit
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import Interval
 from virnucpro_core.tables import json_number
 
-if TYPE_CHECKING:  # annotations only: keeps scipy (via comparison) and the benchmark out of this import
+if TYPE_CHECKING:  # annotations only: keeps the benchmark (and torch) out of this import
     from virnucpro_core.gate.benchmark import TimingResult
-    from virnucpro_core.compare.comparison import Comparison
 
 GATES = (ACCURACY, SPEED)  # in the order the verdict lists them
 PASSED, FAILED, NOT_RUN, ERROR = "passed", "failed", "not run", "error"
@@ -129,11 +134,83 @@ class GateResult:
         return cls.from_record(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+# ---------------------------------------------------------------------------- deciding the accuracy gate
+
+
+def decide_accuracy(comparison: Comparison) -> Comparison:
+    """The accuracy gate's decision on a comparison's measurement, recorded on a copy of it for its reports.
+
+    :data:`ACCURACY_RULE` applied exactly (:attr:`~virnucpro_core.compare.comparison.Comparison.exact_drop`
+    against the limit as it is written: a drop equal to the limit fails); ``reason``, the sentence a reader sees
+    (metric, value, CI, limit, verdict, accuracies); ``next_steps`` on a FAIL.
+    """
+    passed = ACCURACY_RULE.holds(comparison.exact_drop, exact(comparison.max_accuracy_drop))
+    decided = replace(comparison, passed=passed, reason=_accuracy_reason(comparison, passed), next_steps=[])
+    if not passed:
+        decided.next_steps = accuracy_next_steps(decided)
+    return decided
+
+
+def _accuracy_reason(comparison: Comparison, passed: bool) -> str:
+    if comparison.drop_ci is not None:
+        ci = f"{comparison.confidence_level:.0%} CI {fmt_ci(comparison.drop_ci)}".replace("%", " %")
+    else:
+        ci = "no CI: n_bootstrap=0" if comparison.paired else "no paired CI: baseline from metrics only"
+    detail = (f"{comparison.baseline_name} accuracy {fmt(comparison.baseline.accuracy)}, {comparison.fast_name} "
+              f"{fmt(comparison.fast.accuracy)} on {comparison.n} test samples"
+              + ("" if comparison.paired else f"; baseline from {comparison.baseline_source}, not paired"))
+    return ACCURACY_RULE.sentence(fmt(comparison.accuracy_drop), comparison.max_accuracy_drop, passed, detail, ci=ci)
+
+
+def accuracy_next_steps(comparison: Comparison) -> list[str]:
+    """Concrete actions for a failed accuracy gate, most likely cause first, from what the comparison measured."""
+    fast, base = comparison.fast_name, comparison.baseline_name
+    steps = []
+    if any(uses_random_weights(meta) for meta in comparison.provenance.values()):
+        steps.append("These predictions come from random-weight stand-ins: this FAIL says nothing about FastESM2. "
+                     "Rerun with --weights pretrained and the published checkpoints.")
+    steps.append(f"Check the {fast} weights: the published Synthyra/FastESM2_650 checkpoint at the pinned revision, "
+                 "loaded as pretrained (see the provenance: weights, source, revision, dtype). A wrong or partly "
+                 "initialised checkpoint alone explains a large drop.")
+    rows = [r for r in comparison.length_rows() if r.n >= 10] or comparison.length_rows()
+    if rows:
+        worst = max(rows, key=lambda r: r.drop)
+        if worst.drop > 0:
+            steps.append(
+                f"The drop is largest for proteins of {worst.label} residues (n={worst.n}: "
+                f"{base} {fmt(worst.baseline_accuracy)}, {fast} {fmt(worst.fast_accuracy)}, drop {fmt(worst.drop)}). "
+                f"Check how {fast} embeds those: "
+                "truncation, special tokens, and that mean pooling skips padding.")
+    chunk_drop = comparison.chunk_accuracy_drop
+    if not math.isnan(chunk_drop):
+        verdict = "below" if chunk_drop < comparison.max_accuracy_drop else "also at or above"
+        steps.append(f"Per-chunk calls (VirNucPro's reported output): drop {fmt(chunk_drop)}, {verdict} the limit "
+                     f"{comparison.max_accuracy_drop:g}; see the per-chunk table.")
+    ci = comparison.drop_ci
+    if ci is not None and ci.low < comparison.max_accuracy_drop <= ci.high:
+        steps.append(f"The CI ({fmt_ci(ci)}) straddles the limit: a larger test set decides "
+                     "(`virnucpro split --test-fraction`, or more input genomes).")
+    if comparison.mcnemar is not None and comparison.mcnemar.p_value >= 0.05:
+        steps.append(f"McNemar p = {comparison.mcnemar.p_value:.3g}: on these {comparison.n} samples the models' "
+                     "errors do not differ significantly; more test samples would tell a real drop from noise.")
+    steps.append(f"Check the {fast} training curves: if it stopped early or its validation loss was still falling, "
+                 "retrain with more patience (`virnucpro train --patience 10 --max-epochs 300`) on the same split "
+                 "and seed.")
+    steps.append("Check the test set: leakage of genomes or chunks into training (split distribution.json, "
+                 "`virnucpro split --group-by source` to remove it), and that both models used the same split id.")
+    if not comparison.paired:
+        steps.append("Give the baseline's per-sample predictions instead of a metrics file, for a paired CI and "
+                     "McNemar's test on the same samples.")
+    return steps
+
+
 # ---------------------------------------------------------------------------- measuring
 
 
 def accuracy_gate(comparison: Comparison) -> GateResult:
-    """The accuracy gate from a comparison on the identical test samples (which applied :data:`ACCURACY_RULE`)."""
+    """The accuracy gate's result from a comparison (decided by :func:`decide_accuracy` here if it was not)."""
+    if comparison.passed is None:
+        comparison = decide_accuracy(comparison)
     steps = "".join(f"\n  - {step}" for step in comparison.next_steps)
     return GateResult(
         gate=ACCURACY,

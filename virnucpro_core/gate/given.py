@@ -25,7 +25,7 @@ from virnucpro_core.errors import InputError
 from virnucpro_core.extract.features import read_records
 from virnucpro_core.extract.reuse import dna_columns, missing_ids
 from virnucpro_core.files import sha256_text
-from virnucpro_core.gate.settings import DNA_MODEL, EMBEDDERS
+from virnucpro_core.defaults import DNA_MODEL, EMBEDDERS
 from virnucpro_core.gate.stages import stage_code
 from virnucpro_core.layouts.features import open_rows, save_features, save_view
 from virnucpro_core.layouts.virnucpro import import_rows

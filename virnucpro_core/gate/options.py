@@ -7,8 +7,8 @@ where there is one), the flag a user types, how pytest parses it, its default
 (a value of :mod:`virnucpro_core.defaults` where the library has one) and its
 help, which states the default from that one value. From :data:`SUITE_OPTIONS`
 
-* the root ``conftest.py`` adds the options to pytest (:meth:`OptionTable.add_to`),
-* ``acceptance/conftest.py`` reads them back as ``Settings.resolve``'s keywords
+* the plugin :mod:`virnucpro_core.gate.plugin` adds the options to pytest (:meth:`OptionTable.add_to`),
+* :func:`virnucpro_core.gate.start.start_session` reads them back, once, as ``Settings.resolve``'s keywords
   (:meth:`OptionTable.values`), and
 * ``Settings`` and ``Settings.resolve`` take their defaults (:meth:`OptionTable.default`).
 

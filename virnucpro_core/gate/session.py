@@ -1,7 +1,9 @@
 """One acceptance session: what the suite's fixtures and tests hand over, and what the verdict and reports read.
 
 As in pytest-benchmark (plugin → session → results), the pytest plugin
-(``acceptance/report_plugin.py``) creates one :class:`AcceptanceSession`; the
+(``acceptance/report_plugin.py``) makes one :class:`AcceptanceSession` from its
+config (:func:`virnucpro_core.gate.start.start_session`: the settings, the
+``--artifacts`` lock, the reports' claim and staging, the run id); the
 fixtures hand it the validation run and the timings, the tests hand it the
 parity result, and the plugin records each test's :class:`Outcome` with the
 role its markers give it (``gate("accuracy")``, ``parity``, ``evidence``). The
@@ -13,11 +15,15 @@ test's name to find a gate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from virnucpro_core.errors import VirNucProError
 from virnucpro_core.gate.gates import ACCURACY, GATES, SPEED, GateResult, accuracy_gate, settle, speed_gate, time_ratio
 from virnucpro_core.threads import load_average
+
+if TYPE_CHECKING:  # annotations only: the set-up's pieces (virnucpro_core.gate.start makes them)
+    from virnucpro_core.gate.lock import ArtifactsLock
+    from virnucpro_core.outputs import OutputClaim
 
 # What a test is to the verdict, from its markers: it decides a gate, it is the FastESM2 parity check a full-profile
 # PASS needs, it is evidence beside the gate (never counted), or it is one of the checks that must not break.
@@ -72,6 +78,10 @@ class AcceptanceSession:
         run_id: this run's id, written into every report file.
         started: when the run started (ISO 8601, UTC).
         load_at_start: the machine's load averages when the session began (:func:`virnucpro_core.threads.load_average`).
+        lock: the run's :class:`~virnucpro_core.gate.lock.ArtifactsLock` of its ``--artifacts`` folder, held.
+        reports_claim: the run's :class:`~virnucpro_core.outputs.OutputClaim` of its report files, held.
+        staging: the run's :class:`~virnucpro_core.gate.acceptance_report.ReportStaging`, where its reports are
+            written before they are moved into place.
     """
 
     settings: Any = None
@@ -84,6 +94,9 @@ class AcceptanceSession:
     run_id: str = ""
     started: str = ""
     load_at_start: str = field(default_factory=load_average)
+    lock: ArtifactsLock | None = field(default=None, repr=False)
+    reports_claim: OutputClaim | None = field(default=None, repr=False)
+    staging: Any = field(default=None, repr=False)  # a ReportStaging (acceptance_report imports this module)
     _measured: dict[str, GateResult] = field(default_factory=dict, init=False, repr=False)
 
     # ------------------------------------------------------------------ handing over
@@ -100,6 +113,14 @@ class AcceptanceSession:
                 self.outcomes[i] = outcome
                 return
         self.outcomes.append(outcome)
+
+    def release(self) -> None:
+        """Let go of the ``--artifacts`` lock and the reports' claim (recorded earlier if the reports were
+        published); safe to call twice."""
+        if self.lock is not None:
+            self.lock.release()
+        if self.reports_claim is not None:
+            self.reports_claim.finish(succeeded=False)
 
     # ------------------------------------------------------------------ the gates
 

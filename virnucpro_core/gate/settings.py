@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from virnucpro_core.defaults import DNA_MODEL, EMBEDDERS, EXTRACTION_PATHS, MAX_SEED
+from virnucpro_core.defaults import EXTRACTION_PATHS, MAX_SEED
 from virnucpro_core.errors import InputError
 from virnucpro_core.files import check_output
 from virnucpro_core.input_files import check_utf8_name, path_problem

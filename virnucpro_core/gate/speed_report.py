@@ -23,7 +23,7 @@ from virnucpro_core.defaults import TEST_FRACTION, VAL_FRACTION
 from virnucpro_core.compare.rules import WITHIN_LIMIT
 from virnucpro_core.gate.gates import SPEED, SPEED_PAIRING, UNSTABLE_SPREAD, spread
 from virnucpro_core.gate.session import AcceptanceSession
-from virnucpro_core.gate.settings import DNA_MODEL, EMBEDDERS
+from virnucpro_core.defaults import DNA_MODEL, EMBEDDERS
 from virnucpro_core.gate.verdict import PASS, Verdict
 from virnucpro_core.models.precision import extraction_dtype
 from virnucpro_core.models.specs import get_spec

@@ -33,7 +33,8 @@ import torch
 
 from virnucpro_core.errors import InputError, VirNucProError
 from virnucpro_core.paths import PreprocessPaths, ValidationPaths
-from virnucpro_core.gate.settings import CLASSES, DNA_MODEL, EMBEDDERS, MODEL_OPTIONS, Settings, _input_kind
+from virnucpro_core.defaults import DNA_MODEL, EMBEDDERS
+from virnucpro_core.gate.settings import CLASSES, MODEL_OPTIONS, Settings, _input_kind
 from virnucpro_core.split.records import SplitResult
 from virnucpro_core import threads
 from virnucpro_core.gate import given
@@ -46,6 +47,7 @@ from virnucpro_core.extract.features import extract_to_file, extract_with_torchr
 from virnucpro_core.extract.forward import auto_path, prepare_path, use_compile_cache
 from virnucpro_core.extract.merged import merge_features
 from virnucpro_core.gate.benchmark import benchmark_sample
+from virnucpro_core.gate.gates import decide_accuracy
 from virnucpro_core.gate.generalisation import EvidenceInputs, EvidenceStages, build_evidence, no_baseline
 from virnucpro_core.layouts.checkpoints import load_checkpoint
 from virnucpro_core.layouts.features import OURS_MERGED, save_merged, save_view
@@ -515,7 +517,7 @@ class ValidationRun:
             else:
                 baseline, baseline_metrics = self.predictions("baseline"), None
                 baseline_evaluation = self.evaluation("baseline")
-            self.results.comparison = compare(
+            self.results.comparison = decide_accuracy(compare(
                 self.predictions("fast"),
                 baseline,
                 baseline_metrics=baseline_metrics,
@@ -524,7 +526,7 @@ class ValidationRun:
                 fast_evaluation=self.evaluation("fast"),
                 baseline_evaluation=baseline_evaluation,
                 baseline_source=str(self.settings.baseline_metrics) if baseline_metrics is not None else None,
-            )
+            ))
         return self.results.comparison
 
     def evidence(self):
