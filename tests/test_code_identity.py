@@ -163,8 +163,10 @@ def test_stages_of_older_code_are_rebuilt_and_only_those(smoke_copy, tmp_path):
         assert (f"train[{embedder}]: built by other code (virnucpro_core/models/classifier.py changed); "
                 f"rebuilding ...") in out, out
     assert "split[fast]: reused" in out and "extract[fastesm2_650,viral]: reused" in out, out
-    assert all(p.read_bytes() != weights[p.parent.name] for p in artifacts.glob("train/*/final.pt")
-               if p.parent.name in weights), "the new initialisation trains other weights"
+    # The gate's two trainings give other weights; the evidence's (not run under -k accuracy) are as they were.
+    changed = sorted(p.parent.name.split("-")[0] for p in artifacts.glob("train/*/final.pt")
+                     if p.read_bytes() != weights.get(p.parent.name))
+    assert changed == ["baseline", "fast"], changed
 
     # Kept on request: the stages are reused and listed in the banner (the verdict rule: tests/gate/test_verdict.py).
     _edit(repo / "virnucpro_core/__init__.py", f'__version__ = "{C.package_identity().version}"',
