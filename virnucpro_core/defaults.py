@@ -94,6 +94,8 @@ DNA_MODEL = "dnabert_s"
 EMBEDDER_NAMES = {role: DISPLAY_NAMES[EMBEDDERS[role]] for role in ("baseline", "fast")}
 # Display names of the fast and the baseline model in a comparison.
 COMPARE_NAMES = (EMBEDDER_NAMES["fast"], EMBEDDER_NAMES["baseline"])
+# Their family names, as the speed gate's sentences name them.
+EMBEDDER_FAMILIES = {"fast": "FastESM2", "baseline": "ESM2 3B"}
 
 # Evidence beside the gate: MMseqs2 clustering of the clustered split (identity as Jaeger; coverage MMseqs2's own),
 # the prevalence precision and FDR are reweighted to, and the per-record rule.

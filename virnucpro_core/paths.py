@@ -230,6 +230,11 @@ class CompareReportPaths:
                 self.figures]
 
 
+# The original VirNucPro's result files (virnucpro_core.predict.tables writes them in its layout).
+ORIGINAL_RESULTS = "prediction_results.txt"
+ORIGINAL_HIGHEST = "prediction_results_highestscore.csv"
+
+
 @dataclass(frozen=True)
 class PredictionPaths:
     """Outputs of ``virnucpro predict``, one property per file."""
@@ -254,12 +259,12 @@ class PredictionPaths:
     @property
     def original_results(self) -> Path:
         """The original VirNucPro's per-frame table (``Sequence_ID Prediction score1 score2``)."""
-        return self.root / "prediction_results.txt"
+        return self.root / ORIGINAL_RESULTS
 
     @property
     def original_highest(self) -> Path:
         """The original VirNucPro's per-chunk verdicts (``Modified_ID Is_Virus``)."""
-        return self.root / "prediction_results_highestscore.csv"
+        return self.root / ORIGINAL_HIGHEST
 
     @property
     def preprocess(self) -> Path:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from virnucpro_core.compare.comparison import Comparison, exact, fmt, fmt_ci, uses_random_weights
 from virnucpro_core.compare.rules import ACCURACY, ACCURACY_RULE, SPEED, SPEED_RULE, within_limit
+from virnucpro_core.defaults import EMBEDDER_FAMILIES
 from virnucpro_core.files import atomic_write_text
 from virnucpro_core.evaluate.metrics import Interval
 from virnucpro_core.tables import json_number
@@ -46,7 +47,6 @@ GATES = (ACCURACY, SPEED)  # in the order the verdict lists them
 PASSED, FAILED, NOT_RUN, ERROR = "passed", "failed", "not run", "error"
 MEASURED = (PASSED, FAILED)
 SPEED_PAIRING = "as-deployed"  # the gated pair; like-for-like is shown beside it, never gated
-EMBEDDER_MODELS = {"fast": "FastESM2", "baseline": "ESM2 3B"}
 
 
 @dataclass
@@ -273,9 +273,9 @@ def speed_gate(timings: Mapping[tuple[str, str], TimingResult], limit: float) ->
     Without both timings it is an ``error``: their benchmark test failed or did not run, so nothing can pass.
     """
     pairing = SPEED_PAIRING
-    missing = [embedder for embedder in EMBEDDER_MODELS if (pairing, embedder) not in timings]
+    missing = [embedder for embedder in EMBEDDER_FAMILIES if (pairing, embedder) not in timings]
     if missing:
-        sentence = (f"speed gate FAIL ({pairing}): no timing for {', '.join(EMBEDDER_MODELS[m] for m in missing)} — "
+        sentence = (f"speed gate FAIL ({pairing}): no timing for {', '.join(EMBEDDER_FAMILIES[m] for m in missing)} — "
                     "its benchmark test failed or did not run, so the gate cannot pass")
         return GateResult(SPEED, ERROR, sentence, limit=limit, relation=SPEED_RULE.relation, failure=sentence,
                           numbers={"pairing": pairing})
@@ -285,7 +285,7 @@ def speed_gate(timings: Mapping[tuple[str, str], TimingResult], limit: float) ->
     detail = (f"FastESM2 {fast.mean_s:.3f} s / ESM2 3B {baseline.mean_s:.3f} s ({pairing}, {fast.sequences} proteins, "
               f"on {fast.device})")
     spreads = {"fast": spread(fast.runs_s), "baseline": spread(baseline.runs_s)}
-    unstable = [f"{EMBEDDER_MODELS[e]} {s:.2f}x" for e, s in spreads.items() if s > UNSTABLE_SPREAD]
+    unstable = [f"{EMBEDDER_FAMILIES[e]} {s:.2f}x" for e, s in spreads.items() if s > UNSTABLE_SPREAD]
     if unstable:
         detail += (f"; timing UNSTABLE: rounds spread {', '.join(unstable)} (max/min, limit {UNSTABLE_SPREAD}) — "
                    "rerun on an idle machine")

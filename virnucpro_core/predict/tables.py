@@ -31,6 +31,7 @@ import torch
 
 from virnucpro_core.evaluate.aggregation import ChunkAggregate
 from virnucpro_core.files import atomic_write_text
+from virnucpro_core.paths import ORIGINAL_HIGHEST, ORIGINAL_RESULTS
 from virnucpro_core.predict.scoring import FrameScores
 
 FRAME_COLUMNS = ("frame_id", "chunk_id", "record_id", "viral_score", "host_score", "prediction")
@@ -38,8 +39,6 @@ CHUNK_COLUMNS = ("chunk_id", "record_id", "n_frames", "max_viral_score", "max_ho
 CALL_NAMES = {1: "virus", 0: "others"}
 NO_FRAMES = "no_frames"  # the verdict of a chunk without a stop-free frame
 
-ORIGINAL_RESULTS = "prediction_results.txt"
-ORIGINAL_HIGHEST = "prediction_results_highestscore.csv"
 ORIGINAL_RESULTS_HEADER = ("Sequence_ID", "Prediction", "score1", "score2")
 ORIGINAL_HIGHEST_HEADER = ("Modified_ID", "Is_Virus")
 
