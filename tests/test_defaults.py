@@ -18,7 +18,7 @@ def _library(module: str, name: str):
 
 
 def _training(name: str):
-    return lambda: getattr(_library("train.training", "TrainingConfig")(), name)
+    return lambda: getattr(_library("train.results", "TrainingConfig")(), name)
 
 
 # (name in virnucpro_core.defaults, what the library uses); the library is imported only when a test runs.
@@ -35,7 +35,7 @@ LIBRARY = {
     "CHUNK_SIZE": lambda: _library("predict.scoring", "DEFAULT_CHUNK_SIZE"),
     "BLOCK_BASES": lambda: _library("preprocess.sequences", "DEFAULT_BLOCK_BASES"),
     "GROUP_BY_CHOICES": lambda: _library("split.make", "GROUP_BY_CHOICES"),
-    "SAVE_CHOICES": lambda: _library("train.training", "SAVE_CHOICES"),
+    "SAVE_CHOICES": lambda: _library("train.results", "SAVE_CHOICES"),
     "SEED": _training("seed"),
     "PATIENCE": _training("patience"),
     "SAVE": _training("save"),
@@ -79,7 +79,7 @@ PARSERS = [
     ("merge", "--label", "choices", lambda: list(_library("extract.merged", "LABELS"))),
     ("import", "--size", "choices", lambda: list(_library("models.registry", "SIZES"))),
     ("split", "--group-by", "choices", lambda: _library("split.make", "GROUP_BY_CHOICES")),
-    ("train", "--save", "choices", lambda: _library("train.training", "SAVE_CHOICES")),
+    ("train", "--save", "choices", lambda: _library("train.results", "SAVE_CHOICES")),
     *(("train", f"--{name.replace('_', '-')}", "default", _training(name))
       for name in ("patience", "save", "max_epochs", "val_fraction", "device")),
     ("predict", "--weights", "choices", lambda: list(_library("models.registry", "WEIGHTS"))),
