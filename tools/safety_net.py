@@ -85,6 +85,10 @@ STAGE_KEY = re.compile(r"-[0-9a-f]{16}(?=/|$)")
 TIMED_TEXT = re.compile(r"\d+\.\d+ s\b|time ratio \d+\.\d+|\d+(\.\d+)?×"
                         r"|\d{8}T\d{6}Z-[0-9a-f]{6}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?"
                         r"|\bpid \d+")  # the --artifacts lock's holder
+# Whether the speed rounds were stable: a reading of the machine's load, not of the code (left out of the text).
+STABILITY = re.compile(r"; timing UNSTABLE: rounds spread [^—]*— rerun on an idle machine| UNSTABLE: rerun on an idle machine")
+# The next step a run with unstable speed rounds adds (a list item, a markdown line, a page's block): left out.
+UNSTABLE_ADVICE = "The speed gate's timing was unstable"
 # A file's digest changes with the absolute paths some files record (views, checkpoints' provenance): the files
 # themselves are compared by content, so a digest is compared only as being one.
 DIGEST = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
@@ -194,7 +198,7 @@ def normalise(value: Any, work: Path) -> Any:
         return {_text(str(k), work): normalise(v, work) for k, v in value.items()  # keys may be paths
                 if str(k) not in VOLATILE_KEYS and not (timed and k == "value")}
     if isinstance(value, list | tuple):
-        return [normalise(v, work) for v in value]
+        return [normalise(v, work) for v in value if not (isinstance(v, str) and v.startswith(UNSTABLE_ADVICE))]
     if isinstance(value, str):
         return "<sha256>" if DIGEST.match(value) else _text(value, work)
     if isinstance(value, float):
@@ -208,7 +212,7 @@ def _text(text: str, work: Path) -> str:
     for root in (*_RECORDED_FROM, str(ROOT)):
         text = text.replace(root, "<ROOT>")
     text = SHORT_DIGEST.sub("sha256 <digest>", text)
-    return TIMED_TEXT.sub("<TIMED>", STAGE_KEY.sub("", text))
+    return TIMED_TEXT.sub("<TIMED>", STAGE_KEY.sub("", STABILITY.sub("", text)))
 
 
 def _report_text(text: str, work: Path, section: str) -> str:
@@ -229,7 +233,7 @@ def _markdown(text: str, work: Path) -> list[str]:
     for line in text.splitlines():
         if line.startswith("## "):
             section = line[3:].strip()
-        if line.strip() and not re.fullmatch(r"\|(---\|)+", line.strip()):
+        if line.strip() and not re.fullmatch(r"\|(---\|)+", line.strip()) and UNSTABLE_ADVICE not in line:
             lines.append(_report_text(line, work, section))
     return lines
 
@@ -291,7 +295,7 @@ def _visible_text(page: str, work: Path) -> list[str]:
     reader = Reader()
     reader.feed(page)
     reader.close()
-    return blocks
+    return [block for block in blocks if UNSTABLE_ADVICE not in block]
 
 
 def _words(text: str) -> Counter:
