@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from virnucpro_core.compare import figures
+from virnucpro_core.split.records import LengthHistogram
 from virnucpro_core.evaluate.metrics import Evaluation, evaluate
 from virnucpro_core.evaluate.predictions import Predictions
 
@@ -45,7 +46,8 @@ def all_figures(models) -> dict[str, bytes]:
         "roc_pr_fast_only": figures.roc_pr_curves_png(fast, None, NAMES),
         "loss": figures.loss_curves_png({"FastESM2_650": ([0.7, 0.6, 0.55], [0.8, 0.7, 0.72], 2),
                                          "ESM2 3B": History()}),
-        "lengths": figures.length_histogram_png(list(range(10, 170)), [15, 60, 99, 120]),
+        "lengths": figures.length_histogram_png(LengthHistogram.of(list(range(10, 170)), [15, 60, 99, 120])),
+        "lengths_none": figures.length_histogram_png(LengthHistogram.of([0, 0], [])),
     }
 
 
@@ -121,3 +123,13 @@ def test_the_rounds_figure_names_esm2_3b_first_and_each_model_keeps_its_colour(m
     figures.speed_rounds_png({"as-deployed": {"FastESM2_650": [0.2, 0.3, 0.2], "ESM2 3B": [1.3, 1.4, 1.3]}})
     assert drawn["legend"][:2] == ["ESM2 3B", "FastESM2_650"], drawn["legend"]
     assert drawn["colours"]["FastESM2_650"] == "tab:orange" and drawn["colours"]["ESM2 3B"] == "tab:blue"
+
+
+def test_the_length_histogram_keeps_both_sides_counts_over_shared_bins():
+    train, test = [0, 10, 20, 20, 30, 40, 150], [15, 25, 0]
+    histogram = LengthHistogram.of(train, test)
+    edges = np.histogram_bin_edges([10, 20, 20, 30, 40, 150, 15, 25], bins="auto")
+    assert histogram.edges == edges.tolist()  # length 0 (not recorded) left out of both sides
+    assert histogram.train == np.histogram([10, 20, 20, 30, 40, 150], edges)[0].tolist() and sum(histogram.train) == 6
+    assert sum(histogram.test) == 2 and histogram.train_median == 25.0 and histogram.test_median == 20.0
+    assert LengthHistogram.of([], [0]).edges == []

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -114,6 +115,10 @@ def test_split_files(inputs, tmp_path):
     assert train["meta"]["protein_model"] == "fastesm2_650" and train["meta"]["split"]["side"] == "train"
     assert train["meta"]["split"]["manifest_sha256"] == sha256_file(paths.manifest)
     assert SplitSummary.load(paths.distribution).to_dict() == result.summary.to_dict()
+    # The report's length figure draws from the summary: every sample's length counted once, on its side.
+    histogram = SplitSummary.load(paths.distribution).length_histogram
+    assert sum(histogram.train) == 180 and sum(histogram.test) == 20
+    assert histogram.test_median == float(np.median(test["lengths"].numpy()))
 
 
 def test_length_distribution_and_ks(inputs, tmp_path):

@@ -28,6 +28,7 @@ from virnucpro_core.defaults import COMPARE_NAMES
 from virnucpro_core.evaluate.metrics import Evaluation
 from virnucpro_core.evaluate.predictions import VIRAL, Predictions
 from virnucpro_core.paths import FIGURE_FILES
+from virnucpro_core.split.records import LengthHistogram
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DPI = 100
@@ -231,31 +232,23 @@ def reliability_png(calibrations: Mapping[str, Any], path: str | Path | None = N
 # --------------------------------------------------------------------------- lengths
 
 
-def length_histogram_png(
-    train_lengths: Sequence[int] | np.ndarray,
-    test_lengths: Sequence[int] | np.ndarray,
-    path: str | Path | None = None,
-) -> bytes:
-    """Protein-length distributions of training and test samples (share of each set, shared bins).
-
-    Length 0 means not recorded (features imported from VirNucPro's files) and is left out.
-    """
-    train = np.asarray(train_lengths, dtype=float).reshape(-1)
-    test = np.asarray(test_lengths, dtype=float).reshape(-1)
-    train, test = train[train > 0], test[test > 0]
+def length_histogram_png(histogram: LengthHistogram, path: str | Path | None = None) -> bytes:
+    """Protein-length distributions of training and test samples (share of each set, shared bins), drawn from a
+    split summary's :class:`~virnucpro_core.split.records.LengthHistogram` (its counts, not the lengths again)."""
+    edges = np.asarray(histogram.edges, dtype=float)
 
     def fill(figure: Figure) -> None:
         ax = figure.subplots()
-        both = np.concatenate([train, test])
-        if len(both) == 0:
+        if len(edges) < 2:
             _empty(ax, "no protein lengths recorded")
         else:
-            edges = np.histogram_bin_edges(both, bins="auto")
-            for values, name, color in ((train, "training", "tab:blue"), (test, "test", "tab:orange")):
-                if len(values):
-                    weights = np.full(len(values), 1.0 / len(values))  # share of the set, so sizes compare
-                    ax.hist(values, bins=edges, weights=weights, histtype="step", linewidth=1.8, color=color,
-                            label=f"{name} (n = {len(values)}, median {np.median(values):g})")
+            sides = ((histogram.train, histogram.train_median, "training", "tab:blue"),
+                     (histogram.test, histogram.test_median, "test", "tab:orange"))
+            for counts, median, name, color in sides:
+                n = int(sum(counts))
+                if n:
+                    ax.stairs(np.asarray(counts, dtype=float) / n, edges, linewidth=1.8, color=color,  # share of the set
+                              label=f"{name} (n = {n}, median {median:g})")
             ax.legend(fontsize=8)
         ax.set(xlabel="protein length (residues)", ylabel="share of the set's samples", title=FIGURE_TITLES["lengths"])
 
@@ -293,6 +286,6 @@ def write_figures(
         written["loss"] = target
     if train_lengths is not None and test_lengths is not None:
         target = directory / FIGURE_FILES["lengths"]
-        length_histogram_png(train_lengths, test_lengths, target)
+        length_histogram_png(LengthHistogram.of(train_lengths, test_lengths), target)
         written["lengths"] = target
     return written

@@ -34,7 +34,6 @@ from virnucpro_core.tables import Table
 from virnucpro_core.gate.session import AcceptanceSession
 from virnucpro_core.gate.verdict import Verdict
 from virnucpro_core.compare import figures as fig
-from virnucpro_core.layouts.features import open_rows
 
 # (text, background) colour pairs we set; tests check each reaches a 4.5:1 contrast ratio.
 PALETTE = {
@@ -119,9 +118,8 @@ def figures(ctx: AcceptanceSession) -> dict[str, bytes]:
     if results is None:
         return out
     split = results.split
-    if split is not None:
-        out["test-set lengths"] = fig.length_histogram_png(
-            open_rows(split.paths.train).lengths.tolist(), open_rows(split.paths.test).lengths.tolist())
+    if split is not None and split.summary.length_histogram is not None:
+        out["test-set lengths"] = fig.length_histogram_png(split.summary.length_histogram)
     histories = {names[e]: results.trained[e].history for e in names if e in results.trained}
     if histories:
         out["loss curves"] = fig.loss_curves_png(

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -291,6 +292,32 @@ class Duplicates:
                 "the inputs for a file given under both classes or records renamed into the other class")
 
 
+@dataclass(frozen=True)
+class LengthHistogram:
+    """Protein lengths of the training and test samples over shared bins (numpy's ``auto`` edges of both), with
+    each side's size and median: what the report's length figure draws, kept with the summary so that the figure
+    needs no second pass over the features. Length 0 (not recorded) is left out."""
+
+    edges: list[float]
+    train: list[int]
+    test: list[int]
+    train_median: float
+    test_median: float
+
+    @classmethod
+    def of(cls, train_lengths: Any, test_lengths: Any) -> LengthHistogram:
+        train = np.asarray(train_lengths, dtype=float).reshape(-1)
+        test = np.asarray(test_lengths, dtype=float).reshape(-1)
+        train, test = train[train > 0], test[test > 0]
+        both = np.concatenate([train, test])
+        if len(both) == 0:
+            return cls([], [], [], 0.0, 0.0)
+        edges = np.histogram_bin_edges(both, bins="auto")
+        return cls([float(e) for e in edges], np.histogram(train, edges)[0].tolist(),
+                   np.histogram(test, edges)[0].tolist(), float(np.median(train)) if len(train) else 0.0,
+                   float(np.median(test)) if len(test) else 0.0)
+
+
 @dataclass
 class SplitSummary:
     """``distribution.json``: how the split distributes classes, lengths and sources."""
@@ -306,6 +333,7 @@ class SplitSummary:
     leakage: Leakage
     sources: list[SourceCount]
     duplicates: Duplicates | None = None  # None in a distribution.json written before rows were compared
+    length_histogram: LengthHistogram | None = None  # None in a distribution.json written before it was kept
 
     def to_dict(self) -> dict:
         return {
@@ -320,6 +348,7 @@ class SplitSummary:
             "leakage": asdict(self.leakage),
             "sources": [asdict(s) for s in self.sources],
             **({"duplicates": asdict(self.duplicates)} if self.duplicates is not None else {}),
+            **({"length_histogram": asdict(self.length_histogram)} if self.length_histogram is not None else {}),
         }
 
     @classmethod
@@ -336,6 +365,7 @@ class SplitSummary:
             leakage=Leakage(**data["leakage"]),
             sources=[SourceCount(**s) for s in data["sources"]],
             duplicates=Duplicates(**data["duplicates"]) if data.get("duplicates") else None,
+            length_histogram=LengthHistogram(**data["length_histogram"]) if data.get("length_histogram") else None,
         )
 
     def save(self, path: str | Path) -> None:

@@ -13,6 +13,7 @@ from virnucpro_core.split.records import (
     ClassSplit,
     Duplicates,
     LengthComparison,
+    LengthHistogram,
     Leakage,
     SampleList,
     SourceCount,
@@ -59,6 +60,7 @@ def summarize(manifest: SplitManifest, lengths_by_id: Mapping[str, int]) -> Spli
             dtype=np.int64,
         )
 
+    histogram = LengthHistogram.of(lengths(train, None), lengths(test, None))
     comparisons = {}
     for key, label in (("all", None), ("viral", 1), ("host", 0)):
         tr, te = lengths(train, label), lengths(test, label)
@@ -93,6 +95,7 @@ def summarize(manifest: SplitManifest, lengths_by_id: Mapping[str, int]) -> Spli
         lengths=comparisons,
         leakage=leakage,
         sources=sources,
+        length_histogram=histogram,
     )
 
 
