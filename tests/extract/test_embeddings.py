@@ -18,20 +18,6 @@ from virnucpro_core.models.registry import load_model
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def dnabert_available() -> bool:
-    """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
-    try:
-        from virnucpro_core.models import dnabert_tokenizer
-    except ImportError:
-        return False
-    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
-
-
-needs_dnabert = pytest.mark.skipif(
-    not dnabert_available(), reason="virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet"
-)
-
-
 @pytest.fixture(scope="module")
 def fastesm():
     return load_model("fastesm2_650", weights="random", size="tiny", device="cpu", seed=0)
@@ -44,8 +30,6 @@ def esm3b():
 
 @pytest.fixture(scope="module")
 def dnabert_s():
-    if not dnabert_available():
-        pytest.skip("virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet")
     return load_model("dnabert_s", weights="random", size="tiny", device="cpu", seed=0)
 
 

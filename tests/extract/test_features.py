@@ -29,20 +29,6 @@ from virnucpro_core.models.specs import get_spec
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
-def dnabert_available() -> bool:
-    """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
-    try:
-        from virnucpro_core.models import dnabert_tokenizer
-    except ImportError:
-        return False
-    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
-
-
-needs_dnabert = pytest.mark.skipif(
-    not dnabert_available(), reason="virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet"
-)
-
-
 @pytest.fixture(scope="module")
 def fastesm():
     return load_model("fastesm2_650", weights="random", size="tiny", device="cpu", seed=0)
@@ -397,7 +383,6 @@ def test_extract_command_writes_features(tmp_path, capsys):
     assert features.data.shape == (4, 128) and features.meta["path"] == "eager"
 
 
-@needs_dnabert
 def test_extract_command_refuses_a_compiled_path_for_dnabert(tmp_path, capsys):
     from virnucpro_core.commands import extract
     from virnucpro_core.errors import InputError
@@ -423,7 +408,6 @@ def test_the_execution_path_keys_the_cache(tmp_path, fastesm):
     assert params["path"] == "eager" and key_eager != key_compiled
 
 
-@needs_dnabert
 def test_extract_then_merge_commands(tmp_path, capsys):
     from virnucpro_core.commands import extract, merge
 

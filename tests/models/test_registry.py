@@ -22,21 +22,7 @@ from virnucpro_core.models.specs import ModelIdentity, get_spec
 ESM_NAMES = ["esm2_3b", "fastesm2_650"]
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 IDS = torch.tensor([[0, 20, 15, 11, 5, 19, 4, 7, 2]])  # <cls> M K T A Y L V <eos>
-
-
-def dnabert_available() -> bool:
-    """DNABERT-S stand-ins need dnabert.py and its committed stand-in tokenizer."""
-    try:
-        from virnucpro_core.models import dnabert_tokenizer
-    except ImportError:
-        return False
-    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
-
-
-needs_dnabert = pytest.mark.skipif(
-    not dnabert_available(), reason="virnucpro_core.models.dnabert or its stand-in tokenizer is not there yet"
-)
-ALL_NAMES = ESM_NAMES + [pytest.param("dnabert_s", marks=needs_dnabert)]
+ALL_NAMES = ESM_NAMES + ["dnabert_s"]
 
 
 def hidden(loaded, ids=IDS):
@@ -419,7 +405,6 @@ def test_allow_other_model_loads_it_and_records_what_it_is(tmp_path, caplog):
     assert models.identity_records({"dna": {}, "protein": features.meta}) == [record]
 
 
-@needs_dnabert
 @pytest.mark.parametrize(
     ("change", "difference"),
     [({"num_attention_heads": 4}, "num_attention_heads 4 (expected 6)"),

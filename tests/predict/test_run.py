@@ -36,16 +36,6 @@ SMOKE = Path(__file__).resolve().parents[2] / "fixtures" / "smoke"
 PREFIX = 900  # bases kept of each record: 3 chunks of 300, a few frames each
 
 
-def _dnabert_available() -> bool:
-    try:
-        from virnucpro_core.models import dnabert_tokenizer
-    except ImportError:
-        return False
-    return (dnabert_tokenizer.standin_tokenizer_dir() / "tokenizer.json").is_file()
-
-
-pytestmark = pytest.mark.skipif(not _dnabert_available(), reason="DNABERT-S stand-in tokenizer is not there")
-
 TINY_WIDTH = get_spec("dnabert_s").dim_for("tiny") + get_spec("fastesm2_650").dim_for("tiny")
 ESM2_3B_TINY_WIDTH = get_spec("dnabert_s").dim_for("tiny") + get_spec("esm2_3b").dim_for("tiny")
 
